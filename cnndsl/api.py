@@ -1,0 +1,96 @@
+"""The Python API: load a spec, check it, read its figures. The CLI is a thin layer over this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnndsl import report
+from cnndsl.analysis import Analysis, analyse
+from cnndsl.elaborate import DEFAULT_MAX_LAYERS, elaborate
+from cnndsl.errors import CnnError, Diagnostic
+from cnndsl.graph import Graph
+from cnndsl.syntax.loader import Program, load_program, read_spec
+
+
+@dataclass
+class Report:
+    """What `cnndsl check` prints, as data."""
+
+    analysis: Analysis
+    warnings: list[Diagnostic]
+    source: str
+
+    def __getattr__(self, name: str):  # params, macs, buffers, receptive_field, ...
+        return getattr(self.__dict__["analysis"], name)
+
+    @property
+    def output(self) -> tuple[int, ...]:
+        return self.analysis.output.layer.shape
+
+    @property
+    def input(self) -> tuple[int, ...]:
+        return self.analysis.graph.input.shape
+
+    def layer(self, name: str):
+        return self.analysis.by_id[name]
+
+    def text(self, depth: int | None = None, explain: bool = False) -> str:
+        return report.text(self.analysis, self.source, depth, explain)
+
+    def to_dict(self) -> dict:
+        return report.as_dict(self.analysis, self.source)
+
+    def json(self) -> str:
+        return report.to_json(self.analysis, self.source, self.warnings)
+
+    def markdown(self, depth: int | None = None) -> str:
+        return report.markdown(self.analysis, self.source, depth)
+
+
+@dataclass
+class Spec:
+    """A loaded spec: one network of a program, with its parameter values."""
+
+    program: Program
+    source: str
+    network: str | None = None
+    params: dict = field(default_factory=dict)
+    max_layers: int = DEFAULT_MAX_LAYERS
+    _elaborated: object = None
+
+    def _elaborate(self):
+        if self._elaborated is None:
+            self._elaborated = elaborate(self.program, self.network, self.params, self.max_layers)
+        return self._elaborated
+
+    @property
+    def graph(self) -> Graph:
+        return self._elaborate().graph
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return self._elaborate().warnings
+
+    def check(self) -> Report:
+        elaborated = self._elaborate()
+        return Report(analyse(elaborated.graph), elaborated.warnings, self.source)
+
+
+def load(spec: str | Path, network: str | None = None, max_layers: int = DEFAULT_MAX_LAYERS, **params) -> Spec:
+    """Loads a spec from a path or from its text. Keyword arguments set network parameters."""
+    if isinstance(spec, Path) or ("{" not in spec and "\n" not in spec):
+        program = read_spec(spec)
+        source = str(spec)
+    else:
+        program = load_program(spec, "<string>")
+        source = "<string>"
+    return Spec(program, source, network, params, max_layers)
+
+
+def check(spec: str | Path, network: str | None = None, **params) -> Report:
+    """The figures of a spec (shapes, parameters, MACs, receptive field), without torch."""
+    return load(spec, network, **params).check()
+
+
+__all__ = ["CnnError", "Report", "Spec", "check", "load"]

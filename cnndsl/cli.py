@@ -1,0 +1,118 @@
+"""The `cnndsl` command: one thin function per verb over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cnndsl.errors import CnnError, UsageError
+
+EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def _params(pairs: list[str]) -> dict:
+    from cnndsl.elaborate import parse_value
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"--set takes KEY=VALUE, got `{pair}`", hint="e.g. --set classes=10")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from cnndsl.api import load
+
+    spec = load(args.spec, args.network, args.max_layers, **_params(args.set))
+    result = spec.check()
+    if not args.json:
+        for w in result.warnings:
+            print(w.render(), file=sys.stderr)
+    if args.json:
+        print(result.json())
+    elif args.markdown:
+        print(result.markdown(args.depth))
+    else:
+        print(result.text(args.depth, args.explain))
+    return EXIT_OK
+
+
+def cmd_layers(args: argparse.Namespace) -> int:
+    from cnndsl.ops import REGISTRY, REQUIRED
+
+    for op in REGISTRY.values():
+        if args.name and op.name != args.name:
+            continue
+        parts = [a.name if a.default is REQUIRED else f"{a.name}={_show(a.default)}" for a in op.args]
+        print(f"{op.name:16} {' '.join(parts)}")
+        if args.name:
+            print(f"\n{op.doc}\nshape: {op.shape_rule}")
+            for a in op.args:
+                alias = f" (also {', '.join(a.aliases)})" if a.aliases else ""
+                print(f"  {a.name}{alias}: {a.doc or a.kind}")
+    return EXIT_OK
+
+
+def _show(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return "kernel" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cnndsl",
+        description="A declarative compiler for convolutional networks: check .cnn specs without running them.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("check", help="print every layer's shape, parameters, MACs and receptive field",
+                       description="Parse and check a .cnn spec and print, without running anything, every "
+                       "layer's output shape, parameter count, MACs and receptive field, with totals. "
+                       "Exit codes: 0 ok, 1 the spec is wrong, 2 the command line is wrong.")
+    c.add_argument("spec", help="the .cnn file")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a network parameter, e.g. --set classes=10 (repeatable)")
+    c.add_argument("--network", help="which network, when the file defines several")
+    out = c.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="every figure, per layer, as JSON")
+    out.add_argument("--markdown", action="store_true", help="the table as Markdown")
+    c.add_argument("--explain", action="store_true",
+                   help="show the arithmetic behind each layer's figures (output size, params, MACs)")
+    c.add_argument("--depth", type=int, metavar="N",
+                   help="fold block calls nested deeper than N into one row each (1: top-level rows only)")
+    c.add_argument("--max-layers", type=int, default=100_000, metavar="N",
+                   help="refuse specs that expand to more layers or repeat iterations (default 100,000)")
+    c.set_defaults(run=cmd_check)
+
+    la = sub.add_parser("layers", help="list the built-in layers and their arguments",
+                        description="List the built-in layers with their arguments and defaults; "
+                        "with a NAME, describe that layer.")
+    la.add_argument("name", nargs="?", help="one layer to describe")
+    la.set_defaults(run=cmd_layers)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as e:
+        print(f"cnndsl: {e.render()}", file=sys.stderr)
+        return EXIT_USAGE
+    except CnnError as e:
+        print(e.render(), file=sys.stderr)
+        return EXIT_SPEC
+    except RecursionError:
+        print("error: the spec is nested too deeply to check", file=sys.stderr)
+        return EXIT_SPEC
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Matches a call's arguments to a layer's or block's parameters, and checks their types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cnndsl.errors import CnnError, Span, did_you_mean
+from cnndsl.ops import ACTIVATIONS, REQUIRED, ArgSpec, Op, Symbol, lookup
+from cnndsl.elaborate.expr import Env, undefined_hint, describe, evaluate, type_name
+from cnndsl.syntax import ast
+
+
+@dataclass
+class Slot:
+    """A parameter as the binder sees it."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    positional: bool = True
+    required: bool = True
+
+
+def bind(call: ast.Call, slots: list[Slot], what: str) -> dict[str, ast.Arg]:
+    """Which argument goes to which parameter; errors for unknown, missing or repeated ones."""
+    got: dict[str, ast.Arg] = {}
+    positional = [s for s in slots if s.positional]
+    names = {alias: s.name for s in slots for alias in (s.name, *s.aliases)}
+    pos_index = 0
+    for arg in call.args:
+        if arg.name is None:
+            if pos_index >= len(positional):
+                raise _too_many(call, arg, positional, what)
+            slot = positional[pos_index].name
+            pos_index += 1
+        else:
+            if arg.name not in names:
+                raise CnnError(f"{what} has no argument `{arg.name}`", arg.span,
+                               did_you_mean(arg.name, names) or _takes(slots))
+            slot = names[arg.name]
+        if slot in got:
+            raise CnnError(f"`{slot}` of {what} is given twice", arg.span).note("first given here", got[slot].span)
+        got[slot] = arg
+    for s in slots:
+        if s.required and s.name not in got:
+            raise CnnError(f"{what} is missing its `{s.name}` argument", call.span, _takes(slots))
+    return got
+
+
+def _takes(slots: list[Slot]) -> str:
+    parts = [s.name if s.required else f"{s.name}=…" for s in slots]
+    return f"it takes: {' '.join(parts)}" if parts else "it takes no arguments"
+
+
+def _too_many(call: ast.Call, arg: ast.Arg, positional: list[Slot], what: str) -> CnnError:
+    if not positional:
+        return CnnError(f"{what} takes no positional arguments", arg.span, "name them: `key=value`")
+    names = ", ".join(s.name for s in positional)
+    return CnnError(f"{what} takes at most {len(positional)} positional argument"
+                    f"{'s' if len(positional) > 1 else ''} ({names})", arg.span,
+                    "name the others: `stride=2 padding=same`")
+
+
+# ---- layer arguments ----------------------------------------------------------------------------
+
+
+def op_slots(op: Op) -> list[Slot]:
+    return [Slot(a.name, a.aliases, a.positional, a.default is REQUIRED) for a in op.args]
+
+
+def layer_args(op: Op, call: ast.Call, env: Env) -> dict[str, object]:
+    """Evaluated and type-checked arguments of a built-in layer, defaults filled in."""
+    given = bind(call, op_slots(op), f"`{op.name}`")
+    values: dict[str, object] = {}
+    for spec in op.args:
+        arg = given.get(spec.name)
+        if arg is None:
+            values[spec.name] = spec.default
+        else:
+            values[spec.name] = coerce(evaluate(arg.value, env), spec, arg.value.span, op.name)
+    return values
+
+
+def coerce(value, spec: ArgSpec, span: Span, op: str):
+    """The value in the form the registry expects, or an error naming the argument."""
+    convert = _KINDS[spec.kind]
+    out = convert(value, spec)
+    if out is _BAD:
+        raise CnnError(f"`{spec.name}` of {op} expects {_EXPECTS[spec.kind](spec)}, got {type_name(value)} "
+                       f"({describe(value)})", span, undefined_hint(value) or _kind_hint(value, spec))
+    _bounds(out, spec, span, op)
+    return out
+
+
+_BAD = object()
+
+
+def _int(v, spec=None):
+    if isinstance(v, bool):
+        return _BAD
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return _BAD
+
+
+def _float(v, spec=None):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return _BAD
+    return float(v)
+
+
+def _bool(v, spec=None):
+    return v if isinstance(v, bool) else _BAD
+
+
+def _ints(v, sizes: tuple[int, ...]):
+    if isinstance(v, tuple):
+        items = tuple(_int(x) for x in v)
+        return items if len(items) in sizes and _BAD not in items else _BAD
+    return _int(v)
+
+
+def _word(v) -> str | None:
+    return v.name if isinstance(v, Symbol) else v if isinstance(v, str) else None
+
+
+def _padding(v, spec=None):
+    word = _word(v)
+    if word is not None:
+        return word if word in ("same", "valid") else _BAD
+    return _ints(v, (2,))
+
+
+def _choice(v, spec: ArgSpec):
+    word = _word(v)
+    return word if word in spec.choices else _BAD
+
+
+def _activation(v, spec=None):
+    word = _word(v)
+    if word in ("none", "linear"):
+        return "none"
+    if word in ACTIVATIONS:
+        return lookup(word).name
+    return _BAD
+
+
+_KINDS = {
+    "int": _int,
+    "float": _float,
+    "bool": _bool,
+    "pair": lambda v, spec: _ints(v, (2,)) if v is not None else _BAD,
+    "padding": _padding,
+    "choice": _choice,
+    "activation": _activation,
+    "shape": lambda v, spec: _ints(v, tuple(range(1, 9))),
+    "ints": lambda v, spec: _ints(v, (2, 4)),
+}
+
+_EXPECTS = {
+    "int": lambda s: "an integer",
+    "float": lambda s: "a number",
+    "bool": lambda s: "true or false",
+    "pair": lambda s: "an integer or a pair such as 3x3",
+    "padding": lambda s: "`same`, `valid`, an integer or a pair",
+    "choice": lambda s: "one of " + ", ".join(f"`{c}`" for c in s.choices),
+    "activation": lambda s: "an activation such as `relu`",
+    "shape": lambda s: "a size such as 3x224x224 or 784",
+    "ints": lambda s: "an integer, a pair or four integers",
+}
+
+
+def _kind_hint(value, spec: ArgSpec) -> str | None:
+    if spec.kind == "int" and isinstance(value, float):
+        return "round it: `round(x)`, `floor(x)`, or use `//` for integer division"
+    word = _word(value)
+    if word is not None and spec.kind == "activation":
+        return did_you_mean(word, ACTIVATIONS) or "activations: " + ", ".join(sorted(set(ACTIVATIONS)))
+    if word is not None and spec.kind in ("choice", "padding"):
+        return did_you_mean(word, spec.choices or ("same", "valid"))
+    return None
+
+
+def _bounds(value, spec: ArgSpec, span: Span, op: str) -> None:
+    for x in value if isinstance(value, tuple) else (value,):
+        if not isinstance(x, (int, float)) or isinstance(x, bool):
+            continue
+        if spec.low is not None and x < spec.low:
+            raise CnnError(f"`{spec.name}` of {op} must be at least {spec.low:g}, got {describe(x)}", span)
+        if spec.high is not None and x >= spec.high:
+            raise CnnError(f"`{spec.name}` of {op} must be below {spec.high:g}, got {describe(x)}", span)

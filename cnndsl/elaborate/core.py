@@ -1,0 +1,412 @@
+"""AST → layer graph: evaluates parameters, expands block calls, repeat, if, merges and names.
+
+Shapes are inferred here, layer by layer, because `in.channels` and `if` conditions may depend on
+them; the registry's shape rule is the only place a shape comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from cnndsl.errors import CnnError, Diagnostic, Span, UsageError, did_you_mean
+from cnndsl.graph import Graph, Group, Layer, build_graph, unused_layers
+from cnndsl.ops import REGISTRY, ALIASES, Args, Symbol, lookup
+from cnndsl.ops.base import fmt_shape
+from cnndsl.elaborate.args import Slot, bind, layer_args
+from cnndsl.elaborate.expr import Env, describe, evaluate
+from cnndsl.syntax import ast
+from cnndsl.syntax.loader import Program
+
+DEFAULT_MAX_LAYERS = 100_000
+
+
+@dataclass
+class Frame:
+    """One block call (or the network body): its variables, named outputs and place in the report."""
+
+    vars: dict[str, object]
+    labels: dict[str, str]
+    in_shape: tuple | None
+    scope: str  # id prefix of the layers made here ("" at the network's top level)
+    groups: tuple[str, ...]
+    frozen: bool = False
+    block: str | None = None
+
+    def env(self) -> Env:
+        return Env(self.vars, self.in_shape)
+
+
+@dataclass
+class Elaborated:
+    graph: Graph
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def elaborate(program: Program, network: str | None = None, overrides: dict | None = None,
+              max_layers: int = DEFAULT_MAX_LAYERS) -> Elaborated:
+    """Elaborates one network of the program (the only one, or the one named)."""
+    definition = pick_network(program, network)
+    return _Elaborator(program, max_layers).network(definition, overrides or {})
+
+
+def pick_network(program: Program, name: str | None) -> ast.Definition:
+    networks = [d for d in program.main if d.kind == "network"]
+    if name is not None:
+        found = program.definitions.get(name)
+        if found is None or found.kind != "network":
+            choices = [d.name for d in program.definitions.values() if d.kind == "network"]
+            raise UsageError(f"no network `{name}` in the spec",
+                             hint=did_you_mean(name, choices) or f"networks: {', '.join(choices) or 'none'}")
+        return found
+    if len(networks) == 1:
+        return networks[0]
+    if not networks:
+        raise CnnError("the spec defines no network",
+                       hint="add `network name { input 3x32x32 ... }`; blocks alone describe no model")
+    names = ", ".join(d.name for d in networks)
+    raise UsageError(f"the spec defines several networks ({names})", hint="pick one with --network NAME")
+
+
+class _Elaborator:
+    def __init__(self, program: Program, max_layers: int):
+        self.program = program
+        self.max_layers = max_layers
+        self.layers: list[Layer] = []
+        self.by_id: dict[str, Layer] = {}
+        self.groups: dict[str, Group] = {}
+        self.counters: dict[tuple[str, str], int] = {}
+        self.calls: list[tuple[str, Span]] = []
+        self.iterations = 0
+        self.warnings: list[Diagnostic] = []
+
+    # ---- the network ------------------------------------------------------------------------------
+
+    def network(self, d: ast.Definition, overrides: dict) -> Elaborated:
+        self._check_names()
+        params = self._network_params(d, overrides)
+        frame = Frame(dict(params), {}, None, "", ())
+        cur = self.body(d.body, frame, None)
+        if cur is None:
+            raise CnnError(f"network `{d.name}` has no layers", d.span, "start it with `input 3x224x224`")
+        graph = build_graph(d.name, params, self.layers, self.groups, cur)
+        for layer in unused_layers(graph):
+            self.warnings.append(Diagnostic(f"the output of `{layer.id}` is never used", layer.span,
+                                            severity="warning"))
+        return Elaborated(graph, self.warnings)
+
+    def _check_names(self) -> None:
+        for d in self.program.definitions.values():
+            if d.name in REGISTRY or d.name in ALIASES:
+                raise CnnError(f"{d.kind} `{d.name}` has the name of a built-in layer", d.span,
+                               "pick another name")
+
+    def _network_params(self, d: ast.Definition, overrides: dict) -> dict[str, object]:
+        known = [p.name for p in d.params]
+        for key in overrides:
+            if key not in known:
+                raise UsageError(f"network `{d.name}` has no parameter `{key}`",
+                                 hint=did_you_mean(key, known) or f"its parameters: {', '.join(known) or 'none'}")
+        values: dict[str, object] = {}
+        for p in d.params:
+            if p.name in overrides:
+                values[p.name] = _override(d.name, p, overrides[p.name], values)
+            elif p.default is None:
+                raise UsageError(f"network parameter `{p.name}` has no default",
+                                 hint=f"set it: --set {p.name}=...")
+            else:
+                values[p.name] = evaluate(p.default, Env(values))
+        return values
+
+    # ---- statements -------------------------------------------------------------------------------
+
+    def body(self, stmts: list[ast.Stmt], frame: Frame, cur: str | None) -> str | None:
+        for stmt in stmts:
+            cur = self.stmt(stmt, frame, cur, None)
+        return cur
+
+    def stmt(self, s: ast.Stmt, frame: Frame, cur: str | None, label: str | None) -> str | None:
+        if isinstance(s, ast.Labeled):
+            cur = self.stmt(s.stmt, frame, cur, s.label)
+            frame.labels[s.label] = cur
+            return cur
+        if isinstance(s, ast.Call):
+            return self.call(s, frame, cur, label)
+        if label is not None and not isinstance(s, (ast.Residual, ast.Merge, ast.MergeWith, ast.Frozen)):
+            raise CnnError(f"a name can label a layer, a block call or a merge, not `{_keyword(s)}`", s.span)
+        if isinstance(s, ast.Frozen):
+            return self.body(s.body, replace(frame, frozen=True), cur) if label is None else \
+                self.stmt(s.body[0], replace(frame, frozen=True), cur, label)
+        if isinstance(s, ast.Repeat):
+            return self.repeat(s, frame, cur)
+        if isinstance(s, ast.If):
+            taken = s.then if self.condition(s.cond, frame) else s.orelse
+            return self.body(taken, frame, cur)
+        if isinstance(s, ast.Let):
+            frame.vars[s.name] = evaluate(s.value, frame.env())
+            return cur
+        if isinstance(s, ast.From):
+            return self.named(s.name, frame)
+        self.need_input(cur, s.span)
+        if isinstance(s, ast.Residual):
+            return self.residual(s, frame, cur, label)
+        if isinstance(s, ast.Merge):
+            return self.merge(s, frame, cur, label)
+        return self.merge_with(s, frame, cur, label)
+
+    def condition(self, e: ast.Expr, frame: Frame) -> bool:
+        value = evaluate(e, frame.env())
+        if not isinstance(value, bool):
+            raise CnnError(f"a condition must be true or false, got {describe(value)}", e.span,
+                           "compare values: `if stride != 1 { ... }`")
+        return value
+
+    def repeat(self, s: ast.Repeat, frame: Frame, cur: str | None) -> str | None:
+        env = frame.env()
+        start = 0 if s.start is None else self.count(s.start, env, "a range start")
+        stop = self.count(s.stop, env, "a repeat count" if s.start is None else "a range end")
+        if stop - start > self.max_layers:
+            raise CnnError(f"repeat would run {stop - start:,} times, more than the limit of "
+                           f"{self.max_layers:,}", s.span, "raise the limit with --max-layers if this is meant")
+        saved = frame.vars.get(s.var, _MISSING) if s.var else _MISSING
+        for i in range(start, stop):
+            self.iterations += 1
+            if self.iterations > self.max_layers:
+                raise CnnError(f"repeats run more than {self.max_layers:,} times in all", s.span,
+                               "raise the limit with --max-layers if this is meant")
+            if s.var:
+                frame.vars[s.var] = i
+            cur = self.body(s.body, frame, cur)
+        if s.var:
+            if saved is _MISSING:
+                frame.vars.pop(s.var, None)
+            else:
+                frame.vars[s.var] = saved
+        return cur
+
+    def count(self, e: ast.Expr, env: Env, what: str) -> int:
+        value = evaluate(e, env)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CnnError(f"{what} must be a whole number, 0 or more; got {describe(value)}", e.span)
+        return value
+
+    def named(self, name: ast.Name, frame: Frame) -> str:
+        if name.id not in frame.labels:
+            hint = did_you_mean(name.id, frame.labels) or (
+                "name an output first: `e1: conv 64 kernel=3`; names are local to their block")
+            raise CnnError(f"no output is named `{name.id}` here", name.span, hint)
+        return frame.labels[name.id]
+
+    def need_input(self, cur: str | None, span: Span) -> None:
+        if cur is None:
+            raise CnnError("there is no input yet", span, "a network starts with `input`, e.g. `input 3x224x224`")
+
+    # ---- calls --------------------------------------------------------------------------------------
+
+    def call(self, c: ast.Call, frame: Frame, cur: str | None, label: str | None) -> str:
+        block = self.program.definitions.get(c.name)
+        if block is not None:
+            if block.kind != "block":
+                raise CnnError(f"`{c.name}` is a network; only blocks can be called", c.span,
+                               f"turn it into `block {c.name}(...)`")
+            self.need_input(cur, c.span)
+            return self.block_call(block, c, frame, cur, label)
+        op = lookup(c.name)
+        if op is None:
+            names = [*REGISTRY, *ALIASES, *(d.name for d in self.program.definitions.values() if d.kind == "block")]
+            raise CnnError(f"unknown layer or block `{c.name}`", c.span,
+                           did_you_mean(c.name, names) or "`cnndsl layers` lists the built-in layers")
+        if op.name == "input":
+            return self.input(c, frame, cur, label)
+        self.need_input(cur, c.span)
+        values = layer_args(op, c, frame.env())
+        activation = values.pop("activation", "none")
+        cur = self.add_layer(op.name, values, [cur], c.span, frame, label)
+        if activation != "none":
+            act_span = next((a.value.span for a in c.args if a.name == "activation"), c.span)
+            cur = self.add_layer(activation, {}, [cur], act_span, frame, None)
+        return cur
+
+    def input(self, c: ast.Call, frame: Frame, cur: str | None, label: str | None) -> str:
+        if cur is not None or frame.block is not None:
+            raise CnnError("`input` must come once, first in the network", c.span,
+                           "blocks take the current tensor; only a network has an input")
+        values = layer_args(REGISTRY["input"], c, frame.env())
+        cur = self.add_layer("input", values, [], c.span, frame, label)
+        frame.in_shape = self.by_id[cur].shape
+        return cur
+
+    def block_call(self, d: ast.Definition, c: ast.Call, frame: Frame, cur: str, label: str | None) -> str:
+        chain = [name for name, _ in self.calls]
+        if d.name in chain:
+            cycle = " → ".join([*chain[chain.index(d.name):], d.name])
+            raise CnnError(f"block `{d.name}` calls itself ({cycle})", c.span,
+                           "blocks cannot be recursive; use `repeat` for repetition")
+        given = bind(c, [Slot(p.name, required=p.default is None) for p in d.params], f"block `{d.name}`")
+        in_shape = self.by_id[cur].shape
+        env = Env({}, in_shape)
+        for p in d.params:  # a default may use earlier parameters and `in`
+            arg = given.get(p.name)
+            env.vars[p.name] = evaluate(arg.value, frame.env()) if arg else evaluate(p.default, env)
+        gid = self.name(frame, d.name, label)
+        self.groups[gid] = Group(gid, _title(c, env.vars), "block", c.span)
+        inner = Frame(env.vars, {}, in_shape, gid, (*frame.groups, gid), frame.frozen, d.name)
+        self.calls.append((d.name, c.span))
+        try:
+            out = self.body(d.body, inner, cur)
+        except CnnError as e:
+            raise e.note(f"in block `{d.name}` called here", c.span) from None
+        finally:
+            self.calls.pop()
+        return out
+
+    # ---- merges -------------------------------------------------------------------------------------
+
+    def branch(self, stmts, frame: Frame, cur: str, gid: str, name: str, span: Span) -> str:
+        bid = f"{gid}.{name}"
+        self.groups[bid] = Group(bid, name, "branch", span)
+        sub = replace(frame, scope=bid, groups=(*frame.groups, gid, bid))
+        return self.body(stmts, sub, cur)
+
+    def residual(self, s: ast.Residual, frame: Frame, cur: str, label: str | None) -> str:
+        gid = self.name(frame, "residual", label)
+        self.groups[gid] = Group(gid, "residual", "residual", s.span)
+        inner = replace(frame, groups=(*frame.groups, gid))
+        body = self.branch(s.body, frame, cur, gid, "body", s.span)
+        short, short_label = cur, "the identity shortcut"
+        if s.shortcut is not None and (s.shortcut_if is None or self.condition(s.shortcut_if, frame)):
+            short = self.branch(s.shortcut, frame, cur, gid, "shortcut", s.shortcut_span or s.span)
+            short_label = "shortcut"
+        try:
+            return self.add_layer("add", {}, [body, short], s.span, inner, None, ["body", short_label],
+                                  id=f"{gid}.add")
+        except CnnError as e:
+            if s.shortcut is None or short == cur:
+                e.diagnostic.hint = _shortcut_hint(self.by_id[cur].shape, self.by_id[body].shape)
+            raise
+
+    def merge(self, s: ast.Merge, frame: Frame, cur: str, label: str | None) -> str:
+        if len(s.branches) < 2:
+            raise CnnError(f"{s.op} needs at least two branches, got {len(s.branches)}", s.span,
+                           "an empty `branch { }` stands for the input itself")
+        gid = self.name(frame, s.op, label)
+        self.groups[gid] = Group(gid, s.op, "merge", s.span)
+        ends = [self.branch(b, frame, cur, gid, f"branch{i}", s.branch_spans[i - 1] if s.branch_spans else s.span)
+                for i, b in enumerate(s.branches, 1)]
+        names = [f"branch {i}" for i in range(1, len(ends) + 1)]
+        inner = replace(frame, groups=(*frame.groups, gid))
+        return self.add_layer(s.op, {}, ends, s.span, inner, None, names, id=f"{gid}.{s.op}")
+
+    def merge_with(self, s: ast.MergeWith, frame: Frame, cur: str, label: str | None) -> str:
+        ins = [cur, *(self.named(n, frame) for n in s.names)]
+        names = ["the current tensor", *(f"`{n.id}`" for n in s.names)]
+        return self.add_layer(s.op, {}, ins, s.span, frame, label, names)
+
+    # ---- layers -------------------------------------------------------------------------------------
+
+    def name(self, frame: Frame, kind: str, label: str | None) -> str:
+        """A unique id: the label if given, else kind + a counter per scope (conv1, conv2...)."""
+        prefix = f"{frame.scope}." if frame.scope else ""
+        if label is not None:
+            lid, n = prefix + label, 1
+            while lid in self.by_id or lid in self.groups:
+                n += 1
+                lid = f"{prefix}{label}_{n}"
+            return lid
+        while True:
+            key = (frame.scope, kind)
+            self.counters[key] = self.counters.get(key, 0) + 1
+            lid = f"{prefix}{kind}{self.counters[key]}"
+            if lid not in self.by_id and lid not in self.groups:
+                return lid
+
+    def add_layer(self, op_name: str, values: dict, inputs: list[str], span: Span, frame: Frame,
+                  label: str | None, input_names: list[str] | None = None, id: str | None = None) -> str:
+        if len(self.layers) >= self.max_layers:
+            raise CnnError(f"the network has more than {self.max_layers:,} layers", span,
+                           "check the repeat counts, or raise the limit with --max-layers")
+        op = REGISTRY[op_name]
+        args = Args(values, input_names or [])
+        try:
+            shape = op.shape(args, [self.by_id[i].shape for i in inputs])
+        except CnnError as e:
+            if e.span is None:
+                e.diagnostic.span = span
+            raise
+        for text in args.warnings:
+            self.warnings.append(Diagnostic(text, span, severity="warning"))
+        lid = id or self.name(frame, op_name, label)
+        layer = Layer(lid, op_name, values, inputs, shape, span, frame.groups, frame.frozen)
+        self.layers.append(layer)
+        self.by_id[lid] = layer
+        return lid
+
+
+_MISSING = object()
+
+
+def _keyword(s: ast.Stmt) -> str:
+    return {ast.Repeat: "repeat", ast.If: "if", ast.Let: "let", ast.From: "from"}.get(type(s), "this statement")
+
+
+def _title(c: ast.Call, values: dict) -> str:
+    """`stage 128 (blocks=4, stride=2)`: the call with its evaluated arguments."""
+    positional = [describe(values[k]) for k in list(values)[: sum(1 for a in c.args if a.name is None)]]
+    keywords = [f"{a.name}={describe(values[a.name])}" for a in c.args if a.name is not None]
+    text = " ".join([c.name, *positional])
+    return f"{text} ({', '.join(keywords)})" if keywords else text
+
+
+def _shortcut_hint(in_shape: tuple, out_shape: tuple) -> str | None:
+    if len(in_shape) != 3 or len(out_shape) != 3:
+        return None
+    stride = in_shape[1] // out_shape[1] if out_shape[1] and in_shape[1] % out_shape[1] == 0 else 1
+    changes = []
+    if in_shape[0] != out_shape[0]:
+        changes.append(f"channels {in_shape[0]} → {out_shape[0]}")
+    if stride != 1:
+        changes.append(f"stride {stride}")
+    what = " and ".join(changes) or f"the shape {fmt_shape(in_shape)} → {fmt_shape(out_shape)}"
+    stride_text = f" stride={stride}" if stride != 1 else ""
+    return (f"the body changes {what}; add a shortcut such as\n"
+            f"`shortcut {{ conv {out_shape[0]} kernel=1{stride_text} }}`")
+
+
+def _override(network: str, p: ast.Param, value, earlier: dict):
+    """A --set value, checked against the kind of the parameter's default."""
+    if p.default is None:
+        return value
+    default = evaluate(p.default, Env(dict(earlier)))
+    numeric = (int, float)
+    bad = (isinstance(default, bool) and not isinstance(value, bool)) or (
+        isinstance(default, numeric) and not isinstance(default, bool)
+        and (isinstance(value, bool) or not isinstance(value, numeric)))
+    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
+        bad = bad or not value.is_integer()
+        value = int(value) if value.is_integer() else value
+    if bad:
+        raise UsageError(f"--set {p.name}={describe(value)}: `{p.name}` of network `{network}` takes "
+                         f"a value like its default {describe(default)}")
+    return value
+
+
+def parse_value(text: str):
+    """A --set value: a number, true/false, a size such as 3x224x224, or a word."""
+    t = text.strip()
+    if t in ("true", "false"):
+        return t == "true"
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    parts = t.split("x")
+    if len(parts) > 1 and all(p.isdigit() for p in parts):
+        return tuple(int(p) for p in parts)
+    if len(t) >= 2 and t[0] == t[-1] == '"':
+        return t[1:-1]
+    return Symbol(t)

@@ -1,0 +1,173 @@
+"""Evaluates spec expressions. Pure arithmetic on plain values: nothing in a spec runs host code."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cnndsl.errors import CnnError, did_you_mean
+from cnndsl.ops.base import Shape, Symbol, fmt_shape, prod
+from cnndsl.syntax import ast
+
+LIMIT = 2**62  # larger numbers are a mistake, and would make Python's big ints slow
+
+
+@dataclass
+class Env:
+    """What an expression can see: variables, and `in` (the shape entering the enclosing block)."""
+
+    vars: dict[str, object]
+    in_shape: Shape | None = None
+
+
+def describe(value) -> str:
+    """A value as the user wrote it: 3x3, true, "text", same."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return "x".join(map(str, value))
+        return "(" + ", ".join(describe(v) for v in value) + ")"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def type_name(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, tuple):
+        return "a size"
+    if isinstance(value, Symbol):
+        return f"the name `{value}`"
+    return "a string"
+
+
+def evaluate(e: ast.Expr, env: Env):
+    """The value of an expression; a CnnError at the expression's span when it has none."""
+    if isinstance(e, ast.Const):
+        return e.value
+    if isinstance(e, ast.Name):
+        if e.id in env.vars:
+            return env.vars[e.id]
+        return Symbol(e.id, tuple(env.vars))
+    if isinstance(e, ast.InAttr):
+        return _in_attr(e, env)
+    if isinstance(e, ast.TupleExpr):
+        return tuple(evaluate(item, env) for item in e.items)
+    if isinstance(e, ast.Unary):
+        return _unary(e, env)
+    if isinstance(e, ast.BinOp):
+        return _binop(e, env)
+    if isinstance(e, ast.Func):
+        return _func(e, env)
+    raise AssertionError(e)
+
+
+def _in_attr(e: ast.InAttr, env: Env):
+    shape = env.in_shape
+    if shape is None:
+        raise CnnError("`in` has no shape here: nothing has entered the network yet", e.span,
+                       "`in` is the shape entering the enclosing block; use it after `input`")
+    if e.attr == "channels":
+        return shape[0]
+    if e.attr in ("height", "width"):
+        if len(shape) != 3:
+            raise CnnError(f"`in` is a flat vector of {shape[0]:,} values; it has no {e.attr}", e.span)
+        return shape[1] if e.attr == "height" else shape[2]
+    if e.attr in ("features", "size"):
+        return prod(shape)
+    hint = did_you_mean(e.attr, ["channels", "height", "width", "features"]) or \
+        "`in` has channels, height, width and features"
+    raise CnnError(f"`in` has no `{e.attr}`", e.span, hint)
+
+
+def _number(value, e: ast.Expr, what: str):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CnnError(f"{what} needs numbers, got {type_name(value)} ({describe(value)})", e.span,
+                       undefined_hint(value))
+    return value
+
+
+def _boolean(value, e: ast.Expr, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise CnnError(f"{what} needs true or false, got {type_name(value)} ({describe(value)})", e.span,
+                       undefined_hint(value) or "compare values to get a boolean: `stride != 1`")
+    return value
+
+
+def undefined_hint(value) -> str | None:
+    if isinstance(value, Symbol):
+        close = did_you_mean(value.name, value.known)
+        return f"`{value}` is not defined; {close}" if close else f"`{value}` is not a parameter or variable here"
+    return None
+
+
+def _unary(e: ast.Unary, env: Env):
+    value = evaluate(e.operand, env)
+    if e.op == "not":
+        return not _boolean(value, e.operand, "`not`")
+    return -_number(value, e.operand, "`-`")
+
+
+def _checked(value, e: ast.Expr):
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CnnError("this number is too large", e.span)
+    if isinstance(value, int) and abs(value) > LIMIT:
+        raise CnnError(f"this number is too large (over {LIMIT:,})", e.span)
+    return value
+
+
+def _binop(e: ast.BinOp, env: Env):
+    op = e.op
+    if op in ("and", "or"):
+        left = _boolean(evaluate(e.left, env), e.left, f"`{op}`")
+        if (op == "and" and not left) or (op == "or" and left):
+            return left
+        return _boolean(evaluate(e.right, env), e.right, f"`{op}`")
+    a, b = evaluate(e.left, env), evaluate(e.right, env)
+    if op in ("==", "!="):
+        same = _key(a) == _key(b)
+        return same if op == "==" else not same
+    a, b = _number(a, e.left, f"`{op}`"), _number(b, e.right, f"`{op}`")
+    if op in ("<", "<=", ">", ">="):
+        return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+    if op in ("/", "//", "%") and b == 0:
+        raise CnnError("division by zero", e.right.span)
+    if op == "**":
+        if abs(b) > 64 and abs(a) > 1:
+            raise CnnError("this power is too large", e.span)
+        if isinstance(a, int) and isinstance(b, int) and b < 0:
+            return _checked(float(a) ** b, e)
+    fn = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
+          "//": lambda: a // b, "%": lambda: a % b, "**": lambda: a**b}[op]
+    try:
+        return _checked(fn(), e)
+    except (OverflowError, ZeroDivisionError):
+        raise CnnError("this number is too large", e.span) from None
+
+
+def _key(value):
+    """Symbols compare equal to the string of the same name: `padding == same`, `mode == "same"`."""
+    return value.name if isinstance(value, Symbol) else value
+
+
+def _func(e: ast.Func, env: Env):
+    args = [_number(evaluate(a, env), a, f"{e.name}()") for a in e.args]
+    if e.name in ("min", "max"):
+        if not args:
+            raise CnnError(f"{e.name}() needs at least one value", e.span)
+        return min(args) if e.name == "min" else max(args)
+    if len(args) != 1:
+        raise CnnError(f"{e.name}() takes one value, got {len(args)}", e.span)
+    x = args[0]
+    try:
+        if e.name == "abs":
+            return abs(x)
+        return _checked({"floor": math.floor, "ceil": math.ceil, "round": round}[e.name](x), e)
+    except (OverflowError, ValueError):
+        raise CnnError("this number is too large", e.span) from None

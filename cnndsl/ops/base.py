@@ -1,0 +1,230 @@
+"""What one registry entry is: a layer kind's arguments, shape rule, counts, and receptive field.
+
+Shapes never include the batch: (C, H, W) for images, (F,) for flat vectors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from cnndsl.errors import CnnError, ShapeError
+
+Shape = tuple[int, ...]
+
+REQUIRED = object()  # marks an argument without a default
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A bare word that is not a variable, such as `same` or `relu`.
+
+    It carries the names that were in scope, so an error can suggest one ("did you mean").
+    """
+
+    name: str
+    known: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """One argument of a layer kind.
+
+    kind: int | float | bool | pair | padding | choice | shape | ints
+    """
+
+    name: str
+    kind: str
+    default: object = REQUIRED
+    aliases: tuple[str, ...] = ()
+    positional: bool = False
+    choices: tuple[str, ...] = ()
+    low: float | None = None  # smallest allowed value
+    high: float | None = None  # values must be below this
+    doc: str = ""
+
+
+@dataclass
+class Window:
+    """The receptive-field effect of a layer along H and W: effective kernel and stride."""
+
+    kh: int = 1
+    kw: int = 1
+    sh: int = 1
+    sw: int = 1
+
+
+@dataclass
+class Args:
+    """Resolved arguments handed to an entry's functions (attribute access: `a.filters`)."""
+
+    values: dict[str, object]
+    labels: list[str] = field(default_factory=list)  # names of the inputs, for merge messages
+    warnings: list[str] = field(default_factory=list)
+
+    def __getattr__(self, name: str):
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def _zero(a: Args, ins: list[Shape]) -> int:
+    return 0
+
+
+def _unit_window(a: Args, ins: list[Shape]) -> Window:
+    return Window()
+
+
+def _same_shape(a: Args, ins: list[Shape]) -> Shape:
+    return ins[0]
+
+
+@dataclass(frozen=True)
+class Op:
+    """One layer kind. The checker and the code generator both read this entry, and only it."""
+
+    name: str
+    doc: str
+    category: str
+    args: tuple[ArgSpec, ...] = ()
+    shape: Callable[[Args, list[Shape]], Shape] = _same_shape
+    params: Callable[[Args, list[Shape]], int] = _zero
+    buffers: Callable[[Args, list[Shape]], int] = _zero
+    macs: Callable[[Args, list[Shape], Shape], int] = lambda a, ins, out: 0
+    window: Callable[[Args, list[Shape]], Window] = _unit_window
+    label: Callable[[Args, list[Shape]], str] | None = None  # short text for the report's op column
+    explain: Callable[[Args, list[Shape], Shape], list[str]] | None = None
+    aliases: tuple[str, ...] = ()
+    many_inputs: bool = False
+    shape_rule: str = "output shape = input shape"  # for docs/language.md
+
+    def arg(self, name: str) -> ArgSpec | None:
+        for spec in self.args:
+            if name == spec.name or name in spec.aliases:
+                return spec
+        return None
+
+    def describe(self, a: Args, ins: list[Shape]) -> str:
+        return self.label(a, ins) if self.label else self.name
+
+
+# ---- helpers shared by entries ------------------------------------------------------------------
+
+
+def fmt_shape(shape: Shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+def need_image(op: str, shape: Shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ShapeError(
+            f"{op} needs a CxHxW input, got a flat vector of {shape[0]:,}",
+            hint="convolutions and pools work on images: give the network an image input "
+            "(`input 1x28x28`) or `reshape` the vector first",
+        )
+    return shape  # type: ignore[return-value]
+
+
+def need_flat(op: str, shape: Shape) -> int:
+    if len(shape) != 1:
+        c, h, w = shape
+        raise ShapeError(
+            f"{op} needs a flat input, got {fmt_shape(shape)}",
+            hint=f"add `flatten` before it (keeps all {c * h * w:,} values) "
+            f"or `globalavgpool` (one average per channel: {c:,} values)",
+        )
+    return shape[0]
+
+
+def pair(v) -> tuple[int, int]:
+    return v if isinstance(v, tuple) else (v, v)
+
+
+def pads(padding, n: int, k: int, s: int, d: int = 1) -> tuple[int, int]:
+    """Padding before and after along one axis. `same` follows Keras (more after, for stride > 1)."""
+    if padding == "same":
+        out = -(-n // s)
+        total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
+        return total // 2, total - total // 2
+    if padding == "valid":
+        return 0, 0
+    return padding, padding
+
+
+def axis_out(n: int, before: int, after: int, k: int, s: int, d: int = 1, ceil: bool = False) -> int:
+    """PyTorch's output size along one axis (also Keras' for valid and same padding)."""
+    span = n + before + after - d * (k - 1) - 1
+    if span < 0:
+        return 0
+    if not ceil:
+        return span // s + 1
+    out = -(-span // s) + 1
+    if (out - 1) * s >= n + before:  # the last window must start inside the input or left padding
+        out -= 1
+    return out
+
+
+def spatial(op: str, a: Args, shape: Shape, kernel, stride, dilation=1, ceil=False):
+    """Output H, W and the padding used, raising a located-friendly error when a size reaches 0."""
+    c, h, w = need_image(op, shape)
+    (kh, kw), (sh, sw), (dh, dw) = pair(kernel), pair(stride), pair(dilation)
+    padding = a.values.get("padding", "valid")
+    ph, pw = pads(pair_or(padding, 0), h, kh, sh, dh), pads(pair_or(padding, 1), w, kw, sw, dw)
+    ho = axis_out(h, *ph, kh, sh, dh, ceil)
+    wo = axis_out(w, *pw, kw, sw, dw, ceil)
+    if ho <= 0 or wo <= 0:
+        ek = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+        raise ShapeError(
+            f"{op} kernel {fmt_shape(ek)} is larger than its {h}x{w} input"
+            + (f" padded by {ph[0] + ph[1]}x{pw[0] + pw[1]}" if ph != (0, 0) or pw != (0, 0) else ""),
+            hint="use padding=same, a smaller kernel, or fewer downsampling layers before it",
+        )
+    for n, (b, e), k, s, d, axis in ((h, ph, kh, sh, dh, "row"), (w, pw, kw, sw, dw, "column")):
+        rest = (n + b + e - d * (k - 1) - 1) % s
+        if rest and not ceil and padding != "same":
+            a.warn(f"{op} with stride {s} on {n} drops the last {rest} {axis}{'s' if rest > 1 else ''}: "
+                   f"{n} -> {axis_out(n, b, e, k, s, d)}")
+    return ho, wo, ph, pw
+
+
+def pair_or(padding, axis: int):
+    if isinstance(padding, tuple):
+        return padding[axis]
+    return padding
+
+
+def out_formula(n: int, pad: tuple[int, int], k: int, s: int, d: int, out: int, padding, ceil=False) -> str:
+    """`floor((28 + 2*1 - 3) / 1) + 1 = 28`, the formula the tutorials teach."""
+    if padding == "same":
+        return f"ceil({n} / {s}) = {out}  (same: pads {pad[0]} before, {pad[1]} after)"
+    p = f"2*{pad[0]}" if pad[0] == pad[1] else f"{pad[0]}+{pad[1]}"
+    k_text = str(k) if d == 1 else f"{d}*({k}-1) - 1"
+    rnd = "ceil" if ceil else "floor"
+    return f"{rnd}(({n} + {p} - {k_text}) / {s}) + 1 = {out}"
+
+
+def check_positive(op: str, name: str, v) -> None:
+    for x in v if isinstance(v, tuple) else (v,):
+        if x < 1:
+            raise CnnError(f"{op} {name} must be at least 1, got {x}")
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def prod(xs) -> int:
+    return math.prod(xs)

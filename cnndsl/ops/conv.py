@@ -1,0 +1,194 @@
+"""Convolutions: conv, dwconv (depthwise), sepconv (depthwise then pointwise, Keras SeparableConv2D)."""
+
+from __future__ import annotations
+
+from cnndsl.errors import ShapeError
+from cnndsl.ops.base import ArgSpec, Args, Op, Shape, Window, fmt_int, out_formula, pair, spatial
+
+KERNEL = ArgSpec("kernel", "pair", aliases=("kernel_size",), positional=True, low=1,
+                 doc="window size: `3` or `3x3` or `(1, 7)`")
+STRIDE = ArgSpec("stride", "pair", 1, aliases=("strides",), low=1, doc="step between windows")
+PADDING = ArgSpec("padding", "padding", "valid",
+                  doc="`valid` (none), `same` (keeps ceil(n/stride), Keras' asymmetric rule), an int or a pair")
+DILATION = ArgSpec("dilation", "pair", 1, aliases=("dilation_rate",), low=1, doc="spacing of kernel taps")
+BIAS = ArgSpec("bias", "bool", True, aliases=("use_bias",), doc="learn an additive bias per output channel")
+ACTIVATION = ArgSpec("activation", "activation", "none",
+                     doc="an activation applied after the layer, as in Keras: `activation=relu`")
+FILTERS = ArgSpec("filters", "int", aliases=("out_channels", "channels"), positional=True, low=1,
+                  doc="number of output channels")
+MULTIPLIER = ArgSpec("multiplier", "int", 1, aliases=("depth_multiplier",), low=1,
+                     doc="depthwise outputs per input channel")
+
+
+def _out(op: str, a: Args, x: Shape) -> tuple[int, int]:
+    ho, wo, _, _ = spatial(op, a, x, a.kernel, a.stride, a.dilation)
+    return ho, wo
+
+
+def _window(a: Args, ins: list[Shape]) -> Window:
+    (kh, kw), (sh, sw), (dh, dw) = pair(a.kernel), pair(a.stride), pair(a.dilation)
+    return Window(dh * (kh - 1) + 1, dw * (kw - 1) + 1, sh, sw)
+
+
+def _size_lines(op: str, a: Args, x: Shape, out: Shape, ceil: bool = False) -> list[str]:
+    """The output-size formula for H and W, written once when both axes agree."""
+    _, h, w = x
+    _, _, ph, pw = spatial(op, Args(dict(a.values)), x, a.kernel, a.stride, a.values.get("dilation", 1), ceil)
+    (kh, kw), (sh, sw) = pair(a.kernel), pair(a.stride)
+    dh, dw = pair(a.values.get("dilation", 1))
+    padding = a.values.get("padding", "valid")
+    fh = out_formula(h, ph, kh, sh, dh, out[1], padding, ceil)
+    fw = out_formula(w, pw, kw, sw, dw, out[2], padding, ceil)
+    return [f"out H,W = {fh}"] if fh == fw else [f"out H = {fh}", f"out W = {fw}"]
+
+
+def _kernel_text(a: Args) -> str:
+    kh, kw = pair(a.kernel)
+    sh, sw = pair(a.stride)
+    k = f"{kh}x{kw}"
+    return k + (f"/{sh}" if sh == sw and sh > 1 else f"/{sh}x{sw}" if (sh, sw) != (1, 1) else "")
+
+
+# ---- conv -----------------------------------------------------------------------------------------
+
+
+def _conv_shape(a: Args, ins: list[Shape]) -> Shape:
+    c = ins[0][0]
+    if c % a.groups or a.filters % a.groups:
+        raise ShapeError(
+            f"conv groups={a.groups} must divide both the input channels ({c}) and filters ({a.filters})",
+            hint=f"pick groups among the common divisors of {c} and {a.filters}",
+        )
+    return (a.filters, *_out("conv", a, ins[0]))
+
+
+def _conv_params(a: Args, ins: list[Shape]) -> int:
+    kh, kw = pair(a.kernel)
+    return a.filters * (ins[0][0] // a.groups) * kh * kw + (a.filters if a.bias else 0)
+
+
+def _conv_macs(a: Args, ins: list[Shape], out: Shape) -> int:
+    kh, kw = pair(a.kernel)
+    return out[1] * out[2] * a.filters * (ins[0][0] // a.groups) * kh * kw
+
+
+def _conv_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
+    kh, kw = pair(a.kernel)
+    cin = ins[0][0] // a.groups
+    per = f"{kh}*{kw}*{cin}" + (f" (={ins[0][0]}/{a.groups} groups)" if a.groups > 1 else "")
+    bias = " + 1" if a.bias else ""
+    return _size_lines("conv", a, ins[0], out) + [
+        f"params = ({kh}*{kw}*{cin}{bias}) * {a.filters} = {fmt_int(_conv_params(a, ins))}",
+        f"MACs = {out[1]}*{out[2]} positions * {a.filters} filters * {per} = "
+        f"{fmt_int(_conv_macs(a, ins, out))}",
+    ]
+
+
+CONV = Op(
+    "conv",
+    "2-D convolution (PyTorch nn.Conv2d, Keras Conv2D).",
+    "convolution",
+    args=(FILTERS, KERNEL, STRIDE, PADDING, DILATION,
+          ArgSpec("groups", "int", 1, low=1, doc="split channels into groups (groups=C is depthwise)"),
+          BIAS, ACTIVATION),
+    shape=_conv_shape,
+    params=_conv_params,
+    macs=_conv_macs,
+    window=_window,
+    label=lambda a, ins: f"conv {_kernel_text(a)} → {a.filters}" + (f" g{a.groups}" if a.groups > 1 else ""),
+    explain=_conv_explain,
+    aliases=("conv2d",),
+    shape_rule="filters x out(H) x out(W), out(n) = floor((n + 2p - d(k-1) - 1) / s) + 1; "
+    "same: ceil(n / s)",
+)
+
+# ---- dwconv -----------------------------------------------------------------------------------------
+
+
+def _dw_shape(a: Args, ins: list[Shape]) -> Shape:
+    return (ins[0][0] * a.multiplier, *_out("dwconv", a, ins[0]))
+
+
+def _dw_params(a: Args, ins: list[Shape]) -> int:
+    kh, kw = pair(a.kernel)
+    c = ins[0][0] * a.multiplier
+    return c * kh * kw + (c if a.bias else 0)
+
+
+def _dw_macs(a: Args, ins: list[Shape], out: Shape) -> int:
+    kh, kw = pair(a.kernel)
+    return out[1] * out[2] * out[0] * kh * kw
+
+
+def _dw_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
+    kh, kw = pair(a.kernel)
+    bias = " + 1" if a.bias else ""
+    return _size_lines("dwconv", a, ins[0], out) + [
+        f"params = ({kh}*{kw}{bias}) * {out[0]} channels = {fmt_int(_dw_params(a, ins))}",
+        f"MACs = {out[1]}*{out[2]} positions * {out[0]} channels * {kh}*{kw} = {fmt_int(_dw_macs(a, ins, out))}",
+    ]
+
+
+DWCONV = Op(
+    "dwconv",
+    "Depthwise convolution: one filter per input channel (Keras DepthwiseConv2D, nn.Conv2d with groups=C).",
+    "convolution",
+    args=(KERNEL, STRIDE, PADDING, DILATION, MULTIPLIER, BIAS, ACTIVATION),
+    shape=_dw_shape,
+    params=_dw_params,
+    macs=_dw_macs,
+    window=_window,
+    label=lambda a, ins: f"dwconv {_kernel_text(a)}" + (f" x{a.multiplier}" if a.multiplier > 1 else ""),
+    explain=_dw_explain,
+    aliases=("depthwiseconv",),
+    shape_rule="C*multiplier x out(H) x out(W), as conv",
+)
+
+# ---- sepconv ----------------------------------------------------------------------------------------
+
+
+def _sep_shape(a: Args, ins: list[Shape]) -> Shape:
+    return (a.filters, *_out("sepconv", a, ins[0]))
+
+
+def _sep_params(a: Args, ins: list[Shape]) -> int:
+    kh, kw = pair(a.kernel)
+    mid = ins[0][0] * a.multiplier
+    return mid * kh * kw + mid * a.filters + (a.filters if a.bias else 0)
+
+
+def _sep_macs(a: Args, ins: list[Shape], out: Shape) -> int:
+    kh, kw = pair(a.kernel)
+    mid = ins[0][0] * a.multiplier
+    return out[1] * out[2] * (mid * kh * kw + mid * a.filters)
+
+
+def _sep_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
+    kh, kw = pair(a.kernel)
+    mid = ins[0][0] * a.multiplier
+    bias = f" + {a.filters}" if a.bias else ""
+    full = out[1] * out[2] * a.filters * ins[0][0] * kh * kw
+    return _size_lines("sepconv", a, ins[0], out) + [
+        f"params = {kh}*{kw}*{mid} depthwise + {mid}*{a.filters} pointwise{bias} = {fmt_int(_sep_params(a, ins))}",
+        f"MACs = {out[1]}*{out[2]} positions * ({kh}*{kw}*{mid} + {mid}*{a.filters}) = "
+        f"{fmt_int(_sep_macs(a, ins, out))}  (a full conv would cost {fmt_int(full)})",
+    ]
+
+
+SEPCONV = Op(
+    "sepconv",
+    "Depthwise-separable convolution: a depthwise conv (no bias) then a 1x1 conv "
+    "(Keras SeparableConv2D).",
+    "convolution",
+    args=(FILTERS, KERNEL, STRIDE, PADDING, DILATION, MULTIPLIER, BIAS, ACTIVATION),
+    shape=_sep_shape,
+    params=_sep_params,
+    macs=_sep_macs,
+    window=_window,
+    label=lambda a, ins: f"sepconv {_kernel_text(a)} → {a.filters}",
+    explain=_sep_explain,
+    aliases=("separableconv",),
+    shape_rule="filters x out(H) x out(W), as conv",
+)
+
+ENTRIES = (CONV, DWCONV, SEPCONV)

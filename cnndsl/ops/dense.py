@@ -1,0 +1,94 @@
+"""Flat layers and plumbing: dense, flatten, reshape, dropout."""
+
+from __future__ import annotations
+
+from cnndsl.errors import ShapeError
+from cnndsl.ops.base import ArgSpec, Args, Op, Shape, Window, fmt_int, fmt_shape, need_flat, prod
+from cnndsl.ops.conv import ACTIVATION, BIAS
+
+
+def _dense_shape(a: Args, ins: list[Shape]) -> Shape:
+    need_flat("dense", ins[0])
+    return (a.units,)
+
+
+def _dense_params(a: Args, ins: list[Shape]) -> int:
+    return ins[0][0] * a.units + (a.units if a.bias else 0)
+
+
+def _dense_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
+    bias = " + 1" if a.bias else ""
+    return [
+        f"params = ({ins[0][0]}{bias}) * {a.units} = {fmt_int(_dense_params(a, ins))}",
+        f"MACs = {ins[0][0]} * {a.units} = {fmt_int(ins[0][0] * a.units)}",
+    ]
+
+
+DENSE = Op(
+    "dense",
+    "Fully connected layer (nn.Linear, Keras Dense). Needs a flat input.",
+    "dense",
+    args=(ArgSpec("units", "int", aliases=("out_features", "features"), positional=True, low=1,
+                  doc="number of outputs"), BIAS, ACTIVATION),
+    shape=_dense_shape,
+    params=_dense_params,
+    macs=lambda a, ins, out: ins[0][0] * a.units,
+    label=lambda a, ins: f"dense {ins[0][0]} → {a.units}",
+    explain=_dense_explain,
+    aliases=("linear", "fc"),
+    shape_rule="units (input must be flat)",
+)
+
+
+def _flatten_window(a: Args, ins: list[Shape]) -> Window:
+    # a unit of the next dense layer sees every position of the map
+    if len(ins[0]) == 3:
+        _, h, w = ins[0]
+        return Window(h, w, h, w)
+    return Window()
+
+
+FLATTEN = Op(
+    "flatten",
+    "Flattens CxHxW into one vector of C*H*W values (nn.Flatten, Keras Flatten).",
+    "shape",
+    shape=lambda a, ins: (prod(ins[0]),),
+    window=_flatten_window,
+    explain=lambda a, ins, out: [f"{' * '.join(map(str, ins[0]))} = {fmt_int(out[0])} values"],
+    shape_rule="C*H*W",
+)
+
+
+def _reshape_shape(a: Args, ins: list[Shape]) -> Shape:
+    target = a.shape if isinstance(a.shape, tuple) else (a.shape,)
+    if prod(target) != prod(ins[0]):
+        raise ShapeError(
+            f"reshape to {fmt_shape(target)} ({prod(target):,} values) from {fmt_shape(ins[0])} "
+            f"({prod(ins[0]):,} values)",
+            hint="a reshape keeps the number of values",
+        )
+    if len(target) not in (1, 3):
+        raise ShapeError(f"reshape needs CxHxW or a feature count, got {fmt_shape(target)}")
+    return target
+
+
+RESHAPE = Op(
+    "reshape",
+    "Reshapes to CxHxW or to a flat size with the same number of values (Keras Reshape).",
+    "shape",
+    args=(ArgSpec("shape", "shape", positional=True, aliases=("target_shape",), doc="`1x28x28` or `784`"),),
+    shape=_reshape_shape,
+    label=lambda a, ins: f"reshape → {fmt_shape(a.shape if isinstance(a.shape, tuple) else (a.shape,))}",
+    shape_rule="the given shape (same number of values)",
+)
+
+DROPOUT = Op(
+    "dropout",
+    "Zeroes a random fraction of values while training (nn.Dropout, Keras Dropout).",
+    "regularisation",
+    args=(ArgSpec("rate", "float", 0.5, aliases=("p",), positional=True, low=0.0, high=1.0,
+                  doc="fraction dropped, 0 <= rate < 1"),),
+    label=lambda a, ins: f"dropout {a.rate:g}",
+)
+
+ENTRIES = (DENSE, FLATTEN, RESHAPE, DROPOUT)

@@ -1,0 +1,82 @@
+"""The network input and shape-changing plumbing: input, identity, upsample, zeropad."""
+
+from __future__ import annotations
+
+from cnndsl.errors import ShapeError
+from cnndsl.ops.base import ArgSpec, Args, Op, Shape, fmt_shape, need_image, pair
+
+
+def _input_shape(a: Args, ins: list[Shape]) -> Shape:
+    shape = a.shape if isinstance(a.shape, tuple) else (a.shape,)
+    if len(shape) not in (1, 3):
+        raise ShapeError(
+            f"input takes CxHxW (channels first) or a feature count, got {fmt_shape(shape)}",
+            hint=f"for a grey image write `input 1x{fmt_shape(shape)}`" if len(shape) == 2 else None,
+        )
+    if min(shape) < 1:
+        raise ShapeError(f"input sizes must be at least 1, got {fmt_shape(shape)}")
+    return shape
+
+
+INPUT = Op(
+    "input",
+    "The network's input: `input 3x224x224` (C x H x W, batch implicit) or `input 784`.",
+    "input",
+    args=(ArgSpec("shape", "shape", positional=True, doc="CxHxW or a feature count"),),
+    shape=_input_shape,
+    label=lambda a, ins: "input",
+    shape_rule="the given shape",
+)
+
+IDENTITY = Op("identity", "Passes its input through unchanged.", "shape")
+
+
+def _upsample_shape(a: Args, ins: list[Shape]) -> Shape:
+    c, h, w = need_image("upsample", ins[0])
+    sh, sw = pair(a.scale)
+    return (c, h * sh, w * sw)
+
+
+UPSAMPLE = Op(
+    "upsample",
+    "Repeats (nearest) or interpolates (bilinear) rows and columns (nn.Upsample, Keras UpSampling2D).",
+    "shape",
+    args=(
+        ArgSpec("scale", "pair", 2, aliases=("size", "scale_factor"), positional=True, low=1),
+        ArgSpec("mode", "choice", "nearest", choices=("nearest", "bilinear")),
+    ),
+    shape=_upsample_shape,
+    label=lambda a, ins: f"upsample x{'x'.join(map(str, sorted(set(pair(a.scale)))))}",
+    shape_rule="C x H*scale x W*scale",
+)
+
+
+def _zeropad_sides(a: Args) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom), PyTorch's order."""
+    p = a.padding
+    if isinstance(p, tuple) and len(p) == 4:
+        return p
+    ph, pw = pair(p)
+    return (pw, pw, ph, ph)
+
+
+def _zeropad_shape(a: Args, ins: list[Shape]) -> Shape:
+    c, h, w = need_image("zeropad", ins[0])
+    if isinstance(a.padding, tuple) and len(a.padding) not in (2, 4):
+        raise ShapeError("zeropad takes an int, a pair (rows, columns) or (left, right, top, bottom)")
+    left, right, top, bottom = _zeropad_sides(a)
+    return (c, h + top + bottom, w + left + right)
+
+
+ZEROPAD = Op(
+    "zeropad",
+    "Pads with zeros (nn.ZeroPad2d, Keras ZeroPadding2D).",
+    "shape",
+    args=(ArgSpec("padding", "ints", 1, positional=True, low=0,
+                  doc="an int, (rows, columns), or (left, right, top, bottom)"),),
+    shape=_zeropad_shape,
+    label=lambda a, ins: "zeropad " + ",".join(map(str, _zeropad_sides(a))),
+    shape_rule="C x H+top+bottom x W+left+right",
+)
+
+ENTRIES = (INPUT, IDENTITY, UPSAMPLE, ZEROPAD)

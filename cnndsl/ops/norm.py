@@ -1,0 +1,45 @@
+"""Normalisation: batchnorm, lrn (AlexNet's local response normalisation)."""
+
+from __future__ import annotations
+
+from cnndsl.ops.base import ArgSpec, Args, Op, Shape, fmt_int
+
+
+def _bn_params(a: Args, ins: list[Shape]) -> int:
+    return 2 * ins[0][0] if a.affine else 0
+
+
+BATCHNORM = Op(
+    "batchnorm",
+    "Batch normalisation over channels (nn.BatchNorm2d / 1d, Keras BatchNormalization). "
+    "2C parameters (scale, shift) and 2C buffers (running mean and variance), which Keras lists "
+    "as non-trainable parameters.",
+    "normalisation",
+    args=(
+        ArgSpec("eps", "float", 1e-5, aliases=("epsilon",), low=0.0, doc="added to the variance (Keras uses 1e-3)"),
+        ArgSpec("momentum", "float", 0.1, low=0.0, doc="PyTorch's convention: weight of the new batch"),
+        ArgSpec("affine", "bool", True, aliases=("scale",), doc="learn scale and shift"),
+    ),
+    params=_bn_params,
+    buffers=lambda a, ins: 2 * ins[0][0],
+    explain=lambda a, ins, out: [
+        f"params = 2 * {ins[0][0]} channels = {fmt_int(_bn_params(a, ins))} (scale and shift)",
+        f"buffers = 2 * {ins[0][0]} = {fmt_int(2 * ins[0][0])} (running mean and variance)",
+    ],
+    aliases=("bn", "batchnorm2d"),
+)
+
+LRN = Op(
+    "lrn",
+    "Local response normalisation across channels (nn.LocalResponseNorm), as in AlexNet (size 5, k 2).",
+    "normalisation",
+    args=(
+        ArgSpec("size", "int", 5, positional=True, low=1, doc="neighbouring channels"),
+        ArgSpec("alpha", "float", 1e-4),
+        ArgSpec("beta", "float", 0.75),
+        ArgSpec("k", "float", 1.0, doc="additive constant (AlexNet used 2)"),
+    ),
+    label=lambda a, ins: f"lrn {a.size}",
+)
+
+ENTRIES = (BATCHNORM, LRN)

@@ -1,0 +1,130 @@
+"""Pooling: maxpool, avgpool (with PyTorch's ceil mode), global pools, adaptive average pool."""
+
+from __future__ import annotations
+
+from cnndsl.errors import ShapeError
+from cnndsl.ops.base import ArgSpec, Args, Op, Shape, Window, ceil_div, need_image, pair, spatial
+from cnndsl.ops.conv import PADDING, _kernel_text, _size_lines
+
+POOL_ARGS = (
+    ArgSpec("kernel", "pair", 2, aliases=("pool_size", "kernel_size", "size"), positional=True, low=1,
+            doc="window size (Keras' default 2)"),
+    ArgSpec("stride", "pair", None, aliases=("strides",), low=1, doc="defaults to the kernel (Keras and PyTorch agree)"),
+    PADDING,
+    ArgSpec("ceil", "bool", False, aliases=("ceil_mode",), doc="round the output size up (PyTorch ceil_mode)"),
+)
+
+
+def _stride(a: Args):
+    return a.kernel if a.stride is None else a.stride
+
+
+def _pool_shape(op: str):
+    def shape(a: Args, ins: list[Shape]) -> Shape:
+        padding = a.padding
+        if isinstance(padding, (int, tuple)):
+            for p, k in zip(pair(padding), pair(a.kernel)):
+                if p > k // 2:
+                    raise ShapeError(
+                        f"{op} padding {p} is more than half its kernel {k}",
+                        hint="PyTorch pads pools by at most kernel // 2; use padding=same for Keras' rule",
+                    )
+        ho, wo, _, _ = spatial(op, a, ins[0], a.kernel, _stride(a), 1, a.ceil)
+        return (ins[0][0], ho, wo)
+
+    return shape
+
+
+def _pool_window(a: Args, ins: list[Shape]) -> Window:
+    (kh, kw), (sh, sw) = pair(a.kernel), pair(_stride(a))
+    return Window(kh, kw, sh, sw)
+
+
+def _pool_explain(op: str):
+    def explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
+        b = Args({**a.values, "stride": _stride(a)})
+        return _size_lines(op, b, ins[0], out, a.ceil) + ["no parameters"]
+
+    return explain
+
+
+def _pool_label(op: str):
+    return lambda a, ins: f"{op} {_kernel_text(Args({**a.values, 'stride': _stride(a)}))}" + (
+        " ceil" if a.ceil else ""
+    )
+
+
+def _pool(name: str, doc: str, extra=()) -> Op:
+    return Op(
+        name,
+        doc,
+        "pooling",
+        args=POOL_ARGS + extra,
+        shape=_pool_shape(name),
+        window=_pool_window,
+        label=_pool_label(name),
+        explain=_pool_explain(name),
+        shape_rule="C x out(H) x out(W), as conv; with ceil=true the size rounds up "
+        "(a window must start inside the input)",
+    )
+
+
+MAXPOOL = _pool("maxpool", "Max pooling (nn.MaxPool2d, Keras MaxPooling2D).")
+AVGPOOL = _pool(
+    "avgpool",
+    "Average pooling (nn.AvgPool2d, Keras AveragePooling2D).",
+    (ArgSpec("count_include_pad", "bool", True, doc="average over padded zeros too (PyTorch's default)"),),
+)
+
+
+def _global_shape(a: Args, ins: list[Shape]) -> Shape:
+    c, _, _ = need_image("global pool", ins[0])
+    return (c, 1, 1) if a.keepdims else (c,)
+
+
+def _global_window(a: Args, ins: list[Shape]) -> Window:
+    _, h, w = ins[0]
+    return Window(h, w, h, w)
+
+
+def _global(name: str, doc: str) -> Op:
+    return Op(
+        name,
+        doc,
+        "pooling",
+        args=(ArgSpec("keepdims", "bool", False, doc="keep Cx1x1 instead of a flat C (Keras' keepdims)"),),
+        shape=_global_shape,
+        window=_global_window,
+        label=lambda a, ins: name,
+        explain=lambda a, ins, out: [f"one value per channel: {ins[0][0]}x{ins[0][1]}x{ins[0][2]} -> {out[0]}"],
+        shape_rule="C (flat), or Cx1x1 with keepdims=true",
+    )
+
+
+GLOBALAVGPOOL = _global("globalavgpool", "Average of each channel (Keras GlobalAveragePooling2D).")
+GLOBALMAXPOOL = _global("globalmaxpool", "Maximum of each channel (Keras GlobalMaxPooling2D).")
+
+
+def _adaptive_shape(a: Args, ins: list[Shape]) -> Shape:
+    c, _, _ = need_image("adaptiveavgpool", ins[0])
+    return (c, *pair(a.size))
+
+
+def _adaptive_window(a: Args, ins: list[Shape]) -> Window:
+    _, h, w = ins[0]
+    oh, ow = pair(a.size)
+    return Window(ceil_div(h, oh), ceil_div(w, ow), h // oh or 1, w // ow or 1)
+
+
+ADAPTIVEAVGPOOL = Op(
+    "adaptiveavgpool",
+    "Average pooling to a fixed output size (nn.AdaptiveAvgPool2d), as torchvision's AlexNet and VGG use.",
+    "pooling",
+    args=(ArgSpec("size", "pair", positional=True, low=1, doc="output HxW"),),
+    shape=_adaptive_shape,
+    window=_adaptive_window,
+    label=lambda a, ins: f"adaptiveavgpool → {'x'.join(map(str, pair(a.size)))}",
+    shape_rule="C x size",
+)
+
+ENTRIES = (MAXPOOL, AVGPOOL, GLOBALAVGPOOL, GLOBALMAXPOOL, ADAPTIVEAVGPOOL)

@@ -1,0 +1,202 @@
+"""Renders an analysis: the text table of `cnndsl check`, --json, --markdown and --explain."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from cnndsl.analysis import Analysis, LayerFigures
+from cnndsl.graph import Group
+from cnndsl.ops.base import fmt_shape
+
+
+@dataclass
+class Row:
+    index: str  # layer number, or "" for a group row
+    name: str
+    op: str
+    output: str
+    params: int
+    macs: int
+    rf: int
+    figures: LayerFigures | None = None  # a layer row; None for a group
+
+
+def human(n: float) -> str:
+    """117.6 K, 3.7 G: MACs as papers quote them."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return str(int(n))
+
+
+def mib(n: int) -> str:
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / 1024 / 1024:.1f} MiB"
+
+
+def _visible(a: Analysis, f: LayerFigures) -> list[str]:
+    return [g for g in f.layer.groups if a.graph.groups[g].kind != "branch"]
+
+
+def _group_totals(a: Analysis) -> dict[str, tuple[int, int, LayerFigures]]:
+    totals: dict[str, tuple[int, int, LayerFigures]] = {}
+    for f in a.layers:
+        for g in f.layer.groups:
+            p, m, _ = totals.get(g, (0, 0, f))
+            totals[g] = (p + f.params, m + f.macs, f)
+    return totals
+
+
+def _relative(name: str, parent: str | None) -> str:
+    return name[len(parent) + 1:] if parent and name.startswith(parent + ".") else name
+
+
+def rows(a: Analysis, depth: int | None = None) -> list[Row]:
+    """Table rows in order; groups deeper than `depth` fold into one row each."""
+    totals = _group_totals(a)
+    out: list[Row] = []
+    open_groups: list[str] = []
+    number = 0
+    for f in a.layers[1:]:
+        vis = _visible(a, f)
+        keep = len(vis) if depth is None else min(len(vis), depth - 1 if depth > 0 else 0)
+        shared = 0
+        while shared < min(len(open_groups), keep) and open_groups[shared] == vis[shared]:
+            shared += 1
+        open_groups = open_groups[:shared]
+        for g in vis[shared:keep]:
+            out.append(_group_row(a.graph.groups[g], totals[g], len(open_groups), open_groups))
+            open_groups.append(g)
+        if depth is not None and len(vis) > keep:
+            g = vis[keep]
+            if out and out[-1].figures is None and out[-1].name.strip() == _relative(g, _last(open_groups)):
+                continue  # already folded
+            row = _group_row(a.graph.groups[g], totals[g], keep, open_groups)
+            out.append(row)
+            number += sum(1 for x in a.layers if g in x.layer.groups)
+            row.index = ""
+            continue
+        number += 1
+        name = "  " * keep + _relative(f.layer.id, _last(open_groups))
+        out.append(Row(str(number), name, f.op_text, fmt_shape(f.layer.shape), f.params, f.macs,
+                       f.receptive_field, f))
+    return out
+
+
+def _last(groups: list[str]) -> str | None:
+    return groups[-1] if groups else None
+
+
+def _group_row(group: Group, total, level: int, open_groups: list[str]) -> Row:
+    params, macs, last = total
+    name = "  " * level + _relative(group.id, _last(open_groups))
+    return Row("", name, group.title, fmt_shape(last.layer.shape), params, macs, last.receptive_field)
+
+
+def text(a: Analysis, source: str, depth: int | None = None, explain: bool = False) -> str:
+    table = rows(a, depth)
+    head = ("#", "layer", "op", "output", "params", "MACs", "RF")
+    cells = [(r.index, r.name, r.op, r.output, f"{r.params:,}", human(r.macs) if r.macs else "—", str(r.rf))
+             for r in table]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(head)]
+    right = {0, 4, 5, 6}
+
+    def line(values) -> str:
+        return "  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths)))
+
+    g = a.graph
+    lines = [f"{g.name} · {source} · input {fmt_shape(g.input.shape)}", line(head).rstrip()]
+    for r, c in zip(table, cells):
+        lines.append(line(c).rstrip())
+        if explain and r.figures is not None:
+            indent = " " * (widths[0] + 2)
+            lines += [f"{indent}  {text}" for text in r.figures.explain()]
+    lines.append("")
+    lines += totals(a)
+    return "\n".join(lines)
+
+
+def totals(a: Analysis) -> list[str]:
+    out = a.output.layer.shape
+    rf_h, rf_w = a.output.rf
+    rf = str(rf_h) if rf_h == rf_w else f"{rf_h}x{rf_w}"
+    return [
+        f"Output         {fmt_shape(out)}",
+        f"Total params   {a.params:,}  (trainable {a.trainable_params:,}, frozen {a.frozen_params:,})",
+        f"Buffers        {a.buffers:,}  (batchnorm running statistics; Keras counts these as non-trainable params)",
+        f"MACs           {a.macs:,}  ({human(a.macs)}; conv and dense multiply-accumulates, bias excluded)",
+        f"Receptive field {rf} pixels",
+        f"Memory         {mib(a.weight_bytes)} weights, {mib(a.activation_bytes)} activations per sample (float32)",
+    ]
+
+
+def as_dict(a: Analysis, source: str | None = None) -> dict:
+    g = a.graph
+    return {
+        "network": g.name,
+        "file": source,
+        "parameters": {k: _jsonable(v) for k, v in g.params.items()},
+        "input": list(g.input.shape),
+        "output": list(a.output.layer.shape),
+        "params": a.params,
+        "trainable_params": a.trainable_params,
+        "frozen_params": a.frozen_params,
+        "buffers": a.buffers,
+        "macs": a.macs,
+        "receptive_field": a.receptive_field,
+        "memory": {"weights_bytes": a.weight_bytes, "buffers_bytes": a.buffer_bytes,
+                   "activations_bytes": a.activation_bytes},
+        "layers": [_layer_dict(f) for f in a.layers],
+        "groups": [{"name": grp.id, "title": grp.title, "kind": grp.kind} for grp in g.groups.values()],
+    }
+
+
+def _layer_dict(f: LayerFigures) -> dict:
+    layer = f.layer
+    return {
+        "name": layer.id,
+        "op": f.op_text,
+        "kind": layer.op,
+        "args": {k: _jsonable(v) for k, v in layer.args.items()},
+        "inputs": layer.inputs,
+        "output": list(layer.shape),
+        "params": f.params,
+        "buffers": f.buffers,
+        "macs": f.macs,
+        "receptive_field": f.receptive_field,
+        "receptive_field_hw": list(f.rf),
+        "frozen": layer.frozen,
+        "groups": list(layer.groups),
+        "line": layer.span.line,
+    }
+
+
+def _jsonable(v):
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (int, float, bool, str)) or v is None:
+        return v
+    return str(v)
+
+
+def to_json(a: Analysis, source: str | None = None, warnings: list | None = None) -> str:
+    data = as_dict(a, source)
+    data["warnings"] = [w.render() for w in warnings or []]
+    return json.dumps(data, indent=2)
+
+
+def markdown(a: Analysis, source: str, depth: int | None = None) -> str:
+    g = a.graph
+    lines = [f"### {g.name}", "", f"`{source}` · input `{fmt_shape(g.input.shape)}`", "",
+             "| # | layer | op | output | params | MACs | RF |", "|--:|---|---|---|--:|--:|--:|"]
+    for r in rows(a, depth):
+        name = r.name.strip()
+        lines.append(f"| {r.index} | `{name}` | {r.op} | {r.output} | {r.params:,} | {r.macs:,} | {r.rf} |")
+    lines += ["", "| total | |", "|---|--:|", f"| params | {a.params:,} |",
+              f"| trainable | {a.trainable_params:,} |", f"| frozen | {a.frozen_params:,} |",
+              f"| buffers | {a.buffers:,} |", f"| MACs | {a.macs:,} |",
+              f"| receptive field | {a.receptive_field} |", f"| weights | {mib(a.weight_bytes)} |",
+              f"| activations per sample | {mib(a.activation_bytes)} |"]
+    return "\n".join(lines)
