@@ -89,7 +89,9 @@ def _figures(layer: Layer, done: dict[str, LayerFigures]) -> LayerFigures:
     if layer.inputs:
         # along the deepest path: the widest field among the inputs
         rf = tuple(max(done[i].rf[k] for i in layer.inputs) for k in (0, 1))
-        jump = tuple(max(done[i].jump[k] for i in layer.inputs) for k in (0, 1))
+        # a per-channel gate (SE) widens the field but has no spatial step of its own
+        spatial = [i for i in layer.inputs if len(done[i].layer.shape) == len(layer.shape)] or layer.inputs
+        jump = tuple(max(done[i].jump[k] for i in spatial) for k in (0, 1))
         w = op.window(args, ins)
         rf = (rf[0] + (w.kh - 1) * jump[0], rf[1] + (w.kw - 1) * jump[1])
         jump = (jump[0] * w.sh, jump[1] * w.sw)

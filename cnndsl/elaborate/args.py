@@ -29,7 +29,7 @@ def bind(call: ast.Call, slots: list[Slot], what: str) -> dict[str, ast.Arg]:
     for arg in call.args:
         if arg.name is None:
             if pos_index >= len(positional):
-                raise _too_many(call, arg, positional, what)
+                raise _too_many(call, arg, slots, what)
             slot = positional[pos_index].name
             pos_index += 1
         else:
@@ -51,13 +51,15 @@ def _takes(slots: list[Slot]) -> str:
     return f"it takes: {' '.join(parts)}" if parts else "it takes no arguments"
 
 
-def _too_many(call: ast.Call, arg: ast.Arg, positional: list[Slot], what: str) -> CnnError:
+def _too_many(call: ast.Call, arg: ast.Arg, slots: list[Slot], what: str) -> CnnError:
+    positional = [s for s in slots if s.positional]
+    named = [f"{s.name}=…" for s in slots if not s.positional]
+    hint = f"name the others: {' '.join(named)}" if named else "remove the extra value"
     if not positional:
-        return CnnError(f"{what} takes no positional arguments", arg.span, "name them: `key=value`")
+        return CnnError(f"{what} takes no positional arguments", arg.span, hint)
     names = ", ".join(s.name for s in positional)
     return CnnError(f"{what} takes at most {len(positional)} positional argument"
-                    f"{'s' if len(positional) > 1 else ''} ({names})", arg.span,
-                    "name the others: `stride=2 padding=same`")
+                    f"{'s' if len(positional) > 1 else ''} ({names})", arg.span, hint)
 
 
 # ---- layer arguments ----------------------------------------------------------------------------

@@ -192,12 +192,21 @@ def spatial(op: str, a: Args, shape: Shape, kernel, stride, dilation=1, ceil=Fal
             + (f" padded by {ph[0] + ph[1]}x{pw[0] + pw[1]}" if ph != (0, 0) or pw != (0, 0) else ""),
             hint="use padding=same, a smaller kernel, or fewer downsampling layers before it",
         )
-    for n, (b, e), k, s, d, axis in ((h, ph, kh, sh, dh, "row"), (w, pw, kw, sw, dw, "column")):
-        rest = (n + b + e - d * (k - 1) - 1) % s
-        if rest and not ceil and padding != "same":
-            a.warn(f"{op} with stride {s} on {n} drops the last {rest} {axis}{'s' if rest > 1 else ''}: "
-                   f"{n} -> {axis_out(n, b, e, k, s, d)}")
+    dropped = [_dropped(n, b, k, s, d, out) for n, (b, _), k, s, d, out in
+               ((h, ph, kh, sh, dh, ho), (w, pw, kw, sw, dw, wo))]
+    if any(dropped):
+        what = " and ".join(f"{n} {axis}{'s' if n > 1 else ''}" for n, axis in zip(dropped, ("row", "column")) if n)
+        a.warn(f"{op} never sees the last {what} of its {h}x{w} input: {h}x{w} -> {ho}x{wo}")
     return ho, wo, ph, pw
+
+
+def _dropped(n: int, before: int, k: int, s: int, d: int, out: int) -> int:
+    """Input rows after the last window. Strided 1x1 convs skip rows by design: not counted."""
+    effective = d * (k - 1) + 1
+    if effective < s:
+        return 0
+    last_seen = (out - 1) * s - before + effective - 1
+    return max(0, n - 1 - last_seen)
 
 
 def pair_or(padding, axis: int):

@@ -44,7 +44,7 @@ def _flatten_window(a: Args, ins: list[Shape]) -> Window:
     # a unit of the next dense layer sees every position of the map
     if len(ins[0]) == 3:
         _, h, w = ins[0]
-        return Window(h, w, h, w)
+        return Window(h, w)
     return Window()
 
 

@@ -83,8 +83,9 @@ def _global_shape(a: Args, ins: list[Shape]) -> Shape:
 
 
 def _global_window(a: Args, ins: list[Shape]) -> Window:
+    # one output sees the whole map; no stride, since no spatial layer can follow a flat output
     _, h, w = ins[0]
-    return Window(h, w, h, w)
+    return Window(h, w)
 
 
 def _global(name: str, doc: str) -> Op:
