@@ -115,5 +115,10 @@ def did_you_mean(word: str, choices) -> str | None:
     """A hint naming the closest of `choices`, as rustc and Elm do."""
     import difflib
 
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    if word.lower() in lowered:
+        return f"did you mean `{lowered[word.lower()]}`?"
+    cutoff = 0.5 if len(word) <= 3 else 0.6  # e2 → e1, but not every short name
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
     return f"did you mean `{close[0]}`?" if close else None

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from cnndsl.errors import CnnError, Span, did_you_mean
 from cnndsl.ops import ACTIVATIONS, REQUIRED, ArgSpec, Op, Symbol, lookup
-from cnndsl.elaborate.expr import Env, undefined_hint, describe, evaluate, type_name
+from cnndsl.elaborate.expr import Env, describe, evaluate, undefined_hint
 from cnndsl.syntax import ast
 
 
@@ -87,8 +87,9 @@ def coerce(value, spec: ArgSpec, span: Span, op: str):
     convert = _KINDS[spec.kind]
     out = convert(value, spec)
     if out is _BAD:
-        raise CnnError(f"`{spec.name}` of {op} expects {_EXPECTS[spec.kind](spec)}, got {type_name(value)} "
-                       f"({describe(value)})", span, undefined_hint(value) or _kind_hint(value, spec))
+        shown = f"`{value}`" if isinstance(value, Symbol) else describe(value)
+        raise CnnError(f"`{spec.name}` of {op} expects {_EXPECTS[spec.kind](spec)}, got {shown}", span,
+                       _kind_hint(value, spec) or undefined_hint(value))
     _bounds(out, spec, span, op)
     return out
 
@@ -174,7 +175,7 @@ _EXPECTS = {
 
 
 def _kind_hint(value, spec: ArgSpec) -> str | None:
-    if spec.kind == "int" and isinstance(value, float):
+    if spec.kind in ("int", "pair", "shape", "ints") and isinstance(value, float):
         return "round it: `round(x)`, `floor(x)`, or use `//` for integer division"
     word = _word(value)
     if word is not None and spec.kind == "activation":

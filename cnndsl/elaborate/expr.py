@@ -35,16 +35,8 @@ def describe(value) -> str:
     return str(value)
 
 
-def type_name(value) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, tuple):
-        return "a size"
-    if isinstance(value, Symbol):
-        return f"the name `{value}`"
-    return "a string"
+def _shown(value) -> str:
+    return f"the name `{value}`" if isinstance(value, Symbol) else describe(value)
 
 
 def evaluate(e: ast.Expr, env: Env):
@@ -88,14 +80,14 @@ def _in_attr(e: ast.InAttr, env: Env):
 
 def _number(value, e: ast.Expr, what: str):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CnnError(f"{what} needs numbers, got {type_name(value)} ({describe(value)})", e.span,
+        raise CnnError(f"{what} needs numbers, got {_shown(value)}", e.span,
                        undefined_hint(value))
     return value
 
 
 def _boolean(value, e: ast.Expr, what: str) -> bool:
     if not isinstance(value, bool):
-        raise CnnError(f"{what} needs true or false, got {type_name(value)} ({describe(value)})", e.span,
+        raise CnnError(f"{what} needs true or false, got {_shown(value)}", e.span,
                        undefined_hint(value) or "compare values to get a boolean: `stride != 1`")
     return value
 

@@ -8,7 +8,7 @@ from cnndsl.ops.base import ArgSpec, Args, Op, Shape, Window, fmt_int, out_formu
 KERNEL = ArgSpec("kernel", "pair", aliases=("kernel_size",), positional=True, low=1,
                  doc="window size: `3` or `3x3` or `(1, 7)`")
 STRIDE = ArgSpec("stride", "pair", 1, aliases=("strides",), low=1, doc="step between windows")
-PADDING = ArgSpec("padding", "padding", "valid",
+PADDING = ArgSpec("padding", "padding", "valid", low=0,
                   doc="`valid` (none), `same` (keeps ceil(n/stride), Keras' asymmetric rule), an int or a pair")
 DILATION = ArgSpec("dilation", "pair", 1, aliases=("dilation_rate",), low=1, doc="spacing of kernel taps")
 BIAS = ArgSpec("bias", "bool", True, aliases=("use_bias",), doc="learn an additive bias per output channel")
@@ -75,12 +75,13 @@ def _conv_macs(a: Args, ins: list[Shape], out: Shape) -> int:
 def _conv_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
     kh, kw = pair(a.kernel)
     cin = ins[0][0] // a.groups
-    per = f"{kh}*{kw}*{cin}" + (f" (={ins[0][0]}/{a.groups} groups)" if a.groups > 1 else "")
     bias = " + 1" if a.bias else ""
+    groups = f" ({ins[0][0]} channels / {a.groups} groups)" if a.groups > 1 else ""
+    filters = f"{a.filters} filter{'s' if a.filters > 1 else ''}"
     return _size_lines("conv", a, ins[0], out) + [
-        f"params = ({kh}*{kw}*{cin}{bias}) * {a.filters} = {fmt_int(_conv_params(a, ins))}",
-        f"MACs = {out[1]}*{out[2]} positions * {a.filters} filters * {per} = "
-        f"{fmt_int(_conv_macs(a, ins, out))}",
+        f"params = ({kh}*{kw}*{cin}{bias}) * {a.filters} = {fmt_int(_conv_params(a, ins))}{groups}",
+        f"MACs = {out[1]}*{out[2]} = {fmt_int(out[1] * out[2])} positions * {filters} * "
+        f"{kh}*{kw}*{cin} = {fmt_int(kh * kw * cin)} multiplications each = {fmt_int(_conv_macs(a, ins, out))}",
     ]
 
 

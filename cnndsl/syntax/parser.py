@@ -291,6 +291,15 @@ _WORDS = {
     "SEMICOLON": "`;`",
     "FUNC": "a function such as max(",
     "COMP_OP": "a comparison",
+    "MINUS": "`-`",
+    "PLUS": "`+`",
+    "STAR": "`*`",
+    "SLASH": "`/`",
+    "DSLASH": "`//`",
+    "PERCENT": "`%`",
+    "POW": "`**`",
+    "DOT": "`.`",
+    "__ANON_0": "`..`",
 }
 
 
