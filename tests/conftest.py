@@ -13,6 +13,7 @@ def spec_file(tmp_path):
 
     def write(text: str, name: str = "spec.cnn") -> Path:
         path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         return path
 
