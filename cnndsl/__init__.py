@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-_API = {"load", "check", "Spec", "Report"}
+_API = {"load", "loads", "check", "Spec", "Report"}
 
 
 def __getattr__(name: str):
@@ -26,4 +26,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'cnndsl' has no attribute {name!r}")
 
 
-__all__ = ["CnnError", "Report", "Spec", "check", "load", "__version__"]
+__all__ = ["CnnError", "Report", "Spec", "check", "load", "loads", "__version__"]

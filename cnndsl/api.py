@@ -78,14 +78,25 @@ class Spec:
 
 
 def load(spec: str | Path, network: str | None = None, max_layers: int = DEFAULT_MAX_LAYERS, **params) -> Spec:
-    """Loads a spec from a path or from its text. Keyword arguments set network parameters."""
-    if isinstance(spec, Path) or ("{" not in spec and "\n" not in spec):
-        program = read_spec(spec)
-        source = str(spec)
-    else:
-        program = load_program(spec, "<string>")
-        source = "<string>"
-    return Spec(program, source, network, params, max_layers)
+    """Loads a spec from a path or from its text. Keyword arguments set network parameters.
+
+    A string is a path when it is one line without `{` that ends in .cnn, names a file, or has a `/`.
+    """
+    if isinstance(spec, Path) or _looks_like_path(spec):
+        return Spec(read_spec(spec), str(spec), network, params, max_layers)
+    return loads(spec, network, max_layers, **params)
+
+
+def loads(text: str, network: str | None = None, max_layers: int = DEFAULT_MAX_LAYERS, name: str = "<string>",
+          **params) -> Spec:
+    """Loads a spec from its text; relative `use` paths start at the current directory."""
+    return Spec(load_program(text, name), name, network, params, max_layers)
+
+
+def _looks_like_path(text: str) -> bool:
+    if "\n" in text or "{" in text or "\0" in text:
+        return False
+    return text.endswith(".cnn") or "/" in text or Path(text).is_file()
 
 
 def check(spec: str | Path, network: str | None = None, **params) -> Report:
@@ -93,4 +104,4 @@ def check(spec: str | Path, network: str | None = None, **params) -> Report:
     return load(spec, network, **params).check()
 
 
-__all__ = ["CnnError", "Report", "Spec", "check", "load"]
+__all__ = ["CnnError", "Report", "Spec", "check", "load", "loads"]

@@ -95,7 +95,7 @@ def read_spec(path: str | Path) -> Program:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CnnError(f"no such file: {p}") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         raise CnnError(f"cannot read {p}: {e}") from None
     return load_program(text, str(path), p.resolve())
 
