@@ -26,6 +26,7 @@ run: $(STAMP)
 	@for f in specs/*.cnn examples/*.cnn; do $(VENV)/bin/cnndsl check $$f --depth 1 || exit 1; echo; done
 
 bench: $(STAMP)
+	$(PIP) install -q -e '.[bench]'
 	$(PY) bench/check_speed.py
 
 lint: $(STAMP)
