@@ -122,14 +122,15 @@ def totals(a: Analysis) -> list[str]:
     out = a.output.layer.shape
     rf_h, rf_w = a.output.rf
     rf = str(rf_h) if rf_h == rf_w else f"{rf_h}x{rf_w}"
-    return [
-        f"Output         {fmt_shape(out)}",
-        f"Total params   {a.params:,}  (trainable {a.trainable_params:,}, frozen {a.frozen_params:,})",
-        f"Buffers        {a.buffers:,}  (batchnorm running statistics; Keras counts these as non-trainable params)",
-        f"MACs           {a.macs:,}  ({human(a.macs)}; conv and dense multiply-accumulates, bias excluded)",
-        f"Receptive field {rf} pixels",
-        f"Memory         {mib(a.weight_bytes)} weights, {mib(a.activation_bytes)} activations per sample (float32)",
+    rows = [
+        ("Output", fmt_shape(out)),
+        ("Total params", f"{a.params:,}  (trainable {a.trainable_params:,}, frozen {a.frozen_params:,})"),
+        ("Buffers", f"{a.buffers:,}  (batchnorm running statistics; Keras counts these as non-trainable params)"),
+        ("MACs", f"{a.macs:,}  ({human(a.macs)}; conv and dense multiply-accumulates, bias excluded)"),
+        ("Receptive field", f"{rf} pixels"),
+        ("Memory", f"{mib(a.weight_bytes)} weights, {mib(a.activation_bytes)} activations per sample (float32)"),
     ]
+    return [f"{label:<16}{value}" for label, value in rows]
 
 
 def as_dict(a: Analysis, source: str | None = None) -> dict:

@@ -25,9 +25,9 @@ def test_check_prints_the_table_and_totals(capsys):
     assert lines[0].startswith("resnet34 · ") and lines[0].endswith("input 3x224x224")
     assert lines[1].split() == ["#", "layer", "op", "output", "params", "MACs", "RF"]
     assert lines[2].split() == ["1", "conv1", "conv", "7x7/2", "→", "64", "64x112x112", "9,408", "118.0", "M", "7"]
-    assert "Total params   21,797,672  (trainable 21,797,672, frozen 0)" in out
-    assert "Buffers        17,024" in out
-    assert "MACs           3,663,761,408" in out
+    assert "Total params    21,797,672  (trainable 21,797,672, frozen 0)" in out
+    assert "Buffers         17,024" in out
+    assert "MACs            3,663,761,408" in out
     assert "83.2 MiB weights" in out
 
 
