@@ -262,8 +262,8 @@ def test_residual_mismatch_names_both_shapes_and_suggests_a_shortcut():
 
 
 def test_concat_mismatch_names_both_branches():
-    e = error_of(net("input 3x32x32", "concat {", "  branch { conv 8 kernel=3 }", "  branch { conv 8 kernel=3 padding=1 }",
-                     "}"))
+    e = error_of(net("input 3x32x32", "concat {", "  branch { conv 8 kernel=3 }",
+                     "  branch { conv 8 kernel=3 padding=1 }", "}"))
     assert "branch 1 gives 8x30x30, branch 2 gives 8x32x32" in e.message
 
 

@@ -4,7 +4,6 @@ A plain hand-written torchvision-layout ResNet-152, summarised by torchinfo (one
 hooks), as a whole process. Prints the parameter count so the benchmark can confirm both agree.
 """
 
-import torch
 from torch import nn
 from torchinfo import summary
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cnndsl.elaborate.expr import Env, describe, evaluate, undefined_hint
 from cnndsl.errors import CnnError, Span, did_you_mean
 from cnndsl.ops import ACTIVATIONS, REQUIRED, ArgSpec, Op, Symbol, lookup
-from cnndsl.elaborate.expr import Env, describe, evaluate, undefined_hint
 from cnndsl.syntax import ast
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from cnndsl.errors import CnnError, Diagnostic, Span, UsageError, did_you_mean
-from cnndsl.graph import Graph, Group, Layer, build_graph, unused_layers
-from cnndsl.ops import REGISTRY, ALIASES, Args, Symbol, lookup
-from cnndsl.ops.base import fmt_shape
 from cnndsl.elaborate.args import Slot, bind, layer_args
 from cnndsl.elaborate.expr import Env, describe, evaluate
+from cnndsl.errors import CnnError, Diagnostic, Span, UsageError, did_you_mean
+from cnndsl.graph import Graph, Group, Layer, build_graph, unused_layers
+from cnndsl.ops import ALIASES, REGISTRY, Args, Symbol, lookup
+from cnndsl.ops.base import fmt_shape
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
 

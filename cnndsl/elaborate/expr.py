@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from cnndsl.errors import CnnError, did_you_mean
-from cnndsl.ops.base import Shape, Symbol, fmt_shape, prod
+from cnndsl.ops.base import Shape, Symbol, prod
 from cnndsl.syntax import ast
 
 LIMIT = 2**62  # larger numbers are a mistake, and would make Python's big ints slow

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cnndsl.ops import activation, conv, dense, merge, misc, norm, pool
-from cnndsl.ops.base import REQUIRED, ArgSpec, Args, Op, Shape, Symbol, Window
+from cnndsl.ops.base import REQUIRED, Args, ArgSpec, Op, Shape, Symbol, Window
 
 REGISTRY: dict[str, Op] = {}
 ALIASES: dict[str, str] = {}

@@ -6,8 +6,8 @@ Shapes never include the batch: (C, H, W) for images, (F,) for flat vectors.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from cnndsl.errors import CnnError, ShapeError
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import ArgSpec, Args, Op, Shape, Window, fmt_int, out_formula, pair, spatial
+from cnndsl.ops.base import Args, ArgSpec, Op, Shape, Window, fmt_int, out_formula, pair, spatial
 
 KERNEL = ArgSpec("kernel", "pair", aliases=("kernel_size",), positional=True, low=1,
                  doc="window size: `3` or `3x3` or `(1, 7)`")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import ArgSpec, Args, Op, Shape, Window, fmt_int, fmt_shape, need_flat, prod
+from cnndsl.ops.base import Args, ArgSpec, Op, Shape, Window, fmt_int, fmt_shape, need_flat, prod
 from cnndsl.ops.conv import ACTIVATION, BIAS
 
 

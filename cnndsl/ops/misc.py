@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import ArgSpec, Args, Op, Shape, fmt_shape, need_image, pair
+from cnndsl.ops.base import Args, ArgSpec, Op, Shape, fmt_shape, need_image, pair
 
 
 def _input_shape(a: Args, ins: list[Shape]) -> Shape:

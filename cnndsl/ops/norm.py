@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnndsl.ops.base import ArgSpec, Args, Op, Shape, fmt_int
+from cnndsl.ops.base import Args, ArgSpec, Op, Shape, fmt_int
 
 
 def _bn_params(a: Args, ins: list[Shape]) -> int:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import ArgSpec, Args, Op, Shape, Window, ceil_div, need_image, pair, spatial
+from cnndsl.ops.base import Args, ArgSpec, Op, Shape, Window, ceil_div, need_image, pair, spatial
 from cnndsl.ops.conv import PADDING, _kernel_text, _size_lines
 
 POOL_ARGS = (
     ArgSpec("kernel", "pair", 2, aliases=("pool_size", "kernel_size", "size"), positional=True, low=1,
             doc="window size (Keras' default 2)"),
-    ArgSpec("stride", "pair", None, aliases=("strides",), low=1, doc="defaults to the kernel (Keras and PyTorch agree)"),
+    ArgSpec("stride", "pair", None, aliases=("strides",), low=1,
+            doc="defaults to the kernel (Keras and PyTorch agree)"),
     PADDING,
     ArgSpec("ceil", "bool", False, aliases=("ceil_mode",), doc="round the output size up (PyTorch ceil_mode)"),
 )

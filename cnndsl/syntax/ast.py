@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from cnndsl.errors import Span
 
@@ -60,7 +59,7 @@ class TupleExpr:
     span: Span
 
 
-Expr = Union[Const, Name, InAttr, Unary, BinOp, Func, TupleExpr]
+Expr = Const | Name | InAttr | Unary | BinOp | Func | TupleExpr
 
 # ---- statements -----------------------------------------------------------------------------
 
@@ -160,7 +159,7 @@ class Frozen:
     span: Span
 
 
-Stmt = Union[Call, Repeat, If, Residual, Merge, MergeWith, From, Let, Labeled, Frozen]
+Stmt = Call | Repeat | If | Residual | Merge | MergeWith | From | Let | Labeled | Frozen
 
 # ---- top level ------------------------------------------------------------------------------
 
