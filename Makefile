@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check cnndsl tests bench
 	$(PY) -m pytest -q
 
 run: $(STAMP)

@@ -125,7 +125,7 @@ def test_command_line_errors_exit_2():
 
 def test_missing_file_is_reported():
     result = run("check", "nope.cnn")
-    assert result.returncode == 1 and "no such file: nope.cnn" in result.stderr
+    assert result.returncode == 2 and "no such file: nope.cnn" in result.stderr
 
 
 def test_layers_lists_the_registry():

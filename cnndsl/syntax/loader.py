@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnndsl.errors import CnnError, Span
+from cnndsl.errors import CnnError, Span, UsageError
 from cnndsl.syntax import ast
 from cnndsl.syntax.parser import parse
 
@@ -89,12 +89,12 @@ def _add(program: Program, module: ast.Module) -> None:
 
 
 def read_spec(path: str | Path) -> Program:
-    """Loads a spec file; a missing file is a CnnError that names it."""
+    """Loads a spec file; a missing file is a UsageError (the command line named it)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise CnnError(f"no such file: {p}") from None
+        raise UsageError(f"no such file: {p}") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise CnnError(f"cannot read {p}: {e}") from None
     return load_program(text, str(path), p.resolve())
