@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from cnndsl.graph import Graph, Layer
@@ -93,7 +94,7 @@ def _figures(layer: Layer, done: dict[str, LayerFigures]) -> LayerFigures:
         spatial = [i for i in layer.inputs if len(done[i].layer.shape) == len(layer.shape)] or layer.inputs
         jump = tuple(max(done[i].jump[k] for i in spatial) for k in (0, 1))
         w = op.window(args, ins)
-        rf = (rf[0] + (w.kh - 1) * jump[0], rf[1] + (w.kw - 1) * jump[1])
+        rf = (math.ceil(rf[0] + (w.kh - 1) * jump[0]), math.ceil(rf[1] + (w.kw - 1) * jump[1]))
         jump = (jump[0] * w.sh, jump[1] * w.sw)
     else:
         rf, jump = (1, 1), (1, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from cnndsl.errors import CnnError, UsageError
@@ -40,10 +41,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    from cnndsl.ops import REGISTRY, REQUIRED
+    from cnndsl.errors import did_you_mean
+    from cnndsl.ops import REGISTRY, REQUIRED, lookup
 
+    if args.name and lookup(args.name) is None:
+        hint = did_you_mean(args.name, REGISTRY) or "`cnndsl layers` lists them"
+        raise UsageError(f"no layer `{args.name}`", hint=hint)
+    wanted = lookup(args.name).name if args.name else None
     for op in REGISTRY.values():
-        if args.name and op.name != args.name:
+        if wanted and op.name != wanted:
             continue
         parts = [a.name if a.default is REQUIRED else f"{a.name}={_show(a.default)}" for a in op.args]
         print(f"{op.name:16} {' '.join(parts)}")
@@ -59,6 +65,16 @@ def _show(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     return "kernel" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -79,11 +95,11 @@ def parser() -> argparse.ArgumentParser:
     out = c.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="every figure, per layer, as JSON")
     out.add_argument("--markdown", action="store_true", help="the table as Markdown")
-    c.add_argument("--explain", action="store_true",
-                   help="show the arithmetic behind each layer's figures (output size, params, MACs)")
-    c.add_argument("--depth", type=int, metavar="N",
+    out.add_argument("--explain", action="store_true",
+                     help="show the arithmetic behind each layer's figures (output size, params, MACs)")
+    c.add_argument("--depth", type=_positive, metavar="N",
                    help="fold block calls nested deeper than N into one row each (1: top-level rows only)")
-    c.add_argument("--max-layers", type=int, default=100_000, metavar="N",
+    c.add_argument("--max-layers", type=_positive, default=100_000, metavar="N",
                    help="refuse specs that expand to more layers or repeat iterations (default 100,000)")
     c.set_defaults(run=cmd_check)
 
@@ -112,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as e:  # a bug of ours: say so briefly; CNNDSL_DEBUG=1 shows the traceback
+        if os.environ.get("CNNDSL_DEBUG"):
+            raise
+        print(f"cnndsl: internal error: {type(e).__name__}: {e}\n"
+              "  this is a bug in cnndsl, not in your spec; rerun with CNNDSL_DEBUG=1 for details and report it",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -148,3 +148,15 @@ def test_import_and_check_never_import_torch():
             "assert 'torch' not in sys.modules, 'torch imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
+
+
+def test_layers_accepts_aliases_and_rejects_unknown_names():
+    assert run("layers", "conv2d").stdout.startswith("conv ")
+    unknown = run("layers", "convv")
+    assert unknown.returncode == 2 and "did you mean `conv`" in unknown.stderr
+
+
+def test_option_conflicts_and_ranges_are_usage_errors():
+    assert run("check", "specs/lenet5.cnn", "--depth", "0").returncode == 2
+    assert run("check", "specs/lenet5.cnn", "--json", "--explain").returncode == 2
+    assert run("check", "specs/lenet5.cnn", "--max-layers", "-5").returncode == 2

@@ -259,3 +259,20 @@ def test_layer_aliases(alias, canonical):
 def test_keras_argument_aliases():
     got = layers("network n { input 3x9x9\n conv filters=4 kernel_size=3 strides=2 use_bias=false }")
     assert got[1].layer.shape == (4, 4, 4) and got[1].params == 4 * 27
+
+
+def test_a_named_frozen_group_keeps_every_statement():
+    report = cnndsl.check("network n { input 3x8x8\n e: frozen { conv 4 kernel=1; conv 2 kernel=1 }\n relu }")
+    assert [f.layer.id for f in report.layers] == ["input1", "conv1", "e", "relu1"]
+    assert report.frozen_params == report.params == 16 + 10
+
+
+def test_branches_may_share_a_line():
+    report = cnndsl.check("network n { input 3x8x8\n concat { branch { conv 2 kernel=1 } branch { } } }")
+    assert report.output == (5, 8, 8)
+
+
+def test_upsampling_narrows_the_step_of_the_receptive_field():
+    report = cnndsl.check("network n { input 1x16x16\n maxpool 2\n upsample 2\n conv 1 kernel=3 padding=1 }")
+    # pool: field 2, step 2; upsample: step back to 1; a 3x3 conv adds 2 input pixels, not 4
+    assert [f.receptive_field for f in report.layers] == [1, 2, 2, 4]

@@ -134,8 +134,9 @@ class _Elaborator:
         if label is not None and not isinstance(s, (ast.Residual, ast.Merge, ast.MergeWith, ast.Frozen)):
             raise CnnError(f"a name can label a layer, a block call or a merge, not `{_keyword(s)}`", s.span)
         if isinstance(s, ast.Frozen):
-            return self.body(s.body, replace(frame, frozen=True), cur) if label is None else \
-                self.stmt(s.body[0], replace(frame, frozen=True), cur, label)
+            inner = replace(frame, frozen=True)
+            cur = self.body(s.body[:-1], inner, cur)
+            return self.stmt(s.body[-1], inner, cur, label) if s.body else cur
         if isinstance(s, ast.Repeat):
             return self.repeat(s, frame, cur)
         if isinstance(s, ast.If):

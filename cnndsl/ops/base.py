@@ -54,8 +54,8 @@ class Window:
 
     kh: int = 1
     kw: int = 1
-    sh: int = 1
-    sw: int = 1
+    sh: float = 1  # below 1 for upsampling
+    sw: float = 1
 
 
 @dataclass
@@ -74,6 +74,28 @@ class Args:
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
+
+
+@dataclass
+class CodeArgs:
+    """What an entry's `torch` function sees: argument values (known, or Src) and input shapes."""
+
+    values: dict[str, object]
+    ins: list[tuple]
+    helpers: set[str] = field(default_factory=set)
+
+    def __getattr__(self, name: str):
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def x(self) -> tuple:
+        return self.ins[0]
+
+    def need(self, *helpers: str) -> None:
+        self.helpers.update(helpers)
 
 
 def _zero(a: Args, ins: list[Shape]) -> int:
@@ -106,6 +128,10 @@ class Op:
     aliases: tuple[str, ...] = ()
     many_inputs: bool = False
     shape_rule: str = "output shape = input shape"  # for docs/language.md
+    # code generation: the PyTorch module as source text, and the output shape when some sizes are
+    # known only at construction (when all are known, `shape` above is used)
+    torch: Callable[[CodeArgs], str] | None = None
+    sym_shape: Callable[[CodeArgs], tuple] | None = None
 
     def arg(self, name: str) -> ArgSpec | None:
         for spec in self.args:

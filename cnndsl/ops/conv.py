@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, ArgSpec, Op, Shape, Window, fmt_int, out_formula, pair, spatial
+from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, Window, fmt_int, out_formula, pair, spatial
+from cnndsl.ops.source import binop
+from cnndsl.ops.torchsrc import ctor, padding, spatial_out, unpair
 
 KERNEL = ArgSpec("kernel", "pair", aliases=("kernel_size",), positional=True, low=1,
                  doc="window size: `3` or `3x3` or `(1, 7)`")
@@ -49,7 +51,27 @@ def _kernel_text(a: Args) -> str:
     return k + (f"/{sh}" if sh == sw and sh > 1 else f"/{sh}x{sw}" if (sh, sw) != (1, 1) else "")
 
 
+def _common(g: CodeArgs) -> dict:
+    """Keyword arguments of nn.Conv2d, defaults left out, and Keras' asymmetric padding if any."""
+    pad, pads4 = padding(g, g.kernel, g.stride, g.dilation)
+    return dict(kernel_size=unpair(g.kernel), stride=None if g.stride == 1 else unpair(g.stride), padding=pad,
+                dilation=None if g.dilation == 1 else unpair(g.dilation)), pads4
+
+
+def _conv_class(g: CodeArgs, pads4) -> str:
+    if pads4 is None:
+        return "nn.Conv2d"
+    g.need("Conv2dSame")
+    return "Conv2dSame"
+
+
 # ---- conv -----------------------------------------------------------------------------------------
+
+
+def _conv_torch(g: CodeArgs) -> str:
+    kw, pads4 = _common(g)
+    return ctor(_conv_class(g, pads4), g.x[0], g.filters, **kw, groups=None if g.groups == 1 else g.groups,
+                bias=None if g.bias is True else g.bias, pads=pads4)
 
 
 def _conv_shape(a: Args, ins: list[Shape]) -> Shape:
@@ -98,6 +120,8 @@ CONV = Op(
     window=_window,
     label=lambda a, ins: f"conv {_kernel_text(a)} → {a.filters}" + (f" g{a.groups}" if a.groups > 1 else ""),
     explain=_conv_explain,
+    torch=_conv_torch,
+    sym_shape=lambda g: (g.filters, *spatial_out(g, g.kernel, g.stride, g.dilation)),
     aliases=("conv2d",),
     shape_rule="filters x out(H) x out(W), out(n) = floor((n + 2p - d(k-1) - 1) / s) + 1; "
     "same: ceil(n / s)",
@@ -130,6 +154,13 @@ def _dw_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
     ]
 
 
+def _dw_torch(g: CodeArgs) -> str:
+    kw, pads4 = _common(g)
+    c = g.x[0]
+    return ctor(_conv_class(g, pads4), c, binop("*", c, g.multiplier), **kw, groups=c,
+                bias=None if g.bias is True else g.bias, pads=pads4)
+
+
 DWCONV = Op(
     "dwconv",
     "Depthwise convolution: one filter per input channel (Keras DepthwiseConv2D, nn.Conv2d with groups=C).",
@@ -141,6 +172,8 @@ DWCONV = Op(
     window=_window,
     label=lambda a, ins: f"dwconv {_kernel_text(a)}" + (f" x{a.multiplier}" if a.multiplier > 1 else ""),
     explain=_dw_explain,
+    torch=_dw_torch,
+    sym_shape=lambda g: (binop("*", g.x[0], g.multiplier), *spatial_out(g, g.kernel, g.stride, g.dilation)),
     aliases=("depthwiseconv",),
     shape_rule="C*multiplier x out(H) x out(W), as conv",
 )
@@ -176,6 +209,13 @@ def _sep_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
     ]
 
 
+def _sep_torch(g: CodeArgs) -> str:
+    kw, pads4 = _common(g)
+    g.need("SeparableConv2d")
+    return ctor("SeparableConv2d", g.x[0], g.filters, **kw, multiplier=None if g.multiplier == 1 else g.multiplier,
+                bias=None if g.bias is True else g.bias, pads=pads4)
+
+
 SEPCONV = Op(
     "sepconv",
     "Depthwise-separable convolution: a depthwise conv (no bias) then a 1x1 conv "
@@ -188,6 +228,8 @@ SEPCONV = Op(
     window=_window,
     label=lambda a, ins: f"sepconv {_kernel_text(a)} → {a.filters}",
     explain=_sep_explain,
+    torch=_sep_torch,
+    sym_shape=lambda g: (g.filters, *spatial_out(g, g.kernel, g.stride, g.dilation)),
     aliases=("separableconv",),
     shape_rule="filters x out(H) x out(W), as conv",
 )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, ArgSpec, Op, Shape, Window, fmt_int, fmt_shape, need_flat, prod
+from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, Window, fmt_int, fmt_shape, need_flat, prod
 from cnndsl.ops.conv import ACTIVATION, BIAS
+from cnndsl.ops.source import binop
+from cnndsl.ops.torchsrc import ctor
 
 
 def _dense_shape(a: Args, ins: list[Shape]) -> Shape:
@@ -35,6 +37,8 @@ DENSE = Op(
     macs=lambda a, ins, out: ins[0][0] * a.units,
     label=lambda a, ins: f"dense {ins[0][0]} → {a.units}",
     explain=_dense_explain,
+    torch=lambda g: ctor("nn.Linear", g.x[0], g.units, bias=None if g.bias is True else g.bias),
+    sym_shape=lambda g: (g.units,),
     aliases=("linear", "fc"),
     shape_rule="units (input must be flat)",
 )
@@ -55,8 +59,22 @@ FLATTEN = Op(
     shape=lambda a, ins: (prod(ins[0]),),
     window=_flatten_window,
     explain=lambda a, ins, out: [f"{' * '.join(map(str, ins[0]))} = {fmt_int(out[0])} values"],
+    torch=lambda g: "nn.Flatten()",
+    sym_shape=lambda g: (_product(g.x),),
     shape_rule="C*H*W",
 )
+
+
+def _product(shape: tuple):
+    out = shape[0]
+    for d in shape[1:]:
+        out = binop("*", out, d)
+    return out
+
+
+def _reshape_torch(g: CodeArgs) -> str:
+    g.need("Reshape")
+    return ctor("Reshape", *(g.shape if isinstance(g.shape, tuple) else (g.shape,)))
 
 
 def _reshape_shape(a: Args, ins: list[Shape]) -> Shape:
@@ -79,6 +97,8 @@ RESHAPE = Op(
     args=(ArgSpec("shape", "shape", positional=True, aliases=("target_shape",), doc="`1x28x28` or `784`"),),
     shape=_reshape_shape,
     label=lambda a, ins: f"reshape → {fmt_shape(a.shape if isinstance(a.shape, tuple) else (a.shape,))}",
+    torch=_reshape_torch,
+    sym_shape=lambda g: g.shape if isinstance(g.shape, tuple) else (g.shape,),
     shape_rule="the given shape (same number of values)",
 )
 
@@ -89,6 +109,7 @@ DROPOUT = Op(
     args=(ArgSpec("rate", "float", 0.5, aliases=("p",), positional=True, low=0.0, high=1.0,
                   doc="fraction dropped, 0 <= rate < 1"),),
     label=lambda a, ins: f"dropout {a.rate:g}",
+    torch=lambda g: ctor("nn.Dropout", g.rate),
 )
 
 ENTRIES = (DENSE, FLATTEN, RESHAPE, DROPOUT)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, Op, Shape, Window, fmt_shape
+from cnndsl.ops.base import Args, CodeArgs, Op, Shape, Window, fmt_shape
+from cnndsl.ops.source import binop
+from cnndsl.ops.torchsrc import ctor
 
 
 def _name(a: Args, i: int) -> str:
@@ -59,9 +61,29 @@ def _merge_window(a: Args, ins: list[Shape]) -> Window:
     return Window()
 
 
+def _join_torch(name: str):
+    def torch(g: CodeArgs) -> str:
+        g.need("Join")
+        return ctor("Join", name)
+
+    return torch
+
+
+def _sym_shape(name: str):
+    def shape(g: CodeArgs) -> tuple:
+        if name == "concat":
+            channels = g.ins[0][0]
+            for s in g.ins[1:]:
+                channels = binop("+", channels, s[0])
+            return (channels, *g.ins[0][1:])
+        return max(g.ins, key=len)
+
+    return shape
+
+
 def _merge(name: str, doc: str, shape, rule: str) -> Op:
     return Op(name, doc, "merge", shape=shape, window=_merge_window, many_inputs=True, shape_rule=rule,
-              label=lambda a, ins: f"{name} of {len(ins)}")
+              label=lambda a, ins: f"{name} of {len(ins)}", torch=_join_torch(name), sym_shape=_sym_shape(name))
 
 
 ENTRIES = (

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, ArgSpec, Op, Shape, fmt_shape, need_image, pair
+from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, Window, fmt_shape, need_image, pair
+from cnndsl.ops.source import binop
+from cnndsl.ops.torchsrc import ctor, two, unpair
 
 
 def _input_shape(a: Args, ins: list[Shape]) -> Shape:
@@ -28,7 +30,7 @@ INPUT = Op(
     shape_rule="the given shape",
 )
 
-IDENTITY = Op("identity", "Passes its input through unchanged.", "shape")
+IDENTITY = Op("identity", "Passes its input through unchanged.", "shape", torch=lambda g: "nn.Identity()")
 
 
 def _upsample_shape(a: Args, ins: list[Shape]) -> Shape:
@@ -46,7 +48,11 @@ UPSAMPLE = Op(
         ArgSpec("mode", "choice", "nearest", choices=("nearest", "bilinear")),
     ),
     shape=_upsample_shape,
+    # outputs are closer together than the input's: the step between them shrinks
+    window=lambda a, ins: Window(1, 1, 1 / pair(a.scale)[0], 1 / pair(a.scale)[1]),
     label=lambda a, ins: f"upsample x{'x'.join(map(str, sorted(set(pair(a.scale)))))}",
+    torch=lambda g: ctor("nn.Upsample", scale_factor=unpair(g.scale), mode=None if g.mode == "nearest" else g.mode),
+    sym_shape=lambda g: (g.x[0], binop("*", g.x[1], two(g.scale)[0]), binop("*", g.x[2], two(g.scale)[1])),
     shape_rule="C x H*scale x W*scale",
 )
 
@@ -58,6 +64,11 @@ def _zeropad_sides(a: Args) -> tuple[int, int, int, int]:
         return p
     ph, pw = pair(p)
     return (pw, pw, ph, ph)
+
+
+def _zeropad_sym(g: CodeArgs) -> tuple:
+    left, right, top, bottom = _zeropad_sides(g)
+    return (g.x[0], binop("+", binop("+", g.x[1], top), bottom), binop("+", binop("+", g.x[2], left), right))
 
 
 def _zeropad_shape(a: Args, ins: list[Shape]) -> Shape:
@@ -76,6 +87,8 @@ ZEROPAD = Op(
                   doc="an int, (rows, columns), or (left, right, top, bottom)"),),
     shape=_zeropad_shape,
     label=lambda a, ins: "zeropad " + ",".join(map(str, _zeropad_sides(a))),
+    torch=lambda g: ctor("nn.ZeroPad2d", _zeropad_sides(g)),
+    sym_shape=_zeropad_sym,
     shape_rule="C x H+top+bottom x W+left+right",
 )
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from cnndsl.ops.base import Args, ArgSpec, Op, Shape, fmt_int
+from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, fmt_int
+from cnndsl.ops.torchsrc import ctor
+
+
+def _bn_torch(g: CodeArgs) -> str:
+    kind = "nn.BatchNorm2d" if len(g.x) == 3 else "nn.BatchNorm1d"
+    return ctor(kind, g.x[0], eps=None if g.eps == 1e-5 else g.eps, momentum=None if g.momentum == 0.1 else g.momentum,
+                affine=None if g.affine is True else g.affine)
 
 
 def _bn_params(a: Args, ins: list[Shape]) -> int:
@@ -26,6 +33,7 @@ BATCHNORM = Op(
         f"params = 2 * {ins[0][0]} channels = {fmt_int(_bn_params(a, ins))} (scale and shift)",
         f"buffers = 2 * {ins[0][0]} = {fmt_int(2 * ins[0][0])} (running mean and variance)",
     ],
+    torch=_bn_torch,
     aliases=("bn", "batchnorm2d"),
 )
 
@@ -40,6 +48,7 @@ LRN = Op(
         ArgSpec("k", "float", 1.0, doc="additive constant (AlexNet used 2)"),
     ),
     label=lambda a, ins: f"lrn {a.size}",
+    torch=lambda g: ctor("nn.LocalResponseNorm", g.size, alpha=g.alpha, beta=g.beta, k=g.k),
 )
 
 ENTRIES = (BATCHNORM, LRN)

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, ArgSpec, Op, Shape, Window, ceil_div, need_image, pair, spatial
+from cnndsl.ops.base import (
+    Args,
+    ArgSpec,
+    CodeArgs,
+    Op,
+    Shape,
+    Window,
+    ceil_div,
+    fmt_shape,
+    need_image,
+    pair,
+    spatial,
+)
 from cnndsl.ops.conv import PADDING, _kernel_text, _size_lines
+from cnndsl.ops.torchsrc import ctor, padding, spatial_out, unpair
 
 POOL_ARGS = (
     ArgSpec("kernel", "pair", 2, aliases=("pool_size", "kernel_size", "size"), positional=True, low=1,
@@ -55,6 +68,26 @@ def _pool_label(op: str):
     )
 
 
+def _pool_torch(op: str):
+    def torch(g: CodeArgs) -> str:
+        stride = g.kernel if g.stride is None else g.stride
+        pad, pads4 = padding(g, g.kernel, stride, 1)
+        if pads4 is not None:
+            g.need("PoolSame")
+            return ctor("PoolSame", op, unpair(g.kernel), unpair(stride), pads4)
+        exclude = g.padding == "same" or g.values.get("count_include_pad", True) is False
+        return ctor(f"nn.{op.capitalize()}Pool2d", unpair(g.kernel),
+                    stride=None if g.stride is None else unpair(g.stride), padding=pad,
+                    ceil_mode=True if g.ceil is True else None if g.ceil is False else g.ceil,
+                    count_include_pad=False if exclude and op == "avg" and pad else None)
+
+    return torch
+
+
+def _pool_sym(g: CodeArgs) -> tuple:
+    return (g.x[0], *spatial_out(g, g.kernel, g.kernel if g.stride is None else g.stride, 1, g.ceil))
+
+
 def _pool(name: str, doc: str, extra=()) -> Op:
     return Op(
         name,
@@ -65,6 +98,8 @@ def _pool(name: str, doc: str, extra=()) -> Op:
         window=_pool_window,
         label=_pool_label(name),
         explain=_pool_explain(name),
+        torch=_pool_torch(name[:3]),
+        sym_shape=_pool_sym,
         shape_rule="C x out(H) x out(W), as conv; with ceil=true the size rounds up "
         "(a window must start inside the input)",
     )
@@ -89,6 +124,11 @@ def _global_window(a: Args, ins: list[Shape]) -> Window:
     return Window(h, w)
 
 
+def _global_torch(g: CodeArgs, op: str) -> str:
+    g.need("GlobalPool")
+    return ctor("GlobalPool", op, keepdims=None if g.keepdims is False else g.keepdims)
+
+
 def _global(name: str, doc: str) -> Op:
     return Op(
         name,
@@ -98,7 +138,9 @@ def _global(name: str, doc: str) -> Op:
         shape=_global_shape,
         window=_global_window,
         label=lambda a, ins: name,
-        explain=lambda a, ins, out: [f"one value per channel: {ins[0][0]}x{ins[0][1]}x{ins[0][2]} -> {out[0]}"],
+        explain=lambda a, ins, out: [f"one value per channel: {fmt_shape(ins[0])} -> {fmt_shape(out)}"],
+        torch=lambda g: _global_torch(g, name[6:9]),
+        sym_shape=lambda g: (g.x[0], 1, 1) if g.keepdims is True else (g.x[0],),
         shape_rule="C (flat), or Cx1x1 with keepdims=true",
     )
 
@@ -126,6 +168,8 @@ ADAPTIVEAVGPOOL = Op(
     shape=_adaptive_shape,
     window=_adaptive_window,
     label=lambda a, ins: f"adaptiveavgpool → {'x'.join(map(str, pair(a.size)))}",
+    torch=lambda g: ctor("nn.AdaptiveAvgPool2d", unpair(g.size)),
+    sym_shape=lambda g: (g.x[0], *(g.size if isinstance(g.size, tuple) else (g.size, g.size))),
     shape_rule="C x size",
 )
 

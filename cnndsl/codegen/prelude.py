@@ -1,0 +1,214 @@
+"""Helpers that every generated file carries, so that it needs nothing but torch.
+
+Each helper is a piece of source text; the generator includes the ones a network uses, in this order.
+"""
+
+from __future__ import annotations
+
+HEADER = '''import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+'''
+
+HELPERS: dict[str, str] = {
+    "conv_out": '''
+def conv_out(n: int, k: int, s: int = 1, pad: int = 0, d: int = 1, ceil: bool = False) -> int:
+    """Output size along one axis; `pad` is the total padding (PyTorch's rule, ceil mode included)."""
+    span = n + pad - d * (k - 1) - 1
+    if not ceil:
+        return span // s + 1
+    out = -(-span // s) + 1
+    return out - 1 if (out - 1) * s >= n + pad // 2 else out
+''',
+    "same_pads": '''
+def same_pads(n: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
+    """Keras' `same` padding along one axis: output ceil(n / s), any extra padding after."""
+    total = max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
+    return total // 2, total - total // 2
+''',
+    "Chain": '''
+class Chain(nn.Sequential):
+    """Layers in order. Children are named as `cnndsl check` names layers: conv1, conv2, relu1...
+
+    `inputs` wires a child to named outputs (`concat e1`, `from e1`) instead of the previous one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict[str, int] = {}
+        self.wiring: dict[str, list[str]] = {}
+        self.last = ""
+
+    def add(self, kind: str, module: nn.Module, name: str | None = None,
+            inputs: list[str] | None = None) -> str:
+        if name is None:
+            while True:
+                self.counts[kind] = self.counts.get(kind, 0) + 1
+                name = f"{kind}{self.counts[kind]}"
+                if name not in self._modules:
+                    break
+        else:
+            base, n = name, 1
+            while name in self._modules:
+                n += 1
+                name = f"{base}_{n}"
+        self.add_module(name, module)
+        if inputs is not None:
+            self.wiring[name] = [self.last if i == "" else i for i in inputs]
+        self.last = name
+        return name
+
+    def forward(self, x):
+        if not self.wiring:
+            for module in self:
+                x = module(x)
+            return x
+        outputs = {"": x}
+        previous = ""
+        for name, module in self.named_children():
+            args = [outputs[i] for i in self.wiring.get(name, [previous])]
+            outputs[name] = module(*args)
+            previous = name
+        return outputs[previous]
+''',
+    "Residual": '''
+class Residual(nn.Module):
+    """body(x) + shortcut(x); no shortcut means the identity."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None) -> None:
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+
+    def forward(self, x):
+        return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+''',
+    "Merge": '''
+class Merge(nn.Module):
+    """Branches that all take the same input, joined by add, concat (channels) or multiply."""
+
+    def __init__(self, op: str, branches: list[nn.Module]) -> None:
+        super().__init__()
+        self.op = op
+        for i, branch in enumerate(branches, 1):
+            self.add_module(f"branch{i}", branch)
+
+    def forward(self, x):
+        return join(self.op, *[branch(x) for branch in self.children()])
+''',
+    "Join": '''
+class Join(nn.Module):
+    """Joins the current tensor with named outputs: `concat e1`, `add e1`, `multiply e1`."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__()
+        self.op = op
+
+    def forward(self, *xs):
+        return join(self.op, *xs)
+''',
+    "join": '''
+def join(op: str, *xs):
+    if op == "concat":
+        return torch.cat(xs, dim=1)
+    out = xs[0]
+    for x in xs[1:]:
+        if op == "add":
+            out = out + x
+        else:  # multiply; a per-channel gate (N, C) scales every position of (N, C, H, W)
+            if out.dim() == 4 and x.dim() == 2:
+                x = x[:, :, None, None]
+            elif out.dim() == 2 and x.dim() == 4:
+                out = out[:, :, None, None]
+            out = out * x
+    return out
+''',
+    "GlobalPool": '''
+class GlobalPool(nn.Module):
+    """Average or maximum of each channel: (N, C, H, W) -> (N, C), or (N, C, 1, 1) with keepdims."""
+
+    def __init__(self, op: str = "avg", keepdims: bool = False) -> None:
+        super().__init__()
+        self.op = op
+        self.keepdims = keepdims
+
+    def forward(self, x):
+        if self.op == "avg":
+            return x.mean((2, 3), keepdim=self.keepdims)
+        return x.amax((2, 3), keepdim=self.keepdims)
+''',
+    "Reshape": '''
+class Reshape(nn.Module):
+    def __init__(self, *shape: int) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+''',
+    "Conv2dSame": '''
+class Conv2dSame(nn.Conv2d):
+    """A convolution with Keras' asymmetric `same` padding (left, right, top, bottom)."""
+
+    def __init__(self, *args, pads: tuple[int, int, int, int], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pads = pads
+
+    def forward(self, x):
+        return super().forward(F.pad(x, self.pads))
+''',
+    "SeparableConv2d": '''
+class SeparableConv2d(nn.Module):
+    """A depthwise conv without bias, then a 1x1 conv (Keras SeparableConv2D)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 multiplier: int = 1, bias: bool = True, pads: tuple[int, int, int, int] | None = None) -> None:
+        super().__init__()
+        mid = in_channels * multiplier
+        if pads is None:
+            self.depthwise = nn.Conv2d(in_channels, mid, kernel_size, stride, padding, dilation,
+                                       groups=in_channels, bias=False)
+        else:
+            self.depthwise = Conv2dSame(in_channels, mid, kernel_size, stride, 0, dilation, groups=in_channels,
+                                        bias=False, pads=pads)
+        self.pointwise = nn.Conv2d(mid, out_channels, 1, bias=bias)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))
+''',
+    "PoolSame": '''
+class PoolSame(nn.Module):
+    """A pool with Keras' asymmetric `same` padding: max pools ignore the padding, averages too."""
+
+    def __init__(self, op: str, kernel, stride, pads: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.op, self.kernel, self.stride, self.pads = op, kernel, stride, pads
+
+    def forward(self, x):
+        if self.op == "max":
+            return F.max_pool2d(F.pad(x, self.pads, value=float("-inf")), self.kernel, self.stride)
+        total = F.avg_pool2d(F.pad(x, self.pads), self.kernel, self.stride, divisor_override=1)
+        ones = F.pad(torch.ones_like(x[:1, :1]), self.pads)
+        return total / F.avg_pool2d(ones, self.kernel, self.stride, divisor_override=1)
+''',
+    "frozen": '''
+def frozen(module: nn.Module) -> nn.Module:
+    """Marks a module's parameters as not trainable (a `frozen` statement of the spec)."""
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+''',
+}
+
+# Helpers that others need.
+REQUIRES = {"Merge": ("join",), "Join": ("join",), "SeparableConv2d": ("Conv2dSame",)}
+
+
+def helpers_source(names: set[str]) -> str:
+    """The helpers `names` need, with what they need, in a fixed order (same spec, same bytes)."""
+    wanted = set(names)
+    for name in list(wanted):
+        wanted.update(REQUIRES.get(name, ()))
+    return "".join("\n" + HELPERS[name] for name in HELPERS if name in wanted)

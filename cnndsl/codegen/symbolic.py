@@ -1,0 +1,52 @@
+"""Spec expressions as the code generator sees them: folded when known, else Python source.
+
+A block's class takes its parameters at construction, so `filters * 4` stays source text, while
+`3 * 4` folds to 12. Python source is produced from the spec's syntax tree, never evaluated.
+"""
+
+from __future__ import annotations
+
+import math
+
+from cnndsl.ops.base import Symbol
+from cnndsl.ops.source import Src, binop, call, is_known, py
+from cnndsl.syntax import ast
+
+_FUNCS = {"min": ("min", min), "max": ("max", max), "abs": ("abs", abs), "floor": ("math.floor", math.floor),
+          "ceil": ("math.ceil", math.ceil), "round": ("round", round)}
+
+
+def evaluate(e: ast.Expr, names: dict, in_shape: tuple):
+    """The value of an expression, or its Python source where it depends on constructor arguments."""
+    if isinstance(e, ast.Const):
+        return e.value
+    if isinstance(e, ast.Name):
+        return names.get(e.id, Symbol(e.id))
+    if isinstance(e, ast.InAttr):
+        return in_attr(e.attr, in_shape)
+    if isinstance(e, ast.TupleExpr):
+        return tuple(evaluate(x, names, in_shape) for x in e.items)
+    if isinstance(e, ast.Unary):
+        v = evaluate(e.operand, names, in_shape)
+        if is_known(v):
+            return (not v) if e.op == "not" else -v
+        return Src(f"not {py(v, 3)}", 3) if e.op == "not" else Src(f"-{py(v, 7)}", 7)
+    if isinstance(e, ast.BinOp):
+        return binop(e.op, evaluate(e.left, names, in_shape), evaluate(e.right, names, in_shape))
+    if isinstance(e, ast.Func):
+        name, fn = _FUNCS[e.name]
+        return call(name, *(evaluate(a, names, in_shape) for a in e.args), numeric=fn)
+    raise AssertionError(e)
+
+
+def in_attr(attr: str, shape: tuple):
+    if attr == "channels":
+        return shape[0]
+    if attr == "height":
+        return shape[1]
+    if attr == "width":
+        return shape[2]
+    out = shape[0]
+    for d in shape[1:]:
+        out = binop("*", out, d)
+    return out

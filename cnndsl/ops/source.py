@@ -1,0 +1,77 @@
+"""Values as the code generator sees them: known now, or Python source computed at construction.
+
+Registry entries use these to write their PyTorch constructors; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cnndsl.ops.base import Symbol
+
+ATOM = 9
+_PREC = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5,
+         "*": 6, "/": 6, "//": 6, "%": 6, "neg": 7, "**": 8}
+
+
+@dataclass(frozen=True)
+class Src:
+    """Python source of a value that is known only when the generated module is constructed."""
+
+    text: str
+    prec: int = ATOM
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def is_known(v) -> bool:
+    if isinstance(v, tuple):
+        return all(is_known(x) for x in v)
+    return not isinstance(v, Src)
+
+
+def py(v, prec: int = 0) -> str:
+    """Python source of a value, in parentheses when it binds weaker than `prec`."""
+    if isinstance(v, Src):
+        return f"({v.text})" if v.prec < prec else v.text
+    if isinstance(v, bool):
+        return "True" if v else "False"
+    if isinstance(v, Symbol):
+        return repr(v.name)
+    if isinstance(v, tuple):
+        return "(" + ", ".join(py(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    if isinstance(v, float):
+        return repr(v)
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def binop(op: str, a, b):
+    if is_known(a) and is_known(b):
+        return _fold(op, a, b)
+    p = _PREC[op]
+    right = p + 1 if op != "**" else p  # left-associative except **
+    left = p if op != "**" else p + 1
+    return Src(f"{py(a, left)} {op} {py(b, right)}", p)
+
+
+def _key(v):
+    return v.name if isinstance(v, Symbol) else v
+
+
+def _fold(op: str, a, b):
+    if op in ("==", "!="):
+        return (_key(a) == _key(b)) == (op == "==")
+    return {
+        "+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
+        "//": lambda: a // b, "%": lambda: a % b, "**": lambda: a**b, "<": lambda: a < b,
+        "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b,
+        "and": lambda: a and b, "or": lambda: a or b,
+    }[op]()
+
+
+def call(fn: str, *args, numeric=None):
+    """`fn(args)`, folded with `numeric` when every argument is known."""
+    if numeric is not None and all(is_known(a) for a in args):
+        return numeric(*args)
+    return Src(f"{fn}({', '.join(py(a) for a in args)})")
