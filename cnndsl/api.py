@@ -53,11 +53,13 @@ class Spec:
     """A loaded spec: one network of a program, with its parameter values."""
 
     program: Program
-    source: str
+    origin: str  # the file, or <string>
     network: str | None = None
     params: dict = field(default_factory=dict)
     max_layers: int = DEFAULT_MAX_LAYERS
     _elaborated: object = None
+    _source: tuple[str, str] | None = None
+
 
     def _elaborate(self):
         if self._elaborated is None:
@@ -74,7 +76,28 @@ class Spec:
 
     def check(self) -> Report:
         elaborated = self._elaborate()
-        return Report(analyse(elaborated.graph), elaborated.warnings, self.source)
+        return Report(analyse(elaborated.graph), elaborated.warnings, self.origin)
+
+    def source(self) -> str:
+        """Standalone PyTorch source for the network (checks the spec first)."""
+        return self._generated()[0]
+
+    def class_name(self) -> str:
+        return self._generated()[1]
+
+    def _generated(self) -> tuple[str, str]:
+        if self._source is None:
+            from cnndsl.codegen import generate
+
+            graph = self.graph  # a spec that fails check is not compiled: the same error
+            self._source = generate(self.program, graph.name, self.origin, self.params)
+        return self._source
+
+    def build(self):
+        """The network as an nn.Module, built from the generated source (what `compile` writes)."""
+        from cnndsl.build import build_module
+
+        return build_module(self.source(), self.class_name(), self.graph.params)
 
 
 def load(spec: str | Path, network: str | None = None, max_layers: int = DEFAULT_MAX_LAYERS, **params) -> Spec:

@@ -40,6 +40,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    from cnndsl.api import load
+
+    spec = load(args.spec, args.network, **_params(args.set))
+    source = spec.source()
+    for w in spec.warnings:
+        print(w.render(), file=sys.stderr)
+    if args.output in (None, "-"):
+        sys.stdout.write(source)
+        return EXIT_OK
+    from pathlib import Path
+
+    Path(args.output).write_text(source)
+    print(f"wrote {args.output}: class {spec.class_name()} ({len(source.splitlines())} lines)", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_layers(args: argparse.Namespace) -> int:
     from cnndsl.errors import did_you_mean
     from cnndsl.ops import REGISTRY, REQUIRED, lookup
@@ -102,6 +119,17 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--max-layers", type=_positive, default=100_000, metavar="N",
                    help="refuse specs that expand to more layers or repeat iterations (default 100,000)")
     c.set_defaults(run=cmd_check)
+
+    co = sub.add_parser("compile", help="write the network as standalone PyTorch source",
+                        description="Check a spec, then write readable PyTorch source for it: a class per block "
+                        "definition and one for the network, importing only torch. `python OUT.py` builds the "
+                        "network and runs a random batch through it.")
+    co.add_argument("spec", help="the .cnn file")
+    co.add_argument("-o", "--output", metavar="FILE", help="where to write the source (default: standard output)")
+    co.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a network parameter: it becomes the class's default (repeatable)")
+    co.add_argument("--network", help="which network, when the file defines several")
+    co.set_defaults(run=cmd_compile)
 
     la = sub.add_parser("layers", help="list the built-in layers and their arguments",
                         description="List the built-in layers with their arguments and defaults; "

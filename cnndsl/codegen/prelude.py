@@ -5,12 +5,17 @@ Each helper is a piece of source text; the generator includes the ones a network
 
 from __future__ import annotations
 
-HEADER = '''import math
+import re
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-'''
+
+def imports(body: str) -> str:
+    """The import lines the generated body needs, sorted as isort would."""
+    lines = ["import math", ""] if re.search(r"\bmath\.", body) else []
+    lines.append("import torch")
+    if re.search(r"\bF\.", body):
+        lines.append("import torch.nn.functional as F")
+    lines.append("from torch import nn")
+    return "\n".join(lines) + "\n"
 
 HELPERS: dict[str, str] = {
     "conv_out": '''
@@ -204,6 +209,12 @@ def frozen(module: nn.Module) -> nn.Module:
 
 # Helpers that others need.
 REQUIRES = {"Merge": ("join",), "Join": ("join",), "SeparableConv2d": ("Conv2dSame",)}
+
+
+def used(sources: list[str]) -> set[str]:
+    """The helpers that generated classes call."""
+    text = "\n".join(sources)
+    return {name for name in HELPERS if re.search(rf"\b{name}\b", text)}
 
 
 def helpers_source(names: set[str]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cnndsl.ops import activation, conv, dense, merge, misc, norm, pool
-from cnndsl.ops.base import REQUIRED, Args, ArgSpec, Op, Shape, Symbol, Window
+from cnndsl.ops.base import REQUIRED, Args, ArgSpec, CodeArgs, Op, Shape, Symbol, Window
 
 REGISTRY: dict[str, Op] = {}
 ALIASES: dict[str, str] = {}
@@ -23,4 +23,5 @@ def lookup(name: str) -> Op | None:
     return REGISTRY.get(name) or REGISTRY.get(ALIASES.get(name, ""))
 
 
-__all__ = ["REGISTRY", "REQUIRED", "ACTIVATIONS", "ArgSpec", "Args", "Op", "Shape", "Symbol", "Window", "lookup"]
+__all__ = ["REGISTRY", "REQUIRED", "ACTIVATIONS", "ArgSpec", "Args", "CodeArgs", "Op", "Shape", "Symbol", "Window",
+           "lookup"]

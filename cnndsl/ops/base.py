@@ -82,7 +82,6 @@ class CodeArgs:
 
     values: dict[str, object]
     ins: list[tuple]
-    helpers: set[str] = field(default_factory=set)
 
     def __getattr__(self, name: str):
         try:
@@ -93,9 +92,6 @@ class CodeArgs:
     @property
     def x(self) -> tuple:
         return self.ins[0]
-
-    def need(self, *helpers: str) -> None:
-        self.helpers.update(helpers)
 
 
 def _zero(a: Args, ins: list[Shape]) -> int:

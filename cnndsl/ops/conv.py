@@ -61,7 +61,6 @@ def _common(g: CodeArgs) -> dict:
 def _conv_class(g: CodeArgs, pads4) -> str:
     if pads4 is None:
         return "nn.Conv2d"
-    g.need("Conv2dSame")
     return "Conv2dSame"
 
 
@@ -211,7 +210,6 @@ def _sep_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
 
 def _sep_torch(g: CodeArgs) -> str:
     kw, pads4 = _common(g)
-    g.need("SeparableConv2d")
     return ctor("SeparableConv2d", g.x[0], g.filters, **kw, multiplier=None if g.multiplier == 1 else g.multiplier,
                 bias=None if g.bias is True else g.bias, pads=pads4)
 

@@ -73,7 +73,6 @@ def _product(shape: tuple):
 
 
 def _reshape_torch(g: CodeArgs) -> str:
-    g.need("Reshape")
     return ctor("Reshape", *(g.shape if isinstance(g.shape, tuple) else (g.shape,)))
 
 

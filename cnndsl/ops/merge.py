@@ -63,7 +63,6 @@ def _merge_window(a: Args, ins: list[Shape]) -> Window:
 
 def _join_torch(name: str):
     def torch(g: CodeArgs) -> str:
-        g.need("Join")
         return ctor("Join", name)
 
     return torch

@@ -73,7 +73,6 @@ def _pool_torch(op: str):
         stride = g.kernel if g.stride is None else g.stride
         pad, pads4 = padding(g, g.kernel, stride, 1)
         if pads4 is not None:
-            g.need("PoolSame")
             return ctor("PoolSame", op, unpair(g.kernel), unpair(stride), pads4)
         exclude = g.padding == "same" or g.values.get("count_include_pad", True) is False
         return ctor(f"nn.{op.capitalize()}Pool2d", unpair(g.kernel),
@@ -125,7 +124,6 @@ def _global_window(a: Args, ins: list[Shape]) -> Window:
 
 
 def _global_torch(g: CodeArgs, op: str) -> str:
-    g.need("GlobalPool")
     return ctor("GlobalPool", op, keepdims=None if g.keepdims is False else g.keepdims)
 
 

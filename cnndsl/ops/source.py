@@ -38,12 +38,14 @@ def py(v, prec: int = 0) -> str:
     if isinstance(v, bool):
         return "True" if v else "False"
     if isinstance(v, Symbol):
-        return repr(v.name)
+        return py(v.name)
     if isinstance(v, tuple):
         return "(" + ", ".join(py(x) for x in v) + ("," if len(v) == 1 else "") + ")"
     if isinstance(v, float):
         return repr(v)
-    return repr(v) if isinstance(v, str) else str(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(v)
 
 
 def binop(op: str, a, b):

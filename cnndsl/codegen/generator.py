@@ -1,0 +1,461 @@
+"""Checked program → readable PyTorch source: a class per block definition, one for the network.
+
+Each class mirrors its definition: parameters become constructor arguments, `if` and `repeat` become
+Python `if` and `for`, and layers are added through `Chain.add(kind, module)`, which names them as
+`cnndsl check` does, so a module's path in the built network is the layer's name in the report.
+Values known at generation time are folded (`3 * 4` → 12); the rest stays Python source.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+from cnndsl.codegen import prelude
+from cnndsl.codegen.symbolic import evaluate
+from cnndsl.elaborate.args import Slot, bind, coerce
+from cnndsl.errors import CnnError, Span
+from cnndsl.ops import REGISTRY, Args, CodeArgs, lookup
+from cnndsl.ops.source import Src, is_known, py
+from cnndsl.syntax import ast
+from cnndsl.syntax.loader import Program
+
+# Names the generated code uses itself; a spec name equal to one of them gets a trailing `_`.
+RESERVED = {"self", "nn", "torch", "F", "math", "in_channels", "in_features", "in_size", "in_height", "in_width",
+            "x", "super", "range", "min", "max", "abs", "round", "sum", "len", "int", "float", "bool", "str",
+            "tuple", "list", "dict", "print", "frozen", "join", "conv_out", "same_pads", *prelude.HELPERS}
+
+
+def pyname(name: str) -> str:
+    return name + "_" if keyword.iskeyword(name) or name in RESERVED else name
+
+
+def camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part) or "Block"
+
+
+class Unsupported(CnnError):
+    """A construct `cnndsl check` accepts but the code generator cannot write yet."""
+
+
+# ---- writing lines --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Lines:
+    """Lines of one function body, with indentation and fresh local names."""
+
+    lines: list[str] = field(default_factory=list)
+    indent: int = 2
+    taken: set[str] = field(default_factory=set)
+    carried: list[str] = field(default_factory=list)  # shape variables of loops, dropped if never read
+    scratch: bool = False  # only the shapes are wanted: lines are thrown away
+
+    def add(self, text: str) -> None:
+        if not self.scratch:
+            self.lines.append("    " * self.indent + text)
+
+    @contextmanager
+    def nested(self, header: str):
+        self.add(header)
+        self.indent += 1
+        yield
+        self.indent -= 1
+
+    def drop_unread(self, names: list[str]) -> None:
+        """Removes `name = ...` lines of variables no other line reads (sizes nothing needed)."""
+        for name in names:
+            pattern = re.compile(rf"\b{name}\b")
+            assigned = re.compile(rf"^\s*{name} = ")
+            if not any(pattern.search(line) and not assigned.match(line) for line in self.lines):
+                self.lines = [line for line in self.lines if not assigned.match(line)]
+
+    def local(self, base: str) -> str:
+        name, n = base, 1
+        while name in self.taken:
+            n += 1
+            name = f"{base}_{n}"
+        self.taken.add(name)
+        return name
+
+
+@dataclass
+class Ctx:
+    """Where statements go and what they see: the chain being filled, the current shape, names."""
+
+    chain: str  # Python expression of the Chain being filled
+    shape: tuple  # current output shape: ints, or Src
+    names: dict  # spec variables → values or Src
+    in_shape: tuple  # `in`
+    labels: dict = field(default_factory=dict)  # named output → (Python expr of its child name, shape)
+    pending: list | None = None  # inputs of the next layer, after `from`
+    frozen: bool = False
+
+
+@dataclass
+class BlockClass:
+    name: str
+    source: str
+    needs_size: bool
+    rank: int
+
+
+# ---- the generator --------------------------------------------------------------------------------------
+
+
+class Generator:
+    def __init__(self, program: Program):
+        self.program = program
+        self.classes: dict[tuple[str, int], BlockClass] = {}
+        self.class_names: set[str] = set(prelude.HELPERS)
+
+    # -- files
+
+    def module(self, network: ast.Definition, header: str, overrides: dict) -> tuple[str, str]:
+        """The whole file, and the network's class name; `overrides` become the class's defaults."""
+        net_name, net_source = self.network_class(network, overrides)
+        classes = [c.source for c in self.classes.values()] + [net_source]
+        helpers = prelude.helpers_source(prelude.used(classes))
+        main = _MAIN.format(name=net_name)
+        parts = [header, prelude.imports(helpers + "".join(classes) + main), helpers]
+        parts += ["\n" + c for c in classes]
+        parts.append(main)
+        return "\n".join(p.rstrip("\n") + "\n" for p in parts if p).replace("\n\n\n\n", "\n\n\n"), net_name
+
+    def class_name(self, base: str) -> str:
+        name, n = camel(base), 1
+        while name in self.class_names:
+            n += 1
+            name = f"{camel(base)}{n}"
+        self.class_names.add(name)
+        return name
+
+    def network_class(self, d: ast.Definition, overrides: dict) -> tuple[str, str]:
+        name = self.class_name(d.name)
+        lines = Lines()
+        params, names = self.signature(d, lines, {}, (), overrides)
+        ctx = Ctx("self", (), names, ())
+        self.body(d.body, ctx, lines)
+        lines.drop_unread(lines.carried)
+        doc = f'"""network {_signature_text(d)} ({d.span.source.name}:{d.span.line})."""'
+        init = ["    def __init__(self" + "".join(f", {p}" for p in params) + ") -> None:",
+                "        super().__init__()", *lines.lines]
+        src = "\n".join([f"class {name}(Chain):", f"    {doc}", "", *init]) + "\n"
+        return name, src
+
+    def signature(self, d: ast.Definition, lines: Lines, names: dict, in_shape: tuple,
+                  overrides: dict | None = None) -> tuple[list[str], dict]:
+        """Constructor parameters; defaults that are not literals are computed in the body."""
+        params = []
+        lines.taken.update(pyname(p.name) for p in d.params)
+        for p in d.params:
+            py_name = pyname(p.name)
+            names[p.name] = Src(py_name)
+            if overrides and p.name in overrides:
+                value = overrides[p.name]
+                params.append(f"{py_name}{_annotation(value)} = {py(value)}")
+            elif p.default is None:
+                params.append(py_name)
+            elif isinstance(p.default, ast.Const):
+                params.append(f"{py_name}{_annotation(p.default.value)} = {py(p.default.value)}")
+            else:
+                params.append(f"{py_name}=None")
+                value = evaluate(p.default, dict(names), in_shape)
+                with lines.nested(f"if {py_name} is None:"):
+                    lines.add(f"{py_name} = {py(value)}")
+        return params, names
+
+    def block_class(self, d: ast.Definition, rank: int, span: Span) -> BlockClass:
+        key = (d.name, rank)
+        if key in self.classes:
+            return self.classes[key]
+        if any(k[0] == d.name for k in self.classes):
+            raise Unsupported(f"block `{d.name}` is called on images and on flat vectors; compile cannot write "
+                              "one class for both yet", span)
+        lines = Lines()
+        lines.taken.update({"in_channels", "in_height", "in_width", "in_features", "in_size"})
+        first = "in_channels" if rank == 3 else "in_features"
+        in_shape = (Src("in_channels"), Src("in_height"), Src("in_width")) if rank == 3 else (Src("in_features"),)
+        body = Lines(taken=lines.taken)
+        params, names = self.signature(d, body, {}, in_shape)
+        ctx = Ctx("self", in_shape, names, in_shape)
+        self.body(d.body, ctx, body)
+        body.drop_unread(body.carried)
+        text = "\n".join(body.lines)
+        needs_size = "in_height" in text or "in_width" in text
+        head = [first + ": int"] + (["in_size: tuple[int, int]"] if needs_size else []) + params
+        init = ["    def __init__(self, " + ", ".join(head) + ") -> None:", "        super().__init__()"]
+        if needs_size:
+            init.append("        in_height, in_width = in_size")
+        doc = f'"""block {_signature_text(d)} ({d.span.source.name}:{d.span.line})."""'
+        name = self.class_name(d.name)
+        src = "\n".join([f"class {name}(Chain):", f"    {doc}", "", *init, *body.lines]) + "\n"
+        self.classes[key] = BlockClass(name, src, needs_size, rank)
+        return self.classes[key]
+
+    # -- statements
+
+    def body(self, stmts: list[ast.Stmt], ctx: Ctx, lines: Lines) -> None:
+        for s in stmts:
+            self.stmt(s, ctx, lines, None)
+
+    def stmt(self, s: ast.Stmt, ctx: Ctx, lines: Lines, label: str | None) -> None:
+        if isinstance(s, ast.Labeled):
+            self.stmt(s.stmt, ctx, lines, s.label)
+            return
+        if isinstance(s, ast.Frozen):
+            inner = replace(ctx, frozen=True)
+            for i, sub in enumerate(s.body):
+                self.stmt(sub, inner, lines, label if i == len(s.body) - 1 else None)
+            ctx.shape, ctx.pending = inner.shape, inner.pending
+            return
+        handler = {ast.Call: self.call, ast.Let: self.let, ast.Repeat: self.repeat, ast.If: self.if_,
+                   ast.Residual: self.residual, ast.Merge: self.merge, ast.MergeWith: self.merge_with,
+                   ast.From: self.from_}[type(s)]
+        handler(s, ctx, lines, label)
+
+    def let(self, s: ast.Let, ctx: Ctx, lines: Lines, label) -> None:
+        value = evaluate(s.value, ctx.names, ctx.in_shape)
+        if is_known(value):
+            ctx.names[s.name] = value
+        else:
+            name = pyname(s.name)
+            lines.taken.add(name)
+            lines.add(f"{name} = {py(value)}")
+            ctx.names[s.name] = Src(name)
+
+    def from_(self, s: ast.From, ctx: Ctx, lines: Lines, label) -> None:
+        ref, shape = self.label_ref(s.name, ctx)
+        ctx.pending = [ref]
+        ctx.shape = shape
+
+    def label_ref(self, name: ast.Name, ctx: Ctx) -> tuple[str, tuple]:
+        if name.id not in ctx.labels:
+            raise Unsupported(f"compile cannot yet refer to `{name.id}` from here (a named output of another "
+                              "branch, block or loop)", name.span)
+        return ctx.labels[name.id]
+
+    # -- layers
+
+    def add(self, ctx: Ctx, lines: Lines, kind: str, src: str, shape: tuple, label: str | None,
+            inputs: list[str] | None = None) -> None:
+        """`chain.add(kind, module)`; a label names the child, and `from` wires it."""
+        if ctx.pending is not None and inputs is None:
+            inputs = ctx.pending
+        ctx.pending = None
+        if ctx.frozen:
+            src = f"frozen({src})"
+        args = [_q(kind), src]
+        if label is not None:
+            args.append(f"name={_q(label)}")
+        if inputs is not None:
+            args.append("inputs=[" + ", ".join(inputs) + "]")
+        call = f"{ctx.chain}.add({', '.join(args)})"
+        if label is not None:
+            var = lines.local(pyname(label) + "_out")
+            lines.add(f"{var} = {call}")
+            ctx.labels[label] = (var, shape)
+        else:
+            lines.add(call)
+        ctx.shape = shape
+
+    def call(self, c: ast.Call, ctx: Ctx, lines: Lines, label: str | None) -> None:
+        block = self.program.definitions.get(c.name)
+        if block is not None:
+            self.block_call(block, c, ctx, lines, label)
+            return
+        op = lookup(c.name)
+        if op.name == "input":
+            value = evaluate(c.args[0].value, ctx.names, ctx.in_shape)
+            ctx.shape = ctx.in_shape = value if isinstance(value, tuple) else (value,)
+            lines.add(f"self.input_shape = {py(ctx.shape)}")
+            return
+        values = self.layer_values(op, c, ctx)
+        activation = values.pop("activation", "none")
+        g = CodeArgs(values, [ctx.shape])
+        src = op.torch(g)
+        self.add(ctx, lines, op.name, src, self.out_shape(op, g), label)
+        if activation != "none":
+            act = REGISTRY[activation]
+            self.add(ctx, lines, act.name, act.torch(CodeArgs({}, [ctx.shape])), ctx.shape, None)
+
+    def layer_values(self, op, c: ast.Call, ctx: Ctx) -> dict:
+        given = bind(c, [Slot(a.name, a.aliases, a.positional, False) for a in op.args], f"`{op.name}`")
+        values = {}
+        for spec in op.args:
+            arg = given.get(spec.name)
+            if arg is None:
+                values[spec.name] = spec.default
+                continue
+            value = evaluate(arg.value, ctx.names, ctx.in_shape)
+            values[spec.name] = coerce(value, spec, arg.span, op.name) if is_known(value) else value
+        return values
+
+    def out_shape(self, op, g: CodeArgs) -> tuple:
+        if is_known(tuple(g.values.values())) and all(is_known(s) for s in g.ins):
+            return op.shape(Args(dict(g.values)), [tuple(s) for s in g.ins])
+        return op.sym_shape(g) if op.sym_shape else g.ins[0]
+
+    def block_call(self, d: ast.Definition, c: ast.Call, ctx: Ctx, lines: Lines, label: str | None) -> None:
+        rank = len(ctx.shape)
+        cls = self.block_class(d, rank, c.span)
+        given = bind(c, [Slot(p.name, required=p.default is None) for p in d.params], f"block `{d.name}`")
+        values = {p.name: evaluate(given[p.name].value, ctx.names, ctx.in_shape) for p in d.params
+                  if p.name in given}
+        parts = [py(ctx.shape[0])]
+        if cls.needs_size:
+            parts.append(py(ctx.shape[1:]))
+        positional = sum(1 for a in c.args if a.name is None)
+        parts += [py(values[p.name]) for p in d.params[:positional]]
+        parts += [f"{pyname(a.name)}={py(values[a.name])}" for a in c.args if a.name is not None]
+        shape = self.block_shape(d, ctx.shape, values, c.span)
+        self.add(ctx, lines, d.name, f"{cls.name}({', '.join(parts)})", shape, label)
+
+    def block_shape(self, d: ast.Definition, in_shape: tuple, values: dict, span: Span) -> tuple:
+        """The block's output shape for these arguments: its body run for shapes only."""
+        names: dict = {}
+        for p in d.params:
+            names[p.name] = values[p.name] if p.name in values else evaluate(p.default, dict(names), in_shape)
+        ctx = Ctx("_", in_shape, names, in_shape)
+        try:
+            self.body(d.body, ctx, Lines(scratch=True))
+        except Unsupported as e:
+            raise e.note(f"in block `{d.name}` called here", span) from None
+        return ctx.shape
+
+    # -- control flow
+
+    def repeat(self, s: ast.Repeat, ctx: Ctx, lines: Lines, label) -> None:
+        start = 0 if s.start is None else evaluate(s.start, ctx.names, ctx.in_shape)
+        stop = evaluate(s.stop, ctx.names, ctx.in_shape)
+        var = pyname(s.var) if s.var else "_"
+        count = stop - start if is_known((start, stop)) else None
+        if lines.scratch and count is not None:
+            for i in range(start, stop):  # shapes only: run every iteration
+                if s.var:
+                    ctx.names[s.var] = i
+                self.body(s.body, ctx, lines)
+            return
+        loop = f"for {var} in range({py(stop)})" if start == 0 else f"for {var} in range({py(start)}, {py(stop)})"
+        inner = replace(ctx, names=dict(ctx.names))
+        if s.var:
+            inner.names[s.var] = Src(var)
+            lines.taken.add(var)
+        trial = replace(inner, names=dict(inner.names), labels=dict(ctx.labels))
+        self.body(s.body, trial, Lines(scratch=True, taken=set(lines.taken)))
+        carried = [i for i, (a, b) in enumerate(zip(ctx.shape, trial.shape)) if a != b]
+        if len(trial.shape) != len(ctx.shape):
+            raise Unsupported("compile cannot yet write a `repeat` whose body changes the rank of its input",
+                              s.span)
+        if carried:
+            names = [lines.local(("channels", "height", "width")[i] if len(ctx.shape) == 3 else "features")
+                     for i in carried]
+            lines.carried += names
+            for i, name in zip(carried, names):
+                lines.add(f"{name} = {py(ctx.shape[i])}")
+            inner.shape = tuple(Src(names[carried.index(i)]) if i in carried else d for i, d in enumerate(ctx.shape))
+        with lines.nested(loop + ":"):
+            self.body(s.body, inner, lines)
+            for i, name in zip(carried, names if carried else []):
+                if inner.shape[i] != Src(name):
+                    lines.add(f"{name} = {py(inner.shape[i])}")
+        if carried and not lines.scratch:
+            ctx.shape = tuple(Src(names[carried.index(i)]) if i in carried else d for i, d in enumerate(ctx.shape))
+        elif carried:
+            raise Unsupported("compile cannot yet follow the shape through this `repeat` (its count is a "
+                              "parameter and its body changes the shape)", s.span)
+        ctx.pending = inner.pending
+
+    def if_(self, s: ast.If, ctx: Ctx, lines: Lines, label) -> None:
+        cond = evaluate(s.cond, ctx.names, ctx.in_shape)
+        if is_known(cond):
+            self.body(s.then if cond else s.orelse, ctx, lines)
+            return
+        then = replace(ctx, names=dict(ctx.names))
+        other = replace(ctx, names=dict(ctx.names))
+        with lines.nested(f"if {py(cond)}:"):
+            self.body(s.then, then, lines)
+            if not s.then:
+                lines.add("pass")
+        if s.orelse:
+            with lines.nested("else:"):
+                self.body(s.orelse, other, lines)
+        if len(then.shape) != len(other.shape):
+            raise Unsupported("compile cannot yet write an `if` whose branches give different ranks", s.span)
+        ctx.shape = tuple(a if a == b else Src(f"{py(a)} if {py(cond)} else {py(b)}")
+                          for a, b in zip(then.shape, other.shape))
+        ctx.pending = then.pending if then.pending == other.pending else None
+
+    # -- merges
+
+    def branch(self, stmts, ctx: Ctx, lines: Lines, local: str) -> tuple[str, Ctx]:
+        """A Chain in local variable `local`, filled with the statements."""
+        lines.add(f"{local} = Chain()")
+        sub = Ctx(local, ctx.shape, dict(ctx.names), ctx.in_shape, {}, None, ctx.frozen and False)
+        self.body(stmts, sub, lines)
+        return local, sub
+
+    def residual(self, s: ast.Residual, ctx: Ctx, lines: Lines, label: str | None) -> None:
+        body, sub = self.branch(s.body, ctx, lines, lines.local("body"))
+        shortcut = "None"
+        if s.shortcut is not None:
+            cond = True if s.shortcut_if is None else evaluate(s.shortcut_if, ctx.names, ctx.in_shape)
+            if cond is True:
+                shortcut, _ = self.branch(s.shortcut, ctx, lines, lines.local("shortcut"))
+            elif cond is not False:
+                shortcut = lines.local("shortcut")
+                lines.add(f"{shortcut} = None")
+                with lines.nested(f"if {py(cond)}:"):
+                    self.branch(s.shortcut, ctx, lines, shortcut)
+        self.add(ctx, lines, "residual", f"Residual({body}, {shortcut})", sub.shape, label)
+
+    def merge(self, s: ast.Merge, ctx: Ctx, lines: Lines, label: str | None) -> None:
+        names, shapes = [], []
+        for i, stmts in enumerate(s.branches, 1):
+            local, sub = self.branch(stmts, ctx, lines, lines.local(f"branch{i}"))
+            names.append(local)
+            shapes.append(sub.shape)
+        op = REGISTRY[s.op]
+        shape = self.out_shape(op, CodeArgs({}, shapes))
+        self.add(ctx, lines, s.op, f"Merge({_q(s.op)}, [{', '.join(names)}])", shape, label)
+
+    def merge_with(self, s: ast.MergeWith, ctx: Ctx, lines: Lines, label: str | None) -> None:
+        refs = [self.label_ref(n, ctx) for n in s.names]
+        op = REGISTRY[s.op]
+        g = CodeArgs({}, [ctx.shape, *(shape for _, shape in refs)])
+        src = op.torch(g)
+        inputs = ['""' if ctx.pending is None else ctx.pending[0], *(ref for ref, _ in refs)]
+        ctx.pending = None
+        self.add(ctx, lines, s.op, src, self.out_shape(op, g), label, inputs)
+
+
+def _q(text: str) -> str:
+    """A double-quoted string literal, as formatters write them."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _annotation(value) -> str:
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return f": {kind.__name__}"
+    return ""
+
+
+def _signature_text(d: ast.Definition) -> str:
+    line = d.span.source.line(d.span.line).strip()
+    head = line.split("{")[0].strip()
+    return head.split(None, 1)[1] if " " in head else head
+
+
+_MAIN = '''
+
+if __name__ == "__main__":
+    model = {name}().eval()
+    x = torch.randn(2, *model.input_shape)
+    with torch.no_grad():
+        y = model(x)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{name}: input {{tuple(x.shape)}} -> output {{tuple(y.shape)}}, {{params:,}} parameters")
+'''

@@ -1,0 +1,176 @@
+"""What `check` promises, the generated module is: over every spec in the repository."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+import cnndsl  # noqa: E402
+from conftest import ROOT  # noqa: E402
+
+SPECS = sorted(p.relative_to(ROOT).as_posix() for p in [*ROOT.glob("specs/*.cnn"), *ROOT.glob("examples/*.cnn")])
+
+
+def module_of(layer_id: str, groups) -> str:
+    """A merge layer (`stage1.basic1.residual1.add`) is computed by its group's module."""
+    head, _, last = layer_id.rpartition(".")
+    if head in groups and last in ("add", "concat", "multiply"):
+        return head
+    return layer_id
+
+
+@pytest.fixture(scope="module")
+def built():
+    cache = {}
+
+    def get(path: str):
+        if path not in cache:
+            spec = cnndsl.load(ROOT / path)
+            cache[path] = (spec, spec.check(), spec.build().eval())
+        return cache[path]
+
+    return get
+
+
+@pytest.mark.parametrize("path", SPECS)
+def test_counts_equal_the_report(built, path):
+    spec, report, model = built(path)
+    assert sum(p.numel() for p in model.parameters()) == report.params
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == report.trainable_params
+    buffers = sum(b.numel() for name, b in model.named_buffers() if not name.endswith("num_batches_tracked"))
+    assert buffers == report.buffers
+
+
+@pytest.mark.parametrize("path", SPECS)
+def test_every_layer_has_the_shape_the_report_predicts(built, path):
+    spec, report, model = built(path)
+    groups = report.analysis.graph.groups
+    modules = dict(model.named_modules())
+    seen: dict[str, tuple] = {}
+    handles = []
+    for f in report.layers[1:]:
+        name = module_of(f.layer.id, groups)
+        assert name in modules, f"no module for layer {f.layer.id}"
+        handles.append(modules[name].register_forward_hook(
+            lambda m, i, out, name=name: seen.__setitem__(name, tuple(out.shape[1:]))))
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = model(torch.randn(1, *report.input))
+    for h in handles:
+        h.remove()
+    assert tuple(out.shape[1:]) == report.output
+    for f in report.layers[1:]:
+        assert seen[module_of(f.layer.id, groups)] == f.layer.shape, f.layer.id
+    assert counter.get_total_flops() // 2 == report.macs
+
+
+@pytest.mark.parametrize("path", ["specs/resnet50.cnn", "examples/cifar_cnn_bn.cnn", "specs/googlenet.cnn"])
+def test_source_is_deterministic_across_processes(path):
+    code = f"import cnndsl, sys; sys.stdout.write(cnndsl.load({str(ROOT / path)!r}).source())"
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout for seed in ("1", "2")]
+    assert runs[0] == runs[1] == cnndsl.load(ROOT / path).source()
+
+
+@pytest.mark.parametrize("path", SPECS)
+def test_source_imports_only_torch_and_passes_ruff(path):
+    source = cnndsl.load(ROOT / path).source()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+    assert imported <= {"math", "torch"}
+    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--stdin-filename", "net.py", "-"],
+                          input=source, capture_output=True, text=True)
+    assert ruff.returncode == 0, ruff.stdout
+
+
+def test_compiled_file_runs_on_its_own(tmp_path):
+    out = tmp_path / "resnet18.py"
+    cli = subprocess.run([sys.executable, "-m", "cnndsl.cli", "compile", str(ROOT / "specs/resnet18.cnn"),
+                          "-o", str(out), "--set", "classes=10"], capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    run = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path[1:]!r}; "
+                          "import runpy; runpy.run_path(sys.argv[1], run_name='__main__'); "
+                          "assert 'cnndsl' not in sys.modules", str(out)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "output (2, 10), 11,181,642 parameters" in run.stdout
+
+
+def test_blocks_become_parameterised_classes():
+    source = cnndsl.load(ROOT / "specs/resnet34.cnn").source()
+    assert "class Basic(Chain):" in source
+    assert "def __init__(self, in_channels: int, filters, stride: int = 1) -> None:" in source
+    assert "if stride != 1 or in_channels != filters:" in source
+    assert 'self.add("stage", Stage(128, 256, blocks=6, stride=2))' in source
+    assert source.count("class ") == len({"Chain", "Residual", "GlobalPool", "Basic", "Stage", "Resnet34"})
+
+
+def test_module_paths_are_report_names():
+    spec = cnndsl.load(ROOT / "specs/resnet18.cnn")
+    names = {n for n, _ in spec.build().named_modules()}
+    assert "stage2.basic1.residual1.shortcut.conv1" in names
+    assert "stage2.basic1.residual1.body.batchnorm2" in names
+    assert "stage1.basic2.residual1.shortcut" not in names
+
+
+def test_keras_same_padding_with_stride_pads_after():
+    model = cnndsl.loads("network n { input 1x4x4\n conv 1 kernel=3 stride=2 padding=same bias=false }").build()
+    conv = model.conv1
+    assert conv.pads == (0, 1, 0, 1)  # left, right, top, bottom: the extra row and column go after
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    expected = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 1, 0, 1)), conv.weight, stride=2)
+    assert torch.equal(model(x), expected) and model(x).shape == (1, 1, 2, 2)
+
+
+def test_frozen_parts_do_not_train():
+    model = cnndsl.loads("""
+        block unit(f) { conv f kernel=3 padding=same; batchnorm }
+        network n { input 3x8x8
+            frozen unit 4
+            conv 2 kernel=1 }""").build()
+    assert all(not p.requires_grad for p in model.unit1.parameters())
+    assert all(p.requires_grad for p in model.conv1.parameters())
+
+
+def test_named_outputs_and_from():
+    spec = cnndsl.loads("""network unet {
+        input 3x16x16
+        e1: conv 8 kernel=3 padding=same
+        maxpool 2
+        conv 8 kernel=3 padding=same
+        upsample 2
+        concat e1
+        side: conv 4 kernel=1
+        from e1
+        conv 4 kernel=1
+        add side
+    }""")
+    model = spec.build()
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 4, 16, 16)
+    assert model.wiring == {"concat1": ["upsample1", "e1"], "conv2": ["e1"], "add1": ["conv2", "side"]}
+
+
+def test_torch_export_and_compile():
+    for path in ("specs/resnet18.cnn", "specs/googlenet.cnn", "specs/xception.cnn"):
+        spec = cnndsl.load(ROOT / path)
+        model = spec.build().eval()
+        x = torch.randn(1, *spec.check().input)
+        exported = torch.export.export(model, (x,))
+        assert torch.allclose(exported.module()(x), model(x), atol=1e-5)
+    lenet = cnndsl.load(ROOT / "specs/lenet5.cnn").build().eval()
+    x = torch.randn(2, 1, 32, 32)
+    assert torch.allclose(torch.compile(lenet)(x), lenet(x), atol=1e-5)
+
+
+def test_a_spec_that_fails_check_is_not_compiled():
+    with pytest.raises(cnndsl.CnnError, match="kernel 7x7 is larger"):
+        cnndsl.loads("network n { input 3x4x4\n conv 8 kernel=7 }").source()
