@@ -19,6 +19,10 @@ def __getattr__(name: str):
         from cnndsl import api
 
         return getattr(api, name)
+    if name == "load_weights":
+        from cnndsl.weights import load_weights
+
+        return load_weights
     if name == "CnnError":
         from cnndsl.errors import CnnError
 
@@ -26,4 +30,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'cnndsl' has no attribute {name!r}")
 
 
-__all__ = ["CnnError", "Report", "Spec", "check", "load", "loads", "__version__"]
+__all__ = ["CnnError", "Report", "Spec", "check", "load", "load_weights", "loads", "__version__"]

@@ -174,3 +174,38 @@ def test_torch_export_and_compile():
 def test_a_spec_that_fails_check_is_not_compiled():
     with pytest.raises(cnndsl.CnnError, match="kernel 7x7 is larger"):
         cnndsl.loads("network n { input 3x4x4\n conv 8 kernel=7 }").source()
+
+
+def test_a_network_ending_in_softmax_trains_on_logits():
+    model = cnndsl.load(ROOT / "examples/fashion_cnn_honkong.cnn").build().eval()
+    assert model.ends_in_softmax
+    x = torch.randn(3, 1, 28, 28)
+    logits, probs = model.logits(x), model(x)
+    assert torch.allclose(probs, torch.softmax(logits, dim=1), atol=1e-6)
+    assert torch.allclose(probs.sum(1), torch.ones(3), atol=1e-5)
+    assert not hasattr(cnndsl.load(ROOT / "specs/lenet5.cnn").build(), "logits")
+
+
+def test_channels_last():
+    spec = cnndsl.load(ROOT / "specs/resnet18.cnn")
+    model = spec.build(channels_last=True).eval()
+    assert model.stem1.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, 224, 224)
+    reference = spec.build().eval()
+    reference.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(model(x.to(memory_format=torch.channels_last)), reference(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("path", SPECS)
+def test_a_training_step_runs(built, path):
+    """In-place relus and sums must leave autograd what it needs."""
+    spec, report, model = built(path)
+    model.train()
+    try:
+        out = model(torch.randn(2, *report.input))
+        out.float().pow(2).mean().backward()
+    finally:
+        model.eval()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads)

@@ -8,13 +8,14 @@ from cnndsl.elaborate import pick_network
 from cnndsl.syntax.loader import Program
 
 
-def generate(program: Program, network: str | None, source: str, overrides: dict | None = None) -> tuple[str, str]:
+def generate(program: Program, network: str | None, source: str, overrides: dict | None = None,
+             ends_in_softmax: bool = False) -> tuple[str, str]:
     """The file's text and the network's class name. Check the spec first: this assumes it is valid."""
     definition = pick_network(program, network)
     header = (f'"""{definition.name}, compiled by cnndsl {__version__} from {source}.\n\n'
               "Generated code: edit the spec and compile again rather than editing this file.\n"
               '"""')
-    return Generator(program).module(definition, header, overrides or {})
+    return Generator(program).module(definition, header, overrides or {}, ends_in_softmax)
 
 
 __all__ = ["Unsupported", "generate"]

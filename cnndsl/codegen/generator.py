@@ -92,6 +92,9 @@ class Ctx:
     labels: dict = field(default_factory=dict)  # named output → (Python expr of its child name, shape)
     pending: list | None = None  # inputs of the next layer, after `from`
     frozen: bool = False
+    # the kind of layer that made the current tensor in straight-line code of this chain, when nothing
+    # else reads it: a relu may then overwrite it in place, as torchvision's do
+    made_by: str | None = None
 
 
 @dataclass
@@ -113,9 +116,13 @@ class Generator:
 
     # -- files
 
-    def module(self, network: ast.Definition, header: str, overrides: dict) -> tuple[str, str]:
-        """The whole file, and the network's class name; `overrides` become the class's defaults."""
-        net_name, net_source = self.network_class(network, overrides)
+    def module(self, network: ast.Definition, header: str, overrides: dict, ends_in_softmax: bool = False
+               ) -> tuple[str, str]:
+        """The whole file, and the network's class name; `overrides` become the class's defaults.
+
+        A network whose last top-level layer is a softmax also gets `logits()`: the runner trains on it.
+        """
+        net_name, net_source = self.network_class(network, overrides, ends_in_softmax)
         classes = [c.source for c in self.classes.values()] + [net_source]
         helpers = prelude.helpers_source(prelude.used(classes))
         main = _MAIN.format(name=net_name)
@@ -132,7 +139,7 @@ class Generator:
         self.class_names.add(name)
         return name
 
-    def network_class(self, d: ast.Definition, overrides: dict) -> tuple[str, str]:
+    def network_class(self, d: ast.Definition, overrides: dict, ends_in_softmax: bool) -> tuple[str, str]:
         name = self.class_name(d.name)
         lines = Lines()
         params, names = self.signature(d, lines, {}, (), overrides)
@@ -142,6 +149,11 @@ class Generator:
         doc = f'"""network {_signature_text(d)} ({d.span.source.name}:{d.span.line})."""'
         init = ["    def __init__(self" + "".join(f", {p}" for p in params) + ") -> None:",
                 "        super().__init__()", *lines.lines]
+        if ends_in_softmax:
+            init += ["        self.ends_in_softmax = True  # model(x) gives probabilities; train on logits(x)",
+                     "", "    def logits(self, x):",
+                     '        """The scores before the final softmax, for training with cross-entropy."""',
+                     "        return super().forward(x, skip_last=True)"]
         src = "\n".join([f"class {name}(Chain):", f"    {doc}", "", *init]) + "\n"
         return name, src
 
@@ -230,6 +242,7 @@ class Generator:
         ref, shape = self.label_ref(s.name, ctx)
         ctx.pending = [ref]
         ctx.shape = shape
+        ctx.made_by = None
 
     def label_ref(self, name: ast.Name, ctx: Ctx) -> tuple[str, tuple]:
         if name.id not in ctx.labels:
@@ -260,6 +273,7 @@ class Generator:
         else:
             lines.add(call)
         ctx.shape = shape
+        ctx.made_by = kind if label is None else None
 
     def call(self, c: ast.Call, ctx: Ctx, lines: Lines, label: str | None) -> None:
         block = self.program.definitions.get(c.name)
@@ -275,11 +289,12 @@ class Generator:
         values = self.layer_values(op, c, ctx)
         activation = values.pop("activation", "none")
         g = CodeArgs(values, [ctx.shape])
-        src = op.torch(g)
+        src = _inplace(op.torch(g), op.name, ctx)
         self.add(ctx, lines, op.name, src, self.out_shape(op, g), label)
         if activation != "none":
             act = REGISTRY[activation]
-            self.add(ctx, lines, act.name, act.torch(CodeArgs({}, [ctx.shape])), ctx.shape, None)
+            src = _inplace(act.torch(CodeArgs({}, [ctx.shape])), act.name, ctx)
+            self.add(ctx, lines, act.name, src, ctx.shape, None)
 
     def layer_values(self, op, c: ast.Call, ctx: Ctx) -> dict:
         given = bind(c, [Slot(a.name, a.aliases, a.positional, False) for a in op.args], f"`{op.name}`")
@@ -310,11 +325,13 @@ class Generator:
         positional = sum(1 for a in c.args if a.name is None)
         parts += [py(values[p.name]) for p in d.params[:positional]]
         parts += [f"{pyname(a.name)}={py(values[a.name])}" for a in c.args if a.name is not None]
-        shape = self.block_shape(d, ctx.shape, values, c.span)
+        shape, made_by = self.block_shape(d, ctx.shape, values, c.span)
         self.add(ctx, lines, d.name, f"{cls.name}({', '.join(parts)})", shape, label)
+        if label is None and made_by in _INPLACE_AFTER:
+            ctx.made_by = made_by  # what the block's own last layer is
 
-    def block_shape(self, d: ast.Definition, in_shape: tuple, values: dict, span: Span) -> tuple:
-        """The block's output shape for these arguments: its body run for shapes only."""
+    def block_shape(self, d: ast.Definition, in_shape: tuple, values: dict, span: Span) -> tuple[tuple, str | None]:
+        """The block's output shape for these arguments, and what made it: its body run for shapes only."""
         names: dict = {}
         for p in d.params:
             names[p.name] = values[p.name] if p.name in values else evaluate(p.default, dict(names), in_shape)
@@ -323,7 +340,7 @@ class Generator:
             self.body(d.body, ctx, Lines(scratch=True))
         except Unsupported as e:
             raise e.note(f"in block `{d.name}` called here", span) from None
-        return ctx.shape
+        return ctx.shape, ctx.made_by
 
     # -- control flow
 
@@ -339,6 +356,7 @@ class Generator:
                 self.body(s.body, ctx, lines)
             return
         loop = f"for {var} in range({py(stop)})" if start == 0 else f"for {var} in range({py(start)}, {py(stop)})"
+        ctx.made_by = None
         inner = replace(ctx, names=dict(ctx.names))
         if s.var:
             inner.names[s.var] = Src(var)
@@ -367,6 +385,7 @@ class Generator:
             raise Unsupported("compile cannot yet follow the shape through this `repeat` (its count is a "
                               "parameter and its body changes the shape)", s.span)
         ctx.pending = inner.pending
+        ctx.made_by = None
 
     def if_(self, s: ast.If, ctx: Ctx, lines: Lines, label) -> None:
         cond = evaluate(s.cond, ctx.names, ctx.in_shape)
@@ -387,6 +406,8 @@ class Generator:
         ctx.shape = tuple(a if a == b else Src(f"{py(a)} if {py(cond)} else {py(b)}")
                           for a, b in zip(then.shape, other.shape))
         ctx.pending = then.pending if then.pending == other.pending else None
+        safe = then.made_by in _INPLACE_AFTER and other.made_by in _INPLACE_AFTER
+        ctx.made_by = then.made_by if safe else None
 
     # -- merges
 
@@ -409,7 +430,8 @@ class Generator:
                 lines.add(f"{shortcut} = None")
                 with lines.nested(f"if {py(cond)}:"):
                     self.branch(s.shortcut, ctx, lines, shortcut)
-        self.add(ctx, lines, "residual", f"Residual({body}, {shortcut})", sub.shape, label)
+        inplace = ", inplace=True" if sub.made_by in _INPLACE_AFTER - {"residual"} else ""
+        self.add(ctx, lines, "residual", f"Residual({body}, {shortcut}{inplace})", sub.shape, label)
 
     def merge(self, s: ast.Merge, ctx: Ctx, lines: Lines, label: str | None) -> None:
         names, shapes = [], []
@@ -429,6 +451,17 @@ class Generator:
         inputs = ['""' if ctx.pending is None else ctx.pending[0], *(ref for ref, _ in refs)]
         ctx.pending = None
         self.add(ctx, lines, s.op, src, self.out_shape(op, g), label, inputs)
+
+
+# Layers whose output autograd does not keep for the backward pass: a relu right after one of them
+# may overwrite that output (torchvision's `ReLU(inplace=True)`), saving a copy of the activation.
+_INPLACE_AFTER = {"conv", "dwconv", "sepconv", "batchnorm", "dense", "residual", "add", "concat", "multiply"}
+
+
+def _inplace(src: str, kind: str, ctx: Ctx) -> str:
+    if kind == "relu" and src == "nn.ReLU()" and ctx.made_by in _INPLACE_AFTER and ctx.pending is None:
+        return "nn.ReLU(inplace=True)"
+    return src
 
 
 def _q(text: str) -> str:

@@ -65,14 +65,17 @@ class Chain(nn.Sequential):
         self.last = name
         return name
 
-    def forward(self, x):
+    def forward(self, x, skip_last: bool = False):
+        children = list(self.named_children())
+        if skip_last:
+            children = children[:-1]
         if not self.wiring:
-            for module in self:
+            for _, module in children:
                 x = module(x)
             return x
         outputs = {"": x}
         previous = ""
-        for name, module in self.named_children():
+        for name, module in children:
             args = [outputs[i] for i in self.wiring.get(name, [previous])]
             outputs[name] = module(*args)
             previous = name
@@ -82,13 +85,19 @@ class Chain(nn.Sequential):
 class Residual(nn.Module):
     """body(x) + shortcut(x); no shortcut means the identity."""
 
-    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None) -> None:
+    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None, inplace: bool = False) -> None:
         super().__init__()
         self.body = body
         self.shortcut = shortcut
+        self.inplace = inplace  # the body's output is ours to overwrite (it ends in a conv or batchnorm)
 
     def forward(self, x):
-        return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+        out = self.body(x)
+        shortcut = x if self.shortcut is None else self.shortcut(x)
+        if self.inplace:
+            out += shortcut
+            return out
+        return out + shortcut
 ''',
     "Merge": '''
 class Merge(nn.Module):

@@ -1,0 +1,39 @@
+"""Weights copied from torchvision's models give the same outputs in the generated ones.
+
+Runs only where torchvision is installed (the optional benchmark environment, bench/README.md);
+elsewhere it is skipped.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+import cnndsl  # noqa: E402
+from conftest import ROOT  # noqa: E402
+
+MODELS = {
+    "alexnet": lambda: torchvision.models.alexnet(),
+    "vgg16": lambda: torchvision.models.vgg16(),
+    "vgg19": lambda: torchvision.models.vgg19(),
+    "resnet18": lambda: torchvision.models.resnet18(),
+    "resnet34": lambda: torchvision.models.resnet34(),
+    "resnet50": lambda: torchvision.models.resnet50(),
+    "resnet152": lambda: torchvision.models.resnet152(),
+    "googlenet": lambda: torchvision.models.googlenet(aux_logits=False, init_weights=True, transform_input=False),
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_same_outputs_with_torchvision_weights(name):
+    torch.manual_seed(0)
+    theirs = MODELS[name]().eval()
+    ours = cnndsl.load(ROOT / f"specs/{name}.cnn").build().eval()
+    report = cnndsl.load_weights(ours, theirs.state_dict())
+    assert report.complete, report.summary()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4), (got - expected).abs().max()
