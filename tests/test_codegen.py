@@ -159,16 +159,21 @@ def test_named_outputs_and_from():
     assert model.wiring == {"concat1": ["upsample1", "e1"], "conv2": ["e1"], "add1": ["conv2", "side"]}
 
 
-def test_torch_export_and_compile():
-    for path in ("specs/resnet18.cnn", "specs/googlenet.cnn", "specs/xception.cnn"):
-        spec = cnndsl.load(ROOT / path)
-        model = spec.build().eval()
-        x = torch.randn(1, *spec.check().input)
-        exported = torch.export.export(model, (x,))
-        assert torch.allclose(exported.module()(x), model(x), atol=1e-5)
-    lenet = cnndsl.load(ROOT / "specs/lenet5.cnn").build().eval()
-    x = torch.randn(2, 1, 32, 32)
-    assert torch.allclose(torch.compile(lenet)(x), lenet(x), atol=1e-5)
+@pytest.mark.parametrize("path", SPECS)
+def test_torch_export(built, path):
+    spec, report, model = built(path)
+    x = torch.randn(1, *report.input)
+    exported = torch.export.export(model, (x,))
+    with torch.no_grad():
+        assert torch.allclose(exported.module()(x), model(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("path", ["specs/lenet5.cnn", "examples/cifar_cnn_bn.cnn"])
+def test_torch_compile(built, path):
+    spec, report, model = built(path)
+    x = torch.randn(2, *report.input)
+    with torch.no_grad():
+        assert torch.allclose(torch.compile(model)(x), model(x), atol=1e-4)
 
 
 def test_a_spec_that_fails_check_is_not_compiled():
@@ -209,3 +214,40 @@ def test_a_training_step_runs(built, path):
         model.eval()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert grads and all(g is not None for g in grads)
+
+
+def test_compile_command(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "cnndsl.cli", "compile", str(ROOT / "specs/lenet5.cnn")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout == cnndsl.load(ROOT / "specs/lenet5.cnn").source()
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("network n {\n    input 3x4x4\n    conv 8 kernel=7\n}\n")
+    failed = subprocess.run([sys.executable, "-m", "cnndsl.cli", "compile", str(bad), "-o", str(tmp_path / "x.py")],
+                            capture_output=True, text=True)
+    assert failed.returncode == 1 and "bad.cnn:3:5: error: conv kernel 7x7 is larger" in failed.stderr
+    assert not (tmp_path / "x.py").exists()
+    unknown = subprocess.run([sys.executable, "-m", "cnndsl.cli", "compile", str(ROOT / "specs/lenet5.cnn"),
+                              "--set", "clases=3"], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "did you mean `classes`" in unknown.stderr
+
+
+def test_what_compile_cannot_write_yet_is_a_located_error():
+    text = """network n {
+        input 3x8x8
+        concat {
+            branch { e1: conv 2 kernel=1 }
+            branch { }
+        }
+        from e1
+    }"""
+    assert cnndsl.loads(text).check().output == (2, 8, 8)  # the checker follows the name across the merge
+    with pytest.raises(cnndsl.CnnError) as info:
+        cnndsl.loads(text).source()
+    assert "cannot yet refer to `e1`" in info.value.message and info.value.span.line == 7
+
+
+def test_a_block_calling_itself_in_an_untaken_branch_is_not_compiled():
+    text = "block b(deep = false) { if deep { b } }\nnetwork n { input 3x8x8\n b }"
+    assert cnndsl.loads(text).check().output == (3, 8, 8)  # the branch is never taken for these values
+    with pytest.raises(cnndsl.CnnError, match=r"calls itself \(b → b\)"):
+        cnndsl.loads(text).source()  # but the class would recurse for deep=True

@@ -52,6 +52,7 @@ class Lines:
     taken: set[str] = field(default_factory=set)
     carried: list[str] = field(default_factory=list)  # shape variables of loops, dropped if never read
     scratch: bool = False  # only the shapes are wanted: lines are thrown away
+    exact: bool = False  # the shapes must not name this function's variables (a caller wants them)
 
     def add(self, text: str) -> None:
         if not self.scratch:
@@ -112,6 +113,7 @@ class Generator:
     def __init__(self, program: Program):
         self.program = program
         self.classes: dict[tuple[str, int], BlockClass] = {}
+        self.generating: list[str] = []  # blocks whose class is being written, to refuse recursion
         self.class_names: set[str] = set(prelude.HELPERS)
 
     # -- files
@@ -183,9 +185,20 @@ class Generator:
         key = (d.name, rank)
         if key in self.classes:
             return self.classes[key]
+        if d.name in self.generating:
+            cycle = " → ".join([*self.generating[self.generating.index(d.name):], d.name])
+            raise CnnError(f"block `{d.name}` calls itself ({cycle})", span,
+                           "blocks cannot be recursive, even in a branch not taken; use `repeat`")
         if any(k[0] == d.name for k in self.classes):
             raise Unsupported(f"block `{d.name}` is called on images and on flat vectors; compile cannot write "
                               "one class for both yet", span)
+        self.generating.append(d.name)
+        try:
+            return self._block_class(d, rank, key)
+        finally:
+            self.generating.pop()
+
+    def _block_class(self, d: ast.Definition, rank: int, key: tuple[str, int]) -> BlockClass:
         lines = Lines()
         lines.taken.update({"in_channels", "in_height", "in_width", "in_features", "in_size"})
         first = "in_channels" if rank == 3 else "in_features"
@@ -230,7 +243,7 @@ class Generator:
 
     def let(self, s: ast.Let, ctx: Ctx, lines: Lines, label) -> None:
         value = evaluate(s.value, ctx.names, ctx.in_shape)
-        if is_known(value):
+        if is_known(value) or lines.exact:  # a caller's view keeps the expression, not a local name
             ctx.names[s.name] = value
         else:
             name = pyname(s.name)
@@ -337,7 +350,7 @@ class Generator:
             names[p.name] = values[p.name] if p.name in values else evaluate(p.default, dict(names), in_shape)
         ctx = Ctx("_", in_shape, names, in_shape)
         try:
-            self.body(d.body, ctx, Lines(scratch=True))
+            self.body(d.body, ctx, Lines(scratch=True, exact=True))
         except Unsupported as e:
             raise e.note(f"in block `{d.name}` called here", span) from None
         return ctx.shape, ctx.made_by
@@ -347,7 +360,9 @@ class Generator:
     def repeat(self, s: ast.Repeat, ctx: Ctx, lines: Lines, label) -> None:
         start = 0 if s.start is None else evaluate(s.start, ctx.names, ctx.in_shape)
         stop = evaluate(s.stop, ctx.names, ctx.in_shape)
-        var = pyname(s.var) if s.var else "_"
+        var = "_"
+        if s.var:  # a loop inside a loop over the same name must not overwrite the outer one
+            var = lines.local(pyname(s.var)) if s.var in ctx.names else pyname(s.var)
         count = stop - start if is_known((start, stop)) else None
         if lines.scratch and count is not None:
             for i in range(start, stop):  # shapes only: run every iteration
@@ -379,7 +394,7 @@ class Generator:
             for i, name in zip(carried, names if carried else []):
                 if inner.shape[i] != Src(name):
                     lines.add(f"{name} = {py(inner.shape[i])}")
-        if carried and not lines.scratch:
+        if carried and not lines.exact:
             ctx.shape = tuple(Src(names[carried.index(i)]) if i in carried else d for i, d in enumerate(ctx.shape))
         elif carried:
             raise Unsupported("compile cannot yet follow the shape through this `repeat` (its count is a "
@@ -403,7 +418,7 @@ class Generator:
                 self.body(s.orelse, other, lines)
         if len(then.shape) != len(other.shape):
             raise Unsupported("compile cannot yet write an `if` whose branches give different ranks", s.span)
-        ctx.shape = tuple(a if a == b else Src(f"{py(a)} if {py(cond)} else {py(b)}")
+        ctx.shape = tuple(a if a == b else Src(f"{py(a, 1)} if {py(cond, 1)} else {py(b, 1)}", 0)
                           for a, b in zip(then.shape, other.shape))
         ctx.pending = then.pending if then.pending == other.pending else None
         safe = then.made_by in _INPLACE_AFTER and other.made_by in _INPLACE_AFTER

@@ -1,0 +1,81 @@
+"""Property: for random valid specs, the generated module is what `check` reports, layer by layer."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+
+import cnndsl  # noqa: E402
+from cnndsl.errors import CnnError  # noqa: E402
+
+LAYERS = [
+    "conv {f} kernel=3 padding=same", "conv {f} kernel=1", "conv {f} kernel=3 stride=2 padding=same",
+    "conv {f} kernel=(1, 3) padding=(0, 1) bias=false", "conv (in.channels * 2) kernel=1",
+    "dwconv kernel=3 padding=1", "sepconv {f} kernel=3 padding=same", "sepconv {f} kernel=3 stride=2 padding=same",
+    "batchnorm", "relu", "leakyrelu 0.2", "sigmoid", "tanh", "dropout 0.1", "identity",
+    "maxpool 2 padding=same", "maxpool 3 stride=2 padding=same", "avgpool 2 ceil=true", "maxpool 3 stride=1 padding=1",
+    "zeropad 1", "upsample 2", "conv {f} kernel=3 dilation=2 padding=same activation=relu",
+]
+
+
+@st.composite
+def statements(draw, depth: int = 0, in_block: bool = False, f: str = "f"):
+    calls = [] if in_block else ["call"]  # the block calls no block: recursion is refused
+    kind = draw(st.sampled_from(["layer"] * 5 + ["if", "repeat", "residual", "concat", "let", *calls]
+                                if depth < 2 else ["layer"]))
+    if kind == "layer":
+        return draw(st.sampled_from(LAYERS)).format(f=f)
+    body = lambda: "\n".join(draw(st.lists(statements(depth + 1, in_block, f), min_size=0, max_size=3)))  # noqa: E731
+    if kind == "if":
+        cond = draw(st.sampled_from(["flag", "n > 1", "in.channels == f", "not flag"]))
+        return f"if {cond} {{\n{body()}\n}} else {{\n{body()}\n}}"
+    if kind == "repeat":
+        count = draw(st.sampled_from(["n", "2", "n - 1", "0"]))
+        return f"repeat i in 0..({count}) {{\n{body()}\nconv ({f} + i) kernel=1\n}}"
+    if kind == "residual":
+        short = draw(st.sampled_from(["", " shortcut { conv f kernel=1 }", " shortcut if flag { identity }"]))
+        return f"residual {{\n{body()}\nconv f kernel=3 padding=same\n}}{short}"
+    if kind == "concat":
+        return f"concat {{\nbranch {{ {body()} }}\nbranch {{ conv {f} kernel=1 }}\nbranch {{ }}\n}}"
+    if kind == "let":
+        return "let g = f * 2\nconv g kernel=1"
+    return draw(st.sampled_from(["unit f", "unit (f + 1) flag=false", "unit 3 n=1"]))
+
+
+@st.composite
+def specs(draw):
+    block = "\n".join(draw(st.lists(statements(1, in_block=True), min_size=1, max_size=4)))
+    net = "\n".join(draw(st.lists(statements(0), min_size=1, max_size=5)))
+    head = draw(st.sampled_from(["globalavgpool\ndense classes", "flatten\ndense classes activation=softmax", ""]))
+    size = draw(st.sampled_from(["3x16x16", "2x9x12", "4x8x8"]))
+    return (f"block unit(f, n = 2, flag = true) {{\n{block}\n}}\n"
+            f"network fuzz(f = 4, n = {draw(st.integers(1, 3))}, flag = {draw(st.sampled_from(['true', 'false']))}, "
+            f"classes = 5) {{\ninput {size}\n{net}\n{head}\n}}\n")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(specs())
+def test_generated_module_matches_the_report(text):
+    try:
+        spec = cnndsl.loads(text, max_layers=400)
+        report = spec.check()
+    except CnnError:
+        assume(False)
+    model = spec.build().eval()
+    assert sum(p.numel() for p in model.parameters()) == report.params
+    modules = dict(model.named_modules())
+    groups = report.analysis.graph.groups
+    seen = {}
+    for f in report.layers[1:]:
+        head, _, last = f.layer.id.rpartition(".")
+        name = head if head in groups and last in ("add", "concat", "multiply") else f.layer.id
+        modules[name].register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, tuple(o.shape[1:])))
+        f.module_name = name
+    with torch.no_grad():
+        out = model(torch.randn(2, *report.input))
+    assert tuple(out.shape[1:]) == report.output
+    for f in report.layers[1:]:
+        assert seen[f.module_name] == f.layer.shape, f.layer.id
