@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import networkx as nx
 
@@ -22,7 +22,6 @@ class Layer:
     span: Span
     groups: tuple[str, ...] = ()  # ids of the enclosing groups, outermost first
     frozen: bool = False
-    input_labels: list[str] = field(default_factory=list)  # for merge messages
 
 
 @dataclass

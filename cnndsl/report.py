@@ -54,14 +54,17 @@ def _relative(name: str, parent: str | None) -> str:
 
 
 def rows(a: Analysis, depth: int | None = None) -> list[Row]:
-    """Table rows in order; groups deeper than `depth` fold into one row each."""
+    """Table rows in order: a header row where a group opens; groups deeper than `depth` fold into one row.
+
+    Layer rows are numbered by their place in the network, so folded layers keep their numbers taken.
+    """
     totals = _group_totals(a)
     out: list[Row] = []
     open_groups: list[str] = []
-    number = 0
-    for f in a.layers[1:]:
+    folded = None
+    for number, f in enumerate(a.layers[1:], 1):
         vis = _visible(a, f)
-        keep = len(vis) if depth is None else min(len(vis), depth - 1 if depth > 0 else 0)
+        keep = len(vis) if depth is None else min(len(vis), max(depth, 1) - 1)
         shared = 0
         while shared < min(len(open_groups), keep) and open_groups[shared] == vis[shared]:
             shared += 1
@@ -69,16 +72,12 @@ def rows(a: Analysis, depth: int | None = None) -> list[Row]:
         for g in vis[shared:keep]:
             out.append(_group_row(a.graph.groups[g], totals[g], len(open_groups), open_groups))
             open_groups.append(g)
-        if depth is not None and len(vis) > keep:
-            g = vis[keep]
-            if out and out[-1].figures is None and out[-1].name.strip() == _relative(g, _last(open_groups)):
-                continue  # already folded
-            row = _group_row(a.graph.groups[g], totals[g], keep, open_groups)
-            out.append(row)
-            number += sum(1 for x in a.layers if g in x.layer.groups)
-            row.index = ""
+        if len(vis) > keep:  # inside a group deeper than `depth`: one row for the whole group
+            if vis[keep] != folded:
+                folded = vis[keep]
+                out.append(_group_row(a.graph.groups[folded], totals[folded], keep, open_groups))
             continue
-        number += 1
+        folded = None
         name = "  " * keep + _relative(f.layer.id, _last(open_groups))
         out.append(Row(str(number), name, f.op_text, fmt_shape(f.layer.shape), f.params, f.macs,
                        f.receptive_field, f))

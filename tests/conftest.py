@@ -6,6 +6,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# named outputs, `from` and merges with names: a U-Net in miniature
+UNET = """network unet {
+    input 3x16x16
+    e1: conv 8 kernel=3 padding=same
+    maxpool 2
+    conv 8 kernel=3 padding=same
+    upsample 2
+    concat e1
+    side: conv 4 kernel=1
+    from e1
+    conv 4 kernel=1
+    add side
+}"""
+
 
 @pytest.fixture
 def spec_file(tmp_path):

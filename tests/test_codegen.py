@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import cnndsl  # noqa: E402
-from conftest import ROOT  # noqa: E402
+from conftest import ROOT, UNET  # noqa: E402
 
 SPECS = sorted(p.relative_to(ROOT).as_posix() for p in [*ROOT.glob("specs/*.cnn"), *ROOT.glob("examples/*.cnn")])
 
@@ -142,18 +142,7 @@ def test_frozen_parts_do_not_train():
 
 
 def test_named_outputs_and_from():
-    spec = cnndsl.loads("""network unet {
-        input 3x16x16
-        e1: conv 8 kernel=3 padding=same
-        maxpool 2
-        conv 8 kernel=3 padding=same
-        upsample 2
-        concat e1
-        side: conv 4 kernel=1
-        from e1
-        conv 4 kernel=1
-        add side
-    }""")
+    spec = cnndsl.loads(UNET)
     model = spec.build()
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 4, 16, 16)
     assert model.wiring == {"concat1": ["upsample1", "e1"], "conv2": ["e1"], "add1": ["conv2", "side"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import cnndsl
+from conftest import UNET
 
 
 def layers(text: str, **params) -> list:
@@ -176,19 +177,7 @@ def test_merges_with_branches():
 
 
 def test_named_outputs_from_and_merge_with_names():
-    text = """network unet {
-        input 3x16x16
-        e1: conv 8 kernel=3 padding=same
-        maxpool 2
-        conv 8 kernel=3 padding=same
-        upsample 2
-        concat e1
-        side: conv 4 kernel=1
-        from e1
-        conv 4 kernel=1
-        add side
-    }"""
-    report = cnndsl.check(text)
+    report = cnndsl.check(UNET)
     concat = report.layer("concat1")
     assert concat.layer.inputs == ["upsample1", "e1"] and concat.layer.shape == (16, 16, 16)
     assert report.layer("conv2").layer.inputs == ["e1"]   # labelled layers take no number
