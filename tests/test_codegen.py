@@ -107,10 +107,13 @@ def test_compiled_file_runs_on_its_own(tmp_path):
 
 def test_blocks_become_parameterised_classes():
     source = cnndsl.load(ROOT / "specs/resnet34.cnn").source()
-    assert "class Basic(Chain):" in source
+    assert "class Basic(nn.Module):" in source  # fixed children: attributes and a forward
     assert "def __init__(self, in_channels: int, filters, stride: int = 1) -> None:" in source
     assert "if stride != 1 or in_channels != filters:" in source
-    assert 'self.add("stage", Stage(128, 256, blocks=6, stride=2))' in source
+    assert "        x = self.residual1(x)\n        return self.relu1(x)\n" in source
+    assert "class Stage(Chain):" in source  # children that depend on `blocks`
+    assert "        for _ in range(blocks - 1):\n            self.add(\"basic\", Basic(filters, filters))" in source
+    assert "        self.stage3 = Stage(128, 256, blocks=6, stride=2)\n" in source
     assert source.count("class ") == len({"Chain", "Residual", "GlobalPool", "Basic", "Stage", "Resnet34"})
 
 
@@ -145,7 +148,20 @@ def test_named_outputs_and_from():
     spec = cnndsl.loads(UNET)
     model = spec.build()
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 4, 16, 16)
-    assert model.wiring == {"concat1": ["upsample1", "e1"], "conv2": ["e1"], "add1": ["conv2", "side"]}
+    forward = spec.source().split("def forward(self, x):")[-1]
+    assert [line.strip() for line in forward.split("\n\n")[0].strip().splitlines()] == [
+        "e1 = self.e1(x)", "x = self.maxpool1(e1)", "x = self.conv1(x)", "x = self.upsample1(x)",
+        "x = self.concat1(x, e1)", "side = self.side(x)", "x = self.conv2(e1)", "return self.add1(x, side)"]
+
+
+def test_named_outputs_in_a_chain():
+    spec = cnndsl.loads("block b(n) { e: conv 4 kernel=1\n repeat n { relu }\n add e }\n"
+                        "network m { input 3x8x8\n b 2 }")
+    model = spec.build()
+    assert model.b1.wiring == {"add1": ["relu2", "e"]}
+    x = torch.randn(1, 3, 8, 8)
+    e = model.b1.e(x)
+    assert torch.allclose(model(x), torch.relu(e) + e)
 
 
 @pytest.mark.parametrize("path", SPECS)

@@ -96,6 +96,46 @@ class Ctx:
     # the kind of layer that made the current tensor in straight-line code of this chain, when nothing
     # else reads it: a relu may then overwrite it in place, as torchvision's do
     made_by: str | None = None
+    cls: ClassState | None = None  # set where `chain` is the class itself
+    dynamic: bool = False  # inside an `if` or a loop decided at construction
+
+
+class _Dynamic(Exception):
+    """The class's own children depend on constructor arguments: write it as a Chain instead."""
+
+
+# nn.Module attributes a child may not shadow
+_MODULE_ATTRS = {"forward", "training", "add", "eval", "train", "to", "cuda", "cpu", "float", "double", "half",
+                 "type", "apply", "parameters", "modules", "children", "buffers", "state_dict", "zero_grad",
+                 "input_shape", "logits", "ends_in_softmax", "wiring", "counts", "last", "body", "shortcut", "op"}
+
+UNROLL = 16  # a `repeat` with a known count up to this many turns is written out in a fixed class
+
+
+@dataclass
+class ClassState:
+    """The children of the class being written, when they are fixed (`self.conv1 = ...` and a forward).
+
+    Names follow Chain.add: kind + a counter per kind, labels as given (`_2` on a repeat).
+    """
+
+    static: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    children: list[tuple[str, list[str] | None]] = field(default_factory=list)  # name, inputs ("" = previous)
+
+    def name(self, kind: str, label: str | None) -> str:
+        taken = {n for n, _ in self.children}
+        if label is not None:
+            name, n = label, 1
+            while name in taken:
+                n += 1
+                name = f"{label}_{n}"
+            return name
+        while True:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            name = f"{kind}{self.counts[kind]}"
+            if name not in taken:
+                return name
 
 
 @dataclass
@@ -142,22 +182,33 @@ class Generator:
         return name
 
     def network_class(self, d: ast.Definition, overrides: dict, ends_in_softmax: bool) -> tuple[str, str]:
+        lines, params, state = self.write_class(d, (), set(), overrides)
         name = self.class_name(d.name)
-        lines = Lines()
-        params, names = self.signature(d, lines, {}, (), overrides)
-        ctx = Ctx("self", (), names, ())
-        self.body(d.body, ctx, lines)
-        lines.drop_unread(lines.carried)
         doc = f'"""network {_signature_text(d)} ({d.span.source.name}:{d.span.line})."""'
         init = ["    def __init__(self" + "".join(f", {p}" for p in params) + ") -> None:",
                 "        super().__init__()", *lines.lines]
         if ends_in_softmax:
-            init += ["        self.ends_in_softmax = True  # model(x) gives probabilities; train on logits(x)",
-                     "", "    def logits(self, x):",
-                     '        """The scores before the final softmax, for training with cross-entropy."""',
-                     "        return super().forward(x, skip_last=True)"]
-        src = "\n".join([f"class {name}(Chain):", f"    {doc}", "", *init]) + "\n"
+            init.append("        self.ends_in_softmax = True  # model(x) gives probabilities; train on logits(x)")
+        methods = _methods(state, ends_in_softmax)
+        base = "nn.Module" if state.static else "Chain"
+        src = "\n".join([f"class {name}({base}):", f"    {doc}", "", *init, *methods]) + "\n"
         return name, src
+
+    def write_class(self, d: ast.Definition, in_shape: tuple, taken: set[str], overrides: dict | None = None
+                    ) -> tuple[Lines, list[str], ClassState]:
+        """The body of a class's __init__: with fixed children if it can, else as a Chain."""
+        for static in (True, False):
+            lines = Lines(taken=set(taken))
+            params, names = self.signature(d, lines, {}, in_shape, overrides)
+            state = ClassState(static)
+            ctx = Ctx("self", in_shape, names, in_shape, cls=state)
+            try:
+                self.body(d.body, ctx, lines)
+            except _Dynamic:
+                continue
+            lines.drop_unread(lines.carried)
+            return lines, params, state
+        raise AssertionError("the Chain form always works")
 
     def signature(self, d: ast.Definition, lines: Lines, names: dict, in_shape: tuple,
                   overrides: dict | None = None) -> tuple[list[str], dict]:
@@ -199,15 +250,10 @@ class Generator:
             self.generating.pop()
 
     def _block_class(self, d: ast.Definition, rank: int, key: tuple[str, int]) -> BlockClass:
-        lines = Lines()
-        lines.taken.update({"in_channels", "in_height", "in_width", "in_features", "in_size"})
         first = "in_channels" if rank == 3 else "in_features"
         in_shape = (Src("in_channels"), Src("in_height"), Src("in_width")) if rank == 3 else (Src("in_features"),)
-        body = Lines(taken=lines.taken)
-        params, names = self.signature(d, body, {}, in_shape)
-        ctx = Ctx("self", in_shape, names, in_shape)
-        self.body(d.body, ctx, body)
-        body.drop_unread(body.carried)
+        body, params, state = self.write_class(d, in_shape, {"in_channels", "in_height", "in_width",
+                                                             "in_features", "in_size"})
         text = "\n".join(body.lines)
         needs_size = "in_height" in text or "in_width" in text
         head = [first + ": int"] + (["in_size: tuple[int, int]"] if needs_size else []) + params
@@ -216,7 +262,8 @@ class Generator:
             init.append("        in_height, in_width = in_size")
         doc = f'"""block {_signature_text(d)} ({d.span.source.name}:{d.span.line})."""'
         name = self.class_name(d.name)
-        src = "\n".join([f"class {name}(Chain):", f"    {doc}", "", *init, *body.lines]) + "\n"
+        base = "nn.Module" if state.static else "Chain"
+        src = "\n".join([f"class {name}({base}):", f"    {doc}", "", *init, *body.lines, *_methods(state)]) + "\n"
         self.classes[key] = BlockClass(name, src, needs_size, rank)
         return self.classes[key]
 
@@ -273,18 +320,29 @@ class Generator:
         ctx.pending = None
         if ctx.frozen:
             src = f"frozen({src})"
-        args = [_q(kind), src]
-        if label is not None:
-            args.append(f"name={_q(label)}")
-        if inputs is not None:
-            args.append("inputs=[" + ", ".join(inputs) + "]")
-        call = f"{ctx.chain}.add({', '.join(args)})"
-        if label is not None:
-            var = lines.local(pyname(label) + "_out")
-            lines.add(f"{var} = {call}")
-            ctx.labels[label] = (var, shape)
+        if label in _MODULE_ATTRS:
+            raise Unsupported(f"`{label}` names an attribute every PyTorch module has; pick another name")
+        if ctx.cls is not None and ctx.cls.static:
+            if ctx.dynamic:
+                raise _Dynamic()
+            name = ctx.cls.name(kind, label)
+            lines.add(f"self.{name} = {src}")
+            ctx.cls.children.append((name, inputs))
+            if label is not None:
+                ctx.labels[label] = (name, shape)
         else:
-            lines.add(call)
+            args = [_q(kind), src]
+            if label is not None:
+                args.append(f"name={_q(label)}")
+            if inputs is not None:
+                args.append("inputs=[" + ", ".join('""' if i == "" else i for i in inputs) + "]")
+            call = f"{ctx.chain}.add({', '.join(args)})"
+            if label is not None:
+                var = lines.local(pyname(label) + "_out")
+                lines.add(f"{var} = {call}")
+                ctx.labels[label] = (var, shape)
+            else:
+                lines.add(call)
         ctx.shape = shape
         ctx.made_by = kind if label is None else None
 
@@ -364,15 +422,19 @@ class Generator:
         if s.var:  # a loop inside a loop over the same name must not overwrite the outer one
             var = lines.local(pyname(s.var)) if s.var in ctx.names else pyname(s.var)
         count = stop - start if is_known((start, stop)) else None
-        if lines.scratch and count is not None:
-            for i in range(start, stop):  # shapes only: run every iteration
+        fixed = ctx.cls is not None and ctx.cls.static and not ctx.dynamic
+        if count is not None and (lines.scratch or (fixed and count <= UNROLL)):
+            saved = ctx.names.get(s.var, _UNSET) if s.var else _UNSET
+            for i in range(start, stop):  # shapes only, or a fixed class: write out every turn
                 if s.var:
                     ctx.names[s.var] = i
                 self.body(s.body, ctx, lines)
+            if s.var:
+                ctx.names.pop(s.var, None) if saved is _UNSET else ctx.names.__setitem__(s.var, saved)
             return
         loop = f"for {var} in range({py(stop)})" if start == 0 else f"for {var} in range({py(start)}, {py(stop)})"
         ctx.made_by = None
-        inner = replace(ctx, names=dict(ctx.names))
+        inner = replace(ctx, names=dict(ctx.names), dynamic=True)
         if s.var:
             inner.names[s.var] = Src(var)
             lines.taken.add(var)
@@ -407,8 +469,8 @@ class Generator:
         if is_known(cond):
             self.body(s.then if cond else s.orelse, ctx, lines)
             return
-        then = replace(ctx, names=dict(ctx.names))
-        other = replace(ctx, names=dict(ctx.names))
+        then = replace(ctx, names=dict(ctx.names), dynamic=True)
+        other = replace(ctx, names=dict(ctx.names), dynamic=True)
         with lines.nested(f"if {py(cond)}:"):
             self.body(s.then, then, lines)
             if not s.then:
@@ -429,7 +491,7 @@ class Generator:
     def branch(self, stmts, ctx: Ctx, lines: Lines, local: str) -> tuple[str, Ctx]:
         """A Chain in local variable `local`, filled with the statements."""
         lines.add(f"{local} = Chain()")
-        sub = Ctx(local, ctx.shape, dict(ctx.names), ctx.in_shape, {}, None, ctx.frozen and False)
+        sub = Ctx(local, ctx.shape, dict(ctx.names), ctx.in_shape)
         self.body(stmts, sub, lines)
         return local, sub
 
@@ -463,7 +525,7 @@ class Generator:
         op = REGISTRY[s.op]
         g = CodeArgs({}, [ctx.shape, *(shape for _, shape in refs)])
         src = op.torch(g)
-        inputs = ['""' if ctx.pending is None else ctx.pending[0], *(ref for ref, _ in refs)]
+        inputs = ["" if ctx.pending is None else ctx.pending[0], *(ref for ref, _ in refs)]
         ctx.pending = None
         self.add(ctx, lines, s.op, src, self.out_shape(op, g), label, inputs)
 
@@ -477,6 +539,45 @@ def _inplace(src: str, kind: str, ctx: Ctx) -> str:
     if kind == "relu" and src == "nn.ReLU()" and ctx.made_by in _INPLACE_AFTER and ctx.pending is None:
         return "nn.ReLU(inplace=True)"
     return src
+
+
+_UNSET = object()
+
+
+def _methods(state: ClassState, ends_in_softmax: bool = False) -> list[str]:
+    """`forward` (and `logits`) of a class with fixed children; a Chain has its own."""
+    if not state.static:
+        if not ends_in_softmax:
+            return []
+        return ["", "    def logits(self, x):",
+                '        """The scores before the final softmax, for training with cross-entropy."""',
+                "        return super().forward(x, skip_last=True)"]
+    children = state.children
+    if ends_in_softmax and children and children[-1][1] is None:
+        *head, (last, _) = children
+        return (["", "    def forward(self, x):", f"        return self.{last}(self.logits(x))", "",
+                 "    def logits(self, x):",
+                 '        """The scores before the final softmax, for training with cross-entropy."""']
+                + _calls(head))
+    return ["", "    def forward(self, x):", *_calls(children)]
+
+
+def _calls(children: list[tuple[str, list[str] | None]]) -> list[str]:
+    """`x = self.conv1(x)` lines; outputs that later layers name keep a variable of their own."""
+    named = {i for _, inputs in children for i in inputs or () if i}
+    var_of: dict[str, str] = {}
+    previous = "x"
+    lines = []
+    for name, inputs in children:
+        args = [previous] if inputs is None else [previous if i == "" else var_of[i] for i in inputs]
+        var = (name if name not in ("x", "self") else name + "_") if name in named else "x"
+        lines.append(f"        {var} = self.{name}({', '.join(args)})")
+        var_of[name] = previous = var
+    if lines and previous == "x":
+        lines[-1] = "        return " + lines[-1].split(" = ", 1)[1]
+    else:
+        lines.append(f"        return {previous}")
+    return lines
 
 
 def _q(text: str) -> str:

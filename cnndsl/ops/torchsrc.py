@@ -50,6 +50,8 @@ def padding(g: CodeArgs, kernel, stride, dilation) -> tuple[object, object]:
     ph = axis_pads(p if not isinstance(p, tuple) else p[0], g.x[1], kh, sh, dh)
     pw = axis_pads(p if not isinstance(p, tuple) else p[1], g.x[2], kw, sw, dw)
     if isinstance(ph, Src) or isinstance(pw, Src):
+        if p == "same" and (sh, sw) == (1, 1):  # PyTorch's own `same`: the odd extra goes after, as in Keras
+            return "same", None
         return None, Src(f"(*{_src_pair(pw)}, *{_src_pair(ph)})")
     if ph[0] == ph[1] and pw[0] == pw[1]:
         sym = unpair((ph[0], pw[0]))
@@ -82,5 +84,8 @@ def spatial_out(g: CodeArgs, kernel, stride, dilation=1, ceil=False) -> tuple:
     p = g.values.get("padding", "valid")
     ph = axis_pads(p if not isinstance(p, tuple) else p[0], g.x[1], kh, sh, dh)
     pw = axis_pads(p if not isinstance(p, tuple) else p[1], g.x[2], kw, sw, dw)
+    if p == "same":  # ceil(n / s), whatever the kernel
+        return tuple(n if s == 1 else binop("//", binop("+", n, binop("-", s, 1)), s)
+                     for n, s in ((g.x[1], sh), (g.x[2], sw)))
     h, w = out_size(g.x[1], ph, kh, sh, dh, ceil), out_size(g.x[2], pw, kw, sw, dw, ceil)
     return h, w
