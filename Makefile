@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make test   creates .venv, installs torch (CPU), the package and its dev tools, runs the tests
-#   make run    the main job: checks every reference spec (the report of each, folded to top-level rows)
+#   make run    the main job: trains the Fashion-MNIST CNN of the tutorials on the offline digits
+#   make check  checks every reference spec (the report of each, folded to top-level rows)
 
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
@@ -8,13 +9,13 @@ PIP   := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 
-.PHONY: test run bench lint clean
+.PHONY: test run check bench lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,train]'
 	@command -v dot >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) \
 		|| echo "warning: could not install graphviz (dot); diagrams will be unavailable"
 	touch $(STAMP)
@@ -24,6 +25,9 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 run: $(STAMP)
+	$(VENV)/bin/cnndsl train examples/fashion_cnn_honkong.cnn
+
+check: $(STAMP)
 	@for f in specs/*.cnn examples/*.cnn; do $(VENV)/bin/cnndsl check $$f --depth 1 || exit 1; echo; done
 
 bench: $(STAMP)

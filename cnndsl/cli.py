@@ -40,6 +40,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    import yaml
+
+    from cnndsl.api import load
+    from cnndsl.train.checkpoint import atomic_write, load_checkpoint
+    from cnndsl.train.loop import train
+    from cnndsl.train.recipe import load_recipe
+
+    spec = load(args.spec, args.network, **_params(args.set))
+    if args.resume:
+        out = Path(args.resume)
+        recipe = load_recipe(None, **load_checkpoint(out / "last.pt")["recipe"])
+    else:
+        recipe = load_recipe(args.recipe, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+                             lr=args.lr, seed=args.seed)
+        out = Path(args.out or f"runs/{Path(args.spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False).encode())
+    train(spec, recipe, out, resume=bool(args.resume), device=args.device, log=lambda line: print(line, flush=True))
+    return EXIT_OK
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     from cnndsl.api import load
 
@@ -119,6 +144,25 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--max-layers", type=_positive, default=100_000, metavar="N",
                    help="refuse specs that expand to more layers or repeat iterations (default 100,000)")
     c.set_defaults(run=cmd_check)
+
+    tr = sub.add_parser("train", help="train a spec on a dataset (default: the offline digits)",
+                        description="Train a spec with one shared runner: per-epoch loss and accuracy on the "
+                        "training and validation data, atomic checkpoints (best.pt, last.pt), metrics.csv and "
+                        "metrics.json in the run folder, and the test accuracy of the best epoch. Flags override "
+                        "the recipe.")
+    tr.add_argument("spec", help="the .cnn file")
+    tr.add_argument("--recipe", metavar="FILE.yaml", help="training settings (see docs/training.md)")
+    tr.add_argument("--data", metavar="NAME", help="dataset: digits (default; bundled with scikit-learn)")
+    tr.add_argument("--epochs", type=_positive, metavar="N")
+    tr.add_argument("--batch-size", type=_positive, metavar="N")
+    tr.add_argument("--lr", type=float, metavar="X", help="learning rate")
+    tr.add_argument("--seed", type=int, metavar="N", help="seed of the weights, the split and the shuffling")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a network parameter")
+    tr.add_argument("--network", help="which network, when the file defines several")
+    tr.add_argument("--out", metavar="DIR", help="run folder (default runs/SPEC-TIME)")
+    tr.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last finished epoch")
+    tr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    tr.set_defaults(run=cmd_train)
 
     co = sub.add_parser("compile", help="write the network as standalone PyTorch source",
                         description="Check a spec, then write readable PyTorch source for it: a class per block "
