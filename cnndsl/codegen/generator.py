@@ -398,7 +398,7 @@ class Generator:
         parts += [f"{pyname(a.name)}={py(values[a.name])}" for a in c.args if a.name is not None]
         shape, made_by = self.block_shape(d, ctx.shape, values, c.span)
         self.add(ctx, lines, d.name, f"{cls.name}({', '.join(parts)})", shape, label)
-        if label is None and made_by in _INPLACE_AFTER:
+        if label is None and _overwritable(made_by):
             ctx.made_by = made_by  # what the block's own last layer is
 
     def block_shape(self, d: ast.Definition, in_shape: tuple, values: dict, span: Span) -> tuple[tuple, str | None]:
@@ -483,7 +483,7 @@ class Generator:
         ctx.shape = tuple(a if a == b else Src(f"{py(a, 1)} if {py(cond, 1)} else {py(b, 1)}", 0)
                           for a, b in zip(then.shape, other.shape))
         ctx.pending = then.pending if then.pending == other.pending else None
-        safe = then.made_by in _INPLACE_AFTER and other.made_by in _INPLACE_AFTER
+        safe = _overwritable(then.made_by) and _overwritable(other.made_by)
         ctx.made_by = then.made_by if safe else None
 
     # -- merges
@@ -507,7 +507,7 @@ class Generator:
                 lines.add(f"{shortcut} = None")
                 with lines.nested(f"if {py(cond)}:"):
                     self.branch(s.shortcut, ctx, lines, shortcut)
-        inplace = ", inplace=True" if sub.made_by in _INPLACE_AFTER - {"residual"} else ""
+        inplace = ", inplace=True" if _overwritable(sub.made_by) and sub.made_by != "residual" else ""
         self.add(ctx, lines, "residual", f"Residual({body}, {shortcut}{inplace})", sub.shape, label)
 
     def merge(self, s: ast.Merge, ctx: Ctx, lines: Lines, label: str | None) -> None:
@@ -530,13 +530,14 @@ class Generator:
         self.add(ctx, lines, s.op, src, self.out_shape(op, g), label, inputs)
 
 
-# Layers whose output autograd does not keep for the backward pass: a relu right after one of them
-# may overwrite that output (torchvision's `ReLU(inplace=True)`), saving a copy of the activation.
-_INPLACE_AFTER = {"conv", "dwconv", "sepconv", "batchnorm", "dense", "residual", "add", "concat", "multiply"}
+def _overwritable(kind: str | None) -> bool:
+    """Whether the output of a layer of this kind may be overwritten in place (see Op.output_saved)."""
+    op = REGISTRY.get("add" if kind == "residual" else kind or "")
+    return op is not None and not op.output_saved
 
 
 def _inplace(src: str, kind: str, ctx: Ctx) -> str:
-    if kind == "relu" and src == "nn.ReLU()" and ctx.made_by in _INPLACE_AFTER and ctx.pending is None:
+    if kind == "relu" and src == "nn.ReLU()" and _overwritable(ctx.made_by) and ctx.pending is None:
         return "nn.ReLU(inplace=True)"
     return src
 

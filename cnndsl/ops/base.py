@@ -128,6 +128,9 @@ class Op:
     # known only at construction (when all are known, `shape` above is used)
     torch: Callable[[CodeArgs], str] | None = None
     sym_shape: Callable[[CodeArgs], tuple] | None = None
+    # False where autograd keeps only the inputs for the backward pass: a relu after such a layer
+    # may overwrite its output in place (torchvision's ReLU(inplace=True))
+    output_saved: bool = True
 
     def arg(self, name: str) -> ArgSpec | None:
         for spec in self.args:

@@ -38,6 +38,7 @@ DENSE = Op(
     label=lambda a, ins: f"dense {ins[0][0]} → {a.units}",
     explain=_dense_explain,
     torch=lambda g: ctor("nn.Linear", g.x[0], g.units, bias=None if g.bias is True else g.bias),
+    output_saved=False,
     sym_shape=lambda g: (g.units,),
     aliases=("linear", "fc"),
     shape_rule="units (input must be flat)",

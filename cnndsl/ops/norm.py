@@ -34,6 +34,7 @@ BATCHNORM = Op(
         f"buffers = 2 * {ins[0][0]} = {fmt_int(2 * ins[0][0])} (running mean and variance)",
     ],
     torch=_bn_torch,
+    output_saved=False,
     aliases=("bn", "batchnorm2d"),
 )
 
