@@ -152,7 +152,8 @@ def parser() -> argparse.ArgumentParser:
                         "the recipe.")
     tr.add_argument("spec", help="the .cnn file")
     tr.add_argument("--recipe", metavar="FILE.yaml", help="training settings (see docs/training.md)")
-    tr.add_argument("--data", metavar="NAME", help="dataset: digits (default; bundled with scikit-learn)")
+    tr.add_argument("--data", metavar="NAME", help="digits (default; offline), mnist, fashion-mnist, kmnist, "
+                    "cifar10, cifar100 (downloaded once into ~/.cache/cnndsl or $CNNDSL_DATA), npz:PATH")
     tr.add_argument("--epochs", type=_positive, metavar="N")
     tr.add_argument("--batch-size", type=_positive, metavar="N")
     tr.add_argument("--lr", type=float, metavar="X", help="learning rate")

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 from cnndsl.errors import CnnError, did_you_mean
 
-DATASETS = ("digits",)
+DATASETS = ("digits", "mnist", "fashion-mnist", "kmnist", "cifar10", "cifar100", "npz:PATH")
+IDX = ("mnist", "fashion-mnist", "kmnist")
+CIFAR = ("cifar10", "cifar100")
 
 
 @dataclass
@@ -33,15 +35,57 @@ class Dataset:
 
 def load_dataset(name: str, input_shape: tuple[int, ...], seed: int = 0, val: float = 0.1,
                  test: float = 0.1) -> Dataset:
-    """The named dataset, adapted to `input_shape` and split into train, validation and test."""
-    if name == "digits":
-        x, y, classes = _digits()
+    """The named dataset, adapted to `input_shape` and split into train, validation and test.
+
+    Datasets that ship a test split keep it and give `val` of their training images to validation;
+    the others are cut into train, validation and test.
+    """
+    from cnndsl.train import sources
+
+    if name in IDX or name in CIFAR:
+        (x, y), (test_x, test_y), classes = (sources.load_idx if name in IDX else sources.load_cifar)(name)
+        train_split, val_split, _ = _split(x, y, seed, val, 0.0)
+        test_split = Split(test_x, test_y)
     else:
+        x, y, classes = _digits() if name == "digits" else _npz(name)
+        train_split, val_split, test_split = _split(x, y, seed, val, test)
+    notes: list[str] = []
+    for split in (train_split, val_split, test_split):
+        split.x, notes = adapt(split.x, input_shape)
+    return Dataset(name, train_split, val_split, test_split, classes, notes)
+
+
+def _npz(name: str):
+    """`npz:PATH`: arrays `x` (N, H, W), (N, H, W, C) or (N, C, H, W) and integer labels `y`."""
+    import numpy as np
+    import torch
+
+    if not name.startswith("npz:"):
         raise CnnError(f"unknown dataset `{name}`",
                        hint=did_you_mean(name, DATASETS) or f"datasets: {', '.join(DATASETS)}")
-    x, notes = adapt(x, input_shape)
-    train, val_split, test_split = _split(x, y, seed, val, test)
-    return Dataset(name, train, val_split, test_split, classes, notes)
+    path = name[4:]
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            x, y = data["x"], data["y"]
+    except FileNotFoundError:
+        raise CnnError(f"no such file: {path}") from None
+    except KeyError:
+        raise CnnError(f"{path} needs two arrays, `x` (images) and `y` (labels)") from None
+    except (OSError, ValueError) as e:
+        raise CnnError(f"cannot read {path}: {e}") from None
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        x = x.transpose(0, 3, 1, 2)  # channels last, as Keras keeps images
+    if x.ndim != 4 or len(x) != len(y) or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise CnnError(f"{path}: expected x of shape (N, H, W[, C]) and y of N integer labels, got x {x.shape}, "
+                       f"y {y.shape} {y.dtype}")
+    images = torch.from_numpy(np.ascontiguousarray(x)).float()
+    if x.dtype == np.uint8:
+        images = images / 255.0
+    labels = torch.from_numpy(y.astype(np.int64))
+    classes = [str(i) for i in range(int(labels.max()) + 1)]
+    return images, labels, classes
 
 
 def _digits():
