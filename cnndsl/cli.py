@@ -65,6 +65,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from cnndsl.api import load
+    from cnndsl.train.infer import evaluate
+
+    spec = load(args.spec, args.network, **_params(args.set))
+    loss, accuracy = evaluate(spec, args.weights, args.data, args.seed, device=args.device)
+    print(f"test accuracy {accuracy:.4f} (loss {loss:.4f}) on {args.data}")
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from cnndsl.api import load
+    from cnndsl.train.infer import predict
+
+    spec = load(args.spec, args.network, **_params(args.set))
+    for path, best in zip(args.images, predict(spec, args.weights, args.images, args.top, args.device)):
+        print(path + ": " + ", ".join(f"{name} {p:.1%}" for name, p in best))
+    return EXIT_OK
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     from cnndsl.api import load
 
@@ -164,6 +184,30 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last finished epoch")
     tr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
     tr.set_defaults(run=cmd_train)
+
+    ev = sub.add_parser("eval", help="test accuracy of trained weights",
+                        description="Evaluate trained weights (a checkpoint or any state_dict) on the test split "
+                        "of a dataset.")
+    ev.add_argument("spec", help="the .cnn file")
+    ev.add_argument("--weights", required=True, metavar="CKPT", help="best.pt of a run, or a state_dict file")
+    ev.add_argument("--data", default="digits", metavar="NAME", help="the dataset (default digits)")
+    ev.add_argument("--seed", type=int, default=0, help="the seed of the training run's split")
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a network parameter")
+    ev.add_argument("--network", help="which network, when the file defines several")
+    ev.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ev.set_defaults(run=cmd_eval)
+
+    pr = sub.add_parser("predict", help="the most likely classes of image files",
+                        description="Classify PNG or JPEG images with trained weights: the top classes with "
+                        "their names (from the checkpoint) and probabilities.")
+    pr.add_argument("spec", help="the .cnn file")
+    pr.add_argument("images", nargs="+", metavar="IMAGE")
+    pr.add_argument("--weights", required=True, metavar="CKPT", help="best.pt of a run, or a state_dict file")
+    pr.add_argument("--top", type=_positive, default=3, metavar="K", help="how many classes to show (default 3)")
+    pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a network parameter")
+    pr.add_argument("--network", help="which network, when the file defines several")
+    pr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    pr.set_defaults(run=cmd_predict)
 
     co = sub.add_parser("compile", help="write the network as standalone PyTorch source",
                         description="Check a spec, then write readable PyTorch source for it: a class per block "

@@ -128,3 +128,42 @@ def test_recipes_are_validated(tmp_path):
         load_recipe(path)
     path.write_text("epochs: 3\nlr: 0.05\n")
     assert load_recipe(path, epochs=5).to_dict()["epochs"] == 5 and load_recipe(path).lr == 0.05
+
+
+def test_plots_eval_and_predict(tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from cnndsl.train.infer import evaluate, predict
+
+    result = train(cnndsl.loads(SMALL), load_recipe(None, epochs=10, lr=0.01), tmp_path, log=quiet)
+    for name in ("curves.png", "confusion.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    loss, accuracy = evaluate(cnndsl.loads(SMALL), tmp_path / "best.pt")
+    assert accuracy == pytest.approx(result.test_accuracy) and loss == pytest.approx(result.test_loss, rel=1e-4)
+    digits = load_digits()
+    paths = []
+    for i in range(10):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray((digits.images[i] * 255 / 16).astype("uint8")).save(path)
+        paths.append(str(path))
+    results = predict(cnndsl.loads(SMALL), tmp_path / "best.pt", paths, top=3)
+    assert all(len(best) == 3 and sum(p for _, p in best) <= 1.0001 for best in results)
+    assert sum(best[0][0] == str(digits.target[i]) for i, best in enumerate(results)) >= 8
+    (tmp_path / "not.png").write_text("not an image")
+    with pytest.raises(CnnError, match="cannot read"):
+        predict(cnndsl.loads(SMALL), tmp_path / "best.pt", [str(tmp_path / "not.png")])
+
+
+def test_eval_and_predict_commands(tmp_path):
+    spec = tmp_path / "small.cnn"
+    spec.write_text(SMALL)
+    run = subprocess.run([sys.executable, "-m", "cnndsl.cli", "train", str(spec), "--epochs", "2", "--out",
+                          str(tmp_path / "run")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    ev = subprocess.run([sys.executable, "-m", "cnndsl.cli", "eval", str(spec), "--weights",
+                         str(tmp_path / "run/best.pt")], capture_output=True, text=True)
+    assert ev.returncode == 0 and ev.stdout.startswith("test accuracy ")
+    missing = subprocess.run([sys.executable, "-m", "cnndsl.cli", "predict", str(spec), "x.png", "--weights",
+                              str(tmp_path / "run/best.pt")], capture_output=True, text=True, cwd=tmp_path)
+    assert missing.returncode == 1 and "no such image: x.png" in missing.stderr

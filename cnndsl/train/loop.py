@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnndsl.errors import CnnError
+from cnndsl.train import plots
 from cnndsl.train.checkpoint import load_checkpoint, save_checkpoint, write_metrics
 from cnndsl.train.data import Split, load_dataset
 from cnndsl.train.recipe import Recipe
@@ -108,6 +109,14 @@ def run_epoch(forward, split: Split, batch_size: int, loss_fn, optimizer=None, g
     return total_loss / max(1, n), correct / max(1, n)
 
 
+def predictions(forward, split: Split, batch_size: int):
+    """The predicted class of every example of a split."""
+    import torch
+
+    with torch.no_grad():
+        return torch.cat([forward(split.x[i:i + batch_size]).argmax(1) for i in range(0, len(split), batch_size)])
+
+
 class NonFinite(Exception):
     def __init__(self, step: int, value: float):
         super().__init__(step, value)
@@ -182,6 +191,7 @@ def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "
         if improved:
             best = {"val_accuracy": val_acc, "epoch": epoch}
         state = _state(spec, recipe, model, optimizer, scheduler, shuffle, history, best)
+        state["classes"] = data.classes
         if improved:
             save_checkpoint(out / "best.pt", state)
         save_checkpoint(out / "last.pt", state)
@@ -194,8 +204,11 @@ def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "
     model.eval()
     test_loss, test_acc = run_epoch(forward, data.test, recipe.batch_size, loss_fn)
     write_metrics(out, history, {"test_accuracy": test_acc, "test_loss": test_loss, "best_epoch": best["epoch"]})
+    plots.curves(history, out / "curves.png")
+    plots.confusion(data.test.y, predictions(forward, data.test, recipe.batch_size), data.classes,
+                    out / "confusion.png")
     log(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}) with the weights of epoch {best['epoch']}")
-    log(f"wrote {out}: best.pt, last.pt, metrics.csv, metrics.json, recipe.yaml")
+    log(f"wrote {out}: best.pt, last.pt, metrics.csv, metrics.json, curves.png, confusion.png, recipe.yaml")
     return RunResult(out, history, test_acc, test_loss, best["epoch"])
 
 

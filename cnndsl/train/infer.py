@@ -1,0 +1,80 @@
+"""Trained weights at work: `cnndsl eval` on a dataset's test split, `cnndsl predict` on image files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cnndsl.errors import CnnError
+from cnndsl.train.data import adapt, load_dataset
+from cnndsl.train.loop import pick_device, run_epoch
+
+
+def _model(spec, weights, device):
+    from cnndsl.weights import load_weights, read_state_dict
+
+    model = spec.build()
+    load_weights(model, read_state_dict(weights))
+    model.to(device).eval()
+    forward = model.logits if getattr(model, "ends_in_softmax", False) else model
+    return model, forward
+
+
+def evaluate(spec, weights, data: str = "digits", seed: int = 0, batch_size: int = 256, device: str = "auto"):
+    """(test loss, test accuracy) of the weights on the dataset's test split."""
+    import torch
+
+    dev = pick_device(device)
+    report = spec.check()
+    dataset = load_dataset(data, report.input, seed)
+    _, forward = _model(spec, weights, dev)
+    split = dataset.test
+    split.x, split.y = split.x.to(dev), split.y.to(dev)
+    return run_epoch(forward, split, batch_size, torch.nn.CrossEntropyLoss())
+
+
+def predict(spec, weights, images: list[str], top: int = 3, device: str = "auto") -> list[list[tuple[str, float]]]:
+    """The `top` classes of each image file, with their probabilities."""
+    import torch
+
+    dev = pick_device(device)
+    report = spec.check()
+    classes = _classes(weights, report.output[0])
+    _, forward = _model(spec, weights, dev)
+    x = torch.cat([_read_image(Path(p), report.input) for p in images]).to(dev)
+    with torch.no_grad():
+        probs = torch.softmax(forward(x), dim=1)
+    best = probs.topk(min(top, probs.shape[1]), dim=1)
+    return [[(classes[int(i)], float(p)) for p, i in zip(ps, idx)] for ps, idx in zip(best.values, best.indices)]
+
+
+def _classes(weights, outputs: int) -> list[str]:
+    from cnndsl.weights import read_state_dict
+
+    if isinstance(weights, (str, Path)) and Path(weights).suffix == ".pt":
+        import torch
+
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            if isinstance(state, dict) and len(state.get("classes", [])) == outputs:
+                return list(state["classes"])
+        except Exception:
+            read_state_dict(weights)  # raises the located error for a bad file
+    return [str(i) for i in range(outputs)]
+
+
+def _read_image(path: Path, shape: tuple[int, ...]):
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            grey = len(shape) == 1 or shape[0] == 1
+            pixels = image.convert("L" if grey else "RGB")
+            data = torch.frombuffer(bytearray(pixels.tobytes()), dtype=torch.uint8)
+            x = data.reshape(pixels.height, pixels.width, -1).permute(2, 0, 1).float() / 255.0
+    except FileNotFoundError:
+        raise CnnError(f"no such image: {path}") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise CnnError(f"cannot read {path} as an image: {e}") from None
+    adapted, _ = adapt(x.unsqueeze(0), shape)
+    return adapted
