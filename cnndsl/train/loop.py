@@ -84,29 +84,38 @@ class Progress:
 
 def run_epoch(forward, split: Split, batch_size: int, loss_fn, optimizer=None, generator=None,
               progress: Progress | None = None) -> tuple[float, float]:
-    """Mean loss and accuracy over a split; trains when an optimizer is given."""
+    """Mean loss and accuracy over a split; trains when an optimizer is given.
+
+    Sums stay on the device and are read once at the end, so batches run without waiting for the
+    device; a loss that is not finite is caught then, with the step where it first happened.
+    """
     import torch
 
     n = len(split)
-    order = torch.randperm(n, generator=generator, device="cpu").to(split.y.device) if optimizer else None
-    total_loss, correct = 0.0, 0
+    device = split.y.device
+    order = torch.randperm(n, generator=generator, device="cpu").to(device) if optimizer else None
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    first_bad = torch.full((), -1, dtype=torch.int64, device=device)
     with torch.set_grad_enabled(optimizer is not None):
-        for start in range(0, n, batch_size):
+        for step, start in enumerate(range(0, n, batch_size)):
             index = order[start:start + batch_size] if order is not None else slice(start, start + batch_size)
             x, y = split.x[index], split.y[index]
             logits = forward(x)
             loss = loss_fn(logits, y)
             if optimizer is not None:
-                if not torch.isfinite(loss):
-                    raise NonFinite(start // batch_size, loss.item())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            total_loss += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+                bad = (first_bad < 0) & ~torch.isfinite(loss.detach())
+                first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
+            total_loss += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
             if progress:
                 progress.update(min(start + batch_size, n))
-    return total_loss / max(1, n), correct / max(1, n)
+    if int(first_bad) >= 0:
+        raise NonFinite(int(first_bad))
+    return total_loss.item() / max(1, n), correct.item() / max(1, n)
 
 
 def predictions(forward, split: Split, batch_size: int):
@@ -118,9 +127,9 @@ def predictions(forward, split: Split, batch_size: int):
 
 
 class NonFinite(Exception):
-    def __init__(self, step: int, value: float):
-        super().__init__(step, value)
-        self.step, self.value = step, value
+    def __init__(self, step: int):
+        super().__init__(step)
+        self.step = step
 
 
 def seed_all(seed: int) -> None:
@@ -173,8 +182,8 @@ def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "
             loss, acc = run_epoch(forward, data.train, recipe.batch_size, loss_fn, optimizer, shuffle, progress)
         except NonFinite as e:
             progress.close()
-            raise CnnError(f"the loss became {e.value} at epoch {epoch}, step {e.step}; stopped. The last good "
-                           f"checkpoint is {out / 'last.pt'}",
+            raise CnnError(f"the loss became NaN or infinite at epoch {epoch}, step {e.step}; stopped. The last "
+                           f"good checkpoint is {out / 'last.pt'}",
                            hint="lower the learning rate (--lr) or add batchnorm") from None
         progress.close()
         model.eval()

@@ -1,0 +1,107 @@
+"""Runner overhead: images per second of cnndsl's training loop vs a minimal hand-written PyTorch loop.
+
+    .venv/bin/python bench/train_speed.py [--spec examples/fashion_cnn_honkong.cnn] [--epochs 5] [--batch 32]
+
+Same model (built from the spec), same data (the digits, adapted to the spec's input, on the same
+device), same batch size, optimizer and seed; epochs are timed in turns. The ratio is cnndsl / hand
+loop in images per second (1.0 means no overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import cnndsl
+from cnndsl.train.data import load_dataset
+from cnndsl.train.loop import run_epoch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def hand_loop(model, x, y, batch: int, optimizer, generator) -> None:
+    """What a PyTorch user writes by hand: shuffle, slice, forward, loss, backward, step."""
+    order = torch.randperm(len(y), generator=generator)
+    for start in range(0, len(y), batch):
+        index = order[start:start + batch]
+        loss = torch.nn.functional.cross_entropy(model(x[index]), y[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", default="examples/fashion_cnn_honkong.cnn")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=32)
+    args = parser.parse_args()
+    spec = cnndsl.load(ROOT / args.spec)
+    data = load_dataset("digits", spec.check().input, seed=0)
+    x, y = data.train.x, data.train.y
+    models = {}
+    for who in ("cnndsl", "hand"):
+        torch.manual_seed(0)
+        model = spec.build().train()
+        forward = model.logits if getattr(model, "ends_in_softmax", False) else model
+        models[who] = (forward, torch.optim.Adam(model.parameters(), lr=1e-3), torch.Generator().manual_seed(0))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    times = {"cnndsl": [], "hand": []}
+    for epoch in range(args.epochs + 1):  # the first epoch of each warms up
+        for who in (("cnndsl", "hand") if epoch % 2 == 0 else ("hand", "cnndsl")):
+            forward, optimizer, generator = models[who]
+            start = time.perf_counter()
+            if who == "cnndsl":
+                run_epoch(forward, data.train, args.batch, loss_fn, optimizer, generator)
+            else:
+                hand_loop(forward, x, y, args.batch, optimizer, generator)
+            if epoch:
+                times[who].append(time.perf_counter() - start)
+    rate = {who: len(y) / statistics.median(t) for who, t in times.items()}
+    whole = _whole_run(spec, args.epochs, args.batch, len(y), lambda: _hand_run(spec, args.epochs, args.batch))
+    print(f"{args.spec}, {len(y)} training images, batch {args.batch}, median of {args.epochs} epochs, "
+          f"{torch.get_num_threads()} threads")
+    print(f"hand-written loop   {rate['hand']:8.0f} images/s")
+    print(f"cnndsl run_epoch    {rate['cnndsl']:8.0f} images/s")
+    print(f"ratio cnndsl / hand {rate['cnndsl'] / rate['hand']:8.3f}   (target at least 0.95)")
+    print(f"whole runs of {args.epochs} epochs, from loading the data to the last epoch: hand {whole[0]:.2f} s, "
+          f"cnndsl.train {whole[1]:.2f} s (it also validates, checkpoints, writes metrics and plots): "
+          f"ratio {whole[0] / whole[1]:.3f}")
+
+
+def _hand_run(spec, epochs: int, batch: int) -> None:
+    torch.manual_seed(0)
+    data = load_dataset("digits", spec.check().input, seed=0)
+    model = spec.build().train()
+    forward = model.logits if getattr(model, "ends_in_softmax", False) else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        hand_loop(forward, data.train.x, data.train.y, batch, optimizer, generator)
+
+
+def _whole_run(spec, epochs: int, batch: int, images: int, hand) -> tuple[float, float]:
+    """Seconds of a whole hand-written run and of a whole cnndsl.train run, each the best of two."""
+    import tempfile
+
+    from cnndsl.train.loop import train
+    from cnndsl.train.recipe import load_recipe
+
+    hand_times, ours = [], []
+    for _ in range(2):
+        start = time.perf_counter()
+        hand()
+        hand_times.append(time.perf_counter() - start)
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            train(spec, load_recipe(None, epochs=epochs, batch_size=batch), Path(out), log=lambda line: None)
+            ours.append(time.perf_counter() - start)
+    return min(hand_times), min(ours)
+
+
+if __name__ == "__main__":
+    main()
