@@ -57,7 +57,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         recipe = load_recipe(None, **load_checkpoint(out / "last.pt")["recipe"])
     else:
         recipe = load_recipe(args.recipe, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
-                             lr=args.lr, seed=args.seed)
+                             lr=args.lr, seed=args.seed, init=args.init, amp=args.amp or None,
+                             compile=args.compile or None, channels_last=args.channels_last or None)
         out = Path(args.out or f"runs/{Path(args.spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False).encode())
@@ -182,6 +183,11 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--network", help="which network, when the file defines several")
     tr.add_argument("--out", metavar="DIR", help="run folder (default runs/SPEC-TIME)")
     tr.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last finished epoch")
+    tr.add_argument("--init", metavar="CKPT", help="start from these weights (a run's best.pt or any state_dict); "
+                    "what fits by name or shape is loaded, and the log says what")
+    tr.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on the CPU, float16 on CUDA)")
+    tr.add_argument("--compile", action="store_true", help="torch.compile the model")
+    tr.add_argument("--channels-last", action="store_true", help="NHWC memory layout for weights and images")
     tr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
     tr.set_defaults(run=cmd_train)
 

@@ -167,3 +167,77 @@ def test_eval_and_predict_commands(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "cnndsl.cli", "predict", str(spec), "x.png", "--weights",
                               str(tmp_path / "run/best.pt")], capture_output=True, text=True, cwd=tmp_path)
     assert missing.returncode == 1 and "no such image: x.png" in missing.stderr
+
+
+def test_learning_rate_schedules():
+    from cnndsl.train.schedule import Schedule
+
+    cosine = Schedule("cosine", 0.1, epochs=10, steps_per_epoch=5)
+    assert cosine.lr(1, 0) == pytest.approx(0.1) and cosine.lr(10, 4) < 0.001
+    assert Schedule("step", 0.1, 10, 5, step_size=3).lr(4, 0) == pytest.approx(0.01)
+    warm = Schedule("none", 0.1, 10, 5, warmup_epochs=2)
+    assert [round(warm.lr(1, s), 3) for s in range(5)] == [0.01, 0.02, 0.03, 0.04, 0.05]
+    assert warm.lr(3, 0) == pytest.approx(0.1)
+    one = Schedule("onecycle", 0.1, 10, 10)
+    assert one.lr(1, 0) == pytest.approx(0.004) and one.lr(4, 0) == pytest.approx(0.1) and one.lr(10, 9) < 1e-3
+    plateau = Schedule("plateau", 0.1, 10, 5, plateau_patience=2)
+    notes = [plateau.end_epoch(loss) for loss in (1.0, 0.9, 0.95, 0.93)]
+    assert notes[:3] == [None, None, None] and "x0.1" in notes[3] and plateau.lr(5, 0) == pytest.approx(0.01)
+
+
+def test_augmentations_on_batches():
+    from cnndsl.train.augment import Augment
+
+    x = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).reshape(2, 1, 3, 3) + 1
+    g = torch.Generator().manual_seed(0)
+    flipped = Augment(hflip=True)(x, g)
+    assert all(torch.equal(f, i) or torch.equal(f, i.flip(-1)) for f, i in zip(flipped, x))
+    cropped = Augment(crop=1)(x.repeat(64, 1, 1, 1), torch.Generator().manual_seed(1))
+    assert cropped.shape == (128, 1, 3, 3)
+    sums = {float(c.sum()) for c in cropped}
+    assert len(sums) > 3  # shifted by different amounts
+    assert all(s <= float(x[1].sum()) for s in sums)  # zeros come in, nothing new
+
+
+def test_options_train_and_resume_identically(tmp_path):
+    """A run stopped after epoch 2 and resumed equals one that ran straight, with every option on."""
+    options = dict(epochs=4, lr=0.01, schedule="onecycle", warmup_epochs=1, clip_grad_norm=1.0,
+                   augment={"hflip": True, "crop": 1}, label_smoothing=0.1, optimizer="adamw")
+    straight = train(cnndsl.loads(SMALL), load_recipe(None, **options), tmp_path / "a", log=quiet)
+    stopped = load_recipe(None, **options)
+    from cnndsl.train import loop
+
+    original = loop._epoch
+    calls = []
+
+    def interrupted(run, spec, epoch, log):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        calls.append(epoch)
+        original(run, spec, epoch, log)
+
+    loop._epoch = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cnndsl.loads(SMALL), stopped, tmp_path / "b", log=quiet)
+    finally:
+        loop._epoch = original
+    resumed = train(cnndsl.loads(SMALL), stopped, tmp_path / "b", resume=True, log=quiet)
+    strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
+    assert calls == [1, 2] and strip(resumed.history) == strip(straight.history)
+
+
+def test_init_amp_channels_last_and_compile(tmp_path):
+    lines = []
+    train(cnndsl.loads(SMALL), load_recipe(None, epochs=2, lr=0.01), tmp_path / "a", log=quiet)
+    result = train(cnndsl.loads(SMALL), load_recipe(None, epochs=1, init=str(tmp_path / "a/best.pt"), amp=True,
+                                                    channels_last=True, compile=True), tmp_path / "b",
+                   log=lines.append)
+    assert any(line.startswith(f"init from {tmp_path / 'a/best.pt'}: loaded 6 tensors (6 by name") for line in lines)
+    assert result.test_accuracy > 0.5
+
+
+def test_shipped_recipes_are_valid():
+    for path in (ROOT / "examples/recipes").glob("*.yaml"):
+        recipe = load_recipe(path)
+        assert recipe.epochs >= 1, path

@@ -12,14 +12,17 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnndsl.errors import CnnError
 from cnndsl.train import plots
+from cnndsl.train.augment import Augment
 from cnndsl.train.checkpoint import load_checkpoint, save_checkpoint, write_metrics
 from cnndsl.train.data import Split, load_dataset
 from cnndsl.train.recipe import Recipe
+from cnndsl.train.schedule import Schedule
 
 
 @dataclass
@@ -54,16 +57,6 @@ def make_optimizer(recipe: Recipe, params):
     return cls(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
-def make_scheduler(recipe: Recipe, optimizer):
-    import torch
-
-    if recipe.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)
-    if recipe.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.step_size, gamma=0.1)
-    return None
-
-
 class Progress:
     """A one-line progress bar on a terminal; silent when stderr is a file or a pipe."""
 
@@ -82,8 +75,19 @@ class Progress:
             sys.stderr.write("\r" + " " * (len(self.label) + 50) + "\r")
 
 
+@dataclass
+class Batches:
+    """How training batches are handled beyond forward, loss and step."""
+
+    augment: Augment | None = None
+    generator: object = None  # draws the augmentations
+    clip: float = 0.0
+    lr: Callable[[int], float] | None = None  # the learning rate for each step of the epoch
+    amp: bool = False
+
+
 def run_epoch(forward, split: Split, batch_size: int, loss_fn, optimizer=None, generator=None,
-              progress: Progress | None = None) -> tuple[float, float]:
+              progress: Progress | None = None, how: Batches | None = None) -> tuple[float, float]:
     """Mean loss and accuracy over a split; trains when an optimizer is given.
 
     Sums stay on the device and are read once at the end, so batches run without waiting for the
@@ -91,22 +95,26 @@ def run_epoch(forward, split: Split, batch_size: int, loss_fn, optimizer=None, g
     """
     import torch
 
+    how = how or Batches()
     n = len(split)
     device = split.y.device
     order = torch.randperm(n, generator=generator, device="cpu").to(device) if optimizer else None
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16,
+                              enabled=how.amp)
     with torch.set_grad_enabled(optimizer is not None):
         for step, start in enumerate(range(0, n, batch_size)):
             index = order[start:start + batch_size] if order is not None else slice(start, start + batch_size)
             x, y = split.x[index], split.y[index]
-            logits = forward(x)
-            loss = loss_fn(logits, y)
+            if optimizer is not None and how.augment:
+                x = how.augment(x, how.generator)
+            with autocast:
+                logits = forward(x)
+                loss = loss_fn(logits.float(), y)
             if optimizer is not None:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                _step(optimizer, loss, how, step)
                 bad = (first_bad < 0) & ~torch.isfinite(loss.detach())
                 first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
             total_loss += loss.detach() * len(y)
@@ -116,6 +124,20 @@ def run_epoch(forward, split: Split, batch_size: int, loss_fn, optimizer=None, g
     if int(first_bad) >= 0:
         raise NonFinite(int(first_bad))
     return total_loss.item() / max(1, n), correct.item() / max(1, n)
+
+
+def _step(optimizer, loss, how: Batches, step: int) -> None:
+    import torch
+
+    if how.lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = how.lr(step)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if how.clip:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, how.clip)
+    optimizer.step()
 
 
 def predictions(forward, split: Split, batch_size: int):
@@ -139,100 +161,154 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass
+class Run:
+    """Everything a training run holds while it goes."""
+
+    recipe: Recipe
+    out: Path
+    data: object
+    model: object
+    forward: Callable
+    loss_fn: object
+    optimizer: object
+    schedule: Schedule
+    shuffle: object
+    augment_rng: object
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"val_accuracy": -1.0, "epoch": 0})
+    stale: int = 0
+
+
 def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "auto", log=print) -> RunResult:
     """Trains `spec` (a cnndsl.Spec) with `recipe`, writing checkpoints and metrics into `out`."""
+    run = _setup(spec, recipe, out, pick_device(device), log)
+    if resume:
+        _resume(run, log)
+    for epoch in range(len(run.history) + 1, recipe.epochs + 1):
+        _epoch(run, spec, epoch, log)
+        if recipe.patience and run.stale >= recipe.patience:
+            log(f"early stop: validation accuracy has not improved for {run.stale} epochs")
+            break
+    return _finish(run, log)
+
+
+def _setup(spec, recipe: Recipe, out: Path, dev, log) -> Run:
     import torch
 
     report = spec.check()
-    dev = pick_device(device)
     seed_all(recipe.seed)
     data = load_dataset(recipe.data, report.input, recipe.seed)
     _check_classes(report.output, data.classes, recipe.data)
     for note in data.notes:
         log(f"data: {note}")
+    layout = torch.channels_last if recipe.channels_last and len(report.input) == 3 else torch.contiguous_format
     for split in (data.train, data.val, data.test):
-        split.x, split.y = split.x.to(dev), split.y.to(dev)
-    model = spec.build().to(dev)
+        split.x, split.y = split.x.to(dev, memory_format=layout), split.y.to(dev)
+    model = spec.build(channels_last=recipe.channels_last).to(dev)
+    if recipe.init:
+        from cnndsl.weights import load_weights
+
+        log(f"init from {recipe.init}: " + load_weights(model, recipe.init, strict=False).summary())
     forward = model.logits if getattr(model, "ends_in_softmax", False) else model
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    if recipe.compile:
+        forward = torch.compile(forward)
     optimizer = make_optimizer(recipe, [p for p in model.parameters() if p.requires_grad])
-    scheduler = make_scheduler(recipe, optimizer)
-    shuffle = torch.Generator().manual_seed(recipe.seed)
-    history: list[dict] = []
-    best = {"val_accuracy": -1.0, "epoch": 0}
+    steps = math.ceil(len(data.train) / recipe.batch_size)
+    schedule = Schedule(recipe.schedule, recipe.lr, recipe.epochs, steps, recipe.warmup_epochs, recipe.step_size,
+                        recipe.plateau_patience)
     out.mkdir(parents=True, exist_ok=True)
-    if resume:
-        state = load_checkpoint(out / "last.pt")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler"):
-            scheduler.load_state_dict(state["scheduler"])
-        shuffle.set_state(state["shuffle_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        history, best = state["history"], state["best"]
-        log(f"resuming {out} after epoch {len(history)} of {recipe.epochs}")
     log(f"training {report.analysis.graph.name} ({report.params:,} parameters) on {recipe.data}: "
         f"{len(data.train)} train, {len(data.val)} validation, {len(data.test)} test images; device {dev}")
-    stale = 0
-    for epoch in range(len(history) + 1, recipe.epochs + 1):
-        started = time.perf_counter()
-        model.train()
-        progress = Progress(math.ceil(len(data.train) / recipe.batch_size), f"epoch {epoch}/{recipe.epochs}")
-        try:
-            loss, acc = run_epoch(forward, data.train, recipe.batch_size, loss_fn, optimizer, shuffle, progress)
-        except NonFinite as e:
-            progress.close()
-            raise CnnError(f"the loss became NaN or infinite at epoch {epoch}, step {e.step}; stopped. The last "
-                           f"good checkpoint is {out / 'last.pt'}",
-                           hint="lower the learning rate (--lr) or add batchnorm") from None
+    return Run(recipe, out, data, model, forward, torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing),
+               optimizer, schedule, torch.Generator().manual_seed(recipe.seed),
+               torch.Generator().manual_seed(recipe.seed + 1))
+
+
+def _resume(run: Run, log) -> None:
+    import torch
+
+    state = load_checkpoint(run.out / "last.pt")
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.schedule.load(state["schedule"])
+    run.shuffle.set_state(state["shuffle_rng"])
+    run.augment_rng.set_state(state["augment_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    run.history, run.best, run.stale = state["history"], state["best"], state["stale"]
+    log(f"resuming {run.out} after epoch {len(run.history)} of {run.recipe.epochs}")
+
+
+def _epoch(run: Run, spec, epoch: int, log) -> None:
+    recipe, data = run.recipe, run.data
+    started = time.perf_counter()
+    run.model.train()
+    progress = Progress(run.schedule.steps_per_epoch, f"epoch {epoch}/{recipe.epochs}")
+    how = Batches(Augment(**recipe.augment), run.augment_rng, recipe.clip_grad_norm,
+                  lambda step: run.schedule.lr(epoch, step), recipe.amp)
+    try:
+        loss, acc = run_epoch(run.forward, data.train, recipe.batch_size, run.loss_fn, run.optimizer, run.shuffle,
+                              progress, how)
+    except NonFinite as e:
+        raise CnnError(f"the loss became NaN or infinite at epoch {epoch}, step {e.step}; stopped. The last "
+                       f"good checkpoint is {run.out / 'last.pt'}",
+                       hint="lower the learning rate (--lr), clip gradients (clip_grad_norm), or add batchnorm"
+                       ) from None
+    finally:
         progress.close()
-        model.eval()
-        val_loss, val_acc = run_epoch(forward, data.val, recipe.batch_size, loss_fn)
-        if scheduler is not None:
-            scheduler.step()
-        row = {"epoch": epoch, "loss": round(loss, 6), "accuracy": round(acc, 6), "val_loss": round(val_loss, 6),
-               "val_accuracy": round(val_acc, 6), "lr": optimizer.param_groups[0]["lr"],
-               "seconds": round(time.perf_counter() - started, 3)}
-        history.append(row)
-        log(f"epoch {epoch}/{recipe.epochs}  loss {loss:.4f}  acc {acc:.4f}  val_loss {val_loss:.4f}  "
-            f"val_acc {val_acc:.4f}  {row['seconds']:.1f}s")
-        improved = val_acc > best["val_accuracy"]
-        if improved:
-            best = {"val_accuracy": val_acc, "epoch": epoch}
-        state = _state(spec, recipe, model, optimizer, scheduler, shuffle, history, best)
-        state["classes"] = data.classes
-        if improved:
-            save_checkpoint(out / "best.pt", state)
-        save_checkpoint(out / "last.pt", state)
-        write_metrics(out, history, {})
-        stale = 0 if improved else stale + 1
-        if recipe.patience and stale >= recipe.patience:
-            log(f"early stop: validation accuracy has not improved for {stale} epochs")
-            break
-    model.load_state_dict(load_checkpoint(out / "best.pt")["model"])
-    model.eval()
-    test_loss, test_acc = run_epoch(forward, data.test, recipe.batch_size, loss_fn)
-    write_metrics(out, history, {"test_accuracy": test_acc, "test_loss": test_loss, "best_epoch": best["epoch"]})
-    plots.curves(history, out / "curves.png")
-    plots.confusion(data.test.y, predictions(forward, data.test, recipe.batch_size), data.classes,
+    run.model.eval()
+    val_loss, val_acc = run_epoch(run.forward, data.val, recipe.batch_size, run.loss_fn, how=Batches(amp=recipe.amp))
+    row = {"epoch": epoch, "loss": round(loss, 6), "accuracy": round(acc, 6), "val_loss": round(val_loss, 6),
+           "val_accuracy": round(val_acc, 6), "lr": run.optimizer.param_groups[0]["lr"],
+           "seconds": round(time.perf_counter() - started, 3)}
+    run.history.append(row)
+    log(f"epoch {epoch}/{recipe.epochs}  loss {loss:.4f}  acc {acc:.4f}  val_loss {val_loss:.4f}  "
+        f"val_acc {val_acc:.4f}  {row['seconds']:.1f}s")
+    note = run.schedule.end_epoch(val_loss)
+    if note:
+        log(note)
+    improved = val_acc > run.best["val_accuracy"]
+    run.stale = 0 if improved else run.stale + 1
+    if improved:
+        run.best = {"val_accuracy": val_acc, "epoch": epoch}
+    state = _state(spec, run)
+    if improved:
+        save_checkpoint(run.out / "best.pt", state)
+    save_checkpoint(run.out / "last.pt", state)
+    write_metrics(run.out, run.history, {})
+
+
+def _finish(run: Run, log) -> RunResult:
+    recipe, data, out = run.recipe, run.data, run.out
+    run.model.load_state_dict(load_checkpoint(out / "best.pt")["model"])
+    run.model.eval()
+    test_loss, test_acc = run_epoch(run.forward, data.test, recipe.batch_size, run.loss_fn,
+                                    how=Batches(amp=recipe.amp))
+    best_epoch = run.best["epoch"]
+    write_metrics(out, run.history, {"test_accuracy": test_acc, "test_loss": test_loss, "best_epoch": best_epoch})
+    plots.curves(run.history, out / "curves.png")
+    plots.confusion(data.test.y, predictions(run.forward, data.test, recipe.batch_size), data.classes,
                     out / "confusion.png")
-    log(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}) with the weights of epoch {best['epoch']}")
+    log(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}) with the weights of epoch {best_epoch}")
     log(f"wrote {out}: best.pt, last.pt, metrics.csv, metrics.json, curves.png, confusion.png, recipe.yaml")
-    return RunResult(out, history, test_acc, test_loss, best["epoch"])
+    return RunResult(out, run.history, test_acc, test_loss, best_epoch)
 
 
-def _state(spec, recipe, model, optimizer, scheduler, shuffle, history, best) -> dict:
+def _state(spec, run: Run) -> dict:
     import torch
 
     return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else {},
-        "shuffle_rng": shuffle.get_state(),
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "schedule": run.schedule.state(),
+        "shuffle_rng": run.shuffle.get_state(),
+        "augment_rng": run.augment_rng.get_state(),
         "torch_rng": torch.get_rng_state(),
-        "history": history,
-        "best": best,
-        "recipe": recipe.to_dict(),
+        "history": run.history,
+        "best": run.best,
+        "stale": run.stale,
+        "recipe": run.recipe.to_dict(),
+        "classes": run.data.classes,
         "spec": _spec_text(spec),
         "params": {k: str(v) if not isinstance(v, (int, float, bool, str)) else v for k, v in spec.params.items()},
     }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from cnndsl.errors import CnnError, did_you_mean
 
-CHOICES = {"optimizer": ("sgd", "adam", "adamw", "rmsprop"), "schedule": ("none", "cosine", "step")}
+CHOICES = {"optimizer": ("sgd", "adam", "adamw", "rmsprop"),
+           "schedule": ("none", "cosine", "step", "onecycle", "plateau")}
+AUGMENT_KEYS = {"hflip": bool, "crop": int}
 
 
 @dataclass
@@ -20,10 +22,18 @@ class Recipe:
     momentum: float = 0.9  # sgd and rmsprop
     nesterov: bool = False
     weight_decay: float = 0.0
-    schedule: str = "none"  # cosine: to 0 over the run; step: x0.1 every step_size epochs
+    schedule: str = "none"  # cosine, step (x0.1 every step_size epochs), onecycle, plateau
     step_size: int = 10
+    plateau_patience: int = 3  # epochs without a better validation loss before plateau divides the rate by 10
+    warmup_epochs: int = 0  # linear warm-up of the rate over the first epochs
+    clip_grad_norm: float = 0.0  # 0 is off
     label_smoothing: float = 0.0
-    patience: int = 0  # early stopping on validation loss; 0 is off
+    patience: int = 0  # early stopping on validation accuracy; 0 is off
+    augment: dict = field(default_factory=dict)  # hflip: true, crop: 4
+    amp: bool = False  # mixed precision: bfloat16 on the CPU, float16 on CUDA
+    compile: bool = False  # torch.compile the model
+    channels_last: bool = False
+    init: str = ""  # weights to start from: a run's checkpoint or any state_dict file
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -63,6 +73,11 @@ def _validated(values: dict, where: str) -> Recipe:
             raise CnnError(f"{where}: unknown recipe key `{key}`",
                            hint=did_you_mean(key, known) or f"keys: {', '.join(known)}")
         default = known[key].default
+        if key == "augment":
+            out[key] = _augment(value, where)
+            continue
+        if isinstance(default, str) and not isinstance(value, str):
+            raise CnnError(f"{where}: `{key}` takes a string, got {value!r}")
         if isinstance(default, bool) and not isinstance(value, bool):
             raise CnnError(f"{where}: `{key}` takes true or false, got {value!r}")
         if isinstance(default, (int, float)) and not isinstance(default, bool):
@@ -78,3 +93,19 @@ def _validated(values: dict, where: str) -> Recipe:
                            hint=did_you_mean(str(value), CHOICES[key]))
         out[key] = value
     return Recipe(**out)
+
+
+def _augment(value, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CnnError(f"{where}: `augment` is a mapping, e.g. `augment: {{hflip: true, crop: 4}}`")
+    for key, item in value.items():
+        if key not in AUGMENT_KEYS:
+            raise CnnError(f"{where}: unknown key `augment.{key}`",
+                           hint=did_you_mean(str(key), AUGMENT_KEYS) or f"keys: {', '.join(AUGMENT_KEYS)}")
+        kind = AUGMENT_KEYS[key]
+        if not isinstance(item, kind) or (kind is int and (isinstance(item, bool) or item < 0)):
+            raise CnnError(f"{where}: `augment.{key}` takes {'true or false' if kind is bool else 'a whole number'}, "
+                           f"got {item!r}")
+    return dict(value)

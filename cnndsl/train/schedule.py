@@ -1,0 +1,75 @@
+"""Learning rates as a function of where the run is, so a resumed run continues exactly.
+
+lr = base x warm-up x shape(progress) x plateau factor. `step` and `cosine` and `onecycle` depend only
+on the epoch and the step; `plateau` keeps a small state (best validation loss, epochs without gain,
+current factor) that goes into the checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Plateau:
+    best: float = math.inf
+    bad_epochs: int = 0
+    factor: float = 1.0
+
+
+@dataclass
+class Schedule:
+    kind: str  # none | step | cosine | onecycle | plateau
+    base_lr: float
+    epochs: int
+    steps_per_epoch: int
+    warmup_epochs: int = 0
+    step_size: int = 10
+    plateau_patience: int = 3
+    plateau: Plateau = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.plateau is None:
+            self.plateau = Plateau()
+
+    def lr(self, epoch: int, step: int) -> float:
+        """The learning rate for `step` (0-based) of `epoch` (1-based)."""
+        done = (epoch - 1) * self.steps_per_epoch + step
+        total = max(1, self.epochs * self.steps_per_epoch)
+        t = min(1.0, done / total)
+        warm = 1.0
+        if self.warmup_epochs:
+            warm = min(1.0, (done + 1) / (self.warmup_epochs * self.steps_per_epoch))
+        return self.base_lr * warm * self._shape(epoch, t) * self.plateau.factor
+
+    def _shape(self, epoch: int, t: float) -> float:
+        if self.kind == "step":
+            return 0.1 ** ((epoch - 1) // self.step_size)
+        if self.kind == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * t))
+        if self.kind == "onecycle":  # up from base/25 over 30% of the run, then down to base/1e4
+            if t < 0.3:
+                return 1 / 25 + (1 - 1 / 25) * t / 0.3
+            return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (t - 0.3) / 0.7))
+        return 1.0
+
+    def end_epoch(self, val_loss: float) -> str | None:
+        """Updates the plateau state; says so when the rate drops."""
+        if self.kind != "plateau":
+            return None
+        if val_loss < self.plateau.best - 1e-4:
+            self.plateau.best, self.plateau.bad_epochs = val_loss, 0
+            return None
+        self.plateau.bad_epochs += 1
+        if self.plateau.bad_epochs < self.plateau_patience:
+            return None
+        self.plateau.factor *= 0.1
+        self.plateau.bad_epochs = 0
+        return f"validation loss has not improved for {self.plateau_patience} epochs: learning rate x0.1"
+
+    def state(self) -> dict:
+        return asdict(self.plateau)
+
+    def load(self, state: dict) -> None:
+        self.plateau = Plateau(**state)
