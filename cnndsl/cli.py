@@ -48,9 +48,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from cnndsl.api import load
     from cnndsl.train.checkpoint import atomic_write, load_checkpoint
+    from cnndsl.train.distributed import world
     from cnndsl.train.loop import train
     from cnndsl.train.recipe import load_recipe
 
+    if args.nproc > 1:  # start the processes; each runs this command without --nproc
+        from cnndsl.train.distributed import launch
+
+        return launch(args.nproc, _without_nproc(args.argv, args))
     spec = load(args.spec, args.network, **_params(args.set))
     if args.resume:
         out = Path(args.resume)
@@ -61,9 +66,31 @@ def cmd_train(args: argparse.Namespace) -> int:
                              compile=args.compile or None, channels_last=args.channels_last or None)
         out = Path(args.out or f"runs/{Path(args.spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False).encode())
+        if world().main:  # under torchrun, one process writes
+            atomic_write(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False).encode())
     train(spec, recipe, out, resume=bool(args.resume), device=args.device, log=lambda line: print(line, flush=True))
     return EXIT_OK
+
+
+def _without_nproc(argv: list[str], args: argparse.Namespace) -> list[str]:
+    """The same arguments, less --nproc N, and with --out fixed so every process writes one run."""
+    out, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+            continue
+        if word == "--nproc":
+            skip = True
+            continue
+        if word.startswith("--nproc="):
+            continue
+        out.append(word)
+    if not args.out and not args.resume:
+        import time
+        from pathlib import Path
+
+        out += ["--out", f"runs/{Path(args.spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}"]
+    return out
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -188,6 +215,9 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on the CPU, float16 on CUDA)")
     tr.add_argument("--compile", action="store_true", help="torch.compile the model")
     tr.add_argument("--channels-last", action="store_true", help="NHWC memory layout for weights and images")
+    tr.add_argument("--nproc", type=_positive, default=1, metavar="N",
+                    help="train in N processes with DistributedDataParallel (gloo on CPU, NCCL on GPUs), through "
+                    "torchrun on this machine; the batch size is per process")
     tr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
     tr.set_defaults(run=cmd_train)
 
@@ -235,7 +265,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.run(args)
     except UsageError as e:

@@ -241,3 +241,18 @@ def test_shipped_recipes_are_valid():
     for path in (ROOT / "examples/recipes").glob("*.yaml"):
         recipe = load_recipe(path)
         assert recipe.epochs >= 1, path
+
+
+def test_two_processes_on_this_machine(tmp_path):
+    spec = tmp_path / "small.cnn"
+    spec.write_text(SMALL)
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "cnndsl.cli", "train", str(spec), "--nproc", "2", "--epochs", "2",
+                           "--lr", "0.01", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "device cpu x 2 processes" in done.stdout
+    assert done.stdout.count("epoch 1/2") == 1  # only rank 0 logs
+    state = torch.load(out / "best.pt", weights_only=True)
+    model = cnndsl.loads(state["spec"]).build()
+    model.load_state_dict(state["model"])
+    assert json.loads((out / "metrics.json").read_text())["test_accuracy"] > 0.3

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnndsl.errors import CnnError
-from cnndsl.train import plots
+from cnndsl.train import distributed, plots
 from cnndsl.train.augment import Augment
 from cnndsl.train.checkpoint import load_checkpoint, save_checkpoint, write_metrics
 from cnndsl.train.data import Split, load_dataset
@@ -84,6 +84,7 @@ class Batches:
     clip: float = 0.0
     lr: Callable[[int], float] | None = None  # the learning rate for each step of the epoch
     amp: bool = False
+    world: distributed.World = field(default_factory=distributed.World)
 
 
 def run_epoch(forward, split: Split, batch_size: int, loss_fn, optimizer=None, generator=None,
@@ -96,9 +97,12 @@ def run_epoch(forward, split: Split, batch_size: int, loss_fn, optimizer=None, g
     import torch
 
     how = how or Batches()
-    n = len(split)
     device = split.y.device
-    order = torch.randperm(n, generator=generator, device="cpu").to(device) if optimizer else None
+    order = None
+    if optimizer is not None:  # each process trains on its share of the same shuffled order
+        order = torch.randperm(len(split), generator=generator, device="cpu")
+        order = order[how.world.rank::how.world.size].to(device)
+    n = len(split) if order is None else len(order)
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     first_bad = torch.full((), -1, dtype=torch.int64, device=device)
@@ -121,9 +125,12 @@ def run_epoch(forward, split: Split, batch_size: int, loss_fn, optimizer=None, g
             correct += (logits.argmax(1) == y).sum()
             if progress:
                 progress.update(min(start + batch_size, n))
+    count = torch.tensor(n, device=device)
+    if optimizer is not None:
+        distributed.all_sum(total_loss, correct, count)
     if int(first_bad) >= 0:
         raise NonFinite(int(first_bad))
-    return total_loss.item() / max(1, n), correct.item() / max(1, n)
+    return total_loss.item() / max(1, int(count)), correct.item() / max(1, int(count))
 
 
 def _step(optimizer, loss, how: Batches, step: int) -> None:
@@ -175,25 +182,36 @@ class Run:
     schedule: Schedule
     shuffle: object
     augment_rng: object
+    world: distributed.World = field(default_factory=distributed.World)
+    evaluate: Callable | None = None  # the model without DDP, for validation and test on rank 0
     history: list[dict] = field(default_factory=list)
     best: dict = field(default_factory=lambda: {"val_accuracy": -1.0, "epoch": 0})
     stale: int = 0
 
 
 def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "auto", log=print) -> RunResult:
-    """Trains `spec` (a cnndsl.Spec) with `recipe`, writing checkpoints and metrics into `out`."""
-    run = _setup(spec, recipe, out, pick_device(device), log)
-    if resume:
-        _resume(run, log)
-    for epoch in range(len(run.history) + 1, recipe.epochs + 1):
-        _epoch(run, spec, epoch, log)
-        if recipe.patience and run.stale >= recipe.patience:
-            log(f"early stop: validation accuracy has not improved for {run.stale} epochs")
-            break
-    return _finish(run, log)
+    """Trains `spec` (a cnndsl.Spec) with `recipe`, writing checkpoints and metrics into `out`.
+
+    Under torchrun every process runs this; only rank 0 logs and writes.
+    """
+    dev = distributed.device_for(device) or pick_device(device)
+    here = distributed.start(dev)
+    log = log if here.main else (lambda line: None)
+    try:
+        run = _setup(spec, recipe, out, dev, log, here)
+        if resume:
+            _resume(run, log)
+        for epoch in range(len(run.history) + 1, recipe.epochs + 1):
+            _epoch(run, spec, epoch, log)
+            if recipe.patience and run.stale >= recipe.patience:
+                log(f"early stop: validation accuracy has not improved for {run.stale} epochs")
+                break
+        return _finish(run, log)
+    finally:
+        distributed.finish()
 
 
-def _setup(spec, recipe: Recipe, out: Path, dev, log) -> Run:
+def _setup(spec, recipe: Recipe, out: Path, dev, log, here: distributed.World) -> Run:
     import torch
 
     report = spec.check()
@@ -210,7 +228,12 @@ def _setup(spec, recipe: Recipe, out: Path, dev, log) -> Run:
         from cnndsl.weights import load_weights
 
         log(f"init from {recipe.init}: " + load_weights(model, recipe.init, strict=False).summary())
-    forward = model.logits if getattr(model, "ends_in_softmax", False) else model
+    evaluate = model.logits if getattr(model, "ends_in_softmax", False) else model
+    forward = evaluate
+    if here.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(_Scores(model) if evaluate is not model else model)
     if recipe.compile:
         forward = torch.compile(forward)
     optimizer = make_optimizer(recipe, [p for p in model.parameters() if p.requires_grad])
@@ -218,11 +241,12 @@ def _setup(spec, recipe: Recipe, out: Path, dev, log) -> Run:
     schedule = Schedule(recipe.schedule, recipe.lr, recipe.epochs, steps, recipe.warmup_epochs, recipe.step_size,
                         recipe.plateau_patience)
     out.mkdir(parents=True, exist_ok=True)
+    processes = f" x {here.size} processes" if here.size > 1 else ""
     log(f"training {report.analysis.graph.name} ({report.params:,} parameters) on {recipe.data}: "
-        f"{len(data.train)} train, {len(data.val)} validation, {len(data.test)} test images; device {dev}")
+        f"{len(data.train)} train, {len(data.val)} validation, {len(data.test)} test images; device {dev}{processes}")
     return Run(recipe, out, data, model, forward, torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing),
                optimizer, schedule, torch.Generator().manual_seed(recipe.seed),
-               torch.Generator().manual_seed(recipe.seed + 1))
+               torch.Generator().manual_seed(recipe.seed + 1 + here.rank), here, evaluate)
 
 
 def _resume(run: Run, log) -> None:
@@ -245,7 +269,7 @@ def _epoch(run: Run, spec, epoch: int, log) -> None:
     run.model.train()
     progress = Progress(run.schedule.steps_per_epoch, f"epoch {epoch}/{recipe.epochs}")
     how = Batches(Augment(**recipe.augment), run.augment_rng, recipe.clip_grad_norm,
-                  lambda step: run.schedule.lr(epoch, step), recipe.amp)
+                  lambda step: run.schedule.lr(epoch, step), recipe.amp, run.world)
     try:
         loss, acc = run_epoch(run.forward, data.train, recipe.batch_size, run.loss_fn, run.optimizer, run.shuffle,
                               progress, how)
@@ -257,7 +281,7 @@ def _epoch(run: Run, spec, epoch: int, log) -> None:
     finally:
         progress.close()
     run.model.eval()
-    val_loss, val_acc = run_epoch(run.forward, data.val, recipe.batch_size, run.loss_fn, how=Batches(amp=recipe.amp))
+    val_loss, val_acc = run_epoch(run.evaluate, data.val, recipe.batch_size, run.loss_fn, how=Batches(amp=recipe.amp))
     row = {"epoch": epoch, "loss": round(loss, 6), "accuracy": round(acc, 6), "val_loss": round(val_loss, 6),
            "val_accuracy": round(val_acc, 6), "lr": run.optimizer.param_groups[0]["lr"],
            "seconds": round(time.perf_counter() - started, 3)}
@@ -271,27 +295,51 @@ def _epoch(run: Run, spec, epoch: int, log) -> None:
     run.stale = 0 if improved else run.stale + 1
     if improved:
         run.best = {"val_accuracy": val_acc, "epoch": epoch}
-    state = _state(spec, run)
-    if improved:
-        save_checkpoint(run.out / "best.pt", state)
-    save_checkpoint(run.out / "last.pt", state)
-    write_metrics(run.out, run.history, {})
+    if run.world.main:
+        state = _state(spec, run)
+        if improved:
+            save_checkpoint(run.out / "best.pt", state)
+        save_checkpoint(run.out / "last.pt", state)
+        write_metrics(run.out, run.history, {})
+    distributed.barrier()  # every process sees the checkpoint of this epoch before the next
 
 
 def _finish(run: Run, log) -> RunResult:
     recipe, data, out = run.recipe, run.data, run.out
     run.model.load_state_dict(load_checkpoint(out / "best.pt")["model"])
     run.model.eval()
-    test_loss, test_acc = run_epoch(run.forward, data.test, recipe.batch_size, run.loss_fn,
+    test_loss, test_acc = run_epoch(run.evaluate, data.test, recipe.batch_size, run.loss_fn,
                                     how=Batches(amp=recipe.amp))
     best_epoch = run.best["epoch"]
+    if not run.world.main:
+        return RunResult(out, run.history, test_acc, test_loss, best_epoch)
     write_metrics(out, run.history, {"test_accuracy": test_acc, "test_loss": test_loss, "best_epoch": best_epoch})
     plots.curves(run.history, out / "curves.png")
-    plots.confusion(data.test.y, predictions(run.forward, data.test, recipe.batch_size), data.classes,
+    plots.confusion(data.test.y, predictions(run.evaluate, data.test, recipe.batch_size), data.classes,
                     out / "confusion.png")
     log(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}) with the weights of epoch {best_epoch}")
     log(f"wrote {out}: best.pt, last.pt, metrics.csv, metrics.json, curves.png, confusion.png, recipe.yaml")
     return RunResult(out, run.history, test_acc, test_loss, best_epoch)
+
+
+def _scores_class():
+    import torch
+
+    class Scores(torch.nn.Module):
+        """The scores before a final softmax as a module's forward, for DistributedDataParallel to wrap."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model.logits(x)
+
+    return Scores
+
+
+def _Scores(model):  # noqa: N802 (a class made on first use, so that importing this module needs no torch)
+    return _scores_class()(model)
 
 
 def _state(spec, run: Run) -> dict:
