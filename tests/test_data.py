@@ -172,3 +172,58 @@ def test_unknown_dataset():
     with pytest.raises(CnnError, match="unknown dataset `minst`") as info:
         load_dataset("minst", (1, 28, 28))
     assert "did you mean `mnist`" in info.value.hint
+
+
+def write_folder(root, counts: dict[str, int], size=(10, 12)):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, count in counts.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            pixels = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.{'png' if i % 2 else 'jpg'}")
+
+
+def test_image_folders(tmp_path):
+    write_folder(tmp_path / "flowers", {"daisy": 12, "rose": 8})
+    data = load_dataset(f"folder:{tmp_path / 'flowers'}", (3, 16, 16), seed=0)
+    assert data.classes == ["daisy", "rose"]
+    assert len(data.train) + len(data.val) + len(data.test) == 20
+    assert data.train.x.shape[1:] == (3, 16, 16) and 0 <= float(data.train.x.min()) <= float(data.train.x.max()) <= 1
+    grey = load_dataset(f"folder:{tmp_path / 'flowers'}", (1, 8, 8))
+    assert grey.train.x.shape[1:] == (1, 8, 8)
+
+
+def test_a_corrupt_image_is_named(tmp_path):
+    write_folder(tmp_path / "f", {"a": 3, "b": 3})
+    (tmp_path / "f" / "b" / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(CnnError, match="broken.png"):
+        load_dataset(f"folder:{tmp_path / 'f'}", (3, 8, 8))
+    with pytest.raises(CnnError, match="no such folder"):
+        load_dataset(f"folder:{tmp_path / 'nope'}", (3, 8, 8))
+
+
+def test_image_folders_decoded_by_workers(tmp_path):
+    from cnndsl.train.folders import load_folder
+
+    write_folder(tmp_path / "f", {"a": 40, "b": 30})
+    x, y, classes = load_folder(str(tmp_path / "f"), (3, 8, 8), workers=2)
+    serial, _, _ = load_folder(str(tmp_path / "f"), (3, 8, 8), workers=0)
+    assert torch.equal(x, serial) and y.tolist() == [0] * 40 + [1] * 30
+    (tmp_path / "f" / "a" / "bad.jpg").write_bytes(b"nope")
+    with pytest.raises(CnnError, match=r"bad\.jpg") as info:
+        load_folder(str(tmp_path / "f"), (3, 8, 8), workers=2)
+    assert "Traceback" not in info.value.message
+
+
+def test_split_expressions(cache):
+    write_mnist(cache / "mnist", n_train=100, n_test=40)
+    data = load_dataset("mnist", (1, 28, 28), splits={"train": "train[:10%]", "val": "train[10:30]",
+                                                      "test": "test[50%:]"})
+    assert (len(data.train), len(data.val), len(data.test)) == (10, 20, 20)
+    default = load_dataset("digits", (1, 8, 8), splits={"train": "train[:50%]"})
+    assert len(default.train) == 898 and len(default.val) == 180 and len(default.test) == 180
+    for bad, message in (("train[:10", "bad split"), ("test", "no `test` part"), ("train[5:5]", "is empty")):
+        with pytest.raises(CnnError, match=message):
+            load_dataset("digits", (1, 8, 8), splits={"train": bad})

@@ -256,3 +256,13 @@ def test_two_processes_on_this_machine(tmp_path):
     model = cnndsl.loads(state["spec"]).build()
     model.load_state_dict(state["model"])
     assert json.loads((out / "metrics.json").read_text())["test_accuracy"] > 0.3
+
+
+def test_split_recipes_are_validated(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text('splits: {train: "train[:10%]", valid: "train[90%:]"}\n')
+    with pytest.raises(CnnError, match="unknown key `splits.valid`") as info:
+        load_recipe(path)
+    assert "did you mean `val`" in info.value.hint
+    path.write_text('splits: {train: "train[:10%]"}\n')
+    assert load_recipe(path).splits == {"train": "train[:10%]"}

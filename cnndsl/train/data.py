@@ -5,11 +5,12 @@ The offline default is scikit-learn's bundled handwritten digits (1,797 8x8 grey
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from cnndsl.errors import CnnError, did_you_mean
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "kmnist", "cifar10", "cifar100", "npz:PATH")
+DATASETS = ("digits", "mnist", "fashion-mnist", "kmnist", "cifar10", "cifar100", "npz:PATH", "folder:PATH")
 IDX = ("mnist", "fashion-mnist", "kmnist")
 CIFAR = ("cifar10", "cifar100")
 
@@ -34,25 +35,78 @@ class Dataset:
 
 
 def load_dataset(name: str, input_shape: tuple[int, ...], seed: int = 0, val: float = 0.1,
-                 test: float = 0.1) -> Dataset:
+                 test: float = 0.1, splits: dict[str, str] | None = None) -> Dataset:
     """The named dataset, adapted to `input_shape` and split into train, validation and test.
 
     Datasets that ship a test split keep it and give `val` of their training images to validation;
-    the others are cut into train, validation and test.
+    the others are cut into train, validation and test. `splits` replaces these cuts with
+    expressions such as {"train": "train[:10%]", "val": "train[90%:]", "test": "test"}.
     """
-    from cnndsl.train import sources
-
-    if name in IDX or name in CIFAR:
-        (x, y), (test_x, test_y), classes = (sources.load_idx if name in IDX else sources.load_cifar)(name)
-        train_split, val_split, _ = _split(x, y, seed, val, 0.0)
-        test_split = Split(test_x, test_y)
+    sources, classes = _sources(name, input_shape)
+    if splits:
+        cut = {part: slice_expression(splits.get(part) or DEFAULT_SPLITS["test" in sources][part], sources, seed)
+               for part in ("train", "val", "test")}
+        train_split, val_split, test_split = cut["train"], cut["val"], cut["test"]
+    elif "test" in sources:
+        train_split, val_split, _ = _split(*sources["train"], seed, val, 0.0)
+        test_split = Split(*sources["test"])
     else:
-        x, y, classes = _digits() if name == "digits" else _npz(name)
-        train_split, val_split, test_split = _split(x, y, seed, val, test)
+        train_split, val_split, test_split = _split(*sources["train"], seed, val, test)
     notes: list[str] = []
     for split in (train_split, val_split, test_split):
         split.x, notes = adapt(split.x, input_shape)
     return Dataset(name, train_split, val_split, test_split, classes, notes)
+
+
+DEFAULT_SPLITS = {  # by whether the dataset ships a test split
+    False: {"train": "train[:80%]", "val": "train[80%:90%]", "test": "train[90%:]"},
+    True: {"train": "train[:90%]", "val": "train[90%:]", "test": "test"},
+}
+
+_EXPRESSION = re.compile(r"^(train|test)(?:\[(\d+%?)?:(\d+%?)?\])?$")
+
+
+def slice_expression(text: str, sources: dict, seed: int) -> Split:
+    """`train[:10%]`, `train[1000:2000]`, `test`: a slice of a source in its shuffled order."""
+    import torch
+
+    match = _EXPRESSION.match(text.replace(" ", ""))
+    if not match:
+        raise CnnError(f"bad split `{text}`", hint="write SOURCE[start:end], e.g. `train[:10%]` or "
+                       "`train[80%:90%]` or `test`; start and end are counts or percentages")
+    source, start, end = match.groups()
+    if source not in sources:
+        raise CnnError(f"split `{text}`: this dataset has no `{source}` part",
+                       hint=f"it has: {', '.join(sources)}")
+    x, y = sources[source]
+    n = len(y)
+
+    def position(bound: str | None, default: int) -> int:
+        if bound is None:
+            return default
+        return min(n, int(n * int(bound[:-1]) / 100) if bound.endswith("%") else int(bound))
+
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    picked = order[position(start, 0):position(end, n)]
+    if len(picked) == 0:
+        raise CnnError(f"split `{text}` is empty ({n:,} examples in `{source}`)")
+    return Split(x[picked], y[picked])
+
+
+def _sources(name: str, input_shape: tuple[int, ...]):
+    """The dataset's parts as (images, labels): `train`, and `test` where it ships one."""
+    from cnndsl.train import sources
+
+    if name in IDX or name in CIFAR:
+        train, test, classes = (sources.load_idx if name in IDX else sources.load_cifar)(name)
+        return {"train": train, "test": test}, classes
+    if name.startswith("folder:"):
+        from cnndsl.train.folders import load_folder
+
+        x, y, classes = load_folder(name[len("folder:"):], input_shape)
+    else:
+        x, y, classes = _digits() if name == "digits" else _npz(name)
+    return {"train": (x, y)}, classes
 
 
 def _npz(name: str):

@@ -216,7 +216,7 @@ def _setup(spec, recipe: Recipe, out: Path, dev, log, here: distributed.World) -
 
     report = spec.check()
     seed_all(recipe.seed)
-    data = load_dataset(recipe.data, report.input, recipe.seed)
+    data = load_dataset(recipe.data, report.input, recipe.seed, splits=recipe.splits)
     _check_classes(report.output, data.classes, recipe.data)
     for note in data.notes:
         log(f"data: {note}")

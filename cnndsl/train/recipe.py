@@ -30,6 +30,7 @@ class Recipe:
     label_smoothing: float = 0.0
     patience: int = 0  # early stopping on validation accuracy; 0 is off
     augment: dict = field(default_factory=dict)  # hflip: true, crop: 4
+    splits: dict = field(default_factory=dict)  # train: "train[:10%]", val: ..., test: ...
     amp: bool = False  # mixed precision: bfloat16 on the CPU, float16 on CUDA
     compile: bool = False  # torch.compile the model
     channels_last: bool = False
@@ -76,6 +77,9 @@ def _validated(values: dict, where: str) -> Recipe:
         if key == "augment":
             out[key] = _augment(value, where)
             continue
+        if key == "splits":
+            out[key] = _splits(value, where)
+            continue
         if isinstance(default, str) and not isinstance(value, str):
             raise CnnError(f"{where}: `{key}` takes a string, got {value!r}")
         if isinstance(default, bool) and not isinstance(value, bool):
@@ -108,4 +112,16 @@ def _augment(value, where: str) -> dict:
         if not isinstance(item, kind) or (kind is int and (isinstance(item, bool) or item < 0)):
             raise CnnError(f"{where}: `augment.{key}` takes {'true or false' if kind is bool else 'a whole number'}, "
                            f"got {item!r}")
+    return dict(value)
+
+
+def _splits(value, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise CnnError(f"{where}: `splits` maps train, val and test to expressions such as \"train[:10%]\"")
+    for key in value:
+        if key not in ("train", "val", "test"):
+            raise CnnError(f"{where}: unknown key `splits.{key}`",
+                           hint=did_you_mean(str(key), ("train", "val", "test")) or "keys: train, val, test")
     return dict(value)
