@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--spec", default="examples/fashion_cnn_honkong.cnn")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--options", action="store_true", help="also time --amp, --channels-last, --compile")
     args = parser.parse_args()
     spec = cnndsl.load(ROOT / args.spec)
     data = load_dataset("digits", spec.check().input, seed=0)
@@ -71,6 +72,38 @@ def main() -> None:
     print(f"whole runs of {args.epochs} epochs, from loading the data to the last epoch: hand {whole[0]:.2f} s, "
           f"cnndsl.train {whole[1]:.2f} s (it also validates, checkpoints, writes metrics and plots): "
           f"ratio {whole[0] / whole[1]:.3f}")
+    if args.options:
+        _options(spec, data, args)
+
+
+def _options(spec, data, args) -> None:
+    """What --amp, --channels-last and --compile give on this machine, in training images per second."""
+    from cnndsl.train.loop import Batches
+
+    print("\noption           images/s   vs plain")
+    plain = None
+    for name in ("plain", "amp", "channels_last", "compile"):
+        torch.manual_seed(0)
+        model = spec.build(channels_last=name == "channels_last").train()
+        forward = model.logits if getattr(model, "ends_in_softmax", False) else model
+        if name == "compile":
+            forward = torch.compile(forward)
+        split = data.train
+        if name == "channels_last":
+            split = type(split)(split.x.to(memory_format=torch.channels_last), split.y)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        generator = torch.Generator().manual_seed(0)
+        how = Batches(amp=name == "amp")
+        loss_fn = torch.nn.CrossEntropyLoss()
+        run_epoch(forward, split, args.batch, loss_fn, optimizer, generator, how=how)  # warm-up, compiles
+        times = []
+        for _ in range(args.epochs):
+            start = time.perf_counter()
+            run_epoch(forward, split, args.batch, loss_fn, optimizer, generator, how=how)
+            times.append(time.perf_counter() - start)
+        rate = len(split) / statistics.median(times)
+        plain = plain or rate
+        print(f"{name:15} {rate:9.0f}   {rate / plain:7.2f}x")
 
 
 def _hand_run(spec, epochs: int, batch: int) -> None:

@@ -266,3 +266,28 @@ def test_split_recipes_are_validated(tmp_path):
     assert "did you mean `val`" in info.value.hint
     path.write_text('splits: {train: "train[:10%]"}\n')
     assert load_recipe(path).splits == {"train": "train[:10%]"}
+
+
+def test_affine_and_colour_augmentations_keep_shapes_and_vary():
+    from cnndsl.train.augment import Augment
+
+    x = torch.rand(16, 3, 12, 12)
+    for options in ({"rotate": 20.0}, {"shear": 15.0}, {"resized_crop": 0.5}, {"color": 0.3},
+                    {"rotate": 10.0, "shear": 5.0, "resized_crop": 0.6, "hflip": True, "crop": 2, "color": 0.1}):
+        out = Augment(**options)(x, torch.Generator().manual_seed(0))
+        assert out.shape == x.shape and torch.isfinite(out).all()
+        assert not torch.allclose(out, x), options
+    same = Augment(rotate=0.0, shear=0.0, resized_crop=0.0)
+    assert not same and torch.equal(same(x, torch.Generator()), x)
+
+
+def test_normalisation_is_saved_and_used_by_eval(tmp_path):
+    from cnndsl.train.infer import evaluate
+
+    lines = []
+    options = dict(epochs=3, lr=0.01, normalize=True, augment={"rotate": 10.0, "resized_crop": 0.8})
+    result = train(cnndsl.loads(SMALL), load_recipe(None, **options), tmp_path, log=lines.append)
+    assert any("normalised" in line for line in lines)
+    saved = torch.load(tmp_path / "best.pt", weights_only=True)["normalization"]
+    assert len(saved["mean"]) == 1 and saved["std"][0] > 0
+    assert evaluate(cnndsl.loads(SMALL), tmp_path / "best.pt")[1] == pytest.approx(result.test_accuracy)

@@ -1,11 +1,13 @@
 """Augmentation of training batches on their device: whole-batch tensor operations, no per-image Python.
 
-Random choices come from a generator of the run's own (saved in checkpoints), so a resumed run draws
-the same ones.
+Rotation, shear and random resized crops are one affine warp per image (a single `grid_sample` for
+the batch). Random choices come from a generator of the run's own (saved in checkpoints), so a
+resumed run draws the same ones.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -13,9 +15,13 @@ from dataclasses import dataclass
 class Augment:
     hflip: bool = False  # mirror half of the images left-right
     crop: int = 0  # pad by this many pixels, then crop back at a random place (the CIFAR recipe)
+    rotate: float = 0.0  # rotate by up to this many degrees either way
+    shear: float = 0.0  # shear by up to this many degrees either way
+    resized_crop: float = 0.0  # crop a random box of at least this share of the area, then resize back
+    color: float = 0.0  # scale each channel by a random factor in [1 - color, 1 + color]
 
     def __bool__(self) -> bool:
-        return self.hflip or self.crop > 0
+        return bool(self.hflip or self.crop or self.rotate or self.shear or self.resized_crop or self.color)
 
     def __call__(self, x, generator):
         """Augmented copy of a batch (N, C, H, W)."""
@@ -29,7 +35,38 @@ class Augment:
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         if self.crop:
             x = _random_crop(x, self.crop, generator)
+        if self.rotate or self.shear or self.resized_crop:
+            x = self._warp(x, generator)
+        if self.color:
+            factor = 1 + (torch.rand(n, x.shape[1], 1, 1, generator=generator) * 2 - 1) * self.color
+            x = x * factor.to(x.device)
         return x
+
+    def _warp(self, x, generator):
+        import torch
+        import torch.nn.functional as F
+
+        n = x.shape[0]
+
+        def uniform(low, high):
+            return low + (high - low) * torch.rand(n, generator=generator)
+
+        angle = uniform(-self.rotate, self.rotate) * math.pi / 180
+        shear = torch.tan(uniform(-self.shear, self.shear) * math.pi / 180)
+        area = uniform(self.resized_crop, 1.0) if self.resized_crop else torch.ones(n)
+        aspect = torch.exp(uniform(math.log(3 / 4), math.log(4 / 3))) if self.resized_crop else torch.ones(n)
+        sx, sy = (area * aspect).sqrt().clamp(max=1), (area / aspect).sqrt().clamp(max=1)
+        tx, ty = uniform(-1, 1) * (1 - sx), uniform(-1, 1) * (1 - sy)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        # output grid -> input: scale and shift (the crop box), then shear, then rotate
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0] = cos * sx
+        theta[:, 0, 1] = (cos * shear - sin) * sy
+        theta[:, 1, 0] = sin * sx
+        theta[:, 1, 1] = (sin * shear + cos) * sy
+        theta[:, 0, 2], theta[:, 1, 2] = tx, ty
+        grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _random_crop(x, pad: int, generator):

@@ -32,6 +32,7 @@ class Dataset:
     test: Split
     classes: list[str]
     notes: list[str] = field(default_factory=list)  # what was done to fit the spec, for the log
+    normalization: dict = field(default_factory=dict)  # {"mean": [...], "std": [...]} once normalised
 
 
 def load_dataset(name: str, input_shape: tuple[int, ...], seed: int = 0, val: float = 0.1,
@@ -107,6 +108,28 @@ def _sources(name: str, input_shape: tuple[int, ...]):
     else:
         x, y, classes = _digits() if name == "digits" else _npz(name)
     return {"train": (x, y)}, classes
+
+
+def normalize(data: Dataset) -> dict:
+    """Each channel to mean 0 and deviation 1, with the training images' statistics, in every split."""
+    x = data.train.x
+    dims = [0, 2, 3] if x.dim() == 4 else [0]
+    stats = {"mean": x.mean(dims).tolist(), "std": x.std(dims).clamp(min=1e-6).tolist()}
+    for split in (data.train, data.val, data.test):
+        split.x = apply_normalization(split.x, stats)
+    return stats
+
+
+def apply_normalization(x, stats: dict):
+    """`x` scaled with saved statistics (as `eval` and `predict` must, for a run that normalised)."""
+    import torch
+
+    if not stats:
+        return x
+    shape = (1, -1, 1, 1) if x.dim() == 4 else (1, -1)
+    mean = torch.tensor(stats["mean"], dtype=x.dtype, device=x.device).reshape(shape)
+    std = torch.tensor(stats["std"], dtype=x.dtype, device=x.device).reshape(shape)
+    return (x - mean) / std
 
 
 def _npz(name: str):

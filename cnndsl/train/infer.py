@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnndsl.errors import CnnError
-from cnndsl.train.data import adapt, load_dataset
+from cnndsl.train.data import adapt, apply_normalization, load_dataset
 from cnndsl.train.loop import pick_device, run_epoch
 
 
@@ -28,6 +28,7 @@ def evaluate(spec, weights, data: str = "digits", seed: int = 0, batch_size: int
     dataset = load_dataset(data, report.input, seed)
     _, forward = _model(spec, weights, dev)
     split = dataset.test
+    split.x = apply_normalization(split.x, _saved(weights).get("normalization") or {})
     split.x, split.y = split.x.to(dev), split.y.to(dev)
     return run_epoch(forward, split, batch_size, torch.nn.CrossEntropyLoss())
 
@@ -40,14 +41,16 @@ def predict(spec, weights, images: list[str], top: int = 3, device: str = "auto"
     report = spec.check()
     classes = _classes(weights, report.output[0])
     _, forward = _model(spec, weights, dev)
-    x = torch.cat([_read_image(Path(p), report.input) for p in images]).to(dev)
+    x = torch.cat([_read_image(Path(p), report.input) for p in images])
+    x = apply_normalization(x, _saved(weights).get("normalization") or {}).to(dev)
     with torch.no_grad():
         probs = torch.softmax(forward(x), dim=1)
     best = probs.topk(min(top, probs.shape[1]), dim=1)
     return [[(classes[int(i)], float(p)) for p, i in zip(ps, idx)] for ps, idx in zip(best.values, best.indices)]
 
 
-def _classes(weights, outputs: int) -> list[str]:
+def _saved(weights) -> dict:
+    """What a cnndsl checkpoint saved beside the weights (class names, normalisation); {} otherwise."""
     from cnndsl.weights import read_state_dict
 
     if isinstance(weights, (str, Path)) and Path(weights).suffix == ".pt":
@@ -55,11 +58,17 @@ def _classes(weights, outputs: int) -> list[str]:
 
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and len(state.get("classes", [])) == outputs:
-                return list(state["classes"])
         except Exception:
-            read_state_dict(weights)  # raises the located error for a bad file
-    return [str(i) for i in range(outputs)]
+            read_state_dict(weights)  # raises the error that names the bad file
+            raise
+        if isinstance(state, dict) and "model" in state:
+            return state
+    return {}
+
+
+def _classes(weights, outputs: int) -> list[str]:
+    classes = _saved(weights).get("classes", [])
+    return list(classes) if len(classes) == outputs else [str(i) for i in range(outputs)]
 
 
 def _read_image(path: Path, shape: tuple[int, ...]):

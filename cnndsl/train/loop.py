@@ -20,7 +20,7 @@ from cnndsl.errors import CnnError
 from cnndsl.train import distributed, plots
 from cnndsl.train.augment import Augment
 from cnndsl.train.checkpoint import load_checkpoint, save_checkpoint, write_metrics
-from cnndsl.train.data import Split, load_dataset
+from cnndsl.train.data import Split, load_dataset, normalize
 from cnndsl.train.recipe import Recipe
 from cnndsl.train.schedule import Schedule
 
@@ -218,6 +218,9 @@ def _setup(spec, recipe: Recipe, out: Path, dev, log, here: distributed.World) -
     seed_all(recipe.seed)
     data = load_dataset(recipe.data, report.input, recipe.seed, splits=recipe.splits)
     _check_classes(report.output, data.classes, recipe.data)
+    if recipe.normalize:
+        data.normalization = normalize(data)
+        data.notes.append("channels normalised to mean 0 and deviation 1 with the training images' statistics")
     for note in data.notes:
         log(f"data: {note}")
     layout = torch.channels_last if recipe.channels_last and len(report.input) == 3 else torch.contiguous_format
@@ -357,6 +360,7 @@ def _state(spec, run: Run) -> dict:
         "stale": run.stale,
         "recipe": run.recipe.to_dict(),
         "classes": run.data.classes,
+        "normalization": run.data.normalization,
         "spec": _spec_text(spec),
         "params": {k: str(v) if not isinstance(v, (int, float, bool, str)) else v for k, v in spec.params.items()},
     }

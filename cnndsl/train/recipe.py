@@ -9,7 +9,7 @@ from cnndsl.errors import CnnError, did_you_mean
 
 CHOICES = {"optimizer": ("sgd", "adam", "adamw", "rmsprop"),
            "schedule": ("none", "cosine", "step", "onecycle", "plateau")}
-AUGMENT_KEYS = {"hflip": bool, "crop": int}
+AUGMENT_KEYS = {"hflip": bool, "crop": int, "rotate": float, "shear": float, "resized_crop": float, "color": float}
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Recipe:
     patience: int = 0  # early stopping on validation accuracy; 0 is off
     augment: dict = field(default_factory=dict)  # hflip: true, crop: 4
     splits: dict = field(default_factory=dict)  # train: "train[:10%]", val: ..., test: ...
+    normalize: bool = False  # scale each channel to mean 0 and deviation 1 (statistics of the training images)
     amp: bool = False  # mixed precision: bfloat16 on the CPU, float16 on CUDA
     compile: bool = False  # torch.compile the model
     channels_last: bool = False
@@ -109,10 +110,16 @@ def _augment(value, where: str) -> dict:
             raise CnnError(f"{where}: unknown key `augment.{key}`",
                            hint=did_you_mean(str(key), AUGMENT_KEYS) or f"keys: {', '.join(AUGMENT_KEYS)}")
         kind = AUGMENT_KEYS[key]
-        if not isinstance(item, kind) or (kind is int and (isinstance(item, bool) or item < 0)):
-            raise CnnError(f"{where}: `augment.{key}` takes {'true or false' if kind is bool else 'a whole number'}, "
-                           f"got {item!r}")
-    return dict(value)
+        number = isinstance(item, (int, float)) and not isinstance(item, bool)
+        ok = isinstance(item, bool) if kind is bool else number and item >= 0 and (
+            kind is float or float(item).is_integer())
+        if key == "resized_crop" and ok and item > 1:
+            ok = False
+        if not ok:
+            wanted = {bool: "true or false", int: "a whole number", float: "a number, 0 or more"}[kind]
+            raise CnnError(f"{where}: `augment.{key}` takes {wanted}"
+                           + (" up to 1" if key == "resized_crop" else "") + f", got {item!r}")
+    return {k: AUGMENT_KEYS[k](v) for k, v in value.items()}
 
 
 def _splits(value, where: str) -> dict:
