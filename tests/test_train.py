@@ -238,9 +238,14 @@ def test_init_amp_channels_last_and_compile(tmp_path):
 
 
 def test_shipped_recipes_are_valid():
+    from cnndsl.train.loop import _check_phase_names
+
     for path in (ROOT / "examples/recipes").glob("*.yaml"):
         recipe = load_recipe(path)
         assert recipe.epochs >= 1, path
+    transfer = load_recipe(ROOT / "examples/recipes/transfer.yaml")
+    assert transfer.epochs == 13
+    _check_phase_names(cnndsl.load(ROOT / "examples/cifar_cnn_bn.cnn").build(), transfer.phases)
 
 
 def test_two_processes_on_this_machine(tmp_path):
@@ -291,3 +296,58 @@ def test_normalisation_is_saved_and_used_by_eval(tmp_path):
     saved = torch.load(tmp_path / "best.pt", weights_only=True)["normalization"]
     assert len(saved["mean"]) == 1 and saved["std"][0] > 0
     assert evaluate(cnndsl.loads(SMALL), tmp_path / "best.pt")[1] == pytest.approx(result.test_accuracy)
+
+
+def test_phases_freeze_then_unfreeze(tmp_path):
+    lines = []
+    recipe = load_recipe(None, lr=0.01, phases=[{"epochs": 2, "freeze": ["conv1", "conv2"]},
+                                                 {"epochs": 1, "lr": 0.001}])
+    assert recipe.epochs == 3
+    torch.manual_seed(0)
+    initial = cnndsl.loads(SMALL).build().state_dict()
+    train(cnndsl.loads(SMALL), recipe, tmp_path, log=lines.append)
+    assert "phase 1/2: 2 epochs at lr 0.01, frozen: conv1, conv2" in lines
+    assert "phase 2/2: 1 epochs at lr 0.001, frozen: nothing" in lines
+    after = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert after["history"][1]["lr"] == 0.01 and after["history"][2]["lr"] == 0.001
+    # the frozen convolutions changed only in the last phase: compare with a run of the first phase alone
+    first = train(cnndsl.loads(SMALL), load_recipe(None, lr=0.01, phases=[{"epochs": 2,
+                                                                          "freeze": ["conv1", "conv2"]}]),
+                  tmp_path / "first", log=quiet)
+    state = torch.load(tmp_path / "first/last.pt", weights_only=True)["model"]
+    assert torch.equal(state["conv1.weight"], initial["conv1.weight"])
+    assert not torch.equal(state["dense1.weight"], initial["dense1.weight"])
+    assert not torch.equal(after["model"]["conv1.weight"], initial["conv1.weight"])
+    assert first.history[0]["loss"] == pytest.approx(after["history"][0]["loss"])
+
+
+def test_phases_resume_across_the_boundary(tmp_path):
+    from cnndsl.train import loop
+
+    phases = [{"epochs": 2, "freeze": ["conv1"]}, {"epochs": 2, "lr": 0.002}]
+    straight = train(cnndsl.loads(SMALL), load_recipe(None, phases=phases), tmp_path / "a", log=quiet)
+    original = loop._epoch
+
+    def stop_at_three(run, spec, epoch, log):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        original(run, spec, epoch, log)
+
+    loop._epoch = stop_at_three
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cnndsl.loads(SMALL), load_recipe(None, phases=phases), tmp_path / "b", log=quiet)
+    finally:
+        loop._epoch = original
+    resumed = train(cnndsl.loads(SMALL), load_recipe(None, phases=phases), tmp_path / "b", resume=True, log=quiet)
+    strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
+    assert strip(resumed.history) == strip(straight.history)
+
+
+def test_phase_names_are_checked(tmp_path):
+    with pytest.raises(CnnError, match="phase freezes `conv9`") as info:
+        train(cnndsl.loads(SMALL), load_recipe(None, phases=[{"epochs": 1, "freeze": ["conv9"]}]), tmp_path,
+              log=quiet)
+    assert info.value.hint in ("did you mean `conv1`?", "did you mean `conv2`?")
+    with pytest.raises(CnnError, match="phase 1 needs `epochs`"):
+        load_recipe(None, phases=[{"lr": 0.1}])

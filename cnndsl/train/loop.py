@@ -44,17 +44,17 @@ def pick_device(name: str):
     return torch.device(name)
 
 
-def make_optimizer(recipe: Recipe, params):
+def make_optimizer(recipe: Recipe, params, lr: float | None = None):
     import torch
 
-    kind = recipe.optimizer
+    kind, lr = recipe.optimizer, lr or recipe.lr
     if kind == "sgd":
-        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
+        return torch.optim.SGD(params, lr=lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
                                weight_decay=recipe.weight_decay)
     if kind == "rmsprop":
-        return torch.optim.RMSprop(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+        return torch.optim.RMSprop(params, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
-    return cls(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return cls(params, lr=lr, weight_decay=recipe.weight_decay)
 
 
 class Progress:
@@ -184,6 +184,9 @@ class Run:
     augment_rng: object
     world: distributed.World = field(default_factory=distributed.World)
     evaluate: Callable | None = None  # the model without DDP, for validation and test on rank 0
+    phases: list[dict] = field(default_factory=list)  # epochs, lr, freeze; one phase without `phases:`
+    phase: int = -1
+    spec_frozen: frozenset = frozenset()  # parameters the spec itself marks frozen
     history: list[dict] = field(default_factory=list)
     best: dict = field(default_factory=lambda: {"val_accuracy": -1.0, "epoch": 0})
     stale: int = 0
@@ -202,6 +205,9 @@ def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "
         if resume:
             _resume(run, log)
         for epoch in range(len(run.history) + 1, recipe.epochs + 1):
+            phase = _phase_of(run, epoch)
+            if phase != run.phase:
+                _enter_phase(run, phase, log)
             _epoch(run, spec, epoch, log)
             if recipe.patience and run.stale >= recipe.patience:
                 log(f"early stop: validation accuracy has not improved for {run.stale} epochs")
@@ -239,17 +245,59 @@ def _setup(spec, recipe: Recipe, out: Path, dev, log, here: distributed.World) -
         forward = DistributedDataParallel(_Scores(model) if evaluate is not model else model)
     if recipe.compile:
         forward = torch.compile(forward)
-    optimizer = make_optimizer(recipe, [p for p in model.parameters() if p.requires_grad])
-    steps = math.ceil(len(data.train) / recipe.batch_size)
-    schedule = Schedule(recipe.schedule, recipe.lr, recipe.epochs, steps, recipe.warmup_epochs, recipe.step_size,
-                        recipe.plateau_patience)
     out.mkdir(parents=True, exist_ok=True)
     processes = f" x {here.size} processes" if here.size > 1 else ""
     log(f"training {report.analysis.graph.name} ({report.params:,} parameters) on {recipe.data}: "
         f"{len(data.train)} train, {len(data.val)} validation, {len(data.test)} test images; device {dev}{processes}")
+    phases = recipe.phases or [{"epochs": recipe.epochs, "lr": None, "freeze": []}]
+    _check_phase_names(model, phases)
     return Run(recipe, out, data, model, forward, torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing),
-               optimizer, schedule, torch.Generator().manual_seed(recipe.seed),
-               torch.Generator().manual_seed(recipe.seed + 1 + here.rank), here, evaluate)
+               None, None, torch.Generator().manual_seed(recipe.seed),
+               torch.Generator().manual_seed(recipe.seed + 1 + here.rank), here, evaluate, phases,
+               spec_frozen=frozenset(n for n, p in model.named_parameters() if not p.requires_grad))
+
+
+def _phase_of(run: Run, epoch: int) -> int:
+    end = 0
+    for i, phase in enumerate(run.phases):
+        end += phase["epochs"]
+        if epoch <= end:
+            return i
+    return len(run.phases) - 1
+
+
+def _phase_start(run: Run, index: int) -> int:
+    """The epoch before the phase's first."""
+    return sum(p["epochs"] for p in run.phases[:index])
+
+
+def _enter_phase(run: Run, index: int, log) -> None:
+    """Freezes what the phase says (and what the spec does), with a fresh optimizer and schedule."""
+    recipe, phase = run.recipe, run.phases[index]
+    for name, param in run.model.named_parameters():
+        frozen = name in run.spec_frozen or any(name == f or name.startswith(f + ".") for f in phase["freeze"])
+        param.requires_grad_(not frozen)
+    lr = phase["lr"] or recipe.lr
+    run.optimizer = make_optimizer(recipe, [p for p in run.model.parameters() if p.requires_grad], lr)
+    steps = math.ceil(len(run.data.train) / run.world.size / recipe.batch_size)
+    run.schedule = Schedule(recipe.schedule, lr, phase["epochs"], steps, recipe.warmup_epochs, recipe.step_size,
+                            recipe.plateau_patience)
+    run.phase = index
+    if len(run.phases) > 1:
+        frozen = ", ".join(phase["freeze"]) or "nothing"
+        log(f"phase {index + 1}/{len(run.phases)}: {phase['epochs']} epochs at lr {lr:g}, frozen: {frozen}")
+
+
+def _check_phase_names(model, phases: list[dict]) -> None:
+    from cnndsl.errors import did_you_mean
+
+    names = [n for n, _ in model.named_parameters()]
+    for phase in phases:
+        for prefix in phase["freeze"]:
+            if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+                tops = sorted({n.split(".")[0] for n in names})
+                raise CnnError(f"phase freezes `{prefix}`, which names no layer with parameters",
+                               hint=did_you_mean(prefix, tops) or f"top-level layers: {', '.join(tops)}")
 
 
 def _resume(run: Run, log) -> None:
@@ -257,6 +305,7 @@ def _resume(run: Run, log) -> None:
 
     state = load_checkpoint(run.out / "last.pt")
     run.model.load_state_dict(state["model"])
+    _enter_phase(run, state["phase"], lambda line: None)  # the optimizer of the phase the run was in
     run.optimizer.load_state_dict(state["optimizer"])
     run.schedule.load(state["schedule"])
     run.shuffle.set_state(state["shuffle_rng"])
@@ -271,8 +320,9 @@ def _epoch(run: Run, spec, epoch: int, log) -> None:
     started = time.perf_counter()
     run.model.train()
     progress = Progress(run.schedule.steps_per_epoch, f"epoch {epoch}/{recipe.epochs}")
+    in_phase = epoch - _phase_start(run, run.phase)
     how = Batches(Augment(**recipe.augment), run.augment_rng, recipe.clip_grad_norm,
-                  lambda step: run.schedule.lr(epoch, step), recipe.amp, run.world)
+                  lambda step: run.schedule.lr(in_phase, step), recipe.amp, run.world)
     try:
         loss, acc = run_epoch(run.forward, data.train, recipe.batch_size, run.loss_fn, run.optimizer, run.shuffle,
                               progress, how)
@@ -352,6 +402,7 @@ def _state(spec, run: Run) -> dict:
         "model": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "schedule": run.schedule.state(),
+        "phase": run.phase,
         "shuffle_rng": run.shuffle.get_state(),
         "augment_rng": run.augment_rng.get_state(),
         "torch_rng": torch.get_rng_state(),

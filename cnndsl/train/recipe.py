@@ -31,6 +31,7 @@ class Recipe:
     patience: int = 0  # early stopping on validation accuracy; 0 is off
     augment: dict = field(default_factory=dict)  # hflip: true, crop: 4
     splits: dict = field(default_factory=dict)  # train: "train[:10%]", val: ..., test: ...
+    phases: list = field(default_factory=list)  # [{epochs: 3, lr: 0.01, freeze: [stage1]}, {epochs: 10, ...}]
     normalize: bool = False  # scale each channel to mean 0 and deviation 1 (statistics of the training images)
     amp: bool = False  # mixed precision: bfloat16 on the CPU, float16 on CUDA
     compile: bool = False  # torch.compile the model
@@ -81,6 +82,9 @@ def _validated(values: dict, where: str) -> Recipe:
         if key == "splits":
             out[key] = _splits(value, where)
             continue
+        if key == "phases":
+            out[key] = _phases(value, where)
+            continue
         if isinstance(default, str) and not isinstance(value, str):
             raise CnnError(f"{where}: `{key}` takes a string, got {value!r}")
         if isinstance(default, bool) and not isinstance(value, bool):
@@ -97,6 +101,8 @@ def _validated(values: dict, where: str) -> Recipe:
             raise CnnError(f"{where}: `{key}` takes one of {', '.join(CHOICES[key])}, got {value!r}",
                            hint=did_you_mean(str(value), CHOICES[key]))
         out[key] = value
+    if out.get("phases"):  # the phases say how long the run is
+        out["epochs"] = sum(phase["epochs"] for phase in out["phases"])
     return Recipe(**out)
 
 
@@ -132,3 +138,28 @@ def _splits(value, where: str) -> dict:
             raise CnnError(f"{where}: unknown key `splits.{key}`",
                            hint=did_you_mean(str(key), ("train", "val", "test")) or "keys: train, val, test")
     return dict(value)
+
+
+def _phases(value, where: str) -> list:
+    """Stages of training: epochs (required), lr, and layer names to freeze (their name prefixes)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(p, dict) for p in value):
+        raise CnnError(f"{where}: `phases` is a list of mappings, e.g. `- {{epochs: 3, freeze: [stage1]}}`")
+    out = []
+    for i, phase in enumerate(value, 1):
+        for key in phase:
+            if key not in ("epochs", "lr", "freeze"):
+                raise CnnError(f"{where}: unknown key `{key}` in phase {i}",
+                               hint=did_you_mean(str(key), ("epochs", "lr", "freeze")) or "keys: epochs, lr, freeze")
+        epochs, lr, freeze = phase.get("epochs"), phase.get("lr"), phase.get("freeze", [])
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise CnnError(f"{where}: phase {i} needs `epochs`, a whole number of at least 1")
+        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0):
+            raise CnnError(f"{where}: `lr` of phase {i} takes a positive number, got {lr!r}")
+        if isinstance(freeze, str):
+            freeze = [freeze]
+        if not isinstance(freeze, list) or not all(isinstance(name, str) for name in freeze):
+            raise CnnError(f"{where}: `freeze` of phase {i} takes layer names, e.g. [stem1, stage1]")
+        out.append({"epochs": epochs, "lr": None if lr is None else float(lr), "freeze": freeze})
+    return out
