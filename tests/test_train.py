@@ -351,3 +351,17 @@ def test_phase_names_are_checked(tmp_path):
     assert info.value.hint in ("did you mean `conv1`?", "did you mean `conv2`?")
     with pytest.raises(CnnError, match="phase 1 needs `epochs`"):
         load_recipe(None, phases=[{"lr": 0.1}])
+
+
+def test_keras_initializer():
+    from cnndsl.train.loop import keras_initialization
+
+    model = cnndsl.load(ROOT / "examples/fashion_cnn_honkong.cnn").build()
+    keras_initialization(model)
+    dense = model.dense1  # 3136 -> 100: Glorot bound sqrt(6 / (3136 + 100))
+    bound = (6 / (3136 + 100)) ** 0.5
+    assert float(dense.weight.abs().max()) <= bound and float(dense.weight.abs().max()) > 0.9 * bound
+    assert all(float(m.bias.abs().sum()) == 0 for m in (model.conv1, model.conv2, model.dense1, model.dense2))
+    assert load_recipe(None, initializer="keras").initializer == "keras"
+    with pytest.raises(CnnError, match="`initializer` takes one of"):
+        load_recipe(None, initializer="glorot")

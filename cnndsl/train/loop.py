@@ -233,6 +233,8 @@ def _setup(spec, recipe: Recipe, out: Path, dev, log, here: distributed.World) -
     for split in (data.train, data.val, data.test):
         split.x, split.y = split.x.to(dev, memory_format=layout), split.y.to(dev)
     model = spec.build(channels_last=recipe.channels_last).to(dev)
+    if recipe.initializer == "keras":
+        keras_initialization(model)
     if recipe.init:
         from cnndsl.weights import load_weights
 
@@ -255,6 +257,17 @@ def _setup(spec, recipe: Recipe, out: Path, dev, log, here: distributed.World) -
                None, None, torch.Generator().manual_seed(recipe.seed),
                torch.Generator().manual_seed(recipe.seed + 1 + here.rank), here, evaluate, phases,
                spec_frozen=frozenset(n for n, p in model.named_parameters() if not p.requires_grad))
+
+
+def keras_initialization(model) -> None:
+    """Glorot-uniform weights and zero biases for convolutions and dense layers: Keras' defaults."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
 
 
 def _phase_of(run: Run, epoch: int) -> int:

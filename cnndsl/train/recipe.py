@@ -8,7 +8,8 @@ from pathlib import Path
 from cnndsl.errors import CnnError, did_you_mean
 
 CHOICES = {"optimizer": ("sgd", "adam", "adamw", "rmsprop"),
-           "schedule": ("none", "cosine", "step", "onecycle", "plateau")}
+           "schedule": ("none", "cosine", "step", "onecycle", "plateau"),
+           "initializer": ("pytorch", "keras")}
 AUGMENT_KEYS = {"hflip": bool, "crop": int, "rotate": float, "shear": float, "resized_crop": float, "color": float}
 
 
@@ -37,6 +38,7 @@ class Recipe:
     compile: bool = False  # torch.compile the model
     channels_last: bool = False
     init: str = ""  # weights to start from: a run's checkpoint or any state_dict file
+    initializer: str = "pytorch"  # keras: Glorot-uniform weights and zero biases, as Keras layers start
     seed: int = 0
 
     def to_dict(self) -> dict:
