@@ -218,7 +218,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--nproc", type=_positive, default=1, metavar="N",
                     help="train in N processes with DistributedDataParallel (gloo on CPU, NCCL on GPUs), through "
                     "torchrun on this machine; the batch size is per process")
-    tr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    tr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where to train")
     tr.set_defaults(run=cmd_train)
 
     ev = sub.add_parser("eval", help="test accuracy of trained weights",
@@ -230,7 +230,7 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="the seed of the training run's split")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a network parameter")
     ev.add_argument("--network", help="which network, when the file defines several")
-    ev.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ev.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     ev.set_defaults(run=cmd_eval)
 
     pr = sub.add_parser("predict", help="the most likely classes of image files",
@@ -242,7 +242,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--top", type=_positive, default=3, metavar="K", help="how many classes to show (default 3)")
     pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a network parameter")
     pr.add_argument("--network", help="which network, when the file defines several")
-    pr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    pr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     pr.set_defaults(run=cmd_predict)
 
     co = sub.add_parser("compile", help="write the network as standalone PyTorch source",

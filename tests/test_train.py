@@ -365,3 +365,14 @@ def test_keras_initializer():
     assert load_recipe(None, initializer="keras").initializer == "keras"
     with pytest.raises(CnnError, match="`initializer` takes one of"):
         load_recipe(None, initializer="glorot")
+
+
+def test_monitor_patience_and_restore_best(tmp_path):
+    lines = []
+    result = train(cnndsl.loads(SMALL), load_recipe(None, epochs=30, lr=0.05, optimizer="sgd", monitor="val_loss",
+                                                    patience=2), tmp_path, log=lines.append)
+    assert any(line.startswith("early stop: val_loss has not improved for 2 epochs") for line in lines)
+    losses = [row["val_loss"] for row in result.history]
+    assert result.best_epoch == losses.index(min(losses)) + 1 and len(losses) == result.best_epoch + 2
+    last = train(cnndsl.loads(SMALL), load_recipe(None, epochs=2, restore_best=False), tmp_path / "l", log=quiet)
+    assert last.best_epoch == 2

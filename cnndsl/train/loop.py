@@ -2,7 +2,7 @@
 
 Batches are index slices of tensors already on the device, so the loop does no per-sample Python
 work. A network ending in softmax is trained on its logits. Each epoch ends with an atomic `last.pt`
-(and `best.pt` when validation accuracy improves), so a run killed at any moment resumes from the
+(and `best.pt` when the monitored metric improves), so a run killed at any moment resumes from the
 last finished epoch and ends with the same number of epochs.
 """
 
@@ -37,10 +37,15 @@ class RunResult:
 def pick_device(name: str):
     import torch
 
+    mps = getattr(torch.backends, "mps", None)
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise CnnError("--device cuda: no CUDA device is available", hint="use --device cpu or auto")
+    if name == "mps" and not (mps is not None and mps.is_available()):
+        raise CnnError("--device mps: Apple's Metal backend is not available here", hint="use --device cpu or auto")
     return torch.device(name)
 
 
@@ -188,7 +193,7 @@ class Run:
     phase: int = -1
     spec_frozen: frozenset = frozenset()  # parameters the spec itself marks frozen
     history: list[dict] = field(default_factory=list)
-    best: dict = field(default_factory=lambda: {"val_accuracy": -1.0, "epoch": 0})
+    best: dict = field(default_factory=lambda: {"value": None, "epoch": 0})
     stale: int = 0
 
 
@@ -210,7 +215,7 @@ def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "
                 _enter_phase(run, phase, log)
             _epoch(run, spec, epoch, log)
             if recipe.patience and run.stale >= recipe.patience:
-                log(f"early stop: validation accuracy has not improved for {run.stale} epochs")
+                log(f"early stop: {recipe.monitor} has not improved for {run.stale} epochs")
                 break
         return _finish(run, log)
     finally:
@@ -357,10 +362,12 @@ def _epoch(run: Run, spec, epoch: int, log) -> None:
     note = run.schedule.end_epoch(val_loss)
     if note:
         log(note)
-    improved = val_acc > run.best["val_accuracy"]
+    value = row[recipe.monitor]
+    previous = run.best["value"]
+    improved = previous is None or (value < previous if recipe.monitor == "val_loss" else value > previous)
     run.stale = 0 if improved else run.stale + 1
     if improved:
-        run.best = {"val_accuracy": val_acc, "epoch": epoch}
+        run.best = {"value": value, "epoch": epoch}
     if run.world.main:
         state = _state(spec, run)
         if improved:
@@ -372,11 +379,12 @@ def _epoch(run: Run, spec, epoch: int, log) -> None:
 
 def _finish(run: Run, log) -> RunResult:
     recipe, data, out = run.recipe, run.data, run.out
-    run.model.load_state_dict(load_checkpoint(out / "best.pt")["model"])
+    if recipe.restore_best:
+        run.model.load_state_dict(load_checkpoint(out / "best.pt")["model"])
     run.model.eval()
     test_loss, test_acc = run_epoch(run.evaluate, data.test, recipe.batch_size, run.loss_fn,
                                     how=Batches(amp=recipe.amp))
-    best_epoch = run.best["epoch"]
+    best_epoch = run.best["epoch"] if recipe.restore_best else len(run.history)
     if not run.world.main:
         return RunResult(out, run.history, test_acc, test_loss, best_epoch)
     write_metrics(out, run.history, {"test_accuracy": test_acc, "test_loss": test_loss, "best_epoch": best_epoch})

@@ -9,7 +9,7 @@ from cnndsl.errors import CnnError, did_you_mean
 
 CHOICES = {"optimizer": ("sgd", "adam", "adamw", "rmsprop"),
            "schedule": ("none", "cosine", "step", "onecycle", "plateau"),
-           "initializer": ("pytorch", "keras")}
+           "initializer": ("pytorch", "keras"), "monitor": ("val_accuracy", "val_loss")}
 AUGMENT_KEYS = {"hflip": bool, "crop": int, "rotate": float, "shear": float, "resized_crop": float, "color": float}
 
 
@@ -29,7 +29,9 @@ class Recipe:
     warmup_epochs: int = 0  # linear warm-up of the rate over the first epochs
     clip_grad_norm: float = 0.0  # 0 is off
     label_smoothing: float = 0.0
-    patience: int = 0  # early stopping on validation accuracy; 0 is off
+    monitor: str = "val_accuracy"  # what makes an epoch the best, for best.pt and early stopping
+    patience: int = 0  # early stopping after this many epochs without a better `monitor`; 0 is off
+    restore_best: bool = True  # test (and leave in memory) the best epoch's weights, not the last
     augment: dict = field(default_factory=dict)  # hflip: true, crop: 4
     splits: dict = field(default_factory=dict)  # train: "train[:10%]", val: ..., test: ...
     phases: list = field(default_factory=list)  # [{epochs: 3, lr: 0.01, freeze: [stage1]}, {epochs: 10, ...}]
