@@ -167,6 +167,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _spec_arguments(p: argparse.ArgumentParser, device: bool = False) -> None:
+    """SPEC, --set and --network, which every command that reads a spec takes (and --device)."""
+    p.add_argument("spec", help="the .cnn file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a network parameter, e.g. --set classes=10 (repeatable)")
+    p.add_argument("--network", help="which network, when the file defines several")
+    if device:
+        p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where to run")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cnndsl",
@@ -178,10 +188,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Parse and check a .cnn spec and print, without running anything, every "
                        "layer's output shape, parameter count, MACs and receptive field, with totals. "
                        "Exit codes: 0 ok, 1 the spec is wrong, 2 the command line is wrong.")
-    c.add_argument("spec", help="the .cnn file")
-    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a network parameter, e.g. --set classes=10 (repeatable)")
-    c.add_argument("--network", help="which network, when the file defines several")
+    _spec_arguments(c)
     out = c.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="every figure, per layer, as JSON")
     out.add_argument("--markdown", action="store_true", help="the table as Markdown")
@@ -198,7 +205,7 @@ def parser() -> argparse.ArgumentParser:
                         "training and validation data, atomic checkpoints (best.pt, last.pt), metrics.csv and "
                         "metrics.json in the run folder, and the test accuracy of the best epoch. Flags override "
                         "the recipe.")
-    tr.add_argument("spec", help="the .cnn file")
+    _spec_arguments(tr, device=True)
     tr.add_argument("--recipe", metavar="FILE.yaml", help="training settings (see docs/training.md)")
     tr.add_argument("--data", metavar="NAME", help="digits (default; offline), mnist, fashion-mnist, kmnist, "
                     "cifar10, cifar100 (downloaded once into ~/.cache/cnndsl or $CNNDSL_DATA), npz:PATH")
@@ -206,8 +213,6 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=_positive, metavar="N")
     tr.add_argument("--lr", type=float, metavar="X", help="learning rate")
     tr.add_argument("--seed", type=int, metavar="N", help="seed of the weights, the split and the shuffling")
-    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a network parameter")
-    tr.add_argument("--network", help="which network, when the file defines several")
     tr.add_argument("--out", metavar="DIR", help="run folder (default runs/SPEC-TIME)")
     tr.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last finished epoch")
     tr.add_argument("--init", metavar="CKPT", help="start from these weights (a run's best.pt or any state_dict); "
@@ -218,42 +223,32 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--nproc", type=_positive, default=1, metavar="N",
                     help="train in N processes with DistributedDataParallel (gloo on CPU, NCCL on GPUs), through "
                     "torchrun on this machine; the batch size is per process")
-    tr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where to train")
     tr.set_defaults(run=cmd_train)
 
     ev = sub.add_parser("eval", help="test accuracy of trained weights",
                         description="Evaluate trained weights (a checkpoint or any state_dict) on the test split "
                         "of a dataset.")
-    ev.add_argument("spec", help="the .cnn file")
+    _spec_arguments(ev, device=True)
     ev.add_argument("--weights", required=True, metavar="CKPT", help="best.pt of a run, or a state_dict file")
     ev.add_argument("--data", default="digits", metavar="NAME", help="the dataset (default digits)")
     ev.add_argument("--seed", type=int, default=0, help="the seed of the training run's split")
-    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a network parameter")
-    ev.add_argument("--network", help="which network, when the file defines several")
-    ev.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     ev.set_defaults(run=cmd_eval)
 
     pr = sub.add_parser("predict", help="the most likely classes of image files",
                         description="Classify PNG or JPEG images with trained weights: the top classes with "
                         "their names (from the checkpoint) and probabilities.")
-    pr.add_argument("spec", help="the .cnn file")
+    _spec_arguments(pr, device=True)
     pr.add_argument("images", nargs="+", metavar="IMAGE")
     pr.add_argument("--weights", required=True, metavar="CKPT", help="best.pt of a run, or a state_dict file")
     pr.add_argument("--top", type=_positive, default=3, metavar="K", help="how many classes to show (default 3)")
-    pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a network parameter")
-    pr.add_argument("--network", help="which network, when the file defines several")
-    pr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     pr.set_defaults(run=cmd_predict)
 
     co = sub.add_parser("compile", help="write the network as standalone PyTorch source",
                         description="Check a spec, then write readable PyTorch source for it: a class per block "
                         "definition and one for the network, importing only torch. `python OUT.py` builds the "
                         "network and runs a random batch through it.")
-    co.add_argument("spec", help="the .cnn file")
+    _spec_arguments(co)
     co.add_argument("-o", "--output", metavar="FILE", help="where to write the source (default: standard output)")
-    co.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a network parameter: it becomes the class's default (repeatable)")
-    co.add_argument("--network", help="which network, when the file defines several")
     co.set_defaults(run=cmd_compile)
 
     la = sub.add_parser("layers", help="list the built-in layers and their arguments",
