@@ -18,7 +18,7 @@ import torch
 
 import cnndsl
 from cnndsl.train.data import load_dataset
-from cnndsl.train.loop import run_epoch
+from cnndsl.train.loop import run_epoch, scores
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def main() -> None:
     for who in ("cnndsl", "hand"):
         torch.manual_seed(0)
         model = spec.build().train()
-        forward = model.logits if getattr(model, "ends_in_softmax", False) else model
+        forward = scores(model)
         models[who] = (forward, torch.optim.Adam(model.parameters(), lr=1e-3), torch.Generator().manual_seed(0))
     loss_fn = torch.nn.CrossEntropyLoss()
     times = {"cnndsl": [], "hand": []}
@@ -85,7 +85,7 @@ def _options(spec, data, args) -> None:
     for name in ("plain", "amp", "channels_last", "compile"):
         torch.manual_seed(0)
         model = spec.build(channels_last=name == "channels_last").train()
-        forward = model.logits if getattr(model, "ends_in_softmax", False) else model
+        forward = scores(model)
         if name == "compile":
             forward = torch.compile(forward)
         split = data.train
@@ -110,7 +110,7 @@ def _hand_run(spec, epochs: int, batch: int) -> None:
     torch.manual_seed(0)
     data = load_dataset("digits", spec.check().input, seed=0)
     model = spec.build().train()
-    forward = model.logits if getattr(model, "ends_in_softmax", False) else model
+    forward = scores(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
     for _ in range(epochs):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from cnndsl.ops.base import Symbol
-from cnndsl.ops.source import Src, binop, call, is_known, py
+from cnndsl.ops.source import Src, binop, call, is_known, product, py
 from cnndsl.syntax import ast
 
 _FUNCS = {"min": ("min", min), "max": ("max", max), "abs": ("abs", abs), "floor": ("math.floor", math.floor),
@@ -46,7 +46,4 @@ def in_attr(attr: str, shape: tuple):
         return shape[1]
     if attr == "width":
         return shape[2]
-    out = shape[0]
-    for d in shape[1:]:
-        out = binop("*", out, d)
-    return out
+    return product(shape)

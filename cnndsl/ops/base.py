@@ -9,7 +9,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cnndsl.errors import CnnError, ShapeError
+from cnndsl.errors import ShapeError
 
 Shape = tuple[int, ...]
 
@@ -58,36 +58,34 @@ class Window:
     sw: float = 1
 
 
-@dataclass
-class Args:
-    """Resolved arguments handed to an entry's functions (attribute access: `a.filters`)."""
-
-    values: dict[str, object]
-    labels: list[str] = field(default_factory=list)  # names of the inputs, for merge messages
-    warnings: list[str] = field(default_factory=list)
+class _Values:
+    """Attribute access to argument values: `a.filters` for `a.values["filters"]`."""
 
     def __getattr__(self, name: str):
         try:
             return self.__dict__["values"][name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+@dataclass
+class Args(_Values):
+    """Resolved arguments handed to an entry's functions."""
+
+    values: dict[str, object]
+    labels: list[str] = field(default_factory=list)  # names of the inputs, for merge messages
+    warnings: list[str] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
 
 
 @dataclass
-class CodeArgs:
+class CodeArgs(_Values):
     """What an entry's `torch` function sees: argument values (known, or Src) and input shapes."""
 
     values: dict[str, object]
     ins: list[tuple]
-
-    def __getattr__(self, name: str):
-        try:
-            return self.__dict__["values"][name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     @property
     def x(self) -> tuple:
@@ -122,7 +120,6 @@ class Op:
     label: Callable[[Args, list[Shape]], str] | None = None  # short text for the report's op column
     explain: Callable[[Args, list[Shape], Shape], list[str]] | None = None
     aliases: tuple[str, ...] = ()
-    many_inputs: bool = False
     shape_rule: str = "output shape = input shape"  # for docs/language.md
     # code generation: the PyTorch module as source text, and the output shape when some sizes are
     # known only at construction (when all are known, `shape` above is used)
@@ -248,12 +245,6 @@ def out_formula(n: int, pad: tuple[int, int], k: int, s: int, d: int, out: int, 
     k_text = str(k) if d == 1 else f"{d}*({k}-1) - 1"
     rnd = "ceil" if ceil else "floor"
     return f"{rnd}(({n} + {p} - {k_text}) / {s}) + 1 = {out}"
-
-
-def check_positive(op: str, name: str, v) -> None:
-    for x in v if isinstance(v, tuple) else (v,):
-        if x < 1:
-            raise CnnError(f"{op} {name} must be at least 1, got {x}")
 
 
 def ceil_div(a: int, b: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cnndsl.errors import ShapeError
 from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, Window, fmt_int, fmt_shape, need_flat, prod
 from cnndsl.ops.conv import ACTIVATION, BIAS
-from cnndsl.ops.source import binop
+from cnndsl.ops.source import product
 from cnndsl.ops.torchsrc import ctor
 
 
@@ -61,16 +61,9 @@ FLATTEN = Op(
     window=_flatten_window,
     explain=lambda a, ins, out: [f"{' * '.join(map(str, ins[0]))} = {fmt_int(out[0])} values"],
     torch=lambda g: "nn.Flatten()",
-    sym_shape=lambda g: (_product(g.x),),
+    sym_shape=lambda g: (product(g.x),),
     shape_rule="C*H*W",
 )
-
-
-def _product(shape: tuple):
-    out = shape[0]
-    for d in shape[1:]:
-        out = binop("*", out, d)
-    return out
 
 
 def _reshape_torch(g: CodeArgs) -> str:

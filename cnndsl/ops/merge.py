@@ -81,7 +81,7 @@ def _sym_shape(name: str):
 
 
 def _merge(name: str, doc: str, shape, rule: str) -> Op:
-    return Op(name, doc, "merge", shape=shape, window=_merge_window, many_inputs=True, shape_rule=rule,
+    return Op(name, doc, "merge", shape=shape, window=_merge_window, shape_rule=rule,
               label=lambda a, ins: f"{name} of {len(ins)}", torch=_join_torch(name), sym_shape=_sym_shape(name),
               output_saved=False)
 

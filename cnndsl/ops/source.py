@@ -57,6 +57,14 @@ def binop(op: str, a, b):
     return Src(f"{py(a, left)} {op} {py(b, right)}", p)
 
 
+def product(values):
+    """The product of sizes, folded where they are known: C*H*W of a flatten."""
+    out = values[0]
+    for v in values[1:]:
+        out = binop("*", out, v)
+    return out
+
+
 def _key(v):
     return v.name if isinstance(v, Symbol) else v
 

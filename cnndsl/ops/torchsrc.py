@@ -43,12 +43,18 @@ def axis_pads(padding, n, k, s, d):
     return (padding, padding)
 
 
-def padding(g: CodeArgs, kernel, stride, dilation) -> tuple[object, object]:
-    """(padding= value for a symmetric case, (left, right, top, bottom) for an asymmetric one)."""
+def _pads(g: CodeArgs, kernel, stride, dilation):
+    """(before, after) along H and along W, and the padding argument as given."""
     (kh, kw), (sh, sw), (dh, dw) = two(kernel), two(stride), two(dilation)
     p = g.values.get("padding", "valid")
     ph = axis_pads(p if not isinstance(p, tuple) else p[0], g.x[1], kh, sh, dh)
     pw = axis_pads(p if not isinstance(p, tuple) else p[1], g.x[2], kw, sw, dw)
+    return ph, pw, p
+
+
+def padding(g: CodeArgs, kernel, stride, dilation) -> tuple[object, object]:
+    """(padding= value for a symmetric case, (left, right, top, bottom) for an asymmetric one)."""
+    (sh, sw), ph, pw, p = two(stride), *_pads(g, kernel, stride, dilation)
     if isinstance(ph, Src) or isinstance(pw, Src):
         if p == "same" and (sh, sw) == (1, 1):  # PyTorch's own `same`: the odd extra goes after, as in Keras
             return "same", None
@@ -81,9 +87,7 @@ def out_size(n, before_after, k, s, d, ceil=False):
 def spatial_out(g: CodeArgs, kernel, stride, dilation=1, ceil=False) -> tuple:
     """(H, W) after a conv or pool, as values or source."""
     (kh, kw), (sh, sw), (dh, dw) = two(kernel), two(stride), two(dilation)
-    p = g.values.get("padding", "valid")
-    ph = axis_pads(p if not isinstance(p, tuple) else p[0], g.x[1], kh, sh, dh)
-    pw = axis_pads(p if not isinstance(p, tuple) else p[1], g.x[2], kw, sw, dw)
+    ph, pw, p = _pads(g, kernel, stride, dilation)
     if p == "same":  # ceil(n / s), whatever the kernel
         return tuple(n if s == 1 else binop("//", binop("+", n, binop("-", s, 1)), s)
                      for n, s in ((g.x[1], sh), (g.x[2], sw)))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cnndsl.errors import CnnError
 from cnndsl.train.data import adapt, apply_normalization, load_dataset
-from cnndsl.train.loop import pick_device, run_epoch
+from cnndsl.train.loop import pick_device, run_epoch, scores
 
 
 def _model(spec, weights, device):
@@ -15,8 +15,7 @@ def _model(spec, weights, device):
     model = spec.build()
     load_weights(model, read_state_dict(weights))
     model.to(device).eval()
-    forward = model.logits if getattr(model, "ends_in_softmax", False) else model
-    return model, forward
+    return model, scores(model)
 
 
 def evaluate(spec, weights, data: str = "digits", seed: int = 0, batch_size: int = 256, device: str = "auto"):

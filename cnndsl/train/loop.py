@@ -244,7 +244,7 @@ def _setup(spec, recipe: Recipe, out: Path, dev, log, here: distributed.World) -
         from cnndsl.weights import load_weights
 
         log(f"init from {recipe.init}: " + load_weights(model, recipe.init, strict=False).summary())
-    evaluate = model.logits if getattr(model, "ends_in_softmax", False) else model
+    evaluate = scores(model)
     forward = evaluate
     if here.size > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -262,6 +262,11 @@ def _setup(spec, recipe: Recipe, out: Path, dev, log, here: distributed.World) -
                None, None, torch.Generator().manual_seed(recipe.seed),
                torch.Generator().manual_seed(recipe.seed + 1 + here.rank), here, evaluate, phases,
                spec_frozen=frozenset(n for n, p in model.named_parameters() if not p.requires_grad))
+
+
+def scores(model):
+    """What to train on: the network, or its scores before a final softmax (cross-entropy wants those)."""
+    return model.logits if getattr(model, "ends_in_softmax", False) else model
 
 
 def keras_initialization(model) -> None:
