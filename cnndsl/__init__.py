@@ -27,7 +27,11 @@ def __getattr__(name: str):
         from cnndsl.errors import CnnError
 
         return CnnError
+    if name == "Limits":
+        from cnndsl.limits import Limits
+
+        return Limits
     raise AttributeError(f"module 'cnndsl' has no attribute {name!r}")
 
 
-__all__ = ["CnnError", "Report", "Spec", "check", "load", "load_weights", "loads", "__version__"]
+__all__ = ["CnnError", "Limits", "Report", "Spec", "check", "load", "load_weights", "loads", "__version__"]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cnndsl import report
 from cnndsl.analysis import Analysis, analyse
-from cnndsl.elaborate import DEFAULT_MAX_LAYERS, elaborate
+from cnndsl.elaborate import elaborate
 from cnndsl.errors import CnnError, Diagnostic
 from cnndsl.graph import Graph
+from cnndsl.limits import Limits
 from cnndsl.syntax.loader import Program, load_program, read_spec
 
 
@@ -56,14 +57,13 @@ class Spec:
     origin: str  # the file, or <string>
     network: str | None = None
     params: dict = field(default_factory=dict)
-    max_layers: int = DEFAULT_MAX_LAYERS
+    limits: Limits = field(default_factory=Limits)
     _elaborated: object = None
     _source: tuple[str, str] | None = None
 
-
     def _elaborate(self):
         if self._elaborated is None:
-            self._elaborated = elaborate(self.program, self.network, self.params, self.max_layers)
+            self._elaborated = elaborate(self.program, self.network, self.params, self.limits.layers)
         return self._elaborated
 
     @property
@@ -111,20 +111,30 @@ class Spec:
         return model
 
 
-def load(spec: str | Path, network: str | None = None, max_layers: int = DEFAULT_MAX_LAYERS, **params) -> Spec:
+def load(spec: str | Path, network: str | None = None, max_layers: int | None = None, *,
+         limits: Limits | None = None, **params) -> Spec:
     """Loads a spec from a path or from its text. Keyword arguments set network parameters.
 
     A string is a path when it is one line without `{` that ends in .cnn, names a file, or has a `/`.
+    `limits` bounds the file sizes, layers and statements (see cnndsl.limits); `max_layers` is short
+    for `limits=Limits(layers=...)`.
     """
+    limits = _limits(limits, max_layers)
     if isinstance(spec, Path) or _looks_like_path(spec):
-        return Spec(read_spec(spec), str(spec), network, params, max_layers)
-    return loads(spec, network, max_layers, **params)
+        return Spec(read_spec(spec, limits), str(spec), network, params, limits)
+    return loads(spec, network, limits=limits, **params)
 
 
-def loads(text: str, network: str | None = None, max_layers: int = DEFAULT_MAX_LAYERS, name: str = "<string>",
-          **params) -> Spec:
+def loads(text: str, network: str | None = None, max_layers: int | None = None, name: str = "<string>", *,
+          limits: Limits | None = None, **params) -> Spec:
     """Loads a spec from its text; relative `use` paths start at the current directory."""
-    return Spec(load_program(text, name), name, network, params, max_layers)
+    limits = _limits(limits, max_layers)
+    return Spec(load_program(text, name, limits=limits), name, network, params, limits)
+
+
+def _limits(limits: Limits | None, max_layers: int | None) -> Limits:
+    limits = limits or Limits()
+    return limits if max_layers is None else replace(limits, layers=max_layers)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -138,4 +148,4 @@ def check(spec: str | Path, network: str | None = None, **params) -> Report:
     return load(spec, network, **params).check()
 
 
-__all__ = ["CnnError", "Report", "Spec", "check", "load", "loads"]
+__all__ = ["CnnError", "Limits", "Report", "Spec", "check", "load", "loads"]

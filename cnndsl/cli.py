@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from cnndsl import limits
 from cnndsl.errors import CnnError, UsageError
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -23,10 +24,19 @@ def _params(pairs: list[str]) -> dict:
     return out
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    from cnndsl.api import load
+def _load(args: argparse.Namespace):
+    """The spec the command line names: always a file (never spec text), within the limits given."""
+    from pathlib import Path
 
-    spec = load(args.spec, args.network, args.max_layers, **_params(args.set))
+    from cnndsl.api import load
+    from cnndsl.limits import Limits
+
+    limits = Limits(spec_bytes=args.max_spec_size, layers=args.max_layers)
+    return load(Path(args.spec), args.network, limits=limits, **_params(args.set))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    spec = _load(args)
     result = spec.check()
     if not args.json:
         for w in result.warnings:
@@ -46,7 +56,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from cnndsl.api import load
     from cnndsl.train.checkpoint import atomic_write, load_checkpoint
     from cnndsl.train.distributed import world
     from cnndsl.train.loop import train
@@ -56,7 +65,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from cnndsl.train.distributed import launch
 
         return launch(args.nproc, _without_nproc(args.argv, args))
-    spec = load(args.spec, args.network, **_params(args.set))
+    spec = _load(args)
     if args.resume:
         out = Path(args.resume)
         recipe = load_recipe(None, **load_checkpoint(out / "last.pt")["recipe"])
@@ -94,29 +103,25 @@ def _without_nproc(argv: list[str], args: argparse.Namespace) -> list[str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from cnndsl.api import load
     from cnndsl.train.infer import evaluate
 
-    spec = load(args.spec, args.network, **_params(args.set))
+    spec = _load(args)
     loss, accuracy = evaluate(spec, args.weights, args.data, args.seed, device=args.device)
     print(f"test accuracy {accuracy:.4f} (loss {loss:.4f}) on {args.data}")
     return EXIT_OK
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from cnndsl.api import load
     from cnndsl.train.infer import predict
 
-    spec = load(args.spec, args.network, **_params(args.set))
+    spec = _load(args)
     for path, best in zip(args.images, predict(spec, args.weights, args.images, args.top, args.device)):
         print(path + ": " + ", ".join(f"{name} {p:.1%}" for name, p in best))
     return EXIT_OK
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from cnndsl.api import load
-
-    spec = load(args.spec, args.network, **_params(args.set))
+    spec = _load(args)
     source = spec.source()
     for w in spec.warnings:
         print(w.render(), file=sys.stderr)
@@ -167,12 +172,26 @@ def _positive(text: str) -> int:
     return value
 
 
+def _size(text: str) -> int:
+    from cnndsl.limits import parse_size
+
+    try:
+        return parse_size(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(e.message) from None
+
+
 def _spec_arguments(p: argparse.ArgumentParser, device: bool = False) -> None:
     """SPEC, --set and --network, which every command that reads a spec takes (and --device)."""
     p.add_argument("spec", help="the .cnn file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a network parameter, e.g. --set classes=10 (repeatable)")
     p.add_argument("--network", help="which network, when the file defines several")
+    p.add_argument("--max-layers", type=_positive, default=limits.LAYERS, metavar="N",
+                   help=f"refuse specs that expand to more layers or repeat iterations, or files of more "
+                   f"statements (default {limits.LAYERS:,})")
+    p.add_argument("--max-spec-size", type=_size, default=limits.SPEC_BYTES, metavar="SIZE",
+                   help=f"refuse spec files larger than this, e.g. 4M (default {limits.SPEC_BYTES >> 20}M)")
     if device:
         p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where to run")
 
@@ -196,8 +215,6 @@ def parser() -> argparse.ArgumentParser:
                      help="show the arithmetic behind each layer's figures (output size, params, MACs)")
     c.add_argument("--depth", type=_positive, metavar="N",
                    help="fold block calls nested deeper than N into one row each (1: top-level rows only)")
-    c.add_argument("--max-layers", type=_positive, default=100_000, metavar="N",
-                   help="refuse specs that expand to more layers or repeat iterations (default 100,000)")
     c.set_defaults(run=cmd_check)
 
     tr = sub.add_parser("train", help="train a spec on a dataset (default: the offline digits)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -13,8 +14,9 @@ class Source:
     text: str = field(repr=False)
 
     def line(self, n: int) -> str:
-        lines = self.text.splitlines()
-        return lines[n - 1] if 0 < n <= len(lines) else ""
+        """Line n as the lexer counts lines: only `\n` ends one (not `\u2028` or a form feed)."""
+        lines = self.text.split("\n")
+        return lines[n - 1].rstrip("\r") if 0 < n <= len(lines) else ""
 
 
 @dataclass(frozen=True)
@@ -43,18 +45,44 @@ class Diagnostic:
     severity: str = "error"
 
     def render(self) -> str:
-        """`file:line:col: error: message`, the source line with a caret, the hint and notes."""
-        where = f"{self.span}: " if self.span else ""
-        out = [f"{where}{self.severity}: {self.message}"]
+        """`file:line:col: error: message`, the source line with a caret, the hint and notes.
+
+        User text quoted anywhere in it is shortened (`clip`), so a 10 MB token prints as a line.
+        """
+        where = f"{_printable(str(self.span))}: " if self.span else ""  # a path: whole, to be clickable
+        out = [f"{where}{self.severity}: {clip(self.message)}"]
         if self.span:
             out += _excerpt(self.span)
         for text, span in self.notes:
-            out.append(f"  note: {text}" + (f" ({span})" if span else ""))
+            out.append(f"  note: {clip(text)}" + (f" ({_printable(str(span))})" if span else ""))
         if self.hint:
-            lines = self.hint.splitlines()
+            lines = clip(self.hint).splitlines()
             out.append(f"  hint: {lines[0]}")
             out += [f"        {line}" for line in lines[1:]]
         return "\n".join(out)
+
+
+LONG_WORD = 200  # words longer than this (a 10 MB name, a digit string) are shortened in messages
+EXCERPT = 100  # columns of a source line shown around the caret
+
+
+def clip(text: str) -> str:
+    """The text with every run of more than LONG_WORD non-blank characters shortened.
+
+    Control characters (a terminal's escape sequences among them) are shown as `?`.
+    """
+    return _printable(re.sub(rf"\S{{{LONG_WORD + 1},}}", _shorten, text))
+
+
+def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else " " if c == "\t" else "?" for c in text)
+
+
+def _shorten(m: re.Match) -> str:
+    word = m.group()
+    return f"{word[:40]}…({len(word):,} characters)"
 
 
 def _excerpt(span: Span) -> list[str]:
@@ -66,7 +94,14 @@ def _excerpt(span: Span) -> list[str]:
     width = 1
     if span.end_line == span.line and span.end_col > span.col:
         width = span.end_col - span.col
-    return [f" {num} | {text}", f" {pad} | {' ' * (span.col - 1)}{'^' * width}"]
+    start = max(0, span.col - 1 - EXCERPT // 2)  # a long line is shown around the caret
+    shown = text[start:start + EXCERPT]
+    if start:
+        shown = "…" + shown[1:]
+    if start + EXCERPT < len(text):
+        shown = shown[:-1] + "…"
+    width = max(1, min(width, EXCERPT - (span.col - 1 - start)))
+    return [f" {num} | {_printable(shown)}", f" {pad} | {' ' * (span.col - 1 - start)}{'^' * width}"]
 
 
 class CnnError(Exception):
@@ -115,6 +150,8 @@ def did_you_mean(word: str, choices) -> str | None:
     """A hint naming the closest of `choices`, as rustc and Elm do."""
     import difflib
 
+    if len(word) > 64:  # no name is that long; and difflib is quadratic
+        return None
     choices = list(choices)
     lowered = {c.lower(): c for c in choices}
     if word.lower() in lowered:

@@ -103,7 +103,7 @@ def test_warnings_go_to_stderr_and_do_not_fail(spec_file, capsys):
     "",
     "\x00\x01",
     "network n { input 3x8x8\n repeat 99999999 { relu } }",
-    "network n { input 3x8x8\n conv (" + "(" * 500 + "1" + ")" * 500 + ") kernel=1 }",
+    "network n { input 3x8x8\n conv (" + "(1 + " * 500 + "1" + ")" * 500 + ") kernel=1 }",
 ])
 def test_bad_specs_exit_1_with_a_located_message_and_no_traceback(spec_file, text):
     result = run("check", str(spec_file(text)))

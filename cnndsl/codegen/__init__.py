@@ -5,6 +5,7 @@ from __future__ import annotations
 from cnndsl import __version__
 from cnndsl.codegen.generator import Generator, Unsupported
 from cnndsl.elaborate import pick_network
+from cnndsl.ops.source import docstring
 from cnndsl.syntax.loader import Program
 
 
@@ -12,9 +13,8 @@ def generate(program: Program, network: str | None, source: str, overrides: dict
              ends_in_softmax: bool = False) -> tuple[str, str]:
     """The file's text and the network's class name. Check the spec first: this assumes it is valid."""
     definition = pick_network(program, network)
-    header = (f'"""{definition.name}, compiled by cnndsl {__version__} from {source}.\n\n'
-              "Generated code: edit the spec and compile again rather than editing this file.\n"
-              '"""')
+    header = docstring(f"{definition.name}, compiled by cnndsl {__version__} from {source}.", "",
+                       "Generated code: edit the spec and compile again rather than editing this file.", "")
     return Generator(program).module(definition, header, overrides or {}, ends_in_softmax)
 
 

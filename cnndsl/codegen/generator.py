@@ -18,7 +18,7 @@ from cnndsl.codegen.symbolic import evaluate
 from cnndsl.elaborate.args import Slot, bind, coerce
 from cnndsl.errors import CnnError, Span
 from cnndsl.ops import REGISTRY, Args, CodeArgs, lookup
-from cnndsl.ops.source import Src, is_known, py
+from cnndsl.ops.source import Src, docstring, is_known, literal, py
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
 
@@ -60,9 +60,13 @@ class Lines:
 
     @contextmanager
     def nested(self, header: str):
+        """An indented block under `header`; `pass` if its statements wrote no line (`let` alone)."""
         self.add(header)
+        before = len(self.lines)
         self.indent += 1
         yield
+        if len(self.lines) == before:
+            self.add("pass")
         self.indent -= 1
 
     def drop_unread(self, names: list[str]) -> None:
@@ -184,7 +188,7 @@ class Generator:
     def network_class(self, d: ast.Definition, overrides: dict, ends_in_softmax: bool) -> tuple[str, str]:
         lines, params, state = self.write_class(d, (), set(), overrides)
         name = self.class_name(d.name)
-        doc = f'"""network {_signature_text(d)} ({d.span.source.name}:{d.span.line})."""'
+        doc = docstring(f"network {ast.signature(d)} ({d.span.source.name}:{d.span.line}).")
         init = ["    def __init__(self" + "".join(f", {p}" for p in params) + ") -> None:",
                 "        super().__init__()", *lines.lines]
         if ends_in_softmax:
@@ -260,7 +264,7 @@ class Generator:
         init = ["    def __init__(self, " + ", ".join(head) + ") -> None:", "        super().__init__()"]
         if needs_size:
             init.append("        in_height, in_width = in_size")
-        doc = f'"""block {_signature_text(d)} ({d.span.source.name}:{d.span.line})."""'
+        doc = docstring(f"block {ast.signature(d)} ({d.span.source.name}:{d.span.line}).")
         name = self.class_name(d.name)
         base = "nn.Module" if state.static else "Chain"
         src = "\n".join([f"class {name}({base}):", f"    {doc}", "", *init, *body.lines, *_methods(state)]) + "\n"
@@ -331,9 +335,9 @@ class Generator:
             if label is not None:
                 ctx.labels[label] = (name, shape)
         else:
-            args = [_q(kind), src]
+            args = [literal(kind), src]
             if label is not None:
-                args.append(f"name={_q(label)}")
+                args.append(f"name={literal(label)}")
             if inputs is not None:
                 args.append("inputs=[" + ", ".join('""' if i == "" else i for i in inputs) + "]")
             call = f"{ctx.chain}.add({', '.join(args)})"
@@ -422,6 +426,8 @@ class Generator:
         if s.var:  # a loop inside a loop over the same name must not overwrite the outer one
             var = lines.local(pyname(s.var)) if s.var in ctx.names else pyname(s.var)
         count = stop - start if is_known((start, stop)) else None
+        if not (isinstance(count, int) and not isinstance(count, bool) and count >= 0 and isinstance(start, int)):
+            count = None  # not a count check could take (an untaken branch): written as a loop, never folded
         fixed = ctx.cls is not None and ctx.cls.static and not ctx.dynamic
         if count is not None and (lines.scratch or (fixed and count <= UNROLL)):
             saved = ctx.names.get(s.var, _UNSET) if s.var else _UNSET
@@ -465,26 +471,36 @@ class Generator:
         ctx.made_by = None
 
     def if_(self, s: ast.If, ctx: Ctx, lines: Lines, label) -> None:
-        cond = evaluate(s.cond, ctx.names, ctx.in_shape)
-        if is_known(cond):
-            self.body(s.then if cond else s.orelse, ctx, lines)
+        arms, orelse = [], s.orelse
+        for arm in s.arms:  # conditions known now are folded away
+            cond = evaluate(arm.cond, ctx.names, ctx.in_shape)
+            if not is_known(cond):
+                arms.append((cond, arm.body))
+            elif cond:
+                orelse = arm.body
+                break
+        if not arms:
+            self.body(orelse, ctx, lines)
             return
-        then = replace(ctx, names=dict(ctx.names), dynamic=True)
-        other = replace(ctx, names=dict(ctx.names), dynamic=True)
-        with lines.nested(f"if {py(cond)}:"):
-            self.body(s.then, then, lines)
-            if not s.then:
-                lines.add("pass")
-        if s.orelse:
-            with lines.nested("else:"):
-                self.body(s.orelse, other, lines)
-        if len(then.shape) != len(other.shape):
+        outs = []
+        for i, (cond, stmts) in enumerate([*arms, (None, orelse)]):
+            sub = replace(ctx, names=dict(ctx.names), dynamic=True)
+            if cond is None and not stmts:
+                outs.append(sub)
+                continue
+            with lines.nested(f"{'if' if i == 0 else 'elif'} {py(cond)}:" if cond is not None else "else:"):
+                self.body(stmts, sub, lines)
+            outs.append(sub)
+        if len({len(o.shape) for o in outs}) > 1:
             raise Unsupported("compile cannot yet write an `if` whose branches give different ranks", s.span)
-        ctx.shape = tuple(a if a == b else Src(f"{py(a, 1)} if {py(cond, 1)} else {py(b, 1)}", 0)
-                          for a, b in zip(then.shape, other.shape))
-        ctx.pending = then.pending if then.pending == other.pending else None
-        safe = _overwritable(then.made_by) and _overwritable(other.made_by)
-        ctx.made_by = then.made_by if safe else None
+        shape = outs[-1].shape
+        for (cond, _), sub in zip(reversed(arms), reversed(outs[:-1])):
+            shape = tuple(a if a == b else Src(f"{py(a, 1)} if {py(cond, 1)} else {py(b, 1)}", 0)
+                          for a, b in zip(sub.shape, shape))
+        ctx.shape = shape
+        ctx.pending = outs[0].pending if all(o.pending == outs[0].pending for o in outs) else None
+        safe = all(_overwritable(o.made_by) for o in outs)
+        ctx.made_by = outs[0].made_by if safe else None
 
     # -- merges
 
@@ -518,7 +534,7 @@ class Generator:
             shapes.append(sub.shape)
         op = REGISTRY[s.op]
         shape = self.out_shape(op, CodeArgs({}, shapes))
-        self.add(ctx, lines, s.op, f"Merge({_q(s.op)}, [{', '.join(names)}])", shape, label)
+        self.add(ctx, lines, s.op, f"Merge({literal(s.op)}, [{', '.join(names)}])", shape, label)
 
     def merge_with(self, s: ast.MergeWith, ctx: Ctx, lines: Lines, label: str | None) -> None:
         refs = [self.label_ref(n, ctx) for n in s.names]
@@ -581,22 +597,11 @@ def _calls(children: list[tuple[str, list[str] | None]]) -> list[str]:
     return lines
 
 
-def _q(text: str) -> str:
-    """A double-quoted string literal, as formatters write them."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _annotation(value) -> str:
     for kind in (bool, int, float, str):
         if isinstance(value, kind):
             return f": {kind.__name__}"
     return ""
-
-
-def _signature_text(d: ast.Definition) -> str:
-    line = d.span.source.line(d.span.line).strip()
-    head = line.split("{")[0].strip()
-    return head.split(None, 1)[1] if " " in head else head
 
 
 _MAIN = '''

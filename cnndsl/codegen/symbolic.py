@@ -35,7 +35,10 @@ def evaluate(e: ast.Expr, names: dict, in_shape: tuple):
         return binop(e.op, evaluate(e.left, names, in_shape), evaluate(e.right, names, in_shape))
     if isinstance(e, ast.Func):
         name, fn = _FUNCS[e.name]
-        return call(name, *(evaluate(a, names, in_shape) for a in e.args), numeric=fn)
+        args = [evaluate(a, names, in_shape) for a in e.args]
+        if e.name in ("min", "max") and len(args) == 1:  # Python's min(x) wants an iterable
+            return args[0]
+        return call(name, *args, numeric=fn)
     raise AssertionError(e)
 
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from cnndsl import limits
 from cnndsl.elaborate.args import Slot, bind, layer_args
 from cnndsl.elaborate.expr import Env, describe, evaluate
+from cnndsl.elaborate.validate import validate
 from cnndsl.errors import CnnError, Diagnostic, Span, UsageError, did_you_mean
 from cnndsl.graph import Graph, Group, Layer, build_graph, unused_layers
 from cnndsl.ops import ALIASES, REGISTRY, Args, Symbol, lookup
 from cnndsl.ops.base import fmt_shape
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
-
-DEFAULT_MAX_LAYERS = 100_000
 
 
 @dataclass
@@ -43,9 +43,10 @@ class Elaborated:
 
 
 def elaborate(program: Program, network: str | None = None, overrides: dict | None = None,
-              max_layers: int = DEFAULT_MAX_LAYERS) -> Elaborated:
+              max_layers: int = limits.LAYERS) -> Elaborated:
     """Elaborates one network of the program (the only one, or the one named)."""
     definition = pick_network(program, network)
+    validate(program, definition)
     return _Elaborator(program, max_layers).network(definition, overrides or {})
 
 
@@ -140,7 +141,7 @@ class _Elaborator:
         if isinstance(s, ast.Repeat):
             return self.repeat(s, frame, cur)
         if isinstance(s, ast.If):
-            taken = s.then if self.condition(s.cond, frame) else s.orelse
+            taken = next((arm.body for arm in s.arms if self.condition(arm.cond, frame)), s.orelse)
             return self.body(taken, frame, cur)
         if isinstance(s, ast.Let):
             frame.vars[s.name] = evaluate(s.value, frame.env())

@@ -6,10 +6,9 @@ import math
 from dataclasses import dataclass
 
 from cnndsl.errors import CnnError, did_you_mean
+from cnndsl.limits import NUMBER
 from cnndsl.ops.base import Shape, Symbol, prod
 from cnndsl.syntax import ast
-
-LIMIT = 2**62  # larger numbers are a mistake, and would make Python's big ints slow
 
 
 @dataclass
@@ -107,10 +106,12 @@ def _unary(e: ast.Unary, env: Env):
 
 
 def _checked(value, e: ast.Expr):
-    if isinstance(value, float) and not math.isfinite(value):
-        raise CnnError("this number is too large", e.span)
-    if isinstance(value, int) and abs(value) > LIMIT:
-        raise CnnError(f"this number is too large (over {LIMIT:,})", e.span)
+    if isinstance(value, complex):
+        raise CnnError("this has no real value (a negative number to a fractional power)", e.span)
+    if isinstance(value, float) and not abs(value) <= NUMBER:  # inf and nan too
+        raise CnnError(f"this number is too large (over {NUMBER:,})", e.span)
+    if isinstance(value, int) and abs(value) > NUMBER:
+        raise CnnError(f"this number is too large (over {NUMBER:,})", e.span)
     return value
 
 
@@ -131,10 +132,12 @@ def _binop(e: ast.BinOp, env: Env):
     if op in ("/", "//", "%") and b == 0:
         raise CnnError("division by zero", e.right.span)
     if op == "**":
+        if a == 0 and b < 0:
+            raise CnnError("zero to a negative power is a division by zero", e.span)
         if abs(b) > 64 and abs(a) > 1:
             raise CnnError("this power is too large", e.span)
         if isinstance(a, int) and isinstance(b, int) and b < 0:
-            return _checked(float(a) ** b, e)
+            a = float(a)  # 2 ** -1 is 0.5, as in Python
     fn = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
           "//": lambda: a // b, "%": lambda: a % b, "**": lambda: a**b}[op]
     try:
@@ -150,7 +153,7 @@ def _key(value):
 
 def _func(e: ast.Func, env: Env):
     args = [_number(evaluate(a, env), a, f"{e.name}()") for a in e.args]
-    if e.name in ("min", "max"):
+    if e.name in ("min", "max"):  # one value is its own minimum, as the generated code writes it
         if not args:
             raise CnnError(f"{e.name}() needs at least one value", e.span)
         return min(args) if e.name == "min" else max(args)

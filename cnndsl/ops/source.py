@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cnndsl.limits import NUMBER
 from cnndsl.ops.base import Symbol
 
 ATOM = 9
@@ -44,13 +45,36 @@ def py(v, prec: int = 0) -> str:
     if isinstance(v, float):
         return repr(v)
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return literal(v)
     return str(v)
+
+
+def literal(text: str) -> str:
+    """A Python string literal of any text: the only way user text enters generated source."""
+    return '"' + _escaped(str(text)) + '"'
+
+
+def docstring(*lines: str) -> str:
+    """A docstring of any lines of text: each line escaped as `literal` escapes it."""
+    return '"""' + "\n".join(_escaped(str(line)) for line in lines) + '"""'
+
+
+def _escaped(text: str) -> str:
+    """The body of a double-quoted literal: quotes and backslashes escaped, and every character that
+    is not printable (newlines, NUL, \\u2028, a terminal's escape codes) as repr() writes it."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    return "".join(_ESCAPES.get(c) or (c if c.isprintable() else repr(c)[1:-1]) for c in text)
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"'}
 
 
 def binop(op: str, a, b):
     if is_known(a) and is_known(b):
-        return _fold(op, a, b)
+        value = _folded(lambda: _fold(op, a, b), op == "**" and _huge_power(a, b))
+        if value is not _UNFOLDED:
+            return value
     p = _PREC[op]
     right = p + 1 if op != "**" else p  # left-associative except **
     left = p if op != "**" else p + 1
@@ -83,5 +107,30 @@ def _fold(op: str, a, b):
 def call(fn: str, *args, numeric=None):
     """`fn(args)`, folded with `numeric` when every argument is known."""
     if numeric is not None and all(is_known(a) for a in args):
-        return numeric(*args)
+        value = _folded(lambda: numeric(*args))
+        if value is not _UNFOLDED:
+            return value
     return Src(f"{fn}({', '.join(py(a) for a in args)})")
+
+
+_UNFOLDED = object()
+
+
+def _folded(compute, refuse: bool = False):
+    """A constant folded now, or _UNFOLDED where folding fails or leaves the checker's range (1 / 0,
+    2 ** 10**9): such code stays source, which fails only if it ever runs, and then as `check` does
+    for the parameters that run it. The code generator itself never raises or hangs on arithmetic."""
+    if refuse:
+        return _UNFOLDED
+    try:
+        value = compute()
+    except (ArithmeticError, TypeError, ValueError):
+        return _UNFOLDED
+    if isinstance(value, complex) or (isinstance(value, (int, float)) and not abs(value) <= NUMBER):
+        return _UNFOLDED
+    return value
+
+
+def _huge_power(a, b) -> bool:
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+    return numbers and abs(b) > 64 and abs(a) > 1

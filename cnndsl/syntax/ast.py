@@ -92,9 +92,19 @@ class Repeat:
 
 
 @dataclass
-class If:
+class Arm:
+    """`if cond { body }`, or one `else if cond { body }` of a chain."""
+
     cond: Expr
-    then: list[Stmt]
+    body: list[Stmt]
+    span: Span
+
+
+@dataclass
+class If:
+    """`if a { } else if b { } else { }`: the first arm whose condition holds, else `orelse`."""
+
+    arms: list[Arm]
     orelse: list[Stmt]
     span: Span
 
@@ -194,3 +204,47 @@ class Module:
 
     uses: list[Use]
     definitions: list[Definition]
+
+
+# ---- expressions as spec text ------------------------------------------------------------------
+
+_PREC = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5,
+         "*": 6, "/": 6, "//": 6, "%": 6, "neg": 7, "**": 8}
+
+
+def show(e: Expr, prec: int = 0) -> str:
+    """An expression as spec text, rebuilt from the tree (comments and spacing are not kept)."""
+    if isinstance(e, Const):
+        return _const(e.value)
+    if isinstance(e, Name):
+        return e.id
+    if isinstance(e, InAttr):
+        return f"in.{e.attr}"
+    if isinstance(e, TupleExpr):
+        return "(" + ", ".join(show(x) for x in e.items) + ("," if len(e.items) == 1 else "") + ")"
+    if isinstance(e, Func):
+        return f"{e.name}({', '.join(show(x) for x in e.args)})"
+    if isinstance(e, Unary):
+        p = _PREC["not" if e.op == "not" else "neg"]
+        text = ("not " if e.op == "not" else e.op) + show(e.operand, p)
+    else:
+        p = _PREC[e.op]
+        left, right = (p + 1, p) if e.op == "**" else (p, p + 1)
+        text = f"{show(e.left, left)} {e.op} {show(e.right, right)}"
+    return f"({text})" if p < prec else text
+
+
+def _const(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    if isinstance(value, str):
+        return '"' + value + '"'
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def signature(d: Definition) -> str:
+    """`name(a, b = 2)`, as the definition declares it."""
+    params = [p.name if p.default is None else f"{p.name} = {show(p.default)}" for p in d.params]
+    return f"{d.name}({', '.join(params)})"

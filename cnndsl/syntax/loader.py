@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnndsl.errors import CnnError, Span, UsageError
+from cnndsl.limits import Limits
 from cnndsl.syntax import ast
 from cnndsl.syntax.parser import parse
 
@@ -21,21 +24,24 @@ class Program:
     files: list[str] = field(default_factory=list)
 
 
-def load_program(text: str, name: str = "<string>", origin: Path | None = None) -> Program:
+def load_program(text: str, name: str = "<string>", origin: Path | None = None,
+                 limits: Limits | None = None) -> Program:
     """Parses `text` and, recursively, what it uses.
 
     `origin` is the file the text came from: relative `use` paths start at its directory.
     """
+    limits = limits or Limits()
     program = Program()
-    module = parse(text, name)
+    module = parse(text, name, limits.layers)
     program.main = list(module.definitions)
     _add(program, module)
     base = origin.parent if origin else Path.cwd()
-    _uses(program, module, base, [str(origin) if origin else name], set())
+    _uses(program, module, base, [str(origin) if origin else name], set(), limits)
     return program
 
 
-def _uses(program: Program, module: ast.Module, base: Path, stack: list[str], seen: set[Path]) -> None:
+def _uses(program: Program, module: ast.Module, base: Path, stack: list[str], seen: set[Path],
+          limits: Limits) -> None:
     for use in module.uses:
         path = _resolve(use, base)
         if str(path) in stack:
@@ -46,16 +52,18 @@ def _uses(program: Program, module: ast.Module, base: Path, stack: list[str], se
         seen.add(path)
         shown = _shown(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise CnnError(f"cannot read {shown}: {e}", use.span) from None
-        child = parse(text, shown)
+            text = read_text(path, limits.spec_bytes, shown)
+        except CnnError as e:
+            raise CnnError(e.message, use.span, e.hint) from None
+        child = parse(text, shown, limits.layers)
         program.files.append(shown)
         _add(program, child)
-        _uses(program, child, path.parent, [*stack, str(path)], seen)
+        _uses(program, child, path.parent, [*stack, str(path)], seen, limits)
 
 
 def _resolve(use: ast.Use, base: Path) -> Path:
+    if not use.path.isprintable() or not use.path.strip():
+        raise CnnError("a `use` path is a file name, without control characters", use.span)
     name = use.path if use.path.endswith(".cnn") else use.path + ".cnn"
     if use.path.startswith("std/"):
         path = STD_DIR / name[len("std/"):]
@@ -88,16 +96,58 @@ def _add(program: Program, module: ast.Module) -> None:
         program.definitions[d.name] = d
 
 
-def read_spec(path: str | Path) -> Program:
+def read_spec(path: str | Path, limits: Limits | None = None) -> Program:
     """Loads a spec file; a missing file is a UsageError (the command line named it)."""
+    limits = limits or Limits()
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_text(p, limits.spec_bytes, str(path))
     except FileNotFoundError:
-        raise UsageError(f"no such file: {p}") from None
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise CnnError(f"cannot read {p}: {e}") from None
-    return load_program(text, str(path), p.resolve())
+        raise UsageError(f"no such file: {path}") from None
+    return load_program(text, str(path), p.resolve(), limits)
 
 
-__all__ = ["Program", "load_program", "read_spec", "Span"]
+def read_text(path: Path, limit: int, shown: str) -> str:
+    """A spec file's text, refusing what is not a regular file or is larger than `limit` bytes.
+
+    The file is opened without blocking and checked through its descriptor, so a FIFO, a device such
+    as /dev/zero, or a link to one, is refused before a byte is read, and nothing reads past the limit.
+    FileNotFoundError is left to the caller, which knows whether the user or a `use` named the file.
+    """
+    hint = "raise the limit with --max-spec-size (or Limits(spec_bytes=...) in Python)"
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as e:
+        raise CnnError(f"cannot read {shown}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise CnnError(f"cannot read {shown}: it is {_kind(info.st_mode)}, not a file",
+                           hint="a spec is a text file ending in .cnn")
+        if info.st_size > limit:
+            raise CnnError(f"{shown} is {info.st_size:,} bytes, more than the limit of {limit:,}", hint=hint)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        data = f.read(limit + 1)  # the file may have grown since fstat
+    if len(data) > limit:
+        raise CnnError(f"{shown} is more than the limit of {limit:,} bytes", hint=hint)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise CnnError(f"{shown} is not UTF-8 text (byte {e.start:,}, line {line})",
+                       hint="save the spec as UTF-8") from None
+
+
+def _kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+__all__ = ["Program", "load_program", "read_spec", "read_text", "Span"]

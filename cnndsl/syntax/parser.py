@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Lark, Token, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.visitors import Transformer_NonRecursive
 
-from cnndsl.errors import Source, Span, SpecSyntaxError
+from cnndsl import limits
+from cnndsl.errors import CnnError, Source, Span, SpecSyntaxError
 from cnndsl.syntax import ast
 
 _GRAMMAR_PLACES = (
@@ -20,20 +22,32 @@ _GRAMMAR_PLACES = (
 _CONTINUES = {"ELSE", "SHORTCUT", "LBRACE"}
 
 
+class _Limit(Exception):
+    """A limit of the file is passed; raised from the token stream, turned into a located error."""
+
+    def __init__(self, message: str, tok: Token, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.tok, self.hint = message, tok, hint
+
+
 class _PostLex:
     """Drops newlines inside parentheses and before `{`, `else`, `shortcut`.
 
-    It also remembers the unclosed `{` so that an unexpected end of file can point at it.
+    It also remembers the unclosed `{` so that an unexpected end of file can point at it, and applies
+    the file's limits while the tokens stream in: braces nest at most `limits.NESTING` deep, and a
+    file holds at most `max_statements` statements, so a huge file is refused before it is all parsed.
     """
 
     always_accept = ("_NL",)
 
     def __init__(self) -> None:
         self.open_braces: list[Token] = []
+        self.max_statements = limits.LAYERS
 
     def process(self, stream):
         depth = 0
         held = None
+        statements = 0
         self.open_braces = []
         for tok in stream:
             if tok.type == "_NL":
@@ -42,6 +56,7 @@ class _PostLex:
                 continue
             if held is not None:
                 if tok.type not in _CONTINUES:
+                    statements += 1
                     yield held
                 held = None
             if tok.type == "LPAR":
@@ -50,8 +65,16 @@ class _PostLex:
                 depth = max(0, depth - 1)
             elif tok.type == "LBRACE":
                 self.open_braces.append(tok)
+                if len(self.open_braces) > limits.NESTING:
+                    raise _Limit(f"braces nest more than {limits.NESTING} levels deep here", tok,
+                                 "move the inner part into a block of its own and call it")
             elif tok.type == "RBRACE" and self.open_braces:
                 self.open_braces.pop()
+            elif tok.type == "SEMICOLON":
+                statements += 1
+            if statements > self.max_statements:
+                raise _Limit(f"the file has more than {self.max_statements:,} statements", tok,
+                             "raise the limit with --max-layers if this is meant")
             yield tok
         if held is not None:
             yield held
@@ -73,17 +96,27 @@ def _parser() -> tuple[Lark, _PostLex]:
     return lark, postlex
 
 
-def parse(text: str, name: str = "<string>") -> ast.Module:
+def parse(text: str, name: str = "<string>", max_statements: int = limits.LAYERS) -> ast.Module:
     """Parses one file's text. Raises SpecSyntaxError with the place and what was expected."""
     source = Source(name, text)
     lark, postlex = _parser()
+    postlex.max_statements = max_statements
     try:
         tree = lark.parse(text if text.endswith("\n") else text + "\n")
     except UnexpectedInput as e:
         raise _syntax_error(e, source, postlex) from None
-    except RecursionError:
-        raise SpecSyntaxError("the spec is nested too deeply to read", Span(source, 1, 1)) from None
-    return _ToAst(source).transform(tree)
+    except _Limit as e:
+        raise SpecSyntaxError(e.message, _tok_span(source, e.tok), e.hint) from None
+    try:  # not recursive: a deep tree is refused by the depth checks below, not by Python's stack
+        return _ToAst(source).transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, CnnError):
+            raise e.orig_exc from None
+        raise
+
+
+def _tok_span(source: Source, tok: Token) -> Span:
+    return Span(source, tok.line, tok.column, tok.end_line, tok.end_column)
 
 
 # ---- the tree → AST ---------------------------------------------------------------------------
@@ -94,10 +127,11 @@ def _clean(children) -> list:
 
 
 @v_args(inline=False, meta=True)
-class _ToAst(Transformer):
+class _ToAst(Transformer_NonRecursive):
     def __init__(self, source: Source):
         super().__init__()
         self.source = source
+        self.depth: dict[int, int] = {}  # id of an expression node → its depth, for limits.EXPRESSION
 
     def _span(self, meta, fallback: Token | None = None) -> Span:
         if getattr(meta, "empty", True):
@@ -157,8 +191,9 @@ class _ToAst(Transformer):
         return ast.Arg(str(ch[0]), ch[1], self._span(meta, ch[0]))
 
     def negative(self, meta, ch):
-        value = -(int(ch[1]) if ch[1].type == "INT" else float(ch[1]))
-        return ast.Const(value, self._span(meta, ch[0]))
+        span = self._span(meta, ch[0])
+        value = _int(ch[1], span) if ch[1].type == "INT" else _float(ch[1], span)
+        return ast.Const(-value, span)
 
     def repeat_count(self, meta, ch):
         return ast.Repeat(None, None, ch[0], ch[1], self._span(meta))
@@ -167,10 +202,16 @@ class _ToAst(Transformer):
         return ast.Repeat(str(ch[0]), ch[1], ch[2], ch[3], self._span(meta))
 
     def if_stmt(self, meta, ch):
-        orelse = ch[2] if len(ch) > 2 else []
-        if isinstance(orelse, ast.If):
-            orelse = [orelse]
-        return ast.If(ch[0], ch[1], orelse, self._span(meta))
+        cond, body, *rest = ch
+        arms = [ast.Arm(cond, body, cond.span), *(c for c in rest if isinstance(c, ast.Arm))]
+        orelse = rest[-1] if rest and isinstance(rest[-1], list) else []
+        return ast.If(arms, orelse, self._span(meta))
+
+    def else_if(self, meta, ch):
+        return ast.Arm(ch[0], ch[1], self._span(meta))
+
+    def else_body(self, meta, ch):
+        return ch[0]
 
     def residual(self, meta, ch):
         short = ch[1] if len(ch) > 1 else None
@@ -207,13 +248,14 @@ class _ToAst(Transformer):
 
     # expressions
     def int(self, meta, ch):
-        return ast.Const(int(ch[0]), self._tok(ch[0]))
+        return ast.Const(_int(ch[0], self._tok(ch[0])), self._tok(ch[0]))
 
     def float(self, meta, ch):
-        return ast.Const(float(ch[0]), self._tok(ch[0]))
+        return ast.Const(_float(ch[0], self._tok(ch[0])), self._tok(ch[0]))
 
     def size(self, meta, ch):
-        return ast.Const(tuple(int(d) for d in ch[0].split("x")), self._tok(ch[0]))
+        span = self._tok(ch[0])
+        return ast.Const(tuple(_int(d, span) for d in ch[0].split("x")), span)
 
     def string(self, meta, ch):
         return ast.Const(ch[0][1:-1], self._tok(ch[0]))
@@ -231,15 +273,27 @@ class _ToAst(Transformer):
         return ast.InAttr(str(ch[0]), self._span(meta, ch[0]))
 
     def tuple(self, meta, ch):
-        return ast.TupleExpr(_clean(ch), self._span(meta))
+        items = _clean(ch)
+        return self._deep(ast.TupleExpr(items, self._span(meta)), *items)
 
     def func(self, meta, ch):
-        return ast.Func(str(ch[0]), _clean(ch[1:]), self._span(meta, ch[0]))
+        args = _clean(ch[1:])
+        return self._deep(ast.Func(str(ch[0]), args, self._span(meta, ch[0])), *args)
+
+    def _deep(self, node, *children):
+        """Records the node's depth, and refuses an expression deeper than limits.EXPRESSION: the
+        checker, the code generator and Python's compiler of the generated code all recurse on it."""
+        depth = 1 + max((self.depth.get(id(c), 1) for c in children), default=0)
+        if depth > limits.EXPRESSION:
+            raise SpecSyntaxError(f"this expression nests more than {limits.EXPRESSION} operations deep",
+                                  node.span, "split it with `let`")
+        self.depth[id(node)] = depth
+        return node
 
     def _fold(self, op, items, meta):
         node = items[0]
         for item in items[1:]:
-            node = ast.BinOp(op, node, item, self._span(meta))
+            node = self._deep(ast.BinOp(op, node, item, self._span(meta)), node, item)
         return node
 
     def or_(self, meta, ch):
@@ -249,26 +303,42 @@ class _ToAst(Transformer):
         return self._fold("and", ch, meta)
 
     def not_(self, meta, ch):
-        return ast.Unary("not", ch[0], self._span(meta))
+        return self._deep(ast.Unary("not", ch[0], self._span(meta)), ch[0])
 
     def compare(self, meta, ch):
         # a < b < c means a < b and b < c, as in Python
         if len(ch) == 1:
             return ch[0]
-        parts = [ast.BinOp(str(ch[i]), ch[i - 1], ch[i + 1], self._span(meta)) for i in range(1, len(ch), 2)]
+        parts = [self._deep(ast.BinOp(str(ch[i]), ch[i - 1], ch[i + 1], self._span(meta)), ch[i - 1], ch[i + 1])
+                 for i in range(1, len(ch), 2)]
         return self._fold("and", parts, meta)
 
     def binop(self, meta, ch):
         node = ch[0]
         for i in range(1, len(ch), 2):
-            node = ast.BinOp(str(ch[i]), node, ch[i + 1], self._span(meta))
+            node = self._deep(ast.BinOp(str(ch[i]), node, ch[i + 1], self._span(meta)), node, ch[i + 1])
         return node
 
     def neg(self, meta, ch):
-        return ast.Unary("-", ch[1], self._span(meta, ch[0]))
+        return self._deep(ast.Unary("-", ch[1], self._span(meta, ch[0])), ch[1])
 
     def pos(self, meta, ch):
         return ch[1]
+
+
+def _int(tok: str, span: Span) -> int:
+    """An integer literal, refused past limits.NUMBER before Python converts it (4,300 digits raise there)."""
+    digits = tok.lstrip("0") or "0"
+    if len(digits) > len(str(limits.NUMBER)) or int(digits) > limits.NUMBER:
+        raise SpecSyntaxError(f"this number is too large (over {limits.NUMBER:,})", span)
+    return int(digits)
+
+
+def _float(tok: str, span: Span) -> float:
+    value = float(tok)
+    if not value <= limits.NUMBER:  # inf as well
+        raise SpecSyntaxError(f"this number is too large (over {limits.NUMBER:,})", span)
+    return value
 
 
 # ---- syntax errors in words ---------------------------------------------------------------------

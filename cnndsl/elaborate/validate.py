@@ -1,0 +1,177 @@
+"""What holds of a program whatever its parameters, checked before anything is expanded.
+
+Elaboration follows only the branches the parameters take; the code generator writes every branch
+whose condition depends on a constructor argument. So that `compile` and `build` accept whatever
+`check` accepts, every statement of every definition the network can reach is checked here, taken
+or not: calls name a layer or a block, arguments bind, constant values have the right kind, blocks do
+not call themselves, and braces and block calls nest at most `limits.DEPTH` deep along any path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cnndsl import limits
+from cnndsl.elaborate.args import Slot, bind, coerce, op_slots
+from cnndsl.elaborate.expr import Env, evaluate
+from cnndsl.errors import CnnError, did_you_mean
+from cnndsl.ops import ALIASES, REGISTRY, lookup
+from cnndsl.syntax import ast
+from cnndsl.syntax.loader import Program
+
+
+@dataclass
+class _Body:
+    """What one definition's body holds: its block calls with the brace level they sit at."""
+
+    calls: list[tuple[ast.Definition, int, ast.Call]] = field(default_factory=list)
+    nesting: int = 1
+
+
+def validate(program: Program, network: ast.Definition) -> None:
+    """Raises the first CnnError found in the definitions `network` can reach."""
+    bodies: dict[str, _Body] = {}
+    todo = [network]
+    while todo:  # every reachable definition once, without recursion over the call graph
+        d = todo.pop()
+        if d.name in bodies:
+            continue
+        bodies[d.name] = body = _Body()
+        _Scanner(program, d, body).stmts(d.body, 1)
+        todo += [callee for callee, _, _ in body.calls if callee.name not in bodies]
+    _check_depth(network, bodies)
+
+
+class _Scanner:
+    def __init__(self, program: Program, d: ast.Definition, out: _Body):
+        self.program, self.d, self.out = program, d, out
+
+    def stmts(self, stmts: list[ast.Stmt], level: int) -> None:
+        self.out.nesting = max(self.out.nesting, level)
+        for s in stmts:
+            self.stmt(s, level)
+
+    def stmt(self, s: ast.Stmt, level: int) -> None:  # recursion bounded by limits.NESTING
+        if isinstance(s, ast.Labeled):
+            self.stmt(s.stmt, level)
+        elif isinstance(s, ast.Frozen):
+            for sub in s.body:
+                self.stmt(sub, level + 1)
+        elif isinstance(s, ast.Call):
+            self.call(s, level)
+        elif isinstance(s, ast.Repeat):
+            for e, what in ((s.start, "a range start"), (s.stop, "a repeat count")):
+                value = _constant(e)
+                if value is not _UNKNOWN and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                              or value < 0 or value != int(value)):
+                    raise CnnError(f"{what} must be a whole number, 0 or more", e.span)
+            self.stmts(s.body, level + 1)
+        elif isinstance(s, ast.If):
+            for arm in s.arms:
+                _condition(arm.cond)
+                self.stmts(arm.body, level + 1)
+            self.stmts(s.orelse, level + 1)
+        elif isinstance(s, ast.Residual):
+            _condition(s.shortcut_if)
+            self.stmts(s.body, level + 1)
+            self.stmts(s.shortcut or [], level + 1)
+        elif isinstance(s, ast.Merge):
+            for branch in s.branches:
+                self.stmts(branch, level + 1)
+        elif isinstance(s, ast.Let):
+            _constant(s.value)
+
+    def call(self, c: ast.Call, level: int) -> None:
+        block = self.program.definitions.get(c.name)
+        if block is not None:
+            if block.kind != "block":
+                raise CnnError(f"`{c.name}` is a network; only blocks can be called", c.span,
+                               f"turn it into `block {c.name}(...)`")
+            bind(c, [Slot(p.name, required=p.default is None) for p in block.params], f"block `{block.name}`")
+            self.out.calls.append((block, level, c))
+            return
+        op = lookup(c.name)
+        if op is None:
+            names = [*REGISTRY, *ALIASES, *(d.name for d in self.program.definitions.values() if d.kind == "block")]
+            raise CnnError(f"unknown layer or block `{c.name}`", c.span,
+                           did_you_mean(c.name, names) or "`cnndsl layers` lists the built-in layers")
+        if op.name == "input" and self.d.kind == "block":
+            raise CnnError("`input` must come once, first in the network", c.span,
+                           "blocks take the current tensor; only a network has an input")
+        given = bind(c, op_slots(op), f"`{op.name}`")
+        for spec in op.args:
+            arg = given.get(spec.name)
+            value = _UNKNOWN if arg is None else _constant(arg.value)
+            if value is not _UNKNOWN:
+                coerce(value, spec, arg.value.span, op.name)
+
+
+_UNKNOWN = object()
+
+
+def _constant(e: ast.Expr | None):
+    """The value of an expression that names nothing (errors such as 1/0 located); else _UNKNOWN."""
+    if e is None or not _closed(e):
+        return _UNKNOWN
+    return evaluate(e, Env({}))
+
+
+def _condition(e: ast.Expr | None) -> None:
+    value = _constant(e)
+    if value is not _UNKNOWN and not isinstance(value, bool):
+        raise CnnError("a condition must be true or false", e.span, "compare values: `if stride != 1 { ... }`")
+
+
+def _closed(e: ast.Expr) -> bool:
+    stack = [e]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Name, ast.InAttr)):
+            return False
+        if isinstance(node, ast.Unary):
+            stack.append(node.operand)
+        elif isinstance(node, ast.BinOp):
+            stack += [node.left, node.right]
+        elif isinstance(node, (ast.Func, ast.TupleExpr)):
+            stack += node.args if isinstance(node, ast.Func) else node.items
+    return True
+
+
+def _check_depth(network: ast.Definition, bodies: dict[str, _Body]) -> None:
+    """Refuses blocks that call themselves, and paths of braces and calls deeper than limits.DEPTH.
+
+    A depth-first walk with its own stack: a chain of a thousand blocks is refused, not a RecursionError.
+    depth[b] is how deep b's body reaches: its own braces, plus, at each call, the callee's depth.
+    """
+    depth: dict[str, int] = {}
+    path: list[tuple[ast.Definition, int, ast.Call | None]] = [(network, 0, None)]  # with how it was called
+    pending = [iter(bodies[network.name].calls)]
+    while pending:
+        d = path[-1][0]
+        step = next(pending[-1], None)
+        if step is None:  # d is done
+            pending.pop()
+            _, level, call = path.pop()
+            body = bodies[d.name]
+            depth[d.name] = max([body.nesting] + [lv + depth[b.name] for b, lv, _ in body.calls])
+            if call is not None:
+                _deep_enough(level + depth[d.name], call)
+            continue
+        callee, level, call = step
+        on_path = [p.name for p, _, _ in path]
+        if callee.name in on_path:
+            cycle = " → ".join([*on_path[on_path.index(callee.name):], callee.name])
+            raise CnnError(f"block `{callee.name}` calls itself ({cycle})", call.span,
+                           "blocks cannot be recursive, even in a branch not taken; use `repeat`")
+        if callee.name in depth:
+            _deep_enough(level + depth[callee.name], call)
+            continue
+        _deep_enough(level + len(path), call)  # at least this deep already: stop a long chain early
+        path.append((callee, level, call))
+        pending.append(iter(bodies[callee.name].calls))
+
+
+def _deep_enough(depth: int, call: ast.Call) -> None:
+    if depth > limits.DEPTH:
+        raise CnnError(f"braces and block calls nest more than {limits.DEPTH} levels deep through this call",
+                       call.span, "flatten the chain of blocks calling blocks")

@@ -1,0 +1,40 @@
+"""How much a spec may ask of the tool. Each limit turns a hostile or mistaken input into a located
+error within seconds, instead of hours of work, gigabytes of memory or a Python RecursionError.
+
+The first two can be raised (`--max-spec-size`, `--max-layers`; `Limits(...)` in Python); the nesting
+limits are fixed, because they keep the compiler's own recursion and the generated Python well inside
+what CPython allows (it refuses more than 20 nested loops).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cnndsl.errors import UsageError
+
+SPEC_BYTES = 1 << 20  # a spec file (and each file it uses); the largest reference spec is 1.2 KB
+LAYERS = 100_000  # layers, and repeat iterations, that one network may expand to; statements in a file
+NESTING = 16  # levels of `{ }` in one file, the definition's own braces included
+DEPTH = 64  # levels of braces and block calls along one path through the program
+EXPRESSION = 64  # levels of operators in one expression
+NUMBER = 2**62  # larger numbers are a mistake, and would make Python's big ints slow
+
+
+@dataclass(frozen=True)
+class Limits:
+    spec_bytes: int = SPEC_BYTES
+    layers: int = LAYERS
+
+
+def parse_size(text: str) -> int:
+    """`1M`, `512K`, `2G` or a number of bytes."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
+    number = t[:-1] if scale > 1 else t
+    try:
+        value = float(number) * scale
+    except ValueError:
+        value = -1
+    if not 0 < value < 1 << 40:
+        raise UsageError(f"expected a size such as 1M, 512K or 4096, got `{text}`")
+    return int(value)
