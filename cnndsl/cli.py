@@ -51,39 +51,51 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import time
     from pathlib import Path
 
-    import yaml
-
-    from cnndsl.train.checkpoint import atomic_write, load_checkpoint
+    from cnndsl.train import runs
     from cnndsl.train.distributed import world
     from cnndsl.train.loop import train
-    from cnndsl.train.recipe import load_recipe
+    from cnndsl.train.recipe import load_recipe, recipe_of_checkpoint
 
-    if args.nproc > 1:  # start the processes; each runs this command without --nproc
-        from cnndsl.train.distributed import launch
-
-        return launch(args.nproc, _without_nproc(args.argv, args))
     spec = _load(args)
     if args.resume:
+        _resume_alone(args)
         out = Path(args.resume)
-        recipe = load_recipe(None, **load_checkpoint(out / "last.pt")["recipe"])
+        recipe = recipe_of_checkpoint(runs.last_checkpoint(out)["recipe"], str(out / "last.pt"))
     else:
-        recipe = load_recipe(args.recipe, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
-                             lr=args.lr, seed=args.seed, init=args.init, amp=args.amp or None,
-                             compile=args.compile or None, channels_last=args.channels_last or None)
-        out = Path(args.out or f"runs/{Path(args.spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-        out.mkdir(parents=True, exist_ok=True)
-        if world().main:  # under torchrun, one process writes
-            atomic_write(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False).encode())
+        recipe = load_recipe(args.recipe, dict(data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+                                               lr=args.lr, seed=args.seed, init=args.init, amp=args.amp or None,
+                                               compile=args.compile or None,
+                                               channels_last=args.channels_last or None))
+        out = Path(args.out) if args.out else runs.default_folder(args.spec)
+        if world().main:  # under torchrun the folder is rank 0's: the others may find its files already
+            runs.check_new(out)
+    if args.nproc > 1:  # start the processes; each runs this command without --nproc, into the same folder
+        from cnndsl.train.distributed import launch
+
+        return launch(args.nproc, _without_nproc(args.argv, None if args.out or args.resume else out))
     train(spec, recipe, out, resume=bool(args.resume), device=args.device, log=lambda line: print(line, flush=True))
     return EXIT_OK
 
 
-def _without_nproc(argv: list[str], args: argparse.Namespace) -> list[str]:
-    """The same arguments, less --nproc N, and with --out fixed so every process writes one run."""
-    out, skip = [], False
+def _resume_alone(args: argparse.Namespace) -> None:
+    """--resume continues a run with its own recipe and folder: flags that would change them are refused."""
+    given = [flag for flag, value in (("--recipe", args.recipe), ("--data", args.data), ("--epochs", args.epochs),
+                                      ("--batch-size", args.batch_size), ("--lr", args.lr), ("--seed", args.seed),
+                                      ("--init", args.init), ("--amp", args.amp), ("--compile", args.compile),
+                                      ("--channels-last", args.channels_last), ("--out", args.out))
+             if value is not None and value is not False]
+    if given:
+        raise UsageError(f"--resume continues {args.resume} with its own recipe and folder; "
+                         f"{', '.join(given)} cannot change them",
+                         hint=f"drop {', '.join(given)}; or start a new run from that run's weights: "
+                         f"--init {args.resume}/last.pt")
+
+
+def _without_nproc(argv: list[str], out) -> list[str]:
+    """The same arguments, less --nproc N, and with `out` (the default folder chosen) so all write one run."""
+    kept, skip = [], False
     for word in argv:
         if skip:
             skip = False
@@ -93,18 +105,15 @@ def _without_nproc(argv: list[str], args: argparse.Namespace) -> list[str]:
             continue
         if word.startswith("--nproc="):
             continue
-        out.append(word)
-    if not args.out and not args.resume:
-        import time
-        from pathlib import Path
-
-        out += ["--out", f"runs/{Path(args.spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}"]
-    return out
+        kept.append(word)
+    return kept + (["--out", str(out)] if out is not None else [])
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from cnndsl.train.infer import evaluate
+    from cnndsl.train.recipe import load_recipe
 
+    load_recipe(None, {"seed": args.seed})  # a seed the training could have had, or a UsageError
     spec = _load(args)
     loss, accuracy = evaluate(spec, args.weights, args.data, args.seed, device=args.device)
     print(f"test accuracy {accuracy:.4f} (loss {loss:.4f}) on {args.data}")
@@ -128,11 +137,28 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(source)
         return EXIT_OK
-    from pathlib import Path
-
-    Path(args.output).write_text(source)
+    _write_source(args.output, source, args.spec)
     print(f"wrote {args.output}: class {spec.class_name()} ({len(source.splitlines())} lines)", file=sys.stderr)
     return EXIT_OK
+
+
+def _write_source(output: str, source: str, spec_path: str) -> None:
+    """compile -o: the whole file or none (atomic), never over the spec itself, with a clear error."""
+    from pathlib import Path
+
+    from cnndsl.train.checkpoint import atomic_write
+
+    target, spec = Path(output), Path(spec_path)
+    if target.exists() and spec.exists() and target.resolve() == spec.resolve():
+        raise UsageError(f"-o {target} is the spec itself; writing there would replace it",
+                         hint=f"name the Python file, e.g. -o {target.with_suffix('.py')}")
+    if target.is_dir():
+        raise UsageError(f"-o {target} is a folder", hint=f"name a file in it, e.g. -o {target / (spec.stem + '.py')}")
+    if not target.parent.is_dir():
+        what = "is a file" if target.parent.exists() else "does not exist"
+        raise UsageError(f"-o {target}: the folder {target.parent} {what}",
+                         hint="create the folder first, or write the file elsewhere")
+    atomic_write(target, source.encode())
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
@@ -221,17 +247,21 @@ def parser() -> argparse.ArgumentParser:
                         description="Train a spec with one shared runner: per-epoch loss and accuracy on the "
                         "training and validation data, atomic checkpoints (best.pt, last.pt), metrics.csv and "
                         "metrics.json in the run folder, and the test accuracy of the best epoch. Flags override "
-                        "the recipe.")
+                        "the recipe. A run that would not fit in memory is refused before it starts "
+                        "(CNNDSL_MAX_MEMORY=SIZE sets the limit).")
     _spec_arguments(tr, device=True)
     tr.add_argument("--recipe", metavar="FILE.yaml", help="training settings (see docs/training.md)")
     tr.add_argument("--data", metavar="NAME", help="digits (default; offline), mnist, fashion-mnist, kmnist, "
                     "cifar10, cifar100 (downloaded once into ~/.cache/cnndsl or $CNNDSL_DATA), npz:PATH")
     tr.add_argument("--epochs", type=_positive, metavar="N")
     tr.add_argument("--batch-size", type=_positive, metavar="N")
-    tr.add_argument("--lr", type=float, metavar="X", help="learning rate")
-    tr.add_argument("--seed", type=int, metavar="N", help="seed of the weights, the split and the shuffling")
-    tr.add_argument("--out", metavar="DIR", help="run folder (default runs/SPEC-TIME)")
-    tr.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last finished epoch")
+    tr.add_argument("--lr", type=float, metavar="X", help="learning rate (greater than 0)")
+    tr.add_argument("--seed", type=int, metavar="N", help="seed of the weights, the split and the shuffling "
+                    "(0 to 4294967295)")
+    tr.add_argument("--out", metavar="DIR", help="run folder, new or empty: a run already there is never replaced "
+                    "(default runs/SPEC-TIME, with -2, -3... when taken)")
+    tr.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last finished epoch, with its "
+                    "own recipe (flags that would change it are refused)")
     tr.add_argument("--init", metavar="CKPT", help="start from these weights (a run's best.pt or any state_dict); "
                     "what fits by name or shape is loaded, and the log says what")
     tr.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on the CPU, float16 on CUDA)")
@@ -252,8 +282,9 @@ def parser() -> argparse.ArgumentParser:
     ev.set_defaults(run=cmd_eval)
 
     pr = sub.add_parser("predict", help="the most likely classes of image files",
-                        description="Classify PNG or JPEG images with trained weights: the top classes with "
-                        "their names (from the checkpoint) and probabilities.")
+                        description="Classify images (PNG, JPEG, BMP, GIF, WEBP or TIFF) with trained weights: the "
+                        "top classes with their names (from the checkpoint) and probabilities. Images of more than "
+                        "40,000,000 pixels are refused (CNNDSL_MAX_PIXELS=N raises the limit).")
     _spec_arguments(pr, device=True)
     pr.add_argument("images", nargs="+", metavar="IMAGE")
     pr.add_argument("--weights", required=True, metavar="CKPT", help="best.pt of a run, or a state_dict file")

@@ -35,30 +35,54 @@ class LoadReport:
 
 
 def read_state_dict(source) -> dict:
-    """A state_dict from a dict, a module, a `torch.save` file, a safetensors file or a cnndsl checkpoint."""
+    """A state_dict from a dict, a module, a `torch.save` file, a safetensors file or a cnndsl checkpoint.
+
+    Files are read without running anything they hold: torch.load(weights_only=True) or safetensors.
+    """
     import torch
 
     if isinstance(source, torch.nn.Module):
         return source.state_dict()
     if isinstance(source, dict):
-        return source.get("model", source) if "model" in source and isinstance(source["model"], dict) else source
+        return _tensors(source.get("model", source) if isinstance(source.get("model"), dict) else source)
+    if not isinstance(source, (str, Path)):
+        raise CnnError(f"the weights are a {type(source).__name__}, not a state_dict (names to tensors)",
+                       hint="save the weights with torch.save(model.state_dict(), PATH)")
     path = Path(source)
     if not path.exists():
         raise CnnError(f"no such weights file: {path}")
     if path.suffix == ".safetensors":
-        try:
-            from safetensors.torch import load_file
-        except ImportError:
-            raise CnnError("reading .safetensors needs the safetensors package",
-                           hint="pip install safetensors") from None
-        tensors = load_file(str(path))  # stored sorted by name: restore the natural order
-        return {name: tensors[name] for name in sorted(tensors, key=natural)}
+        return _safetensors(path)
+    from cnndsl.train.checkpoint import torch_load
+
+    return read_state_dict(torch_load(path, "weights from"))
+
+
+def _tensors(state: dict) -> dict:
+    """The tensors of a state_dict; a dict that holds none is not one."""
+    import torch
+
+    tensors = {k: v for k, v in state.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CnnError("the weights hold no tensors: not a state_dict",
+                       hint="save the weights with torch.save(model.state_dict(), PATH)")
+    return tensors
+
+
+def _safetensors(path: Path) -> dict:
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a corrupt or foreign file: say which, never unpickle arbitrary objects
-        raise CnnError(f"cannot read weights from {path}: {e}",
-                       hint="expected a state_dict saved with torch.save, or a .safetensors file") from None
-    return read_state_dict(data)
+        from safetensors.torch import load_file
+    except ImportError:
+        raise CnnError("reading .safetensors needs the safetensors package", hint="pip install safetensors") from None
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for files that are not safetensors
+        raise CnnError(f"{path} is not a valid safetensors file: {str(e).strip().splitlines()[0]}",
+                       hint="a .safetensors file comes from safetensors.torch.save_file; a torch.save file "
+                       "ends in .pt") from None
+    if not tensors:
+        raise CnnError(f"{path} holds no tensors")
+    return {name: tensors[name] for name in sorted(tensors, key=natural)}  # stored sorted: the natural order
 
 
 OPTIONAL = "num_batches_tracked"  # a counter; absent from many foreign checkpoints

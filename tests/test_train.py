@@ -118,7 +118,7 @@ def test_recipes_are_validated(tmp_path):
         load_recipe(path)
     assert "unknown recipe key `optimiser`" in info.value.message and "did you mean `optimizer`" in info.value.hint
     path.write_text("epochs: three\n")
-    with pytest.raises(CnnError, match="`epochs` takes a number"):
+    with pytest.raises(CnnError, match="`epochs` takes a whole number of at least 1, got .three."):
         load_recipe(path)
     path.write_text("optimizer: adamm\n")
     with pytest.raises(CnnError, match="`optimizer` takes one of"):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 from cnndsl.errors import CnnError
@@ -14,11 +16,17 @@ from cnndsl.errors import CnnError
 def atomic_write(path: Path, data: bytes) -> None:
     """Writes beside the target, flushes to disk, then renames over it (a rename is atomic)."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:  # a full disk, a folder made read-only or removed: the target is as it was
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise CnnError(f"cannot write {path}: {e.strerror or e}",
+                       hint="check the free space and that the folder exists and is writable") from None
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -29,15 +37,59 @@ def save_checkpoint(path: Path, state: dict) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-def load_checkpoint(path: Path) -> dict:
+def torch_load(path: Path, what: str = "the file"):
+    """`torch.load(weights_only=True)`: tensors and plain containers, never other objects.
+
+    PyTorch's own messages for refused files advise turning `weights_only` off, which would let the file
+    run code: they are replaced by ours, which say what the file is instead. `what` reads "cannot read
+    {what} PATH", e.g. "the checkpoint" or "weights from".
+    """
+    import pickle
+    import warnings
+
     import torch
 
-    if not path.exists():
-        raise CnnError(f"no checkpoint at {path}", hint="--resume takes the folder of a run that saved last.pt")
+    path = Path(path)
+    if not path.is_file():
+        raise CnnError(f"cannot read {what} {path}: " + ("it is a folder" if path.exists() else "no such file"))
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CnnError(f"cannot read the checkpoint {path}: {e}") from None
+        with warnings.catch_warnings():  # "Detected pickle protocol 4 ...": noise for a user
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        culprit = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if culprit:
+            raise CnnError(f"cannot read {what} {path}: it holds a Python object ({culprit.group(1)}), not only "
+                           "tensors", hint="cnndsl loads tensors and plain containers only, since other objects "
+                           "could run code when unpickled; save the weights with torch.save(model.state_dict(), "
+                           "PATH)") from None
+        raise CnnError(f"cannot read {what} {path}: it is not a file of tensors written by torch.save",
+                       hint="save the weights with torch.save(model.state_dict(), PATH), or as .safetensors"
+                       ) from None
+    except Exception as e:  # a truncated or corrupt archive, a foreign format: torch's first sentence
+        raise CnnError(f"cannot read {what} {path}: it is damaged or not a PyTorch file ({_reason(e)})") from None
+
+
+def _reason(error: Exception) -> str:
+    """The first sentence of an error, without advice about weights_only."""
+    first = str(error).strip().split("\n")[0]
+    sentences = [s for s in re.split(r"(?<=\.) ", first) if "weights_only" not in s]
+    return (sentences[0] if sentences else type(error).__name__).rstrip(".")
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A cnndsl checkpoint (best.pt, last.pt): a dict of the run's states."""
+    if not Path(path).exists():
+        raise CnnError(f"no checkpoint at {path}", hint="--resume takes the folder of a run that saved last.pt")
+    state = torch_load(path, "the checkpoint")
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CnnError(f"{path} is not a checkpoint of `cnndsl train`: it has no {', '.join(missing[:3])}")
+    return state
+
+
+CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "phase", "shuffle_rng", "augment_rng", "torch_rng", "history",
+                   "best", "stale", "recipe")
 
 
 def write_metrics(out: Path, history: list[dict], final: dict) -> None:

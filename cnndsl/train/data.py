@@ -5,6 +5,7 @@ The offline default is scikit-learn's bundled handwritten digits (1,797 8x8 grey
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -36,14 +37,16 @@ class Dataset:
 
 
 def load_dataset(name: str, input_shape: tuple[int, ...], seed: int = 0, val: float = 0.1,
-                 test: float = 0.1, splits: dict[str, str] | None = None) -> Dataset:
+                 test: float = 0.1, splits: dict[str, str] | None = None, reserve: int = 0) -> Dataset:
     """The named dataset, adapted to `input_shape` and split into train, validation and test.
 
     Datasets that ship a test split keep it and give `val` of their training images to validation;
     the others are cut into train, validation and test. `splits` replaces these cuts with
-    expressions such as {"train": "train[:10%]", "val": "train[90%:]", "test": "test"}.
+    expressions such as {"train": "train[:10%]", "val": "train[90%:]", "test": "test"}. The images at
+    the input's size, with `reserve` bytes more (the model's), must fit in memory.
     """
     sources, classes = _sources(name, input_shape)
+    _check_size(name, sources, input_shape, reserve)
     if splits:
         cut = {part: slice_expression(splits.get(part) or DEFAULT_SPLITS["test" in sources][part], sources, seed)
                for part in ("train", "val", "test")}
@@ -57,6 +60,18 @@ def load_dataset(name: str, input_shape: tuple[int, ...], seed: int = 0, val: fl
     for split in (train_split, val_split, test_split):
         split.x, notes = adapt(split.x, input_shape)
     return Dataset(name, train_split, val_split, test_split, classes, notes)
+
+
+def _check_size(name: str, sources: dict, input_shape: tuple[int, ...], reserve: int) -> None:
+    """Refuses data that would not fit once resized to the input (float32), before resizing it."""
+    from cnndsl import memory
+
+    count = sum(len(y) for _, y in sources.values())
+    needed = count * math.prod(input_shape) * 4
+    also = f" with the network's {memory.size(reserve)}" if reserve else ""
+    memory.ensure_fits(needed + reserve, f"{name} at the input's size ({count:,} images of "
+                       f"{'x'.join(map(str, input_shape))}: {memory.size(needed)}){also}",
+                       "lower the input size, or use fewer images (e.g. splits: {train: \"train[:10%]\"})")
 
 
 DEFAULT_SPLITS = {  # by whether the dataset ships a test split
@@ -132,6 +147,9 @@ def apply_normalization(x, stats: dict):
     return (x - mean) / std
 
 
+MAX_CLASSES = 1_000_000  # labels name classes 0..max: a label of 10**12 would make a list of 10**12 names
+
+
 def _npz(name: str):
     """`npz:PATH`: arrays `x` (N, H, W), (N, H, W, C) or (N, C, H, W) and integer labels `y`."""
     import numpy as np
@@ -141,28 +159,92 @@ def _npz(name: str):
         raise CnnError(f"unknown dataset `{name}`",
                        hint=did_you_mean(name, DATASETS) or f"datasets: {', '.join(DATASETS)}")
     path = name[4:]
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            x, y = data["x"], data["y"]
-    except FileNotFoundError:
-        raise CnnError(f"no such file: {path}") from None
-    except KeyError:
-        raise CnnError(f"{path} needs two arrays, `x` (images) and `y` (labels)") from None
-    except (OSError, ValueError) as e:
-        raise CnnError(f"cannot read {path}: {e}") from None
+    x, y = _npz_arrays(path)
+    _check_npz(path, x, y)
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         x = x.transpose(0, 3, 1, 2)  # channels last, as Keras keeps images
-    if x.ndim != 4 or len(x) != len(y) or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise CnnError(f"{path}: expected x of shape (N, H, W[, C]) and y of N integer labels, got x {x.shape}, "
-                       f"y {y.shape} {y.dtype}")
     images = torch.from_numpy(np.ascontiguousarray(x)).float()
     if x.dtype == np.uint8:
         images = images / 255.0
     labels = torch.from_numpy(y.astype(np.int64))
     classes = [str(i) for i in range(int(labels.max()) + 1)]
     return images, labels, classes
+
+
+def _npz_arrays(path: str):
+    """`x` and `y` of an npz archive, read without pickle, after their headers say they fit in memory."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except FileNotFoundError:
+        raise CnnError(f"no such file: {path}") from None
+    except OSError as e:
+        raise CnnError(f"cannot read {path}: {e.strerror or e}") from None
+    if magic != b"PK\x03\x04":
+        raise CnnError(f"{path} is not a NumPy .npz archive",
+                       hint="write one with np.savez(PATH, x=images, y=labels)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not {"x", "y"} <= set(data.files):
+                raise CnnError(f"{path} needs two arrays, `x` (images) and `y` (labels); it has "
+                               f"{', '.join(data.files) or 'none'}")
+            for key in ("x", "y"):
+                _check_header(path, key, data.zip)
+            return data["x"], data["y"]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise CnnError(f"cannot read {path}: {e}") from None
+
+
+def _check_header(path: str, key: str, archive) -> None:
+    """Refuses an array of Python objects (only pickle reads those) and one too large for memory."""
+    import numpy as np
+
+    from cnndsl import memory
+
+    with archive.open(f"{key}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = reader(f)
+    if dtype.hasobject:
+        raise CnnError(f"{path}: `{key}` is an array of Python objects, which is not read (unpickling it could "
+                       "run code)", hint="save numbers: np.savez(PATH, x=images.astype('uint8'), y=labels)")
+    count = math.prod(shape)
+    memory.ensure_fits(count * (dtype.itemsize + 4), f"{path}: `{key}` of shape {tuple(shape)} ({dtype})",
+                       "use fewer or smaller images")
+
+
+def _check_npz(path: str, x, y) -> None:
+    """Shapes, types and values that training can use; each refusal names what is wrong and where."""
+    import numpy as np
+
+    if x.ndim not in (3, 4) or len(x) != len(y) or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise CnnError(f"{path}: expected x of shape (N, H, W[, C]) and y of N integer labels, got x {x.shape}, "
+                       f"y {y.shape} {y.dtype}")
+    if x.dtype.kind not in "biuf":
+        raise CnnError(f"{path}: x holds {x.dtype} values, not numbers", hint="save the images as uint8 or float32")
+    if len(x) == 0:
+        raise CnnError(f"{path} holds no examples (x has shape {x.shape})")
+    if 0 in x.shape:
+        raise CnnError(f"{path}: the images have no pixels (x has shape {x.shape})")
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(x)
+        if bad.any():
+            where = np.unravel_index(int(np.argmax(bad)), x.shape)
+            raise CnnError(f"{path}: x holds NaN or infinite values, the first at x[{', '.join(map(str, where))}] "
+                           f"= {x[where]}", hint="replace them (e.g. np.nan_to_num) or drop those images")
+    low, high = int(y.min()), int(y.max())
+    if low < 0:
+        raise CnnError(f"{path}: labels must be 0 or more, but y[{int(np.argmin(y))}] is {low}",
+                       hint="number the classes 0, 1, 2, ...")
+    if high >= MAX_CLASSES:
+        raise CnnError(f"{path}: y[{int(np.argmax(y))}] is {high:,}, but labels are class numbers below "
+                       f"{MAX_CLASSES:,}", hint="number the classes 0, 1, 2, ...")
 
 
 def _digits():

@@ -4,18 +4,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cnndsl import memory
 from cnndsl.errors import CnnError
 from cnndsl.train.data import adapt, apply_normalization, load_dataset
 from cnndsl.train.loop import pick_device, run_epoch, scores
 
 
-def _model(spec, weights, device):
-    from cnndsl.weights import load_weights, read_state_dict
+def _model(spec, state: dict, weights, device):
+    """The network with the weights loaded exactly; a mismatch says to use the training run's spec."""
+    from cnndsl.weights import load_weights
 
     model = spec.build()
-    load_weights(model, read_state_dict(weights))
+    try:
+        load_weights(model, state)
+    except CnnError as e:  # its hint is for Python callers (strict=False); the command line has no such option
+        raise CnnError(f"{weights}: {e.message}", hint="give the spec and --set values the weights were trained "
+                       "with; to train this network from them, use `cnndsl train SPEC --init CKPT`") from None
     model.to(device).eval()
     return model, scores(model)
+
+
+def _weights(weights) -> tuple[dict, dict]:
+    """(the state_dict, what a cnndsl checkpoint saved beside it: classes, normalisation; else {}), read once."""
+    from cnndsl.train.checkpoint import torch_load
+    from cnndsl.weights import read_state_dict
+
+    if isinstance(weights, (str, Path)) and Path(weights).suffix != ".safetensors":
+        if not Path(weights).exists():
+            raise CnnError(f"no such weights file: {weights}")
+        data = torch_load(Path(weights), "weights from")
+        saved = data if isinstance(data, dict) and isinstance(data.get("model"), dict) else {}
+        return read_state_dict(data), saved
+    return read_state_dict(weights), {}
 
 
 def evaluate(spec, weights, data: str = "digits", seed: int = 0, batch_size: int = 256, device: str = "auto"):
@@ -24,65 +44,67 @@ def evaluate(spec, weights, data: str = "digits", seed: int = 0, batch_size: int
 
     dev = pick_device(device)
     report = spec.check()
-    dataset = load_dataset(data, report.input, seed)
-    _, forward = _model(spec, weights, dev)
+    batch = memory.check_inference(report, batch_size, dev)
+    state, saved = _weights(weights)
+    reserve = memory.need(report, batch).total if dev.type == "cpu" else 0
+    dataset = load_dataset(data, report.input, seed, reserve=reserve)
+    _, forward = _model(spec, state, weights, dev)
     split = dataset.test
-    split.x = apply_normalization(split.x, _saved(weights).get("normalization") or {})
+    split.x = apply_normalization(split.x, _normalization(saved, report.input, weights))
     split.x, split.y = split.x.to(dev), split.y.to(dev)
-    return run_epoch(forward, split, batch_size, torch.nn.CrossEntropyLoss())
+    return run_epoch(forward, split, batch, torch.nn.CrossEntropyLoss())
 
 
 def predict(spec, weights, images: list[str], top: int = 3, device: str = "auto") -> list[list[tuple[str, float]]]:
-    """The `top` classes of each image file, with their probabilities."""
+    """The `top` classes of each image file, with their probabilities (in batches that fit in memory)."""
     import torch
 
     dev = pick_device(device)
     report = spec.check()
-    classes = _classes(weights, report.output[0])
-    _, forward = _model(spec, weights, dev)
-    x = torch.cat([_read_image(Path(p), report.input) for p in images])
-    x = apply_normalization(x, _saved(weights).get("normalization") or {}).to(dev)
-    with torch.no_grad():
-        probs = torch.softmax(forward(x), dim=1)
-    best = probs.topk(min(top, probs.shape[1]), dim=1)
-    return [[(classes[int(i)], float(p)) for p, i in zip(ps, idx)] for ps, idx in zip(best.values, best.indices)]
+    batch = memory.check_inference(report, min(256, max(1, len(images))), dev)
+    state, saved = _weights(weights)
+    classes = _classes(saved, report.output[0])
+    stats = _normalization(saved, report.input, weights)
+    _, forward = _model(spec, state, weights, dev)
+    out = []
+    for start in range(0, len(images), batch):
+        x = torch.cat([_read_image(Path(p), report.input) for p in images[start:start + batch]])
+        with torch.no_grad():
+            probs = torch.softmax(forward(apply_normalization(x, stats).to(dev)), dim=1)
+        best = probs.topk(min(top, probs.shape[1]), dim=1)
+        out += [[(classes[int(i)], float(p)) for p, i in zip(ps, idx)] for ps, idx in zip(best.values, best.indices)]
+    return out
 
 
-def _saved(weights) -> dict:
-    """What a cnndsl checkpoint saved beside the weights (class names, normalisation); {} otherwise."""
-    from cnndsl.weights import read_state_dict
-
-    if isinstance(weights, (str, Path)) and Path(weights).suffix == ".pt":
-        import torch
-
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception:
-            read_state_dict(weights)  # raises the error that names the bad file
-            raise
-        if isinstance(state, dict) and "model" in state:
-            return state
-    return {}
+def _classes(saved: dict, outputs: int) -> list[str]:
+    classes = saved.get("classes")
+    if isinstance(classes, list) and len(classes) == outputs and all(isinstance(c, str) for c in classes):
+        return classes
+    return [str(i) for i in range(outputs)]
 
 
-def _classes(weights, outputs: int) -> list[str]:
-    classes = _saved(weights).get("classes", [])
-    return list(classes) if len(classes) == outputs else [str(i) for i in range(outputs)]
+def _normalization(saved: dict, shape: tuple[int, ...], weights) -> dict:
+    """The per-channel statistics a run trained with, checked against the input's channels."""
+    stats = saved.get("normalization") or {}
+    if not stats:
+        return {}
+    channels = shape[0]  # channels of an image input, features of a flat one
+    ok = isinstance(stats, dict) and all(
+        isinstance(stats.get(k), list) and len(stats[k]) == channels
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in stats[k]) for k in ("mean", "std"))
+    if not ok or not all(v > 0 for v in stats["std"]):
+        raise CnnError(f"{weights}: its saved normalisation does not fit this network's {channels} input channels",
+                       hint="give the spec and --set values the weights were trained with")
+    return stats
 
 
 def _read_image(path: Path, shape: tuple[int, ...]):
-    import torch
-    from PIL import Image, UnidentifiedImageError
+    """One image as a float batch of one, fitted to the input (see images.read_image for the limits)."""
+    from cnndsl.train.images import read_image
 
-    try:
-        with Image.open(path) as image:
-            grey = len(shape) == 1 or shape[0] == 1
-            pixels = image.convert("L" if grey else "RGB")
-            data = torch.frombuffer(bytearray(pixels.tobytes()), dtype=torch.uint8)
-            x = data.reshape(pixels.height, pixels.width, -1).permute(2, 0, 1).float() / 255.0
-    except FileNotFoundError:
-        raise CnnError(f"no such image: {path}") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise CnnError(f"cannot read {path} as an image: {e}") from None
+    grey = len(shape) == 1 or shape[0] == 1
+    side = round(shape[0] ** 0.5) if len(shape) == 1 else 0
+    size = tuple(shape[1:]) if len(shape) == 3 else (side, side) if side * side == shape[0] else None
+    x = read_image(path, grey, size).float() / 255.0
     adapted, _ = adapt(x.unsqueeze(0), shape)
     return adapted

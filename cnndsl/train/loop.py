@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnndsl import memory
 from cnndsl.errors import CnnError
-from cnndsl.train import distributed, plots
+from cnndsl.train import distributed, plots, runs
 from cnndsl.train.augment import Augment
-from cnndsl.train.checkpoint import load_checkpoint, save_checkpoint, write_metrics
+from cnndsl.train.checkpoint import atomic_write, load_checkpoint, save_checkpoint, write_metrics
 from cnndsl.train.data import Split, load_dataset, normalize
 from cnndsl.train.recipe import Recipe
 from cnndsl.train.schedule import Schedule
@@ -200,15 +201,19 @@ class Run:
 def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "auto", log=print) -> RunResult:
     """Trains `spec` (a cnndsl.Spec) with `recipe`, writing checkpoints and metrics into `out`.
 
-    Under torchrun every process runs this; only rank 0 logs and writes.
+    Under torchrun every process runs this; only rank 0 logs and writes. A new run (not `resume`) needs a
+    folder that does not exist or is empty: a run already there is never replaced.
     """
+    out = Path(out)
+    if not resume and distributed.world().main:
+        runs.check_new(out)
     dev = distributed.device_for(device) or pick_device(device)
     here = distributed.start(dev)
     log = log if here.main else (lambda line: None)
     try:
         run = _setup(spec, recipe, out, dev, log, here)
         if resume:
-            _resume(run, log)
+            _resume(run, spec, log)
         for epoch in range(len(run.history) + 1, recipe.epochs + 1):
             phase = _phase_of(run, epoch)
             if phase != run.phase:
@@ -226,9 +231,15 @@ def _setup(spec, recipe: Recipe, out: Path, dev, log, here: distributed.World) -
     import torch
 
     report = spec.check()
+    _check_crop(recipe, report.input)
+    # refused before anything is allocated; processes on one CPU each hold the model and a batch
+    need = memory.check_training(report, recipe.batch_size, dev, copies=1 if dev.type == "cuda" else here.size)
     seed_all(recipe.seed)
-    data = load_dataset(recipe.data, report.input, recipe.seed, splits=recipe.splits)
+    data = load_dataset(recipe.data, report.input, recipe.seed, splits=recipe.splits,
+                        reserve=0 if dev.type == "cuda" else need.total)
     _check_classes(report.output, data.classes, recipe.data)
+    if dev.type == "cuda":
+        _check_device_room(data, need, dev)
     if recipe.normalize:
         data.normalization = normalize(data)
         data.notes.append("channels normalised to mean 0 and deviation 1 with the training images' statistics")
@@ -252,7 +263,8 @@ def _setup(spec, recipe: Recipe, out: Path, dev, log, here: distributed.World) -
         forward = DistributedDataParallel(_Scores(model) if evaluate is not model else model)
     if recipe.compile:
         forward = torch.compile(forward)
-    out.mkdir(parents=True, exist_ok=True)
+    if here.main:
+        runs.make(out)
     processes = f" x {here.size} processes" if here.size > 1 else ""
     log(f"training {report.analysis.graph.name} ({report.params:,} parameters) on {recipe.data}: "
         f"{len(data.train)} train, {len(data.val)} validation, {len(data.test)} test images; device {dev}{processes}")
@@ -262,6 +274,22 @@ def _setup(spec, recipe: Recipe, out: Path, dev, log, here: distributed.World) -
                None, None, torch.Generator().manual_seed(recipe.seed),
                torch.Generator().manual_seed(recipe.seed + 1 + here.rank), here, evaluate, phases,
                spec_frozen=frozenset(n for n, p in model.named_parameters() if not p.requires_grad))
+
+
+def _check_crop(recipe: Recipe, shape: tuple[int, ...]) -> None:
+    """A crop pads each side by its value: more than the image's own size is a mistake (and memory)."""
+    crop = recipe.augment.get("crop", 0)
+    if len(shape) == 3 and crop > max(shape[1:]):
+        raise CnnError(f"`augment.crop: {crop}` pads the {shape[1]}x{shape[2]} images by more than their size",
+                       hint=f"use at most {max(shape[1:])}; 4 is usual for 32x32 images")
+
+
+def _check_device_room(data, need: memory.Need, dev) -> None:
+    """The data goes onto the GPU beside the model: both must fit in its free memory."""
+    images = sum(split.x.numel() * split.x.element_size() for split in (data.train, data.val, data.test))
+    memory.ensure_fits(need.total + images, f"training on {dev} ({need.describe()}, and "
+                       f"{memory.size(images)} of images)", "lower --batch-size, the input size or the layer "
+                       "widths, or train on fewer images", dev)
 
 
 def scores(model):
@@ -323,11 +351,11 @@ def _check_phase_names(model, phases: list[dict]) -> None:
                                hint=did_you_mean(prefix, tops) or f"top-level layers: {', '.join(tops)}")
 
 
-def _resume(run: Run, log) -> None:
+def _resume(run: Run, spec, log) -> None:
     import torch
 
-    state = load_checkpoint(run.out / "last.pt")
-    run.model.load_state_dict(state["model"])
+    state = runs.last_checkpoint(run.out)
+    _load_model_state(run, spec, state)
     _enter_phase(run, state["phase"], lambda line: None)  # the optimizer of the phase the run was in
     run.optimizer.load_state_dict(state["optimizer"])
     run.schedule.load(state["schedule"])
@@ -336,6 +364,27 @@ def _resume(run: Run, log) -> None:
     torch.set_rng_state(state["torch_rng"])
     run.history, run.best, run.stale = state["history"], state["best"], state["stale"]
     log(f"resuming {run.out} after epoch {len(run.history)} of {run.recipe.epochs}")
+
+
+def _load_model_state(run: Run, spec, state: dict) -> None:
+    """The checkpoint's weights, or an error saying that the run was trained with another network."""
+    ours = run.model.state_dict()
+    theirs = state["model"] if isinstance(state["model"], dict) else {}
+    differences = [f"{name} is missing from the checkpoint" for name in ours if name not in theirs]
+    differences += [f"{name} is {tuple(theirs[name].shape)} in the checkpoint, {tuple(t.shape)} here"
+                    for name, t in ours.items() if name in theirs and tuple(theirs[name].shape) != tuple(t.shape)]
+    differences += [f"the checkpoint has {name}, this network does not" for name in theirs if name not in ours]
+    if not differences:
+        run.model.load_state_dict(theirs)
+        return
+    trained = state.get("params") or {}
+    sets = " ".join(f"--set {k}={v}" for k, v in trained.items()) if isinstance(trained, dict) else ""
+    changed = " (and its spec text differs from this one)" if state.get("spec") != _spec_text(spec) else ""
+    raise CnnError(f"{run.out} was trained with another network or other --set values{changed}: "
+                   f"{differences[0]}" + (f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""),
+                   hint=f"resume with the spec file that run was trained with, and its --set values "
+                   f"({sets or 'none'}); to train this network from its weights, start a new run with "
+                   f"--init {run.out / 'best.pt'}")
 
 
 def _epoch(run: Run, spec, epoch: int, log) -> None:
@@ -350,8 +399,7 @@ def _epoch(run: Run, spec, epoch: int, log) -> None:
         loss, acc = run_epoch(run.forward, data.train, recipe.batch_size, run.loss_fn, run.optimizer, run.shuffle,
                               progress, how)
     except NonFinite as e:
-        raise CnnError(f"the loss became NaN or infinite at epoch {epoch}, step {e.step}; stopped. The last "
-                       f"good checkpoint is {run.out / 'last.pt'}",
+        raise CnnError(f"the loss became NaN or infinite at epoch {epoch}, step {e.step}; stopped. {_kept(run)}",
                        hint="lower the learning rate (--lr), clip gradients (clip_grad_norm), or add batchnorm"
                        ) from None
     finally:
@@ -374,12 +422,27 @@ def _epoch(run: Run, spec, epoch: int, log) -> None:
     if improved:
         run.best = {"value": value, "epoch": epoch}
     if run.world.main:
+        if not (run.out / "recipe.yaml").exists():  # with the first checkpoint: a run that saved nothing leaves none
+            atomic_write(run.out / "recipe.yaml", yaml_text(run.recipe.to_dict()))
         state = _state(spec, run)
         if improved:
             save_checkpoint(run.out / "best.pt", state)
         save_checkpoint(run.out / "last.pt", state)
         write_metrics(run.out, run.history, {})
     distributed.barrier()  # every process sees the checkpoint of this epoch before the next
+
+
+def _kept(run: Run) -> str:
+    """What the run has saved so far, for the message that stops it."""
+    if run.history and (run.out / "last.pt").exists():
+        return f"The last good checkpoint is {run.out / 'last.pt'} (epoch {len(run.history)})."
+    return "No epoch finished, so nothing was saved."
+
+
+def yaml_text(values: dict) -> bytes:
+    import yaml
+
+    return yaml.safe_dump(values, sort_keys=False).encode()
 
 
 def _finish(run: Run, log) -> RunResult:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from cnndsl.errors import CnnError, did_you_mean
+from cnndsl.errors import CnnError, UsageError, did_you_mean
 
 CHOICES = {"optimizer": ("sgd", "adam", "adamw", "rmsprop"),
            "schedule": ("none", "cosine", "step", "onecycle", "plateau"),
@@ -47,24 +48,57 @@ class Recipe:
         return asdict(self)
 
 
-def load_recipe(path: str | Path | None, **flags) -> Recipe:
-    """The recipe file's values over the defaults, then every flag that is not None over those."""
-    values: dict = {}
-    if path is not None:
-        values = _read(Path(path))
-    values.update({k: v for k, v in flags.items() if v is not None})
-    return _validated(values, str(path or "flags"))
+def load_recipe(path: str | Path | None, flags: dict | None = None, **values) -> Recipe:
+    """The recipe file's values over the defaults, then `values`, then every flag that is not None.
+
+    `flags` are command-line values (`{"lr": 0.1}` is `--lr 0.1`): a bad one is a UsageError naming the
+    flag. A bad value in the file names the file and the key.
+    """
+    where = str(path) if path is not None else "recipe"
+    merged = _read(Path(path)) if path is not None else {}
+    merged.update(values)
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    for key, value in given.items():  # each flag on its own, so that the error names it
+        _validated({key: value}, f"--{key.replace('_', '-')}", flag=True)
+    merged.update(given)
+    return _validated(merged, where)
+
+
+def recipe_of_checkpoint(saved, where: str) -> Recipe:
+    """The recipe a run saved in its checkpoint, checked like a file's."""
+    if not isinstance(saved, dict):
+        raise CnnError(f"{where} holds no recipe", hint="--resume takes the folder of a run of `cnndsl train`")
+    return _validated(saved, where)
+
+
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few lines; a bigger file is a mistake (or /dev/zero)
 
 
 def _read(path: Path) -> dict:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text())
+        with open(path, "rb") as f:
+            raw = f.read(MAX_RECIPE_BYTES + 1)
     except FileNotFoundError:
         raise CnnError(f"no such recipe: {path}") from None
+    except OSError as e:
+        raise CnnError(f"cannot read the recipe {path}: {e.strerror or e}") from None
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise CnnError(f"{path} is larger than {MAX_RECIPE_BYTES >> 20} MiB: not a recipe",
+                       hint="a recipe is a short YAML file of training settings, e.g. `epochs: 10`")
+    try:
+        data = yaml.load(raw.decode("utf-8"), Loader=_loader())  # noqa: S506 (a SafeLoader, see _loader)
+    except UnicodeDecodeError as e:
+        raise CnnError(f"{path} is not UTF-8 text (byte {e.start})") from None
+    except yaml.constructor.ConstructorError as e:  # tags such as !!python/object: never constructed
+        raise CnnError(f"{path}: {e.problem} (line {e.problem_mark.line + 1 if e.problem_mark else '?'})",
+                       hint="a recipe holds plain values (numbers, strings, lists, mappings); YAML tags such "
+                       "as !!python/... are not read") from None
     except yaml.YAMLError as e:
         raise CnnError(f"{path} is not valid YAML: {e}") from None
+    except RecursionError:
+        raise CnnError(f"{path} is nested too deeply to be a recipe") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -72,42 +106,107 @@ def _read(path: Path) -> dict:
     return data
 
 
-def _validated(values: dict, where: str) -> Recipe:
+_FLOAT_12 = r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"
+
+
+def _loader():
+    """yaml.SafeLoader with YAML 1.2's floats: `1e-3` is a number (YAML 1.1 makes it a string)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    # add_implicit_resolver copies the resolvers into the subclass: SafeLoader itself is unchanged
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(_FLOAT_12), list("-+0123456789."))
+    return Loader
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take; every bound is finite (NaN and infinities are never meaningful)."""
+
+    whole: bool
+    low: float
+    high: float = math.inf
+    low_open: bool = False  # `low` itself excluded
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):  # (ints compare exactly, however large)
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        what = "a whole number" if self.whole else "a number"
+        low, high = _show(self.low), _show(self.high)
+        if self.high == math.inf:
+            return f"{what} {'greater than' if self.low_open else 'of at least'} {low}"
+        if self.high_open:
+            return f"{what} from {low} up to (not including) {high}"
+        return f"{what} from {low} to {high}"
+
+
+def _show(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+SEED_MAX = 2**32 - 1  # numpy's and most tools' seeds; torch takes these too
+RANGES = {
+    "epochs": Range(True, 1), "batch_size": Range(True, 1), "lr": Range(False, 0, low_open=True),
+    "momentum": Range(False, 0, 1, high_open=True), "weight_decay": Range(False, 0),
+    "step_size": Range(True, 1), "plateau_patience": Range(True, 1), "warmup_epochs": Range(True, 0),
+    "clip_grad_norm": Range(False, 0), "label_smoothing": Range(False, 0, 1, high_open=True),
+    "patience": Range(True, 0), "seed": Range(True, 0, SEED_MAX),
+}
+AUGMENT_RANGES = {"crop": Range(True, 0), "rotate": Range(False, 0, 180), "shear": Range(False, 0, 90, high_open=True),
+                  "resized_crop": Range(False, 0, 1), "color": Range(False, 0, 1)}
+PHASE_RANGES = {"epochs": Range(True, 1), "lr": Range(False, 0, low_open=True)}
+
+
+def _number(value, rule: Range, what: str, error: type[CnnError]):
+    """`value` as an int or a float within `rule`, or an error saying what `what` takes."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and rule.whole and isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        number = False
+    if not number or not rule.holds(value):
+        raise error(f"{what} takes {rule}, got {value!r}")
+    return int(value) if rule.whole else float(value)
+
+
+def _validated(values: dict, where: str, flag: bool = False) -> Recipe:
+    """A Recipe from `values`; errors name `where` (a file) and the key, or the flag itself."""
+    error = UsageError if flag else CnnError
     known = {f.name: f for f in fields(Recipe)}
     out = {}
     for key, value in values.items():
+        name = where if flag else f"{where}: `{key}`"
         if key not in known:
-            raise CnnError(f"{where}: unknown recipe key `{key}`",
-                           hint=did_you_mean(key, known) or f"keys: {', '.join(known)}")
+            raise error(f"{where}: unknown recipe key `{key}`",
+                        hint=did_you_mean(str(key), known) or f"keys: {', '.join(known)}")
         default = known[key].default
-        if key == "augment":
-            out[key] = _augment(value, where)
-            continue
-        if key == "splits":
-            out[key] = _splits(value, where)
-            continue
-        if key == "phases":
-            out[key] = _phases(value, where)
+        if key in ("augment", "splits", "phases"):
+            out[key] = {"augment": _augment, "splits": _splits, "phases": _phases}[key](value, where)
             continue
         if isinstance(default, str) and not isinstance(value, str):
-            raise CnnError(f"{where}: `{key}` takes a string, got {value!r}")
+            raise error(f"{name} takes a string, got {value!r}")
         if isinstance(default, bool) and not isinstance(value, bool):
-            raise CnnError(f"{where}: `{key}` takes true or false, got {value!r}")
-        if isinstance(default, (int, float)) and not isinstance(default, bool):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise CnnError(f"{where}: `{key}` takes a number, got {value!r}")
-            if isinstance(default, int) and not float(value).is_integer():
-                raise CnnError(f"{where}: `{key}` takes a whole number, got {value!r}")
-            value = type(default)(value)
-            if value < 0 or (key in ("epochs", "batch_size", "step_size") and value < 1):
-                raise CnnError(f"{where}: `{key}` must be {'at least 1' if value < 1 else 'positive'}, got {value}")
+            raise error(f"{name} takes true or false, got {value!r}")
+        if key in RANGES:
+            value = _number(value, RANGES[key], name, error)
         if key in CHOICES and value not in CHOICES[key]:
-            raise CnnError(f"{where}: `{key}` takes one of {', '.join(CHOICES[key])}, got {value!r}",
-                           hint=did_you_mean(str(value), CHOICES[key]))
+            raise error(f"{name} takes one of {', '.join(CHOICES[key])}, got {value!r}",
+                        hint=did_you_mean(str(value), CHOICES[key]))
         out[key] = value
     if out.get("phases"):  # the phases say how long the run is
         out["epochs"] = sum(phase["epochs"] for phase in out["phases"])
-    return Recipe(**out)
+    recipe = Recipe(**out)
+    if recipe.optimizer == "sgd" and recipe.nesterov and recipe.momentum == 0:
+        raise error(f"{where}: `nesterov` needs a `momentum` greater than 0 (SGD's Nesterov momentum)")
+    return recipe
 
 
 def _augment(value, where: str) -> dict:
@@ -115,21 +214,18 @@ def _augment(value, where: str) -> dict:
         return {}
     if not isinstance(value, dict):
         raise CnnError(f"{where}: `augment` is a mapping, e.g. `augment: {{hflip: true, crop: 4}}`")
+    out = {}
     for key, item in value.items():
         if key not in AUGMENT_KEYS:
             raise CnnError(f"{where}: unknown key `augment.{key}`",
                            hint=did_you_mean(str(key), AUGMENT_KEYS) or f"keys: {', '.join(AUGMENT_KEYS)}")
-        kind = AUGMENT_KEYS[key]
-        number = isinstance(item, (int, float)) and not isinstance(item, bool)
-        ok = isinstance(item, bool) if kind is bool else number and item >= 0 and (
-            kind is float or float(item).is_integer())
-        if key == "resized_crop" and ok and item > 1:
-            ok = False
-        if not ok:
-            wanted = {bool: "true or false", int: "a whole number", float: "a number, 0 or more"}[kind]
-            raise CnnError(f"{where}: `augment.{key}` takes {wanted}"
-                           + (" up to 1" if key == "resized_crop" else "") + f", got {item!r}")
-    return {k: AUGMENT_KEYS[k](v) for k, v in value.items()}
+        if AUGMENT_KEYS[key] is bool:
+            if not isinstance(item, bool):
+                raise CnnError(f"{where}: `augment.{key}` takes true or false, got {item!r}")
+            out[key] = item
+        else:
+            out[key] = _number(item, AUGMENT_RANGES[key], f"{where}: `augment.{key}`", CnnError)
+    return out
 
 
 def _splits(value, where: str) -> dict:
@@ -156,14 +252,16 @@ def _phases(value, where: str) -> list:
             if key not in ("epochs", "lr", "freeze"):
                 raise CnnError(f"{where}: unknown key `{key}` in phase {i}",
                                hint=did_you_mean(str(key), ("epochs", "lr", "freeze")) or "keys: epochs, lr, freeze")
-        epochs, lr, freeze = phase.get("epochs"), phase.get("lr"), phase.get("freeze", [])
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise CnnError(f"{where}: phase {i} needs `epochs`, a whole number of at least 1")
-        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0):
-            raise CnnError(f"{where}: `lr` of phase {i} takes a positive number, got {lr!r}")
+        if "epochs" not in phase:
+            raise CnnError(f"{where}: phase {i} needs `epochs`, {PHASE_RANGES['epochs']}")
+        epochs = _number(phase["epochs"], PHASE_RANGES["epochs"], f"{where}: `epochs` of phase {i}", CnnError)
+        lr = phase.get("lr")
+        if lr is not None:
+            lr = _number(lr, PHASE_RANGES["lr"], f"{where}: `lr` of phase {i}", CnnError)
+        freeze = phase.get("freeze", [])
         if isinstance(freeze, str):
             freeze = [freeze]
         if not isinstance(freeze, list) or not all(isinstance(name, str) for name in freeze):
             raise CnnError(f"{where}: `freeze` of phase {i} takes layer names, e.g. [stem1, stage1]")
-        out.append({"epochs": epochs, "lr": None if lr is None else float(lr), "freeze": freeze})
+        out.append({"epochs": epochs, "lr": lr, "freeze": freeze})
     return out
