@@ -5,11 +5,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from cnndsl.errors import Diagnostic
 from cnndsl.graph import Graph, Layer
 from cnndsl.ops import REGISTRY, Args, Shape
 from cnndsl.ops.base import prod
 
 BYTES = 4  # float32
+# Past these, `check` warns: more than any published CNN needs (ConvNeXt-XL has 1.4 GB of weights; VGG-16's
+# activations at 224x224 are 60 MB a sample), and more than most machines can train with.
+WARN_WEIGHT_BYTES = 2 << 30
+WARN_ACTIVATION_BYTES = 2 << 30
 
 
 @dataclass
@@ -81,6 +86,26 @@ def analyse(graph: Graph) -> Analysis:
             result.activations += prod(layer.shape)
     result.trainable_params = result.params - result.frozen_params
     return result
+
+
+def memory_warnings(a: Analysis) -> list[Diagnostic]:
+    """Warnings for a network too large to build or train anywhere sensible, at the layer to blame."""
+    from cnndsl.memory import size
+
+    out = []
+    if a.weight_bytes > WARN_WEIGHT_BYTES:
+        widest = max(a.layers, key=lambda f: f.params)
+        out.append(Diagnostic(f"the network has {size(a.weight_bytes)} of weights (float32), "
+                              f"{size(widest.params * BYTES)} of them in `{widest.layer.id}`",
+                              widest.layer.span, "building it needs that much memory; training about 4 times as "
+                              "much: lower the widths", severity="warning"))
+    if a.activation_bytes > WARN_ACTIVATION_BYTES:
+        largest = max(a.layers[1:], key=lambda f: prod(f.layer.shape)).layer
+        out.append(Diagnostic(f"one sample makes {size(a.activation_bytes)} of activations (float32), "
+                              f"{size(prod(largest.shape) * BYTES)} of them in the output of `{largest.id}`; training "
+                              "keeps about twice that per sample of a batch", largest.span,
+                              "lower the input size or the widths", severity="warning"))
+    return out
 
 
 def _figures(layer: Layer, done: dict[str, LayerFigures]) -> LayerFigures:

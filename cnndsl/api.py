@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cnndsl import report
-from cnndsl.analysis import Analysis, analyse
+from cnndsl.analysis import Analysis, analyse, memory_warnings
 from cnndsl.elaborate import elaborate
 from cnndsl.errors import CnnError, Diagnostic
 from cnndsl.graph import Graph
@@ -76,7 +76,8 @@ class Spec:
 
     def check(self) -> Report:
         elaborated = self._elaborate()
-        return Report(analyse(elaborated.graph), elaborated.warnings, self.origin)
+        analysis = analyse(elaborated.graph)
+        return Report(analysis, elaborated.warnings + memory_warnings(analysis), self.origin)
 
     def source(self) -> str:
         """Standalone PyTorch source for the network (checks the spec first)."""
@@ -102,7 +103,9 @@ class Spec:
         GPUs; feed it inputs converted with `x.to(memory_format=torch.channels_last)`.
         """
         from cnndsl.build import build_module
+        from cnndsl.memory import check_weights
 
+        check_weights(self.check())  # before torch allocates terabytes for `dense (10**12)`
         model = build_module(self.source(), self.class_name(), self.graph.params)
         if channels_last:
             import torch

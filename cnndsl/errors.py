@@ -53,7 +53,10 @@ class Diagnostic:
         out = [f"{where}{self.severity}: {clip(self.message)}"]
         if self.span:
             out += _excerpt(self.span)
-        for text, span in self.notes:
+        notes = self.notes
+        if len(notes) > MAX_NOTES:  # a chain of 60 block calls: its two ends tell where
+            notes = [*notes[:MAX_NOTES - 2], (f"... {len(notes) - MAX_NOTES + 1} more", None), notes[-1]]
+        for text, span in notes:
             out.append(f"  note: {clip(text)}" + (f" ({_printable(str(span))})" if span else ""))
         if self.hint:
             lines = clip(self.hint).splitlines()
@@ -64,6 +67,7 @@ class Diagnostic:
 
 LONG_WORD = 200  # words longer than this (a 10 MB name, a digit string) are shortened in messages
 EXCERPT = 100  # columns of a source line shown around the caret
+MAX_NOTES = 6
 
 
 def clip(text: str) -> str:

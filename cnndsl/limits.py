@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from cnndsl.errors import UsageError
 
 SPEC_BYTES = 1 << 20  # a spec file (and each file it uses); the largest reference spec is 1.2 KB
-LAYERS = 100_000  # layers, and repeat iterations, that one network may expand to; statements in a file
+LAYERS = 50_000  # layers, and repeat iterations, one network may expand to; statements in a file. About
+# 5 s of `check` on a 2-core machine at this size; real networks have hundreds to a few thousand.
 NESTING = 16  # levels of `{ }` in one file, the definition's own braces included
 DEPTH = 64  # levels of braces and block calls along one path through the program
 EXPRESSION = 64  # levels of operators in one expression

@@ -303,7 +303,7 @@ def test_input_must_come_first_and_once():
 
 def test_repeat_limit():
     e = error_of(net("input 3x32x32", "repeat 1000 { repeat 1000 { relu } }"))
-    assert "more than 100,000" in e.message and "--max-layers" in e.hint
+    assert "more than 50,000" in e.message and "--max-layers" in e.hint
 
 
 def test_repeat_count_over_the_limit_fails_at_once():

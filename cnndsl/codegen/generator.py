@@ -126,9 +126,14 @@ class ClassState:
     static: bool
     counts: dict[str, int] = field(default_factory=dict)
     children: list[tuple[str, list[str] | None]] = field(default_factory=list)  # name, inputs ("" = previous)
+    taken: set[str] = field(default_factory=set)  # the names in children
+
+    def add(self, name: str, inputs: list[str] | None) -> None:
+        self.children.append((name, inputs))
+        self.taken.add(name)
 
     def name(self, kind: str, label: str | None) -> str:
-        taken = {n for n, _ in self.children}
+        taken = self.taken
         if label is not None:
             name, n = label, 1
             while name in taken:
@@ -331,7 +336,7 @@ class Generator:
                 raise _Dynamic()
             name = ctx.cls.name(kind, label)
             lines.add(f"self.{name} = {src}")
-            ctx.cls.children.append((name, inputs))
+            ctx.cls.add(name, inputs)
             if label is not None:
                 ctx.labels[label] = (name, shape)
         else:

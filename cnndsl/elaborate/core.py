@@ -6,6 +6,7 @@ them; the registry's shape rule is the only place a shape comes from.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 from cnndsl import limits
@@ -377,6 +378,8 @@ def _shortcut_hint(in_shape: tuple, out_shape: tuple) -> str | None:
 
 def _override(network: str, p: ast.Param, value, earlier: dict):
     """A --set value, checked against the kind of the parameter's default."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not abs(value) <= limits.NUMBER:
+        raise UsageError(f"`{p.name}` of network `{network}` is set to a number larger than {limits.NUMBER:,}")
     if p.default is None:
         return value
     default = evaluate(p.default, Env(dict(earlier)))
@@ -398,6 +401,23 @@ def parse_value(text: str):
     t = text.strip()
     if t in ("true", "false"):
         return t == "true"
+    number = _number(t)
+    if number is not None:
+        if not abs(number) <= limits.NUMBER:  # nan and inf too
+            raise UsageError(f"--set value `{t}` is not a number a spec can use (at most {limits.NUMBER:,})")
+        return number
+    parts = t.split("x")
+    if len(parts) > 1 and all(p.isdigit() for p in parts):
+        return tuple(int(p) for p in parts)
+    if len(t) >= 2 and t[0] == t[-1] == '"':
+        return t[1:-1]
+    return Symbol(t)
+
+
+def _number(t: str) -> int | float | None:
+    digits = t.lstrip("+-").lstrip("0")
+    if digits.isdigit() and len(digits) > len(str(limits.NUMBER)):
+        return math.inf  # too large, said without converting 5,000 digits
     try:
         return int(t)
     except ValueError:
@@ -405,10 +425,4 @@ def parse_value(text: str):
     try:
         return float(t)
     except ValueError:
-        pass
-    parts = t.split("x")
-    if len(parts) > 1 and all(p.isdigit() for p in parts):
-        return tuple(int(p) for p in parts)
-    if len(t) >= 2 and t[0] == t[-1] == '"':
-        return t[1:-1]
-    return Symbol(t)
+        return None

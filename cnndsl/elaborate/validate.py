@@ -31,15 +31,43 @@ class _Body:
 def validate(program: Program, network: ast.Definition) -> None:
     """Raises the first CnnError found in the definitions `network` can reach."""
     bodies: dict[str, _Body] = {}
+    reached: dict[str, tuple[str, ast.Call]] = {}  # block → (caller, call) that first reached it
     todo = [network]
     while todo:  # every reachable definition once, without recursion over the call graph
         d = todo.pop()
         if d.name in bodies:
             continue
         bodies[d.name] = body = _Body()
-        _Scanner(program, d, body).stmts(d.body, 1)
-        todo += [callee for callee, _, _ in body.calls if callee.name not in bodies]
-    _check_depth(network, bodies)
+        try:
+            _Scanner(program, d, body).stmts(d.body, 1)
+        except CnnError as e:
+            raise _noted(e, d.name, reached) from None
+        for callee, _, call in body.calls:
+            if callee.name not in bodies:
+                reached.setdefault(callee.name, (d.name, call))
+                todo.append(callee)
+    try:
+        _check_depth(network, bodies)
+    except _At as at:
+        raise _noted(at.error, at.block, reached) from None
+
+
+def _noted(e: CnnError, block: str, reached: dict[str, tuple[str, ast.Call]]) -> CnnError:
+    """`in block b called here` notes, from the block where the error is up to the network."""
+    seen = set()
+    while block in reached and block not in seen:
+        seen.add(block)
+        caller, call = reached[block]
+        e.note(f"in block `{block}` called here", call.span)
+        block = caller
+    return e
+
+
+class _At(Exception):
+    """An error found in block `block`, to be noted with the calls that lead there."""
+
+    def __init__(self, error: CnnError, block: str):
+        self.error, self.block = error, block
 
 
 class _Scanner:
@@ -155,23 +183,23 @@ def _check_depth(network: ast.Definition, bodies: dict[str, _Body]) -> None:
             body = bodies[d.name]
             depth[d.name] = max([body.nesting] + [lv + depth[b.name] for b, lv, _ in body.calls])
             if call is not None:
-                _deep_enough(level + depth[d.name], call)
+                _deep_enough(level + depth[d.name], call, path[-1][0].name)
             continue
         callee, level, call = step
         on_path = [p.name for p, _, _ in path]
         if callee.name in on_path:
             cycle = " → ".join([*on_path[on_path.index(callee.name):], callee.name])
-            raise CnnError(f"block `{callee.name}` calls itself ({cycle})", call.span,
-                           "blocks cannot be recursive, even in a branch not taken; use `repeat`")
+            raise _At(CnnError(f"block `{callee.name}` calls itself ({cycle})", call.span,
+                               "blocks cannot be recursive, even in a branch not taken; use `repeat`"), d.name)
         if callee.name in depth:
-            _deep_enough(level + depth[callee.name], call)
+            _deep_enough(level + depth[callee.name], call, d.name)
             continue
-        _deep_enough(level + len(path), call)  # at least this deep already: stop a long chain early
+        _deep_enough(level + len(path), call, d.name)  # at least this deep already: stop a long chain early
         path.append((callee, level, call))
         pending.append(iter(bodies[callee.name].calls))
 
 
-def _deep_enough(depth: int, call: ast.Call) -> None:
+def _deep_enough(depth: int, call: ast.Call, block: str) -> None:
     if depth > limits.DEPTH:
-        raise CnnError(f"braces and block calls nest more than {limits.DEPTH} levels deep through this call",
-                       call.span, "flatten the chain of blocks calling blocks")
+        raise _At(CnnError(f"braces and block calls nest more than {limits.DEPTH} levels deep through this "
+                           "call", call.span, "flatten the chain of blocks calling blocks"), block)
