@@ -309,3 +309,24 @@ def test_messages_quote_long_tokens_briefly_and_no_control_characters():
     assert "characters)" in rendered and len(rendered) < 1000
     e = error_of(net("input 3x8x8", "conv \x1b[2J 3"))
     assert "\x1b" not in e.render() and "?[2J" in e.render()
+
+
+def test_the_limits_hold_for_a_spec_and_the_files_it_uses_together(tmp_path):
+    (tmp_path / "part.cnn").write_text("block part { relu }\n" + "# padding\n" * 1200)  # 12 KB
+    main_file = tmp_path / "main.cnn"
+    main_file.write_text('use "part"\n' + net("input 3x8x8", "part") + "# padding\n" * 1000)  # 10 KB
+    assert cnndsl.load(main_file, limits=cnndsl.Limits(spec_bytes=30_000)).check().output == (3, 8, 8)
+    with pytest.raises(CnnError, match="part.cnn takes the spec past the limit of 20,000 bytes") as e:
+        cnndsl.load(main_file, limits=cnndsl.Limits(spec_bytes=20_000))
+    assert where(e.value) == (1, 1)
+
+
+def test_a_chain_of_a_thousand_used_files_is_read_without_recursion(tmp_path):
+    for i in range(1000):
+        (tmp_path / f"f{i}.cnn").write_text(f'use "f{i + 1}"\n' if i < 999 else "block last { relu }\n")
+    (tmp_path / "main.cnn").write_text('use "f0"\n' + net("input 3x8x8", "last"))
+    assert len(cnndsl.load(tmp_path / "main.cnn").program.files) == 1000
+    (tmp_path / "f999.cnn").write_text('use "f0"\n')
+    with pytest.raises(CnnError, match=r"`use` cycle: \S*f0.cnn → \S*f1.cnn → \S*f2.cnn → \(996 more\) → \S*f999.cnn "
+                       r"→ \S*f0.cnn"):
+        cnndsl.load(tmp_path / "main.cnn")

@@ -204,6 +204,7 @@ class Module:
 
     uses: list[Use]
     definitions: list[Definition]
+    statements: int = 0  # as counted for the statement limit
 
 
 # ---- expressions as spec text ------------------------------------------------------------------

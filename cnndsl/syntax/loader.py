@@ -28,37 +28,69 @@ def load_program(text: str, name: str = "<string>", origin: Path | None = None,
                  limits: Limits | None = None) -> Program:
     """Parses `text` and, recursively, what it uses.
 
-    `origin` is the file the text came from: relative `use` paths start at its directory.
+    `origin` is the file the text came from: relative `use` paths start at its directory. The limits
+    hold for the spec and its files together: `spec_bytes` of text and `layers` statements in all.
     """
     limits = limits or Limits()
+    budget = _Budget(limits.spec_bytes, limits.layers, limits.spec_bytes)
+    budget.spend(len(text), name, None)  # characters: the bytes, for a file just read
     program = Program()
-    module = parse(text, name, limits.layers)
+    module = parse(text, name, budget.statements, limits.layers)
+    budget.statements -= module.statements
     program.main = list(module.definitions)
     _add(program, module)
-    base = origin.parent if origin else Path.cwd()
-    _uses(program, module, base, [str(origin) if origin else name], set(), limits)
+    _uses(program, module, origin or Path.cwd() / "<string>", budget, limits.layers)
     return program
 
 
-def _uses(program: Program, module: ast.Module, base: Path, stack: list[str], seen: set[Path],
-          limits: Limits) -> None:
-    for use in module.uses:
-        path = _resolve(use, base)
-        if str(path) in stack:
-            chain = " → ".join(_shown(Path(p)) for p in [*stack[stack.index(str(path)):], str(path)])
-            raise CnnError(f"`use` cycle: {chain}", use.span, "a file may not use itself, directly or not")
-        if path in seen:
+@dataclass
+class _Budget:
+    """What the files still to be read may hold, in bytes and statements."""
+
+    bytes: int
+    statements: int
+    limit: int  # bytes in all
+
+    def spend(self, size: int, shown: str, span: Span | None) -> None:
+        if size > self.bytes:
+            raise CnnError(f"{shown} takes the spec past the limit of {self.limit:,} bytes"
+                           + (" with the files it uses" if span else ""), span,
+                           "raise the limit with --max-spec-size (or Limits(spec_bytes=...) in Python)")
+        self.bytes -= size
+
+
+def _uses(program: Program, module: ast.Module, origin: Path, budget: _Budget, layers: int) -> None:
+    """Reads what `module` uses, depth first, with a stack of its own: a chain of a thousand files is
+    a cycle error or a limit, never a RecursionError."""
+    seen: set[Path] = set()
+    path = [origin]  # the files being read, outermost first
+    pending = [iter(module.uses)]
+    while pending:
+        use = next(pending[-1], None)
+        if use is None:
+            pending.pop()
+            path.pop()
             continue
-        seen.add(path)
-        shown = _shown(path)
+        target = _resolve(use, path[-1].parent)
+        if target in path:
+            files = [_shown(p) for p in [*path[path.index(target):], target]]
+            chain = " → ".join(files if len(files) <= 6 else [*files[:3], f"({len(files) - 5} more)", *files[-2:]])
+            raise CnnError(f"`use` cycle: {chain}", use.span, "a file may not use itself, directly or not")
+        if target in seen:
+            continue
+        seen.add(target)
+        shown = _shown(target)
         try:
-            text = read_text(path, limits.spec_bytes, shown)
+            text = read_text(target, budget.limit, shown)
         except CnnError as e:
             raise CnnError(e.message, use.span, e.hint) from None
-        child = parse(text, shown, limits.layers)
+        budget.spend(len(text.encode("utf-8", "surrogatepass")), shown, use.span)
+        child = parse(text, shown, budget.statements, layers)
+        budget.statements -= child.statements
         program.files.append(shown)
         _add(program, child)
-        _uses(program, child, path.parent, [*stack, str(path)], seen, limits)
+        path.append(target)
+        pending.append(iter(child.uses))
 
 
 def _resolve(use: ast.Use, base: Path) -> Path:

@@ -42,12 +42,13 @@ class _PostLex:
 
     def __init__(self) -> None:
         self.open_braces: list[Token] = []
-        self.max_statements = limits.LAYERS
+        self.max_statements = self.limit = limits.LAYERS
+        self.statements = 0  # of the last file parsed
 
     def process(self, stream):
         depth = 0
         held = None
-        statements = 0
+        statements = self.statements = 0
         self.open_braces = []
         for tok in stream:
             if tok.type == "_NL":
@@ -73,8 +74,9 @@ class _PostLex:
             elif tok.type == "SEMICOLON":
                 statements += 1
             if statements > self.max_statements:
-                raise _Limit(f"the file has more than {self.max_statements:,} statements", tok,
+                raise _Limit(f"the spec has more than {self.limit:,} statements", tok,
                              "raise the limit with --max-layers if this is meant")
+            self.statements = statements
             yield tok
         if held is not None:
             yield held
@@ -96,11 +98,15 @@ def _parser() -> tuple[Lark, _PostLex]:
     return lark, postlex
 
 
-def parse(text: str, name: str = "<string>", max_statements: int = limits.LAYERS) -> ast.Module:
-    """Parses one file's text. Raises SpecSyntaxError with the place and what was expected."""
+def parse(text: str, name: str = "<string>", max_statements: int = limits.LAYERS, limit: int | None = None
+          ) -> ast.Module:
+    """Parses one file's text. Raises SpecSyntaxError with the place and what was expected.
+
+    The file may hold `max_statements` statements: what is left of the whole spec's `limit`.
+    """
     source = Source(name, text)
     lark, postlex = _parser()
-    postlex.max_statements = max_statements
+    postlex.max_statements, postlex.limit = max_statements, limit or max_statements
     try:
         tree = lark.parse(text if text.endswith("\n") else text + "\n")
     except UnexpectedInput as e:
@@ -108,11 +114,13 @@ def parse(text: str, name: str = "<string>", max_statements: int = limits.LAYERS
     except _Limit as e:
         raise SpecSyntaxError(e.message, _tok_span(source, e.tok), e.hint) from None
     try:  # not recursive: a deep tree is refused by the depth checks below, not by Python's stack
-        return _ToAst(source).transform(tree)
+        module = _ToAst(source).transform(tree)
     except VisitError as e:
         if isinstance(e.orig_exc, CnnError):
             raise e.orig_exc from None
         raise
+    module.statements = postlex.statements
+    return module
 
 
 def _tok_span(source: Source, tok: Token) -> Span:
