@@ -458,6 +458,15 @@ def test_eval_with_weights_of_another_network_gives_a_command_line_hint(tmp_path
     assert "strict=False" not in err and "cnndsl train SPEC --init CKPT" in err
 
 
+def test_eval_on_data_with_more_classes_than_outputs(tmp_path, tiny, cli, monkeypatch):
+    data = npz(tmp_path / "c20.npz", x=np.zeros((40, 8, 8), np.uint8), y=np.arange(40) % 20)
+    code, _, err = cli("eval", tiny["spec"], "--weights", tiny["run"] / "best.pt", "--data", data)
+    assert code == 1 and f"the network has 10 outputs but {data} has 20 classes" in err
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("train", tiny["spec"], "--resume", ".")
+    assert code == 1 and "--resume .: the folder holds no last.pt" in err and f"--out {tmp_path}-2" in err
+
+
 # ---- nothing a user gives runs code ---------------------------------------------------------------------
 
 

@@ -51,7 +51,8 @@ def torch_load(path: Path, what: str = "the file"):
 
     path = Path(path)
     if not path.is_file():
-        raise CnnError(f"cannot read {what} {path}: " + ("it is a folder" if path.exists() else "no such file"))
+        why = "it is a folder" if path.is_dir() else "not a regular file" if path.exists() else "no such file"
+        raise CnnError(f"cannot read {what} {path}: {why}")
     try:
         with warnings.catch_warnings():  # "Detected pickle protocol 4 ...": noise for a user
             warnings.simplefilter("ignore")

@@ -48,6 +48,10 @@ def evaluate(spec, weights, data: str = "digits", seed: int = 0, batch_size: int
     state, saved = _weights(weights)
     reserve = memory.need(report, batch).total if dev.type == "cpu" else 0
     dataset = load_dataset(data, report.input, seed, reserve=reserve)
+    if len(dataset.classes) > report.output[0]:  # labels beyond the network's scores cannot be scored
+        raise CnnError(f"the network has {report.output[0]} outputs but {data} has {len(dataset.classes)} classes",
+                       hint="evaluate on the dataset the weights were trained on (--data), with the spec and --set "
+                       "values of that run")
     _, forward = _model(spec, state, weights, dev)
     split = dataset.test
     split.x = apply_normalization(split.x, _normalization(saved, report.input, weights))

@@ -26,6 +26,8 @@ def default_folder(spec: str, root: Path = Path("runs")) -> Path:
 
 def free_name(folder: Path) -> Path:
     """`folder`, or FOLDER-2, FOLDER-3, ...: the first that does not exist (for hints)."""
+    if not folder.name:  # `.` or `/`: a name to add the suffix to
+        folder = folder.resolve() if folder.resolve().name else folder.resolve() / "run"
     candidate, n = folder, 2
     while candidate.exists():
         candidate, n = folder.with_name(f"{folder.name}-{n}"), n + 1
@@ -55,7 +57,7 @@ def _in_use(out: Path) -> tuple[str, str]:
         return (f"--out {out} holds a run already; a new run never replaces it",
                 f"continue that run with `--resume {out}`, or write the new one elsewhere: --out {other}")
     return (f"--out {out} is not empty; a new run writes into a new or empty folder",
-            f"write the run elsewhere (--out {other}), or empty {out} first")
+            f"write the run elsewhere, e.g. --out {other}")
 
 
 def _check_creatable(out: Path) -> None:
