@@ -14,12 +14,21 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from typing import Protocol
 
 from cnndsl.errors import CnnError, UsageError
 
 ENV = "CNNDSL_MAX_MEMORY"
 OVERRIDE_HINT = f"{ENV}=SIZE (e.g. {ENV}=64G) sets the limit when this estimate is wrong"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+
+
+class Figures(Protocol):
+    """What `cnndsl check` measures (an `Analysis`, or the `Report` around it)."""
+
+    weight_bytes: int
+    buffer_bytes: int
+    activation_bytes: int
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ class Need:
         return " + ".join(parts)
 
 
-def need(figures, batch: int = 1, training: bool = False) -> Need:
+def need(figures: Figures, batch: int = 1, training: bool = False) -> Need:
     """The estimate for a checked network (a `Report` or an `Analysis`: anything with its byte figures).
 
     Training keeps every layer's output for the backward pass and makes a gradient of each, and holds a
@@ -88,7 +97,7 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def available(device=None) -> tuple[int | None, str]:
+def available(device: object = None) -> tuple[int | None, str]:
     """(bytes, where they come from) that a run may use now; None bytes where nothing can be measured.
 
     `device` is a torch.device or its type name; CUDA reports its free memory, everything else (the CPU,
@@ -136,7 +145,7 @@ def _cgroup_room() -> int | None:
     return None if limit == "max" else max(0, int(limit) - used)
 
 
-def ensure_fits(needed: int, what: str, hint: str, device=None) -> None:
+def ensure_fits(needed: int, what: str, hint: str, device: object = None) -> None:
     """Raises a CnnError saying what needs how much, when that is more than the limit."""
     have, where = available(device)
     if have is None or needed <= have:
@@ -145,14 +154,14 @@ def ensure_fits(needed: int, what: str, hint: str, device=None) -> None:
     raise CnnError(f"{what} needs about {size(needed)}, more than {limit}", hint=f"{hint}\n{OVERRIDE_HINT}")
 
 
-def check_weights(figures, device=None) -> None:
+def check_weights(figures: Figures, device: object = None) -> None:
     """For `Spec.build()`: refuses a network whose weights alone do not fit, before torch allocates them."""
     weights = need(figures).weights
     ensure_fits(weights, f"building the network ({size(weights)} of weights)",
                 "lower the layer widths (conv and dense sizes) or the input size", device)
 
 
-def check_training(figures, batch: int, device=None, copies: int = 1) -> Need:
+def check_training(figures: Figures, batch: int, device: object = None, copies: int = 1) -> Need:
     """Refuses a training run whose batch does not fit; says which batch size would.
 
     `copies`: processes that share this memory (several processes training on one CPU).
@@ -169,7 +178,7 @@ def check_training(figures, batch: int, device=None, copies: int = 1) -> Need:
     return estimate
 
 
-def check_inference(figures, batch: int, device=None) -> int:
+def check_inference(figures: Figures, batch: int, device: object = None) -> int:
     """The largest batch up to `batch` that fits for eval and predict; refuses when not even one does."""
     estimate = need(figures, batch)
     have, _ = available(device)
