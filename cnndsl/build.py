@@ -6,6 +6,7 @@ import ast
 import sys
 import types
 
+from cnndsl.codegen.generator import pyname
 from cnndsl.errors import CnnError
 from cnndsl.ops.base import Symbol
 
@@ -51,7 +52,7 @@ def build_module(source: str, class_name: str, params: dict):
     sys.modules[module.__name__] = module  # so that torch.compile and pickling can find the classes
     exec(compile(source, module.__file__, "exec"), module.__dict__)
     network = getattr(module, class_name)
-    return network(**{k: _plain(v) for k, v in params.items()})
+    return network(**{pyname(k): _plain(v) for k, v in params.items()})  # `x` is the argument `x_`
 
 
 def _plain(value):

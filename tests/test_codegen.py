@@ -236,19 +236,23 @@ def test_compile_command(tmp_path):
     assert unknown.returncode == 2 and "did you mean `classes`" in unknown.stderr
 
 
-def test_what_compile_cannot_write_yet_is_a_located_error():
+def test_a_name_made_in_a_branch_is_seen_only_there():
+    # a branch is a module of its own in the generated code; check scopes names as compile can write them
     text = """network n {
         input 3x8x8
+        e0: relu
         concat {
             branch { e1: conv 2 kernel=1 }
-            branch { }
+            branch { SECOND }
         }
         from e1
     }"""
-    assert cnndsl.loads(text).check().output == (2, 8, 8)  # the checker follows the name across the merge
-    with pytest.raises(cnndsl.CnnError) as info:
-        cnndsl.loads(text).source()
-    assert "cannot yet refer to `e1`" in info.value.message and info.value.span.line == 7
+    with pytest.raises(cnndsl.CnnError, match="`e1` is named inside a branch; it is seen only there") as info:
+        cnndsl.loads(text.replace("SECOND", "")).check()
+    assert info.value.span.line == 8
+    with pytest.raises(cnndsl.CnnError, match="`e0` is named outside this branch") as info:
+        cnndsl.loads(text.replace("SECOND", "concat e0")).check()
+    assert info.value.span.line == 6
 
 
 def test_a_block_calling_itself_in_an_untaken_branch_is_refused_by_check_too():

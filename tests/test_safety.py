@@ -330,3 +330,87 @@ def test_a_chain_of_a_thousand_used_files_is_read_without_recursion(tmp_path):
     with pytest.raises(CnnError, match=r"`use` cycle: \S*f0.cnn → \S*f1.cnn → \S*f2.cnn → \(996 more\) → \S*f999.cnn "
                        r"→ \S*f0.cnn"):
         cnndsl.load(tmp_path / "main.cnn")
+
+
+# ---- found by the fuzz (tests/test_fuzz_structure.py): each checked, compiled and built ---------------------
+
+
+def built_as_reported(text: str, **params):
+    """Checks, compiles and builds the spec; the module's parameters and output are the report's."""
+    import torch
+
+    spec = cnndsl.loads(text, **params)
+    report = spec.check()
+    model = spec.build().eval()
+    assert sum(p.numel() for p in model.parameters()) == report.params
+    with torch.no_grad():
+        assert tuple(model(torch.randn(2, *report.input)).shape[1:]) == report.output
+    names = {n for n, _ in model.named_modules()}
+    assert all(f.layer.id in names for f in report.layers[1:] if "." not in f.layer.id), names
+    return spec, model
+
+
+@pytest.mark.parametrize("text", [
+    net("input 3x8x8", "relu", head="network y(x = 1)"),  # a parameter named like the forward's argument
+    net("input 8", "dense 4 activation=elu", "dense 2 activation=leakyrelu"),  # activations with arguments
+    net("input 3x8x8", "b 8", prelude=net("conv (f / 2) kernel=1", "repeat (f / 4) { relu }", head="block b(f)")),
+    net("input ((3 / 1), 8, 8)", "conv 4 kernel=3"),
+    net("input 3x8x8", "b (2 / 1)", prelude=net("conv f kernel=1", "repeat f { relu }", head="block b(f = 1)")),
+    net("input 3x8x8", "b", prelude=net("repeat q { relu }", "conv 2 kernel=1", head="block b(q = 2.0)")),
+    net("input 3x8x8", "b", prelude=net("conv 4 kernel=3 stride=2 padding=pad", head="block b(pad = same)")),
+    net("input 3x9x9", "b (1, 2)", prelude=net("conv 4 kernel=3 stride=s padding=same", head="block b(s = 1)")),
+    net("input 3x8x8", "repeat i in 5..3 { dense 2 }", "conv 2 kernel=1"),
+    net("input 3x8x8", "relu", head="network none"),
+])
+def test_what_checks_compiles_and_builds_as_reported(text):
+    built_as_reported(text)
+
+
+@pytest.mark.parametrize("act, kind", [("relu", "relu"), ("swish", "silu"), ("none", None)])
+def test_an_activation_given_as_a_parameter(act, kind):
+    from cnndsl.ops.base import Symbol
+
+    text = net("input 3x8x8", "conv 4 kernel=3 activation=act", head="network n(act = relu)")
+    spec, model = built_as_reported(text, act=Symbol(act))
+    assert [n for n, _ in model.named_children()] == ["conv1"] + ([f"{kind}1"] if kind else [])
+
+
+def test_a_let_in_an_if_or_a_loop_rebinds_the_name_in_the_module_as_in_check():
+    block = net("let g = 2", "if flag { let g = g * 3 }", "repeat n { let g = g * 2", "conv g kernel=1 }",
+                "conv g kernel=1", head="block b(flag = false, n = 2)")
+    for call in ("b", "b true", "b true 3", "b false 0"):
+        spec, _ = built_as_reported(net("input 3x8x8", call, prelude=block))
+        assert "g = g * 2" in spec.source()  # the loop carries g as a Python variable
+
+
+def test_code_check_never_takes_raises_only_if_it_ever_runs():
+    import torch  # noqa: F401
+
+    block = net("let k = 0", "if deep {", "    conv 3 kernel=k", "} else {", "    relu", "}", head="block b(deep = false)")
+    spec, model = built_as_reported(net("input 3x8x8", "b", prelude=block))
+    assert 'raise ValueError("<string>:4:16: `kernel` of conv must be at least 1, got 0")' in spec.source()
+    with pytest.raises(ValueError, match="must be at least 1"):
+        type(model.b1)(3, deep=True)
+
+
+@pytest.mark.parametrize("text, message", [
+    (net("input 8", "lrn"), "lrn needs a CxHxW input"),
+    (net("input 3x8x8", "batchnorm eps=0"), "`eps` of batchnorm must be above 0"),
+    (net("input 3x8x8", "b q=2", prelude="block b(p = 1, q) { relu }\n"), "parameter `q` has no default but follows"),
+    (net("input 3x8x8", "relu", head="network n(__class__ = 1)"), "names that start with `__` are reserved"),
+    (net("input 3x8x8", "let __builtins__ = 2"), "names that start with `__` are reserved"),
+    (net("input 3x8x8", "counts: relu"), "`counts` cannot name an output"),
+    (net("input 3x8x8", "_parameters: relu"), "output names may not start with `_`"),
+    (net("input 3x8x8", "b", prelude=net("if deep { upsample mode=cubic }", head="block b(deep = false)")),
+     "`mode` of upsample expects one of"),
+])
+def test_what_compile_could_not_write_is_refused_by_check(text, message):
+    e = error_of(text)
+    assert message in e.message and e.span is not None
+
+
+def test_training_a_network_without_parameters_says_so(tmp_path, capsys):
+    path = tmp_path / "none.cnn"
+    path.write_text(net("input 1x8x8", "adaptiveavgpool 1x10", "flatten"))
+    assert main(["train", str(path), "--epochs", "1", "--out", str(tmp_path / "run")]) == 1
+    assert "nothing to train: no trainable parameters (the spec has none" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from cnndsl.codegen.symbolic import evaluate
 from cnndsl.elaborate.args import Slot, bind, coerce
 from cnndsl.errors import CnnError, Span
 from cnndsl.ops import REGISTRY, Args, CodeArgs, lookup
-from cnndsl.ops.source import Src, docstring, is_known, literal, py
+from cnndsl.ops.source import MODULE_ATTRIBUTES, Src, as_int, docstring, is_known, is_real, literal, py
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
 
@@ -102,16 +102,13 @@ class Ctx:
     made_by: str | None = None
     cls: ClassState | None = None  # set where `chain` is the class itself
     dynamic: bool = False  # inside an `if` or a loop decided at construction
+    assign: frozenset[str] = frozenset()  # names a `let` must assign as Python variables (a loop carries them)
+    dead: bool = False  # this code raises at construction (see Generator.body)
 
 
 class _Dynamic(Exception):
     """The class's own children depend on constructor arguments: write it as a Chain instead."""
 
-
-# nn.Module attributes a child may not shadow
-_MODULE_ATTRS = {"forward", "training", "add", "eval", "train", "to", "cuda", "cpu", "float", "double", "half",
-                 "type", "apply", "parameters", "modules", "children", "buffers", "state_dict", "zero_grad",
-                 "input_shape", "logits", "ends_in_softmax", "wiring", "counts", "last", "body", "shortcut", "op"}
 
 UNROLL = 16  # a `repeat` with a known count up to this many turns is written out in a fixed class
 
@@ -184,7 +181,7 @@ class Generator:
 
     def class_name(self, base: str) -> str:
         name, n = camel(base), 1
-        while name in self.class_names:
+        while name in self.class_names or keyword.iskeyword(name):  # a network called `none` is not `None`
             n += 1
             name = f"{camel(base)}{n}"
         self.class_names.add(name)
@@ -232,13 +229,16 @@ class Generator:
                 params.append(f"{py_name}{_annotation(value)} = {py(value)}")
             elif p.default is None:
                 params.append(py_name)
+                value = None
             elif isinstance(p.default, ast.Const):
-                params.append(f"{py_name}{_annotation(p.default.value)} = {py(p.default.value)}")
+                value = p.default.value
+                params.append(f"{py_name}{_annotation(value)} = {py(value)}")
             else:
                 params.append(f"{py_name}=None")
                 value = evaluate(p.default, dict(names), in_shape)
                 with lines.nested(f"if {py_name} is None:"):
                     lines.add(f"{py_name} = {py(value)}")
+            names[p.name] = Src(py_name, real=is_real(value))  # `repeat q` with q = 1.0 needs int(q)
         return params, names
 
     def block_class(self, d: ast.Definition, rank: int, span: Span) -> BlockClass:
@@ -280,7 +280,16 @@ class Generator:
 
     def body(self, stmts: list[ast.Stmt], ctx: Ctx, lines: Lines) -> None:
         for s in stmts:
-            self.stmt(s, ctx, lines, None)
+            try:
+                self.stmt(s, ctx, lines, None)
+            except CnnError as e:
+                if not ctx.dynamic or isinstance(e, Unsupported):
+                    raise
+                # an error in code decided at construction, where check never went (else it would have
+                # failed): the module raises it, should these arguments ever be given
+                lines.add(f"raise ValueError({literal(_located(e))})")
+                ctx.dead = True
+                return
 
     def stmt(self, s: ast.Stmt, ctx: Ctx, lines: Lines, label: str | None) -> None:
         if isinstance(s, ast.Labeled):
@@ -299,13 +308,16 @@ class Generator:
 
     def let(self, s: ast.Let, ctx: Ctx, lines: Lines, label) -> None:
         value = evaluate(s.value, ctx.names, ctx.in_shape)
+        if s.name in ctx.assign:  # a variable the enclosing loop carries
+            lines.add(f"{pyname(s.name)} = {py(value)}")
+            return
         if is_known(value) or lines.exact:  # a caller's view keeps the expression, not a local name
             ctx.names[s.name] = value
         else:
             name = pyname(s.name)
             lines.taken.add(name)
             lines.add(f"{name} = {py(value)}")
-            ctx.names[s.name] = Src(name)
+            ctx.names[s.name] = Src(name, real=is_real(value))
 
     def from_(self, s: ast.From, ctx: Ctx, lines: Lines, label) -> None:
         ref, shape = self.label_ref(s.name, ctx)
@@ -329,7 +341,7 @@ class Generator:
         ctx.pending = None
         if ctx.frozen:
             src = f"frozen({src})"
-        if label in _MODULE_ATTRS:
+        if label in MODULE_ATTRIBUTES or (label or ' ').startswith('_'):
             raise Unsupported(f"`{label}` names an attribute every PyTorch module has; pick another name")
         if ctx.cls is not None and ctx.cls.static:
             if ctx.dynamic:
@@ -362,7 +374,7 @@ class Generator:
             return
         op = lookup(c.name)
         if op.name == "input":
-            value = evaluate(c.args[0].value, ctx.names, ctx.in_shape)
+            value = self.layer_values(op, c, ctx)["shape"]
             ctx.shape = ctx.in_shape = value if isinstance(value, tuple) else (value,)
             lines.add(f"self.input_shape = {py(ctx.shape)}")
             return
@@ -371,10 +383,20 @@ class Generator:
         g = CodeArgs(values, [ctx.shape])
         src = _inplace(op.torch(g), op.name, ctx)
         self.add(ctx, lines, op.name, src, self.out_shape(op, g), label)
-        if activation != "none":
+        if not is_known(activation):  # a constructor argument: its kind, and so the child's name, vary
+            self.activation_argument(activation, ctx, lines)
+        elif activation != "none":
             act = REGISTRY[activation]
-            src = _inplace(act.torch(CodeArgs({}, [ctx.shape])), act.name, ctx)
+            src = _inplace(act.torch(CodeArgs(act.defaults(), [ctx.shape])), act.name, ctx)
             self.add(ctx, lines, act.name, src, ctx.shape, None)
+
+    def activation_argument(self, activation: Src, ctx: Ctx, lines: Lines) -> None:
+        """`activation=act` where `act` is a parameter: a child made by `make_activation` in a Chain."""
+        if ctx.cls is not None and ctx.cls.static:
+            raise _Dynamic()
+        with lines.nested(f"if {py(activation)} not in (\"none\", \"linear\"):"):
+            lines.add(f"{ctx.chain}.add(*make_activation({py(activation)}))")
+        ctx.made_by = None
 
     def layer_values(self, op, c: ast.Call, ctx: Ctx) -> dict:
         given = bind(c, [Slot(a.name, a.aliases, a.positional, False) for a in op.args], f"`{op.name}`")
@@ -385,7 +407,10 @@ class Generator:
                 values[spec.name] = spec.default
                 continue
             value = evaluate(arg.value, ctx.names, ctx.in_shape)
-            values[spec.name] = coerce(value, spec, arg.span, op.name) if is_known(value) else value
+            if is_known(value):
+                values[spec.name] = coerce(value, spec, arg.span, op.name)
+            else:  # a whole float such as `filters / 2` is fine for check; PyTorch wants an int
+                values[spec.name] = as_int(value) if spec.kind in _INT_KINDS else value
         return values
 
     def out_shape(self, op, g: CodeArgs) -> tuple:
@@ -403,8 +428,8 @@ class Generator:
         if cls.needs_size:
             parts.append(py(ctx.shape[1:]))
         positional = sum(1 for a in c.args if a.name is None)
-        parts += [py(values[p.name]) for p in d.params[:positional]]
-        parts += [f"{pyname(a.name)}={py(values[a.name])}" for a in c.args if a.name is not None]
+        parts += [py(_whole(values[p.name])) for p in d.params[:positional]]
+        parts += [f"{pyname(a.name)}={py(_whole(values[a.name]))}" for a in c.args if a.name is not None]
         shape, made_by = self.block_shape(d, ctx.shape, values, c.span)
         self.add(ctx, lines, d.name, f"{cls.name}({', '.join(parts)})", shape, label)
         if label is None and _overwritable(made_by):
@@ -431,8 +456,10 @@ class Generator:
         if s.var:  # a loop inside a loop over the same name must not overwrite the outer one
             var = lines.local(pyname(s.var)) if s.var in ctx.names else pyname(s.var)
         count = stop - start if is_known((start, stop)) else None
-        if not (isinstance(count, int) and not isinstance(count, bool) and count >= 0 and isinstance(start, int)):
+        if not (isinstance(count, int) and not isinstance(count, bool) and isinstance(start, int)):
             count = None  # not a count check could take (an untaken branch): written as a loop, never folded
+        elif count <= 0:  # `repeat i in 5..3` runs no turn, as in check
+            return
         fixed = ctx.cls is not None and ctx.cls.static and not ctx.dynamic
         if count is not None and (lines.scratch or (fixed and count <= UNROLL)):
             saved = ctx.names.get(s.var, _UNSET) if s.var else _UNSET
@@ -443,6 +470,7 @@ class Generator:
             if s.var:
                 ctx.names.pop(s.var, None) if saved is _UNSET else ctx.names.__setitem__(s.var, saved)
             return
+        start, stop = as_int(start), as_int(stop)
         loop = f"for {var} in range({py(stop)})" if start == 0 else f"for {var} in range({py(start)}, {py(stop)})"
         ctx.made_by = None
         inner = replace(ctx, names=dict(ctx.names), dynamic=True)
@@ -451,6 +479,18 @@ class Generator:
             lines.taken.add(var)
         trial = replace(inner, names=dict(inner.names), labels=dict(ctx.labels))
         self.body(s.body, trial, Lines(scratch=True, taken=set(lines.taken)))
+        rebound = [n for n in ctx.names if n != s.var and trial.names.get(n) != inner.names[n]]
+        if rebound and lines.exact:
+            raise Unsupported("compile cannot yet follow a `let` through this `repeat` (its count is a parameter)",
+                              s.span)
+        for name in rebound:  # a `let` in the loop carries its value from turn to turn: a Python variable
+            local = pyname(name)
+            lines.taken.add(local)
+            if ctx.names[name] != Src(local):
+                lines.add(f"{local} = {py(ctx.names[name])}")
+            real = is_real(ctx.names[name]) or is_real(trial.names[name])
+            ctx.names[name] = inner.names[name] = Src(local, real=real)
+        inner.assign = frozenset(rebound)
         carried = [i for i, (a, b) in enumerate(zip(ctx.shape, trial.shape)) if a != b]
         if len(trial.shape) != len(ctx.shape):
             raise Unsupported("compile cannot yet write a `repeat` whose body changes the rank of its input",
@@ -496,13 +536,16 @@ class Generator:
             with lines.nested(f"{'if' if i == 0 else 'elif'} {py(cond)}:" if cond is not None else "else:"):
                 self.body(stmts, sub, lines)
             outs.append(sub)
+        live = next((o for o in reversed(outs) if not o.dead), ctx)
+        for o in outs:  # an arm that raises at construction leaves nothing after the `if`
+            if o.dead:
+                o.shape, o.names, o.made_by, o.pending = live.shape, live.names, None, live.pending
         if len({len(o.shape) for o in outs}) > 1:
             raise Unsupported("compile cannot yet write an `if` whose branches give different ranks", s.span)
-        shape = outs[-1].shape
-        for (cond, _), sub in zip(reversed(arms), reversed(outs[:-1])):
-            shape = tuple(a if a == b else Src(f"{py(a, 1)} if {py(cond, 1)} else {py(b, 1)}", 0)
-                          for a, b in zip(sub.shape, shape))
-        ctx.shape = shape
+        conds = [cond for cond, _ in arms]
+        ctx.shape = tuple(_chosen(conds, [o.shape[k] for o in outs]) for k in range(len(ctx.shape)))
+        for name, value in ctx.names.items():  # a `let` in an arm rebinds the name after the `if`, as in check
+            ctx.names[name] = _chosen(conds, [o.names.get(name, value) for o in outs])
         ctx.pending = outs[0].pending if all(o.pending == outs[0].pending for o in outs) else None
         safe = all(_overwritable(o.made_by) for o in outs)
         ctx.made_by = outs[0].made_by if safe else None
@@ -549,6 +592,33 @@ class Generator:
         inputs = ["" if ctx.pending is None else ctx.pending[0], *(ref for ref, _ in refs)]
         ctx.pending = None
         self.add(ctx, lines, s.op, src, self.out_shape(op, g), label, inputs)
+
+
+_INT_KINDS = {"int", "pair", "ints", "shape", "padding"}
+
+
+def _whole(value):
+    """A block's argument: 2 for 2.0, and `whole(f / 2)` where a float may come, as the checker does."""
+    if isinstance(value, tuple):
+        return tuple(_whole(v) for v in value)
+    if isinstance(value, Src) and value.real:
+        return Src(f"whole({value.text})")
+    return as_int(value) if isinstance(value, float) else value
+
+
+def _located(e: CnnError) -> str:
+    return f"{e.span}: {e.message}" if e.span else e.message
+
+
+def _chosen(conds: list, values: list):
+    """`a if c1 else b if c2 else d`: the value of the first arm whose condition holds (values has one
+    more, for none of them); the value itself where all arms agree."""
+    out = values[-1]
+    for cond, value in zip(reversed(conds), reversed(values[:-1])):
+        if value != out:
+            real = is_real(value) or is_real(out)
+            out = Src(f"{py(value, 1)} if {py(cond, 1)} else {py(out, 1)}", 0, real)
+    return out
 
 
 def _overwritable(kind: str | None) -> bool:

@@ -27,6 +27,25 @@ def conv_out(n: int, k: int, s: int = 1, pad: int = 0, d: int = 1, ceil: bool = 
     out = -(-span // s) + 1
     return out - 1 if (out - 1) * s >= n + pad // 2 else out
 ''',
+    "pads_of": '''
+def pads_of(padding, axis: int, n: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
+    """(before, after) along one axis for a padding given as `same`, `valid`, a number or a pair."""
+    if isinstance(padding, tuple):
+        padding = padding[axis]
+    if padding == "same":
+        return same_pads(n, k, s, d)
+    return (0, 0) if padding == "valid" else (padding, padding)
+''',
+    "whole": '''
+def whole(v):
+    """2 for 2.0: a whole float given where a block may need an int (`filters / 2`)."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+''',
+    "pair": '''
+def pair(v) -> tuple[int, int]:
+    """(h, w) of a size given as an int or a pair."""
+    return v if isinstance(v, tuple) else (v, v)
+''',
     "same_pads": '''
 def same_pads(n: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
     """Keras' `same` padding along one axis: output ceil(n / s), any extra padding after."""
@@ -216,8 +235,26 @@ def frozen(module: nn.Module) -> nn.Module:
 ''',
 }
 
+
+def _activations() -> str:
+    """`make_activation(name)`: the layer an `activation=` names when a constructor argument gives it.
+
+    Written from the registry, so it knows every activation and alias, each at its default arguments.
+    """
+    from cnndsl.ops import CodeArgs
+    from cnndsl.ops.activation import ENTRIES
+
+    rows = [f'        "{name}": ("{op.name}", lambda: {op.torch(CodeArgs(op.defaults(), [()]))}),'
+            for op in ENTRIES for name in (op.name, *op.aliases)]
+    return ("\ndef make_activation(name: str) -> tuple[str, nn.Module]:\n"
+            '    """(kind, module) of the activation `name`: children are named by kind, as in the report."""\n'
+            "    kind, make = {\n" + "\n".join(rows) + "\n    }[name]\n    return kind, make()\n")
+
+
+HELPERS["make_activation"] = _activations()
+
 # Helpers that others need.
-REQUIRES = {"Merge": ("join",), "Join": ("join",), "SeparableConv2d": ("Conv2dSame",)}
+REQUIRES = {"pads_of": ("same_pads",), "Merge": ("join",), "Join": ("join",), "SeparableConv2d": ("Conv2dSame",)}
 
 
 def used(sources: list[str]) -> set[str]:

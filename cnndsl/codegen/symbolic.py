@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from cnndsl.ops.base import Symbol
-from cnndsl.ops.source import Src, binop, call, is_known, product, py
+from cnndsl.ops.source import binop, call, product, unary
 from cnndsl.syntax import ast
 
 _FUNCS = {"min": ("min", min), "max": ("max", max), "abs": ("abs", abs), "floor": ("math.floor", math.floor),
@@ -27,10 +27,7 @@ def evaluate(e: ast.Expr, names: dict, in_shape: tuple):
     if isinstance(e, ast.TupleExpr):
         return tuple(evaluate(x, names, in_shape) for x in e.items)
     if isinstance(e, ast.Unary):
-        v = evaluate(e.operand, names, in_shape)
-        if is_known(v):
-            return (not v) if e.op == "not" else -v
-        return Src(f"not {py(v, 3)}", 3) if e.op == "not" else Src(f"-{py(v, 7)}", 7)
+        return unary(e.op, evaluate(e.operand, names, in_shape))
     if isinstance(e, ast.BinOp):
         return binop(e.op, evaluate(e.left, names, in_shape), evaluate(e.right, names, in_shape))
     if isinstance(e, ast.Func):

@@ -191,5 +191,7 @@ def _bounds(value, spec: ArgSpec, span: Span, op: str) -> None:
             continue
         if spec.low is not None and x < spec.low:
             raise CnnError(f"`{spec.name}` of {op} must be at least {spec.low:g}, got {describe(x)}", span)
+        if spec.above is not None and x <= spec.above:
+            raise CnnError(f"`{spec.name}` of {op} must be above {spec.above:g}, got {describe(x)}", span)
         if spec.high is not None and x >= spec.high:
             raise CnnError(f"`{spec.name}` of {op} must be below {spec.high:g}, got {describe(x)}", span)

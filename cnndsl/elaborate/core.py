@@ -32,6 +32,7 @@ class Frame:
     groups: tuple[str, ...]
     frozen: bool = False
     block: str | None = None
+    outside: frozenset[str] = frozenset()  # names of outputs outside the branch we are in, for a hint
 
     def env(self) -> Env:
         return Env(self.vars, self.in_shape)
@@ -80,6 +81,7 @@ class _Elaborator:
         self.calls: list[tuple[str, Span]] = []
         self.iterations = 0
         self.warnings: list[Diagnostic] = []
+        self.branch_labels: dict[str, str] = {}  # outputs named inside branches, for a hint
 
     # ---- the network ------------------------------------------------------------------------------
 
@@ -195,6 +197,12 @@ class _Elaborator:
         return value
 
     def named(self, name: ast.Name, frame: Frame) -> str:
+        if name.id in frame.outside and name.id not in frame.labels:
+            raise CnnError(f"`{name.id}` is named outside this branch; a branch sees only the outputs named in it",
+                           name.span, "use it after the merge or residual, or name an output inside the branch")
+        if name.id in self.branch_labels and name.id not in frame.labels:
+            raise CnnError(f"`{name.id}` is named inside a branch; it is seen only there", name.span,
+                           "name the merge or residual instead (`e1: concat {...}`), or use it inside the branch")
         if name.id not in frame.labels:
             hint = did_you_mean(name.id, frame.labels) or (
                 "name an output first: `e1: conv 64 kernel=3`; names are local to their block")
@@ -228,7 +236,7 @@ class _Elaborator:
         cur = self.add_layer(op.name, values, [cur], c.span, frame, label)
         if activation != "none":
             act_span = next((a.value.span for a in c.args if a.name == "activation"), c.span)
-            cur = self.add_layer(activation, {}, [cur], act_span, frame, None)
+            cur = self.add_layer(activation, REGISTRY[activation].defaults(), [cur], act_span, frame, None)
         return cur
 
     def input(self, c: ast.Call, frame: Frame, cur: str | None, label: str | None) -> str:
@@ -269,8 +277,13 @@ class _Elaborator:
     def branch(self, stmts, frame: Frame, cur: str, gid: str, name: str, span: Span) -> str:
         bid = f"{gid}.{name}"
         self.groups[bid] = Group(bid, name, "branch", span)
-        sub = replace(frame, scope=bid, groups=(*frame.groups, gid, bid))
-        return self.body(stmts, sub, cur)
+        # a branch is a module of its own: it sees the variables around it (a `let` in it stays in it)
+        # and only the outputs named in it, as the generated code does
+        sub = replace(frame, vars=dict(frame.vars), labels={}, outside=frame.outside | set(frame.labels),
+                      scope=bid, groups=(*frame.groups, gid, bid))
+        out = self.body(stmts, sub, cur)
+        self.branch_labels.update(sub.labels)
+        return out
 
     def residual(self, s: ast.Residual, frame: Frame, cur: str, label: str | None) -> str:
         gid = self.name(frame, "residual", label)

@@ -16,6 +16,7 @@ from cnndsl.elaborate.args import Slot, bind, coerce, op_slots
 from cnndsl.elaborate.expr import Env, evaluate
 from cnndsl.errors import CnnError, did_you_mean
 from cnndsl.ops import ALIASES, REGISTRY, lookup
+from cnndsl.ops.source import MODULE_ATTRIBUTES
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
 
@@ -39,7 +40,10 @@ def validate(program: Program, network: ast.Definition) -> None:
             continue
         bodies[d.name] = body = _Body()
         try:
-            _Scanner(program, d, body).stmts(d.body, 1)
+            _signature(d)
+            scanner = _Scanner(program, d, body)
+            scanner.defaults()
+            scanner.stmts(d.body, 1)
         except CnnError as e:
             raise _noted(e, d.name, reached) from None
         for callee, _, call in body.calls:
@@ -73,6 +77,7 @@ class _At(Exception):
 class _Scanner:
     def __init__(self, program: Program, d: ast.Definition, out: _Body):
         self.program, self.d, self.out = program, d, out
+        self.bound = _bound(d)  # other names are words such as `same` or `relu`: constants
 
     def stmts(self, stmts: list[ast.Stmt], level: int) -> None:
         self.out.nesting = max(self.out.nesting, level)
@@ -81,6 +86,7 @@ class _Scanner:
 
     def stmt(self, s: ast.Stmt, level: int) -> None:  # recursion bounded by limits.NESTING
         if isinstance(s, ast.Labeled):
+            _label(s)
             self.stmt(s.stmt, level)
         elif isinstance(s, ast.Frozen):
             for sub in s.body:
@@ -88,26 +94,43 @@ class _Scanner:
         elif isinstance(s, ast.Call):
             self.call(s, level)
         elif isinstance(s, ast.Repeat):
+            _binder(s.var, s.span)
             for e, what in ((s.start, "a range start"), (s.stop, "a repeat count")):
-                value = _constant(e)
+                value = self._constant(e)
                 if value is not _UNKNOWN and (isinstance(value, bool) or not isinstance(value, (int, float))
                                               or value < 0 or value != int(value)):
                     raise CnnError(f"{what} must be a whole number, 0 or more", e.span)
             self.stmts(s.body, level + 1)
         elif isinstance(s, ast.If):
             for arm in s.arms:
-                _condition(arm.cond)
+                self._condition(arm.cond)
                 self.stmts(arm.body, level + 1)
             self.stmts(s.orelse, level + 1)
         elif isinstance(s, ast.Residual):
-            _condition(s.shortcut_if)
+            self._condition(s.shortcut_if)
             self.stmts(s.body, level + 1)
             self.stmts(s.shortcut or [], level + 1)
         elif isinstance(s, ast.Merge):
             for branch in s.branches:
                 self.stmts(branch, level + 1)
         elif isinstance(s, ast.Let):
-            _constant(s.value)
+            _binder(s.name, s.span)
+            self._constant(s.value)
+
+    def defaults(self) -> None:
+        for p in self.d.params:
+            self._constant(p.default)
+
+    def _constant(self, e: ast.Expr | None):
+        """The value of an expression that names no variable (errors such as 1/0 located); else _UNKNOWN."""
+        if e is None or not _closed(e, self.bound):
+            return _UNKNOWN
+        return evaluate(e, Env(dict.fromkeys(self.bound)))  # the bound names, for "did you mean"
+
+    def _condition(self, e: ast.Expr | None) -> None:
+        value = self._constant(e)
+        if value is not _UNKNOWN and not isinstance(value, bool):
+            raise CnnError("a condition must be true or false", e.span, "compare values: `if stride != 1 { ... }`")
 
     def call(self, c: ast.Call, level: int) -> None:
         block = self.program.definitions.get(c.name)
@@ -129,7 +152,7 @@ class _Scanner:
         given = bind(c, op_slots(op), f"`{op.name}`")
         for spec in op.args:
             arg = given.get(spec.name)
-            value = _UNKNOWN if arg is None else _constant(arg.value)
+            value = _UNKNOWN if arg is None else self._constant(arg.value)
             if value is not _UNKNOWN:
                 coerce(value, spec, arg.value.span, op.name)
 
@@ -137,24 +160,59 @@ class _Scanner:
 _UNKNOWN = object()
 
 
-def _constant(e: ast.Expr | None):
-    """The value of an expression that names nothing (errors such as 1/0 located); else _UNKNOWN."""
-    if e is None or not _closed(e):
-        return _UNKNOWN
-    return evaluate(e, Env({}))
+def _signature(d: ast.Definition) -> None:
+    """Names that the generated Python can bind, and parameters in an order Python accepts."""
+    _binder(d.name, d.span)
+    defaulted = None
+    for p in d.params:
+        _binder(p.name, p.span)
+        if p.default is not None:
+            defaulted = p
+        elif defaulted is not None:
+            raise CnnError(f"parameter `{p.name}` has no default but follows `{defaulted.name}`, which has one",
+                           p.span, f"give `{p.name}` a default, or move it before `{defaulted.name}`")
 
 
-def _condition(e: ast.Expr | None) -> None:
-    value = _constant(e)
-    if value is not _UNKNOWN and not isinstance(value, bool):
-        raise CnnError("a condition must be true or false", e.span, "compare values: `if stride != 1 { ... }`")
+def _binder(name: str | None, span) -> None:
+    if name is not None and name.startswith("__"):
+        raise CnnError(f"`{name}`: names that start with `__` are reserved", span, "rename it")
 
 
-def _closed(e: ast.Expr) -> bool:
+def _label(s: ast.Labeled) -> None:
+    if s.label in MODULE_ATTRIBUTES or s.label.startswith("_"):
+        raise CnnError(f"`{s.label}` cannot name an output: every PyTorch module has an attribute of that name"
+                       if not s.label.startswith("_") else f"`{s.label}`: output names may not start with `_`",
+                       s.span, "pick another name")
+
+
+def _bound(d: ast.Definition) -> set[str]:
+    """The names a definition binds anywhere: its parameters, `let`s and loop variables."""
+    names = {p.name for p in d.params}
+    stack = list(d.body)
+    while stack:
+        s = stack.pop()
+        if isinstance(s, ast.Let):
+            names.add(s.name)
+        elif isinstance(s, ast.Repeat):
+            names.add(s.var or "")
+            stack += s.body
+        elif isinstance(s, ast.Labeled):
+            stack.append(s.stmt)
+        elif isinstance(s, (ast.Frozen, ast.Residual)):
+            stack += s.body + (getattr(s, "shortcut", None) or [])
+        elif isinstance(s, ast.If):
+            stack += [x for arm in s.arms for x in arm.body] + s.orelse
+        elif isinstance(s, ast.Merge):
+            stack += [x for branch in s.branches for x in branch]
+    return names
+
+
+def _closed(e: ast.Expr, bound: set[str]) -> bool:
+    """Whether an expression's value is the same wherever it stands: no variable, no `in`."""
     stack = [e]
     while stack:
         node = stack.pop()
-        if isinstance(node, (ast.Name, ast.InAttr)):
+        if isinstance(node, ast.InAttr) or (isinstance(node, ast.Name) and node.id in bound):
             return False
         if isinstance(node, ast.Unary):
             stack.append(node.operand)

@@ -45,6 +45,7 @@ class ArgSpec:
     choices: tuple[str, ...] = ()
     low: float | None = None  # smallest allowed value
     high: float | None = None  # values must be below this
+    above: float | None = None  # values must be above this (batchnorm's eps: PyTorch refuses 0 in training)
     doc: str = ""
 
 
@@ -137,6 +138,10 @@ class Op:
 
     def describe(self, a: Args, ins: list[Shape]) -> str:
         return self.label(a, ins) if self.label else self.name
+
+    def defaults(self) -> dict[str, object]:
+        """Every argument at its default: the layer an `activation=elu` on another layer adds."""
+        return {spec.name: spec.default for spec in self.args}
 
 
 # ---- helpers shared by entries ------------------------------------------------------------------

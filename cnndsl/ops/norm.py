@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, fmt_int
+from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, fmt_int, need_image
 from cnndsl.ops.torchsrc import ctor
 
 
@@ -23,7 +23,7 @@ BATCHNORM = Op(
     "as non-trainable parameters.",
     "normalisation",
     args=(
-        ArgSpec("eps", "float", 1e-5, aliases=("epsilon",), low=0.0, doc="added to the variance (Keras uses 1e-3)"),
+        ArgSpec("eps", "float", 1e-5, aliases=("epsilon",), above=0.0, doc="added to the variance (Keras uses 1e-3)"),
         ArgSpec("momentum", "float", 0.1, low=0.0, doc="PyTorch's convention: weight of the new batch"),
         ArgSpec("affine", "bool", True, aliases=("scale",), doc="learn scale and shift"),
     ),
@@ -48,6 +48,7 @@ LRN = Op(
         ArgSpec("beta", "float", 0.75),
         ArgSpec("k", "float", 1.0, doc="additive constant (AlexNet used 2)"),
     ),
+    shape=lambda a, ins: need_image("lrn", ins[0]),  # nn.LocalResponseNorm needs (N, C, H, W)
     label=lambda a, ins: f"lrn {a.size}",
     torch=lambda g: ctor("nn.LocalResponseNorm", g.size, alpha=g.alpha, beta=g.beta, k=g.k),
 )

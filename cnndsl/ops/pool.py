@@ -17,7 +17,7 @@ from cnndsl.ops.base import (
     spatial,
 )
 from cnndsl.ops.conv import PADDING, _kernel_text, _size_lines
-from cnndsl.ops.torchsrc import ctor, padding, spatial_out, unpair
+from cnndsl.ops.torchsrc import ctor, padding, spatial_out, two, unpair
 
 POOL_ARGS = (
     ArgSpec("kernel", "pair", 2, aliases=("pool_size", "kernel_size", "size"), positional=True, low=1,
@@ -167,7 +167,7 @@ ADAPTIVEAVGPOOL = Op(
     window=_adaptive_window,
     label=lambda a, ins: f"adaptiveavgpool → {'x'.join(map(str, pair(a.size)))}",
     torch=lambda g: ctor("nn.AdaptiveAvgPool2d", unpair(g.size)),
-    sym_shape=lambda g: (g.x[0], *(g.size if isinstance(g.size, tuple) else (g.size, g.size))),
+    sym_shape=lambda g: (g.x[0], *two(g.size)),
     shape_rule="C x size",
 )
 

@@ -5,10 +5,24 @@ Registry entries use these to write their PyTorch constructors; nothing here imp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cnndsl.limits import NUMBER
 from cnndsl.ops.base import Symbol
+
+# Attributes of the generated modules (nn.Module's public ones in torch 2.x, nn.Sequential's, and those of
+# Chain, Residual, Merge and the network class): a named output may not take one, nor start with `_`.
+MODULE_ATTRIBUTES = frozenset("""
+    T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double dump_patches
+    eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu load_state_dict
+    modules mtia named_buffers named_children named_modules named_parameters parameters register_backward_hook
+    register_buffer register_forward_hook register_forward_pre_hook register_full_backward_hook
+    register_full_backward_pre_hook register_load_state_dict_post_hook register_load_state_dict_pre_hook
+    register_module register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
+    set_extra_state set_submodule share_memory state_dict to to_empty train type xpu zero_grad training
+    append extend insert pop add counts wiring last body shortcut op inplace input_shape logits ends_in_softmax
+""".split())
+
 
 ATOM = 9
 _PREC = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5,
@@ -21,9 +35,27 @@ class Src:
 
     text: str
     prec: int = ATOM
+    real: bool = field(default=False, compare=False)  # may be a float at construction (`filters / 2`)
 
     def __str__(self) -> str:
         return self.text
+
+
+def is_real(v) -> bool:
+    """Whether a value may be a float: a float now, or source that may make one."""
+    return isinstance(v, float) or (isinstance(v, Src) and v.real)
+
+
+def as_int(v):
+    """A value where PyTorch wants an int: `int(filters / 2)` for source that may make a float (the
+    checker accepts whole floats such as 32.0 there), 32 for 32.0; tuples item by item."""
+    if isinstance(v, tuple):
+        return tuple(as_int(x) for x in v)
+    if isinstance(v, Src) and v.real:
+        return Src(f"int({v.text})")
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
 
 
 def is_known(v) -> bool:
@@ -70,6 +102,15 @@ def _escaped(text: str) -> str:
 _ESCAPES = {"\\": "\\\\", '"': '\\"'}
 
 
+def unary(op: str, v):
+    """`not v` or `-v`, folded when known (and foldable: `-same` stays source)."""
+    if is_known(v):
+        value = _folded(lambda: (not v) if op == "not" else -v)
+        if value is not _UNFOLDED:
+            return value
+    return Src(f"not {py(v, 3)}", 3) if op == "not" else Src(f"-{py(v, 7)}", 7, is_real(v))
+
+
 def binop(op: str, a, b):
     if is_known(a) and is_known(b):
         value = _folded(lambda: _fold(op, a, b), op == "**" and _huge_power(a, b))
@@ -78,7 +119,8 @@ def binop(op: str, a, b):
     p = _PREC[op]
     right = p + 1 if op != "**" else p  # left-associative except **
     left = p if op != "**" else p + 1
-    return Src(f"{py(a, left)} {op} {py(b, right)}", p)
+    real = op in ("/", "**") or (p >= _PREC["+"] and (is_real(a) or is_real(b)))
+    return Src(f"{py(a, left)} {op} {py(b, right)}", p, real)
 
 
 def product(values):
@@ -110,7 +152,8 @@ def call(fn: str, *args, numeric=None):
         value = _folded(lambda: numeric(*args))
         if value is not _UNFOLDED:
             return value
-    return Src(f"{fn}({', '.join(py(a) for a in args)})")
+    real = fn in ("min", "max", "abs") and any(is_real(a) for a in args)  # floor, ceil, round give ints
+    return Src(f"{fn}({', '.join(py(a) for a in args)})", real=real)
 
 
 _UNFOLDED = object()

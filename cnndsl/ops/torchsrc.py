@@ -21,8 +21,11 @@ def unpair(v):
 
 
 def two(v) -> tuple:
+    """(h, w) of a pair argument; one known only at construction may be an int or a tuple then."""
     if isinstance(v, tuple):
         return v
+    if isinstance(v, Src):
+        return Src(f"pair({v.text})[0]"), Src(f"pair({v.text})[1]")
     return (v, v)
 
 
@@ -30,8 +33,13 @@ def effective(k, d):
     return binop("+", binop("*", d, binop("-", k, 1)), 1)
 
 
-def axis_pads(padding, n, k, s, d):
-    """(before, after) padding along one axis; Src when it depends on construction-time sizes."""
+def axis_pads(padding, n, k, s, d, axis: int = 0):
+    """(before, after) padding along one axis; Src when it depends on construction-time sizes.
+
+    A padding that is a constructor argument may be `same`, `valid`, a number or a pair: `pads_of`
+    sorts it out when the module is built."""
+    if isinstance(padding, Src):
+        return Src(f"pads_of({padding.text}, {axis}, {py(n)}, {py(k)}, {py(s)}, {py(d)})")
     if padding in ("same",):
         if is_known((n, k, s, d)):
             return pads("same", n, k, s, d)
@@ -47,8 +55,8 @@ def _pads(g: CodeArgs, kernel, stride, dilation):
     """(before, after) along H and along W, and the padding argument as given."""
     (kh, kw), (sh, sw), (dh, dw) = two(kernel), two(stride), two(dilation)
     p = g.values.get("padding", "valid")
-    ph = axis_pads(p if not isinstance(p, tuple) else p[0], g.x[1], kh, sh, dh)
-    pw = axis_pads(p if not isinstance(p, tuple) else p[1], g.x[2], kw, sw, dw)
+    ph = axis_pads(p if not isinstance(p, tuple) else p[0], g.x[1], kh, sh, dh, 0)
+    pw = axis_pads(p if not isinstance(p, tuple) else p[1], g.x[2], kw, sw, dw, 1)
     return ph, pw, p
 
 

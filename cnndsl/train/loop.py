@@ -329,7 +329,13 @@ def _enter_phase(run: Run, index: int, log) -> None:
         frozen = name in run.spec_frozen or any(name == f or name.startswith(f + ".") for f in phase["freeze"])
         param.requires_grad_(not frozen)
     lr = phase["lr"] or recipe.lr
-    run.optimizer = make_optimizer(recipe, [p for p in run.model.parameters() if p.requires_grad], lr)
+    trainable = [p for p in run.model.parameters() if p.requires_grad]
+    if not trainable:
+        where = (f"phase {index + 1} freezes {', '.join(phase['freeze'])}" if phase["freeze"]
+                 else "the spec has none, or freezes them all")
+        raise CnnError(f"nothing to train: no trainable parameters ({where})",
+                       hint="add a layer with weights (conv, dense...), or freeze less")
+    run.optimizer = make_optimizer(recipe, trainable, lr)
     steps = math.ceil(len(run.data.train) / run.world.size / recipe.batch_size)
     run.schedule = Schedule(recipe.schedule, lr, phase["epochs"], steps, recipe.warmup_epochs, recipe.step_size,
                             recipe.plateau_patience)
