@@ -56,7 +56,7 @@ def test_every_layer_with_edge_arguments(text):
     run_spec(text)
 
 
-@fuzz_settings(ci=100, deep=2000)
+@fuzz_settings(ci=60, deep=2000)
 @given(deep_specs())
 def test_deep_nesting_of_every_construct(text):
     run_spec(text)
