@@ -18,7 +18,7 @@ from cnndsl.codegen.symbolic import evaluate
 from cnndsl.elaborate.args import Slot, bind, coerce
 from cnndsl.errors import CnnError, Span
 from cnndsl.ops import REGISTRY, Args, CodeArgs, lookup
-from cnndsl.ops.source import MODULE_ATTRIBUTES, Src, as_int, docstring, is_known, is_real, literal, py
+from cnndsl.ops.source import ATOM, MODULE_ATTRIBUTES, Src, as_int, docstring, is_known, is_real, literal, py
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
 
@@ -124,6 +124,7 @@ class ClassState:
     counts: dict[str, int] = field(default_factory=dict)
     children: list[tuple[str, list[str] | None]] = field(default_factory=list)  # name, inputs ("" = previous)
     taken: set[str] = field(default_factory=set)  # the names in children
+    result: str | None = None  # the child whose output the forward returns, when not the last (`from e1`)
 
     def add(self, name: str, inputs: list[str] | None) -> None:
         self.children.append((name, inputs))
@@ -161,6 +162,7 @@ class Generator:
         self.classes: dict[tuple[str, int], BlockClass] = {}
         self.generating: list[str] = []  # blocks whose class is being written, to refuse recursion
         self.class_names: set[str] = set(prelude.HELPERS)
+        self.examples: dict[str, object] = {}  # parameters' values as check saw them (the network's input rank)
 
     # -- files
 
@@ -181,7 +183,7 @@ class Generator:
 
     def class_name(self, base: str) -> str:
         name, n = camel(base), 1
-        while name in self.class_names or keyword.iskeyword(name):  # a network called `none` is not `None`
+        while name in self.class_names or keyword.iskeyword(name) or name in RESERVED:  # not `None`, `F`
             n += 1
             name = f"{camel(base)}{n}"
         self.class_names.add(name)
@@ -212,6 +214,11 @@ class Generator:
                 self.body(d.body, ctx, lines)
             except _Dynamic:
                 continue
+            if ctx.pending is not None:  # the body ends in `from e1`: e1 is the output
+                if static:
+                    state.result = ctx.pending[0]
+                else:
+                    lines.add(f"self.result = {ctx.pending[0]}")
             lines.drop_unread(lines.carried)
             return lines, params, state
         raise AssertionError("the Chain form always works")
@@ -239,6 +246,7 @@ class Generator:
                 with lines.nested(f"if {py_name} is None:"):
                     lines.add(f"{py_name} = {py(value)}")
             names[p.name] = Src(py_name, real=is_real(value))  # `repeat q` with q = 1.0 needs int(q)
+            self.examples[p.name] = value
         return params, names
 
     def block_class(self, d: ast.Definition, rank: int, span: Span) -> BlockClass:
@@ -282,12 +290,13 @@ class Generator:
         for s in stmts:
             try:
                 self.stmt(s, ctx, lines, None)
-            except CnnError as e:
+            except (CnnError, IndexError, TypeError, ValueError) as e:
                 if not ctx.dynamic or isinstance(e, Unsupported):
                     raise
                 # an error in code decided at construction, where check never went (else it would have
-                # failed): the module raises it, should these arguments ever be given
-                lines.add(f"raise ValueError({literal(_located(e))})")
+                # failed; a layer given an input of the wrong rank fails in the registry's code): the
+                # module raises it, should these arguments ever be given
+                lines.add(f"raise ValueError({literal(_located(e, s))})")
                 ctx.dead = True
                 return
 
@@ -375,8 +384,14 @@ class Generator:
         op = lookup(c.name)
         if op.name == "input":
             value = self.layer_values(op, c, ctx)["shape"]
+            if isinstance(value, Src):  # `input shape`, a network parameter: its rank is its value's
+                example = evaluate(c.args[0].value, self.examples, ())
+                rank = len(example) if isinstance(example, tuple) else 1
+                value = tuple(Src(f"{py(value, ATOM)}[{i}]") for i in range(rank)) if rank > 1 else value
             ctx.shape = ctx.in_shape = value if isinstance(value, tuple) else (value,)
             lines.add(f"self.input_shape = {py(ctx.shape)}")
+            if label is not None:  # `x: input ...` and later `from x`
+                ctx.labels[label] = (INPUT if ctx.cls is not None and ctx.cls.static else literal(INPUT), ctx.shape)
             return
         values = self.layer_values(op, c, ctx)
         activation = values.pop("activation", "none")
@@ -479,16 +494,17 @@ class Generator:
             lines.taken.add(var)
         trial = replace(inner, names=dict(inner.names), labels=dict(ctx.labels))
         self.body(s.body, trial, Lines(scratch=True, taken=set(lines.taken)))
-        rebound = [n for n in ctx.names if n != s.var and trial.names.get(n) != inner.names[n]]
+        rebound = [n for n in trial.names if n != s.var and trial.names[n] != inner.names.get(n, _UNSET)]
         if rebound and lines.exact:
             raise Unsupported("compile cannot yet follow a `let` through this `repeat` (its count is a parameter)",
                               s.span)
         for name in rebound:  # a `let` in the loop carries its value from turn to turn: a Python variable
             local = pyname(name)
             lines.taken.add(local)
-            if ctx.names[name] != Src(local):
-                lines.add(f"{local} = {py(ctx.names[name])}")
-            real = is_real(ctx.names[name]) or is_real(trial.names[name])
+            before = ctx.names.get(name, _UNSET)  # (a name new in the loop is defined after it if it ran)
+            if before is not _UNSET and before != Src(local):
+                lines.add(f"{local} = {py(before)}")
+            real = is_real(before) or is_real(trial.names[name])
             ctx.names[name] = inner.names[name] = Src(local, real=real)
         inner.assign = frozenset(rebound)
         carried = [i for i, (a, b) in enumerate(zip(ctx.shape, trial.shape)) if a != b]
@@ -543,9 +559,10 @@ class Generator:
         if len({len(o.shape) for o in outs}) > 1:
             raise Unsupported("compile cannot yet write an `if` whose branches give different ranks", s.span)
         conds = [cond for cond, _ in arms]
-        ctx.shape = tuple(_chosen(conds, [o.shape[k] for o in outs]) for k in range(len(ctx.shape)))
-        for name, value in ctx.names.items():  # a `let` in an arm rebinds the name after the `if`, as in check
-            ctx.names[name] = _chosen(conds, [o.names.get(name, value) for o in outs])
+        ctx.shape = tuple(_chosen(conds, [o.shape[k] for o in outs]) for k in range(len(outs[0].shape)))
+        for name in dict.fromkeys(n for o in outs for n in o.names):  # a `let` in an arm binds it after the `if`
+            known = next(o.names[name] for o in outs if name in o.names)  # (where an arm binds nothing,
+            ctx.names[name] = _chosen(conds, [o.names.get(name, known) for o in outs])  # check fails there)
         ctx.pending = outs[0].pending if all(o.pending == outs[0].pending for o in outs) else None
         safe = all(_overwritable(o.made_by) for o in outs)
         ctx.made_by = outs[0].made_by if safe else None
@@ -557,6 +574,8 @@ class Generator:
         lines.add(f"{local} = Chain()")
         sub = Ctx(local, ctx.shape, dict(ctx.names), ctx.in_shape)
         self.body(stmts, sub, lines)
+        if sub.pending is not None:  # the branch ends in `from e1`
+            lines.add(f"{local}.result = {sub.pending[0]}")
         return local, sub
 
     def residual(self, s: ast.Residual, ctx: Ctx, lines: Lines, label: str | None) -> None:
@@ -606,8 +625,10 @@ def _whole(value):
     return as_int(value) if isinstance(value, float) else value
 
 
-def _located(e: CnnError) -> str:
-    return f"{e.span}: {e.message}" if e.span else e.message
+def _located(e: Exception, s: ast.Stmt) -> str:
+    if isinstance(e, CnnError):
+        return f"{e.span or s.span}: {e.message}"
+    return f"{s.span}: this cannot be built for these arguments (check them with `cnndsl check --set`)"
 
 
 def _chosen(conds: list, values: list):
@@ -651,21 +672,29 @@ def _methods(state: ClassState, ends_in_softmax: bool = False) -> list[str]:
                  "    def logits(self, x):",
                  '        """The scores before the final softmax, for training with cross-entropy."""']
                 + _calls(head))
-    return ["", "    def forward(self, x):", *_calls(children)]
+    return ["", "    def forward(self, x):", *_calls(children, state.result)]
 
 
-def _calls(children: list[tuple[str, list[str] | None]]) -> list[str]:
+INPUT = "<input>"  # how wiring names the network's input (`x: input 3x32x32`); no child can have this name
+
+
+def _calls(children: list[tuple[str, list[str] | None]], result: str | None = None) -> list[str]:
     """`x = self.conv1(x)` lines; outputs that later layers name keep a variable of their own."""
-    named = {i for _, inputs in children for i in inputs or () if i}
+    named = {i for _, inputs in children for i in inputs or () if i} | ({result} if result else set())
     var_of: dict[str, str] = {}
     previous = "x"
     lines = []
+    if INPUT in named:  # the input is named: keep it in a variable of its own
+        var_of[INPUT] = previous = "x_in" if "x_in" not in {n for n, _ in children} else "x_in_"
+        lines.append(f"        {previous} = x")
     for name, inputs in children:
         args = [previous] if inputs is None else [previous if i == "" else var_of[i] for i in inputs]
         var = (name if name not in ("x", "self") else name + "_") if name in named else "x"
         lines.append(f"        {var} = self.{name}({', '.join(args)})")
         var_of[name] = previous = var
-    if lines and previous == "x":
+    if result is not None:
+        lines.append(f"        return {var_of[result]}")
+    elif lines and previous == "x":
         lines[-1] = "        return " + lines[-1].split(" = ", 1)[1]
     else:
         lines.append(f"        return {previous}")

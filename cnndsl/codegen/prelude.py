@@ -56,7 +56,8 @@ def same_pads(n: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
 class Chain(nn.Sequential):
     """Layers in order. Children are named as `cnndsl check` names layers: conv1, conv2, relu1...
 
-    `inputs` wires a child to named outputs (`concat e1`, `from e1`) instead of the previous one.
+    `inputs` wires a child to named outputs (`concat e1`, `from e1`) instead of the previous one;
+    `result` names the child whose output is the chain's, when that is not the last (`from e1` at the end).
     """
 
     def __init__(self) -> None:
@@ -64,6 +65,7 @@ class Chain(nn.Sequential):
         self.counts: dict[str, int] = {}
         self.wiring: dict[str, list[str]] = {}
         self.last = ""
+        self.result: str | None = None
 
     def add(self, kind: str, module: nn.Module, name: str | None = None,
             inputs: list[str] | None = None) -> str:
@@ -88,17 +90,17 @@ class Chain(nn.Sequential):
         children = list(self.named_children())
         if skip_last:
             children = children[:-1]
-        if not self.wiring:
+        if not self.wiring and self.result is None:
             for _, module in children:
                 x = module(x)
             return x
-        outputs = {"": x}
+        outputs = {"": x, "<input>": x}
         previous = ""
         for name, module in children:
             args = [outputs[i] for i in self.wiring.get(name, [previous])]
             outputs[name] = module(*args)
             previous = name
-        return outputs[previous]
+        return outputs[previous if self.result is None else self.result]
 ''',
     "Residual": '''
 class Residual(nn.Module):

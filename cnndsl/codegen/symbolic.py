@@ -29,7 +29,10 @@ def evaluate(e: ast.Expr, names: dict, in_shape: tuple):
     if isinstance(e, ast.Unary):
         return unary(e.op, evaluate(e.operand, names, in_shape))
     if isinstance(e, ast.BinOp):
-        return binop(e.op, evaluate(e.left, names, in_shape), evaluate(e.right, names, in_shape))
+        left = evaluate(e.left, names, in_shape)
+        if e.op in ("and", "or") and isinstance(left, bool):  # as check does: the right side may not
+            return left if left == (e.op == "or") else evaluate(e.right, names, in_shape)  # even mean anything
+        return binop(e.op, left, evaluate(e.right, names, in_shape))
     if isinstance(e, ast.Func):
         name, fn = _FUNCS[e.name]
         args = [evaluate(a, names, in_shape) for a in e.args]

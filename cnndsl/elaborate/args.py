@@ -185,10 +185,16 @@ def _kind_hint(value, spec: ArgSpec) -> str | None:
     return None
 
 
+SIZE_LIMIT = 2**31  # PyTorch takes kernel sizes, strides, dilations and paddings as 32-bit integers
+
+
 def _bounds(value, spec: ArgSpec, span: Span, op: str) -> None:
     for x in value if isinstance(value, tuple) else (value,):
         if not isinstance(x, (int, float)) or isinstance(x, bool):
             continue
+        if spec.kind in ("pair", "ints", "padding") and abs(x) >= SIZE_LIMIT:
+            raise CnnError(f"`{spec.name}` of {op} must be below {SIZE_LIMIT:,} (PyTorch's sizes are 32-bit), "
+                           f"got {describe(x)}", span)
         if spec.low is not None and x < spec.low:
             raise CnnError(f"`{spec.name}` of {op} must be at least {spec.low:g}, got {describe(x)}", span)
         if spec.above is not None and x <= spec.above:

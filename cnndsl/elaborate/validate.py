@@ -155,6 +155,11 @@ class _Scanner:
             value = _UNKNOWN if arg is None else self._constant(arg.value)
             if value is not _UNKNOWN:
                 coerce(value, spec, arg.value.span, op.name)
+            elif arg is not None and spec.rank and not isinstance(arg.value, ast.TupleExpr):
+                raise CnnError(f"`{spec.name}` of {op.name} decides the rank of its output: write it out, "
+                               "not through a variable", arg.value.span,
+                               "compile writes one class for every value of a parameter, so the rank must be "
+                               "the same for all of them")
 
 
 _UNKNOWN = object()

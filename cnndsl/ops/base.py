@@ -46,6 +46,7 @@ class ArgSpec:
     low: float | None = None  # smallest allowed value
     high: float | None = None  # values must be below this
     above: float | None = None  # values must be above this (batchnorm's eps: PyTorch refuses 0 in training)
+    rank: bool = False  # decides the output's rank: written out, not a parameter (the generated code needs it)
     doc: str = ""
 
 
@@ -204,12 +205,19 @@ def axis_out(n: int, before: int, after: int, k: int, s: int, d: int = 1, ceil: 
     return out
 
 
+PADDED_PIXELS = 1 << 24  # a padded map (a temporary of PyTorch's) may be this large whatever its input
+
+
 def spatial(op: str, a: Args, shape: Shape, kernel, stride, dilation=1, ceil=False):
     """Output H, W and the padding used, raising a located-friendly error when a size reaches 0."""
     c, h, w = need_image(op, shape)
     (kh, kw), (sh, sw), (dh, dw) = pair(kernel), pair(stride), pair(dilation)
     padding = a.values.get("padding", "valid")
     ph, pw = pads(pair_or(padding, 0), h, kh, sh, dh), pads(pair_or(padding, 1), w, kw, sw, dw)
+    padded = (h + sum(ph)) * (w + sum(pw))
+    if padded > max(4 * h * w, PADDED_PIXELS):  # `avgpool 65535 padding=same` pads 2x1 to 65536x65535
+        raise ShapeError(f"{op} pads its {h}x{w} input to {h + sum(ph):,}x{w + sum(pw):,}, far more padding "
+                         "than input", hint="use a kernel no larger than the input")
     ho = axis_out(h, *ph, kh, sh, dh, ceil)
     wo = axis_out(w, *pw, kw, sw, dw, ceil)
     if ho <= 0 or wo <= 0:

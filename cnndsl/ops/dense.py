@@ -87,7 +87,7 @@ RESHAPE = Op(
     "reshape",
     "Reshapes to CxHxW or to a flat size with the same number of values (Keras Reshape).",
     "shape",
-    args=(ArgSpec("shape", "shape", positional=True, aliases=("target_shape",), doc="`1x28x28` or `784`"),),
+    args=(ArgSpec("shape", "shape", positional=True, aliases=("target_shape",), rank=True, doc="`1x28x28` or `784`"),),
     shape=_reshape_shape,
     label=lambda a, ins: f"reshape → {fmt_shape(a.shape if isinstance(a.shape, tuple) else (a.shape,))}",
     torch=_reshape_torch,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cnndsl.errors import ShapeError
 from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, fmt_int, need_image
 from cnndsl.ops.torchsrc import ctor
 
@@ -38,6 +39,14 @@ BATCHNORM = Op(
     aliases=("bn", "batchnorm2d"),
 )
 
+def _lrn_shape(a: Args, shape: Shape) -> Shape:
+    c, _, _ = need_image("lrn", shape)  # nn.LocalResponseNorm needs (N, C, H, W)
+    if a.size > 2 * c + 1:  # PyTorch pads the channels by the size: 10**12 would ask for terabytes
+        raise ShapeError(f"lrn size {a.size:,} is more than twice the {c} channels it normalises across",
+                         hint="AlexNet uses `lrn 5`; the window spans `size` neighbouring channels")
+    return shape
+
+
 LRN = Op(
     "lrn",
     "Local response normalisation across channels (nn.LocalResponseNorm), as in AlexNet (size 5, k 2).",
@@ -48,7 +57,7 @@ LRN = Op(
         ArgSpec("beta", "float", 0.75),
         ArgSpec("k", "float", 1.0, doc="additive constant (AlexNet used 2)"),
     ),
-    shape=lambda a, ins: need_image("lrn", ins[0]),  # nn.LocalResponseNorm needs (N, C, H, W)
+    shape=lambda a, ins: _lrn_shape(a, ins[0]),
     label=lambda a, ins: f"lrn {a.size}",
     torch=lambda g: ctor("nn.LocalResponseNorm", g.size, alpha=g.alpha, beta=g.beta, k=g.k),
 )

@@ -71,7 +71,7 @@ def _pool_label(op: str):
 def _pool_torch(op: str):
     def torch(g: CodeArgs) -> str:
         stride = g.kernel if g.stride is None else g.stride
-        pad, pads4 = padding(g, g.kernel, stride, 1)
+        pad, pads4 = padding(g, g.kernel, stride, 1, torch_same=False)
         if pads4 is not None:
             return ctor("PoolSame", op, unpair(g.kernel), unpair(stride), pads4)
         exclude = g.padding == "same" or g.values.get("count_include_pad", True) is False
@@ -132,7 +132,7 @@ def _global(name: str, doc: str) -> Op:
         name,
         doc,
         "pooling",
-        args=(ArgSpec("keepdims", "bool", False, doc="keep Cx1x1 instead of a flat C (Keras' keepdims)"),),
+        args=(ArgSpec("keepdims", "bool", False, rank=True, doc="keep Cx1x1 instead of a flat C (Keras' keepdims)"),),
         shape=_global_shape,
         window=_global_window,
         label=lambda a, ins: name,

@@ -20,7 +20,7 @@ MODULE_ATTRIBUTES = frozenset("""
     register_full_backward_pre_hook register_load_state_dict_post_hook register_load_state_dict_pre_hook
     register_module register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
     set_extra_state set_submodule share_memory state_dict to to_empty train type xpu zero_grad training
-    append extend insert pop add counts wiring last body shortcut op inplace input_shape logits ends_in_softmax
+    append extend insert pop add counts wiring last result body shortcut op inplace input_shape logits ends_in_softmax
 """.split())
 
 
@@ -116,6 +116,8 @@ def binop(op: str, a, b):
         value = _folded(lambda: _fold(op, a, b), op == "**" and _huge_power(a, b))
         if value is not _UNFOLDED:
             return value
+    if op in ("+", "-") and isinstance(b, (int, float)) and not isinstance(b, bool) and b < 0:
+        op, b = "-" if op == "+" else "+", -b  # n - 2, not n + -2
     p = _PREC[op]
     right = p + 1 if op != "**" else p  # left-associative except **
     left = p if op != "**" else p + 1

@@ -60,11 +60,13 @@ def _pads(g: CodeArgs, kernel, stride, dilation):
     return ph, pw, p
 
 
-def padding(g: CodeArgs, kernel, stride, dilation) -> tuple[object, object]:
-    """(padding= value for a symmetric case, (left, right, top, bottom) for an asymmetric one)."""
+def padding(g: CodeArgs, kernel, stride, dilation, torch_same: bool = True) -> tuple[object, object]:
+    """(padding= value for a symmetric case, (left, right, top, bottom) for an asymmetric one).
+
+    torch_same: the module takes PyTorch's own padding="same" (convolutions do, pools do not)."""
     (sh, sw), ph, pw, p = two(stride), *_pads(g, kernel, stride, dilation)
     if isinstance(ph, Src) or isinstance(pw, Src):
-        if p == "same" and (sh, sw) == (1, 1):  # PyTorch's own `same`: the odd extra goes after, as in Keras
+        if torch_same and p == "same" and (sh, sw) == (1, 1):  # the odd extra goes after, as in Keras
             return "same", None
         return None, Src(f"(*{_src_pair(pw)}, *{_src_pair(ph)})")
     if ph[0] == ph[1] and pw[0] == pw[1]:
