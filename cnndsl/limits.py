@@ -27,15 +27,17 @@ class Limits:
     layers: int = LAYERS
 
 
-def parse_size(text: str) -> int:
-    """`1M`, `512K`, `2G` or a number of bytes."""
+def parse_size(text: str, what: str = "a size") -> int:
+    """`1M`, `512K`, `64G`, `1.5T` or a number of bytes (binary units; an optional `B` or `iB`)."""
     t = text.strip().upper().removesuffix("B").removesuffix("I")
-    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
-    number = t[:-1] if scale > 1 else t
+    scale = _UNITS.get(t[-1:], 1) if t else 1
     try:
-        value = float(number) * scale
+        value = float(t[:-1] if scale > 1 else t) * scale
     except ValueError:
         value = -1
-    if not 0 < value < 1 << 40:
-        raise UsageError(f"expected a size such as 1M, 512K or 4096, got `{text}`")
+    if not 1 <= value < 1 << 60:  # nan and inf too
+        raise UsageError(f"{what}: expected a size such as 1M, 512K or 4096, got `{text}`")
     return int(value)
+
+
+_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}

@@ -11,16 +11,15 @@ This module does not import torch at import time: `Spec.build()` calls it before
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Protocol
 
-from cnndsl.errors import CnnError, UsageError
+from cnndsl.errors import CnnError
+from cnndsl.limits import parse_size
 
 ENV = "CNNDSL_MAX_MEMORY"
 OVERRIDE_HINT = f"{ENV}=SIZE (e.g. {ENV}=64G) sets the limit when this estimate is wrong"
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 
 
 class Figures(Protocol):
@@ -83,20 +82,6 @@ def size(n: float) -> str:
     return f"{n:.1f} {unit}" if n < 1e6 else f"{n * 1024 ** 8:.2g} bytes"
 
 
-def parse_size(text: str) -> int:
-    """`64G`, `512M`, `1.5T`, `1000000`: a number of bytes, binary units, an optional `B` or `iB`."""
-    t = text.strip().upper().removesuffix("B").removesuffix("I")
-    unit = t[-1:] if t[-1:] in _UNITS and t[-1:] else ""
-    try:
-        value = float(t[: len(t) - len(unit)]) * _UNITS[unit]
-    except ValueError:
-        value = math.nan
-    if not (value >= 1 and math.isfinite(value)):
-        raise UsageError(f"{ENV}={text!r} is not a size", hint=f"write a number of bytes with K, M, G or T, "
-                         f"e.g. {ENV}=64G")
-    return int(value)
-
-
 def available(device: object = None) -> tuple[int | None, str]:
     """(bytes, where they come from) that a run may use now; None bytes where nothing can be measured.
 
@@ -104,7 +89,7 @@ def available(device: object = None) -> tuple[int | None, str]:
     Apple's unified memory) the RAM that Linux says is available, within the container's limit.
     """
     if os.environ.get(ENV):
-        return parse_size(os.environ[ENV]), ENV
+        return parse_size(os.environ[ENV], f"{ENV}={os.environ[ENV]}"), ENV
     kind = getattr(device, "type", device) or "cpu"
     if kind == "cuda":
         import torch

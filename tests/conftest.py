@@ -6,6 +6,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# A small CNN on the 8x8 digits as they are: a few seconds per training run
+SMALL = """network small(classes = 10) {
+    input 1x8x8
+    conv 16 kernel=3 padding=same activation=relu
+    maxpool 2
+    conv 32 kernel=3 padding=same activation=relu
+    globalavgpool
+    dense classes activation=softmax
+}"""
+
 # named outputs, `from` and merges with names: a U-Net in miniature
 UNET = """network unet {
     input 3x16x16

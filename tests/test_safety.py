@@ -361,6 +361,18 @@ def built_as_reported(text: str, **params):
     net("input 3x9x9", "b (1, 2)", prelude=net("conv 4 kernel=3 stride=s padding=same", head="block b(s = 1)")),
     net("input 3x8x8", "repeat i in 5..3 { dense 2 }", "conv 2 kernel=1"),
     net("input 3x8x8", "relu", head="network none"),
+    net("input 3x8x8", "f", prelude="block f { relu }\n"),  # class F, not torch.nn.functional's F
+    net("input 10", "e5: dense 10", "dense 7", "from e5"),  # from at the end: e5 is the output
+    net("input 10", "residual {", "    e5: dense 10", "    dense 7", "    from e5", "}"),
+    net("x: input 10", "dense 7", "concat x", "from x"),
+    net("input 3x8x8", "if a { flatten } else { globalavgpool }", "dense 3", head="network n(a = false)"),
+    net("input 3x8x8", "repeat i in 0..20 {", "    let s = 2", "}", "conv 4 kernel=1 stride=s"),
+    net("input 4", "if a == 2 { conv 4 kernel=1 }", head="network n(a = 1)"),  # an arm for a vector: raises
+    net("input 3x8x8", "relu", head="network n(flag = true or in.channels > 0)"),  # `or` short-circuits
+    net("input 3x8x8", "globalavgpool keepdims=((false and (0.1 >= causal)) or true)", "lrn 3"),
+    net("input 3x8x8", "maxpool a stride=1 padding=same", head="network n(a = 2)"),  # no padding="same" for pools
+    net("input shape", "conv (16 * width) kernel=3", "flatten", "dense 10",
+        head="network n(width = 0.5, shape = 1x8x8)"),
 ])
 def test_what_checks_compiles_and_builds_as_reported(text):
     built_as_reported(text)
@@ -384,9 +396,8 @@ def test_a_let_in_an_if_or_a_loop_rebinds_the_name_in_the_module_as_in_check():
 
 
 def test_code_check_never_takes_raises_only_if_it_ever_runs():
-    import torch  # noqa: F401
-
-    block = net("let k = 0", "if deep {", "    conv 3 kernel=k", "} else {", "    relu", "}", head="block b(deep = false)")
+    block = net("let k = 0", "if deep {", "    conv 3 kernel=k", "} else {", "    relu", "}",
+                head="block b(deep = false)")
     spec, model = built_as_reported(net("input 3x8x8", "b", prelude=block))
     assert 'raise ValueError("<string>:4:16: `kernel` of conv must be at least 1, got 0")' in spec.source()
     with pytest.raises(ValueError, match="must be at least 1"):
@@ -403,6 +414,10 @@ def test_code_check_never_takes_raises_only_if_it_ever_runs():
     (net("input 3x8x8", "_parameters: relu"), "output names may not start with `_`"),
     (net("input 3x8x8", "b", prelude=net("if deep { upsample mode=cubic }", head="block b(deep = false)")),
      "`mode` of upsample expects one of"),
+    (net("input 3x4x4", "maxpool 1 stride=(2 ** 62) padding=same"), "must be below 2,147,483,648"),
+    (net("input 3x4x4", "lrn 1000000000000"), "more than twice the 3 channels"),
+    (net("input 3x2x1", "avgpool 65535 padding=same"), "far more padding than input"),
+    (net("input 3x8x8", "globalmaxpool keepdims=k", head="network n(k = true)"), "decides the rank of its output"),
 ])
 def test_what_compile_could_not_write_is_refused_by_check(text, message):
     e = error_of(text)

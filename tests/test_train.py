@@ -18,17 +18,7 @@ import cnndsl  # noqa: E402
 from cnndsl.errors import CnnError  # noqa: E402
 from cnndsl.train.loop import train  # noqa: E402
 from cnndsl.train.recipe import load_recipe  # noqa: E402
-from conftest import ROOT  # noqa: E402
-
-# A small CNN on the 8x8 digits as they are: a few seconds per run
-SMALL = """network small(classes = 10) {
-    input 1x8x8
-    conv 16 kernel=3 padding=same activation=relu
-    maxpool 2
-    conv 32 kernel=3 padding=same activation=relu
-    globalavgpool
-    dense classes activation=softmax
-}"""
+from conftest import ROOT, SMALL  # noqa: E402
 
 
 def quiet(_line: str) -> None:

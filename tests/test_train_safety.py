@@ -27,15 +27,8 @@ from cnndsl.train import runs  # noqa: E402
 from cnndsl.train.checkpoint import atomic_write  # noqa: E402
 from cnndsl.train.data import load_dataset  # noqa: E402
 from cnndsl.train.recipe import load_recipe  # noqa: E402
+from conftest import SMALL  # noqa: E402
 
-SMALL = """network small(classes = 10) {
-    input 1x8x8
-    conv 16 kernel=3 padding=same activation=relu
-    maxpool 2
-    conv 32 kernel=3 padding=same activation=relu
-    globalavgpool
-    dense classes activation=softmax
-}"""
 OTHER = SMALL.replace("conv 16", "conv 24")  # the same layers, another width
 HUGE_INPUT = "network huge {\n    input 3x100000x100000\n    conv 8 kernel=3\n    globalavgpool\n    dense 10\n}"
 HUGE_DENSE = "network wide {\n    input 1x8x8\n    flatten\n    dense 1000000000000\n    dense 10\n}"
@@ -224,7 +217,7 @@ def test_the_memory_limit_says_which_batch_fits_and_can_be_set(monkeypatch):
     monkeypatch.setenv("CNNDSL_MAX_MEMORY", "1.5G")
     assert memory.check_training(report, 64).total < 2 << 20
     monkeypatch.setenv("CNNDSL_MAX_MEMORY", "lots")
-    with pytest.raises(UsageError, match="CNNDSL_MAX_MEMORY='lots' is not a size"):
+    with pytest.raises(UsageError, match="CNNDSL_MAX_MEMORY=lots: expected a size such as 1M"):
         memory.check_training(report, 64)
     monkeypatch.delenv("CNNDSL_MAX_MEMORY")
     have, where = memory.available()
