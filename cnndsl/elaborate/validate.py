@@ -9,6 +9,7 @@ not call themselves, and braces and block calls nest at most `limits.DEPTH` deep
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass, field
 
 from cnndsl import limits
@@ -184,10 +185,12 @@ def _binder(name: str | None, span) -> None:
 
 
 def _label(s: ast.Labeled) -> None:
-    if s.label in MODULE_ATTRIBUTES or s.label.startswith("_"):
-        raise CnnError(f"`{s.label}` cannot name an output: every PyTorch module has an attribute of that name"
-                       if not s.label.startswith("_") else f"`{s.label}`: output names may not start with `_`",
-                       s.span, "pick another name")
+    """An output's name is a module attribute in the generated code: `self.e1`."""
+    why = ("every PyTorch module has an attribute of that name" if s.label in MODULE_ATTRIBUTES
+           else "it is a Python keyword" if keyword.iskeyword(s.label)
+           else "it starts with `_`" if s.label.startswith("_") else None)
+    if why:
+        raise CnnError(f"`{s.label}` cannot name an output: {why}", s.span, "pick another name")
 
 
 def _bound(d: ast.Definition) -> set[str]:
