@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, replace
 from cnndsl import limits
 from cnndsl.elaborate.args import Slot, bind, layer_args
 from cnndsl.elaborate.expr import Env, describe, evaluate
-from cnndsl.elaborate.validate import validate
+from cnndsl.elaborate.validate import callee, validate
 from cnndsl.errors import CnnError, Diagnostic, Span, UsageError, did_you_mean
 from cnndsl.graph import Graph, Group, Layer, build_graph, unused_layers
-from cnndsl.ops import ALIASES, REGISTRY, Args, Symbol, lookup
+from cnndsl.ops import ALIASES, REGISTRY, Args, Symbol
 from cnndsl.ops.base import fmt_shape
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
@@ -216,18 +216,10 @@ class _Elaborator:
     # ---- calls --------------------------------------------------------------------------------------
 
     def call(self, c: ast.Call, frame: Frame, cur: str | None, label: str | None) -> str:
-        block = self.program.definitions.get(c.name)
-        if block is not None:
-            if block.kind != "block":
-                raise CnnError(f"`{c.name}` is a network; only blocks can be called", c.span,
-                               f"turn it into `block {c.name}(...)`")
+        op = callee(self.program, c)
+        if isinstance(op, ast.Definition):
             self.need_input(cur, c.span)
-            return self.block_call(block, c, frame, cur, label)
-        op = lookup(c.name)
-        if op is None:
-            names = [*REGISTRY, *ALIASES, *(d.name for d in self.program.definitions.values() if d.kind == "block")]
-            raise CnnError(f"unknown layer or block `{c.name}`", c.span,
-                           did_you_mean(c.name, names) or "`cnndsl layers` lists the built-in layers")
+            return self.block_call(op, c, frame, cur, label)
         if op.name == "input":
             return self.input(c, frame, cur, label)
         self.need_input(cur, c.span)

@@ -16,7 +16,7 @@ from cnndsl import limits
 from cnndsl.elaborate.args import Slot, bind, coerce, op_slots
 from cnndsl.elaborate.expr import Env, evaluate
 from cnndsl.errors import CnnError, did_you_mean
-from cnndsl.ops import ALIASES, REGISTRY, lookup
+from cnndsl.ops import ALIASES, REGISTRY, Op, lookup
 from cnndsl.ops.source import MODULE_ATTRIBUTES
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
@@ -134,19 +134,11 @@ class _Scanner:
             raise CnnError("a condition must be true or false", e.span, "compare values: `if stride != 1 { ... }`")
 
     def call(self, c: ast.Call, level: int) -> None:
-        block = self.program.definitions.get(c.name)
-        if block is not None:
-            if block.kind != "block":
-                raise CnnError(f"`{c.name}` is a network; only blocks can be called", c.span,
-                               f"turn it into `block {c.name}(...)`")
-            bind(c, [Slot(p.name, required=p.default is None) for p in block.params], f"block `{block.name}`")
-            self.out.calls.append((block, level, c))
+        op = callee(self.program, c)
+        if isinstance(op, ast.Definition):
+            bind(c, [Slot(p.name, required=p.default is None) for p in op.params], f"block `{op.name}`")
+            self.out.calls.append((op, level, c))
             return
-        op = lookup(c.name)
-        if op is None:
-            names = [*REGISTRY, *ALIASES, *(d.name for d in self.program.definitions.values() if d.kind == "block")]
-            raise CnnError(f"unknown layer or block `{c.name}`", c.span,
-                           did_you_mean(c.name, names) or "`cnndsl layers` lists the built-in layers")
         if op.name == "input" and self.d.kind == "block":
             raise CnnError("`input` must come once, first in the network", c.span,
                            "blocks take the current tensor; only a network has an input")
@@ -164,6 +156,22 @@ class _Scanner:
 
 
 _UNKNOWN = object()
+
+
+def callee(program: Program, c: ast.Call) -> ast.Definition | Op:
+    """The block or the registry entry a call names."""
+    block = program.definitions.get(c.name)
+    if block is not None:
+        if block.kind != "block":
+            raise CnnError(f"`{c.name}` is a network; only blocks can be called", c.span,
+                           f"turn it into `block {c.name}(...)`")
+        return block
+    op = lookup(c.name)
+    if op is None:
+        names = [*REGISTRY, *ALIASES, *(d.name for d in program.definitions.values() if d.kind == "block")]
+        raise CnnError(f"unknown layer or block `{c.name}`", c.span,
+                       did_you_mean(c.name, names) or "`cnndsl layers` lists the built-in layers")
+    return op
 
 
 def _signature(d: ast.Definition) -> None:
