@@ -378,6 +378,15 @@ def test_what_checks_compiles_and_builds_as_reported(text):
     built_as_reported(text)
 
 
+@pytest.mark.parametrize("skip", [True, False])
+@pytest.mark.parametrize("after", ["conv 2 kernel=1", ""])
+def test_a_from_in_an_if_decides_what_comes_next(skip, after):
+    text = net("input 4x8x8", "e1: conv 4 kernel=1", "conv 6 kernel=1", "if skip { frozen { from e1 } }", after,
+               head="network n(skip = false)")
+    spec, _ = built_as_reported(text, skip=skip)
+    assert "current = e1_out" in spec.source()
+
+
 @pytest.mark.parametrize("act, kind", [("relu", "relu"), ("swish", "silu"), ("none", None)])
 def test_an_activation_given_as_a_parameter(act, kind):
     from cnndsl.ops.base import Symbol

@@ -543,15 +543,16 @@ class Generator:
         if not arms:
             self.body(orelse, ctx, lines)
             return
-        outs = []
+        outs, ends = [], []  # ends: where each arm's lines end, and their indent (None: no `else:` written)
         for i, (cond, stmts) in enumerate([*arms, (None, orelse)]):
             sub = replace(ctx, names=dict(ctx.names), dynamic=True)
+            outs.append(sub)
             if cond is None and not stmts:
-                outs.append(sub)
+                ends.append(None)
                 continue
             with lines.nested(f"{'if' if i == 0 else 'elif'} {py(cond)}:" if cond is not None else "else:"):
                 self.body(stmts, sub, lines)
-            outs.append(sub)
+                ends.append((len(lines.lines), lines.indent))
         live = next((o for o in reversed(outs) if not o.dead), ctx)
         for o in outs:  # an arm that raises at construction leaves nothing after the `if`
             if o.dead:
@@ -563,9 +564,32 @@ class Generator:
         for name in dict.fromkeys(n for o in outs for n in o.names):  # a `let` in an arm binds it after the `if`
             known = next(o.names[name] for o in outs if name in o.names)  # (where an arm binds nothing,
             ctx.names[name] = _chosen(conds, [o.names.get(name, known) for o in outs])  # check fails there)
-        ctx.pending = outs[0].pending if all(o.pending == outs[0].pending for o in outs) else None
+        if all(o.pending == outs[0].pending for o in outs):
+            ctx.pending = outs[0].pending
+        else:
+            ctx.pending = [self.current_tensor(outs, ends, ctx, lines)]
         safe = all(_overwritable(o.made_by) for o in outs)
         ctx.made_by = outs[0].made_by if safe else None
+
+    def current_tensor(self, outs: list[Ctx], ends: list, ctx: Ctx, lines: Lines) -> str:
+        """A variable naming what the next layer reads, where arms differ (`if skip { from e1 }`):
+        each arm sets it, "" meaning the last layer added. Only a Chain can wire at construction."""
+        if ctx.cls is not None and ctx.cls.static:
+            raise _Dynamic()
+        var = lines.local("current")
+        refs = [o.pending[0] if o.pending else '""' for o in outs]
+        if lines.scratch:
+            return var
+        for end, ref in reversed(list(zip(ends, refs))):
+            if end is not None:
+                pos, pad = end[0], "    " * end[1]
+                if lines.lines[pos:pos + 1] == [pad + "pass"]:  # the arm's only line was a `pass`
+                    del lines.lines[pos]
+                lines.lines.insert(pos, pad + f"{var} = {ref}")
+        if ends[-1] is None:
+            with lines.nested("else:"):
+                lines.add(f"{var} = {refs[-1]}")
+        return var
 
     # -- merges
 

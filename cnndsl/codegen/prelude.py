@@ -100,7 +100,7 @@ class Chain(nn.Sequential):
             args = [outputs[i] for i in self.wiring.get(name, [previous])]
             outputs[name] = module(*args)
             previous = name
-        return outputs[previous if self.result is None else self.result]
+        return outputs[self.result or previous]  # "" too: the last child
 ''',
     "Residual": '''
 class Residual(nn.Module):
