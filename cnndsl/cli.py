@@ -217,7 +217,8 @@ def _spec_arguments(p: argparse.ArgumentParser, device: bool = False) -> None:
                    help=f"refuse specs that expand to more layers or repeat iterations, or files of more "
                    f"statements (default {limits.LAYERS:,})")
     p.add_argument("--max-spec-size", type=_size, default=limits.SPEC_BYTES, metavar="SIZE",
-                   help=f"refuse spec files larger than this, e.g. 4M (default {limits.SPEC_BYTES >> 20}M)")
+                   help=f"refuse specs (with the files they use) larger than this, e.g. 4M (default "
+                   f"{limits.SPEC_BYTES >> 10}K)")
     if device:
         p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where to run")
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from cnndsl.errors import UsageError
 
-SPEC_BYTES = 1 << 20  # a spec file (and each file it uses); the largest reference spec is 1.2 KB
+SPEC_BYTES = 512 << 10  # a spec and the files it uses; the largest reference spec is 1.2 KB, and 512 KiB of
+# convolutions (12,000 lines) take about 3 s to check here
 LAYERS = 50_000  # layers, and repeat iterations, one network may expand to; statements in a file. About
 # 5 s of `check` on a 2-core machine at this size; real networks have hundreds to a few thousand.
 NESTING = 16  # levels of `{ }` in one file, the definition's own braces included
