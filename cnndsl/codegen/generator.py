@@ -162,7 +162,7 @@ class Generator:
         self.classes: dict[tuple[str, int], BlockClass] = {}
         self.generating: list[str] = []  # blocks whose class is being written, to refuse recursion
         self.class_names: set[str] = set(prelude.HELPERS)
-        self.examples: dict[str, object] = {}  # parameters' values as check saw them (the network's input rank)
+        self.examples: dict[str, object] = {}  # the network's parameters as check saw them (the input's rank)
 
     # -- files
 
@@ -246,7 +246,8 @@ class Generator:
                 with lines.nested(f"if {py_name} is None:"):
                     lines.add(f"{py_name} = {py(value)}")
             names[p.name] = Src(py_name, real=is_real(value))  # `repeat q` with q = 1.0 needs int(q)
-            self.examples[p.name] = value
+            if overrides is not None:  # the network's: the values check used
+                self.examples[p.name] = value
         return params, names
 
     def block_class(self, d: ast.Definition, rank: int, span: Span) -> BlockClass:
