@@ -6,7 +6,6 @@ import ast
 import sys
 import types
 
-from cnndsl.codegen.generator import pyname
 from cnndsl.errors import CnnError
 from cnndsl.ops.base import Symbol
 
@@ -14,7 +13,7 @@ from cnndsl.ops.base import Symbol
 # through string literals (ops/source.literal); this second, independent check refuses to run any source
 # that would do more than build modules, should a bug ever let text through.
 _IMPORTS = {"math", "torch", "torch.nn.functional", "torch.nn"}
-_FORBIDDEN = {"eval", "exec", "compile", "open", "__import__", "getattr", "setattr", "delattr", "globals", "locals",
+FORBIDDEN = {"eval", "exec", "compile", "open", "__import__", "getattr", "setattr", "delattr", "globals", "locals",
               "vars", "breakpoint", "input", "exit", "quit", "help", "memoryview", "__builtins__", "__loader__",
               "__spec__", "os", "sys", "subprocess", "builtins", "importlib"}
 _DUNDERS = {"__init__", "__name__"}
@@ -28,7 +27,7 @@ def vet(source: str) -> None:
             bad = next((a.name for a in node.names if a.name not in _IMPORTS), None)
         elif isinstance(node, ast.ImportFrom):
             bad = None if node.module in _IMPORTS else f"from {node.module}"
-        elif isinstance(node, ast.Name) and (node.id in _FORBIDDEN or _dunder(node.id)):
+        elif isinstance(node, ast.Name) and (node.id in FORBIDDEN or _dunder(node.id)):
             bad = node.id
         elif isinstance(node, ast.Attribute) and _dunder(node.attr):
             bad = node.attr
@@ -52,6 +51,8 @@ def build_module(source: str, class_name: str, params: dict):
     sys.modules[module.__name__] = module  # so that torch.compile and pickling can find the classes
     exec(compile(source, module.__file__, "exec"), module.__dict__)
     network = getattr(module, class_name)
+    from cnndsl.codegen.generator import pyname
+
     return network(**{pyname(k): _plain(v) for k, v in params.items()})  # `x` is the argument `x_`
 
 

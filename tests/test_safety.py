@@ -361,6 +361,8 @@ def built_as_reported(text: str, **params):
     net("input 3x9x9", "b (1, 2)", prelude=net("conv 4 kernel=3 stride=s padding=same", head="block b(s = 1)")),
     net("input 3x8x8", "repeat i in 5..3 { dense 2 }", "conv 2 kernel=1"),
     net("input 3x8x8", "relu", head="network none"),
+    net("input 3x8x8", "relu", head="network n(eval = 8, input = 2)"),  # builtins as parameters: eval_, input_
+    net("input 3x8x8", "b", prelude=net("if deep { add { branch { from nowhere } } }", head="block b(deep = false)")),
     net("input 3x8x8", "f", prelude="block f { relu }\n"),  # class F, not torch.nn.functional's F
     net("input 10", "e5: dense 10", "dense 7", "from e5"),  # from at the end: e5 is the output
     net("input 10", "residual {", "    e5: dense 10", "    dense 7", "    from e5", "}"),
@@ -428,6 +430,7 @@ def test_code_check_never_takes_raises_only_if_it_ever_runs():
     (net("input 3x4x4", "lrn 1000000000000"), "more than twice the 3 channels"),
     (net("input 3x2x1", "avgpool 65535 padding=same"), "far more padding than input"),
     (net("input 3x8x8", "globalmaxpool keepdims=k", head="network n(k = true)"), "decides the rank of its output"),
+    (net("input 3", "if flag { input 3x8x8 }", head="network n(flag = false)"), "`input` must come once, first"),
 ])
 def test_what_compile_could_not_write_is_refused_by_check(text, message):
     e = error_of(text)

@@ -8,11 +8,13 @@ Values known at generation time are folded (`3 * 4` → 12); the rest stays Pyth
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
+from cnndsl.build import FORBIDDEN
 from cnndsl.codegen import prelude
 from cnndsl.codegen.symbolic import evaluate
 from cnndsl.elaborate.args import Slot, bind, coerce
@@ -22,10 +24,10 @@ from cnndsl.ops.source import ATOM, MODULE_ATTRIBUTES, Src, as_int, docstring, i
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
 
-# Names the generated code uses itself; a spec name equal to one of them gets a trailing `_`.
+# Names the generated code uses itself, Python's builtins, and what build.vet refuses: a spec name equal to
+# one of them gets a trailing `_` (a parameter `eval` is `eval_`).
 RESERVED = {"self", "nn", "torch", "F", "math", "in_channels", "in_features", "in_size", "in_height", "in_width",
-            "x", "super", "range", "min", "max", "abs", "round", "sum", "len", "int", "float", "bool", "str",
-            "tuple", "list", "dict", "print", "frozen", "join", "conv_out", "same_pads", *prelude.HELPERS}
+            "x", "x_in", "current", "frozen", *prelude.HELPERS, *dir(builtins), *FORBIDDEN}
 
 
 def pyname(name: str) -> str:
@@ -163,6 +165,7 @@ class Generator:
         self.generating: list[str] = []  # blocks whose class is being written, to refuse recursion
         self.class_names: set[str] = set(prelude.HELPERS)
         self.examples: dict[str, object] = {}  # the network's parameters as check saw them (the input's rank)
+        self.numeric: dict[str, set[str]] = {}  # block → parameters only ever given numbers (numeric_params)
 
     # -- files
 
@@ -245,10 +248,25 @@ class Generator:
                 value = evaluate(p.default, dict(names), in_shape)
                 with lines.nested(f"if {py_name} is None:"):
                     lines.add(f"{py_name} = {py(value)}")
-            names[p.name] = Src(py_name, real=is_real(value))  # `repeat q` with q = 1.0 needs int(q)
+            word = not _numeric(value) if overrides is not None else p.name not in self.numeric_params(d)
+            names[p.name] = Src(py_name, real=is_real(value), word=word)  # q = 1.0: int(q) for a count
             if overrides is not None:  # the network's: the values check used
                 self.examples[p.name] = value
         return params, names
+
+    def numeric_params(self, d: ast.Definition) -> set[str]:
+        """The block's parameters that every call in the program gives a number or a pair (and whose
+        default is one): a `padding=padding` then goes to PyTorch as it is, never as `same`."""
+        if d.name not in self.numeric:
+            given = {p.name: [p.default] if p.default is not None else [] for p in d.params}
+            slots = [Slot(p.name, required=p.default is None) for p in d.params]
+            for other in self.program.definitions.values():
+                for s in ast.statements(other.body):
+                    if isinstance(s, ast.Call) and s.name == d.name:
+                        for name, arg in bind(s, slots, f"block `{d.name}`").items():
+                            given[name].append(arg.value)
+            self.numeric[d.name] = {name for name, exprs in given.items() if all(map(_number_valued, exprs))}
+        return self.numeric[d.name]
 
     def block_class(self, d: ast.Definition, rank: int, span: Span) -> BlockClass:
         key = (d.name, rank)
@@ -336,9 +354,8 @@ class Generator:
         ctx.made_by = None
 
     def label_ref(self, name: ast.Name, ctx: Ctx) -> tuple[str, tuple]:
-        if name.id not in ctx.labels:
-            raise Unsupported(f"compile cannot yet refer to `{name.id}` from here (a named output of another "
-                              "branch, block or loop)", name.span)
+        if name.id not in ctx.labels:  # check scopes names as this does: only where check never went
+            raise CnnError(f"no output is named `{name.id}` here", name.span)
         return ctx.labels[name.id]
 
     # -- layers
@@ -648,6 +665,26 @@ def _whole(value):
     if isinstance(value, Src) and value.real:
         return Src(f"whole({value.text})")
     return as_int(value) if isinstance(value, float) else value
+
+
+def _numeric(v) -> bool:
+    if isinstance(v, tuple):
+        return all(map(_numeric, v))
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _number_valued(e: ast.Expr) -> bool:
+    """Whether an expression gives a number or a pair whatever the parameters: arithmetic does
+    (`k // 2`, `in.channels`), a bare name may hold a word such as `same`."""
+    if isinstance(e, ast.Const):
+        return _numeric(e.value)
+    if isinstance(e, ast.TupleExpr):
+        return all(map(_number_valued, e.items))
+    if isinstance(e, ast.BinOp):
+        return e.op in ("+", "-", "*", "/", "//", "%", "**")
+    if isinstance(e, ast.Unary):
+        return e.op == "-"
+    return isinstance(e, (ast.Func, ast.InAttr))
 
 
 def _located(e: Exception, s: ast.Stmt) -> str:

@@ -139,7 +139,7 @@ class _Scanner:
             bind(c, [Slot(p.name, required=p.default is None) for p in op.params], f"block `{op.name}`")
             self.out.calls.append((op, level, c))
             return
-        if op.name == "input" and self.d.kind == "block":
+        if op.name == "input" and (self.d.kind == "block" or level > 1):  # not in an `if` either
             raise CnnError("`input` must come once, first in the network", c.span,
                            "blocks take the current tensor; only a network has an input")
         given = bind(c, op_slots(op), f"`{op.name}`")
@@ -204,22 +204,11 @@ def _label(s: ast.Labeled) -> None:
 def _bound(d: ast.Definition) -> set[str]:
     """The names a definition binds anywhere: its parameters, `let`s and loop variables."""
     names = {p.name for p in d.params}
-    stack = list(d.body)
-    while stack:
-        s = stack.pop()
+    for s in ast.statements(d.body):
         if isinstance(s, ast.Let):
             names.add(s.name)
-        elif isinstance(s, ast.Repeat):
-            names.add(s.var or "")
-            stack += s.body
-        elif isinstance(s, ast.Labeled):
-            stack.append(s.stmt)
-        elif isinstance(s, (ast.Frozen, ast.Residual)):
-            stack += s.body + (getattr(s, "shortcut", None) or [])
-        elif isinstance(s, ast.If):
-            stack += [x for arm in s.arms for x in arm.body] + s.orelse
-        elif isinstance(s, ast.Merge):
-            stack += [x for branch in s.branches for x in branch]
+        elif isinstance(s, ast.Repeat) and s.var:
+            names.add(s.var)
     return names
 
 

@@ -36,6 +36,7 @@ class Src:
     text: str
     prec: int = ATOM
     real: bool = field(default=False, compare=False)  # may be a float at construction (`filters / 2`)
+    word: bool = field(default=True, compare=False)  # may be a word (`same`) rather than a number
 
     def __str__(self) -> str:
         return self.text

@@ -37,8 +37,10 @@ def axis_pads(padding, n, k, s, d, axis: int = 0):
     """(before, after) padding along one axis; Src when it depends on construction-time sizes.
 
     A padding that is a constructor argument may be `same`, `valid`, a number or a pair: `pads_of`
-    sorts it out when the module is built."""
+    sorts it out when the module is built (`pair` where it is known to be a number or a pair)."""
     if isinstance(padding, Src):
+        if not padding.word:
+            return (Src(f"pair({padding.text})[{axis}]"),) * 2
         return Src(f"pads_of({padding.text}, {axis}, {py(n)}, {py(k)}, {py(s)}, {py(d)})")
     if padding in ("same",):
         if is_known((n, k, s, d)):
@@ -65,6 +67,8 @@ def padding(g: CodeArgs, kernel, stride, dilation, torch_same: bool = True) -> t
 
     torch_same: the module takes PyTorch's own padding="same" (convolutions do, pools do not)."""
     (sh, sw), ph, pw, p = two(stride), *_pads(g, kernel, stride, dilation)
+    if isinstance(p, Src) and not p.word:  # a number or a pair, as PyTorch takes it
+        return p, None
     if isinstance(ph, Src) or isinstance(pw, Src):
         if torch_same and p == "same" and (sh, sw) == (1, 1):  # the odd extra goes after, as in Keras
             return "same", None

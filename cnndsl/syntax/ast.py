@@ -249,3 +249,24 @@ def signature(d: Definition) -> str:
     """`name(a, b = 2)`, as the definition declares it."""
     params = [p.name if p.default is None else f"{p.name} = {show(p.default)}" for p in d.params]
     return f"{d.name}({', '.join(params)})"
+
+
+def statements(body: list[Stmt]):
+    """Every statement in a body, nested ones included (without recursion: bodies nest deep)."""
+    stack = list(reversed(body))
+    while stack:
+        s = stack.pop()
+        yield s
+        if isinstance(s, Labeled):
+            inner = [s.stmt]
+        elif isinstance(s, (Frozen, Repeat)):
+            inner = s.body
+        elif isinstance(s, Residual):
+            inner = s.body + (s.shortcut or [])
+        elif isinstance(s, If):
+            inner = [x for arm in s.arms for x in arm.body] + s.orelse
+        elif isinstance(s, Merge):
+            inner = [x for branch in s.branches for x in branch]
+        else:
+            inner = []
+        stack += reversed(inner)
