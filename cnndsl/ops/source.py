@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from cnndsl.limits import NUMBER
 from cnndsl.ops.base import Symbol
+from cnndsl.syntax.ast import PRECEDENCE
 
 # Attributes of the generated modules (nn.Module's public ones in torch 2.x, nn.Sequential's, and those of
 # Chain, Residual, Merge and the network class): a named output may not take one, nor start with `_`.
@@ -25,8 +26,6 @@ MODULE_ATTRIBUTES = frozenset("""
 
 
 ATOM = 9
-_PREC = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5,
-         "*": 6, "/": 6, "//": 6, "%": 6, "neg": 7, "**": 8}
 
 
 @dataclass(frozen=True)
@@ -119,10 +118,10 @@ def binop(op: str, a, b):
             return value
     if op in ("+", "-") and isinstance(b, (int, float)) and not isinstance(b, bool) and b < 0:
         op, b = "-" if op == "+" else "+", -b  # n - 2, not n + -2
-    p = _PREC[op]
+    p = PRECEDENCE[op]
     right = p + 1 if op != "**" else p  # left-associative except **
     left = p if op != "**" else p + 1
-    real = op in ("/", "**") or (p >= _PREC["+"] and (is_real(a) or is_real(b)))
+    real = op in ("/", "**") or (p >= PRECEDENCE["+"] and (is_real(a) or is_real(b)))
     return Src(f"{py(a, left)} {op} {py(b, right)}", p, real)
 
 

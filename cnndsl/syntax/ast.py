@@ -209,8 +209,8 @@ class Module:
 
 # ---- expressions as spec text ------------------------------------------------------------------
 
-_PREC = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5,
-         "*": 6, "/": 6, "//": 6, "%": 6, "neg": 7, "**": 8}
+PRECEDENCE = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5,
+              "*": 6, "/": 6, "//": 6, "%": 6, "neg": 7, "**": 8}
 
 
 def show(e: Expr, prec: int = 0) -> str:
@@ -226,10 +226,10 @@ def show(e: Expr, prec: int = 0) -> str:
     if isinstance(e, Func):
         return f"{e.name}({', '.join(show(x) for x in e.args)})"
     if isinstance(e, Unary):
-        p = _PREC["not" if e.op == "not" else "neg"]
+        p = PRECEDENCE["not" if e.op == "not" else "neg"]
         text = ("not " if e.op == "not" else e.op) + show(e.operand, p)
     else:
-        p = _PREC[e.op]
+        p = PRECEDENCE[e.op]
         left, right = (p + 1, p) if e.op == "**" else (p, p + 1)
         text = f"{show(e.left, left)} {e.op} {show(e.right, right)}"
     return f"({text})" if p < prec else text

@@ -17,11 +17,7 @@ from cnndsl.train.checkpoint import load_checkpoint
 
 def default_folder(spec: str, root: Path = Path("runs")) -> Path:
     """runs/SPEC-TIME, or the first of runs/SPEC-TIME-2, -3, ... that does not exist."""
-    base = root / f"{Path(spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder, n = base, 2
-    while folder.exists():
-        folder, n = base.with_name(f"{base.name}-{n}"), n + 1
-    return folder
+    return free_name(root / f"{Path(spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def free_name(folder: Path) -> Path:
