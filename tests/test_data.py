@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
-import http.server
 import io
 import os
 import pickle
 import struct
 import tarfile
-import threading
 
 import pytest
 
@@ -43,25 +40,6 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNDSL_DATA", str(tmp_path / "cache"))
     monkeypatch.delenv("CNNDSL_MIRROR", raising=False)
     return tmp_path / "cache"
-
-
-@pytest.fixture
-def server(tmp_path):
-    """An HTTP server on 127.0.0.1 serving tmp_path/www; stopped after the test."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(Quiet, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 def test_mnist_from_the_cache(cache):

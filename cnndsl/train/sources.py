@@ -9,16 +9,15 @@ plain containers and numpy arrays.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
 import pickle
 import struct
 import tarfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnndsl.download import digest, download
 from cnndsl.errors import CnnError
 
 
@@ -63,14 +62,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CNNDSL_DATA") or Path.home() / ".cache" / "cnndsl")
 
 
-def md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch(remote: Remote, folder: Path | None = None, timeout: float = 30.0) -> Path:
     """The folder holding every file of `remote`, downloading what is missing."""
     folder = folder or cache_dir() / remote.name
@@ -96,17 +87,11 @@ def fetch(remote: Remote, folder: Path | None = None, timeout: float = 30.0) -> 
 
 
 def _download(url: str, target: Path, checksum: str, timeout: float) -> None:
-    part = target.with_name(target.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
-            for chunk in iter(lambda: response.read(1 << 20), b""):
-                out.write(chunk)
-        got = md5(part)
-        if got != checksum:
-            raise ValueError(f"checksum {got} is not the expected {checksum}")
-        os.replace(part, target)
-    finally:
-        part.unlink(missing_ok=True)
+    def verify(part: Path) -> str | None:
+        got = digest(part, "md5")
+        return None if got == checksum else f"checksum {got} is not the expected {checksum}"
+
+    download(url, target, verify, timeout)
 
 
 # ---- IDX (the MNIST family) ------------------------------------------------------------------------
