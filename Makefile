@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e '.[dev,train]'
+	$(PIP) install -q -e '.[dev,train,export]'
 	@command -v dot >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) \
 		|| echo "warning: could not install graphviz (dot); diagrams will be unavailable"
 	touch $(STAMP)

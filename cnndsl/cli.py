@@ -161,6 +161,22 @@ def _write_source(output: str, source: str, spec_path: str) -> None:
     atomic_write(target, source.encode())
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cnndsl.export import FORMATS, export
+
+    spec = _load(args)
+    out = Path(args.output or Path(args.spec).stem + FORMATS[args.format])
+    if args.weights is None:
+        print("note: no --weights: exporting freshly initialised weights", file=sys.stderr)
+    done = export(spec, args.weights, out, args.format)
+    checked = (f"; {done.verified_by} gives the module's outputs within {done.max_difference:.1g}"
+               if done.verified_by else "; not verified (install onnxruntime to verify)")
+    print(f"wrote {out} ({args.format}, dynamic batch){checked}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_layers(args: argparse.Namespace) -> int:
     from cnndsl.errors import did_you_mean
     from cnndsl.ops import REGISTRY, REQUIRED, lookup
@@ -299,6 +315,17 @@ def parser() -> argparse.ArgumentParser:
     _spec_arguments(co)
     co.add_argument("-o", "--output", metavar="FILE", help="where to write the source (default: standard output)")
     co.set_defaults(run=cmd_compile)
+
+    ex = sub.add_parser("export", help="write trained weights as ONNX or TorchScript",
+                        description="Export the network with trained weights (a checkpoint or state_dict) for other "
+                        "runtimes: ONNX through torch.onnx with a dynamic batch axis, verified with onnxruntime "
+                        "when installed, or TorchScript. The file takes images as the network sees them (after "
+                        "the run's normalisation, which its metadata records with the class names).")
+    _spec_arguments(ex)
+    ex.add_argument("--weights", metavar="CKPT", help="best.pt of a run, or a state_dict file (default: fresh weights)")
+    ex.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="default onnx")
+    ex.add_argument("-o", "--output", metavar="FILE", help="where to write (default SPEC.onnx or SPEC.pt here)")
+    ex.set_defaults(run=cmd_export)
 
     la = sub.add_parser("layers", help="list the built-in layers and their arguments",
                         description="List the built-in layers with their arguments and defaults; "

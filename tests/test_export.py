@@ -1,0 +1,95 @@
+"""`cnndsl export`: ONNX files that onnxruntime runs as the module does, for every spec; TorchScript; bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import cnndsl  # noqa: E402
+from cnndsl.errors import CnnError  # noqa: E402
+from cnndsl.export import export  # noqa: E402
+from conftest import ROOT, SMALL  # noqa: E402
+
+SPECS = sorted(p.relative_to(ROOT).as_posix() for p in [*ROOT.glob("specs/*.cnn"), *ROOT.glob("examples/*.cnn")])
+CLI = [sys.executable, "-m", "cnndsl.cli"]
+
+
+def onnx_scores(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SPECS)
+def test_every_spec_exports_to_onnx_that_onnxruntime_runs_alike(tmp_path, path):
+    spec = cnndsl.load(ROOT / path)
+    done = export(spec, None, tmp_path / "net.onnx")
+    assert done.verified_by == "onnxruntime" and done.max_difference <= 1e-4
+    # fresh weights differ per build: compare with the module the file was made from, through its metadata
+    model = onnx.load(str(tmp_path / "net.onnx"))
+    meta = {p.key: json.loads(p.value) for p in model.metadata_props}
+    assert tuple(meta["cnndsl.input"]) == spec.check().input
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a named, dynamic batch axis
+
+
+def run_small(tmp_path):
+    (tmp_path / "small.cnn").write_text(SMALL)
+    done = subprocess.run([*CLI, "train", str(tmp_path / "small.cnn"), "--epochs", "1", "--out",
+                           str(tmp_path / "run")], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    return tmp_path / "small.cnn", tmp_path / "run" / "best.pt"
+
+
+def test_a_trained_run_exports_with_its_classes_and_normalisation(tmp_path):
+    spec_path, best = run_small(tmp_path)
+    out = tmp_path / "small.onnx"
+    done = subprocess.run([*CLI, "export", str(spec_path), "--weights", str(best), "-o", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "onnxruntime gives the module's outputs within" in done.stderr
+    meta = {p.key: json.loads(p.value) for p in onnx.load(str(out)).metadata_props}
+    saved = torch.load(best, weights_only=True)
+    assert meta["cnndsl.classes"] == saved["classes"] == [str(i) for i in range(10)]
+    assert meta["cnndsl.normalization"] == saved["normalization"]
+    model = cnndsl.loads(SMALL).build().eval()
+    model.load_state_dict(saved["model"])
+    x = torch.rand(5, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(onnx_scores(out, x), model(x), atol=1e-5)
+
+
+def test_torchscript_loads_back_with_any_batch(tmp_path):
+    spec = cnndsl.loads(SMALL)
+    done = export(spec, None, tmp_path / "small.pt", "torchscript")
+    assert done.verified_by == "torch.jit.load" and done.max_difference == 0
+    extra = {"cnndsl.network": ""}
+    loaded = torch.jit.load(str(tmp_path / "small.pt"), _extra_files=extra)
+    assert json.loads(extra["cnndsl.network"]) == "small"
+    assert loaded(torch.rand(7, 1, 8, 8)).shape == (7, 10)
+
+
+def test_weights_of_another_network_are_refused_and_nothing_is_written(tmp_path):
+    other = cnndsl.loads(SMALL.replace("conv 32", "conv 24"))
+    state = tmp_path / "w.pt"
+    torch.save(other.build().state_dict(), state)
+    with pytest.raises(CnnError) as e:
+        export(cnndsl.loads(SMALL), state, tmp_path / "x.onnx")
+    assert str(state) in e.value.message and "the weights were trained with" in e.value.hint
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pt"]
+
+
+def test_command_line_errors(tmp_path):
+    (tmp_path / "small.cnn").write_text(SMALL)
+    bad = subprocess.run([*CLI, "export", str(tmp_path / "small.cnn"), "--format", "tflite"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 2 and "invalid choice: 'tflite'" in bad.stderr
+    missing = subprocess.run([*CLI, "export", str(tmp_path / "small.cnn"), "-o", str(tmp_path / "no/x.onnx")],
+                             capture_output=True, text=True, cwd=tmp_path)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
