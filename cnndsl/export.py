@@ -30,8 +30,11 @@ class Exported:
     max_difference: float | None
 
 
-def export(spec, weights, out: str | Path, format: str = "onnx", batch: int = 2) -> Exported:
-    """Writes `spec` with `weights` (a checkpoint or state_dict; None: freshly initialised) to `out`."""
+def export(spec, weights, out: str | Path, format: str = "onnx", batch: int = 2, optimize: bool = True) -> Exported:
+    """Writes `spec` with `weights` (a checkpoint or state_dict; None: freshly initialised) to `out`.
+
+    `optimize` runs onnxscript's graph optimiser after the ONNX translation (constant folding, fusions).
+    """
     if format not in FORMATS:
         raise CnnError(f"unknown export format {format!r}", hint="use onnx or torchscript")
     import torch
@@ -39,8 +42,10 @@ def export(spec, weights, out: str | Path, format: str = "onnx", batch: int = 2)
     model, metadata = _model(spec, weights)
     example = torch.randn(batch, *spec.check().input, generator=torch.Generator().manual_seed(0))
     out = Path(out)
-    write = _onnx if format == "onnx" else _torchscript
-    _atomically(out, lambda part: write(model, example, part, metadata))
+    if format == "onnx":
+        _atomically(out, lambda part: _onnx(model, example, part, metadata, optimize))
+    else:
+        _atomically(out, lambda part: _torchscript(model, example, part, metadata))
     # verified on another batch size than the one traced, so the batch axis is proven dynamic
     probe = torch.randn(batch + 1, *example.shape[1:], generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -92,7 +97,7 @@ def _atomically(out: Path, write) -> None:
         part.unlink(missing_ok=True)
 
 
-def _onnx(model, example, path: Path, metadata: dict) -> None:
+def _onnx(model, example, path: Path, metadata: dict, optimize: bool) -> None:
     import onnx
     import torch
 
@@ -104,7 +109,8 @@ def _onnx(model, example, path: Path, metadata: dict) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's concern
             program = torch.onnx.export(model, (example,), input_names=["images"], output_names=["scores"],
-                                        dynamic_shapes=({0: batch},), dynamo=True, verbose=False)
+                                        dynamic_shapes=({0: batch},), dynamo=True, verbose=False,
+                                        optimize=optimize)
     finally:
         quiet.setLevel(level)
     proto = program.model_proto

@@ -29,14 +29,23 @@ def onnx_scores(path, x):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", SPECS)
 def test_every_spec_exports_to_onnx_that_onnxruntime_runs_alike(tmp_path, path):
+    # every spec through the exporter's translation; the optimiser (twice the time) on a few below
     spec = cnndsl.load(ROOT / path)
-    done = export(spec, None, tmp_path / "net.onnx")
+    done = export(spec, None, tmp_path / "net.onnx", optimize=False)
     assert done.verified_by == "onnxruntime" and done.max_difference <= 1e-4
-    # fresh weights differ per build: compare with the module the file was made from, through its metadata
     model = onnx.load(str(tmp_path / "net.onnx"))
     meta = {p.key: json.loads(p.value) for p in model.metadata_props}
     assert tuple(meta["cnndsl.input"]) == spec.check().input
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a named, dynamic batch axis
+
+
+@pytest.mark.parametrize("path", ["examples/cifar_cnn_bn.cnn", "specs/resnet18.cnn"])
+def test_the_optimised_graph_runs_alike(tmp_path, path):
+    plain = export(cnndsl.load(ROOT / path), None, tmp_path / "plain.onnx", optimize=False)
+    done = export(cnndsl.load(ROOT / path), None, tmp_path / "net.onnx")
+    assert done.verified_by == "onnxruntime" and done.max_difference <= 1e-4
+    count = lambda f: len(onnx.load(str(f)).graph.node)
+    assert count(tmp_path / "net.onnx") < count(tmp_path / "plain.onnx") and plain.max_difference <= 1e-4
 
 
 def run_small(tmp_path):
