@@ -14,6 +14,7 @@ import keyword
 from dataclasses import dataclass
 
 from cnndsl.codegen import prelude
+from cnndsl.codegen.annotate import ParamTypes, arguments
 from cnndsl.codegen.context import Ctx, Dynamic, Unsupported
 from cnndsl.codegen.control import ControlFlow
 from cnndsl.codegen.forward import methods
@@ -22,7 +23,6 @@ from cnndsl.codegen.merges import Merges
 from cnndsl.codegen.naming import RESERVED, ClassState, camel, pyname
 from cnndsl.codegen.statements import Statements
 from cnndsl.codegen.symbolic import evaluate
-from cnndsl.elaborate.args import Slot, bind
 from cnndsl.errors import CnnError, Span
 from cnndsl.ops.source import Src, docstring, is_real, py
 from cnndsl.syntax import ast
@@ -46,6 +46,7 @@ class Generator(Statements, ControlFlow, Merges):
         self.generating: list[str] = []  # blocks whose class is being written, to refuse recursion
         self.class_names: set[str] = set(prelude.HELPERS)
         self.examples: dict[str, object] = {}  # the network's parameters as check saw them (the input's rank)
+        self.types = ParamTypes(program)  # what calls give a required parameter: its annotation
         self.numeric: dict[str, set[str]] = {}  # block → parameters only ever given numbers (numeric_params)
 
     # -- files
@@ -121,7 +122,8 @@ class Generator(Statements, ControlFlow, Merges):
                 value = overrides[p.name]
                 params.append(f"{py_name}{_annotation(value)} = {py(value)}")
             elif p.default is None:
-                params.append(py_name)
+                kind = self.types.of(d).get(p.name)
+                params.append(f"{py_name}: {kind}" if kind else py_name)
                 value = None
             elif isinstance(p.default, ast.Const):
                 value = p.default.value
@@ -141,14 +143,9 @@ class Generator(Statements, ControlFlow, Merges):
         """The block's parameters that every call in the program gives a number or a pair (and whose
         default is one): a `padding=padding` then goes to PyTorch as it is, never as `same`."""
         if d.name not in self.numeric:
-            given = {p.name: [p.default] if p.default is not None else [] for p in d.params}
-            slots = [Slot(p.name, required=p.default is None) for p in d.params]
-            for other in self.program.definitions.values():
-                for s in ast.statements(other.body):
-                    if isinstance(s, ast.Call) and s.name == d.name:
-                        for name, arg in bind(s, slots, f"block `{d.name}`").items():
-                            given[name].append(arg.value)
-            self.numeric[d.name] = {name for name, exprs in given.items() if all(map(_number_valued, exprs))}
+            given = arguments(self.program, d)
+            self.numeric[d.name] = {name for name, uses in given.items()
+                                    if all(_number_valued(e) for _, e in uses)}
         return self.numeric[d.name]
 
     def block_class(self, d: ast.Definition, rank: int, span: Span) -> BlockClass:
