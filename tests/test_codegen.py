@@ -12,19 +12,9 @@ torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import cnndsl  # noqa: E402
-from conftest import ROOT, UNET  # noqa: E402
+from conftest import ROOT, UNET, module_of  # noqa: E402
 
 SPECS = sorted(p.relative_to(ROOT).as_posix() for p in [*ROOT.glob("specs/*.cnn"), *ROOT.glob("examples/*.cnn")])
-
-
-def module_of(layer, modules) -> str | None:
-    """The module computing a layer: the layer's own name; None for a sum or merge that a fixed class
-    computes in its forward (`out += identity`, `torch.cat`), whose block must then be a module."""
-    if layer.id in modules:
-        return layer.id
-    assert layer.op in ("add", "concat", "multiply"), f"no module for layer {layer.id}"
-    assert layer.id.rpartition(".")[0] in modules, f"no module computes {layer.id}"
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +141,8 @@ def test_bottleneck_with_se_and_inception_read_like_torchvision():
 
 
 def test_a_residual_under_a_loop_over_an_argument_is_a_chain():
-    spec = cnndsl.loads("block b(n) { repeat n { residual { conv 4 kernel=3 padding=1\n relu } shortcut { conv 4 kernel=1 } } }\n"
-                        "network m { input 4x8x8\n b 2 }")
+    spec = cnndsl.loads("block b(n) { repeat n {\n residual { conv 4 kernel=3 padding=1\n relu }"
+                        " shortcut { conv 4 kernel=1 } } }\nnetwork m { input 4x8x8\n b 2 }")
     model = spec.build().eval()
     ids = [f.layer.id for f in spec.check().layers]
     assert ids[1:] == ["b1.conv1", "b1.relu1", "b1.shortcut.conv1", "b1.add1",

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 import cnndsl  # noqa: E402
 from cnndsl.errors import CnnError  # noqa: E402
-from test_codegen import module_of  # noqa: E402
+from conftest import module_of  # noqa: E402
 
 LAYERS = [
     "conv {f} kernel=3 padding=same", "conv {f} kernel=1", "conv {f} kernel=3 stride=2 padding=same",

@@ -36,13 +36,7 @@ class ControlFlow:
             return
         fixed = ctx.fixed and not ctx.loop
         if count is not None and (lines.scratch or (fixed and count <= UNROLL)):
-            saved = ctx.names.get(s.var, _UNSET) if s.var else _UNSET
-            for i in range(start, stop):  # shapes only, or a fixed class: write out every turn
-                if s.var:
-                    ctx.names[s.var] = i
-                self.body(s.body, ctx, lines)
-            if s.var:
-                ctx.names.pop(s.var, None) if saved is _UNSET else ctx.names.__setitem__(s.var, saved)
+            self.unroll(s, ctx, lines, range(start, stop))
             return
         start, stop = as_int(start), as_int(stop)
         loop = f"for {var} in range({py(stop)})" if start == 0 else f"for {var} in range({py(start)}, {py(stop)})"
@@ -53,11 +47,26 @@ class ControlFlow:
             lines.taken.add(var)
         trial = replace(inner, names=dict(inner.names), labels=dict(ctx.labels))
         self.body(s.body, trial, Lines(scratch=True, taken=set(lines.taken)))
+        self.carry_lets(s, ctx, inner, trial, lines)
+        self.loop(s, ctx, inner, trial, lines, loop)
+
+    def unroll(self, s: ast.Repeat, ctx: Ctx, lines: Lines, turns: range) -> None:
+        """Shapes only, or a fixed class: every turn written out."""
+        saved = ctx.names.get(s.var, _UNSET) if s.var else _UNSET
+        for i in turns:
+            if s.var:
+                ctx.names[s.var] = i
+            self.body(s.body, ctx, lines)
+        if s.var:
+            ctx.names.pop(s.var, None) if saved is _UNSET else ctx.names.__setitem__(s.var, saved)
+
+    def carry_lets(self, s: ast.Repeat, ctx: Ctx, inner: Ctx, trial: Ctx, lines: Lines) -> None:
+        """A `let` in the loop carries its value from turn to turn: a Python variable."""
         rebound = [n for n in trial.names if n != s.var and trial.names[n] != inner.names.get(n, _UNSET)]
         if rebound and lines.exact:
             raise Unsupported("compile cannot yet follow a `let` through this `repeat` (its count is a parameter)",
                               s.span)
-        for name in rebound:  # a `let` in the loop carries its value from turn to turn: a Python variable
+        for name in rebound:
             local = pyname(name)
             lines.taken.add(local)
             before = ctx.names.get(name, _UNSET)  # (a name new in the loop is defined after it if it ran)
@@ -66,6 +75,9 @@ class ControlFlow:
             real = is_real(before) or is_real(trial.names[name])
             ctx.names[name] = inner.names[name] = Src(local, real=real)
         inner.assign = frozenset(rebound)
+
+    def loop(self, s: ast.Repeat, ctx: Ctx, inner: Ctx, trial: Ctx, lines: Lines, loop: str) -> None:
+        """The `for` loop; the sizes its body changes are variables carried from turn to turn."""
         carried = [i for i, (a, b) in enumerate(zip(ctx.shape, trial.shape)) if a != b]
         if len(trial.shape) != len(ctx.shape):
             raise Unsupported("compile cannot yet write a `repeat` whose body changes the rank of its input",
