@@ -14,7 +14,7 @@ from cnndsl.ops.base import Shape
 class Layer:
     """One concrete layer: what elaboration makes of a statement for given parameters."""
 
-    id: str  # unique dotted name, e.g. "stage2.basic1.residual1.body.conv1"
+    id: str  # unique dotted name, e.g. "stage2.basic1.conv1"
     op: str  # a registry name
     args: dict[str, object]  # canonical argument names → resolved values
     inputs: list[str]  # ids of the layers feeding this one, in order
@@ -26,11 +26,11 @@ class Layer:
 
 @dataclass
 class Group:
-    """A block call, a merge, or one of its branches: a row of the report with --depth."""
+    """A block call (a row of the report with --depth), or a shortcut or merge branch (a prefix only)."""
 
     id: str
     title: str  # e.g. "stage 128 (blocks=4, stride=2)"
-    kind: str  # "block" | "residual" | "merge" | "branch"
+    kind: str  # "block" | "branch" (a shortcut or a merge's branch)
     span: Span
 
 

@@ -1,7 +1,7 @@
 """Weights from other models: match tensors by name where names agree, else by order and shape.
 
 Transfer learning starts from a pretrained network whose names are not ours (torchvision's
-`layer1.0.conv1.weight` is our `stage1.basic1.residual1.body.conv1.weight`), but whose tensors come
+`layer1.0.conv1.weight` is our `stage1.basic1.conv1.weight`), but whose tensors come
 in the same order with the same shapes. Nothing loads silently: the result says what was loaded,
 skipped and missing, and a strict load that does not fit completely is an error naming each tensor.
 """

@@ -64,3 +64,13 @@ def server(tmp_path):
 class Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+
+def module_of(layer, modules) -> str | None:
+    """The module computing a layer: the layer's own name; None for a sum or merge that a fixed class
+    computes in its forward (`out += identity`, `torch.cat`), whose block must then be a module."""
+    if layer.id in modules:
+        return layer.id
+    assert layer.op in ("add", "concat", "multiply"), f"no module for layer {layer.id}"
+    assert layer.id.rpartition(".")[0] in modules, f"no module computes {layer.id}"
+    return None

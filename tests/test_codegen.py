@@ -12,17 +12,9 @@ torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import cnndsl  # noqa: E402
-from conftest import ROOT, UNET  # noqa: E402
+from conftest import ROOT, UNET, module_of  # noqa: E402
 
 SPECS = sorted(p.relative_to(ROOT).as_posix() for p in [*ROOT.glob("specs/*.cnn"), *ROOT.glob("examples/*.cnn")])
-
-
-def module_of(layer_id: str, groups) -> str:
-    """A merge layer (`stage1.basic1.residual1.add`) is computed by its group's module."""
-    head, _, last = layer_id.rpartition(".")
-    if head in groups and last in ("add", "concat", "multiply"):
-        return head
-    return layer_id
 
 
 @pytest.fixture(scope="module")
@@ -50,22 +42,23 @@ def test_counts_equal_the_report(built, path):
 @pytest.mark.parametrize("path", SPECS)
 def test_every_layer_has_the_shape_the_report_predicts(built, path):
     spec, report, model = built(path)
-    groups = report.analysis.graph.groups
     modules = dict(model.named_modules())
     seen: dict[str, tuple] = {}
     handles = []
     for f in report.layers[1:]:
-        name = module_of(f.layer.id, groups)
-        assert name in modules, f"no module for layer {f.layer.id}"
-        handles.append(modules[name].register_forward_hook(
-            lambda m, i, out, name=name: seen.__setitem__(name, tuple(out.shape[1:]))))
+        name = module_of(f.layer, modules)
+        if name is not None:
+            handles.append(modules[name].register_forward_hook(
+                lambda m, i, out, name=name: seen.__setitem__(name, tuple(out.shape[1:]))))
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         out = model(torch.randn(1, *report.input))
     for h in handles:
         h.remove()
     assert tuple(out.shape[1:]) == report.output
     for f in report.layers[1:]:
-        assert seen[module_of(f.layer.id, groups)] == f.layer.shape, f.layer.id
+        name = module_of(f.layer, modules)
+        if name is not None:
+            assert seen[name] == f.layer.shape, f.layer.id
     assert counter.get_total_flops() // 2 == report.macs
 
 
@@ -108,21 +101,58 @@ def test_compiled_file_runs_on_its_own(tmp_path):
 def test_blocks_become_parameterised_classes():
     source = cnndsl.load(ROOT / "specs/resnet34.cnn").source()
     assert "class Basic(nn.Module):" in source  # fixed children: attributes and a forward
-    assert "def __init__(self, in_channels: int, filters, stride: int = 1) -> None:" in source
-    assert "if stride != 1 or in_channels != filters:" in source
-    assert "        x = self.residual1(x)\n        return self.relu1(x)\n" in source
+    assert "def __init__(self, in_channels: int, filters: int, stride: int = 1) -> None:" in source
+    # the shortcut an optional module, the sum in the forward (in place: the body ends in a batchnorm)
+    assert ("        self.shortcut = None\n        if stride != 1 or in_channels != filters:\n"
+            "            self.shortcut = Chain()\n") in source
+    assert ("    def forward(self, x):\n        identity = x\n        out = self.conv1(x)\n"
+            "        out = self.batchnorm1(out)\n        out = self.relu1(out)\n        out = self.conv2(out)\n"
+            "        out = self.batchnorm2(out)\n        if self.shortcut is not None:\n"
+            "            identity = self.shortcut(x)\n        out += identity\n        return self.relu2(out)\n"
+            ) in source
     assert "class Stage(Chain):" in source  # children that depend on `blocks`
     assert "        for _ in range(blocks - 1):\n            self.add(\"basic\", Basic(filters, filters))" in source
     assert "        self.stage3 = Stage(128, 256, blocks=6, stride=2)\n" in source
-    assert source.count("class ") == len({"Chain", "Residual", "GlobalPool", "Basic", "Stage", "Resnet34"})
+    assert source.count("class ") == len({"Chain", "GlobalPool", "Basic", "Stage", "Resnet34"})
 
 
 def test_module_paths_are_report_names():
     spec = cnndsl.load(ROOT / "specs/resnet18.cnn")
     names = {n for n, _ in spec.build().named_modules()}
-    assert "stage2.basic1.residual1.shortcut.conv1" in names
-    assert "stage2.basic1.residual1.body.batchnorm2" in names
-    assert "stage1.basic2.residual1.shortcut" not in names
+    ids = {f.layer.id for f in spec.check().layers}
+    assert {"stage2.basic1.shortcut.conv1", "stage2.basic1.batchnorm2", "stage2.basic1.relu2"} <= names & ids
+    assert "stage2.basic1.add1" in ids and "stage2.basic1.add1" not in names  # `out += identity`
+    assert "stage1.basic2.shortcut" not in names  # None: the identity
+
+
+def test_bottleneck_with_se_and_inception_read_like_torchvision():
+    resnet = cnndsl.load(ROOT / "specs/seresnet50.cnn").source()
+    assert ("        self.se1 = None\n        if se_ratio > 0:\n"
+            "            self.se1 = Se(filters * expansion, ratio=se_ratio)\n") in resnet
+    assert ("        out = self.batchnorm3(out)\n        if self.se1 is not None:\n            out = self.se1(out)\n"
+            "        if self.shortcut is not None:\n            identity = self.shortcut(x)\n        out += identity\n"
+            "        return self.relu3(out)\n") in resnet
+    assert "        branch2 = self.branch2(x)\n        return x * branch2[:, :, None, None]\n" in resnet  # se
+    googlenet = cnndsl.load(ROOT / "specs/googlenet.cnn").source()
+    assert ("        branch4 = self.branch4(x)\n"
+            "        return torch.cat([branch1, branch2, branch3, branch4], dim=1)\n") in googlenet
+    names = {n for n, _ in cnndsl.load(ROOT / "specs/googlenet.cnn").build().named_modules()}
+    assert "inception1.branch2.conv_bn2.conv1" in names
+
+
+def test_a_residual_under_a_loop_over_an_argument_is_a_chain():
+    spec = cnndsl.loads("block b(n) { repeat n {\n residual { conv 4 kernel=3 padding=1\n relu }"
+                        " shortcut { conv 4 kernel=1 } } }\nnetwork m { input 4x8x8\n b 2 }")
+    model = spec.build().eval()
+    ids = [f.layer.id for f in spec.check().layers]
+    assert ids[1:] == ["b1.conv1", "b1.relu1", "b1.shortcut.conv1", "b1.add1",
+                       "b1.conv2", "b1.relu2", "b1.shortcut_2.conv1", "b1.add2"]
+    assert model.b1.wiring == {"shortcut": ["<input>"], "add1": ["relu1", "shortcut"],
+                               "shortcut_2": ["add1"], "add2": ["relu2", "shortcut_2"]}
+    x = torch.randn(1, 4, 8, 8)
+    b = model.b1
+    y = torch.relu(b.conv1(x)) + b.shortcut(x)
+    assert torch.allclose(model(x), torch.relu(b.conv2(y)) + b.shortcut_2(y))
 
 
 def test_keras_same_padding_with_stride_pads_after():

@@ -141,16 +141,16 @@ def test_residual_with_conditional_shortcut():
     }"""
     report = cnndsl.check(text)
     ids = [f.layer.id for f in report.layers]
-    assert "res1.residual1.shortcut.conv1" not in ids           # identity: shapes already agree
-    assert "res2.residual1.shortcut.conv1" in ids
-    add = report.layer("res2.residual1.add")
-    assert add.layer.inputs == ["res2.residual1.body.conv1", "res2.residual1.shortcut.conv1"]
+    # the body's layers are named in the block, the shortcut is a module `shortcut`, the sum a layer `add1`
+    assert ids == ["input1", "res1.conv1", "res1.add1", "res2.conv1", "res2.shortcut.conv1", "res2.add1"]
+    add = report.layer("res2.add1")
+    assert add.layer.inputs == ["res2.conv1", "res2.shortcut.conv1"]
     assert report.output == (16, 8, 8)
 
 
 def test_residual_without_shortcut_adds_the_input():
     report = cnndsl.check("network n { input 4x8x8\n residual { conv 4 kernel=3 padding=same } }")
-    assert report.layer("residual1.add").layer.inputs == ["residual1.body.conv1", "input1"]
+    assert report.layer("add1").layer.inputs == ["conv1", "input1"]
 
 
 def test_merges_with_branches():
@@ -171,8 +171,11 @@ def test_merges_with_branches():
         }
     }"""
     report = cnndsl.check(text)
-    assert report.layer("concat1.concat").layer.shape == (14, 8, 8)
-    assert report.layer("concat1.concat").layer.inputs == ["concat1.branch1.conv1", "input1", "concat1.branch3.conv1"]
+    assert report.layer("concat1").layer.shape == (14, 8, 8)
+    # branches are numbered through the block; an empty one (the input itself) takes its number
+    assert report.layer("concat1").layer.inputs == ["branch1.conv1", "input1", "branch3.conv1"]
+    assert report.layer("add1").layer.inputs == ["branch4.conv1", "branch5.conv1"]
+    assert report.layer("multiply1").layer.inputs == ["add1", "branch7.sigmoid1"]
     assert report.output == (14, 8, 8)
 
 

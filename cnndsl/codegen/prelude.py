@@ -58,33 +58,45 @@ class Chain(nn.Sequential):
 
     `inputs` wires a child to named outputs (`concat e1`, `from e1`) instead of the previous one;
     `result` names the child whose output is the chain's, when that is not the last (`from e1` at the end).
+    A residual is its body's layers, a `shortcut` wired to its input and a Join("add") `add1`.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.counts: dict[str, int] = {}
+        self.claimed: set[str] = set()
         self.wiring: dict[str, list[str]] = {}
         self.last = ""
         self.result: str | None = None
 
     def add(self, kind: str, module: nn.Module, name: str | None = None,
             inputs: list[str] | None = None) -> str:
-        if name is None:
-            while True:
-                self.counts[kind] = self.counts.get(kind, 0) + 1
-                name = f"{kind}{self.counts[kind]}"
-                if name not in self._modules:
-                    break
-        else:
-            base, n = name, 1
-            while name in self._modules:
-                n += 1
-                name = f"{base}_{n}"
+        name = self.claim(kind, name)
         self.add_module(name, module)
         if inputs is not None:
             self.wiring[name] = [self.last if i == "" else i for i in inputs]
         self.last = name
         return name
+
+    def claim(self, kind: str, name: str | None = None) -> str:
+        """The next free name (an empty branch takes one and adds nothing)."""
+        if name is None:
+            while True:
+                self.counts[kind] = self.counts.get(kind, 0) + 1
+                name = f"{kind}{self.counts[kind]}"
+                if name not in self._modules and name not in self.claimed:
+                    break
+        else:
+            base, n = name, 1
+            while name in self._modules or name in self.claimed:
+                n += 1
+                name = f"{base}_{n}"
+        self.claimed.add(name)
+        return name
+
+    def here(self) -> str:
+        """What the next child reads: the last one's output, or the chain's input."""
+        return self.last or "<input>"
 
     def forward(self, x, skip_last: bool = False):
         children = list(self.named_children())
@@ -101,37 +113,6 @@ class Chain(nn.Sequential):
             outputs[name] = module(*args)
             previous = name
         return outputs[self.result or previous]  # "" too: the last child
-''',
-    "Residual": '''
-class Residual(nn.Module):
-    """body(x) + shortcut(x); no shortcut means the identity."""
-
-    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None, inplace: bool = False) -> None:
-        super().__init__()
-        self.body = body
-        self.shortcut = shortcut
-        self.inplace = inplace  # the body's output is ours to overwrite (it ends in a conv or batchnorm)
-
-    def forward(self, x):
-        out = self.body(x)
-        shortcut = x if self.shortcut is None else self.shortcut(x)
-        if self.inplace:
-            out += shortcut
-            return out
-        return out + shortcut
-''',
-    "Merge": '''
-class Merge(nn.Module):
-    """Branches that all take the same input, joined by add, concat (channels) or multiply."""
-
-    def __init__(self, op: str, branches: list[nn.Module]) -> None:
-        super().__init__()
-        self.op = op
-        for i, branch in enumerate(branches, 1):
-            self.add_module(f"branch{i}", branch)
-
-    def forward(self, x):
-        return join(self.op, *[branch(x) for branch in self.children()])
 ''',
     "Join": '''
 class Join(nn.Module):
@@ -256,7 +237,7 @@ def _activations() -> str:
 HELPERS["make_activation"] = _activations()
 
 # Helpers that others need.
-REQUIRES = {"pads_of": ("same_pads",), "Merge": ("join",), "Join": ("join",), "SeparableConv2d": ("Conv2dSame",)}
+REQUIRES = {"pads_of": ("same_pads",), "Join": ("join",), "SeparableConv2d": ("Conv2dSame",)}
 
 
 def used(sources: list[str]) -> set[str]:

@@ -266,45 +266,45 @@ class _Elaborator:
 
     # ---- merges -------------------------------------------------------------------------------------
 
-    def branch(self, stmts, frame: Frame, cur: str, gid: str, name: str, span: Span) -> str:
-        bid = f"{gid}.{name}"
-        self.groups[bid] = Group(bid, name, "branch", span)
-        # a branch is a module of its own: it sees the variables around it (a `let` in it stays in it)
-        # and only the outputs named in it, as the generated code does
-        sub = replace(frame, vars=dict(frame.vars), labels={}, outside=frame.outside | set(frame.labels),
-                      scope=bid, groups=(*frame.groups, gid, bid))
+    def branch(self, stmts, frame: Frame, cur: str, kind: str, label: str | None, span: Span) -> str:
+        """A shortcut or a merge's branch: a module of its own, named in the block (`shortcut`, `branch2`)."""
+        bid = self.name(frame, kind, label)
+        self.groups[bid] = Group(bid, bid.rpartition(".")[2], "branch", span)
+        return self.inner(stmts, frame, cur, scope=bid, groups=(*frame.groups, bid))
+
+    def inner(self, stmts, frame: Frame, cur: str, **changes) -> str:
+        """A residual's body or a branch: it sees the variables around it (a `let` in it stays in it) and
+        only the outputs named in it, as the generated code does."""
+        sub = replace(frame, vars=dict(frame.vars), labels={}, outside=frame.outside | set(frame.labels), **changes)
         out = self.body(stmts, sub, cur)
         self.branch_labels.update(sub.labels)
         return out
 
     def residual(self, s: ast.Residual, frame: Frame, cur: str, label: str | None) -> str:
-        gid = self.name(frame, "residual", label)
-        self.groups[gid] = Group(gid, "residual", "residual", s.span)
-        inner = replace(frame, groups=(*frame.groups, gid))
-        body = self.branch(s.body, frame, cur, gid, "body", s.span)
+        """The body's layers are named as if written in the block (conv1, relu1...), the shortcut is the
+        module `shortcut`, and the sum is a layer `add1` (or the label)."""
+        body = self.inner(s.body, frame, cur)
         short, short_label = cur, "the identity shortcut"
         if s.shortcut is not None and (s.shortcut_if is None or self.condition(s.shortcut_if, frame)):
-            short = self.branch(s.shortcut, frame, cur, gid, "shortcut", s.shortcut_span or s.span)
+            short = self.branch(s.shortcut, frame, cur, "shortcut", "shortcut", s.shortcut_span or s.span)
             short_label = "shortcut"
         try:
-            return self.add_layer("add", {}, [body, short], s.span, inner, None, ["body", short_label],
-                                  id=f"{gid}.add")
+            return self.add_layer("add", {}, [body, short], s.span, frame, label, ["body", short_label])
         except CnnError as e:
             if s.shortcut is None or short == cur:
                 e.diagnostic.hint = _shortcut_hint(self.by_id[cur].shape, self.by_id[body].shape)
             raise
 
     def merge(self, s: ast.Merge, frame: Frame, cur: str, label: str | None) -> str:
+        """Each branch is a module `branch1`, `branch2`... numbered through the block; the merge is a layer
+        `concat1` (or the label)."""
         if len(s.branches) < 2:
             raise CnnError(f"{s.op} needs at least two branches, got {len(s.branches)}", s.span,
                            "an empty `branch { }` stands for the input itself")
-        gid = self.name(frame, s.op, label)
-        self.groups[gid] = Group(gid, s.op, "merge", s.span)
-        ends = [self.branch(b, frame, cur, gid, f"branch{i}", s.branch_spans[i - 1] if s.branch_spans else s.span)
-                for i, b in enumerate(s.branches, 1)]
+        ends = [self.branch(b, frame, cur, "branch", None, s.branch_spans[i] if s.branch_spans else s.span)
+                for i, b in enumerate(s.branches)]
         names = [f"branch {i}" for i in range(1, len(ends) + 1)]
-        inner = replace(frame, groups=(*frame.groups, gid))
-        return self.add_layer(s.op, {}, ends, s.span, inner, None, names, id=f"{gid}.{s.op}")
+        return self.add_layer(s.op, {}, ends, s.span, frame, label, names)
 
     def merge_with(self, s: ast.MergeWith, frame: Frame, cur: str, label: str | None) -> str:
         ins = [cur, *(self.named(n, frame) for n in s.names)]
