@@ -63,7 +63,7 @@ def source() -> str:
 
     text = grammar()
     data, memo = Lark(text, **OPTIONS).memo_serialize([TerminalDef, Rule])
-    return (f'"""LALR tables of grammars/cnn.lark, written by `make tables` (cnndsl/syntax/tables.py): do not edit."""\n'
+    return (f'"""LALR tables of grammars/cnn.lark, written by `make tables` (syntax/tables.py): do not edit."""\n'
             f"# ruff: noqa\n"
             f"GRAMMAR = {_digest(text)!r}\n"
             f"LARK = {LARK_VERSION!r}\n"
