@@ -387,8 +387,12 @@ def _word(term: str) -> str:
     return term.lower()
 
 
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "DSLASH", "PERCENT", "POW", "COMP_OP"}
+
+
 def _expected(terms) -> str:
-    words = sorted({_word(t) for t in terms if not t.startswith("__")})
+    # operators are one word, so that the six words shown leave room for what else may come
+    words = sorted({"an operator" if t in _OPERATORS else _word(t) for t in terms if not t.startswith("__")})
     if not words:
         return ""
     if len(words) > 6:
