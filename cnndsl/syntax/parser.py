@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 from typing import NamedTuple
 
 from lark import Lark, Token, Transformer, v_args
@@ -93,6 +94,8 @@ def parse(text: str, name: str = "<string>", max_statements: int = limits.LAYERS
     lark, postlex, transformer = _parser()
     postlex.max_statements, postlex.limit = max_statements, limit or max_statements
     transformer.start_file(source)
+    collecting = gc.isenabled()
+    gc.disable()  # the parse makes many objects and no cycles: the collector's passes over them cost a fifth
     try:  # the LALR parser is a loop: a deep spec is refused by the depth checks, not by Python's stack
         module = lark.parse(text if text.endswith("\n") else text + "\n")
     except UnexpectedInput as e:
@@ -101,6 +104,8 @@ def parse(text: str, name: str = "<string>", max_statements: int = limits.LAYERS
         raise SpecSyntaxError(e.message, _tok_span(source, e.tok), e.hint) from None
     finally:
         transformer.start_file(None)
+        if collecting:
+            gc.enable()
     module.statements = postlex.statements
     return module
 
