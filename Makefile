@@ -9,7 +9,7 @@ PIP   := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 
-.PHONY: test run check bench lint clean
+.PHONY: test run check bench lint tables clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,6 +36,9 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cnndsl tests bench
+
+tables:  # after editing grammars/cnn.lark: the LALR tables the parser loads (see cnndsl/syntax/tables.py)
+	$(PY) -c "from cnndsl.syntax.tables import main; main()"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

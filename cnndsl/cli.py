@@ -7,7 +7,7 @@ import os
 import sys
 
 from cnndsl import limits
-from cnndsl.errors import CnnError, UsageError
+from cnndsl.errors import CnnError, CnnErrors, UsageError
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -346,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except CnnError as e:
         print(e.render(), file=sys.stderr)
+        if isinstance(e, CnnErrors):  # after them all, as rustc does: how many
+            spec = getattr(args, "spec", "the spec")
+            print(f"\nerror: could not check {spec}: {len(e.errors):,} errors", file=sys.stderr)
         return EXIT_SPEC
     except RecursionError:
         print("error: the spec is nested too deeply to check", file=sys.stderr)

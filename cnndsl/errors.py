@@ -43,21 +43,27 @@ class Diagnostic:
     hint: str | None = None
     notes: list[tuple[str, Span | None]] = field(default_factory=list)
     severity: str = "error"
+    label: str | None = None  # written after the primary span's carets
 
     def render(self) -> str:
-        """`file:line:col: error: message`, the source line with a caret, the hint and notes.
+        """`file:line:col: error: message`, the source with the span underlined, the notes and the hint.
 
-        User text quoted anywhere in it is shortened (`clip`), so a 10 MB token prints as a line.
+        As rustc does, the primary span is underlined with `^` (and its label, if any), and each note
+        that has a span is drawn in the source too, underlined with `-` and labelled with its text; a
+        span over several lines is underlined on each (MAX_SPAN_LINES at most). Notes in another file
+        get a `--> file:line:col` line. User text quoted anywhere is shortened (`clip`).
         """
         where = f"{_printable(str(self.span))}: " if self.span else ""  # a path: whole, to be clickable
         out = [f"{where}{self.severity}: {clip(self.message)}"]
-        if self.span:
-            out += _excerpt(self.span)
         notes = self.notes
         if len(notes) > MAX_NOTES:  # a chain of 60 block calls: its two ends tell where
             notes = [*notes[:MAX_NOTES - 2], (f"... {len(notes) - MAX_NOTES + 1} more", None), notes[-1]]
+        marks = _marks(self.span, "^", self.label, True) if self.span else []
         for text, span in notes:
-            out.append(f"  note: {clip(text)}" + (f" ({_printable(str(span))})" if span else ""))
+            if span is not None:
+                marks += _marks(span, "-", text, False)
+        out += _snippets(marks, self.span.source if self.span else None)
+        out += [f"  note: {clip(text)}" for text, span in notes if span is None]
         if self.hint:
             lines = clip(self.hint).splitlines()
             out.append(f"  hint: {lines[0]}")
@@ -68,6 +74,8 @@ class Diagnostic:
 LONG_WORD = 200  # words longer than this (a 10 MB name, a digit string) are shortened in messages
 EXCERPT = 100  # columns of a source line shown around the caret
 MAX_NOTES = 6
+MAX_SPAN_LINES = 4  # lines of a long span underlined: the first ones and the last
+MAX_ERRORS = 20  # errors shown of a spec with more; the others are counted
 
 
 def clip(text: str) -> str:
@@ -89,31 +97,102 @@ def _shorten(m: re.Match) -> str:
     return f"{word[:40]}…({len(word):,} characters)"
 
 
-def _excerpt(span: Span) -> list[str]:
-    text = span.source.line(span.line).rstrip("\n").replace("\t", " ")
-    if not text:
-        return []
-    num = str(span.line)
-    pad = " " * len(num)
-    width = 1
-    if span.end_line == span.line and span.end_col > span.col:
-        width = span.end_col - span.col
-    start = max(0, span.col - 1 - EXCERPT // 2)  # a long line is shown around the caret
+@dataclass
+class _Mark:
+    """An underline on one source line: columns [col, end) (1-based), `^` or `-`, and its label."""
+
+    source: Source
+    line: int
+    col: int
+    end: int
+    char: str
+    label: str | None
+    primary: bool
+
+
+def _marks(span: Span, char: str, label: str | None, primary: bool) -> list[_Mark]:
+    """The underlines of a span: one on each of its lines, the label on the last."""
+    if span.end_line in (0, span.line):
+        end = span.end_col if span.end_line == span.line and span.end_col > span.col else span.col + 1
+        return [_Mark(span.source, span.line, span.col, end, char, label, primary)]
+    lines = list(range(span.line, span.end_line + 1))
+    if len(lines) > MAX_SPAN_LINES:
+        lines = [*lines[:MAX_SPAN_LINES - 1], lines[-1]]
+    marks = []
+    for n in lines:
+        text = span.source.line(n)
+        first = span.col if n == span.line else len(text) - len(text.lstrip()) + 1
+        last = span.end_col if n == span.end_line else len(text.rstrip()) + 1
+        if last > first:
+            marks.append(_Mark(span.source, n, first, last, char, None, primary))
+    if marks:
+        marks[-1].label = label
+    return marks
+
+
+def _snippets(marks: list[_Mark], main: Source | None) -> list[str]:
+    """The source lines the marks are on, file by file (the primary's first), in line order."""
+    sources = list(dict.fromkeys([*([main] if main else []), *(m.source for m in marks)]))
+    out = []
+    for source in sources:
+        mine = sorted((m for m in marks if m.source is source), key=lambda m: (m.line, m.col))
+        lines = [n for n in dict.fromkeys(m.line for m in mine) if source.line(n).strip()]
+        if not lines:
+            continue
+        if source is not main:
+            first = mine[0]
+            out.append(f"  --> {_printable(source.name)}:{first.line}:{first.col}")
+        width = len(str(max(lines)))
+        for i, n in enumerate(lines):
+            if i and n > lines[i - 1] + 1:
+                out.append(" " + "...".rjust(width))
+            out += _line(source, n, [m for m in mine if m.line == n], width)
+    return out
+
+
+def _line(source: Source, n: int, marks: list[_Mark], width: int) -> list[str]:
+    """One source line, its underlines and their labels: the last one's after it, the others hanging."""
+    text = source.line(n).rstrip("\n").replace("\t", " ")
+    anchor = next((m for m in marks if m.primary), marks[0])
+    start = max(0, anchor.col - 1 - EXCERPT // 2)  # a long line is shown around the caret
     shown = text[start:start + EXCERPT]
     if start:
         shown = "…" + shown[1:]
     if start + EXCERPT < len(text):
         shown = shown[:-1] + "…"
-    width = max(1, min(width, EXCERPT - (span.col - 1 - start)))
-    return [f" {num} | {_printable(shown)}", f" {pad} | {' ' * (span.col - 1 - start)}{'^' * width}"]
+    cols = []  # (first, last) columns in the shown text, for each mark that can be seen
+    for m in marks:
+        a, b = m.col - 1 - start, min(m.end - 1 - start, EXCERPT)
+        if 0 <= a < EXCERPT:
+            cols.append((a, max(b, a + 1), m))
+    pad = " " * width
+    row = [" "] * max((b for _, b, _ in cols), default=0)
+    for a, b, m in cols:
+        row[a:b] = m.char * (b - a)
+    rows = ["".join(row)]
+    hanging = [(a, m) for a, b, m in cols if m.label]
+    if hanging and hanging[-1][0] == max(a for a, _, _ in cols):  # the rightmost: label after it
+        rows[0] += " " + clip(hanging.pop()[1].label)
+    for i in range(len(hanging) - 1, -1, -1):
+        rows.append(_bars([a for a, _ in hanging[:i + 1]]))
+        rows.append(_bars([a for a, _ in hanging[:i]]).ljust(hanging[i][0]) + clip(hanging[i][1].label))
+    return [f" {str(n).rjust(width)} | {_printable(shown)}", *(f" {pad} | {r}".rstrip() for r in rows)]
+
+
+def _bars(cols: list[int]) -> str:
+    row = [" "] * (max(cols) + 1 if cols else 0)
+    for c in cols:
+        row[c] = "|"
+    return "".join(row)
 
 
 class CnnError(Exception):
     """Every user-facing failure: a wrong spec, a bad argument, data that cannot be used."""
 
-    def __init__(self, message: str, span: Span | None = None, hint: str | None = None):
+    def __init__(self, message: str, span: Span | None = None, hint: str | None = None, *,
+                 label: str | None = None):
         super().__init__(message)
-        self.diagnostic = Diagnostic(message, span, hint)
+        self.diagnostic = Diagnostic(message, span, hint, label=label)
 
     @property
     def message(self) -> str:
@@ -136,6 +215,34 @@ class CnnError(Exception):
 
     def __str__(self) -> str:
         return self.render()
+
+
+class CnnErrors(CnnError):
+    """Several independent errors of one spec, found in one run; the first is this error's message.
+
+    `except CnnError` and `pytest.raises(CnnError)` catch it as they catch one error; `errors` lists
+    them all, and `render()` shows MAX_ERRORS of them and counts the rest.
+    """
+
+    def __init__(self, errors: list[CnnError]):
+        first = errors[0]
+        super().__init__(first.message, first.span, first.hint)
+        self.diagnostic = first.diagnostic
+        self.errors = errors
+
+    def render(self) -> str:
+        shown = [e.render() for e in self.errors[:MAX_ERRORS]]
+        if len(self.errors) > MAX_ERRORS:
+            shown.append(f"error: and {len(self.errors) - MAX_ERRORS:,} more errors")
+        return "\n\n".join(shown)
+
+
+def raise_all(errors: list[CnnError]) -> None:
+    """Raises the one error found, or all of them as CnnErrors; nothing when there are none."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise CnnErrors(errors)
 
 
 class SpecSyntaxError(CnnError):

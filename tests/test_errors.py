@@ -7,7 +7,7 @@ import re
 import pytest
 
 import cnndsl
-from cnndsl.errors import CnnError, UsageError
+from cnndsl.errors import CnnError, CnnErrors, UsageError
 
 
 def error_of(text: str, **params) -> CnnError:
@@ -71,6 +71,117 @@ def test_rendered_error_has_file_line_col_source_and_caret():
     assert rendered[1] == " 3 |     convv 64 kernel=3"
     assert rendered[2] == "   |     ^^^^^^^^^^^^^^^^^"
     assert rendered[3] == "  hint: did you mean `conv`?"
+
+
+def test_the_expected_tokens_include_dotdot():
+    e = error_of(net("repeat i in 1 3 { relu }"))
+    assert where(e) == (2, 19)
+    assert e.message == "unexpected `3`; expected one of `)`, `,`, `..`, `;`, `and`, `or`, ..."
+
+
+# ---- how errors are drawn --------------------------------------------------------------------------------
+
+
+def test_a_note_with_a_span_is_drawn_in_the_source_with_its_label():
+    assert error_of(net("input 3x32x32", "conv 64 3 kernel=5")).render().splitlines() == [
+        "<string>:3:15: error: `kernel` of `conv` is given twice",
+        " 3 |     conv 64 3 kernel=5",
+        "   |             - ^^^^^^^^ given again here",
+        "   |             |",
+        "   |             first given here",
+    ]
+    assert error_of("block a { relu }\n\nblock a { tanh }\n" + net("input 3x8x8")).render().splitlines() == [
+        "<string>:3:7: error: `a` is defined twice",
+        " 1 | block a { relu }",
+        "   |       - first defined here",
+        " ...",
+        " 3 | block a { tanh }",
+        "   |       ^ defined again here",
+        "  hint: rename one of them",
+    ]
+
+
+def test_a_note_in_another_file_names_it(spec_file):
+    spec_file("block a { relu }\n", "lib.cnn")
+    main = spec_file('use "lib"\nblock a { tanh }\n' + net("input 3x8x8"), "main.cnn")
+    with pytest.raises(CnnError) as info:
+        cnndsl.check(main)
+    rendered = info.value.render().splitlines()  # the main file's definitions are read first
+    assert rendered[0].endswith("lib.cnn:1:7: error: `a` is defined twice")
+    assert rendered[1:3] == [" 1 | block a { relu }", "   |       ^ defined again here"]
+    assert rendered[3:6] == [f"  --> {main}:2:7", " 2 | block a { tanh }", "   |       - first defined here"]
+
+
+def test_a_span_over_several_lines_is_underlined_on_each():
+    body = ["input 3x8x8", "repeat 1000000000000 {", "    relu", "    tanh", "    relu", "    tanh", "}"]
+    assert error_of(net(*body)).render().splitlines()[1:10] == [
+        " 3 |     repeat 1000000000000 {",
+        "   |     ^^^^^^^^^^^^^^^^^^^^^^",
+        " 4 |         relu",
+        "   |         ^^^^",
+        " 5 |         tanh",
+        "   |         ^^^^",
+        " ...",
+        " 8 |     }",
+        "   |     ^",
+    ]
+
+
+def test_the_calls_that_lead_to_an_error_in_a_block_are_drawn():
+    e = error_of(net("input 3x32x32", "b 64", prelude="block b(f) {\n    conv f kernel=3 stride=0\n}\n"))
+    assert e.render().splitlines()[3:6] == [" ...", " 6 |     b 64", "   |     ---- in block `b` called here"]
+
+
+# ---- every independent error at once ------------------------------------------------------------------------
+
+
+def test_three_independent_errors_are_all_reported():
+    e = error_of(net("input 3x32x32", "convv 8 kernel=3", "conv 8 kernal=3", "dropout 1.5"))
+    assert isinstance(e, CnnErrors)
+    assert [(x.span.line, x.span.col) for x in e.errors] == [(3, 5), (4, 12), (5, 13)]
+    assert [x.message for x in e.errors] == ["unknown layer or block `convv`", "`conv` has no argument `kernal`",
+                                             "`rate` of dropout must be below 1, got 1.5"]
+    assert e.message == e.errors[0].message and where(e) == (3, 5)  # the first is the error's own
+    assert e.render() == "\n\n".join(x.render() for x in e.errors)
+
+
+def test_errors_in_a_block_and_in_the_network_are_both_reported():
+    prelude = "block b(f) {\n    conv f kernel=3 stride=0\n}\n"
+    e = error_of(net("input 3x32x32", "b 64", "maxpol 2", prelude=prelude))
+    assert [(x.span.line, x.span.col) for x in e.errors] == [(7, 5), (2, 28)]
+    assert e.errors[1].diagnostic.notes == [("in block `b` called here", e.errors[1].diagnostic.notes[0][1])]
+    assert e.errors[1].diagnostic.notes[0][1].line == 6
+
+
+def test_an_error_is_reported_once_not_with_what_follows_from_it():
+    # the unknown layer leaves no shape for dense to check; the block call that does not bind reaches no block
+    e = error_of(net("input 3x32x32", "convv 8", "dense 10", "b 1 2", prelude="block b(f) { conv f kernel=99 }\n"))
+    assert isinstance(e, CnnErrors)
+    assert [x.message for x in e.errors] == ["unknown layer or block `convv`", "block `b` takes at most 1 positional "
+                                             "argument (f)"]
+
+
+def test_a_shape_error_alone_is_one_error():
+    e = error_of(net("input 3x4x4", "conv 8 kernel=7", "conv 8 kernel=7"))
+    assert not isinstance(e, CnnErrors) and "larger than its 4x4 input" in e.message
+
+
+def test_many_errors_are_capped_and_counted():
+    e = error_of(net("input 3x8x8", *(f"nosuch{i}" for i in range(25))))
+    assert len(e.errors) == 25
+    rendered = e.render()
+    assert rendered.count(": error: unknown layer or block") == 20
+    assert rendered.endswith("error: and 5 more errors")
+
+
+def test_the_command_line_prints_every_error_and_a_count(spec_file, capsys):
+    from cnndsl.cli import main
+
+    path = spec_file(net("input 3x32x32", "convv 8 kernel=3", "conv 8 kernal=3", "dropout 1.5"))
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count(": error: ") == 3 and f"{path}:5:13: error: `rate` of dropout" in err
+    assert err.rstrip().endswith(f"error: could not check {path}: 3 errors")
 
 
 # ---- names and arguments -----------------------------------------------------------------------------

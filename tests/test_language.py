@@ -268,3 +268,40 @@ def test_upsampling_narrows_the_step_of_the_receptive_field():
     report = cnndsl.check("network n { input 1x16x16\n maxpool 2\n upsample 2\n conv 1 kernel=3 padding=1 }")
     # pool: field 2, step 2; upsample: step back to 1; a 3x3 conv adds 2 input pixels, not 4
     assert [f.receptive_field for f in report.layers] == [1, 2, 2, 4]
+
+
+# ---- the parser's tables --------------------------------------------------------------------------------
+
+
+def _shape(node) -> list:
+    """Every field of an AST, spans as (line, col, end_line, end_col): two parses compared."""
+    import dataclasses
+
+    from cnndsl.errors import Span
+
+    if isinstance(node, Span):
+        return [(node.line, node.col, node.end_line, node.end_col)]
+    if dataclasses.is_dataclass(node):
+        return [part for f in dataclasses.fields(node) for part in [f.name, *_shape(getattr(node, f.name))]]
+    if isinstance(node, (list, tuple)):
+        return [part for item in node for part in ["[", *_shape(item), "]"]]
+    return [repr(node)]
+
+
+def test_the_committed_tables_are_those_of_the_grammar_and_parse_as_it_does(monkeypatch):
+    from pathlib import Path
+
+    import lark
+
+    from cnndsl.syntax import _lalr, parser, tables
+
+    assert _lalr.GRAMMAR == tables.grammar(), "run `make tables`"
+    assert _lalr.LARK == lark.__version__, "run `make tables` (another Lark)"
+    assert parser._parser()[0].source_path == "<deserialized>"  # from the tables, not analysed at start-up
+    analysed = lark.Lark(tables.grammar(), **tables.OPTIONS, postlex=parser._PostLex(), transformer=parser._ToAst())
+    root = Path(__file__).resolve().parent.parent
+    files = sorted([*root.glob("specs/*.cnn"), *root.glob("examples/*.cnn"), *root.glob("cnndsl/std/*.cnn")])
+    assert len(files) > 10
+    ours = [_shape(parser.parse(p.read_text(), p.name)) for p in files]
+    monkeypatch.setattr(parser, "_parser", lambda: (analysed, analysed.options.postlex, analysed.options.transformer))
+    assert [_shape(parser.parse(p.read_text(), p.name)) for p in files] == ours

@@ -38,7 +38,8 @@ def bind(call: ast.Call, slots: list[Slot], what: str) -> dict[str, ast.Arg]:
                                did_you_mean(arg.name, names) or _takes(slots))
             slot = names[arg.name]
         if slot in got:
-            raise CnnError(f"`{slot}` of {what} is given twice", arg.span).note("first given here", got[slot].span)
+            raise CnnError(f"`{slot}` of {what} is given twice", arg.span,
+                           label="given again here").note("first given here", got[slot].span)
         got[slot] = arg
     for s in slots:
         if s.required and s.name not in got:

@@ -5,6 +5,12 @@ whose condition depends on a constructor argument. So that `compile` and `build`
 `check` accepts, every statement of every definition the network can reach is checked here, taken
 or not: calls name a layer or a block, arguments bind, constant values have the right kind, blocks do
 not call themselves, and braces and block calls nest at most `limits.DEPTH` deep along any path.
+
+Errors are collected, not raised at the first: each statement is checked on its own, so a spec with
+an unknown layer, a misspelt argument and a bad value reports all three (`CnnErrors`). A statement
+whose check fails adds nothing that later checks depend on (a block call that does not bind reaches
+no block), so one mistake is reported once. Shapes are not checked here: the elaborator, which
+follows the tensor, still stops at its first error, since the layers after it have no input shape.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import dataclass, field
 from cnndsl import limits
 from cnndsl.elaborate.args import Slot, bind, coerce, op_slots
 from cnndsl.elaborate.expr import Env, evaluate
-from cnndsl.errors import CnnError, did_you_mean
+from cnndsl.errors import CnnError, did_you_mean, raise_all
 from cnndsl.ops import ALIASES, REGISTRY, Op, lookup
 from cnndsl.ops.source import MODULE_ATTRIBUTES
 from cnndsl.syntax import ast
@@ -30,23 +36,25 @@ class _Body:
     nesting: int = 1
 
 
+COLLECTED = 1000  # errors collected at most: past them the check stops (MAX_ERRORS of them are shown)
+
+
 def validate(program: Program, network: ast.Definition) -> None:
-    """Raises the first CnnError found in the definitions `network` can reach."""
+    """Raises the CnnError found in the definitions `network` can reach, or CnnErrors if several."""
     bodies: dict[str, _Body] = {}
     reached: dict[str, tuple[str, ast.Call]] = {}  # block → (caller, call) that first reached it
+    errors: list[CnnError] = []
     todo = [network]
-    while todo:  # every reachable definition once, without recursion over the call graph
+    while todo and len(errors) < COLLECTED:  # every reachable definition once, without recursion
         d = todo.pop()
         if d.name in bodies:
             continue
         bodies[d.name] = body = _Body()
-        try:
-            _signature(d)
-            scanner = _Scanner(program, d, body)
-            scanner.defaults()
-            scanner.stmts(d.body, 1)
-        except CnnError as e:
-            raise _noted(e, d.name, reached) from None
+        scanner = _Scanner(program, d, body)
+        scanner.check(_signature, d)
+        scanner.defaults()
+        scanner.stmts(d.body, 1)
+        errors += (_noted(e, d.name, reached) for e in scanner.errors)
         for callee, _, call in body.calls:
             if callee.name not in bodies:
                 reached.setdefault(callee.name, (d.name, call))
@@ -54,7 +62,8 @@ def validate(program: Program, network: ast.Definition) -> None:
     try:
         _check_depth(network, bodies)
     except _At as at:
-        raise _noted(at.error, at.block, reached) from None
+        errors.append(_noted(at.error, at.block, reached))
+    raise_all(errors)
 
 
 def _noted(e: CnnError, block: str, reached: dict[str, tuple[str, ast.Call]]) -> CnnError:
@@ -79,6 +88,15 @@ class _Scanner:
     def __init__(self, program: Program, d: ast.Definition, out: _Body):
         self.program, self.d, self.out = program, d, out
         self.bound = _bound(d)  # other names are words such as `same` or `relu`: constants
+        self.errors: list[CnnError] = []
+
+    def check(self, test, *args) -> None:
+        """Runs one check; its error is kept, and the checks of the other parts go on."""
+        try:
+            test(*args)
+        except CnnError as e:
+            if len(self.errors) < COLLECTED:
+                self.errors.append(e)
 
     def stmts(self, stmts: list[ast.Stmt], level: int) -> None:
         self.out.nesting = max(self.out.nesting, level)
@@ -87,40 +105,43 @@ class _Scanner:
 
     def stmt(self, s: ast.Stmt, level: int) -> None:  # recursion bounded by limits.NESTING
         if isinstance(s, ast.Labeled):
-            _label(s)
+            self.check(_label, s)
             self.stmt(s.stmt, level)
         elif isinstance(s, ast.Frozen):
             for sub in s.body:
                 self.stmt(sub, level + 1)
         elif isinstance(s, ast.Call):
-            self.call(s, level)
+            self.check(self.call, s, level)
         elif isinstance(s, ast.Repeat):
-            _binder(s.var, s.span)
+            self.check(_binder, s.var, s.span)
             for e, what in ((s.start, "a range start"), (s.stop, "a repeat count")):
-                value = self._constant(e)
-                if value is not _UNKNOWN and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                              or value < 0 or value != int(value)):
-                    raise CnnError(f"{what} must be a whole number, 0 or more", e.span)
+                self.check(self._count, e, what)
             self.stmts(s.body, level + 1)
         elif isinstance(s, ast.If):
             for arm in s.arms:
-                self._condition(arm.cond)
+                self.check(self._condition, arm.cond)
                 self.stmts(arm.body, level + 1)
             self.stmts(s.orelse, level + 1)
         elif isinstance(s, ast.Residual):
-            self._condition(s.shortcut_if)
+            self.check(self._condition, s.shortcut_if)
             self.stmts(s.body, level + 1)
             self.stmts(s.shortcut or [], level + 1)
         elif isinstance(s, ast.Merge):
             for branch in s.branches:
                 self.stmts(branch, level + 1)
         elif isinstance(s, ast.Let):
-            _binder(s.name, s.span)
-            self._constant(s.value)
+            self.check(_binder, s.name, s.span)
+            self.check(self._constant, s.value)
 
     def defaults(self) -> None:
         for p in self.d.params:
-            self._constant(p.default)
+            self.check(self._constant, p.default)
+
+    def _count(self, e: ast.Expr | None, what: str) -> None:
+        value = self._constant(e)
+        if value is not _UNKNOWN and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or value < 0 or value != int(value)):
+            raise CnnError(f"{what} must be a whole number, 0 or more", e.span)
 
     def _constant(self, e: ast.Expr | None):
         """The value of an expression that names no variable (errors such as 1/0 located); else _UNKNOWN."""

@@ -123,8 +123,8 @@ def _add(program: Program, module: ast.Module) -> None:
     for d in module.definitions:
         other = program.definitions.get(d.name)
         if other is not None and other is not d:
-            raise CnnError(f"`{d.name}` is defined twice", d.span,
-                           "rename one of them").note("first defined here", other.span)
+            raise CnnError(f"`{d.name}` is defined twice", d.span, "rename one of them",
+                           label="defined again here").note("first defined here", other.span)
         program.definitions[d.name] = d
 
 

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
+import gc
+from typing import NamedTuple
 
-from lark import Lark, Token, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
-from lark.visitors import Transformer_NonRecursive
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from cnndsl import limits
-from cnndsl.errors import CnnError, Source, Span, SpecSyntaxError
-from cnndsl.syntax import ast
-
-_GRAMMAR_PLACES = (
-    Path(__file__).resolve().parent.parent / "grammars" / "cnn.lark",  # installed wheel
-    Path(__file__).resolve().parents[2] / "grammars" / "cnn.lark",  # source tree
-)
+from cnndsl.errors import Source, Span, SpecSyntaxError
+from cnndsl.syntax import ast, tables
 
 # Tokens before which a newline does not end the statement.
 _CONTINUES = {"ELSE", "SHORTCUT", "LBRACE"}
@@ -83,19 +78,10 @@ class _PostLex:
 
 
 @functools.lru_cache(maxsize=1)
-def _parser() -> tuple[Lark, _PostLex]:
-    path = next((p for p in _GRAMMAR_PLACES if p.exists()), _GRAMMAR_PLACES[-1])
-    postlex = _PostLex()
-    lark = Lark(
-        path.read_text(),
-        parser="lalr",
-        lexer="basic",
-        postlex=postlex,
-        propagate_positions=True,
-        maybe_placeholders=False,
-        cache=True,
-    )
-    return lark, postlex
+def _parser() -> tuple[Lark, _PostLex, _ToAst]:
+    """The LALR parser, with the AST built inline: no parse tree, and no grammar analysis at start-up."""
+    postlex, transformer = _PostLex(), _ToAst()
+    return tables.lark(postlex=postlex, transformer=transformer), postlex, transformer
 
 
 def parse(text: str, name: str = "<string>", max_statements: int = limits.LAYERS, limit: int | None = None
@@ -105,20 +91,21 @@ def parse(text: str, name: str = "<string>", max_statements: int = limits.LAYERS
     The file may hold `max_statements` statements: what is left of the whole spec's `limit`.
     """
     source = Source(name, text)
-    lark, postlex = _parser()
+    lark, postlex, transformer = _parser()
     postlex.max_statements, postlex.limit = max_statements, limit or max_statements
-    try:
-        tree = lark.parse(text if text.endswith("\n") else text + "\n")
+    transformer.start_file(source)
+    collecting = gc.isenabled()
+    gc.disable()  # the parse makes many objects and no cycles: the collector's passes over them cost a fifth
+    try:  # the LALR parser is a loop: a deep spec is refused by the depth checks, not by Python's stack
+        module = lark.parse(text if text.endswith("\n") else text + "\n")
     except UnexpectedInput as e:
         raise _syntax_error(e, source, postlex) from None
     except _Limit as e:
         raise SpecSyntaxError(e.message, _tok_span(source, e.tok), e.hint) from None
-    try:  # not recursive: a deep tree is refused by the depth checks below, not by Python's stack
-        module = _ToAst(source).transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, CnnError):
-            raise e.orig_exc from None
-        raise
+    finally:
+        transformer.start_file(None)
+        if collecting:
+            gc.enable()
     module.statements = postlex.statements
     return module
 
@@ -127,166 +114,186 @@ def _tok_span(source: Source, tok: Token) -> Span:
     return Span(source, tok.line, tok.column, tok.end_line, tok.end_column)
 
 
-# ---- the tree → AST ---------------------------------------------------------------------------
+# ---- the AST, built while the parser reduces -----------------------------------------------------
 
 
-def _clean(children) -> list:
-    return [c for c in children if c is not None]
+class _Braced(NamedTuple):
+    """A `{ ... }` body: its statements, and the `}` where the statement around it ends."""
+
+    stmts: list
+    close: Token
 
 
-@v_args(inline=False, meta=True)
-class _ToAst(Transformer_NonRecursive):
-    def __init__(self, source: Source):
-        super().__init__()
+@v_args(inline=True)
+class _ToAst(Transformer):
+    """Each method builds one AST node from its named children, as the parser reduces a rule.
+
+    Lark's positions (`propagate_positions`) cost half the parse, so spans come from the tokens: the
+    keywords a span starts at are named terminals (REPEAT, LET, ...), and a body ends at its `}`.
+    """
+
+    def start_file(self, source: Source | None) -> None:
         self.source = source
         self.depth: dict[int, int] = {}  # id of an expression node → its depth, for limits.EXPRESSION
+        self.outer: dict[int, tuple[int, int, int, int]] = {}  # id of an expression → its extent with ( )
 
-    def _span(self, meta, fallback: Token | None = None) -> Span:
-        if getattr(meta, "empty", True):
-            if fallback is not None:
-                return self._tok(fallback)
-            return Span(self.source, 1, 1)
-        return Span(self.source, meta.line, meta.column, meta.end_line, meta.end_column)
+    # places: a child is a Token, a node with a span, or a _Braced body
+    def _start(self, x) -> tuple[int, int]:
+        if isinstance(x, Token):
+            return x.line, x.column
+        if id(x) in self.outer:
+            return self.outer[id(x)][:2]
+        return x.span.line, x.span.col
+
+    def _end(self, x) -> tuple[int, int]:
+        if isinstance(x, _Braced):
+            x = x.close
+        if isinstance(x, Token):
+            return x.end_line, x.end_column
+        if id(x) in self.outer:
+            return self.outer[id(x)][2:]
+        span = x.span
+        return (span.end_line, span.end_col) if span.end_line else (span.line, span.col)
+
+    def _span(self, first, last) -> Span:
+        return Span(self.source, *self._start(first), *self._end(last))
 
     def _tok(self, tok: Token) -> Span:
         return Span(self.source, tok.line, tok.column, tok.end_line, tok.end_column)
 
     # top level
-    def start(self, meta, ch):
-        uses = [c for c in ch if isinstance(c, ast.Use)]
-        defs = [c for c in ch if isinstance(c, ast.Definition)]
+    def start(self, *items):
+        uses = [c for c in items if isinstance(c, ast.Use)]
+        defs = [c for c in items if isinstance(c, ast.Definition)]
         return ast.Module(uses, defs)
 
-    def use(self, meta, ch):
-        return ast.Use(ch[0][1:-1], self._span(meta))
+    def use(self, kw, path):
+        return ast.Use(path[1:-1], self._span(kw, path))
 
-    def _definition(self, kind, meta, ch):
-        name, *rest = ch
-        params = rest[0] if len(rest) == 2 else []
-        return ast.Definition(kind, str(name), params, rest[-1], self._tok(name))
+    def network(self, name, params, body):
+        return ast.Definition("network", str(name), params or [], body.stmts, self._tok(name))
 
-    def network(self, meta, ch):
-        return self._definition("network", meta, ch)
+    def block(self, name, params, body):
+        return ast.Definition("block", str(name), params or [], body.stmts, self._tok(name))
 
-    def block(self, meta, ch):
-        return self._definition("block", meta, ch)
+    def params(self, *params):
+        return list(params)
 
-    def params(self, meta, ch):
-        return _clean(ch)
+    def param(self, name, default):
+        return ast.Param(str(name), default, self._tok(name))
 
-    def param(self, meta, ch):
-        return ast.Param(str(ch[0]), ch[1] if len(ch) > 1 else None, self._tok(ch[0]))
-
-    def body(self, meta, ch):
-        return _clean(ch)
+    def body(self, *stmts_and_close):
+        *stmts, close = stmts_and_close
+        return _Braced(stmts, close)
 
     # statements
-    def labeled(self, meta, ch):
-        return ast.Labeled(str(ch[0]), ch[1], self._tok(ch[0]))
+    def labeled(self, name, stmt):
+        return ast.Labeled(str(name), stmt, self._tok(name))
 
-    def frozen(self, meta, ch):
-        inner = ch[0] if isinstance(ch[0], list) else [ch[0]]
-        return ast.Frozen(inner, self._span(meta))
+    def frozen(self, kw, inner):
+        stmts = inner.stmts if isinstance(inner, _Braced) else [inner]
+        return ast.Frozen(stmts, self._span(kw, inner))
 
-    def call(self, meta, ch):
-        name, *args = ch
-        return ast.Call(str(name), args, self._span(meta, name))
+    def call(self, name, *args):
+        return ast.Call(str(name), list(args), self._span(name, args[-1] if args else name))
 
-    def positional(self, meta, ch):
-        return ast.Arg(None, ch[0], ch[0].span)
+    def positional(self, value):
+        arg = ast.Arg(None, value, value.span)
+        if id(value) in self.outer:  # `conv 8 (3)`: the call ends at the `)`
+            self.outer[id(arg)] = self.outer[id(value)]
+        return arg
 
-    def keyword(self, meta, ch):
-        return ast.Arg(str(ch[0]), ch[1], self._span(meta, ch[0]))
+    def keyword(self, name, value):
+        return ast.Arg(str(name), value, self._span(name, value))
 
-    def negative(self, meta, ch):
-        span = self._span(meta, ch[0])
-        value = _int(ch[1], span) if ch[1].type == "INT" else _float(ch[1], span)
+    def negative(self, minus, number):
+        span = self._span(minus, number)
+        value = _int(number, span) if number.type == "INT" else _float(number, span)
         return ast.Const(-value, span)
 
-    def repeat_count(self, meta, ch):
-        return ast.Repeat(None, None, ch[0], ch[1], self._span(meta))
+    def repeat_count(self, kw, count, body):
+        return ast.Repeat(None, None, count, body.stmts, self._span(kw, body))
 
-    def repeat_range(self, meta, ch):
-        return ast.Repeat(str(ch[0]), ch[1], ch[2], ch[3], self._span(meta))
+    def repeat_range(self, kw, var, first, _dots, last, body):
+        return ast.Repeat(str(var), first, last, body.stmts, self._span(kw, body))
 
-    def if_stmt(self, meta, ch):
-        cond, body, *rest = ch
-        arms = [ast.Arm(cond, body, cond.span), *(c for c in rest if isinstance(c, ast.Arm))]
-        orelse = rest[-1] if rest and isinstance(rest[-1], list) else []
-        return ast.If(arms, orelse, self._span(meta))
+    def if_stmt(self, kw, cond, body, *rest):
+        *arms, orelse = rest  # `else if` arms, then the `else` body or None
+        end = orelse or (arms[-1] if arms else body)
+        return ast.If([ast.Arm(cond, body.stmts, cond.span), *arms], orelse.stmts if orelse else [],
+                      self._span(kw, end))
 
-    def else_if(self, meta, ch):
-        return ast.Arm(ch[0], ch[1], self._span(meta))
+    def else_if(self, kw, cond, body):
+        return ast.Arm(cond, body.stmts, self._span(kw, body))
 
-    def else_body(self, meta, ch):
-        return ch[0]
+    def else_body(self, body):
+        return body
 
-    def residual(self, meta, ch):
-        short = ch[1] if len(ch) > 1 else None
-        if short is None:
-            return ast.Residual(ch[0], None, None, self._span(meta))
-        cond, body, span = short
-        return ast.Residual(ch[0], body, cond, self._span(meta), span)
+    def residual(self, kw, body, shortcut):
+        if shortcut is None:
+            return ast.Residual(body.stmts, None, None, self._span(kw, body))
+        cond, stmts, span = shortcut
+        return ast.Residual(body.stmts, stmts, cond, Span(self.source, *self._start(kw), span.end_line,
+                                                          span.end_col), span)
 
-    def shortcut(self, meta, ch):
-        cond = ch[0] if len(ch) > 1 else None
-        return (cond, ch[-1], self._span(meta))
+    def shortcut(self, kw, cond, body):
+        return (cond, body.stmts, self._span(kw, body))
 
-    def merge_op(self, meta, ch):
-        return ch[0]
+    def merge_op(self, op):
+        return op
 
-    def merge(self, meta, ch):
-        op, *branches = ch
-        bodies = [b for b, _ in branches]
-        spans = [s for _, s in branches]
-        return ast.Merge(str(op), bodies, self._tok(op), spans)
+    def merge(self, op, *branches):
+        return ast.Merge(str(op), [b for b, _ in branches], self._tok(op), [s for _, s in branches])
 
-    def branch(self, meta, ch):
-        return (ch[0], self._span(meta))
+    def branch(self, kw, body):
+        return (body.stmts, self._span(kw, body))
 
-    def merge_with(self, meta, ch):
-        op, *names = ch
+    def merge_with(self, op, *names):
         return ast.MergeWith(str(op), [ast.Name(str(n), self._tok(n)) for n in names], self._tok(op))
 
-    def from_stmt(self, meta, ch):
-        return ast.From(ast.Name(str(ch[0]), self._tok(ch[0])), self._span(meta))
+    def from_stmt(self, kw, name):
+        return ast.From(ast.Name(str(name), self._tok(name)), self._span(kw, name))
 
-    def let(self, meta, ch):
-        return ast.Let(str(ch[0]), ch[1], self._span(meta))
+    def let(self, kw, name, value):
+        return ast.Let(str(name), value, self._span(kw, value))
 
     # expressions
-    def int(self, meta, ch):
-        return ast.Const(_int(ch[0], self._tok(ch[0])), self._tok(ch[0]))
+    def int(self, tok):
+        return ast.Const(_int(tok, self._tok(tok)), self._tok(tok))
 
-    def float(self, meta, ch):
-        return ast.Const(_float(ch[0], self._tok(ch[0])), self._tok(ch[0]))
+    def float(self, tok):
+        return ast.Const(_float(tok, self._tok(tok)), self._tok(tok))
 
-    def size(self, meta, ch):
-        span = self._tok(ch[0])
-        return ast.Const(tuple(_int(d, span) for d in ch[0].split("x")), span)
+    def size(self, tok):
+        span = self._tok(tok)
+        return ast.Const(tuple(_int(d, span) for d in tok.split("x")), span)
 
-    def string(self, meta, ch):
-        return ast.Const(ch[0][1:-1], self._tok(ch[0]))
+    def string(self, tok):
+        return ast.Const(tok[1:-1], self._tok(tok))
 
-    def true(self, meta, ch):
-        return ast.Const(True, self._span(meta))
+    def true(self, tok):
+        return ast.Const(True, self._tok(tok))
 
-    def false(self, meta, ch):
-        return ast.Const(False, self._span(meta))
+    def false(self, tok):
+        return ast.Const(False, self._tok(tok))
 
-    def name(self, meta, ch):
-        return ast.Name(str(ch[0]), self._tok(ch[0]))
+    def name(self, tok):
+        return ast.Name(str(tok), self._tok(tok))
 
-    def in_attr(self, meta, ch):
-        return ast.InAttr(str(ch[0]), self._span(meta, ch[0]))
+    def in_attr(self, kw, attr):
+        return ast.InAttr(str(attr), self._span(kw, attr))
 
-    def tuple(self, meta, ch):
-        items = _clean(ch)
-        return self._deep(ast.TupleExpr(items, self._span(meta)), *items)
+    def paren(self, lpar, expr, rpar):
+        self.outer[id(expr)] = (*self._start(lpar), *self._end(rpar))  # where a parent's span starts or ends
+        return expr
 
-    def func(self, meta, ch):
-        args = _clean(ch[1:])
-        return self._deep(ast.Func(str(ch[0]), args, self._span(meta, ch[0])), *args)
+    def tuple(self, lpar, *items_and_rpar):
+        *items, rpar = items_and_rpar
+        return self._deep(ast.TupleExpr(items, self._span(lpar, rpar)), *items)
+
+    def func(self, fn, *args_and_rpar):
+        *args, rpar = args_and_rpar
+        return self._deep(ast.Func(str(fn), args, self._span(fn, rpar)), *args)
 
     def _deep(self, node, *children):
         """Records the node's depth, and refuses an expression deeper than limits.EXPRESSION: the
@@ -298,40 +305,36 @@ class _ToAst(Transformer_NonRecursive):
         self.depth[id(node)] = depth
         return node
 
-    def _fold(self, op, items, meta):
-        node = items[0]
-        for item in items[1:]:
-            node = self._deep(ast.BinOp(op, node, item, self._span(meta)), node, item)
-        return node
+    def _binary(self, op: str, left, right):
+        return self._deep(ast.BinOp(op, left, right, self._span(left, right)), left, right)
 
-    def or_(self, meta, ch):
-        return self._fold("or", ch, meta)
+    def binop(self, left, op, right):
+        return self._binary(str(op), left, right)
 
-    def and_(self, meta, ch):
-        return self._fold("and", ch, meta)
+    def or_(self, left, right):
+        return self._binary("or", left, right)
 
-    def not_(self, meta, ch):
-        return self._deep(ast.Unary("not", ch[0], self._span(meta)), ch[0])
+    def and_(self, left, right):
+        return self._binary("and", left, right)
 
-    def compare(self, meta, ch):
+    def not_(self, kw, operand):
+        return self._deep(ast.Unary("not", operand, self._span(kw, operand)), operand)
+
+    def compare(self, first, *rest):
         # a < b < c means a < b and b < c, as in Python
-        if len(ch) == 1:
-            return ch[0]
-        parts = [self._deep(ast.BinOp(str(ch[i]), ch[i - 1], ch[i + 1], self._span(meta)), ch[i - 1], ch[i + 1])
-                 for i in range(1, len(ch), 2)]
-        return self._fold("and", parts, meta)
-
-    def binop(self, meta, ch):
-        node = ch[0]
-        for i in range(1, len(ch), 2):
-            node = self._deep(ast.BinOp(str(ch[i]), node, ch[i + 1], self._span(meta)), node, ch[i + 1])
+        operands = [first, *rest[1::2]]
+        parts = [self._binary(str(op), left, right) for op, left, right in zip(rest[::2], operands, operands[1:])]
+        node = parts[0]
+        for part in parts[1:]:
+            node = self._deep(ast.BinOp("and", node, part, self._span(first, part)), node, part)
         return node
 
-    def neg(self, meta, ch):
-        return self._deep(ast.Unary("-", ch[1], self._span(meta, ch[0])), ch[1])
+    def neg(self, minus, operand):
+        return self._deep(ast.Unary("-", operand, self._span(minus, operand)), operand)
 
-    def pos(self, meta, ch):
-        return ch[1]
+    def pos(self, plus, operand):
+        self.outer[id(operand)] = (*self._start(plus), *self._end(operand))
+        return operand
 
 
 def _int(tok: str, span: Span) -> int:
@@ -377,7 +380,7 @@ _WORDS = {
     "PERCENT": "`%`",
     "POW": "`**`",
     "DOT": "`.`",
-    "__ANON_0": "`..`",
+    "DOTDOT": "`..`",
 }
 
 
@@ -389,8 +392,12 @@ def _word(term: str) -> str:
     return term.lower()
 
 
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "DSLASH", "PERCENT", "POW", "COMP_OP"}
+
+
 def _expected(terms) -> str:
-    words = sorted({_word(t) for t in terms if not t.startswith("__")})
+    # operators are one word, so that the six words shown leave room for what else may come
+    words = sorted({"an operator" if t in _OPERATORS else _word(t) for t in terms if not t.startswith("__")})
     if not words:
         return ""
     if len(words) > 6:
