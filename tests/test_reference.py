@@ -20,6 +20,10 @@ CLASSIC = {
     "googlenet": (6_624_904, 1_498_376_192),
     "xception": (22_855_952, 8_357_403_496),
     "seresnet50": (28_088_024, 4_091_699_200),
+    # torchvision 0.29.1 (parameters as PyTorch counts them, MACs as FlopCounterMode / 2)
+    "resnext50_32x4d": (25_028_904, 4_230_479_872),
+    "mobilenet_v2": (3_504_872, 300_774_272),
+    "densenet121": (7_978_856, 2_834_161_664),
 }
 
 
@@ -29,6 +33,15 @@ def test_classic_architectures(name):
     assert (report.params, report.macs) == CLASSIC[name]
     assert report.frozen_params == 0
     assert report.output == ((10,) if name == "lenet5" else (1000,))
+
+
+@pytest.mark.parametrize("width, params", [(0.35, 1_677_128), (0.5, 1_968_680), (1.4, 6_108_776)])
+def test_mobilenet_v2_width_rounds_channels_as_torchvision(width, params):
+    # torchvision's mobilenet_v2(width_mult=...): channels to a multiple of 8, never 10% below; at 0.35
+    # the stem's 32 * 0.35 = 11.2 rounds to 8, under 90%, so it gets 16
+    report = cnndsl.check(ROOT / "specs/mobilenet_v2.cnn", width=width)
+    assert report.params == params
+    assert report.layers[1].layer.shape[0] == {0.35: 16, 0.5: 16, 1.4: 48}[width]
 
 
 def test_resnet34_buffers_are_batchnorm_statistics():

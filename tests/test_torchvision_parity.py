@@ -23,13 +23,28 @@ MODELS = {
     "resnet50": lambda: torchvision.models.resnet50(),
     "resnet152": lambda: torchvision.models.resnet152(),
     "googlenet": lambda: torchvision.models.googlenet(aux_logits=False, init_weights=True, transform_input=False),
+    "resnext50_32x4d": lambda: torchvision.models.resnext50_32x4d(),
+    "mobilenet_v2": lambda: torchvision.models.mobilenet_v2(),
+    "densenet121": lambda: torchvision.models.densenet121(),
 }
+
+
+def randomise_batchnorm(model) -> None:
+    """Running statistics and affine terms away from 0 and 1, so that a batchnorm paired with the wrong
+    one (or a channel order that differs, as in a concat) changes the output."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_same_outputs_with_torchvision_weights(name):
     torch.manual_seed(0)
     theirs = MODELS[name]().eval()
+    randomise_batchnorm(theirs)
     ours = cnndsl.load(ROOT / f"specs/{name}.cnn").build().eval()
     report = cnndsl.load_weights(ours, theirs.state_dict())
     assert report.complete, report.summary()
