@@ -113,7 +113,7 @@ STYLES = {"title": "bold", "head": "bold", "group": "bold cyan", "folded": "cyan
 
 
 def text(a: Analysis, source: str, depth: int | None = None, explain: bool = False) -> str:
-    return "".join(t for t, _ in segments(a, source, depth, explain))
+    return "".join([t for t, _ in segments(a, source, depth, explain, styled=False)])
 
 
 def coloured(a: Analysis, source: str, depth: int | None = None, explain: bool = False):
@@ -126,8 +126,10 @@ def coloured(a: Analysis, source: str, depth: int | None = None, explain: bool =
     return out
 
 
-def segments(a: Analysis, source: str, depth: int | None = None, explain: bool = False) -> list[Segment]:
-    """The text table as styled pieces: joined, they are exactly what `cnndsl check` prints."""
+def segments(a: Analysis, source: str, depth: int | None = None, explain: bool = False,
+             styled: bool = True) -> list[Segment]:
+    """The text table as styled pieces: joined, they are exactly what `cnndsl check` prints.
+    styled=False gives a line a piece (no styles): the plain table, as fast as plain strings."""
     table = rows(a, depth)
     head = ("#", "layer", "op", "output", "params", "MACs", "RF")
     cells = [(r.index, r.name, r.op, r.output, f"{r.params:,}", human(r.macs) if r.macs else "—", str(r.rf))
@@ -135,17 +137,17 @@ def segments(a: Analysis, source: str, depth: int | None = None, explain: bool =
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(head)]
     right = {0, 4, 5, 6}
 
-    def line(values, styles) -> list[Segment]:
-        out: list[Segment] = []
-        for i, (v, w, style) in enumerate(zip(values, widths, styles)):
-            pad = (" " * (w - len(v)), None)
-            out += [("  ", None)] * bool(i) + ([pad, (v, style)] if i in right else [(v, style), pad])
-        return _rstrip(out)
+    def line(values, styles) -> list[Segment]:  # a cell's padding shares its style: colour shows no blanks
+        cells = [v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))]
+        if not styled:
+            return [("  ".join(cells).rstrip(), None)]
+        return _rstrip([("  " + c if i else c, style) for i, (c, style) in enumerate(zip(cells, styles(values)))])
 
     g = a.graph
-    lines = [[(f"{g.name} · {source} · input {fmt_shape(g.input.shape)}", "title")], line(head, ["head"] * 7)]
+    lines = [[(f"{g.name} · {source} · input {fmt_shape(g.input.shape)}", "title")],
+             line(head, lambda _: ["head"] * 7)]
     for r, c in zip(table, cells):
-        lines.append(line(c, _row_styles(r, c)))
+        lines.append(line(c, lambda c, r=r: _row_styles(r, c)))
         if explain and r.figures is not None:
             indent = " " * (widths[0] + 2)
             lines += [[(f"{indent}  {text}", "explain")] for text in r.figures.explain()]
