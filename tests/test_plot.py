@@ -262,3 +262,17 @@ def test_plot_help():
     result = subprocess.run([*CLI, "plot", "--help"], capture_output=True, text=True, cwd=ROOT)
     for flag in ("-o", "--depth", "--figures", "--set", "--network"):
         assert flag in result.stdout
+
+
+def test_the_picture_in_the_docs_is_the_diagram_of_today():
+    svg = ROOT / "docs/images/resnet18-depth2.svg"
+    assert "docs/images/resnet18-depth2.svg" in (ROOT / "README.md").read_text()
+    root = ET.parse(svg).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    titles = {g.get("class"): [] for g in root.iter(f"{ns}g")}
+    for g in root.iter(f"{ns}g"):
+        titles[g.get("class")].append(g.find(f"{ns}title").text)
+    lay = layout(report("specs/resnet18.cnn").analysis, 2)
+    assert sorted(titles["node"]) == sorted(node.id for node in lay.nodes)
+    assert sorted(titles["cluster"]) == sorted(f"cluster_{c}" for c in lay.clusters)
+    assert len(titles["edge"]) == len(lay.edges)  # the invisible ordering edges are not drawn
