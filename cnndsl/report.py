@@ -51,7 +51,8 @@ def _group_totals(a: Analysis) -> dict[str, tuple[int, int, LayerFigures]]:
     return totals
 
 
-def _relative(name: str, parent: str | None) -> str:
+def relative_name(name: str, parent: str | None) -> str:
+    """A dotted id as shown inside the group `parent`: `stage2.basic1` → `basic1`."""
     return name[len(parent) + 1:] if parent and name.startswith(parent + ".") else name
 
 
@@ -88,7 +89,7 @@ def rows(a: Analysis, depth: int | None = None) -> list[Row]:
                 out.append(_group_row(a.graph.groups[folded], totals[folded], keep, open_groups, folded=True))
             continue
         folded = None
-        name = "  " * keep + _relative(f.layer.id, _last(open_groups))
+        name = "  " * keep + relative_name(f.layer.id, _last(open_groups))
         out.append(Row(str(number), name, f.op_text, fmt_shape(f.layer.shape), f.params, f.macs,
                        f.receptive_field, f, f.layer.id))
     return out
@@ -100,7 +101,7 @@ def _last(groups: list[str]) -> str | None:
 
 def _group_row(group: Group, total, level: int, open_groups: list[str], folded: bool = False) -> Row:
     params, macs, last = total
-    name = "  " * level + _relative(group.id, _last(open_groups))
+    name = "  " * level + relative_name(group.id, _last(open_groups))
     return Row("", name, group.title, fmt_shape(last.layer.shape), params, macs, last.receptive_field,
                id=group.id, folded=folded)
 

@@ -16,7 +16,7 @@ import cnndsl
 from cnndsl.ops.base import fmt_shape
 from cnndsl.report import rows
 from cnndsl.viz import dot_source, render, svg_text
-from cnndsl.viz.diagram import FROZEN, layout
+from cnndsl.viz.architecture import FROZEN, layout
 from cnndsl.viz.render import run_dot
 from conftest import ROOT, UNET
 

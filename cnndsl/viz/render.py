@@ -16,7 +16,7 @@ import graphviz
 
 from cnndsl.analysis import Analysis
 from cnndsl.errors import CnnError
-from cnndsl.viz import diagram as _diagram
+from cnndsl.viz import architecture as _diagram
 
 FORMATS = ("svg", "png", "pdf", "dot")
 MAX_NODES = 3000  # dot lays out ResNet-152's 500 layers in seconds; tens of thousands would take hours

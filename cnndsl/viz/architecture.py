@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import graphviz
 
 from cnndsl.analysis import Analysis
-from cnndsl.report import Row, fold, human, rows
+from cnndsl.report import Row, fold, human, relative_name, rows
 
 FONT = "Helvetica"
 # fill and border per layer family: the colours say what a layer does before its label is read
@@ -61,13 +61,13 @@ def layout(a: Analysis, depth: int | None = None) -> Layout:
     nodes: dict[str, Node] = {}
     node_of: dict[str, str] = {}
     frozen_in: dict[str, bool] = {}  # group id → all its layers frozen so far
-    clusters: list[str] = []
+    clusters: dict[str, None] = {}  # in the order they open
     for f in a.layers:
         kept, into = fold(a, f, depth)
         node_of[f.layer.id] = key = into or f.layer.id
         for g in kept + [into] * bool(into):
             frozen_in[g] = frozen_in.get(g, True) and f.layer.frozen
-        clusters += [g for g in kept if g not in clusters]
+        clusters.update(dict.fromkeys(kept))
         if key not in nodes:
             row = by_id.get(key) or _input_row(f)
             family = "group" if into else OPS.get(f.layer.op, "act" if f.layer.op != "flatten" else "shape")
@@ -84,7 +84,8 @@ def layout(a: Analysis, depth: int | None = None) -> Layout:
                 seen.add(edge)
                 edges.append(edge)
     frozen = {g for g in clusters if frozen_in[g]}
-    return Layout(list(nodes.values()), edges, clusters, node_of[a.graph.output], frozen, _arms(a, node_of))
+    return Layout(list(nodes.values()), edges, list(clusters), node_of[a.graph.output], frozen,
+                  _arms(a, node_of))
 
 
 def _arms(a: Analysis, node_of: dict[str, str]) -> list[list[str]]:
@@ -162,13 +163,9 @@ def _fill(dot, parent, children, nodes, lay: Layout, groups, figures: bool) -> N
 
 
 def _cluster_label(ident: str, title: str, parent: str | None, frozen: bool) -> str:
-    name = _relative(ident, parent)
+    name = relative_name(ident, parent)
     head = title if name == title else f"{name}: {title}"
     return f"<<B>{_esc(head)}</B>{' (frozen)' if frozen else ''}>"
-
-
-def _relative(ident: str, parent: str | None) -> str:
-    return ident[len(parent) + 1:] if parent and ident.startswith(parent + ".") else ident
 
 
 def _node(dot, node: Node, output: bool, figures: bool) -> None:
