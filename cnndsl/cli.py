@@ -45,9 +45,33 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(result.json())
     elif args.markdown:
         print(result.markdown(args.depth))
+    elif _colour(args.color, sys.stdout):
+        _print_coloured(result, args)
     else:
         print(result.text(args.depth, args.explain))
     return EXIT_OK
+
+
+def _colour(choice: str, stream) -> bool:
+    """--color auto: colour on a terminal, unless NO_COLOR is set (https://no-color.org) or TERM is dumb;
+    FORCE_COLOR asks for it anywhere. The flag's always and never win over both variables."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return stream.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def _print_coloured(result, args: argparse.Namespace) -> None:
+    from rich.console import Console  # only here: rich costs import time that a piped `check` never pays
+
+    from cnndsl.report import coloured
+
+    console = Console(force_terminal=True, no_color=False, color_system="standard", highlight=False,
+                      soft_wrap=True, emoji=False, markup=False)
+    console.print(coloured(result.analysis, result.source, args.depth, args.explain))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -148,17 +172,65 @@ def _write_source(output: str, source: str, spec_path: str) -> None:
 
     from cnndsl.train.checkpoint import atomic_write
 
-    target, spec = Path(output), Path(spec_path)
+    _check_output(Path(output), Path(spec_path), ".py")
+    atomic_write(Path(output), source.encode())
+
+
+def _check_output(target, spec, suffix: str) -> None:
+    """An -o that can be written: not the spec itself, not a folder, in a folder that exists."""
     if target.exists() and spec.exists() and target.resolve() == spec.resolve():
         raise UsageError(f"-o {target} is the spec itself; writing there would replace it",
-                         hint=f"name the Python file, e.g. -o {target.with_suffix('.py')}")
+                         hint=f"name the {suffix[1:]} file, e.g. -o {target.with_suffix(suffix)}")
     if target.is_dir():
-        raise UsageError(f"-o {target} is a folder", hint=f"name a file in it, e.g. -o {target / (spec.stem + '.py')}")
+        raise UsageError(f"-o {target} is a folder", hint=f"name a file in it, e.g. -o {target / (spec.stem + suffix)}")
     if not target.parent.is_dir():
         what = "is a file" if target.parent.exists() else "does not exist"
         raise UsageError(f"-o {target}: the folder {target.parent} {what}",
                          hint="create the folder first, or write the file elsewhere")
-    atomic_write(target, source.encode())
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    target = _plot_target(args.output, args.spec)
+    spec = _load(args)
+    for w in spec.warnings:
+        print(w.render(), file=sys.stderr)
+    try:
+        from cnndsl.viz import render
+        from cnndsl.viz.render import write
+    except ImportError as e:  # the graphviz package: a dependency, but an environment may lack it
+        raise CnnError(f"cnndsl plot needs the graphviz Python package ({e})", hint="pip install graphviz") from None
+    fmt = target.suffix[1:].lower()
+    write(target, render(spec, "dot" if fmt == "gv" else fmt, args.depth, args.figures))
+    print(f"wrote {target}", file=sys.stderr)
+    return EXIT_OK
+
+
+PLOT_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
+
+
+def _plot_target(output: str | None, spec_path: str):
+    """plot -o names the file, replaced if there; by default SPEC.svg here, or SPEC-2.svg... if taken."""
+    from pathlib import Path
+
+    spec = Path(spec_path)
+    if output is None:
+        return _free_target(spec, ".svg")
+    target = Path(output)
+    if target.suffix.lower() not in PLOT_SUFFIXES:
+        raise UsageError(f"-o {output}: cannot tell the format from the name",
+                         hint=f"end it in {', '.join(PLOT_SUFFIXES[:-1])} (e.g. -o {spec.stem}.svg)")
+    _check_output(target, spec, ".svg")
+    return target
+
+
+def _free_target(spec, suffix: str):
+    """SPEC.suffix in the current folder, or SPEC-2.suffix, SPEC-3... when taken: a default never replaces a file."""
+    from pathlib import Path
+
+    target, n = Path(spec.stem + suffix), 2
+    while target.exists() or target.is_symlink():
+        target, n = Path(f"{spec.stem}-{n}{suffix}"), n + 1
+    return target
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -166,8 +238,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from cnndsl.export import FORMATS, export
 
+    suffix = FORMATS[args.format]
+    out = _free_target(Path(args.spec), suffix) if args.output is None else Path(args.output)
+    if args.output is not None:
+        _check_output(out, Path(args.spec), suffix)
     spec = _load(args)
-    out = Path(args.output or Path(args.spec).stem + FORMATS[args.format])
     if args.weights is None:
         print("note: no --weights: exporting freshly initialised weights", file=sys.stderr)
     done = export(spec, args.weights, out, args.format)
@@ -239,11 +314,35 @@ def _spec_arguments(p: argparse.ArgumentParser, device: bool = False) -> None:
         p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where to run")
 
 
+def version() -> str:
+    """The installed package's version; the source's own where cnndsl runs uninstalled."""
+    from importlib import metadata
+
+    import cnndsl
+
+    try:
+        return metadata.version("cnndsl")
+    except metadata.PackageNotFoundError:
+        return cnndsl.__version__
+
+
+class _Version(argparse.Action):
+    """--version, looked up only when asked: importlib.metadata would slow every `check`."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"cnndsl {version()}")
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cnndsl",
         description="A declarative compiler for convolutional networks: check .cnn specs without running them.",
     )
+    p.add_argument("--version", action=_Version, help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("check", help="print every layer's shape, parameters, MACs and receptive field",
@@ -258,6 +357,9 @@ def parser() -> argparse.ArgumentParser:
                      help="show the arithmetic behind each layer's figures (output size, params, MACs)")
     c.add_argument("--depth", type=_positive, metavar="N",
                    help="fold block calls nested deeper than N into one row each (1: top-level rows only)")
+    c.add_argument("--color", "--colour", choices=("auto", "always", "never"), default="auto",
+                   help="colour the table: auto (default) on a terminal unless NO_COLOR is set; the text is the "
+                   "same either way")
     c.set_defaults(run=cmd_check)
 
     tr = sub.add_parser("train", help="train a spec on a dataset (default: the offline digits)",
@@ -324,8 +426,22 @@ def parser() -> argparse.ArgumentParser:
     _spec_arguments(ex)
     ex.add_argument("--weights", metavar="CKPT", help="best.pt of a run, or a state_dict file (default: fresh weights)")
     ex.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="default onnx")
-    ex.add_argument("-o", "--output", metavar="FILE", help="where to write (default SPEC.onnx or SPEC.pt here)")
+    ex.add_argument("-o", "--output", metavar="FILE", help="where to write; replaced if it exists (default "
+                    "SPEC.onnx or SPEC.pt here, or SPEC-2... when taken: never over a file)")
     ex.set_defaults(run=cmd_export)
+
+    pl = sub.add_parser("plot", help="draw the architecture diagram (SVG, PNG, PDF or dot source)",
+                        description="Draw the network with Graphviz: one node per layer with its name, op and "
+                        "output shape; block calls as labelled clusters, residual shortcuts and merge arms as "
+                        "edges, frozen layers shaded. Needs Graphviz's `dot` program, except for -o FILE.dot.")
+    _spec_arguments(pl)
+    pl.add_argument("-o", "--output", metavar="FILE", help="where to write: the name's ending (.svg, .png, .pdf, "
+                    ".dot) gives the format; replaced if it exists (default SPEC.svg here, or SPEC-2.svg... "
+                    "when taken: never over a file)")
+    pl.add_argument("--depth", type=_positive, metavar="N",
+                    help="fold block calls nested deeper than N into one node each, as `check --depth` folds rows")
+    pl.add_argument("--figures", action="store_true", help="add each node's params, MACs and receptive field")
+    pl.set_defaults(run=cmd_plot)
 
     la = sub.add_parser("layers", help="list the built-in layers and their arguments",
                         description="List the built-in layers with their arguments and defaults; "

@@ -20,6 +20,8 @@ class Row:
     macs: int
     rf: int
     figures: LayerFigures | None = None  # a layer row; None for a group
+    id: str = ""  # the layer's or the group's id
+    folded: bool = False  # a group shown as one row: its layers have no rows of their own
 
 
 def human(n: float) -> str:
@@ -49,8 +51,17 @@ def _group_totals(a: Analysis) -> dict[str, tuple[int, int, LayerFigures]]:
     return totals
 
 
-def _relative(name: str, parent: str | None) -> str:
+def relative_name(name: str, parent: str | None) -> str:
+    """A dotted id as shown inside the group `parent`: `stage2.basic1` → `basic1`."""
     return name[len(parent) + 1:] if parent and name.startswith(parent + ".") else name
+
+
+def fold(a: Analysis, f: LayerFigures, depth: int | None) -> tuple[list[str], str | None]:
+    """Where layer `f` shows at `depth`: the groups open around it, outermost first, and the group it
+    folds into (None when the layer has a row of its own). The diagram places its nodes the same way."""
+    vis = _visible(a, f)
+    keep = len(vis) if depth is None else min(len(vis), max(depth, 1) - 1)
+    return vis[:keep], vis[keep] if len(vis) > keep else None
 
 
 def rows(a: Analysis, depth: int | None = None) -> list[Row]:
@@ -63,24 +74,24 @@ def rows(a: Analysis, depth: int | None = None) -> list[Row]:
     open_groups: list[str] = []
     folded = None
     for number, f in enumerate(a.layers[1:], 1):
-        vis = _visible(a, f)
-        keep = len(vis) if depth is None else min(len(vis), max(depth, 1) - 1)
+        kept, into = fold(a, f, depth)
+        keep = len(kept)
         shared = 0
-        while shared < min(len(open_groups), keep) and open_groups[shared] == vis[shared]:
+        while shared < min(len(open_groups), keep) and open_groups[shared] == kept[shared]:
             shared += 1
         open_groups = open_groups[:shared]
-        for g in vis[shared:keep]:
+        for g in kept[shared:]:
             out.append(_group_row(a.graph.groups[g], totals[g], len(open_groups), open_groups))
             open_groups.append(g)
-        if len(vis) > keep:  # inside a group deeper than `depth`: one row for the whole group
-            if vis[keep] != folded:
-                folded = vis[keep]
-                out.append(_group_row(a.graph.groups[folded], totals[folded], keep, open_groups))
+        if into is not None:  # inside a group deeper than `depth`: one row for the whole group
+            if into != folded:
+                folded = into
+                out.append(_group_row(a.graph.groups[folded], totals[folded], keep, open_groups, folded=True))
             continue
         folded = None
-        name = "  " * keep + _relative(f.layer.id, _last(open_groups))
+        name = "  " * keep + relative_name(f.layer.id, _last(open_groups))
         out.append(Row(str(number), name, f.op_text, fmt_shape(f.layer.shape), f.params, f.macs,
-                       f.receptive_field, f))
+                       f.receptive_field, f, f.layer.id))
     return out
 
 
@@ -88,13 +99,38 @@ def _last(groups: list[str]) -> str | None:
     return groups[-1] if groups else None
 
 
-def _group_row(group: Group, total, level: int, open_groups: list[str]) -> Row:
+def _group_row(group: Group, total, level: int, open_groups: list[str], folded: bool = False) -> Row:
     params, macs, last = total
-    name = "  " * level + _relative(group.id, _last(open_groups))
-    return Row("", name, group.title, fmt_shape(last.layer.shape), params, macs, last.receptive_field)
+    name = "  " * level + relative_name(group.id, _last(open_groups))
+    return Row("", name, group.title, fmt_shape(last.layer.shape), params, macs, last.receptive_field,
+               id=group.id, folded=folded)
+
+
+Segment = tuple[str, "str | None"]  # some text of the table, and its style when printed in colour
+
+# rich's style names, for a terminal (`check --color`); the plain text is the same characters without them
+STYLES = {"title": "bold", "head": "bold", "group": "bold cyan", "folded": "cyan", "frozen": "blue",
+          "shape": "green", "params": "yellow", "macs": "magenta", "none": "dim", "explain": "dim", "label": "bold"}
 
 
 def text(a: Analysis, source: str, depth: int | None = None, explain: bool = False) -> str:
+    return "".join([t for t, _ in segments(a, source, depth, explain, styled=False)])
+
+
+def coloured(a: Analysis, source: str, depth: int | None = None, explain: bool = False):
+    """The table of `text()` as a rich Text, styled. rich loads only here, when a terminal shows colour."""
+    from rich.text import Text
+
+    out = Text()
+    for t, style in segments(a, source, depth, explain):
+        out.append(t, STYLES.get(style or "", None))
+    return out
+
+
+def segments(a: Analysis, source: str, depth: int | None = None, explain: bool = False,
+             styled: bool = True) -> list[Segment]:
+    """The text table as styled pieces: joined, they are exactly what `cnndsl check` prints.
+    styled=False gives a line a piece (no styles): the plain table, as fast as plain strings."""
     table = rows(a, depth)
     head = ("#", "layer", "op", "output", "params", "MACs", "RF")
     cells = [(r.index, r.name, r.op, r.output, f"{r.params:,}", human(r.macs) if r.macs else "—", str(r.rf))
@@ -102,22 +138,52 @@ def text(a: Analysis, source: str, depth: int | None = None, explain: bool = Fal
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(head)]
     right = {0, 4, 5, 6}
 
-    def line(values) -> str:
-        return "  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths)))
+    def line(values, styles) -> list[Segment]:  # a cell's padding shares its style: colour shows no blanks
+        cells = [v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))]
+        if not styled:
+            return [("  ".join(cells).rstrip(), None)]
+        return _rstrip([("  " + c if i else c, style) for i, (c, style) in enumerate(zip(cells, styles(values)))])
 
     g = a.graph
-    lines = [f"{g.name} · {source} · input {fmt_shape(g.input.shape)}", line(head).rstrip()]
+    lines = [[(f"{g.name} · {source} · input {fmt_shape(g.input.shape)}", "title")],
+             line(head, lambda _: ["head"] * 7)]
     for r, c in zip(table, cells):
-        lines.append(line(c).rstrip())
+        lines.append(line(c, lambda c, r=r: _row_styles(r, c)))
         if explain and r.figures is not None:
             indent = " " * (widths[0] + 2)
-            lines += [f"{indent}  {text}" for text in r.figures.explain()]
-    lines.append("")
-    lines += totals(a)
-    return "\n".join(lines)
+            lines += [[(f"{indent}  {text}", "explain")] for text in r.figures.explain()]
+    lines.append([])
+    lines += [[(label, "label"), (value, None)] for label, value in _totals(a)]
+    out: list[Segment] = []
+    for i, pieces in enumerate(lines):
+        out += [("\n", None)] * bool(i) + pieces
+    return out
+
+
+def _row_styles(r: Row, cells: tuple[str, ...]) -> list[str | None]:
+    if r.figures is None:
+        name = "folded" if r.folded else "group"
+    else:
+        name = "frozen" if r.figures.layer.frozen else None
+    return [None, name, name if r.figures is None else None, "shape", "params",
+            "none" if cells[5] == "—" else "macs", None]
+
+
+def _rstrip(pieces: list[Segment]) -> list[Segment]:
+    """Drops the trailing blanks of a line, as str.rstrip would."""
+    pieces = list(pieces)
+    while pieces and not pieces[-1][0].rstrip():
+        pieces.pop()
+    if pieces:
+        pieces[-1] = (pieces[-1][0].rstrip(), pieces[-1][1])
+    return pieces
 
 
 def totals(a: Analysis) -> list[str]:
+    return [label + value for label, value in _totals(a)]
+
+
+def _totals(a: Analysis) -> list[tuple[str, str]]:
     out = a.output.layer.shape
     rf_h, rf_w = a.output.rf
     rf = str(rf_h) if rf_h == rf_w else f"{rf_h}x{rf_w}"
@@ -129,7 +195,7 @@ def totals(a: Analysis) -> list[str]:
         ("Receptive field", f"{rf} pixels"),
         ("Memory", f"{mib(a.weight_bytes)} weights, {mib(a.activation_bytes)} activations per sample (float32)"),
     ]
-    return [f"{label:<16}{value}" for label, value in rows]
+    return [(f"{label:<16}", value) for label, value in rows]
 
 
 def as_dict(a: Analysis, source: str | None = None) -> dict:

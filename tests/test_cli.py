@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -160,3 +162,72 @@ def test_option_conflicts_and_ranges_are_usage_errors():
     assert run("check", "specs/lenet5.cnn", "--depth", "0").returncode == 2
     assert run("check", "specs/lenet5.cnn", "--json", "--explain").returncode == 2
     assert run("check", "specs/lenet5.cnn", "--max-layers", "-5").returncode == 2
+
+
+def test_version():
+    from importlib import metadata
+
+    import cnndsl
+
+    result = run("--version")
+    assert result.returncode == 0
+    try:
+        installed = metadata.version("cnndsl")
+    except metadata.PackageNotFoundError:
+        installed = cnndsl.__version__
+    assert result.stdout == f"cnndsl {installed}\n"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'\nversion = "{cnndsl.__version__}"\n' in pyproject
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def run_in_terminal(*args: str, **env: str) -> str:
+    """The command's output as a terminal shows it: under a pseudo-terminal, so stdout is a tty."""
+    import pty
+
+    environ = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    environ.update(TERM="xterm-256color", PYTHONPATH=str(ROOT), **env)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes the command
+        os.chdir(ROOT)
+        os.execve(sys.executable, [*CLI, *args], environ)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:  # the child has closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("args", [("specs/resnet34.cnn",), ("specs/googlenet.cnn", "--depth", "2"),
+                                  ("examples/cifar_small_cnn.cnn", "--explain")])
+def test_check_colours_a_terminal_and_prints_the_same_text(args):
+    piped = run("check", *args)
+    assert piped.returncode == 0 and "\x1b" not in piped.stdout
+    shown = run_in_terminal("check", *args)
+    assert "\x1b[" in shown and ANSI.sub("", shown) == piped.stdout
+    assert "\x1b[" not in run_in_terminal("check", *args, NO_COLOR="1")
+    assert run_in_terminal("check", *args, NO_COLOR="1") == piped.stdout
+    assert run_in_terminal("check", *args, "--color", "never") == piped.stdout
+    forced = run("check", *args, "--color", "always")
+    assert "\x1b[" in forced.stdout and ANSI.sub("", forced.stdout) == piped.stdout
+    environ = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    asked = subprocess.run([*CLI, "check", *args], capture_output=True, text=True, cwd=ROOT,
+                           env=dict(environ, FORCE_COLOR="1"))
+    assert asked.stdout == forced.stdout
+
+
+def test_piped_check_loads_neither_rich_nor_graphviz():
+    code = ("import sys; from cnndsl.cli import main; main(['check', 'specs/resnet152.cnn']); "
+            "assert 'rich' not in sys.modules and 'graphviz' not in sys.modules, 'loaded'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr

@@ -101,4 +101,8 @@ def test_command_line_errors(tmp_path):
     assert bad.returncode == 2 and "invalid choice: 'tflite'" in bad.stderr
     missing = subprocess.run([*CLI, "export", str(tmp_path / "small.cnn"), "-o", str(tmp_path / "no/x.onnx")],
                              capture_output=True, text=True, cwd=tmp_path)
-    assert missing.returncode == 1 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    (tmp_path / "small.onnx").write_bytes(b"mine")  # the default name is taken: small-2.onnx, never over it
+    free = subprocess.run([*CLI, "export", str(tmp_path / "small.cnn")], capture_output=True, text=True, cwd=tmp_path)
+    assert free.returncode == 0 and (tmp_path / "small.onnx").read_bytes() == b"mine"
+    assert (tmp_path / "small-2.onnx").is_file() and "wrote small-2.onnx" in free.stderr
