@@ -24,8 +24,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import cnndsl  # noqa: E402
+from cnndsl.build import keras_initialization  # noqa: E402
 from cnndsl.train.data import load_dataset  # noqa: E402
-from cnndsl.train.loop import keras_initialization, run_epoch  # noqa: E402
+from cnndsl.train.epoch import run_epoch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

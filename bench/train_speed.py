@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 
 import cnndsl
+from cnndsl.build import scores
 from cnndsl.train.data import load_dataset
-from cnndsl.train.loop import run_epoch, scores
+from cnndsl.train.epoch import run_epoch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,7 +79,7 @@ def main() -> None:
 
 def _options(spec, data, args) -> None:
     """What --amp, --channels-last and --compile give on this machine, in training images per second."""
-    from cnndsl.train.loop import Batches
+    from cnndsl.train.epoch import Batches
 
     print("\noption           images/s   vs plain")
     plain = None

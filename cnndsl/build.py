@@ -60,3 +60,47 @@ def _plain(value):
     if isinstance(value, Symbol):
         return value.name
     return value
+
+
+# ---- the built network at work: what to train on, and how its weights start ----------------------------
+
+
+def scores(model):
+    """What to train on: the network, or its scores before a final softmax (cross-entropy wants those)."""
+    return model.logits if getattr(model, "ends_in_softmax", False) else model
+
+
+def scores_module(model):
+    """`scores(model)` as a module of its own (DistributedDataParallel wraps modules, not methods)."""
+    if not getattr(model, "ends_in_softmax", False):
+        return model
+    import torch
+
+    class Scores(torch.nn.Module):
+        """The scores before a final softmax as a module's forward."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model.logits(x)
+
+    return Scores(model)
+
+
+def initialize(model, initializer: str) -> None:
+    """Starts the weights as `initializer` says: `pytorch` leaves each layer's default, `keras` is Keras'."""
+    if initializer == "keras":
+        keras_initialization(model)
+
+
+def keras_initialization(model) -> None:
+    """Glorot-uniform weights and zero biases for convolutions and dense layers: Keras' defaults."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)

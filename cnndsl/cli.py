@@ -86,7 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         _resume_alone(args)
         out = Path(args.resume)
-        recipe = recipe_of_checkpoint(runs.last_checkpoint(out)["recipe"], str(out / "last.pt"))
+        recipe = recipe_of_checkpoint(runs.last_checkpoint(out).recipe, str(out / "last.pt"))
     else:
         recipe = load_recipe(args.recipe, dict(data=args.data, epochs=args.epochs, batch_size=args.batch_size,
                                                lr=args.lr, seed=args.seed, init=args.init, amp=args.amp or None,

@@ -41,10 +41,12 @@ def read_state_dict(source) -> dict:
     """
     import torch
 
+    from cnndsl.train import checkpoint  # the format: where a checkpoint keeps its weights
+
     if isinstance(source, torch.nn.Module):
         return source.state_dict()
     if isinstance(source, dict):
-        return _tensors(source.get("model", source) if isinstance(source.get("model"), dict) else source)
+        return _tensors(checkpoint.state_dict_of(source))
     if not isinstance(source, (str, Path)):
         raise CnnError(f"the weights are a {type(source).__name__}, not a state_dict (names to tensors)",
                        hint="save the weights with torch.save(model.state_dict(), PATH)")
@@ -53,9 +55,7 @@ def read_state_dict(source) -> dict:
         raise CnnError(f"no such weights file: {path}")
     if path.suffix == ".safetensors":
         return _safetensors(path)
-    from cnndsl.train.checkpoint import torch_load
-
-    return read_state_dict(torch_load(path, "weights from"))
+    return read_state_dict(checkpoint.torch_load(path, "weights from"))
 
 
 def _tensors(state: dict) -> dict:

@@ -197,21 +197,21 @@ def test_options_train_and_resume_identically(tmp_path):
     stopped = load_recipe(None, **options)
     from cnndsl.train import loop
 
-    original = loop._epoch
+    original = loop.train_epoch
     calls = []
 
-    def interrupted(run, spec, epoch, log):
+    def interrupted(run, epoch):
         if epoch == 3:
             raise KeyboardInterrupt
         calls.append(epoch)
-        original(run, spec, epoch, log)
+        return original(run, epoch)
 
-    loop._epoch = interrupted
+    loop.train_epoch = interrupted
     try:
         with pytest.raises(KeyboardInterrupt):
             train(cnndsl.loads(SMALL), stopped, tmp_path / "b", log=quiet)
     finally:
-        loop._epoch = original
+        loop.train_epoch = original
     resumed = train(cnndsl.loads(SMALL), stopped, tmp_path / "b", resume=True, log=quiet)
     strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
     assert calls == [1, 2] and strip(resumed.history) == strip(straight.history)
@@ -228,14 +228,14 @@ def test_init_amp_channels_last_and_compile(tmp_path):
 
 
 def test_shipped_recipes_are_valid():
-    from cnndsl.train.loop import _check_phase_names
+    from cnndsl.train.phases import check_phase_names
 
     for path in (ROOT / "examples/recipes").glob("*.yaml"):
         recipe = load_recipe(path)
         assert recipe.epochs >= 1, path
     transfer = load_recipe(ROOT / "examples/recipes/transfer.yaml")
     assert transfer.epochs == 13
-    _check_phase_names(cnndsl.load(ROOT / "examples/cifar_cnn_bn.cnn").build(), transfer.phases)
+    check_phase_names(cnndsl.load(ROOT / "examples/cifar_cnn_bn.cnn").build(), transfer.phases)
 
 
 def test_two_processes_on_this_machine(tmp_path):
@@ -316,19 +316,19 @@ def test_phases_resume_across_the_boundary(tmp_path):
 
     phases = [{"epochs": 2, "freeze": ["conv1"]}, {"epochs": 2, "lr": 0.002}]
     straight = train(cnndsl.loads(SMALL), load_recipe(None, phases=phases), tmp_path / "a", log=quiet)
-    original = loop._epoch
+    original = loop.train_epoch
 
-    def stop_at_three(run, spec, epoch, log):
+    def stop_at_three(run, epoch):
         if epoch == 3:
             raise KeyboardInterrupt
-        original(run, spec, epoch, log)
+        return original(run, epoch)
 
-    loop._epoch = stop_at_three
+    loop.train_epoch = stop_at_three
     try:
         with pytest.raises(KeyboardInterrupt):
             train(cnndsl.loads(SMALL), load_recipe(None, phases=phases), tmp_path / "b", log=quiet)
     finally:
-        loop._epoch = original
+        loop.train_epoch = original
     resumed = train(cnndsl.loads(SMALL), load_recipe(None, phases=phases), tmp_path / "b", resume=True, log=quiet)
     strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
     assert strip(resumed.history) == strip(straight.history)
@@ -344,7 +344,7 @@ def test_phase_names_are_checked(tmp_path):
 
 
 def test_keras_initializer():
-    from cnndsl.train.loop import keras_initialization
+    from cnndsl.build import keras_initialization
 
     model = cnndsl.load(ROOT / "examples/fashion_cnn_honkong.cnn").build()
     keras_initialization(model)
@@ -366,3 +366,74 @@ def test_monitor_patience_and_restore_best(tmp_path):
     assert result.best_epoch == losses.index(min(losses)) + 1 and len(losses) == result.best_epoch + 2
     last = train(cnndsl.loads(SMALL), load_recipe(None, epochs=2, restore_best=False), tmp_path / "l", log=quiet)
     assert last.best_epoch == 2
+
+
+def test_one_monitor_defines_improved_for_best_early_stop_and_plateau():
+    from cnndsl.train.monitor import Monitor
+    from cnndsl.train.schedule import Schedule
+
+    loss, accuracy = Monitor("val_loss"), Monitor("val_accuracy")
+    assert loss.lower_is_better and not accuracy.lower_is_better and Monitor("val_accuracy", "min").lower_is_better
+    assert loss.improved(0.9, None) and loss.improved(0.9, 1.0) and not loss.improved(1.0, 1.0)
+    assert accuracy.improved(0.51, 0.5) and not accuracy.improved(0.5, 0.5)
+    assert not Monitor("val_accuracy", min_delta=0.01).improved(0.505, 0.5)
+    assert Monitor("val_accuracy", min_delta=0.01).improved(0.515, 0.5)
+    # the plateau schedule counts any lower loss as better (min_delta 0, as Keras' monitors; it was 1e-4)
+    plateau = Schedule("plateau", 0.1, 10, 5, plateau_patience=2)
+    notes = [plateau.end_epoch(value) for value in (1.0, 0.99999, 0.99998, 0.99998, 0.99998)]
+    assert notes[:4] == [None] * 4 and "x0.1" in notes[4] and plateau.plateau.best == 0.99998
+
+
+def v1_layout(path) -> None:
+    """Rewrites a checkpoint as cnndsl wrote them before the format had a version (format 1)."""
+    state = torch.load(path, weights_only=True)
+    resume = state.pop("resume")
+    steps = resume["steps"]
+    state.pop("version"), state.pop("data")
+    state.update(phase=resume["phase"], optimizer=resume["optimizer"], schedule=resume["schedule"],
+                 shuffle_rng=resume["rng"]["shuffle"], augment_rng=resume["rng"]["augment"],
+                 torch_rng=resume["rng"]["torch"], best=steps["best_checkpoint"],
+                 stale=steps["early_stopping"]["wait"])
+    torch.save(state, path)
+
+
+def test_checkpoints_without_a_version_still_resume_evaluate_and_init(tmp_path):
+    from cnndsl.train import checkpoint, loop
+    from cnndsl.train.infer import evaluate
+
+    recipe = load_recipe(None, epochs=4, lr=0.01, monitor="val_loss", patience=3)
+    straight = train(cnndsl.loads(SMALL), recipe, tmp_path / "a", log=quiet)
+    saved = checkpoint.load(tmp_path / "a/last.pt")
+    assert saved.version == 2 and saved.data == {"name": "digits", "splits": {}, "seed": 0, "input": [1, 8, 8],
+                                                  "notes": []}
+    assert saved.resume["steps"]["best_checkpoint"]["epoch"] == straight.best_epoch
+    original = loop.train_epoch
+
+    def stop_at_three(run, epoch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return original(run, epoch)
+
+    loop.train_epoch = stop_at_three
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cnndsl.loads(SMALL), recipe, tmp_path / "b", log=quiet)
+    finally:
+        loop.train_epoch = original
+    before = evaluate(cnndsl.loads(SMALL), tmp_path / "b/best.pt")
+    for name in ("last.pt", "best.pt"):
+        v1_layout(tmp_path / "b" / name)
+    old = checkpoint.load(tmp_path / "b/last.pt")
+    assert old.version == 1 and old.data["input"] is None and len(old.history) == 2
+    assert evaluate(cnndsl.loads(SMALL), tmp_path / "b/best.pt") == before
+    assert cnndsl.load_weights(cnndsl.loads(SMALL).build(), tmp_path / "b/best.pt").complete
+    resumed = train(cnndsl.loads(SMALL), recipe, tmp_path / "b", resume=True, log=quiet)
+    strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
+    assert strip(resumed.history) == strip(straight.history) and resumed.best_epoch == straight.best_epoch
+    assert checkpoint.load(tmp_path / "b/last.pt").version == 2
+    newer = torch.load(tmp_path / "a/best.pt", weights_only=True)
+    newer["version"] = 3
+    torch.save(newer, tmp_path / "newer.pt")
+    with pytest.raises(CnnError, match=r"newer.pt was written by a newer cnndsl \(checkpoint format 3\); this one "
+                       "reads formats 1 to 2"):
+        evaluate(cnndsl.loads(SMALL), tmp_path / "newer.pt")

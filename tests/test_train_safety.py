@@ -179,9 +179,9 @@ def test_a_nan_later_names_the_last_checkpoint(tmp_path, tiny):
 
 
 def test_a_network_too_large_is_refused_before_anything_is_allocated(tmp_path, cli, monkeypatch):
-    from cnndsl.train import loop
+    from cnndsl.train import setup
 
-    monkeypatch.setattr(loop, "load_dataset", lambda *a, **k: pytest.fail("the data was loaded"))
+    monkeypatch.setattr(setup, "load_dataset", lambda *a, **k: pytest.fail("the data was loaded"))
     spec = tmp_path / "huge.cnn"
     spec.write_text(HUGE_INPUT)
     code, _, err = cli("train", spec, "--out", tmp_path / "run")

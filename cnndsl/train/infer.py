@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnndsl import memory
+from cnndsl.build import scores
 from cnndsl.errors import CnnError
+from cnndsl.train.checkpoint import Checkpoint, read_weights
 from cnndsl.train.data import adapt, apply_normalization, load_dataset
-from cnndsl.train.loop import pick_device, run_epoch, scores
+from cnndsl.train.device import pick_device
+from cnndsl.train.epoch import run_epoch
 
 
 def _model(spec, state: dict, weights, device):
@@ -24,20 +27,6 @@ def _model(spec, state: dict, weights, device):
     return model, scores(model)
 
 
-def _weights(weights) -> tuple[dict, dict]:
-    """(the state_dict, what a cnndsl checkpoint saved beside it: classes, normalisation; else {}), read once."""
-    from cnndsl.train.checkpoint import torch_load
-    from cnndsl.weights import read_state_dict
-
-    if isinstance(weights, (str, Path)) and Path(weights).suffix != ".safetensors":
-        if not Path(weights).exists():
-            raise CnnError(f"no such weights file: {weights}")
-        data = torch_load(Path(weights), "weights from")
-        saved = data if isinstance(data, dict) and isinstance(data.get("model"), dict) else {}
-        return read_state_dict(data), saved
-    return read_state_dict(weights), {}
-
-
 def evaluate(spec, weights, data: str = "digits", seed: int = 0, batch_size: int = 256, device: str = "auto"):
     """(test loss, test accuracy) of the weights on the dataset's test split."""
     import torch
@@ -45,7 +34,7 @@ def evaluate(spec, weights, data: str = "digits", seed: int = 0, batch_size: int
     dev = pick_device(device)
     report = spec.check()
     batch = memory.check_inference(report, batch_size, dev)
-    state, saved = _weights(weights)
+    state, saved = read_weights(weights)
     reserve = memory.need(report, batch).total if dev.type == "cpu" else 0
     dataset = load_dataset(data, report.input, seed, reserve=reserve)
     if len(dataset.classes) > report.output[0]:  # labels beyond the network's scores cannot be scored
@@ -66,7 +55,7 @@ def predict(spec, weights, images: list[str], top: int = 3, device: str = "auto"
     dev = pick_device(device)
     report = spec.check()
     batch = memory.check_inference(report, min(256, max(1, len(images))), dev)
-    state, saved = _weights(weights)
+    state, saved = read_weights(weights)
     classes = _classes(saved, report.output[0])
     stats = _normalization(saved, report.input, weights)
     _, forward = _model(spec, state, weights, dev)
@@ -80,16 +69,16 @@ def predict(spec, weights, images: list[str], top: int = 3, device: str = "auto"
     return out
 
 
-def _classes(saved: dict, outputs: int) -> list[str]:
-    classes = saved.get("classes")
+def _classes(saved: Checkpoint | None, outputs: int) -> list[str]:
+    classes = saved.classes if saved else None
     if isinstance(classes, list) and len(classes) == outputs and all(isinstance(c, str) for c in classes):
         return classes
     return [str(i) for i in range(outputs)]
 
 
-def _normalization(saved: dict, shape: tuple[int, ...], weights) -> dict:
+def _normalization(saved: Checkpoint | None, shape: tuple[int, ...], weights) -> dict:
     """The per-channel statistics a run trained with, checked against the input's channels."""
-    stats = saved.get("normalization") or {}
+    stats = (saved.normalization if saved else None) or {}
     if not stats:
         return {}
     channels = shape[0]  # channels of an image input, features of a flat one

@@ -2,13 +2,15 @@
 
 lr = base x warm-up x shape(progress) x plateau factor. `step` and `cosine` and `onecycle` depend only
 on the epoch and the step; `plateau` keeps a small state (best validation loss, epochs without gain,
-current factor) that goes into the checkpoint.
+current factor) that goes into the checkpoint. What counts as a better loss is the one Monitor's rule.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+
+from cnndsl.train.monitor import Monitor
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Schedule:
     step_size: int = 10
     plateau_patience: int = 3
     plateau: Plateau = None  # type: ignore[assignment]
+    watch: Monitor = field(default_factory=Monitor)  # what plateau watches: val_loss, lower is better
 
     def __post_init__(self) -> None:
         if self.plateau is None:
@@ -54,12 +57,12 @@ class Schedule:
             return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (t - 0.3) / 0.7))
         return 1.0
 
-    def end_epoch(self, val_loss: float) -> str | None:
-        """Updates the plateau state; says so when the rate drops."""
+    def end_epoch(self, value: float) -> str | None:
+        """Updates the plateau state with the epoch's value of `watch`; says so when the rate drops."""
         if self.kind != "plateau":
             return None
-        if val_loss < self.plateau.best - 1e-4:
-            self.plateau.best, self.plateau.bad_epochs = val_loss, 0
+        if self.watch.improved(value, self.plateau.best):
+            self.plateau.best, self.plateau.bad_epochs = value, 0
             return None
         self.plateau.bad_epochs += 1
         if self.plateau.bad_epochs < self.plateau_patience:

@@ -1,0 +1,183 @@
+"""A training run's parts, made in the order the run needs them: checks, data, network, phases, steps.
+
+Nothing is allocated before the memory check; the random-number streams are seeded before the data
+and the weights are drawn, so the same seed gives the same run.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnndsl import memory
+from cnndsl.build import initialize, scores, scores_module
+from cnndsl.errors import CnnError
+from cnndsl.train import distributed, runs, steps
+from cnndsl.train.checkpoint import Checkpoint
+from cnndsl.train.data import Dataset, load_dataset, normalize
+from cnndsl.train.monitor import Monitor
+from cnndsl.train.phases import Phases, check_phase_names, enter, plan_of, steps_per_epoch
+from cnndsl.train.recipe import Recipe
+
+
+@dataclass
+class Net:
+    """The network and what the run calls it through."""
+
+    model: object  # the nn.Module whose state_dict the checkpoints hold
+    evaluate: Callable  # its scores (before a final softmax), for validation and test
+    forward: Callable  # what training calls: the scores, wrapped for DDP and torch.compile when asked
+    loss_fn: object
+
+
+@dataclass
+class Rngs:
+    """The run's own random streams, saved in checkpoints so that a resumed run draws the same numbers."""
+
+    shuffle: object  # each epoch's order of the training examples
+    augment: object  # the augmentations (one stream per process)
+
+    def state(self) -> dict:
+        import torch
+
+        return {"shuffle": self.shuffle.get_state(), "augment": self.augment.get_state(),
+                "torch": torch.get_rng_state()}
+
+    def load(self, state: dict) -> None:
+        import torch
+
+        self.shuffle.set_state(state["shuffle"])
+        self.augment.set_state(state["augment"])
+        torch.set_rng_state(state["torch"])
+
+
+@dataclass
+class Run:
+    """Everything a training run holds while it goes."""
+
+    recipe: Recipe
+    spec: object  # the cnndsl.Spec trained
+    input_shape: tuple
+    out: Path
+    world: distributed.World
+    log: Callable[[str], None]
+    data: Dataset  # its splits on the device
+    net: Net
+    rngs: Rngs
+    phases: Phases
+    steps: list[steps.Step]
+    history: list[dict] = field(default_factory=list)  # the epochs' rows
+    stop: bool = False  # set by a step (early stopping) to end the run after this epoch
+
+    def step(self, name: str) -> steps.Step:
+        return next(s for s in self.steps if s.name == name)
+
+    def enter_phase(self, index: int, log: Callable[[str], None] | None = None) -> None:
+        per_epoch = steps_per_epoch(len(self.data.train), self.world.size, self.recipe.batch_size)
+        enter(self.phases, index, self.net.model, self.recipe, per_epoch, log or self.log)
+
+    def checkpoint(self) -> Checkpoint:
+        from cnndsl.train.resume import capture
+
+        return capture(self)
+
+
+def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log) -> Run:
+    """Checks, then the data on the device, the network, the run folder and the phases."""
+    import torch
+
+    report = spec.check()
+    _check_crop(recipe, report.input)
+    # refused before anything is allocated; processes on one CPU each hold the model and a batch
+    need = memory.check_training(report, recipe.batch_size, dev, copies=1 if dev.type == "cuda" else here.size)
+    seed_all(recipe.seed)
+    data = load_data(recipe, report, dev, need, log)
+    net = build_net(spec, recipe, dev, here, log)
+    if here.main:
+        runs.make(out)
+    processes = f" x {here.size} processes" if here.size > 1 else ""
+    log(f"training {report.analysis.graph.name} ({report.params:,} parameters) on {recipe.data}: "
+        f"{len(data.train)} train, {len(data.val)} validation, {len(data.test)} test images; device {dev}{processes}")
+    plan = plan_of(recipe)
+    check_phase_names(net.model, plan)
+    spec_frozen = frozenset(n for n, p in net.model.named_parameters() if not p.requires_grad)
+    rngs = Rngs(shuffle=torch.Generator().manual_seed(recipe.seed),
+                augment=torch.Generator().manual_seed(recipe.seed + 1 + here.rank))
+    return Run(recipe=recipe, spec=spec, input_shape=tuple(report.input), out=out, world=here, log=log, data=data,
+               net=net, rngs=rngs, phases=Phases(plan, spec_frozen),
+               steps=steps.standard(Monitor(recipe.monitor), recipe.patience))
+
+
+def load_data(recipe: Recipe, report, dev, need: memory.Need, log) -> Dataset:
+    """The dataset adapted to the input, normalised if asked, on the device (checked to fit there)."""
+    import torch
+
+    data = load_dataset(recipe.data, report.input, recipe.seed, splits=recipe.splits,
+                        reserve=0 if dev.type == "cuda" else need.total)
+    _check_classes(report.output, data.classes, recipe.data)
+    if dev.type == "cuda":
+        _check_device_room(data, need, dev)
+    if recipe.normalize:
+        data.normalization = normalize(data)
+        data.notes.append("channels normalised to mean 0 and deviation 1 with the training images' statistics")
+    for note in data.notes:
+        log(f"data: {note}")
+    layout = torch.channels_last if recipe.channels_last and len(report.input) == 3 else torch.contiguous_format
+    for split in (data.train, data.val, data.test):
+        split.x, split.y = split.x.to(dev, memory_format=layout), split.y.to(dev)
+    return data
+
+
+def build_net(spec, recipe: Recipe, dev, here: distributed.World, log) -> Net:
+    """The network on the device, its weights started as the recipe says, wrapped for DDP and compile."""
+    import torch
+
+    model = spec.build(channels_last=recipe.channels_last).to(dev)
+    initialize(model, recipe.initializer)
+    if recipe.init:
+        from cnndsl.weights import load_weights
+
+        log(f"init from {recipe.init}: " + load_weights(model, recipe.init, strict=False).summary())
+    evaluate = forward = scores(model)
+    if here.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(scores_module(model))
+    if recipe.compile:
+        forward = torch.compile(forward)
+    return Net(model=model, evaluate=evaluate, forward=forward,
+               loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing))
+
+
+def seed_all(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _check_crop(recipe: Recipe, shape: tuple[int, ...]) -> None:
+    """A crop pads each side by its value: more than the image's own size is a mistake (and memory)."""
+    crop = recipe.augment.get("crop", 0)
+    if len(shape) == 3 and crop > max(shape[1:]):
+        raise CnnError(f"`augment.crop: {crop}` pads the {shape[1]}x{shape[2]} images by more than their size",
+                       hint=f"use at most {max(shape[1:])}; 4 is usual for 32x32 images")
+
+
+def _check_device_room(data, need: memory.Need, dev) -> None:
+    """The data goes onto the GPU beside the model: both must fit in its free memory."""
+    images = sum(split.x.numel() * split.x.element_size() for split in (data.train, data.val, data.test))
+    memory.ensure_fits(need.total + images, f"training on {dev} ({need.describe()}, and "
+                       f"{memory.size(images)} of images)", "lower --batch-size, the input size or the layer "
+                       "widths, or train on fewer images", dev)
+
+
+def _check_classes(output: tuple, classes: list[str], data: str) -> None:
+    if len(output) != 1:
+        raise CnnError(f"the network's output is {'x'.join(map(str, output))}, not one score per class",
+                       hint="end the network with `flatten` or `globalavgpool` and `dense classes`")
+    if output[0] != len(classes):
+        raise CnnError(f"the network has {output[0]} outputs but {data} has {len(classes)} classes",
+                       hint=f"--set classes={len(classes)} (if the network takes a `classes` parameter)")

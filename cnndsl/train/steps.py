@@ -1,0 +1,173 @@
+"""What happens at the end of each epoch: a fixed list of small steps, each consuming the epoch's row.
+
+As Keras' callbacks and Lightning's: the loop only makes the row of metrics (epoch, loss, accuracy,
+val_loss, val_accuracy, lr, seconds) and hands it to each step in turn; a step that keeps something
+from epoch to epoch says what in `state()`, which goes into the checkpoint (by the step's `name`) and
+comes back through `load()` on resume. Steps that update come before the steps that write, so the
+checkpoints hold this epoch's states. `on_train_end` gets the test figures once the run is over.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from cnndsl.train import checkpoint, plots
+from cnndsl.train.epoch import predictions
+from cnndsl.train.files import atomic_write, write_metrics, yaml_text
+from cnndsl.train.monitor import Monitor
+
+if TYPE_CHECKING:
+    from cnndsl.train.setup import Run
+
+
+class EpochStep(Protocol):
+    name: str
+
+    def on_epoch_end(self, row: dict, run: Run) -> None: ...
+    def on_train_end(self, final: dict, run: Run) -> None: ...
+    def state(self) -> dict: ...
+    def load(self, state: dict) -> None: ...
+
+
+class Step:
+    """Does nothing and keeps nothing: steps override what they need."""
+
+    name = ""
+
+    def on_epoch_end(self, row: dict, run: Run) -> None:
+        pass
+
+    def on_train_end(self, final: dict, run: Run) -> None:
+        pass
+
+    def state(self) -> dict:
+        return {}
+
+    def load(self, state: dict) -> None:
+        pass
+
+
+class Logger(Step):
+    name = "logger"
+
+    def on_epoch_end(self, row: dict, run: Run) -> None:
+        run.log(f"epoch {row['epoch']}/{run.recipe.epochs}  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
+                f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  {row['seconds']:.1f}s")
+
+    def on_train_end(self, final: dict, run: Run) -> None:
+        run.log(f"test accuracy {final['test_accuracy']:.4f} (loss {final['test_loss']:.4f}) with the weights of "
+                f"epoch {final['best_epoch']}")
+        run.log(f"wrote {run.out}: best.pt, last.pt, metrics.csv, metrics.json, curves.png, confusion.png, "
+                "recipe.yaml")
+
+
+class PlateauLR(Step):
+    """Divides the rate by 10 when the validation loss stops improving (its state is the schedule's)."""
+
+    name = "plateau"
+
+    def on_epoch_end(self, row: dict, run: Run) -> None:
+        note = run.phases.schedule.end_epoch(row[run.phases.schedule.watch.monitor])
+        if note:
+            run.log(note)
+
+
+class EarlyStopping(Step):
+    """Stops the run after `patience` epochs without a better `monitor` (0: never)."""
+
+    name = "early_stopping"
+
+    def __init__(self, monitor: Monitor, patience: int):
+        self.monitor, self.patience = monitor, patience
+        self.best, self.wait = None, 0
+
+    def on_epoch_end(self, row: dict, run: Run) -> None:
+        value = row[self.monitor.monitor]
+        if self.monitor.improved(value, self.best):
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+        if self.patience and self.wait >= self.patience:
+            run.log(f"early stop: {self.monitor.monitor} has not improved for {self.wait} epochs")
+            run.stop = True
+
+    def state(self) -> dict:
+        return {"best": self.best, "wait": self.wait}
+
+    def load(self, state: dict) -> None:
+        self.best, self.wait = state["best"], state["wait"]
+
+
+class RecipeFile(Step):
+    """recipe.yaml, with the first checkpoint: a run that saved nothing leaves none."""
+
+    name = "recipe_file"
+
+    def on_epoch_end(self, row: dict, run: Run) -> None:
+        if run.world.main and not (run.out / "recipe.yaml").exists():
+            atomic_write(run.out / "recipe.yaml", yaml_text(run.recipe.to_dict()))
+
+
+class BestCheckpoint(Step):
+    """best.pt: the run as it was at the epoch with the best `monitor`."""
+
+    name = "best_checkpoint"
+
+    def __init__(self, monitor: Monitor):
+        self.monitor = monitor
+        self.value, self.epoch = None, 0
+
+    def on_epoch_end(self, row: dict, run: Run) -> None:
+        if not self.monitor.improved(row[self.monitor.monitor], self.value):
+            return
+        self.value, self.epoch = row[self.monitor.monitor], row["epoch"]
+        if run.world.main:
+            checkpoint.save(run.out / "best.pt", run.checkpoint())
+
+    def state(self) -> dict:
+        return {"value": self.value, "epoch": self.epoch}
+
+    def load(self, state: dict) -> None:
+        self.value, self.epoch = state["value"], state["epoch"]
+
+
+class LastCheckpoint(Step):
+    """last.pt: every finished epoch, so a run killed at any moment resumes from the last one."""
+
+    name = "last_checkpoint"
+
+    def on_epoch_end(self, row: dict, run: Run) -> None:
+        if run.world.main:
+            checkpoint.save(run.out / "last.pt", run.checkpoint())
+
+
+class MetricsFiles(Step):
+    """metrics.json and metrics.csv: every epoch's row, and the test figures at the end."""
+
+    name = "metrics_files"
+
+    def on_epoch_end(self, row: dict, run: Run) -> None:
+        if run.world.main:
+            write_metrics(run.out, run.history, {})
+
+    def on_train_end(self, final: dict, run: Run) -> None:
+        if run.world.main:
+            write_metrics(run.out, run.history, final)
+
+
+class Plots(Step):
+    """curves.png and confusion.png, once the run is over."""
+
+    name = "plots"
+
+    def on_train_end(self, final: dict, run: Run) -> None:
+        if run.world.main:
+            plots.curves(run.history, run.out / "curves.png")
+            predicted = predictions(run.net.evaluate, run.data.test, run.recipe.batch_size)
+            plots.confusion(run.data.test.y, predicted, run.data.classes, run.out / "confusion.png")
+
+
+def standard(monitor: Monitor, patience: int) -> list[Step]:
+    """The steps of every run, in their order: those that update, then those that write."""
+    return [Logger(), PlateauLR(), EarlyStopping(monitor, patience), RecipeFile(), BestCheckpoint(monitor),
+            LastCheckpoint(), MetricsFiles(), Plots()]
