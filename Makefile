@@ -26,6 +26,11 @@ test: $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/cnndsl train examples/fashion_cnn_honkong.cnn
+	@run=$$(ls -td runs/fashion_cnn_honkong-* | head -1); \
+	echo "what it learned (pictures into $$run):"; \
+	echo "  $(VENV)/bin/cnndsl show filters $$run"; \
+	echo "  $(VENV)/bin/cnndsl show maps $$run --index 0"; \
+	echo "  $(VENV)/bin/cnndsl show cam $$run --index 0"
 
 check: $(STAMP)
 	@for f in specs/*.cnn examples/*.cnn; do $(VENV)/bin/cnndsl check $$f --depth 1 || exit 1; echo; done

@@ -1,0 +1,1 @@
+"""Pictures of networks: what a trained network learned (`cnndsl show`)."""
