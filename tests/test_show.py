@@ -9,7 +9,6 @@ pytest.importorskip("matplotlib")
 
 import numpy as np  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from conftest import ROOT  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import cnndsl  # noqa: E402
@@ -23,6 +22,7 @@ from cnndsl.viz.cam import cam_structure, class_map, last_maps  # noqa: E402
 from cnndsl.viz.capture import capture, module_of  # noqa: E402
 from cnndsl.viz.learned import draw_filters, draw_maps, feature_maps, filter_grid, first_stage  # noqa: E402
 from cnndsl.viz.trained import Sample, read_checkpoint, sample  # noqa: E402
+from conftest import ROOT  # noqa: E402
 
 # conv1 keeps 8x8, so the first stage is conv1 and conv2; conv3 works on 4x4. `width` is trained as 6.
 DIGITS = """network digits_net(classes = 10, width = 16) {
@@ -321,17 +321,18 @@ def test_cam_is_the_dense_weights_over_the_pooled_maps(patch_runs):
     assert cam_structure(trained) == ("relu2", "dense1")
     one, _ = next(class_one_images())
     scores, got = capture(trained.model, trained.report, one.x, ["relu2"])
-    dense = trained.model.dense1.requires_grad_(False)
+    dense = trained.model.dense1
+    bias = dense.bias.detach()
     for target in (0, 1):
         cm = class_map(trained, one, str(target), "cam")
         assert cm.method == "CAM" and cm.layer == "relu2" and cm.target == target
         # the class's score is the map's mean plus the bias: CAM is the score, spread over the image
-        assert float(cm.small.mean()) + float(dense.bias[target]) == pytest.approx(float(scores[0, target]), abs=1e-5)
+        assert float(cm.small.mean()) + float(bias[target]) == pytest.approx(float(scores[0, target]), abs=1e-5)
         # Grad-CAM on a global-average-pooled layer: the same map, ReLU'd, over the number of positions
         grad = class_map(trained, one, str(target), "gradcam", "relu2")
         assert np.allclose(grad.small, np.maximum(cm.small, 0) / 256, atol=1e-6)
     assert np.allclose(got["relu2"][0].numpy().mean((1, 2)) @ dense.weight.detach().numpy()[1]
-                       + float(dense.bias[1]), float(scores[0, 1]), atol=1e-5)
+                       + float(bias[1]), float(scores[0, 1]), atol=1e-5)
 
 
 def test_grad_cam_defaults_to_the_last_maps_and_cam_needs_its_structure(patch_runs):
