@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make test   creates .venv, installs torch (CPU), the package and its dev tools, runs the tests
 #   make run    the main job: trains the Fashion-MNIST CNN of the tutorials on the offline digits
+#               (and prints the `cnndsl show` commands that draw what it learned)
 #   make check  checks every reference spec (the report of each, folded to top-level rows)
 
 VENV  ?= .venv

@@ -193,11 +193,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
         written = show_maps(trained, sample(trained, args.image, args.index), args.layer or None, out, args.scale)
     else:
-        from cnndsl.viz.cam import show_cam
+        from cnndsl.viz.cam import percent, show_cam
 
         path, cm = show_cam(trained, sample(trained, args.image, args.index), out, args.target, args.method,
                             args.layer)
-        print(f"{cm.method} of class {trained.classes[cm.target]} ({cm.probability:.1%}) at {cm.layer}: "
+        print(f"{cm.method} of class {trained.classes[cm.target]} ({percent(cm.probability)}) at {cm.layer}: "
               f"peak at row {cm.peak[0]}, column {cm.peak[1]}")
         written = [path]
     for path in written:

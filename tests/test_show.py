@@ -78,7 +78,7 @@ def png_size(path) -> tuple[int, int]:
 
 def figure_pixels(fig, dpi: int = 110) -> tuple[int, int]:
     w, h = fig.get_size_inches()
-    return round(w * dpi), round(h * dpi)
+    return int(w * dpi), int(h * dpi)  # as Agg sizes its canvas
 
 
 # ---- reading a run ----------------------------------------------------------------------------------------------
@@ -225,6 +225,10 @@ def test_the_first_stage_is_the_convs_at_the_first_convs_size(trained):
     assert first_stage(trained) == ["conv1", "conv2"]
 
 
+def test_grids_have_full_rows_where_a_divisor_allows():
+    assert [tiles.columns_for(n) for n in (6, 7, 8, 16, 32, 64, 96, 512, 1000)] == [3, 3, 4, 4, 8, 8, 12, 32, 40]
+
+
 def test_maps_are_the_captured_activations(trained):
     one = sample(trained, index=11)
     scores, found = feature_maps(trained, one)
@@ -237,9 +241,9 @@ def test_maps_are_the_captured_activations(trained):
     assert conv2.vmax == [float(abs(conv2.maps).max())] * 8  # one scale for the layer
     fig = draw_maps(conv2, one, "t")
     image = np.ma.getdata(fig.axes[1].images[0].get_array())
-    assert image.shape == (3 * 8 + 2, 3 * 8 + 2)  # 8 maps of 8x8 in 3 columns
+    assert image.shape == (2 * 8 + 1, 4 * 8 + 3)  # 8 maps of 8x8 in 2 full rows of 4
     for c in range(8):
-        assert np.allclose(tiles.tile_of(image, c, (8, 8), 3), conv2.maps[c] / conv2.vmax[0])
+        assert np.allclose(tiles.tile_of(image, c, (8, 8), 4), conv2.maps[c] / conv2.vmax[0])
     assert np.array_equal(np.ma.getdata(fig.axes[0].images[0].get_array()), one.shown[0].numpy())
 
     _, (tile_scaled,) = feature_maps(trained, one, ["conv2"], scale="tile")
@@ -372,7 +376,7 @@ def test_show_maps_and_cam_write_into_the_run_folder(run, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("CAM of class 3 (") and " at relu3: peak at row " in lines[0]
     assert lines[1] == f"wrote {run / 'cam-test4-3.png'}"
-    assert png_size(run / "cam-test4-3.png") == (round(7.5 * 110), 4 * 110)
+    assert png_size(run / "cam-test4-3.png") == (825, 440)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -392,3 +396,19 @@ def test_make_run_mentions_the_show_commands():
     makefile = (ROOT / "Makefile").read_text()
     run = makefile[makefile.index("\nrun:"):].split("\n\n")[0]
     assert all(f"show {what}" in run for what in ("filters", "maps", "cam"))
+
+
+def test_every_option_of_show_is_documented():
+    from cnndsl.cli import parser
+
+    doc = (ROOT / "docs/pictures.md").read_text()
+    show = next(a for a in parser()._subparsers._group_actions[0].choices["show"]._actions if a.dest == "what")
+    for what, sub in show.choices.items():
+        assert f"### `show {what}`" in doc
+        for action in sub._actions:
+            for option in action.option_strings:
+                if option not in ("-h", "--help"):
+                    assert f"{option}" in doc, f"docs/pictures.md does not mention show {what} {option}"
+            for choice in action.choices or ():
+                assert choice in doc
+    assert "cnndsl show maps" in (ROOT / "README.md").read_text()

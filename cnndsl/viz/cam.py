@@ -148,6 +148,11 @@ def _finish(method: str, layer: str, c: int, scores, small, sample: Sample) -> C
     return ClassMap(method, layer, c, float(probs[c]), int(probs.argmax()), small.cpu().numpy(), up.cpu().numpy())
 
 
+def percent(p: float) -> str:
+    """A probability as a percentage: 97.3%, or 2e-05% where one decimal would say 0.0%."""
+    return f"{p:.1%}" if p >= 0.001 or p == 0 else f"{p * 100:.1g}%"
+
+
 def draw_cam(trained: Trained, cm: ClassMap, sample: Sample):
     """The image, and the map over it (jet, half transparent)."""
     plt = tiles.pyplot()
@@ -160,7 +165,7 @@ def draw_cam(trained: Trained, cm: ClassMap, sample: Sample):
     name = trained.classes[cm.target]
     how = "predicted" if cm.target == cm.predicted else f"given; predicted {trained.classes[cm.predicted]}"
     h, w = cm.small.shape
-    right.set_title(f"{cm.method} for class {name}: {cm.probability:.1%} ({how})\nmaps of {cm.layer} ({h}x{w}), "
+    right.set_title(f"{cm.method} for class {name}: {percent(cm.probability)} ({how})\nmaps of {cm.layer} ({h}x{w}), "
                     "upsampled (bilinear)", fontsize=9)
     fig.suptitle(trained.name, fontsize=10)
     return fig

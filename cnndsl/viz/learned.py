@@ -17,7 +17,7 @@ from cnndsl.viz.capture import capture, module_of
 from cnndsl.viz.trained import Sample, Trained
 
 DIVERGING = "RdBu_r"
-GAP_COLOUR = "#dddddd"  # between tiles: light grey, which the diverging map never draws
+GAP_COLOUR = "#a0a0a0"  # between tiles: a mid grey, which the diverging map never draws
 MAX_FILTERS = 256  # tiles of one picture; beyond, the first MAX_FILTERS are shown and the title says so
 MAX_CHANNELS = 16  # input channels per filter, for a layer that sees neither 1 nor 3 channels
 
@@ -63,9 +63,9 @@ def filter_grid(trained: Trained, layer: str | None = None, rgb: bool | None = N
     shown = min(filters, MAX_FILTERS)
     if rgb:
         kernels = [0.5 + w[f].transpose(1, 2, 0) / (2 * vmax) for f in range(shown)]
-        return FilterGrid(layer, w.shape, kernels, math.ceil(math.sqrt(shown)), True, False, vmax, shown, 3)
+        return FilterGrid(layer, w.shape, kernels, tiles.columns_for(shown), True, False, vmax, shown, 3)
     if channels == 1:
-        return FilterGrid(layer, w.shape, [w[f, 0] for f in range(shown)], math.ceil(math.sqrt(shown)), False, False,
+        return FilterGrid(layer, w.shape, [w[f, 0] for f in range(shown)], tiles.columns_for(shown), False, False,
                           vmax, shown, 1)
     shown = min(shown, 2 * MAX_FILTERS // min(channels, MAX_CHANNELS))  # rows of tiles: at most 32
     width = min(channels, MAX_CHANNELS)
@@ -108,14 +108,13 @@ def _label(ax, grid: FilterGrid) -> None:
 
 def filters_title(trained: Trained, grid: FilterGrid) -> str:
     f, c, kh, kw = grid.shape
-    what = f"{f} filters of {kh}x{kw}x{c}"
+    first = f"{trained.name} · {grid.layer}: {f} filters of {kh}x{kw}x{c}"
     if grid.shown_filters < f:
-        what += f", the first {grid.shown_filters}"
-    if grid.per_channel and grid.shown_channels < c:
-        what += f" on the first {grid.shown_channels} input channels"
-    colour = "as RGB (grey is 0)" if grid.rgb else "one tile per input channel" if grid.per_channel else ""
-    scale = f"scale ±{grid.vmax:.3g}, shared"
-    return f"{trained.name} · {grid.layer}: {what}" + (f", {colour}" if colour else "") + f"\n{scale}"
+        first += f", the first {grid.shown_filters}"
+    second = "as RGB, grey is 0; " if grid.rgb else ""
+    if grid.per_channel:
+        second = f"{'the first ' if grid.shown_channels < c else ''}{grid.shown_channels} input channels a row; "
+    return f"{first}\n{second}one scale for all: ±{grid.vmax:.3g}"
 
 
 def show_filters(trained: Trained, layer: str | None, out: Path, rgb: bool | None = None) -> Path:
@@ -184,7 +183,7 @@ def draw_maps(fm: FeatureMaps, sample: Sample, title: str):
     tiles.show_image(left, sample.shown.numpy(), sample.source)
     cmap = plt.get_cmap(DIVERGING).with_extremes(bad=GAP_COLOUR)
     shown = right.imshow(image, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
-    tiles.number_tiles(right, len(scaled), math.ceil(math.sqrt(len(scaled))), fm.maps.shape[1:])
+    tiles.number_tiles(right, len(scaled), tiles.columns_for(len(scaled)), fm.maps.shape[1:])
     if fm.scale == "shared":
         bar = fig.colorbar(shown, ax=right, fraction=0.04, pad=0.02)
         bar.set_ticks([-1, 0, 1], labels=[f"{-fm.vmax[0]:.3g}", "0", f"{fm.vmax[0]:.3g}"])
@@ -197,7 +196,7 @@ def draw_maps(fm: FeatureMaps, sample: Sample, title: str):
 def maps_title(trained: Trained, fm: FeatureMaps, sample: Sample, scores) -> str:
     c, h, w = fm.maps.shape
     scale = "one scale for all channels" if fm.scale == "shared" else "each channel on its own scale"
-    return (f"{trained.name} · {fm.layer}: {c} maps of {h}x{w} ({scale})\n"
+    return (f"{trained.name} · {fm.layer}: {c} maps of {h}x{w}, {scale}\n"
             f"{sample.source}{_verdict(trained, sample, scores)}")
 
 

@@ -13,12 +13,18 @@ from pathlib import Path
 GAP = float("nan")  # gaps between tiles: drawn in the background colour
 
 
+def columns_for(n: int) -> int:
+    """Columns for n tiles: a divisor of n a little above its square root, so rows are full; else about square."""
+    root = math.sqrt(n)
+    return next((c for c in range(math.ceil(root), int(root * 1.6) + 1) if n % c == 0), math.ceil(root))
+
+
 def mosaic(tiles, columns: int | None = None, gap: int = 1):
-    """Tiles of one size, (h, w) or (h, w, 3), in rows of `columns` (default: about square), NaN between."""
+    """Tiles of one size, (h, w) or (h, w, 3), in rows of `columns` (default columns_for), NaN between."""
     import numpy as np
 
     n = len(tiles)
-    columns = columns or math.ceil(math.sqrt(n))
+    columns = columns or columns_for(n)
     rows = math.ceil(n / columns)
     h, w = tiles[0].shape[:2]
     extra = tiles[0].shape[2:]
@@ -50,7 +56,7 @@ def figure_size(pixels: tuple[int, int], extra_width: float = 0.0) -> tuple[floa
     rows, cols = pixels
     scale = min(0.25, 7.0 / cols, 7.0 / rows)  # inches per pixel of the mosaic
     scale = max(scale, 3.0 / max(rows, cols))
-    return cols * scale + extra_width, rows * scale + 0.9
+    return max(5.5, cols * scale + extra_width), rows * scale + 0.9  # wide enough for a two-line title
 
 
 NUMBERED = 64  # tiles up to this count carry their number; beyond, the rows are labelled
