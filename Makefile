@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make test   creates .venv, installs torch (CPU), the package and its dev tools, runs the tests
 #   make run    the main job: trains the Fashion-MNIST CNN of the tutorials on the offline digits
+#               (and prints the `cnndsl show` commands that draw what it learned)
 #   make check  checks every reference spec (the report of each, folded to top-level rows)
 
 VENV  ?= .venv
@@ -26,6 +27,11 @@ test: $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/cnndsl train examples/fashion_cnn_honkong.cnn
+	@run=$$(ls -td runs/fashion_cnn_honkong-* | head -1); \
+	echo "what it learned (pictures into $$run):"; \
+	echo "  $(VENV)/bin/cnndsl show filters $$run"; \
+	echo "  $(VENV)/bin/cnndsl show maps $$run --index 0"; \
+	echo "  $(VENV)/bin/cnndsl show cam $$run --index 0"
 
 check: $(STAMP)
 	@for f in specs/*.cnn examples/*.cnn; do $(VENV)/bin/cnndsl check $$f --depth 1 || exit 1; echo; done

@@ -252,6 +252,34 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cnndsl.viz.trained import checkpoint_path, read_checkpoint, sample
+
+    trained = read_checkpoint(args.source, args.spec, args.network, _params(args.set))
+    out = Path(args.out) if args.out else checkpoint_path(args.source).parent
+    if args.what == "filters":
+        from cnndsl.viz.learned import show_filters
+
+        written = [show_filters(trained, args.layer, out)]
+    elif args.what == "maps":
+        from cnndsl.viz.learned import show_maps
+
+        written = show_maps(trained, sample(trained, args.image, args.index), args.layer or None, out, args.scale)
+    else:
+        from cnndsl.viz.cam import percent, show_cam
+
+        path, cm = show_cam(trained, sample(trained, args.image, args.index), out, args.target, args.method,
+                            args.layer)
+        print(f"{cm.method} of class {trained.classes[cm.target]} ({percent(cm.probability)}) at {cm.layer}: "
+              f"peak at row {cm.peak[0]}, column {cm.peak[1]}")
+        written = [path]
+    for path in written:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
 def cmd_layers(args: argparse.Namespace) -> int:
     from cnndsl.errors import did_you_mean
     from cnndsl.ops import REGISTRY, REQUIRED, lookup
@@ -443,12 +471,59 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--figures", action="store_true", help="add each node's params, MACs and receptive field")
     pl.set_defaults(run=cmd_plot)
 
+    _show_parser(sub)
+
     la = sub.add_parser("layers", help="list the built-in layers and their arguments",
                         description="List the built-in layers with their arguments and defaults; "
                         "with a NAME, describe that layer.")
     la.add_argument("name", nargs="?", help="one layer to describe")
     la.set_defaults(run=cmd_layers)
     return p
+
+
+def _show_parser(sub) -> None:
+    """`cnndsl show filters|maps|cam RUN ...`: pictures of what a trained network learned."""
+    sh = sub.add_parser("show", help="pictures of what a trained network learned: filters, feature maps, CAM",
+                        description="Pictures of a trained network, read from a run folder (its best.pt) or a "
+                        "checkpoint: the spec, --set values, classes and normalisation come from the checkpoint. "
+                        "PNGs go into the run folder (or --out DIR), never over an existing file (-2, -3... are "
+                        "added).")
+    kinds = sh.add_subparsers(dest="what", required=True, metavar="WHAT")
+    fi = kinds.add_parser("filters", help="the kernels of a conv layer as a grid",
+                          description="The kernels of a conv layer (default: the first) as a grid, one tile per "
+                          "filter (as RGB when the layer sees 3 channels; one tile per input channel when it sees "
+                          "more), with one symmetric colour scale (white or grey is 0). Writes filters-LAYER.png.")
+    ma = kinds.add_parser("maps", help="the feature maps one image produces at a layer",
+                          description="The feature maps one image produces at layers (default: every conv of the "
+                          "first stage), one tile per channel, before the ReLU that follows. The image is a file "
+                          "or the test-set image --index N of the run's data (default 0), prepared as `predict` "
+                          "prepares it. Writes maps-IMAGE-LAYER.png.")
+    ca = kinds.add_parser("cam", help="class activation map over an image (CAM or Grad-CAM)",
+                          description="Where the network found its evidence for a class (default: the predicted "
+                          "one): CAM where it ends in globalavgpool and dense, else Grad-CAM at the last layer of "
+                          "maps before the pooling or flatten (or --layer). Writes cam-IMAGE-CLASS.png or "
+                          "gradcam-IMAGE-CLASS.png.")
+    for p in (fi, ma, ca):
+        p.add_argument("source", metavar="RUN", help="a run folder (its best.pt) or a checkpoint file")
+        p.add_argument("--spec", metavar="FILE", help="the spec, for a checkpoint that holds none (a bare state_dict)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="a network parameter over the run's own (repeatable)")
+        p.add_argument("--network", help="which network, when the spec defines several")
+        p.add_argument("--out", metavar="DIR", help="where to write the pictures (default: the run folder)")
+        p.set_defaults(run=cmd_show)
+    for p in (ma, ca):
+        p.add_argument("image", nargs="?", metavar="IMAGE", help="an image file (default: a test-set image)")
+        p.add_argument("--index", type=int, metavar="N", help="the test-set image N of the run's data (default 0)")
+    fi.add_argument("--layer", metavar="NAME", help="a conv layer, as `cnndsl check` names it (default the first)")
+    ma.add_argument("--layer", action="append", default=[], metavar="NAME",
+                    help="a layer, as `cnndsl check` names it (repeatable; default every conv of the first stage)")
+    ma.add_argument("--scale", choices=("shared", "tile"), default="shared",
+                    help="one colour scale for all channels of a layer (default), or one per tile")
+    ca.add_argument("--class", dest="target", metavar="CLASS", help="a class name or number (default: the predicted)")
+    ca.add_argument("--method", choices=("auto", "cam", "gradcam"), default="auto",
+                    help="auto (default): CAM where the network ends in globalavgpool and dense, else Grad-CAM")
+    ca.add_argument("--layer", metavar="NAME", help="Grad-CAM's layer (default: the last maps before the pooling "
+                    "or flatten)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,22 +63,21 @@ def export(spec, weights, out: str | Path, format: str = "onnx", batch: int = 2,
 
 
 def _model(spec, weights):
-    from cnndsl.train.infer import _weights
+    from cnndsl.train.checkpoint import read_weights
     from cnndsl.weights import load_weights
 
     model = spec.build()
-    saved = {}
+    saved = None
     if weights is not None:
-        state, saved = _weights(weights)
+        state, saved = read_weights(weights)
         try:
             load_weights(model, state)
         except CnnError as e:
             raise CnnError(f"{weights}: {e.message}", hint="give the spec and --set values the weights were "
                            "trained with") from None
     metadata = {"cnndsl.network": spec.graph.name, "cnndsl.input": list(spec.check().input)}
-    for key in ("classes", "normalization"):
-        if saved.get(key) is not None:
-            metadata[f"cnndsl.{key}"] = saved[key]
+    if saved is not None:
+        metadata.update({"cnndsl.classes": saved.classes, "cnndsl.normalization": saved.normalization})
     return model.eval(), {k: json.dumps(v) for k, v in metadata.items()}
 
 

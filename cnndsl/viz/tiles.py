@@ -1,0 +1,121 @@
+"""Grids of small images drawn as one picture (a mosaic), and PNGs written beside a run without replacing any.
+
+Hundreds of 3x3 kernels or 7x7 maps as subplots would be slow and unreadable; one array with a one-pixel
+gap between tiles, drawn with nearest-pixel scaling, stays sharp at any count.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+GAP = float("nan")  # gaps between tiles: drawn in the background colour
+
+
+def columns_for(n: int) -> int:
+    """Columns for n tiles: a divisor of n a little above its square root, so rows are full; else about square."""
+    root = math.sqrt(n)
+    return next((c for c in range(math.ceil(root), int(root * 1.6) + 1) if n % c == 0), math.ceil(root))
+
+
+def mosaic(tiles, columns: int | None = None, gap: int = 1):
+    """Tiles of one size, (h, w) or (h, w, 3), in rows of `columns` (default columns_for), NaN between."""
+    import numpy as np
+
+    n = len(tiles)
+    columns = columns or columns_for(n)
+    rows = math.ceil(n / columns)
+    h, w = tiles[0].shape[:2]
+    extra = tiles[0].shape[2:]
+    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, *extra), GAP, dtype=np.float32)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tile
+    return out
+
+
+def tile_of(grid, index: int, shape: tuple[int, int], columns: int, gap: int = 1):
+    """Tile `index` read back out of a mosaic (for tests and callers that check what was drawn)."""
+    r, c = divmod(index, columns)
+    h, w = shape
+    return grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w]
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_size(pixels: tuple[int, int], extra_width: float = 0.0) -> tuple[float, float]:
+    """Inches for a mosaic of (rows, columns) pixels: tiles large enough to see, the page not too wide."""
+    rows, cols = pixels
+    scale = min(0.25, 7.0 / cols, 7.0 / rows)  # inches per pixel of the mosaic
+    scale = max(scale, 3.0 / max(rows, cols))
+    return max(5.5, cols * scale + extra_width), rows * scale + 0.9  # wide enough for a two-line title
+
+
+NUMBERED = 64  # tiles up to this count carry their number; beyond, the rows are labelled
+
+
+def number_tiles(ax, count: int, columns: int, shape: tuple[int, int], gap: int = 1) -> None:
+    """Each tile's number in its top left corner (filter or channel), or the first number of each row."""
+    h, w = shape
+    ax.set_xticks([])
+    if count > NUMBERED:
+        rows = math.ceil(count / columns)
+        every = max(1, math.ceil(rows / 16))  # at most 16 labels down the side
+        ax.set_yticks([r * (h + gap) + (h - 1) / 2 for r in range(0, rows, every)],
+                      [str(r * columns) for r in range(0, rows, every)], fontsize=7)
+        ax.tick_params(length=0)
+        return
+    ax.set_yticks([])
+    for i in range(count):
+        r, c = divmod(i, columns)
+        ax.text(c * (w + gap) - 0.5, r * (h + gap) - 0.5, str(i), fontsize=6, va="top", ha="left",
+                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "alpha": 0.6, "linewidth": 0})
+
+
+def picture_name(folder: Path, name: str) -> Path:
+    """folder/name, or NAME-2.png, NAME-3.png...: the first that does not exist (a picture is never replaced)."""
+    path = folder / name
+    stem, n = path.stem, 2
+    while path.exists():
+        path, n = folder / f"{stem}-{n}{path.suffix}", n + 1
+    return path
+
+
+def save(fig, path: Path, dpi: int = 110) -> Path:
+    """The figure as a PNG, written atomically, to a name nothing holds yet (see picture_name)."""
+    from cnndsl.errors import UsageError
+    from cnndsl.train.checkpoint import atomic_write
+
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {path}: {path.parent} is not a folder", hint="create it, or give --out DIR")
+    path = picture_name(path.parent, path.name)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)  # the figure's size exactly: figures use constrained layout
+    atomic_write(path, buffer.getvalue())
+    return path
+
+
+def show_image(ax, image, title: str | None = None) -> None:
+    """An input image (C, H, W) as the network sees it: grey or RGB, scaled to 0..1 if it is not already."""
+    import numpy as np
+
+    data = np.asarray(image, dtype=np.float32)
+    low, high = float(data.min()), float(data.max())
+    if low < 0 or high > 1:
+        data = (data - low) / (high - low) if high > low else np.zeros_like(data)
+    if data.shape[0] == 3:
+        ax.imshow(data.transpose(1, 2, 0), interpolation="nearest")
+    else:
+        ax.imshow(data.mean(0), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
