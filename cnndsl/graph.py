@@ -53,6 +53,12 @@ class Graph:
         return self.dag.nodes[id]["layer"]
 
 
+def numbered(kind: str, n: int) -> str:
+    """The n-th unnamed layer or call of a kind: conv1, conv2...; a kind ending in a digit or _ takes a _
+    (block35_1, b1_11 beside b11_1), so that no two (kind, n) give one name."""
+    return f"{kind}_{n}" if kind[-1:].isdigit() or kind.endswith("_") else f"{kind}{n}"
+
+
 def build_graph(name: str, params: dict, layers: list[Layer], groups: dict[str, Group], output: str) -> Graph:
     """Makes the DAG and checks what every later phase relies on."""
     dag = nx.DiGraph()

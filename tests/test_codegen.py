@@ -292,3 +292,33 @@ def test_a_block_calling_itself_in_an_untaken_branch_is_refused_by_check_too():
     with pytest.raises(cnndsl.CnnError, match=r"calls itself \(b → b\)") as e:
         cnndsl.loads(text).check()
     assert (e.value.span.line, e.value.span.col) == (1, 35)
+
+
+DIGIT_NAMES = """block b1() {
+    conv 4 kernel=1
+}
+block b11() {
+    conv 4 kernel=1
+}
+block stage(n) {
+    repeat n {
+        b1
+    }
+}
+network n {
+    input 4x8x8
+    repeat 11 { b1 }
+    b11
+    stage 2
+    flatten
+    dense 2
+}"""
+
+
+def test_calls_to_blocks_ending_in_a_digit_take_an_underscore_and_never_collide():
+    spec = cnndsl.loads(DIGIT_NAMES)
+    ids = [f.layer.id for f in spec.check().layers]
+    assert "b1_11.conv1" in ids and "b11_1.conv1" in ids and "stage1.b1_2.conv1" in ids
+    assert "b111.conv1" not in ids and len(ids) == len(set(ids))
+    modules = dict(spec.build().named_modules())  # fixed children and a Chain (repeat n) name them alike
+    assert all(i in modules for i in ids if i != "input1")

@@ -305,3 +305,16 @@ def test_the_committed_tables_are_those_of_the_grammar_and_parse_as_it_does(monk
     ours = [_shape(parser.parse(p.read_text(), p.name)) for p in files]
     monkeypatch.setattr(parser, "_parser", lambda: (analysed, analysed.options.postlex, analysed.options.transformer))
     assert [_shape(parser.parse(p.read_text(), p.name)) for p in files] == ours
+
+
+def test_the_op_column_shows_dilation_as_it_shows_groups():
+    spec = cnndsl.loads("""network d {
+    input 3x32x32
+    conv 8 kernel=3 dilation=2 padding=same
+    dwconv 3 dilation=3
+    sepconv 4 kernel=3 dilation=2x1
+    conv 8 kernel=3 stride=2 groups=4
+}""")
+    text = spec.check().text()
+    for label in ("conv 3x3 d2 → 8", "dwconv 3x3 d3", "sepconv 3x3 d2x1 → 4", "conv 3x3/2 → 8 g4"):
+        assert label in text

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from cnndsl.build import FORBIDDEN
 from cnndsl.codegen import prelude
+from cnndsl.graph import numbered
 
 # Names the generated code uses itself, Python's builtins, and what build.vet refuses: a spec name equal to
 # one of them gets a trailing `_` (a parameter `eval` is `eval_`).
@@ -64,7 +65,7 @@ class ClassState:
             return name
         while True:
             self.counts[kind] = self.counts.get(kind, 0) + 1
-            name = f"{kind}{self.counts[kind]}"
+            name = numbered(kind, self.counts[kind])
             if name not in self.taken:
                 return name
 

@@ -83,7 +83,8 @@ class Chain(nn.Sequential):
         if name is None:
             while True:
                 self.counts[kind] = self.counts.get(kind, 0) + 1
-                name = f"{kind}{self.counts[kind]}"
+                n = self.counts[kind]  # as cnndsl names them: block35_1 for a kind ending in a digit
+                name = f"{kind}_{n}" if kind[-1:].isdigit() or kind.endswith("_") else f"{kind}{n}"
                 if name not in self._modules and name not in self.claimed:
                     break
         else:

@@ -14,7 +14,7 @@ from cnndsl.elaborate.args import Slot, bind, layer_args
 from cnndsl.elaborate.expr import Env, describe, evaluate
 from cnndsl.elaborate.validate import callee, validate
 from cnndsl.errors import CnnError, Diagnostic, Span, UsageError, did_you_mean
-from cnndsl.graph import Graph, Group, Layer, build_graph, unused_layers
+from cnndsl.graph import Graph, Group, Layer, build_graph, numbered, unused_layers
 from cnndsl.ops import ALIASES, REGISTRY, Args, Symbol
 from cnndsl.ops.base import fmt_shape
 from cnndsl.syntax import ast
@@ -325,7 +325,7 @@ class _Elaborator:
         while True:
             key = (frame.scope, kind)
             self.counters[key] = self.counters.get(key, 0) + 1
-            lid = f"{prefix}{kind}{self.counters[key]}"
+            lid = prefix + numbered(kind, self.counters[key])
             if lid not in self.by_id and lid not in self.groups:
                 return lid
 

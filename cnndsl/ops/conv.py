@@ -47,8 +47,11 @@ def _size_lines(op: str, a: Args, x: Shape, out: Shape, ceil: bool = False) -> l
 def _kernel_text(a: Args) -> str:
     kh, kw = pair(a.kernel)
     sh, sw = pair(a.stride)
+    dh, dw = pair(a.dilation)
     k = f"{kh}x{kw}"
-    return k + (f"/{sh}" if sh == sw and sh > 1 else f"/{sh}x{sw}" if (sh, sw) != (1, 1) else "")
+    k += f"/{sh}" if sh == sw and sh > 1 else f"/{sh}x{sw}" if (sh, sw) != (1, 1) else ""
+    # dilation beside the kernel, as groups stand after the filters: `conv 3x3 d2 → 64`
+    return k + (f" d{dh}" if dh == dw and dh > 1 else f" d{dh}x{dw}" if (dh, dw) != (1, 1) else "")
 
 
 def _common(g: CodeArgs) -> dict:
