@@ -169,7 +169,8 @@ def test_learning_rate_schedules():
     assert [round(warm.lr(1, s), 3) for s in range(5)] == [0.01, 0.02, 0.03, 0.04, 0.05]
     assert warm.lr(3, 0) == pytest.approx(0.1)
     one = Schedule("onecycle", 0.1, 10, 10)
-    assert one.lr(1, 0) == pytest.approx(0.004) and one.lr(4, 0) == pytest.approx(0.1) and one.lr(10, 9) < 1e-3
+    assert one.lr(1, 0) == pytest.approx(0.004) and one.lr(3, 9) == pytest.approx(0.1)  # torch peaks at step 29
+    assert one.lr(10, 9) == pytest.approx(0.1 / 25 / 1e4)
     plateau = Schedule("plateau", 0.1, 10, 5, plateau_patience=2)
     notes = [plateau.end_epoch(loss) for loss in (1.0, 0.9, 0.95, 0.93)]
     assert notes[:3] == [None, None, None] and "x0.1" in notes[3] and plateau.lr(5, 0) == pytest.approx(0.01)

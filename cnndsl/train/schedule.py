@@ -1,8 +1,9 @@
 """Learning rates as a function of where the run is, so a resumed run continues exactly.
 
-lr = base x warm-up x shape(progress) x plateau factor. `step` and `cosine` and `onecycle` depend only
-on the epoch and the step; `plateau` keeps a small state (best validation loss, epochs without gain,
-current factor) that goes into the checkpoint. What counts as a better loss is the one Monitor's rule.
+lr = base x warm-up x shape(progress) x plateau factor. `step`, `cosine` and `onecycle` depend only on
+the epoch and the step, with the semantics of torch's StepLR, CosineAnnealingLR and OneCycleLR (a test
+compares them); `plateau` keeps a small state (best validation loss, epochs without gain, current
+factor) that goes into the checkpoint. What counts as a better loss is the one Monitor's rule.
 """
 
 from __future__ import annotations
@@ -44,17 +45,14 @@ class Schedule:
         warm = 1.0
         if self.warmup_epochs:
             warm = min(1.0, (done + 1) / (self.warmup_epochs * self.steps_per_epoch))
-        return self.base_lr * warm * self._shape(epoch, t) * self.plateau.factor
+        shape = onecycle(done, total) if self.kind == "onecycle" else self._shape(epoch, t)
+        return self.base_lr * warm * shape * self.plateau.factor
 
     def _shape(self, epoch: int, t: float) -> float:
-        if self.kind == "step":
+        if self.kind == "step":  # torch's StepLR(step_size, gamma=0.1), stepped per epoch
             return 0.1 ** ((epoch - 1) // self.step_size)
-        if self.kind == "cosine":
+        if self.kind == "cosine":  # torch's CosineAnnealingLR(T_max=all steps, eta_min=0), stepped per batch
             return 0.5 * (1 + math.cos(math.pi * t))
-        if self.kind == "onecycle":  # up from base/25 over 30% of the run, then down to base/1e4
-            if t < 0.3:
-                return 1 / 25 + (1 - 1 / 25) * t / 0.3
-            return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (t - 0.3) / 0.7))
         return 1.0
 
     def end_epoch(self, value: float) -> str | None:
@@ -76,3 +74,16 @@ class Schedule:
 
     def load(self, state: dict) -> None:
         self.plateau = Plateau(**state)
+
+
+def _anneal(start: float, end: float, pct: float) -> float:
+    return end + (start - end) / 2 * (math.cos(math.pi * pct) + 1)
+
+
+def onecycle(step: int, total: int, pct_start: float = 0.3, div: float = 25.0, final_div: float = 1e4) -> float:
+    """torch's OneCycleLR (cosine annealing, two phases) as a factor of the peak rate at `step` of `total`:
+    from 1/div up to 1 over the first 30% of the steps, then down to 1/div/final_div."""
+    peak = pct_start * total - 1
+    if step <= peak:
+        return _anneal(1 / div, 1.0, step / peak)
+    return _anneal(1.0, 1 / div / final_div, (step - peak) / (total - 1 - peak))
