@@ -47,7 +47,7 @@ def _size_lines(op: str, a: Args, x: Shape, out: Shape, ceil: bool = False) -> l
 def _kernel_text(a: Args) -> str:
     kh, kw = pair(a.kernel)
     sh, sw = pair(a.stride)
-    dh, dw = pair(a.dilation)
+    dh, dw = pair(a.values.get("dilation", 1))  # pools have none
     k = f"{kh}x{kw}"
     k += f"/{sh}" if sh == sw and sh > 1 else f"/{sh}x{sw}" if (sh, sw) != (1, 1) else ""
     # dilation beside the kernel, as groups stand after the filters: `conv 3x3 d2 → 64`
