@@ -518,7 +518,7 @@ def test_confusion_matrices_counted_and_normalized_up_to_100_classes():
     for ax in fig.axes[:2]:
         assert not ax.texts  # no numbers in 100x100 cells
         labels = ax.get_xticklabels()
-        assert len(labels) == 100 and labels[99].get_text() == "class99" and labels[0].get_fontsize() == 4
+        assert len(labels) == 100 and labels[99].get_text() == "class99" and labels[0].get_fontsize() == 7
     rows = fig.axes[1].images[0].get_array().sum(1)
     assert rows.tolist() == pytest.approx([1.0] * 100)
 

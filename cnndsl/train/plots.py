@@ -81,7 +81,7 @@ def confusion_figure(truth, predicted, classes: list[str], title: str = "test se
     matrix.index_put_((truth.cpu(), predicted.cpu()), torch.ones(len(truth), dtype=torch.int64), accumulate=True)
     rows = matrix.sum(1, keepdim=True).clamp(min=1)
     normalized = (matrix / rows).numpy()
-    size = min(max(4.0, 0.45 * n + 2), 16.0)  # 100 classes: 16 inches a panel, labels of 4 points
+    size = min(max(4.0, 0.45 * n + 2), 16.0)  # 100 classes: 16 inches a panel, labels of 7 points
     fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1.5, size), constrained_layout=True)
     accuracy = matrix.diag().sum().item() / max(1, matrix.sum().item())
     _matrix(axes[0], matrix.numpy(), classes, "{:d}", f"{title}: accuracy {accuracy:.2%}")
@@ -97,7 +97,7 @@ NUMBERED = 20  # classes up to which each cell shows its number
 def _matrix(ax, values, classes: list[str], form: str, title: str, vmax=None):
     n = len(classes)
     image = ax.imshow(values, cmap="Blues", vmin=0, vmax=vmax)
-    labels = 8 if n <= NUMBERED else max(4, min(8, 400 // n))
+    labels = 8 if n <= NUMBERED else max(5, min(8, 700 // n))  # a row of 100 is 11.5 points high
     ax.set_xticks(range(n), classes, rotation=90 if n > NUMBERED else 45, ha="center" if n > NUMBERED else "right",
                   fontsize=labels)
     ax.set_yticks(range(n), classes, fontsize=labels)
