@@ -67,3 +67,10 @@ def test_no_bar_when_stderr_is_a_pipe(tmp_path):
     assert b"batch/s" not in done.stderr and b"/45" not in done.stderr and b"\x1b" not in done.stderr
     assert b"\r" not in done.stdout + done.stderr
     assert b"epoch 1/1  loss " in done.stdout
+
+
+def test_rich_is_imported_only_for_a_bar():
+    code = ("import sys; from cnndsl.train.progress import Progress; p = Progress(3, 'x'); p.update(1); p.close(); "
+            "print('rich' in sys.modules, p.on)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.stdout.split() == ["False", "False"] and done.stderr == ""

@@ -7,6 +7,7 @@ line is transient, so the epoch's log line that follows is the same with or with
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -14,8 +15,9 @@ REFRESH = 0.1  # seconds between reads of the running sums: each read waits for 
 
 
 def showing() -> bool:
-    """A terminal on stderr, or a Jupyter kernel (whose stderr is no terminal; rich draws a widget there)."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
+    """A terminal on stderr, or a Jupyter kernel (whose stderr is no terminal; rich draws a widget there,
+    with ipywidgets installed); under torchrun only the first process draws, as only it logs."""
+    return os.environ.get("RANK", "0") == "0" and (sys.stderr.isatty() or "ipykernel" in sys.modules)
 
 
 class Progress:
