@@ -438,3 +438,124 @@ def test_checkpoints_without_a_version_still_resume_evaluate_and_init(tmp_path):
     with pytest.raises(CnnError, match=r"newer.pt was written by a newer cnndsl \(checkpoint format 3\); this one "
                        "reads formats 1 to 2"):
         evaluate(cnndsl.loads(SMALL), tmp_path / "newer.pt")
+
+
+def _sklearn_scores(truth, predicted, n):
+    from sklearn.metrics import precision_recall_fscore_support
+
+    return precision_recall_fscore_support(truth, predicted, labels=list(range(n)), zero_division=0)
+
+
+def test_class_scores_are_sklearns():
+    from cnndsl.train import scores
+
+    truth = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
+    predicted = torch.tensor([0, 1, 0, 1, 2, 2, 2, 0, 2, 0])  # class 3 never predicted
+    got = scores.per_class(truth, predicted, ["a", "b", "c", "d"])
+    assert got["per_class"]["a"] == {"precision": 0.5, "recall": 0.666667, "f1": 0.571429, "support": 3}
+    assert got["per_class"]["d"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    generator = torch.Generator().manual_seed(0)
+    truth = torch.randint(0, 7, (500,), generator=generator)
+    predicted = torch.where(torch.rand(500, generator=generator) < 0.6, truth,
+                            torch.randint(0, 6, (500,), generator=generator))
+    got = scores.per_class(truth, predicted, [f"c{i}" for i in range(7)])
+    precision, recall, f1, support = _sklearn_scores(truth, predicted, 7)
+    for i, row in enumerate(got["per_class"].values()):
+        assert (row["precision"], row["recall"], row["f1"]) == pytest.approx((precision[i], recall[i], f1[i]),
+                                                                              abs=1e-6)
+        assert row["support"] == support[i]
+    assert got["macro"]["f1"] == pytest.approx(f1.mean(), abs=1e-6)
+    assert got["macro"]["precision"] == pytest.approx(precision.mean(), abs=1e-6)
+
+
+def test_class_score_tables():
+    from cnndsl.train import scores
+
+    truth = torch.arange(30).repeat(2)
+    predicted = torch.where(truth < 5, (truth + 1) % 30, truth)  # classes 0-4 always wrong
+    lines = scores.lines(scores.per_class(truth, predicted, [f"k{i}" for i in range(30)]))
+    assert lines[0] == "test set: 30 classes, the 5 with the lowest F1"
+    assert [line.split()[0] for line in lines[2:7]] == ["k0", "k1", "k2", "k3", "k4"]
+    assert lines[2] == "  k0                0.0000  0.0000  0.0000        2"
+    assert lines[-1] == "  macro average     0.8167  0.8333  0.8222       60"  # (24 + 1/2) / 30, 25 / 30
+    few = scores.lines(scores.per_class(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0]), ["cat", "dog"]))
+    assert few == ["test set per class (2 classes)",
+                   "  class          precision  recall      f1  support",
+                   "  cat               0.5000  1.0000  0.6667        1",
+                   "  dog               1.0000  0.5000  0.6667        2",
+                   "  macro average     0.7500  0.7500  0.6667        3"]
+
+
+def test_curves_mark_the_best_epoch_and_phases_and_show_the_rate():
+    from cnndsl.train import plots
+
+    history = [{"epoch": e, "loss": 1 / e, "accuracy": e / 10, "val_loss": 1 / e, "val_accuracy": e / 11,
+                "lr": 0.01 if e <= 2 else 0.001} for e in range(1, 6)]
+    fig = plots.curves_figure(history, best_epoch=4, phase_starts=[2])
+    loss, accuracy, rate = fig.axes
+    for ax in fig.axes:
+        marks = {line.get_label(): list(line.get_xdata()) for line in ax.get_lines()}
+        assert marks["best epoch (4)"] == [4, 4] and marks["phase start"] == [2.5, 2.5]
+    assert list(rate.get_lines()[0].get_ydata()) == [0.01, 0.01, 0.001, 0.001, 0.001]
+    assert rate.get_yscale() == "log" and rate.get_title().startswith("learning rate")
+    plain = plots.curves_figure(history[:2])
+    assert [line.get_label() for line in plain.axes[0].get_lines()] == ["training", "validation"]
+
+
+def test_confusion_matrices_counted_and_normalized_up_to_100_classes():
+    from cnndsl.train import plots
+
+    truth = torch.tensor([0, 0, 0, 1, 2, 2])
+    predicted = torch.tensor([0, 1, 0, 1, 2, 0])
+    counts, normalized = plots.confusion_figure(truth, predicted, ["a", "b", "c"]).axes[:2]
+    assert counts.images[0].get_array().tolist() == [[2, 1, 0], [0, 1, 0], [1, 0, 1]]
+    assert normalized.images[0].get_array().ravel().tolist() == pytest.approx([2 / 3, 1 / 3, 0, 0, 1, 0, .5, 0, .5])
+    assert [t.get_text() for t in counts.texts][:3] == ["2", "1", "0"]
+    assert [t.get_text() for t in normalized.texts][:3] == ["0.67", "0.33", "0.00"]
+    generator = torch.Generator().manual_seed(0)
+    truth = torch.randint(0, 100, (5000,), generator=generator)
+    fig = plots.confusion_figure(truth, torch.where(truth % 7 == 0, (truth + 1) % 100, truth),
+                                 [f"class{i}" for i in range(100)])
+    for ax in fig.axes[:2]:
+        assert not ax.texts  # no numbers in 100x100 cells
+        labels = ax.get_xticklabels()
+        assert len(labels) == 100 and labels[99].get_text() == "class99" and labels[0].get_fontsize() == 7
+    rows = fig.axes[1].images[0].get_array().sum(1)
+    assert rows.tolist() == pytest.approx([1.0] * 100)
+
+
+def test_a_run_reports_class_scores_and_marks_its_curves(tmp_path, monkeypatch):
+    from cnndsl.train import plots, scores
+
+    seen, marked = {}, {}
+    real_scores, real_curves = scores.per_class, plots.curves
+
+    def spy_scores(truth, predicted, classes):
+        seen.update(truth=truth.cpu(), predicted=predicted.cpu())
+        return real_scores(truth, predicted, classes)
+
+    def spy_curves(history, path, best_epoch=0, phase_starts=()):
+        marked.update(best=best_epoch, starts=list(phase_starts))
+        real_curves(history, path, best_epoch, phase_starts)
+
+    monkeypatch.setattr(scores, "per_class", spy_scores)
+    monkeypatch.setattr(plots, "curves", spy_curves)
+    lines = []
+    result = train(cnndsl.loads(SMALL), load_recipe(None, lr=0.01, phases=[{"epochs": 1, "freeze": ["conv1"]},
+                                                                             {"epochs": 1}]),
+                   tmp_path, log=lines.append)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert marked == {"best": result.best_epoch, "starts": [1]}
+    precision, recall, f1, support = _sklearn_scores(seen["truth"], seen["predicted"], 10)
+    assert list(metrics["per_class"]) == [str(i) for i in range(10)]
+    for i, row in enumerate(metrics["per_class"].values()):
+        assert (row["precision"], row["recall"], row["f1"]) == pytest.approx((precision[i], recall[i], f1[i]),
+                                                                              abs=1e-6)
+    assert sum(row["support"] for row in metrics["per_class"].values()) == 179
+    # the recalls weighted by support are the test accuracy: the scores are of the weights that were tested
+    hits = sum(row["recall"] * row["support"] for row in metrics["per_class"].values())
+    assert hits / 179 == pytest.approx(result.test_accuracy, abs=1e-4)
+    assert metrics["macro"]["f1"] == pytest.approx(f1.mean(), abs=1e-6)
+    table = lines.index("test set per class (10 classes)")
+    assert lines[table + 1].split() == ["class", "precision", "recall", "f1", "support"]
+    assert lines[table + 12].startswith("  macro average") and lines[table + 13].startswith("test accuracy")

@@ -63,7 +63,7 @@ def run_epoch(forward, split: Split, batch_size: int, loss_fn, optimizer=None, g
             total_loss += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             if progress:
-                progress.update(min(start + batch_size, n))
+                progress.update(step + 1, total_loss, correct, min(start + batch_size, n))
     count = torch.tensor(n, device=device)
     if optimizer is not None:
         distributed.all_sum(total_loss, correct, count)

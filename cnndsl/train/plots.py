@@ -23,45 +23,92 @@ def _save(fig, path: Path) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-def curves(history: list[dict], path: Path) -> None:
-    """Loss and accuracy per epoch, training and validation, side by side."""
+def curves(history: list[dict], path: Path, best_epoch: int = 0, phase_starts: list[int] = ()) -> None:
+    """curves_figure's picture, written to `path`."""
     plt = _figure()
-    epochs = [row["epoch"] for row in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, title in ((left, "loss", "loss"), (right, "accuracy", "accuracy")):
-        ax.plot(epochs, [row[key] for row in history], marker="o", label="training")
-        ax.plot(epochs, [row[f"val_{key}"] for row in history], marker="o", label="validation")
-        ax.set_xlabel("epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
+    fig = curves_figure(history, best_epoch, phase_starts)
     _save(fig, path)
     plt.close(fig)
 
 
+def curves_figure(history: list[dict], best_epoch: int = 0, phase_starts: list[int] = ()):
+    """Loss, accuracy and learning rate per epoch, side by side; a dotted line at the best epoch (best.pt's)
+    and dashed ones where a phase begins (after the epochs in `phase_starts`)."""
+    plt = _figure()
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), gridspec_kw={"width_ratios": [3, 3, 2]})
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        ax.plot(epochs, [row[key] for row in history], marker="o", label="training")
+        ax.plot(epochs, [row[f"val_{key}"] for row in history], marker="o", label="validation")
+        ax.set_title(key)
+    axes[2].plot(epochs, [row["lr"] for row in history], marker="o", color="tab:green", label="learning rate")
+    axes[2].set_title("learning rate (at the epoch's end)")
+    if len({row["lr"] for row in history}) > 1 and min(row["lr"] for row in history) > 0:
+        axes[2].set_yscale("log")
+    for ax in axes:
+        _marks(ax, best_epoch, phase_starts)
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _marks(ax, best_epoch: int, phase_starts: list[int]) -> None:
+    if best_epoch:
+        ax.axvline(best_epoch, color="tab:red", linestyle=":", label=f"best epoch ({best_epoch})")
+    for i, start in enumerate(phase_starts):
+        ax.axvline(start + 0.5, color="grey", linestyle="--", label="phase start" if i == 0 else None)
+
+
 def confusion(truth, predicted, classes: list[str], path: Path, title: str = "test set") -> None:
-    """Counts of (true class, predicted class); the diagonal is what was right."""
+    """confusion_figure's picture, written to `path`."""
+    plt = _figure()
+    fig = confusion_figure(truth, predicted, classes, title)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def confusion_figure(truth, predicted, classes: list[str], title: str = "test set"):
+    """Counts of (true class, predicted class), and the same with each row divided by its sum (the share of
+    each true class predicted as each class: recall on the diagonal). Past NUMBERED classes the cells have
+    no numbers and the labels get smaller, so that 100 classes stay readable."""
     import torch
 
     plt = _figure()
     n = len(classes)
     matrix = torch.zeros(n, n, dtype=torch.int64)
     matrix.index_put_((truth.cpu(), predicted.cpu()), torch.ones(len(truth), dtype=torch.int64), accumulate=True)
-    size = max(4.0, 0.45 * n + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(matrix.numpy(), cmap="Blues")
-    if n <= 20:
-        ax.set_xticks(range(n), classes, rotation=45, ha="right")
-        ax.set_yticks(range(n), classes)
-        limit = matrix.max().item() / 2
+    rows = matrix.sum(1, keepdim=True).clamp(min=1)
+    normalized = (matrix / rows).numpy()
+    size = min(max(4.0, 0.45 * n + 2), 16.0)  # 100 classes: 16 inches a panel, labels of 7 points
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1.5, size), constrained_layout=True)
+    accuracy = matrix.diag().sum().item() / max(1, matrix.sum().item())
+    _matrix(axes[0], matrix.numpy(), classes, "{:d}", f"{title}: accuracy {accuracy:.2%}")
+    image = _matrix(axes[1], normalized, classes, "{:.2f}", "normalized: each true class's row sums to 1",
+                    vmax=1.0)
+    fig.colorbar(image, ax=axes[1], shrink=0.8)
+    return fig
+
+
+NUMBERED = 20  # classes up to which each cell shows its number
+
+
+def _matrix(ax, values, classes: list[str], form: str, title: str, vmax=None):
+    n = len(classes)
+    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=vmax)
+    labels = 8 if n <= NUMBERED else max(5, min(8, 700 // n))  # a row of 100 is 11.5 points high
+    ax.set_xticks(range(n), classes, rotation=90 if n > NUMBERED else 45, ha="center" if n > NUMBERED else "right",
+                  fontsize=labels)
+    ax.set_yticks(range(n), classes, fontsize=labels)
+    if n <= NUMBERED:
+        limit = values.max() / 2
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, int(matrix[i, j]), ha="center", va="center",
-                        color="white" if matrix[i, j] > limit else "black", fontsize=8)
+                value = values[i, j]
+                ax.text(j, i, form.format(int(value) if form == "{:d}" else value), ha="center", va="center",
+                        color="white" if value > limit else "black", fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    accuracy = matrix.diag().sum().item() / max(1, matrix.sum().item())
-    ax.set_title(f"{title}: accuracy {accuracy:.2%}")
-    _save(fig, path)
-    plt.close(fig)
+    ax.set_title(title)
+    return image

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from cnndsl.train import checkpoint, plots
+from cnndsl.train import checkpoint, plots, scores
 from cnndsl.train.epoch import predictions
 from cnndsl.train.files import atomic_write, write_metrics, yaml_text
 from cnndsl.train.monitor import Monitor
@@ -155,19 +155,39 @@ class MetricsFiles(Step):
             write_metrics(run.out, run.history, final)
 
 
+class ClassScores(Step):
+    """Precision, recall and F1 of each class on the test set: printed, and into metrics.json (`final`)."""
+
+    name = "class_scores"
+
+    def __init__(self):
+        self.predicted = None  # the test set's predicted classes, which the plots reuse
+
+    def on_train_end(self, final: dict, run: Run) -> None:
+        if run.world.main:
+            self.predicted = predictions(run.net.evaluate, run.data.test, run.recipe.batch_size)
+            final.update(scores.per_class(run.data.test.y, self.predicted, run.data.classes))
+            for line in scores.lines(final):
+                run.log(line)
+
+
 class Plots(Step):
-    """curves.png and confusion.png, once the run is over."""
+    """curves.png (the best epoch and the phases marked) and confusion.png, once the run is over."""
 
     name = "plots"
 
     def on_train_end(self, final: dict, run: Run) -> None:
         if run.world.main:
-            plots.curves(run.history, run.out / "curves.png")
-            predicted = predictions(run.net.evaluate, run.data.test, run.recipe.batch_size)
+            starts = [run.phases.start(i) for i in range(1, len(run.phases.plan))]
+            plots.curves(run.history, run.out / "curves.png", final["best_epoch"], starts)
+            predicted = run.step("class_scores").predicted
+            if predicted is None:
+                predicted = predictions(run.net.evaluate, run.data.test, run.recipe.batch_size)
             plots.confusion(run.data.test.y, predicted, run.data.classes, run.out / "confusion.png")
 
 
 def standard(monitor: Monitor, patience: int) -> list[Step]:
-    """The steps of every run, in their order: those that update, then those that write."""
-    return [Logger(), PlateauLR(), EarlyStopping(monitor, patience), RecipeFile(), BestCheckpoint(monitor),
-            LastCheckpoint(), MetricsFiles(), Plots()]
+    """The steps of every run, in their order: those that update, then those that write (the class scores
+    come first so that their table precedes the test accuracy and that metrics.json holds them)."""
+    return [ClassScores(), Logger(), PlateauLR(), EarlyStopping(monitor, patience), RecipeFile(),
+            BestCheckpoint(monitor), LastCheckpoint(), MetricsFiles(), Plots()]
