@@ -235,7 +235,8 @@ def test_shipped_recipes_are_valid():
         assert recipe.epochs >= 1, path
     transfer = load_recipe(ROOT / "examples/recipes/transfer.yaml")
     assert transfer.epochs == 13
-    check_phase_names(cnndsl.load(ROOT / "examples/cifar_cnn_bn.cnn").build(), transfer.phases)
+    assert (transfer.init, transfer.normalize, transfer.phases[1]["lr"]) == ("torchvision:resnet50", "imagenet", 0.01)
+    check_phase_names(cnndsl.load(ROOT / "specs/resnet50.cnn", classes=5).build(), transfer.phases)
 
 
 def test_two_processes_on_this_machine(tmp_path):
