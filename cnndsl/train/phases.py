@@ -23,7 +23,6 @@ class Phases:
     schedule: Schedule | None = None
     frozen_batchnorm: list | None = None  # the phase's frozen batchnorm modules, kept in eval mode while training
 
-
     def of(self, epoch: int) -> int:
         """The phase that `epoch` (1-based) belongs to."""
         end = 0
