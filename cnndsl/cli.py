@@ -409,7 +409,8 @@ def parser() -> argparse.ArgumentParser:
                     "(default runs/SPEC-TIME, with -2, -3... when taken)")
     tr.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last finished epoch, with its "
                     "own recipe (flags that would change it are refused)")
-    tr.add_argument("--init", metavar="CKPT", help="start from these weights (a run's best.pt or any state_dict); "
+    tr.add_argument("--init", metavar="WEIGHTS", help="start from these weights (a run's best.pt, any state_dict, or "
+                    "torchvision:NAME, e.g. torchvision:resnet50, from the hub cache or downloaded); "
                     "what fits by name or shape is loaded, and the log says what")
     tr.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on the CPU, float16 on CUDA)")
     tr.add_argument("--compile", action="store_true", help="torch.compile the model")

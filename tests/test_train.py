@@ -236,7 +236,8 @@ def test_shipped_recipes_are_valid():
         assert recipe.epochs >= 1, path
     transfer = load_recipe(ROOT / "examples/recipes/transfer.yaml")
     assert transfer.epochs == 13
-    check_phase_names(cnndsl.load(ROOT / "examples/cifar_cnn_bn.cnn").build(), transfer.phases)
+    assert (transfer.init, transfer.normalize, transfer.phases[1]["lr"]) == ("torchvision:resnet50", "imagenet", 0.01)
+    check_phase_names(cnndsl.load(ROOT / "specs/resnet50.cnn", classes=5).build(), transfer.phases)
 
 
 def test_two_processes_on_this_machine(tmp_path):
@@ -297,8 +298,8 @@ def test_phases_freeze_then_unfreeze(tmp_path):
     torch.manual_seed(0)
     initial = cnndsl.loads(SMALL).build().state_dict()
     train(cnndsl.loads(SMALL), recipe, tmp_path, log=lines.append)
-    assert "phase 1/2: 2 epochs at lr 0.01, frozen: conv1, conv2" in lines
-    assert "phase 2/2: 1 epochs at lr 0.001, frozen: nothing" in lines
+    assert "phase 1/2: 2 epochs, lr 0.01, trainable 330, frozen 4,800 (conv1, conv2)" in lines
+    assert "phase 2/2: 1 epochs, lr 0.001, trainable 5,130, frozen 0" in lines
     after = torch.load(tmp_path / "last.pt", weights_only=True)
     assert after["history"][1]["lr"] == 0.01 and after["history"][2]["lr"] == 0.001
     # the frozen convolutions changed only in the last phase: compare with a run of the first phase alone

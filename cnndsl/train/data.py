@@ -135,6 +135,31 @@ def normalize(data: Dataset) -> dict:
     return stats
 
 
+# the preprocessing that pretrained weights expect, on images scaled to [0, 1], as mean and std per channel
+IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}  # torchvision's ImageNet weights
+PRESETS = {"imagenet": "torchvision's ImageNet mean and deviation",
+           "inception": "scaled to [-1, 1], as Keras' Inception and Xception expect",
+           "keras_xception": "scaled to [-1, 1], as Keras' Inception and Xception expect"}
+
+
+def preset(name: str, channels: int) -> dict:
+    """A preset's statistics for `channels`: (x - mean) / std in the same form `normalize` saves."""
+    if name == "imagenet":
+        if channels != 3:
+            raise CnnError(f"`normalize: imagenet` is for 3-channel (RGB) inputs; the network takes {channels}",
+                           hint="give the spec `input 3xHxW` (grey images are repeated to 3 channels), or use "
+                           "`normalize: true`")
+        return {"mean": list(IMAGENET["mean"]), "std": list(IMAGENET["std"])}
+    return {"mean": [0.5] * channels, "std": [0.5] * channels}  # (x - 0.5) / 0.5 = 2x - 1
+
+
+def normalize_with(data: Dataset, stats: dict) -> dict:
+    """Every split scaled with given statistics (a preset's)."""
+    for split in (data.train, data.val, data.test):
+        split.x = apply_normalization(split.x, stats)
+    return stats
+
+
 def apply_normalization(x, stats: dict):
     """`x` scaled with saved statistics (as `eval` and `predict` must, for a run that normalised)."""
     import torch

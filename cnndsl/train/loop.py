@@ -18,6 +18,7 @@ from cnndsl.train import checkpoint, distributed, runs
 from cnndsl.train.augment import Augment
 from cnndsl.train.device import pick_device
 from cnndsl.train.epoch import Batches, NonFinite, run_epoch
+from cnndsl.train.phases import train_mode
 from cnndsl.train.progress import Progress
 from cnndsl.train.recipe import Recipe
 from cnndsl.train.resume import restore
@@ -74,7 +75,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
     """One epoch of training, then validation: the epoch's row of metrics."""
     recipe, data, net, schedule = run.recipe, run.data, run.net, run.phases.schedule
     started = time.perf_counter()
-    net.model.train()
+    train_mode(net.model, run.phases, recipe)  # frozen batchnorm stays in inference mode (recipe.frozen_batchnorm)
     progress = Progress(schedule.steps_per_epoch, f"epoch {epoch}/{recipe.epochs}")
     in_phase = epoch - run.phases.start(run.phases.index)
     how = Batches(Augment(**recipe.augment), run.rngs.augment, recipe.clip_grad_norm,

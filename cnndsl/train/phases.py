@@ -21,6 +21,7 @@ class Phases:
     index: int = -1  # the phase the run is in; -1 before the first
     optimizer: object = None
     schedule: Schedule | None = None
+    frozen_batchnorm: list | None = None  # the phase's frozen batchnorm modules, kept in eval mode while training
 
     def of(self, epoch: int) -> int:
         """The phase that `epoch` (1-based) belongs to."""
@@ -57,9 +58,53 @@ def enter(phases: Phases, index: int, model, recipe: Recipe, steps_per_epoch: in
     phases.schedule = Schedule(recipe.schedule, lr, phase["epochs"], steps_per_epoch, recipe.warmup_epochs,
                                recipe.step_size, recipe.plateau_patience)
     phases.index = index
-    if len(phases.plan) > 1:
-        frozen = ", ".join(phase["freeze"]) or "nothing"
-        log(f"phase {index + 1}/{len(phases.plan)}: {phase['epochs']} epochs at lr {lr:g}, frozen: {frozen}")
+    phases.frozen_batchnorm = frozen_batchnorm(model)
+    if len(phases.plan) > 1 or len(trainable) < len(list(model.parameters())):
+        counts = {True: 0, False: 0}
+        for param in model.parameters():
+            counts[param.requires_grad] += param.numel()
+        names = f" ({', '.join(phase['freeze'])})" if phase["freeze"] else ""
+        log(f"phase {index + 1}/{len(phases.plan)}: {phase['epochs']} epochs, lr {lr:g}, "
+            f"trainable {counts[True]:,}, frozen {counts[False]:,}{names}")
+
+
+def frozen_batchnorm(model) -> list:
+    """Batchnorm modules whose parameters are all frozen (an affine-free one counts as frozen with its layer)."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    frozen = []
+    for name, module in model.named_modules():
+        if not isinstance(module, _BatchNorm):
+            continue
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            frozen.append(module)
+        elif not params and _owner_frozen(model, name):
+            frozen.append(module)
+    return frozen
+
+
+def _owner_frozen(model, name: str) -> bool:
+    """The nearest enclosing module with parameters has them all frozen."""
+    parts = name.split(".")
+    for end in range(len(parts) - 1, -1, -1):
+        params = list(model.get_submodule(".".join(parts[:end])).parameters())
+        if params:
+            return not any(p.requires_grad for p in params)
+    return False
+
+
+def train_mode(model, phases: Phases, recipe: Recipe) -> None:
+    """model.train(), except that a frozen layer's batchnorm stays in inference mode, as Keras keeps it.
+
+    Keras (TF 2.0 on) runs a layer with trainable=False in inference mode: its batchnorm normalises with its
+    moving statistics and never updates them. PyTorch's train() would update them, which changes a frozen
+    pretrained backbone; `frozen_batchnorm: train` asks for that.
+    """
+    model.train()
+    if recipe.frozen_batchnorm == "inference":
+        for module in phases.frozen_batchnorm or ():
+            module.eval()
 
 
 def steps_per_epoch(train_size: int, processes: int, batch_size: int) -> int:

@@ -10,7 +10,9 @@ from cnndsl.errors import CnnError, UsageError, did_you_mean
 
 CHOICES = {"optimizer": ("sgd", "adam", "adamw", "rmsprop"),
            "schedule": ("none", "cosine", "step", "onecycle", "plateau"),
-           "initializer": ("pytorch", "keras"), "monitor": ("val_accuracy", "val_loss")}
+           "initializer": ("pytorch", "keras"), "monitor": ("val_accuracy", "val_loss"),
+           "frozen_batchnorm": ("inference", "train")}
+NORMALIZE_PRESETS = ("imagenet", "inception", "keras_xception")  # train/data.py PRESETS
 AUGMENT_KEYS = {"hflip": bool, "crop": int, "rotate": float, "shear": float, "resized_crop": float, "color": float}
 
 
@@ -36,7 +38,9 @@ class Recipe:
     augment: dict = field(default_factory=dict)  # hflip: true, crop: 4
     splits: dict = field(default_factory=dict)  # train: "train[:10%]", val: ..., test: ...
     phases: list = field(default_factory=list)  # [{epochs: 3, lr: 0.01, freeze: [stage1]}, {epochs: 10, ...}]
-    normalize: bool = False  # scale each channel to mean 0 and deviation 1 (statistics of the training images)
+    normalize: bool | str = False  # true: each channel to mean 0, deviation 1 (training images' statistics);
+    # or a preset of pretrained weights: imagenet (torchvision), inception / keras_xception (to [-1, 1])
+    frozen_batchnorm: str = "inference"  # frozen layers' batchnorm keeps its statistics (Keras); train: PyTorch's
     amp: bool = False  # mixed precision: bfloat16 on the CPU, float16 on CUDA
     compile: bool = False  # torch.compile the model
     channels_last: bool = False
@@ -191,6 +195,9 @@ def _validated(values: dict, where: str, flag: bool = False) -> Recipe:
         if key in ("augment", "splits", "phases"):
             out[key] = {"augment": _augment, "splits": _splits, "phases": _phases}[key](value, where)
             continue
+        if key == "normalize":
+            out[key] = _normalize(value, name, error)
+            continue
         if isinstance(default, str) and not isinstance(value, str):
             raise error(f"{name} takes a string, got {value!r}")
         if isinstance(default, bool) and not isinstance(value, bool):
@@ -207,6 +214,13 @@ def _validated(values: dict, where: str, flag: bool = False) -> Recipe:
     if recipe.optimizer == "sgd" and recipe.nesterov and recipe.momentum == 0:
         raise error(f"{where}: `nesterov` needs a `momentum` greater than 0 (SGD's Nesterov momentum)")
     return recipe
+
+
+def _normalize(value, name: str, error: type[CnnError]) -> bool | str:
+    if isinstance(value, bool) or value in NORMALIZE_PRESETS:
+        return value
+    raise error(f"{name} takes true, false or a preset ({', '.join(NORMALIZE_PRESETS)}), got {value!r}",
+                hint=did_you_mean(str(value), NORMALIZE_PRESETS) or "imagenet for torchvision's pretrained weights")
 
 
 def _augment(value, where: str) -> dict:

@@ -16,7 +16,7 @@ from cnndsl.build import initialize, scores, scores_module
 from cnndsl.errors import CnnError
 from cnndsl.train import distributed, runs, steps
 from cnndsl.train.checkpoint import Checkpoint
-from cnndsl.train.data import Dataset, load_dataset, normalize
+from cnndsl.train.data import PRESETS, Dataset, load_dataset, normalize, normalize_with, preset
 from cnndsl.train.monitor import Monitor
 from cnndsl.train.phases import Phases, check_phase_names, enter, plan_of, steps_per_epoch
 from cnndsl.train.recipe import Recipe
@@ -119,7 +119,10 @@ def load_data(recipe: Recipe, report, dev, need: memory.Need, log) -> Dataset:
     _check_classes(report.output, data.classes, recipe.data)
     if dev.type == "cuda":
         _check_device_room(data, need, dev)
-    if recipe.normalize:
+    if isinstance(recipe.normalize, str):  # a preset: the statistics the pretrained weights were trained with
+        data.normalization = normalize_with(data, preset(recipe.normalize, data.train.x.shape[1]))
+        data.notes.append(f"channels normalised with the {recipe.normalize} preset ({PRESETS[recipe.normalize]})")
+    elif recipe.normalize:
         data.normalization = normalize(data)
         data.notes.append("channels normalised to mean 0 and deviation 1 with the training images' statistics")
     for note in data.notes:
@@ -137,9 +140,12 @@ def build_net(spec, recipe: Recipe, dev, here: distributed.World, log) -> Net:
     model = spec.build(channels_last=recipe.channels_last).to(dev)
     initialize(model, recipe.initializer)
     if recipe.init:
+        from cnndsl import pretrained
         from cnndsl.weights import load_weights
 
-        log(f"init from {recipe.init}: " + load_weights(model, recipe.init, strict=False).summary())
+        source = pretrained.resolve(recipe.init)  # torchvision:NAME: the hub cache's file, downloaded if missing
+        where = f"{recipe.init} ({source})" if source != recipe.init else recipe.init
+        log(f"init from {where}: " + load_weights(model, source, strict=False).summary())
     evaluate = forward = scores(model)
     if here.size > 1:
         from torch.nn.parallel import DistributedDataParallel
