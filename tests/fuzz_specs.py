@@ -528,8 +528,8 @@ class Gen:
         opts = [(6, "act"), (2, "identity"), (3, "batchnorm"), (2, "dropout"), (1, "layernorm"), (1, "groupnorm"),
                 (1, "scale"), (1, "layerscale"), (1, "droppath")]
         if image:
-            opts += [(1, "instancenorm"), (12, "conv"), (3, "dwconv"), (3, "sepconv"), (6, "pool"), (3, "global"), (2, "adaptive"),
-                     (3, "flatten"), (2, "upsample"), (2, "zeropad"), (1, "reshape"), (1, "lrn")]
+            opts += [(12, "conv"), (3, "dwconv"), (3, "sepconv"), (6, "pool"), (3, "global"), (2, "adaptive"),
+                     (1, "instancenorm"), (3, "flatten"), (2, "upsample"), (2, "zeropad"), (1, "reshape"), (1, "lrn")]
         else:
             opts += [(12, "dense"), (2, "reshape"), (1, "lrn")]
         kind = self.weighted(opts)

@@ -15,8 +15,9 @@ TEXTS = [p.read_text() for p in SPECS]
 TOKENS = [
     "network", "block", "use", "repeat", "in", "if", "else", "residual", "shortcut", "add", "concat",
     "multiply", "branch", "from", "let", "frozen", "true", "false", "and", "or", "not", "input", "conv",
+    "layernorm", "groupnorm", "instancenorm", "scale", "layerscale", "droppath",
     "dwconv", "sepconv", "maxpool", "avgpool", "globalavgpool", "dense", "flatten", "dropout", "batchnorm",
-    "lrn", "layernorm", "groupnorm", "instancenorm", "scale", "layerscale", "droppath", "relu", "softmax", "upsample", "zeropad", "reshape", "identity", "adaptiveavgpool", "e1", "x",
+    "lrn", "relu", "softmax", "upsample", "zeropad", "reshape", "identity", "adaptiveavgpool", "e1", "x",
     "kernel=", "stride=", "padding=", "groups=", "same", "valid", "{", "}", "(", ")", ",", ";", "\n", ":",
     "=", "==", "!=", "<", "+", "-", "*", "/", "//", "%", "**", "..", ".", "0", "1", "2", "3", "7", "64",
     "0.5", "3x3", "1x28x28", "3x224x224", "-1", "99999999999", '"std/resnet"', '"x"', "in.channels",
