@@ -525,10 +525,11 @@ class Gen:
     def layer(self, sc: Scope, shape: Shape) -> tuple[str, Shape | None]:
         """One built-in layer valid for `shape`, and its output shape."""
         image = len(shape) == 3
-        opts = [(6, "act"), (2, "identity"), (3, "batchnorm"), (2, "dropout")]
+        opts = [(6, "act"), (2, "identity"), (3, "batchnorm"), (2, "dropout"), (1, "layernorm"), (1, "groupnorm"),
+                (1, "scale"), (1, "layerscale"), (1, "droppath")]
         if image:
             opts += [(12, "conv"), (3, "dwconv"), (3, "sepconv"), (6, "pool"), (3, "global"), (2, "adaptive"),
-                     (3, "flatten"), (2, "upsample"), (2, "zeropad"), (1, "reshape"), (1, "lrn")]
+                     (1, "instancenorm"), (3, "flatten"), (2, "upsample"), (2, "zeropad"), (1, "reshape"), (1, "lrn")]
         else:
             opts += [(12, "dense"), (2, "reshape"), (1, "lrn")]
         kind = self.weighted(opts)
@@ -560,6 +561,36 @@ class Gen:
         if self.chance(20):
             values["affine"] = self.chance(50)
         return self.render_call(self.pick(["batchnorm", "batchnorm", "bn", "batchnorm2d"]), values, sc), shape
+
+    def _layer_layernorm(self, sc, shape):
+        values = {"eps": self.pick([1e-5, 1e-6, 1e-3])} if self.chance(30) else {}
+        if self.chance(20):
+            values["affine"] = self.chance(50)
+        return self.render_call(self.pick(["layernorm", "layernorm2d"]), values, sc), shape
+
+    def _layer_groupnorm(self, sc, shape):
+        c = shape[0]
+        values = {"groups": self.pick([d for d in range(1, c + 1) if c % d == 0])}
+        if self.chance(20):
+            values["affine"] = self.chance(50)
+        return self.render_call("groupnorm", values, sc), shape
+
+    def _layer_instancenorm(self, sc, shape):
+        if shape[1] * shape[2] == 1:  # one value per channel: refused
+            return self._layer_identity(sc, shape)
+        values = {k: self.chance(50) for k in ("affine", "track_running_stats") if self.chance(30)}
+        return self.render_call(self.pick(["instancenorm", "instancenorm2d"]), values, sc), shape
+
+    def _layer_scale(self, sc, shape):
+        return self.render_call("scale", {"factor": self.pick([0.17, 1.0, 0.0, -2.5, 0.1])}, sc), shape
+
+    def _layer_layerscale(self, sc, shape):
+        values = {"init": self.pick([1e-6, 0.1, 1.0])} if self.chance(60) else {}
+        return self.render_call("layerscale", values, sc), shape
+
+    def _layer_droppath(self, sc, shape):
+        values = {"rate": self.pick([0.2, 0.0, 0.1, 0.5])} if self.chance(70) else {}
+        return self.render_call(self.pick(["droppath", "stochasticdepth"]), values, sc), shape
 
     def _layer_dropout(self, sc, shape):
         values = {"rate": self.pick([0.5, 0.0, 0.1, 0.25, 0.9])} if self.chance(70) else {}

@@ -19,6 +19,8 @@ LAYERS = [
     "batchnorm", "relu", "leakyrelu 0.2", "sigmoid", "tanh", "dropout 0.1", "identity",
     "maxpool 2 padding=same", "maxpool 3 stride=2 padding=same", "avgpool 2 ceil=true", "maxpool 3 stride=1 padding=1",
     "zeropad 1", "upsample 2", "conv {f} kernel=3 dilation=2 padding=same activation=relu",
+    "layernorm", "layernorm eps=1e-6", "groupnorm 1", "groupnorm (in.channels)", "instancenorm affine=true",
+    "scale 0.17", "layerscale 0.5", "droppath 0.2",
 ]
 
 

@@ -210,6 +210,54 @@ class PoolSame(nn.Module):
         ones = F.pad(torch.ones_like(x[:1, :1]), self.pads)
         return total / F.avg_pool2d(ones, self.kernel, self.stride, divisor_override=1)
 ''',
+    "LayerNorm2d": '''
+class LayerNorm2d(nn.LayerNorm):
+    """nn.LayerNorm over the channels at every position of (N, C, H, W): ConvNeXt's, as torchvision writes it."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+''',
+    "Scale": '''
+class Scale(nn.Module):
+    """Multiplies by a constant (Inception-ResNet's `0.17 * branch`)."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+''',
+    "LayerScale": '''
+class LayerScale(nn.Module):
+    """A learned scale per channel, `gamma * x`, gamma starting at `init` (ConvNeXt's layer scale)."""
+
+    def __init__(self, channels: int, init: float = 1e-6, image: bool = False) -> None:
+        super().__init__()
+        shape = (channels, 1, 1) if image else (channels,)
+        self.gamma = nn.Parameter(torch.full(shape, float(init)))
+
+    def forward(self, x):
+        return self.gamma * x
+''',
+    "DropPath": '''
+class DropPath(nn.Module):
+    """Stochastic depth, torchvision's "row" mode: while training, each sample is zeroed with
+    probability p and the others scaled by 1 / (1 - p); the identity in eval."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        noise = torch.empty([x.shape[0]] + [1] * (x.dim() - 1), dtype=x.dtype, device=x.device)
+        return x * noise.bernoulli_(survival).div_(survival)
+''',
     "frozen": '''
 def frozen(module: nn.Module) -> nn.Module:
     """Marks a module's parameters as not trainable (a `frozen` statement of the spec)."""

@@ -1,4 +1,4 @@
-"""Normalisation: batchnorm, lrn (AlexNet's local response normalisation)."""
+"""Normalisation: batchnorm, lrn (AlexNet's local response normalisation), layernorm, groupnorm, instancenorm."""
 
 from __future__ import annotations
 
@@ -62,4 +62,113 @@ LRN = Op(
     torch=lambda g: ctor("nn.LocalResponseNorm", g.size, alpha=g.alpha, beta=g.beta, k=g.k),
 )
 
-ENTRIES = (BATCHNORM, LRN)
+
+
+# ---- per-sample normalisation: layernorm, groupnorm, instancenorm ---------------------------------
+
+
+def _affine_params(a: Args, ins: list[Shape]) -> int:
+    return 2 * ins[0][0] if a.affine else 0
+
+
+def _affine_explain(a: Args, ins: list[Shape], over: str) -> list[str]:
+    c, unit = ins[0][0], "channels" if len(ins[0]) == 3 else "features"
+    lines = [f"normalises {over}"]
+    if a.affine:
+        return [*lines, f"params = 2 * {c} {unit} = {fmt_int(2 * c)} (scale and shift)"]
+    return [*lines, "params = 0 (affine=false: no scale and shift)"]
+
+
+def _ln_torch(g: CodeArgs) -> str:
+    # ConvNeXt's LayerNorm2d normalises the channels at each position; a flat vector is nn.LayerNorm's case
+    kind = "LayerNorm2d" if len(g.x) == 3 else "nn.LayerNorm"
+    return ctor(kind, g.x[0], eps=None if g.eps == 1e-5 else g.eps,
+                elementwise_affine=None if g.affine is True else g.affine)
+
+
+LAYERNORM = Op(
+    "layernorm",
+    "Layer normalisation over the channels of each sample (Keras LayerNormalization): on a flat vector "
+    "nn.LayerNorm(F); on an image over C at every position, as ConvNeXt's LayerNorm2d. "
+    "2C parameters (scale and shift), no buffers.",
+    "normalisation",
+    args=(
+        ArgSpec("eps", "float", 1e-5, aliases=("epsilon",), above=0.0,
+                doc="added to the variance: PyTorch's default (ConvNeXt uses 1e-6, Keras 1e-3)"),
+        ArgSpec("affine", "bool", True, aliases=("elementwise_affine",), doc="learn scale and shift"),
+    ),
+    params=_affine_params,
+    explain=lambda a, ins, out: _affine_explain(
+        a, ins, f"the {ins[0][0]} channels at each of the {ins[0][1]}x{ins[0][2]} positions" if len(ins[0]) == 3
+        else f"the {ins[0][0]} features"),
+    torch=_ln_torch,
+    aliases=("layernorm2d",),
+)
+
+
+def _gn_shape(a: Args, ins: list[Shape]) -> Shape:
+    c = ins[0][0]
+    if c % a.groups:
+        divisors = [d for d in range(1, c + 1) if c % d == 0]
+        near = min(divisors, key=lambda d: (abs(d - a.groups), d))
+        raise ShapeError(f"groupnorm splits {c} channels into {a.groups} groups: {c} is not divisible by {a.groups}",
+                         hint=f"use groups={near} (a divisor of {c}), or change the channels before it")
+    return ins[0]
+
+
+GROUPNORM = Op(
+    "groupnorm",
+    "Group normalisation (nn.GroupNorm, Keras GroupNormalization): the channels of each sample split "
+    "into `groups` groups, each normalised over its channels and positions. 2C parameters, no buffers.",
+    "normalisation",
+    args=(
+        ArgSpec("groups", "int", 32, aliases=("num_groups",), positional=True, low=1,
+                doc="must divide the channels (Keras' default 32; nn.GroupNorm has none)"),
+        ArgSpec("eps", "float", 1e-5, aliases=("epsilon",), above=0.0, doc="added to the variance (Keras 1e-3)"),
+        ArgSpec("affine", "bool", True, doc="learn a scale and shift per channel"),
+    ),
+    shape=_gn_shape,
+    params=_affine_params,
+    label=lambda a, ins: f"groupnorm {a.groups}",
+    explain=lambda a, ins, out: _affine_explain(
+        a, ins, f"{a.groups} groups of {ins[0][0] // a.groups} channels"
+        + (f" x {ins[0][1]}x{ins[0][2]} positions" if len(ins[0]) == 3 else "")),
+    torch=lambda g: ctor("nn.GroupNorm", g.groups, g.x[0], eps=None if g.eps == 1e-5 else g.eps,
+                         affine=None if g.affine is True else g.affine),
+)
+
+
+def _in_shape(a: Args, ins: list[Shape]) -> Shape:
+    c, h, w = need_image("instancenorm", ins[0])
+    if h * w == 1:  # PyTorch refuses to train it: each channel is one value, normalised to 0
+        raise ShapeError(f"instancenorm normalises each channel over its positions, but its input is {c}x1x1",
+                         hint="put it before the global pool, where the map is larger than 1x1")
+    return ins[0]
+
+
+INSTANCENORM = Op(
+    "instancenorm",
+    "Instance normalisation (nn.InstanceNorm2d): each channel of each sample normalised over its "
+    "positions. As PyTorch: no scale and shift unless affine=true, no running statistics unless "
+    "track_running_stats=true (then 2C buffers).",
+    "normalisation",
+    args=(
+        ArgSpec("eps", "float", 1e-5, aliases=("epsilon",), above=0.0, doc="added to the variance"),
+        ArgSpec("affine", "bool", False, doc="learn a scale and shift per channel (PyTorch's default: no)"),
+        ArgSpec("track_running_stats", "bool", False, doc="keep running mean and variance for eval"),
+    ),
+    shape=_in_shape,
+    params=_affine_params,
+    buffers=lambda a, ins: 2 * ins[0][0] if a.track_running_stats else 0,
+    explain=lambda a, ins, out: [
+        *_affine_explain(a, ins, f"each of the {ins[0][0]} channels over its {ins[0][1]}x{ins[0][2]} positions"),
+        f"buffers = {'2 * ' + str(ins[0][0]) + ' = ' + fmt_int(2 * ins[0][0]) if a.track_running_stats else '0'}"
+        + (" (running mean and variance)" if a.track_running_stats else " (track_running_stats=false)"),
+    ],
+    torch=lambda g: ctor("nn.InstanceNorm2d", g.x[0], eps=None if g.eps == 1e-5 else g.eps,
+                         affine=None if g.affine is False else g.affine,
+                         track_running_stats=None if g.track_running_stats is False else g.track_running_stats),
+    aliases=("instancenorm2d",),
+)
+
+ENTRIES = (BATCHNORM, LRN, LAYERNORM, GROUPNORM, INSTANCENORM)

@@ -25,7 +25,9 @@ FAMILIES = {
 OPS = {
     "conv": "conv", "dwconv": "conv", "sepconv": "conv", "dense": "dense", "dropout": "shape",
     "maxpool": "pool", "avgpool": "pool", "globalavgpool": "pool", "globalmaxpool": "pool", "adaptiveavgpool": "pool",
-    "batchnorm": "norm", "lrn": "norm", "add": "merge", "multiply": "merge", "concat": "merge", "input": "io",
+    "batchnorm": "norm", "lrn": "norm", "layernorm": "norm", "groupnorm": "norm", "instancenorm": "norm",
+    "scale": "shape", "layerscale": "shape", "droppath": "shape",
+    "add": "merge", "multiply": "merge", "concat": "merge", "input": "io",
 }
 FROZEN = ("#d4d4d4", "#6a6a6a")
 CLUSTER = {"block": ("#f7f9fc", "#8a9ab8", "solid"), "residual": ("#ffffff", "#a0a0a0", "dashed"),
