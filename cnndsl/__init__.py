@@ -4,14 +4,36 @@
     report = cnndsl.check("specs/resnet34.cnn")
     report.params, report.macs, report.output
 
-Importing cnndsl is cheap: the parser, networkx and torch load only when a function needs them.
+    run = cnndsl.train("specs/lenet5.cnn", epochs=3)      # a RunResult: out, history, test_accuracy, best, ...
+    cnndsl.evaluate(run.out).accuracy                       # the run's own test split, again
+    cnndsl.predict(run.out, ["seven.png"])                  # [[("7", 0.98), ...]]
+    cnndsl.export(run.out, "lenet5.onnx")
+
+Importing cnndsl is cheap: the parser, networkx and torch load only when a function needs them
+(see docs/python-api.md).
 """
 
 from __future__ import annotations
 
+import sys
+import types
+
 __version__ = "0.1.0"
 
-_API = {"load", "loads", "check", "Spec", "Report"}
+_API = {"load", "loads", "check", "Spec", "Report", "train", "evaluate", "predict", "export"}
+
+
+class _Package(types.ModuleType):
+    """`import cnndsl.train.loop` binds the subpackage as the attribute `cnndsl.train`, which would hide the
+    function cnndsl.train; the subpackage stays reachable as a module (`from cnndsl.train import ...`)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "train" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):
@@ -34,4 +56,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'cnndsl' has no attribute {name!r}")
 
 
-__all__ = ["CnnError", "Limits", "Report", "Spec", "check", "load", "load_weights", "loads", "__version__"]
+__all__ = ["CnnError", "Limits", "Report", "Spec", "check", "evaluate", "export", "load", "load_weights", "loads",
+           "predict", "train", "__version__"]

@@ -129,10 +129,14 @@ def load(spec: str | Path, network: str | None = None, max_layers: int | None = 
 
 
 def loads(text: str, network: str | None = None, max_layers: int | None = None, name: str = "<string>", *,
-          limits: Limits | None = None, **params) -> Spec:
-    """Loads a spec from its text; relative `use` paths start at the current directory."""
+          limits: Limits | None = None, files: dict[str, str] | None = None, **params) -> Spec:
+    """Loads a spec from its text; relative `use` paths start at the current directory.
+
+    `files` ({name: text}, e.g. `spec.program.sources` or a checkpoint's `files`) holds the files the text
+    uses: then only those texts (and the standard library) are read, never a file on disk.
+    """
     limits = _limits(limits, max_layers)
-    return Spec(load_program(text, name, limits=limits), name, network, params, limits)
+    return Spec(load_program(text, name, limits=limits, files=files), name, network, params, limits)
 
 
 def _limits(limits: Limits | None, max_layers: int | None) -> Limits:
@@ -151,4 +155,96 @@ def check(spec: str | Path, network: str | None = None, **params) -> Report:
     return load(spec, network, **params).check()
 
 
-__all__ = ["CnnError", "Limits", "Report", "Spec", "check", "load", "loads"]
+# -- the runner: each function imports torch when called
+
+
+def train(spec, recipe=None, *, out: str | Path | None = None, device: str = "auto", log=print, **overrides):
+    """Trains a spec as `cnndsl train` does and returns its RunResult (out, history, test_accuracy,
+    test_loss, best_epoch, best and last checkpoint paths).
+
+    `spec` is a path, spec text or a Spec; `recipe` a YAML file, a dict or a Recipe; `overrides` are recipe
+    keys over it (`epochs=3, lr=0.01, data="npz:x.npz"`). `out` is a new or empty folder (default
+    runs/NAME-TIME). `log` receives each line of the log (default print; `log=None` is silent).
+    """
+    from cnndsl.train import runs
+    from cnndsl.train.loop import train as run
+
+    spec = _spec(spec)
+    folder = Path(out) if out is not None else runs.default_folder(_name(spec))
+    return run(spec, _recipe(recipe, overrides), folder, device=device, log=log or (lambda line: None))
+
+
+def _recipe(recipe, overrides: dict):
+    from cnndsl.train.recipe import Recipe, load_recipe
+
+    if isinstance(recipe, Recipe):
+        return load_recipe(None, **{**recipe.to_dict(), **overrides})
+    if isinstance(recipe, dict):
+        return load_recipe(None, **{**recipe, **overrides})
+    return load_recipe(recipe, **overrides)
+
+
+def evaluate(run, data: str | None = None, *, spec=None, seed: int | None = None, device: str = "auto", log=print,
+             **params):
+    """Test loss and accuracy of a run (its folder, a checkpoint, or a RunResult) as an Evaluation
+    (loss, accuracy, data, seed, splits, notes).
+
+    The network, dataset, splits, seed and normalisation are the run's own; `data` and `seed` change them
+    (a note to `log` says so). `spec` (path, text or Spec) is for weights without one (a state_dict);
+    `params` are network parameters over the run's own.
+    """
+    from cnndsl.train.infer import evaluation
+
+    weights = _weights(run, spec, params)
+    return evaluation(None, weights, data, seed, device=device, log=log or (lambda line: None))
+
+
+def predict(run, images, top: int = 3, *, spec=None, device: str = "auto", **params) -> list[list[tuple[str, float]]]:
+    """The `top` (class name, probability) pairs of each image file (a path or a list of them), prepared as
+    the run's images were."""
+    from cnndsl.train.infer import predict as classify
+
+    paths = [str(images)] if isinstance(images, (str, Path)) else [str(p) for p in images]
+    return classify(None, _weights(run, spec, params), paths, top, device)
+
+
+def export(run, out: str | Path | None = None, format: str = "onnx", *, spec=None, **params):
+    """Writes a run's network with its weights as ONNX or TorchScript (see cnndsl.export.export); returns
+    the Exported (path, format, verified_by, max_difference). `out` defaults to NETWORK.onnx (or .pt) here,
+    or NETWORK-2... when taken."""
+    from cnndsl.export import FORMATS
+    from cnndsl.export import export as write
+
+    if format not in FORMATS:
+        raise CnnError(f"unknown export format {format!r}", hint="use onnx or torchscript")
+    weights = _weights(run, spec, params)
+    if out is None:
+        out, n = Path(weights.spec.graph.name + FORMATS[format]), 2
+        while out.exists() or out.is_symlink():
+            out, n = Path(f"{weights.spec.graph.name}-{n}{FORMATS[format]}"), n + 1
+    return write(weights.spec, weights, out, format)
+
+
+def _weights(run, spec, params: dict):
+    from cnndsl.train.infer import weights_of
+
+    source = getattr(run, "out", run)  # a RunResult: its folder
+    if spec is not None:
+        return weights_of(source, _spec(spec, params))
+    return weights_of(source, None, sets=params)
+
+
+def _spec(spec, params: dict | None = None) -> Spec:
+    if isinstance(spec, Spec):
+        if params:
+            raise CnnError("network parameters go to cnndsl.load() when the spec is already loaded")
+        return spec
+    return load(spec, **(params or {}))
+
+
+def _name(spec: Spec) -> str:
+    """The stem of the default run folder: the spec file's name, else the network's."""
+    return spec.origin if spec.origin.endswith(".cnn") else spec.graph.name
+
+
+__all__ = ["CnnError", "Limits", "Report", "Spec", "check", "evaluate", "export", "load", "loads", "predict", "train"]

@@ -24,15 +24,52 @@ def _params(pairs: list[str]) -> dict:
     return out
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace, path: str | None = None):
     """The spec the command line names: always a file (never spec text), within the limits given."""
     from pathlib import Path
 
     from cnndsl.api import load
+
+    return load(Path(path or args.spec), args.network, limits=_limits(args), **_params(args.set))
+
+
+def _limits(args: argparse.Namespace):
     from cnndsl.limits import Limits
 
-    limits = Limits(spec_bytes=args.max_spec_size, layers=args.max_layers)
-    return load(Path(args.spec), args.network, limits=limits, **_params(args.set))
+    return Limits(spec_bytes=args.max_spec_size, layers=args.max_layers)
+
+
+def _trained(args: argparse.Namespace):
+    """(spec or None, weights) of eval, predict and export: `RUN [--spec FILE]`, or the older `SPEC --weights CKPT`.
+
+    With no spec file the weights' checkpoint gives the network (its text, files and --set values; --set
+    values given here go over them), read in infer.weights_of.
+    """
+    if args.weights is not None:
+        if args.spec is not None and hasattr(args, "images") and not args.spec.endswith(".cnn"):
+            args.images, args.spec = [args.spec, *args.images], None  # `predict IMAGE... --weights CKPT`
+        if args.spec is None:
+            return (_load(args, args.spec_file) if args.spec_file else None), args.weights
+        if args.spec_file is not None:
+            raise UsageError(f"--weights {args.weights} and --spec {args.spec_file}: {args.spec} is then a spec too",
+                             hint=f"give the run or checkpoint alone: {args.command} {args.weights} --spec "
+                             f"{args.spec_file}")
+        return _load(args), args.weights
+    if args.spec is None:
+        raise UsageError(f"{args.command} needs a run folder or checkpoint (or --weights CKPT)",
+                         hint=f"e.g. cnndsl {args.command} runs/NAME")
+    if args.spec.endswith(".cnn") and os.path.isfile(args.spec):
+        raise UsageError(f"{args.spec} is a spec, and there are no weights to {args.command} it with",
+                         hint=f"give a run folder or its checkpoint ({args.command} runs/NAME), or the weights: "
+                         f"{args.command} {args.spec} --weights CKPT")
+    return (_load(args, args.spec_file) if args.spec_file else None), args.spec
+
+
+def _weights(args: argparse.Namespace, spec, weights):
+    """The weights read once, with the network (the checkpoint's own when `spec` is None)."""
+    from cnndsl.train.infer import weights_of
+
+    return weights_of(weights, spec, args.network, _params(args.set), _limits(args))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -134,21 +171,27 @@ def _without_nproc(argv: list[str], out) -> list[str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from cnndsl.train.infer import evaluate
+    from cnndsl.train.infer import evaluation
     from cnndsl.train.recipe import load_recipe
 
-    load_recipe(None, {"seed": args.seed})  # a seed the training could have had, or a UsageError
-    spec = _load(args)
-    loss, accuracy = evaluate(spec, args.weights, args.data, args.seed, device=args.device)
-    print(f"test accuracy {accuracy:.4f} (loss {loss:.4f}) on {args.data}")
+    if args.seed is not None:
+        load_recipe(None, {"seed": args.seed})  # a seed the training could have had, or a UsageError
+    spec, weights = _trained(args)
+    if spec is None:
+        weights = _weights(args, spec, weights)
+    done = evaluation(spec, weights, args.data, args.seed, device=args.device,
+                      log=lambda line: print(line, file=sys.stderr))
+    print(f"test accuracy {done.accuracy:.4f} (loss {done.loss:.4f}) on {done.data}")
     return EXIT_OK
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from cnndsl.train.infer import predict
 
-    spec = _load(args)
-    for path, best in zip(args.images, predict(spec, args.weights, args.images, args.top, args.device)):
+    spec, weights = _trained(args)
+    if spec is None:
+        weights = _weights(args, spec, weights)
+    for path, best in zip(args.images, predict(spec, weights, args.images, args.top, args.device)):
         print(path + ": " + ", ".join(f"{name} {p:.1%}" for name, p in best))
     return EXIT_OK
 
@@ -239,13 +282,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     from cnndsl.export import FORMATS, export
 
     suffix = FORMATS[args.format]
-    out = _free_target(Path(args.spec), suffix) if args.output is None else Path(args.output)
+    # `export SPEC` (no weights): freshly initialised weights, as before runs could be named
+    fresh = args.weights is None and args.spec_file is None and (args.spec or "").endswith(".cnn")
+    spec, weights = (_load(args), None) if fresh else _trained(args)
+    if weights is not None and spec is None:
+        weights = _weights(args, spec, weights)
+        spec, named = weights.spec, Path(weights.spec.graph.name)  # SOURCE is a run: name the file after the network
+    else:
+        named = Path(args.spec or args.spec_file)
+    out = _free_target(named, suffix) if args.output is None else Path(args.output)
     if args.output is not None:
-        _check_output(out, Path(args.spec), suffix)
-    spec = _load(args)
-    if args.weights is None:
+        _check_output(out, Path(args.spec or args.weights), suffix)
+    if weights is None:
         print("note: no --weights: exporting freshly initialised weights", file=sys.stderr)
-    done = export(spec, args.weights, out, args.format)
+    done = export(spec, weights, out, args.format)
     checked = (f"; {done.verified_by} gives the module's outputs within {done.max_difference:.1g}"
                if done.verified_by else "; not verified (install onnxruntime to verify)")
     print(f"wrote {out} ({args.format}, dynamic batch){checked}", file=sys.stderr)
@@ -326,11 +376,15 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(e.message) from None
 
 
-def _spec_arguments(p: argparse.ArgumentParser, device: bool = False) -> None:
-    """SPEC, --set and --network, which every command that reads a spec takes (and --device)."""
-    p.add_argument("spec", help="the .cnn file")
+def _spec_arguments(p: argparse.ArgumentParser, device: bool = False, spec: tuple[str, str] | None = None) -> None:
+    """SPEC, --set and --network, which every command that reads a spec takes (and --device).
+
+    `spec` is (metavar, help) where the first argument is another thing than a .cnn file."""
+    metavar, what = spec or ("spec", "the .cnn file")
+    p.add_argument("spec", metavar=metavar, help=what, nargs="?" if spec else None)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a network parameter, e.g. --set classes=10 (repeatable)")
+                   help="override a network parameter, e.g. --set classes=10 (repeatable)"
+                   + ("; over the run's own" if spec else ""))
     p.add_argument("--network", help="which network, when the file defines several")
     p.add_argument("--max-layers", type=_positive, default=limits.LAYERS, metavar="N",
                    help=f"refuse specs that expand to more layers or repeat iterations, or files of more "
@@ -340,6 +394,16 @@ def _spec_arguments(p: argparse.ArgumentParser, device: bool = False) -> None:
                    f"{limits.SPEC_BYTES >> 10}K)")
     if device:
         p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where to run")
+
+
+def _trained_arguments(p: argparse.ArgumentParser, device: bool = True) -> None:
+    """RUN (or SPEC with --weights), --spec, --weights and the spec options: eval, predict and export."""
+    _spec_arguments(p, device, spec=("RUN", "a run folder (its best.pt) or a checkpoint: the spec, --set values "
+                                     "and data come from it; or, with --weights, the .cnn file (the older form)"))
+    p.add_argument("--spec", dest="spec_file", metavar="FILE",
+                   help="the .cnn file, for weights whose checkpoint holds no spec (a bare state_dict)")
+    p.add_argument("--weights", metavar="CKPT", help="with SPEC as the first argument: a run's best.pt or a "
+                   "state_dict file")
 
 
 def version() -> str:
@@ -421,21 +485,25 @@ def parser() -> argparse.ArgumentParser:
     tr.set_defaults(run=cmd_train)
 
     ev = sub.add_parser("eval", help="test accuracy of trained weights",
-                        description="Evaluate trained weights (a checkpoint or any state_dict) on the test split "
-                        "of a dataset.")
-    _spec_arguments(ev, device=True)
-    ev.add_argument("--weights", required=True, metavar="CKPT", help="best.pt of a run, or a state_dict file")
-    ev.add_argument("--data", default="digits", metavar="NAME", help="the dataset (default digits)")
-    ev.add_argument("--seed", type=int, default=0, help="the seed of the training run's split")
+                        description="Evaluate trained weights on the test split of the data they were trained "
+                        "on: `cnndsl eval RUN` takes the spec (with its --set values and the files it uses), the "
+                        "dataset, its splits and seed, the input's adaptation and the normalisation from the run's "
+                        "checkpoint. --data, --seed, --spec and --set change them (a note says what differs). The "
+                        "older form `cnndsl eval SPEC --weights CKPT` is still accepted.")
+    _trained_arguments(ev)
+    ev.add_argument("--data", metavar="NAME", help="another dataset (default: the run's own; digits for a bare "
+                    "state_dict)")
+    ev.add_argument("--seed", type=int, metavar="N", help="the seed of the split (default: the run's own)")
     ev.set_defaults(run=cmd_eval)
 
     pr = sub.add_parser("predict", help="the most likely classes of image files",
                         description="Classify images (PNG, JPEG, BMP, GIF, WEBP or TIFF) with trained weights: the "
-                        "top classes with their names (from the checkpoint) and probabilities. Images of more than "
-                        "40,000,000 pixels are refused (CNNDSL_MAX_PIXELS=N raises the limit).")
-    _spec_arguments(pr, device=True)
+                        "top classes with their names (from the checkpoint) and probabilities, the images prepared "
+                        "as the run's were (resized, channels matched, normalised). `cnndsl predict RUN IMAGE...`; "
+                        "the older form `cnndsl predict SPEC IMAGE... --weights CKPT` is still accepted. Images of "
+                        "more than 40,000,000 pixels are refused (CNNDSL_MAX_PIXELS=N raises the limit).")
+    _trained_arguments(pr)
     pr.add_argument("images", nargs="+", metavar="IMAGE")
-    pr.add_argument("--weights", required=True, metavar="CKPT", help="best.pt of a run, or a state_dict file")
     pr.add_argument("--top", type=_positive, default=3, metavar="K", help="how many classes to show (default 3)")
     pr.set_defaults(run=cmd_predict)
 
@@ -448,15 +516,17 @@ def parser() -> argparse.ArgumentParser:
     co.set_defaults(run=cmd_compile)
 
     ex = sub.add_parser("export", help="write trained weights as ONNX or TorchScript",
-                        description="Export the network with trained weights (a checkpoint or state_dict) for other "
-                        "runtimes: ONNX through torch.onnx with a dynamic batch axis, verified with onnxruntime "
-                        "when installed, or TorchScript. The file takes images as the network sees them (after "
-                        "the run's normalisation, which its metadata records with the class names).")
-    _spec_arguments(ex)
-    ex.add_argument("--weights", metavar="CKPT", help="best.pt of a run, or a state_dict file (default: fresh weights)")
+                        description="Export the network with trained weights for other runtimes: ONNX through "
+                        "torch.onnx with a dynamic batch axis, verified with onnxruntime when installed, or "
+                        "TorchScript. `cnndsl export RUN` takes the network from the run's checkpoint; `cnndsl "
+                        "export SPEC --weights CKPT` is still accepted, and `cnndsl export SPEC` exports freshly "
+                        "initialised weights. The file takes images as the network sees them (after the run's "
+                        "normalisation, which its metadata records with the class names).")
+    _trained_arguments(ex, device=False)
     ex.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="default onnx")
     ex.add_argument("-o", "--output", metavar="FILE", help="where to write; replaced if it exists (default "
-                    "SPEC.onnx or SPEC.pt here, or SPEC-2... when taken: never over a file)")
+                    "NETWORK.onnx or NETWORK.pt here for a run, SPEC.onnx for a spec, or NAME-2... when taken: "
+                    "never over a file)")
     ex.set_defaults(run=cmd_export)
 
     pl = sub.add_parser("plot", help="draw the architecture diagram (SVG, PNG, PDF or dot source)",

@@ -31,15 +31,18 @@ class Exported:
 
 
 def export(spec, weights, out: str | Path, format: str = "onnx", batch: int = 2, optimize: bool = True) -> Exported:
-    """Writes `spec` with `weights` (a checkpoint or state_dict; None: freshly initialised) to `out`.
+    """Writes `spec` with `weights` (a run folder, checkpoint or state_dict; None: freshly initialised) to `out`.
 
-    `optimize` runs onnxscript's graph optimiser after the ONNX translation (constant folding, fusions).
+    `spec` None takes the network from the checkpoint. `optimize` runs onnxscript's graph optimiser after
+    the ONNX translation (constant folding, fusions).
     """
     if format not in FORMATS:
         raise CnnError(f"unknown export format {format!r}", hint="use onnx or torchscript")
+    if spec is None and weights is None:
+        raise CnnError("export needs a spec or weights whose checkpoint holds one")
     import torch
 
-    model, metadata = _model(spec, weights)
+    model, metadata, spec = _model(spec, weights)
     example = torch.randn(batch, *spec.check().input, generator=torch.Generator().manual_seed(0))
     out = Path(out)
     if format == "onnx":
@@ -63,22 +66,25 @@ def export(spec, weights, out: str | Path, format: str = "onnx", batch: int = 2,
 
 
 def _model(spec, weights):
-    from cnndsl.train.checkpoint import read_weights
+    from cnndsl.train.infer import weights_of
     from cnndsl.weights import load_weights
 
-    model = spec.build()
     saved = None
     if weights is not None:
-        state, saved = read_weights(weights)
+        read = weights_of(weights, spec)
+        spec, saved = read.spec, read.saved
+        model = spec.build()
         try:
-            load_weights(model, state)
+            load_weights(model, read.state)
         except CnnError as e:
-            raise CnnError(f"{weights}: {e.message}", hint="give the spec and --set values the weights were "
+            raise CnnError(f"{read.where}: {e.message}", hint="give the spec and --set values the weights were "
                            "trained with") from None
+    else:
+        model = spec.build()
     metadata = {"cnndsl.network": spec.graph.name, "cnndsl.input": list(spec.check().input)}
     if saved is not None:
         metadata.update({"cnndsl.classes": saved.classes, "cnndsl.normalization": saved.normalization})
-    return model.eval(), {k: json.dumps(v) for k, v in metadata.items()}
+    return model.eval(), {k: json.dumps(v) for k, v in metadata.items()}, spec
 
 
 def _atomically(out: Path, write) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,30 +18,51 @@ STD_DIR = Path(__file__).resolve().parent.parent / "std"
 
 @dataclass
 class Program:
-    """Every definition reachable from the main file, by name; `main` lists the main file's own."""
+    """Every definition reachable from the main file, by name; `main` lists the main file's own.
+
+    `text` is the main file's text and `sources` the text of each relative file it uses (directly or
+    not), by its name relative to the main file's folder (`blocks.cnn`, `lib/stem.cnn`, `../x.cnn`):
+    with them a checkpoint rebuilds the network without the files (`load_program(..., files=sources)`).
+    Standard library files come from the package and are not in `sources`.
+    """
 
     definitions: dict[str, ast.Definition] = field(default_factory=dict)
     main: list[ast.Definition] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    text: str = ""
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 def load_program(text: str, name: str = "<string>", origin: Path | None = None,
-                 limits: Limits | None = None) -> Program:
+                 limits: Limits | None = None, files: dict[str, str] | None = None) -> Program:
     """Parses `text` and, recursively, what it uses.
 
-    `origin` is the file the text came from: relative `use` paths start at its directory. The limits
+    `origin` is the file the text came from: relative `use` paths start at its directory. With `files`
+    ({name: text}, as `Program.sources` gives them) relative `use`s are looked up there and nothing but the
+    standard library is read from disk: the names are only names, never paths to open. The limits
     hold for the spec and its files together: `spec_bytes` of text and `layers` statements in all.
     """
     limits = limits or Limits()
     budget = _Budget(limits.spec_bytes, limits.layers, limits.spec_bytes)
     budget.spend(len(text), name, None)  # characters: the bytes, for a file just read
-    program = Program()
+    program = Program(text=text)
     module = parse(text, name, budget.statements, limits.layers)
     budget.statements -= module.statements
     program.main = list(module.definitions)
     _add(program, module)
-    _uses(program, module, origin or Path.cwd() / "<string>", budget, limits.layers)
+    main = _File("", None if files is not None else origin or Path.cwd() / "<string>")
+    _uses(program, module, main, budget, limits.layers, files)
     return program
+
+
+@dataclass(frozen=True)
+class _File:
+    key: str  # its name relative to the main file's folder (what Program.sources keeps), or std/NAME.cnn
+    path: Path | None  # where it is on disk; None for a text given in memory
+
+    @property
+    def identity(self):
+        return self.path if self.path is not None else self.key
 
 
 @dataclass
@@ -59,10 +81,11 @@ class _Budget:
         self.bytes -= size
 
 
-def _uses(program: Program, module: ast.Module, origin: Path, budget: _Budget, layers: int) -> None:
+def _uses(program: Program, module: ast.Module, origin: _File, budget: _Budget, layers: int,
+          files: dict[str, str] | None) -> None:
     """Reads what `module` uses, depth first, with a stack of its own: a chain of a thousand files is
     a cycle error or a limit, never a RecursionError."""
-    seen: set[Path] = set()
+    seen: dict[object, str] = {}  # each file read, by identity: its text
     path = [origin]  # the files being read, outermost first
     pending = [iter(module.uses)]
     while pending:
@@ -71,46 +94,78 @@ def _uses(program: Program, module: ast.Module, origin: Path, budget: _Budget, l
             pending.pop()
             path.pop()
             continue
-        target = _resolve(use, path[-1].parent)
-        if target in path:
-            files = [_shown(p) for p in [*path[path.index(target):], target]]
-            chain = " → ".join(files if len(files) <= 6 else [*files[:3], f"({len(files) - 5} more)", *files[-2:]])
+        target = _resolve(use, path[-1], files is not None)
+        identities = [f.identity for f in path]
+        if target.identity in identities:
+            chain_files = [*path[identities.index(target.identity):], target]
+            files_shown = [_shown(f) for f in chain_files]
+            chain = " → ".join(files_shown if len(files_shown) <= 6
+                               else [*files_shown[:3], f"({len(files_shown) - 5} more)", *files_shown[-2:]])
             raise CnnError(f"`use` cycle: {chain}", use.span, "a file may not use itself, directly or not")
-        if target in seen:
+        if target.identity in seen:
+            _keep(program, target, seen[target.identity])  # the same file by another name: both names kept
             continue
-        seen.add(target)
         shown = _shown(target)
-        try:
-            text = read_text(target, budget.limit, shown)
-        except CnnError as e:
-            raise CnnError(e.message, use.span, e.hint) from None
+        text = _text(target, use, files, budget.limit, shown)
+        seen[target.identity] = text
         budget.spend(len(text.encode("utf-8", "surrogatepass")), shown, use.span)
         child = parse(text, shown, budget.statements, layers)
         budget.statements -= child.statements
         program.files.append(shown)
+        _keep(program, target, text)
         _add(program, child)
         path.append(target)
         pending.append(iter(child.uses))
 
 
-def _resolve(use: ast.Use, base: Path) -> Path:
+def _keep(program: Program, target: _File, text: str) -> None:
+    if not target.key.startswith("std/"):
+        program.sources[target.key] = text
+
+
+def _text(target: _File, use: ast.Use, files: dict[str, str] | None, limit: int, shown: str) -> str:
+    """The text of a used file: read from disk (with read_text's checks), or one of the texts given."""
+    if target.path is None:
+        text = files.get(target.key) if files else None
+        if not isinstance(text, str):
+            raise CnnError(f"`{use.path}` is not among the files saved with the spec (it has "
+                           f"{', '.join(sorted(map(str, files or {}))[:5]) or 'none'})", use.span,
+                           "give the spec file itself, with the files it uses beside it")
+        if len(text.encode("utf-8", "surrogatepass")) > limit:
+            raise CnnError(f"{shown} is more than the limit of {limit:,} bytes", use.span,
+                           "raise the limit with --max-spec-size (or Limits(spec_bytes=...) in Python)")
+        return text
+    try:
+        return read_text(target.path, limit, shown)
+    except CnnError as e:
+        raise CnnError(e.message, use.span, e.hint) from None
+
+
+def _resolve(use: ast.Use, parent: _File, in_memory: bool) -> _File:
     if not use.path.isprintable() or not use.path.strip():
         raise CnnError("a `use` path is a file name, without control characters", use.span)
     name = use.path if use.path.endswith(".cnn") else use.path + ".cnn"
-    if use.path.startswith("std/"):
-        path = STD_DIR / name[len("std/"):]
-        if not path.exists():
+    from_std = parent.key.startswith("std/")  # a standard file's relative `use` names another standard file
+    if use.path.startswith("std/") or (in_memory and from_std):
+        path = (STD_DIR / name[len("std/"):] if use.path.startswith("std/") else parent.path.parent / name).resolve()
+        if not path.is_relative_to(STD_DIR) or not path.is_file():  # `std/../x` is not in the library
             known = ", ".join(f'"std/{p.stem}"' for p in sorted(STD_DIR.glob("*.cnn")))
             raise CnnError(f"no standard library file `{use.path}`", use.span, f"the standard library has {known}")
-        return path.resolve()
-    path = (base / name).resolve()
+        return _File(f"std/{path.relative_to(STD_DIR).as_posix()}", path)
+    key = posixpath.normpath(posixpath.join(posixpath.dirname(parent.key), name))
+    if in_memory:
+        return _File(key, None)
+    path = (parent.path.parent / name).resolve()
     if not path.exists():
         raise CnnError(f"cannot find `{use.path}` (looked for {path})", use.span,
                        "a relative `use` path starts at the directory of the file that uses it")
-    return path
+    return _File(key, path)
 
 
-def _shown(path: Path) -> str:
+def _shown(file: _File) -> str:
+    if file.path is None:
+        return file.key
+    path = file.path
     if path.is_relative_to(STD_DIR):
         return f"std/{path.relative_to(STD_DIR)}"
     try:

@@ -5,7 +5,10 @@ is a `torch.save` dict of tensors and plain values, read back with `weights_only
 
     version        2 (a checkpoint without it is version 1, written before the field existed)
     model          the network's state_dict
-    spec, params   the spec's text and its --set values: the network the weights belong to
+    spec, params   the main spec file's text and its --set values: the network the weights belong to
+    files          {name: text} of the relative files the spec `use`s, by their names relative to its folder
+                   (standard library files come from the package); names only, never opened
+    network        the network's name (for a file that defines several)
     classes        the class names, in label order
     normalization  {"mean": [...], "std": [...]} per input channel, or {} when the run did not normalise
     data           what the run trained on: name, splits, seed, input (the spec's input shape) and notes
@@ -28,8 +31,8 @@ from pathlib import Path
 from cnndsl.errors import CnnError
 from cnndsl.train.files import atomic_write, torch_load
 
-__all__ = ["VERSION", "Checkpoint", "atomic_write", "from_dict", "load", "read_weights", "save", "state_dict_of",
-           "torch_load"]
+__all__ = ["VERSION", "Checkpoint", "atomic_write", "find", "from_dict", "load", "read_weights", "save", "spec_of",
+           "state_dict_of", "torch_load"]
 
 VERSION = 2
 RESUME_KEYS = ("phase", "optimizer", "schedule", "rng", "steps")
@@ -42,6 +45,8 @@ class Checkpoint:
     model: dict
     spec: str = ""
     params: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+    network: str = ""
     classes: list = field(default_factory=list)
     normalization: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
@@ -58,6 +63,7 @@ class Checkpoint:
 
     def to_dict(self) -> dict:
         return {"version": self.version, "model": self.model, "spec": self.spec, "params": self.params,
+                "files": self.files, "network": self.network,
                 "classes": self.classes, "normalization": self.normalization, "data": self.data,
                 "recipe": self.recipe, "history": self.history, "resume": self.resume}
 
@@ -95,6 +101,7 @@ def from_dict(data: dict, where) -> Checkpoint:
     recipe = data.get("recipe", {})  # as saved: recipe_of_checkpoint says when it is not one
     provenance = data.get("data") or _data_of(recipe if isinstance(recipe, dict) else {})
     return Checkpoint(model=data["model"], spec=data.get("spec", ""), params=data.get("params", {}),
+                      files=data.get("files") or {}, network=data.get("network") or "",
                       classes=data.get("classes", []), normalization=data.get("normalization") or {},
                       data=provenance, recipe=recipe, history=data.get("history", []),
                       resume=data.get("resume") or {}, version=version)
@@ -148,3 +155,54 @@ def read_weights(source) -> tuple[dict, Checkpoint | None]:
         source = torch_load(Path(source), "weights from")
     is_checkpoint = isinstance(source, dict) and state_dict_of(source) is not source
     return read_state_dict(source), from_dict(source, where) if is_checkpoint else None
+
+
+def find(run) -> Path:
+    """RUN: a run folder (its best.pt, else last.pt) or a checkpoint file."""
+    from cnndsl.errors import UsageError
+
+    path = Path(run)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise UsageError(f"{path} holds no best.pt or last.pt",
+                         hint="give the folder of a `cnndsl train` run, or a checkpoint file")
+    if not path.exists():
+        raise UsageError(f"no such run or checkpoint: {path}", hint="`cnndsl train` prints the run folder it wrote")
+    return path
+
+
+def spec_of(saved: Checkpoint | None, where, network: str | None = None, sets: dict | None = None, limits=None):
+    """The network a checkpoint was trained with, rebuilt from its spec text, files and --set values.
+
+    Nothing is read from disk but the standard library: the saved file names are only names. `sets` are
+    --set values over the run's own. A bare state_dict, or a checkpoint without spec text, is an error
+    that asks for the spec file.
+    """
+    from cnndsl.api import loads
+    from cnndsl.errors import UsageError
+
+    text = saved.spec if saved is not None else None
+    if not isinstance(text, str) or not text.strip():
+        raise UsageError(f"{where} holds no spec text (a bare state_dict, or a checkpoint of an older cnndsl)",
+                         hint="name the spec it was trained from: --spec FILE (and its --set values)")
+    files = saved.files if isinstance(saved.files, dict) else {}
+    files = {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)}
+    trained = saved.params if isinstance(saved.params, dict) else {}
+    params = {str(k): _param(v) for k, v in trained.items()}
+    network = network or (saved.network if isinstance(saved.network, str) and saved.network else None)
+    return loads(text, network, name=f"{where} (its spec)", limits=limits, files=files, **{**params, **(sets or {})})
+
+
+def _param(value):
+    """A --set value as the run saved it: numbers and booleans as they were, sizes and words as text."""
+    import re
+
+    from cnndsl.ops.base import Symbol
+
+    if not isinstance(value, str):
+        return value
+    if re.match(r"^\((\d+, )*\d+,?\)$", value):
+        return tuple(int(v) for v in value.strip("(),").split(","))
+    return Symbol(value) if value.isidentifier() else value

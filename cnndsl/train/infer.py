@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnndsl import memory
 from cnndsl.build import scores
 from cnndsl.errors import CnnError
-from cnndsl.train.checkpoint import Checkpoint, read_weights
+from cnndsl.train.checkpoint import Checkpoint, find, read_weights, spec_of
 from cnndsl.train.data import adapt, apply_normalization, load_dataset
 from cnndsl.train.device import pick_device
 from cnndsl.train.epoch import run_epoch
@@ -27,38 +28,116 @@ def _model(spec, state: dict, weights, device):
     return model, scores(model)
 
 
-def evaluate(spec, weights, data: str = "digits", seed: int = 0, batch_size: int = 256, device: str = "auto"):
-    """(test loss, test accuracy) of the weights on the dataset's test split."""
+@dataclass
+class Evaluation:
+    """What `evaluate` measured, and on what: the data, split and seed (the run's own unless asked)."""
+
+    loss: float
+    accuracy: float
+    data: str
+    seed: int
+    splits: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # where this differs from the run's data, for the log
+    weights: str = ""
+
+
+@dataclass
+class Weights:
+    """Weights to use, with the checkpoint they came from (None for a bare state_dict) and their network."""
+
+    state: dict
+    saved: Checkpoint | None
+    spec: object  # a cnndsl.Spec
+    where: object  # the file read, for messages
+
+
+def weights_of(weights, spec=None, network: str | None = None, sets: dict | None = None, limits=None) -> Weights:
+    """`weights` (a run folder, a checkpoint or a state_dict file, or a dict) read once, with the network: `spec`
+    when given (a cnndsl.Spec), else the one the checkpoint holds (see checkpoint.spec_of)."""
+    if isinstance(weights, Weights):
+        return weights
+    where = find(weights) if isinstance(weights, (str, Path)) and Path(weights).is_dir() else weights
+    state, saved = read_weights(where)
+    if spec is None:
+        spec = spec_of(saved, where, network, sets, limits)
+    return Weights(state, saved, spec, where)
+
+
+def evaluation(spec, weights, data: str | None = None, seed: int | None = None, batch_size: int = 256,
+               device: str = "auto", log=None) -> Evaluation:
+    """Test loss and accuracy of the weights; `spec` None takes the network from the checkpoint.
+
+    The dataset, its splits and seed default to those the checkpoint's run trained on, so a run's own test
+    split is measured again exactly; another `data` is allowed, and a note (to `log`) says that it differs.
+    """
     import torch
 
     dev = pick_device(device)
-    report = spec.check()
+    if spec is not None:  # a network too large is refused before the weights are read
+        memory.check_inference(spec.check(), batch_size, dev)
+    w = weights_of(weights, spec)
+    name, seed, splits, notes = _data(w.saved, data, seed)
+    for note in notes:
+        (log or (lambda line: None))(f"note: {note}")
+    report = w.spec.check()
     batch = memory.check_inference(report, batch_size, dev)
-    state, saved = read_weights(weights)
     reserve = memory.need(report, batch).total if dev.type == "cpu" else 0
-    dataset = load_dataset(data, report.input, seed, reserve=reserve)
+    dataset = load_dataset(name, report.input, seed, splits=splits, reserve=reserve)
     if len(dataset.classes) > report.output[0]:  # labels beyond the network's scores cannot be scored
-        raise CnnError(f"the network has {report.output[0]} outputs but {data} has {len(dataset.classes)} classes",
+        raise CnnError(f"the network has {report.output[0]} outputs but {name} has {len(dataset.classes)} classes",
                        hint="evaluate on the dataset the weights were trained on (--data), with the spec and --set "
                        "values of that run")
-    _, forward = _model(spec, state, weights, dev)
+    _, forward = _model(w.spec, w.state, w.where, dev)
     split = dataset.test
-    split.x = apply_normalization(split.x, _normalization(saved, report.input, weights))
+    split.x = apply_normalization(split.x, _normalization(w.saved, report.input, w.where))
     split.x, split.y = split.x.to(dev), split.y.to(dev)
-    return run_epoch(forward, split, batch, torch.nn.CrossEntropyLoss())
+    loss, accuracy = run_epoch(forward, split, batch, torch.nn.CrossEntropyLoss())
+    return Evaluation(loss, accuracy, name, seed, splits, notes, str(w.where))
+
+
+def evaluate(spec, weights, data: str | None = None, seed: int | None = None, batch_size: int = 256,
+             device: str = "auto") -> tuple[float, float]:
+    """(test loss, test accuracy) of the weights: `evaluation` without the notes."""
+    done = evaluation(spec, weights, data, seed, batch_size, device)
+    return done.loss, done.accuracy
+
+
+def _data(saved: Checkpoint | None, data: str | None, seed: int | None) -> tuple[str, int, dict, list[str]]:
+    """(dataset, seed, splits, notes): the run's own by default; what differs from the run, said in the notes."""
+    trained = saved.data if saved is not None and isinstance(saved.data, dict) else {}
+    run_name = trained.get("name") if isinstance(trained.get("name"), str) else None
+    run_seed = trained.get("seed") if isinstance(trained.get("seed"), int) else None
+    run_splits = trained.get("splits") if isinstance(trained.get("splits"), dict) else {}
+    name = data or run_name or "digits"
+    notes = []
+    if run_name and name != run_name:
+        notes.append(f"evaluating on {name}; the weights were trained on {run_name}")
+    elif run_name is None and data is None:
+        notes.append("the weights do not say what they were trained on: evaluating on digits (--data NAME)")
+    same = name == run_name
+    if seed is None:
+        seed = run_seed if same and run_seed is not None else 0
+    elif same and run_seed is not None and seed != run_seed:
+        notes.append(f"seed {seed}: the run split its data with seed {run_seed}, so this test split is another")
+    return name, seed, dict(run_splits) if same else {}, notes
 
 
 def predict(spec, weights, images: list[str], top: int = 3, device: str = "auto") -> list[list[tuple[str, float]]]:
-    """The `top` classes of each image file, with their probabilities (in batches that fit in memory)."""
+    """The `top` classes of each image file, with their probabilities (in batches that fit in memory).
+
+    `spec` None takes the network from the checkpoint; `weights` may be a run folder."""
     import torch
 
     dev = pick_device(device)
-    report = spec.check()
-    batch = memory.check_inference(report, min(256, max(1, len(images))), dev)
-    state, saved = read_weights(weights)
-    classes = _classes(saved, report.output[0])
-    stats = _normalization(saved, report.input, weights)
-    _, forward = _model(spec, state, weights, dev)
+    batch = min(256, max(1, len(images)))
+    if spec is not None:  # a network too large is refused before the weights are read
+        memory.check_inference(spec.check(), batch, dev)
+    w = weights_of(weights, spec)
+    report = w.spec.check()
+    batch = memory.check_inference(report, batch, dev)
+    classes = _classes(w.saved, report.output[0])
+    stats = _normalization(w.saved, report.input, w.where)
+    _, forward = _model(w.spec, w.state, w.where, dev)
     out = []
     for start in range(0, len(images), batch):
         x = torch.cat([_read_image(Path(p), report.input) for p in images[start:start + batch]])

@@ -27,11 +27,23 @@ from cnndsl.train.setup import Run, setup
 
 @dataclass
 class RunResult:
+    """What a run did: its folder, one row of metrics per epoch, and the test figures of `best_epoch`'s weights."""
+
     out: Path
     history: list[dict]
     test_accuracy: float
     test_loss: float
     best_epoch: int
+
+    @property
+    def best(self) -> Path:
+        """The best epoch's checkpoint (what `cnndsl eval RUN` reads)."""
+        return self.out / "best.pt"
+
+    @property
+    def last(self) -> Path:
+        """The last finished epoch's checkpoint (what --resume continues)."""
+        return self.out / "last.pt"
 
 
 def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "auto", log=print) -> RunResult:

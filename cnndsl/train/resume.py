@@ -24,7 +24,9 @@ def capture(run: Run) -> Checkpoint:
     resume = {"phase": run.phases.index, "optimizer": run.phases.optimizer.state_dict(),
               "schedule": run.phases.schedule.state(), "rng": run.rngs.state(),
               "steps": {name: state for name, state in states.items() if state}}  # steps that keep something
+    program = run.spec.program
     return Checkpoint(model=run.net.model.state_dict(), spec=spec_text(run.spec), params=_params(run.spec),
+                      files=dict(program.sources), network=run.spec.graph.name,
                       classes=run.data.classes, normalization=run.data.normalization, data=data,
                       recipe=recipe.to_dict(), history=run.history, resume=resume)
 
@@ -66,7 +68,8 @@ def _load_model(run: Run, saved: Checkpoint) -> None:
 
 
 def spec_text(spec) -> str:
-    return spec.graph.input.span.source.text
+    """The main file's text (with `Program.sources`, what rebuilds the network)."""
+    return spec.program.text or spec.graph.input.span.source.text
 
 
 def _params(spec) -> dict:

@@ -88,31 +88,13 @@ def read_checkpoint(run: str | Path, spec_file: str | None = None, network: str 
 
 
 def _spec(saved: dict, path: Path, spec_file: str | None, network: str | None, sets: dict):
-    from cnndsl.api import load, loads
+    """`spec_file`, or the network the checkpoint holds (its text, the files it uses, its --set values)."""
+    from cnndsl.api import load
+    from cnndsl.train.checkpoint import from_dict, spec_of
 
     if spec_file is not None:
         return load(Path(spec_file), network, **sets)
-    text = saved.get("spec")
-    if not isinstance(text, str) or not text.strip():
-        raise UsageError(f"{path} holds no spec text (a bare state_dict, or a checkpoint of an older cnndsl)",
-                         hint="name the spec it was trained from: --spec FILE (and its --set values)")
-    trained = saved.get("params") if isinstance(saved.get("params"), dict) else {}
-    params = {str(k): _param(v) for k, v in trained.items()}
-    return loads(text, network, name=f"{path} (its spec)", **{**params, **sets})
-
-
-_TUPLE = re.compile(r"^\((\d+, )*\d+,?\)$")
-
-
-def _param(value):
-    """A --set value as the run saved it: numbers and booleans as they were, sizes and words as text."""
-    from cnndsl.ops.base import Symbol
-
-    if not isinstance(value, str):
-        return value
-    if _TUPLE.match(value):
-        return tuple(int(v) for v in value.strip("(),").split(","))
-    return Symbol(value) if value.isidentifier() else value
+    return spec_of(from_dict(saved, path) if saved else None, path, network, sets)
 
 
 def sample(trained: Trained, image: str | None = None, index: int | None = None) -> Sample:
