@@ -62,7 +62,7 @@ def capture(model, report, x, names: list[str]):
     import torch
 
     outputs: dict = {}
-    hooks = [module_of(model, report, name).register_forward_hook(_keeper(outputs, name)) for name in names]
+    hooks = [_hook(model, report, name, outputs) for name in names]
     try:
         with not_in_place(model), torch.no_grad():
             scores = logits(model)(x)
@@ -73,6 +73,23 @@ def capture(model, report, x, names: list[str]):
     if missing:
         raise UsageError(f"layer `{missing[0]}` did not run for this input")
     return scores, outputs
+
+
+def _hook(model, report, name: str, outputs: dict):
+    """A hook on the layer's module; for a sum or merge that its block's forward computes (`out += identity`),
+    a pre-hook on a layer that reads it, whose input is that sum."""
+    try:
+        return module_of(model, report, name).register_forward_hook(_keeper(outputs, name))
+    except UsageError:
+        readers = [f.layer.id for f in report.analysis.layers if f.layer.inputs == [name]]
+        for reader in readers:
+            try:
+                module = module_of(model, report, reader)
+            except UsageError:
+                continue
+            return module.register_forward_pre_hook(lambda m, inputs: outputs.__setitem__(
+                name, inputs[0].detach().clone()))
+        raise
 
 
 def _keeper(outputs: dict, name: str):

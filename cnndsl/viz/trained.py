@@ -67,34 +67,33 @@ def read_checkpoint(run: str | Path, spec_file: str | None = None, network: str 
     `sets` are --set values over those the run was trained with. A bare state_dict, or a checkpoint of a
     cnndsl that saved no spec text, needs `spec_file`.
     """
-    from cnndsl.train.checkpoint import torch_load
+    from cnndsl.train.checkpoint import read_weights
     from cnndsl.train.infer import _classes, _normalization
-    from cnndsl.weights import load_weights, read_state_dict
+    from cnndsl.weights import load_weights
 
     path = checkpoint_path(run)
-    data = torch_load(path, "the checkpoint")
-    saved = data if isinstance(data, dict) and isinstance(data.get("model"), dict) else {}
+    state, saved = read_weights(path)  # saved: the Checkpoint, or None for a bare state_dict
     spec = _spec(saved, path, spec_file, network, sets or {})
     report = spec.check()
     model = spec.build()
     try:
-        load_weights(model, read_state_dict(data))
+        load_weights(model, state)
     except CnnError as e:
         raise CnnError(f"{path}: {e.message}", hint="give the spec and --set values the weights were trained with "
                        "(--spec FILE --set KEY=VALUE)") from None
-    recipe = saved.get("recipe") if isinstance(saved.get("recipe"), dict) else {}
+    recipe = saved.recipe if saved is not None and isinstance(saved.recipe, dict) else {}
     return Trained(path, spec, model.eval(), _classes(saved, report.output[0]),
                    _normalization(saved, report.input, path), recipe, report)
 
 
-def _spec(saved: dict, path: Path, spec_file: str | None, network: str | None, sets: dict):
+def _spec(saved, path: Path, spec_file: str | None, network: str | None, sets: dict):
     """`spec_file`, or the network the checkpoint holds (its text, the files it uses, its --set values)."""
     from cnndsl.api import load
-    from cnndsl.train.checkpoint import from_dict, spec_of
+    from cnndsl.train.checkpoint import spec_of
 
     if spec_file is not None:
         return load(Path(spec_file), network, **sets)
-    return spec_of(from_dict(saved, path) if saved else None, path, network, sets)
+    return spec_of(saved, path, network, sets)
 
 
 def sample(trained: Trained, image: str | None = None, index: int | None = None) -> Sample:
