@@ -134,6 +134,6 @@ def test_saved_file_names_are_only_names(tmp_path, monkeypatch):
     assert given.check().output == (10,) and given.check().params == 5 * 1 + 5 + 5 * 10 + 10
     with pytest.raises(CnnError, match="no standard library file `std/../api`"):
         cnndsl.loads('use "std/../api"\n' + text, files={"blocks.cnn": "block b { conv 5 kernel=1 }"})
-    with pytest.raises(CnnError, match="past the limit of 100 bytes"):
+    with pytest.raises(CnnError, match="blocks.cnn is more than the limit of 100 bytes"):
         cnndsl.loads(text, files={"blocks.cnn": "block b { conv 5 kernel=1 }" + " " * 100},
                      limits=cnndsl.Limits(spec_bytes=100))
