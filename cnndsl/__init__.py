@@ -24,11 +24,11 @@ _API = {"load", "loads", "check", "Spec", "Report", "train", "evaluate", "predic
 
 
 class _Package(types.ModuleType):
-    """`import cnndsl.train.loop` binds the subpackage as the attribute `cnndsl.train`, which would hide the
-    function cnndsl.train; the subpackage stays reachable as a module (`from cnndsl.train import ...`)."""
+    """`import cnndsl.train.loop` (or `cnndsl.export`) binds the submodule as the attribute `cnndsl.train`, which
+    would hide the function cnndsl.train; the submodule stays reachable as a module (`from cnndsl.train import`)."""
 
     def __setattr__(self, name: str, value) -> None:
-        if name == "train" and isinstance(value, types.ModuleType):
+        if name in _API and isinstance(value, types.ModuleType):
             return
         super().__setattr__(name, value)
 
