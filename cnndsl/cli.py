@@ -305,10 +305,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cnndsl.viz.trained import checkpoint_path, read_checkpoint, sample
+    from cnndsl.train.checkpoint import find
+    from cnndsl.viz.trained import read_checkpoint, sample
 
     trained = read_checkpoint(args.source, args.spec, args.network, _params(args.set))
-    out = Path(args.out) if args.out else checkpoint_path(args.source).parent
+    out = Path(args.out) if args.out else find(args.source).parent
     if args.what == "filters":
         from cnndsl.viz.learned import show_filters
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnndsl.codegen.naming import pyname
+from cnndsl.codegen.naming import claim_local, pyname
 
 INPUT = "<input>"  # how wiring names the network's input (`x: input 3x32x32`); no child can have this name
 
@@ -98,12 +98,7 @@ class Forward:
         self.result = result
 
     def local(self, base: str) -> str:
-        name, n = base, 1
-        while name in self.taken:
-            n += 1
-            name = f"{base}_{n}"
-        self.taken.add(name)
-        return name
+        return claim_local(base, self.taken)
 
     def add(self, depth: int, text: str) -> None:
         self.lines.append("    " * (depth + 2) + text)

@@ -6,6 +6,8 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from cnndsl.codegen.naming import claim_local
+
 
 @dataclass
 class Lines:
@@ -45,9 +47,4 @@ class Lines:
                 self.lines = [line for line in self.lines if not assigned.match(line)]
 
     def local(self, base: str) -> str:
-        name, n = base, 1
-        while name in self.taken:
-            n += 1
-            name = f"{base}_{n}"
-        self.taken.add(name)
-        return name
+        return claim_local(base, self.taken)

@@ -78,5 +78,15 @@ class ClassState:
         return False
 
 
+def claim_local(base: str, taken: set[str]) -> str:
+    """A local variable name not yet in `taken` (base, base_2, base_3...), now taken."""
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    taken.add(name)
+    return name
+
+
 def _stem(name: str) -> str:
     return re.sub(r"_?\d+$", "", name)

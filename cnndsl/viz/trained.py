@@ -46,20 +46,6 @@ class Sample:
     label: str | None = None  # the true class of a dataset sample
 
 
-def checkpoint_path(run: str | Path) -> Path:
-    """RUN (a run folder: its best.pt) or a checkpoint file."""
-    path = Path(run)
-    if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / name).is_file():
-                return path / name
-        raise UsageError(f"{path} holds no best.pt or last.pt", hint="give the folder of a `cnndsl train` run, or a "
-                         "checkpoint file")
-    if not path.exists():
-        raise UsageError(f"no such run or checkpoint: {path}", hint="`cnndsl train` prints the run folder it wrote")
-    return path
-
-
 def read_checkpoint(run: str | Path, spec_file: str | None = None, network: str | None = None,
                     sets: dict | None = None) -> Trained:
     """The network of a run: its spec (the text saved in the checkpoint, or `spec_file`), weights and data notes.
@@ -67,11 +53,11 @@ def read_checkpoint(run: str | Path, spec_file: str | None = None, network: str 
     `sets` are --set values over those the run was trained with. A bare state_dict, or a checkpoint of a
     cnndsl that saved no spec text, needs `spec_file`.
     """
-    from cnndsl.train.checkpoint import read_weights
+    from cnndsl.train.checkpoint import find, read_weights
     from cnndsl.train.infer import _classes, _normalization
     from cnndsl.weights import load_weights
 
-    path = checkpoint_path(run)
+    path = find(run)
     state, saved = read_weights(path)  # saved: the Checkpoint, or None for a bare state_dict
     spec = _spec(saved, path, spec_file, network, sets or {})
     report = spec.check()
