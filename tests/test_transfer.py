@@ -67,7 +67,9 @@ def test_torchvision_weights_from_a_local_server_train_two_phases(server, tmp_pa
     monkeypatch.delenv("CNNDSL_WEIGHTS_MIRROR", raising=False)
     book = load_recipe(ROOT / "examples/recipes/transfer.yaml")
     phases = [dict(p, epochs=1) for p in book.phases]
-    phases[0]["freeze"] = [f for f in phases[0]["freeze"] if f != "stage4"] + ["stage4"]
+    # the book freezes ResNet-50's base (stem1, bottleneck_stage1..4); resnet18.cnn names its stages stage1..4
+    assert phases[0]["freeze"] == ["stem1"] + [f"bottleneck_stage{i}" for i in range(1, 5)]
+    phases[0]["freeze"] = ["stem1"] + [f"stage{i}" for i in range(1, 5)]
     folder = _image_folder(tmp_path / "pets")
 
     def run(out, plan):
