@@ -20,8 +20,15 @@ from cnndsl.train.recipe import load_recipe  # noqa: E402
 from cnndsl.viz import tiles  # noqa: E402
 from cnndsl.viz.cam import cam_structure, class_map, last_maps  # noqa: E402
 from cnndsl.viz.capture import capture, module_of  # noqa: E402
-from cnndsl.viz.learned import draw_filters, draw_maps, feature_maps, filter_grid, first_stage  # noqa: E402
-from cnndsl.viz.trained import Sample, read_checkpoint, sample  # noqa: E402
+from cnndsl.viz.learned import (  # noqa: E402
+    draw_filters,
+    draw_maps,
+    feature_maps,
+    filter_grid,
+    filters_title,
+    first_stage,
+)
+from cnndsl.viz.trained import Sample, Trained, read_checkpoint, sample  # noqa: E402
 from conftest import ROOT  # noqa: E402
 
 # conv1 keeps 8x8, so the first stage is conv1 and conv2; conv3 works on 4x4. `width` is trained as 6.
@@ -202,6 +209,21 @@ def test_a_layer_seeing_many_channels_has_a_row_per_filter(trained):
     assert np.array_equal(grid.tiles[5 * 8 + 2], weight[5, 2])
     with pytest.raises(UsageError, match="`maxpool1` has no 2-D kernels"):
         filter_grid(trained, "maxpool1")
+
+
+def test_large_layers_show_their_first_filters_and_say_so():
+    spec = cnndsl.loads("network wide { input 1x8x8\n conv 300 kernel=3\n conv 40 kernel=3\n flatten\n dense 2 }")
+    wide = Trained(None, spec, spec.build().eval(), ["0", "1"], {})
+    first, second = filter_grid(wide), filter_grid(wide, "conv2")
+    assert len(first.tiles) == 256 and first.columns == 16
+    assert filters_title(wide, first) == "wide · conv1: 300 filters of 3x3x1, the first 256\none scale for all: " \
+        f"±{first.vmax:.3g}"
+    assert len(second.tiles) == 32 * 16 and second.columns == 16 and second.shown_filters == 32
+    assert np.array_equal(second.tiles[31 * 16 + 15], wide.model.conv2.weight.detach().numpy()[31, 15])
+    assert filters_title(wide, second).startswith("wide · conv2: 40 filters of 3x3x300, the first 32\n"
+                                                  "the first 16 input channels a row; one scale for all: ±")
+    fig = draw_filters(first, "t")
+    assert len(fig.axes[0].texts) == 0 and len(fig.axes[0].get_yticks()) == 16  # rows labelled, not tiles
 
 
 def test_rgb_filters_are_colour_images_with_grey_for_zero(tmp_path):

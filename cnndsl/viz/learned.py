@@ -20,6 +20,7 @@ DIVERGING = "RdBu_r"
 GAP_COLOUR = "#a0a0a0"  # between tiles: a mid grey, which the diverging map never draws
 MAX_FILTERS = 256  # tiles of one picture; beyond, the first MAX_FILTERS are shown and the title says so
 MAX_CHANNELS = 16  # input channels per filter, for a layer that sees neither 1 nor 3 channels
+MAX_ROWS = 32  # filters of such a layer: a row each
 
 
 @dataclass
@@ -38,11 +39,14 @@ class FilterGrid:
 
 
 def first_conv(trained: Trained) -> str:
+    """The first convolution with kernels of its own (a separable conv's are two modules'; it is skipped)."""
     from cnndsl.ops import REGISTRY
 
     for figures in trained.report.analysis.layers:
         if REGISTRY[figures.layer.op].category == "convolution":
-            return figures.layer.id
+            weight = getattr(module_of(trained.model, trained.report, figures.layer.id), "weight", None)
+            if weight is not None and weight.dim() == 4:
+                return figures.layer.id
     raise UsageError(f"{trained.name} has no convolution, so no filters to show")
 
 
@@ -67,14 +71,14 @@ def filter_grid(trained: Trained, layer: str | None = None, rgb: bool | None = N
     if channels == 1:
         return FilterGrid(layer, w.shape, [w[f, 0] for f in range(shown)], tiles.columns_for(shown), False, False,
                           vmax, shown, 1)
-    shown = min(shown, 2 * MAX_FILTERS // min(channels, MAX_CHANNELS))  # rows of tiles: at most 32
+    shown = min(shown, MAX_ROWS)
     width = min(channels, MAX_CHANNELS)
     kernels = [w[f, c] for f in range(shown) for c in range(width)]
     return FilterGrid(layer, w.shape, kernels, width, False, True, vmax, shown, width)
 
 
 def draw_filters(grid: FilterGrid, title: str):
-    """The grid as a figure: one image of all tiles, rows labelled with their first filter."""
+    """The grid as a figure: one image of all tiles, numbered (or rows labelled with their filter)."""
     plt = tiles.pyplot()
     image = tiles.mosaic(grid.tiles, grid.columns)
     fig, ax = plt.subplots(figsize=tiles.figure_size(image.shape[:2], 0 if grid.rgb else 1.2), layout="constrained")
