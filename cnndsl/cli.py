@@ -355,6 +355,8 @@ def cmd_layers(args: argparse.Namespace) -> int:
 def _show(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, tuple):  # a pair's default, (1, 1), as it is written: 1
+        return str(v[0]) if len(set(v)) == 1 else "x".join(map(str, v))
     return "kernel" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
 

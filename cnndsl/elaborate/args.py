@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from cnndsl.elaborate.expr import Env, describe, evaluate, undefined_hint
 from cnndsl.errors import CnnError, Span, did_you_mean
 from cnndsl.ops import ACTIVATIONS, REQUIRED, ArgSpec, Op, Symbol, lookup
+from cnndsl.ops.base import pair
 from cnndsl.syntax import ast
 
 
@@ -125,6 +126,12 @@ def _ints(v, sizes: tuple[int, ...]):
     return _int(v)
 
 
+def _paired(v, sizes: tuple[int, ...] = (2,)):
+    """A size for both axes: `3` becomes (3, 3) here, once, so that the registry's entries see only tuples."""
+    out = _ints(v, sizes)
+    return out if out is _BAD else pair(out)
+
+
 def _word(v) -> str | None:
     return v.name if isinstance(v, Symbol) else v if isinstance(v, str) else None
 
@@ -133,7 +140,7 @@ def _padding(v, spec=None):
     word = _word(v)
     if word is not None:
         return word if word in ("same", "valid") else _BAD
-    return _ints(v, (2,))
+    return _paired(v)
 
 
 def _choice(v, spec: ArgSpec):
@@ -154,12 +161,12 @@ _KINDS = {
     "int": _int,
     "float": _float,
     "bool": _bool,
-    "pair": lambda v, spec: _ints(v, (2,)) if v is not None else _BAD,
+    "pair": lambda v, spec: _paired(v) if v is not None else _BAD,
     "padding": _padding,
     "choice": _choice,
     "activation": _activation,
     "shape": lambda v, spec: _ints(v, tuple(range(1, 9))),
-    "ints": lambda v, spec: _ints(v, (2, 4)),
+    "ints": lambda v, spec: _paired(v, (2, 4)),
 }
 
 _EXPECTS = {

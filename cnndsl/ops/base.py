@@ -49,6 +49,13 @@ class ArgSpec:
     rank: bool = False  # decides the output's rank: written out, not a parameter (the generated code needs it)
     doc: str = ""
 
+    def __post_init__(self) -> None:
+        if self.kind in PAIRED and isinstance(self.default, int):  # stored as the binder coerces a given value
+            object.__setattr__(self, "default", pair(self.default))
+
+
+PAIRED = ("pair", "padding", "ints")  # kinds whose single number means the same on both axes: held as (h, w)
+
 
 @dataclass
 class Window:
@@ -177,7 +184,8 @@ def need_flat(op: str, shape: Shape) -> int:
     return shape[0]
 
 
-def pair(v) -> tuple[int, int]:
+def pair(v) -> tuple:
+    """(h, w) of a size given as one number; the binder applies it, so entries always see tuples."""
     return v if isinstance(v, tuple) else (v, v)
 
 
@@ -208,10 +216,10 @@ def axis_out(n: int, before: int, after: int, k: int, s: int, d: int = 1, ceil: 
 PADDED_PIXELS = 1 << 24  # a padded map (a temporary of PyTorch's) may be this large whatever its input
 
 
-def spatial(op: str, a: Args, shape: Shape, kernel, stride, dilation=1, ceil=False):
+def spatial(op: str, a: Args, shape: Shape, kernel: tuple, stride: tuple, dilation: tuple = (1, 1), ceil=False):
     """Output H, W and the padding used, raising a located-friendly error when a size reaches 0."""
     c, h, w = need_image(op, shape)
-    (kh, kw), (sh, sw), (dh, dw) = pair(kernel), pair(stride), pair(dilation)
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     padding = a.values.get("padding", "valid")
     ph, pw = pads(pair_or(padding, 0), h, kh, sh, dh), pads(pair_or(padding, 1), w, kw, sw, dw)
     padded = (h + sum(ph)) * (w + sum(pw))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, Window, fmt_int, out_formula, pair, spatial
+from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, Window, fmt_int, out_formula, spatial
 from cnndsl.ops.source import binop
 from cnndsl.ops.torchsrc import ctor, padding, spatial_out, unpair
 
@@ -28,16 +28,15 @@ def _out(op: str, a: Args, x: Shape) -> tuple[int, int]:
 
 
 def _window(a: Args, ins: list[Shape]) -> Window:
-    (kh, kw), (sh, sw), (dh, dw) = pair(a.kernel), pair(a.stride), pair(a.dilation)
+    (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.stride, a.dilation
     return Window(dh * (kh - 1) + 1, dw * (kw - 1) + 1, sh, sw)
 
 
 def _size_lines(op: str, a: Args, x: Shape, out: Shape, ceil: bool = False) -> list[str]:
     """The output-size formula for H and W, written once when both axes agree."""
     _, h, w = x
-    _, _, ph, pw = spatial(op, Args(dict(a.values)), x, a.kernel, a.stride, a.values.get("dilation", 1), ceil)
-    (kh, kw), (sh, sw) = pair(a.kernel), pair(a.stride)
-    dh, dw = pair(a.values.get("dilation", 1))
+    (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.stride, a.values.get("dilation", (1, 1))  # pools have none
+    _, _, ph, pw = spatial(op, Args(dict(a.values)), x, a.kernel, a.stride, (dh, dw), ceil)
     padding = a.values.get("padding", "valid")
     fh = out_formula(h, ph, kh, sh, dh, out[1], padding, ceil)
     fw = out_formula(w, pw, kw, sw, dw, out[2], padding, ceil)
@@ -45,9 +44,7 @@ def _size_lines(op: str, a: Args, x: Shape, out: Shape, ceil: bool = False) -> l
 
 
 def _kernel_text(a: Args) -> str:
-    kh, kw = pair(a.kernel)
-    sh, sw = pair(a.stride)
-    dh, dw = pair(a.values.get("dilation", 1))  # pools have none
+    (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.stride, a.values.get("dilation", (1, 1))  # pools have none
     k = f"{kh}x{kw}"
     k += f"/{sh}" if sh == sw and sh > 1 else f"/{sh}x{sw}" if (sh, sw) != (1, 1) else ""
     # dilation beside the kernel, as groups stand after the filters: `conv 3x3 d2 → 64`
@@ -57,8 +54,8 @@ def _kernel_text(a: Args) -> str:
 def _common(g: CodeArgs) -> dict:
     """Keyword arguments of nn.Conv2d, defaults left out, and Keras' asymmetric padding if any."""
     pad, pads4 = padding(g, g.kernel, g.stride, g.dilation)
-    return dict(kernel_size=unpair(g.kernel), stride=None if g.stride == 1 else unpair(g.stride), padding=pad,
-                dilation=None if g.dilation == 1 else unpair(g.dilation)), pads4
+    return dict(kernel_size=unpair(g.kernel), stride=None if g.stride == (1, 1) else unpair(g.stride), padding=pad,
+                dilation=None if g.dilation == (1, 1) else unpair(g.dilation)), pads4
 
 
 def _conv_class(g: CodeArgs, pads4) -> str:
@@ -87,17 +84,17 @@ def _conv_shape(a: Args, ins: list[Shape]) -> Shape:
 
 
 def _conv_params(a: Args, ins: list[Shape]) -> int:
-    kh, kw = pair(a.kernel)
+    kh, kw = a.kernel
     return a.filters * (ins[0][0] // a.groups) * kh * kw + (a.filters if a.bias else 0)
 
 
 def _conv_macs(a: Args, ins: list[Shape], out: Shape) -> int:
-    kh, kw = pair(a.kernel)
+    kh, kw = a.kernel
     return out[1] * out[2] * a.filters * (ins[0][0] // a.groups) * kh * kw
 
 
 def _conv_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
-    kh, kw = pair(a.kernel)
+    kh, kw = a.kernel
     cin = ins[0][0] // a.groups
     bias = " + 1" if a.bias else ""
     groups = f" ({ins[0][0]} channels / {a.groups} groups)" if a.groups > 1 else ""
@@ -138,18 +135,18 @@ def _dw_shape(a: Args, ins: list[Shape]) -> Shape:
 
 
 def _dw_params(a: Args, ins: list[Shape]) -> int:
-    kh, kw = pair(a.kernel)
+    kh, kw = a.kernel
     c = ins[0][0] * a.multiplier
     return c * kh * kw + (c if a.bias else 0)
 
 
 def _dw_macs(a: Args, ins: list[Shape], out: Shape) -> int:
-    kh, kw = pair(a.kernel)
+    kh, kw = a.kernel
     return out[1] * out[2] * out[0] * kh * kw
 
 
 def _dw_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
-    kh, kw = pair(a.kernel)
+    kh, kw = a.kernel
     bias = " + 1" if a.bias else ""
     return _size_lines("dwconv", a, ins[0], out) + [
         f"params = ({kh}*{kw}{bias}) * {out[0]} channels = {fmt_int(_dw_params(a, ins))}",
@@ -190,19 +187,19 @@ def _sep_shape(a: Args, ins: list[Shape]) -> Shape:
 
 
 def _sep_params(a: Args, ins: list[Shape]) -> int:
-    kh, kw = pair(a.kernel)
+    kh, kw = a.kernel
     mid = ins[0][0] * a.multiplier
     return mid * kh * kw + mid * a.filters + (a.filters if a.bias else 0)
 
 
 def _sep_macs(a: Args, ins: list[Shape], out: Shape) -> int:
-    kh, kw = pair(a.kernel)
+    kh, kw = a.kernel
     mid = ins[0][0] * a.multiplier
     return out[1] * out[2] * (mid * kh * kw + mid * a.filters)
 
 
 def _sep_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
-    kh, kw = pair(a.kernel)
+    kh, kw = a.kernel
     mid = ins[0][0] * a.multiplier
     bias = f" + {a.filters}" if a.bias else ""
     full = out[1] * out[2] * a.filters * ins[0][0] * kh * kw

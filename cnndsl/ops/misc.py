@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, Window, fmt_shape, need_image, pair
+from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, Window, fmt_shape, need_image
 from cnndsl.ops.source import binop
 from cnndsl.ops.torchsrc import ctor, two, unpair
 
@@ -35,7 +35,7 @@ IDENTITY = Op("identity", "Passes its input through unchanged.", "shape", torch=
 
 def _upsample_shape(a: Args, ins: list[Shape]) -> Shape:
     c, h, w = need_image("upsample", ins[0])
-    sh, sw = pair(a.scale)
+    sh, sw = a.scale
     return (c, h * sh, w * sw)
 
 
@@ -49,8 +49,8 @@ UPSAMPLE = Op(
     ),
     shape=_upsample_shape,
     # outputs are closer together than the input's: the step between them shrinks
-    window=lambda a, ins: Window(1, 1, 1 / pair(a.scale)[0], 1 / pair(a.scale)[1]),
-    label=lambda a, ins: f"upsample x{'x'.join(map(str, sorted(set(pair(a.scale)))))}",
+    window=lambda a, ins: Window(1, 1, 1 / a.scale[0], 1 / a.scale[1]),
+    label=lambda a, ins: f"upsample x{'x'.join(map(str, sorted(set(a.scale))))}",
     torch=lambda g: ctor("nn.Upsample", scale_factor=unpair(g.scale), mode=None if g.mode == "nearest" else g.mode),
     sym_shape=lambda g: (g.x[0], binop("*", g.x[1], two(g.scale)[0]), binop("*", g.x[2], two(g.scale)[1])),
     shape_rule="C x H*scale x W*scale",
@@ -62,7 +62,7 @@ def _zeropad_sides(a: Args) -> tuple[int, int, int, int]:
     p = a.padding
     if isinstance(p, tuple) and len(p) == 4:
         return p
-    ph, pw = pair(p)
+    ph, pw = two(p)
     return (pw, pw, ph, ph)
 
 

@@ -13,7 +13,6 @@ from cnndsl.ops.base import (
     ceil_div,
     fmt_shape,
     need_image,
-    pair,
     spatial,
 )
 from cnndsl.ops.conv import PADDING, _kernel_text, _size_lines
@@ -36,21 +35,21 @@ def _stride(a: Args):
 def _pool_shape(op: str):
     def shape(a: Args, ins: list[Shape]) -> Shape:
         padding = a.padding
-        if isinstance(padding, (int, tuple)):
-            for p, k in zip(pair(padding), pair(a.kernel)):
+        if isinstance(padding, tuple):
+            for p, k in zip(padding, a.kernel):
                 if p > k // 2:
                     raise ShapeError(
                         f"{op} padding {p} is more than half its kernel {k}",
                         hint="PyTorch pads pools by at most kernel // 2; use padding=same for Keras' rule",
                     )
-        ho, wo, _, _ = spatial(op, a, ins[0], a.kernel, _stride(a), 1, a.ceil)
+        ho, wo, _, _ = spatial(op, a, ins[0], a.kernel, _stride(a), (1, 1), a.ceil)
         return (ins[0][0], ho, wo)
 
     return shape
 
 
 def _pool_window(a: Args, ins: list[Shape]) -> Window:
-    (kh, kw), (sh, sw) = pair(a.kernel), pair(_stride(a))
+    (kh, kw), (sh, sw) = a.kernel, _stride(a)
     return Window(kh, kw, sh, sw)
 
 
@@ -71,7 +70,7 @@ def _pool_label(op: str):
 def _pool_torch(op: str):
     def torch(g: CodeArgs) -> str:
         stride = g.kernel if g.stride is None else g.stride
-        pad, pads4 = padding(g, g.kernel, stride, 1, torch_same=False)
+        pad, pads4 = padding(g, g.kernel, stride, (1, 1), torch_same=False)
         if pads4 is not None:
             return ctor("PoolSame", op, unpair(g.kernel), unpair(stride), pads4)
         exclude = g.padding == "same" or g.values.get("count_include_pad", True) is False
@@ -84,7 +83,7 @@ def _pool_torch(op: str):
 
 
 def _pool_sym(g: CodeArgs) -> tuple:
-    return (g.x[0], *spatial_out(g, g.kernel, g.kernel if g.stride is None else g.stride, 1, g.ceil))
+    return (g.x[0], *spatial_out(g, g.kernel, g.kernel if g.stride is None else g.stride, (1, 1), g.ceil))
 
 
 def _pool(name: str, doc: str, extra=()) -> Op:
@@ -149,12 +148,12 @@ GLOBALMAXPOOL = _global("globalmaxpool", "Maximum of each channel (Keras GlobalM
 
 def _adaptive_shape(a: Args, ins: list[Shape]) -> Shape:
     c, _, _ = need_image("adaptiveavgpool", ins[0])
-    return (c, *pair(a.size))
+    return (c, *a.size)
 
 
 def _adaptive_window(a: Args, ins: list[Shape]) -> Window:
     _, h, w = ins[0]
-    oh, ow = pair(a.size)
+    oh, ow = a.size
     return Window(ceil_div(h, oh), ceil_div(w, ow), h // oh or 1, w // ow or 1)
 
 
@@ -165,7 +164,7 @@ ADAPTIVEAVGPOOL = Op(
     args=(ArgSpec("size", "pair", positional=True, low=1, doc="output HxW"),),
     shape=_adaptive_shape,
     window=_adaptive_window,
-    label=lambda a, ins: f"adaptiveavgpool → {'x'.join(map(str, pair(a.size)))}",
+    label=lambda a, ins: f"adaptiveavgpool → {'x'.join(map(str, a.size))}",
     torch=lambda g: ctor("nn.AdaptiveAvgPool2d", unpair(g.size)),
     sym_shape=lambda g: (g.x[0], *two(g.size)),
     shape_rule="C x size",

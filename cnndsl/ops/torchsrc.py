@@ -21,12 +21,11 @@ def unpair(v):
 
 
 def two(v) -> tuple:
-    """(h, w) of a pair argument; one known only at construction may be an int or a tuple then."""
-    if isinstance(v, tuple):
-        return v
+    """(h, w) of a pair argument. The binder made every known one a tuple; one known only at construction
+    (a block's parameter) may be an int or a tuple then, so the generated code splits it with its `pair`."""
     if isinstance(v, Src):
         return Src(f"pair({v.text})[0]"), Src(f"pair({v.text})[1]")
-    return (v, v)
+    return v
 
 
 def effective(k, d):
