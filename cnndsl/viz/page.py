@@ -19,6 +19,7 @@ from cnndsl.errors import CnnError
 from cnndsl.report import HEAD, Row, row_cells, rows, total_rows
 
 MAX_DIAGRAM_NODES = 90  # beyond, the diagram folds block calls (as --depth) until it fits a screen or two
+PAGE_NODES = 600  # a diagram that stays larger at every depth is left out (dot takes seconds per hundred nodes)
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
@@ -171,6 +172,12 @@ def diagram_html(a: Analysis, depth: int | None = None) -> str:
     except ImportError as e:  # the graphviz Python package
         return _missing(f"the diagram needs the graphviz Python package ({e})", "pip install graphviz")
     shown = diagram_depth(a, depth)
+    from cnndsl.viz.architecture import layout
+
+    nodes = len(layout(a, shown).nodes)
+    if nodes > PAGE_NODES:  # a flat network of thousands of layers: dot would take minutes
+        return _missing(f"the diagram would have {nodes:,} nodes, more than a page shows ({PAGE_NODES})",
+                        "fold it with --depth, or draw it alone with `cnndsl plot`")
     try:
         svg = render(a, "svg", shown).decode()
     except CnnError as e:  # no `dot` here, or a diagram too large for it
