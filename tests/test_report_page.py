@@ -90,6 +90,15 @@ def test_a_long_network_unfolded_gets_a_folded_diagram_and_every_row(tmp_path):
     assert "block calls folded at depth 2" in text and "cnndsl plot SPEC</code> draws every layer" in text
 
 
+def test_a_diagram_too_large_at_every_depth_is_left_out_with_a_note():
+    from cnndsl.viz.page import spec_page
+
+    text = "network flat {\n    input 1x8x8\n" + "    relu\n" * 700 + "    flatten\n    dense 10\n}\n"
+    page = Page(spec_page(cnndsl.loads(text).check(), text))
+    assert page.count("svg") == 0 and len(page.rows("layer")) == 702
+    assert "No diagram: the diagram would have 703 nodes, more than a page shows (600)." in "".join(page.text)
+
+
 def test_user_text_is_escaped_everywhere(tmp_path):
     spec = tmp_path / HOSTILE_NAME
     spec.write_text(HOSTILE)
@@ -130,17 +139,28 @@ def test_html_never_replaces_the_spec_and_check_html_never_imports_torch(tmp_pat
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    """A run stopped after its last epoch, before its end (as if killed), then finished by --resume: the result,
+    metrics.json, and the page the stopped run had left."""
     pytest.importorskip("torch")
-    from cnndsl.train.loop import train
+    from cnndsl.train import loop
     from cnndsl.train.recipe import load_recipe
 
+    def killed(run):
+        raise KeyboardInterrupt
+
     out = tmp_path_factory.mktemp("report") / "run"
-    result = train(cnndsl.loads(SMALL), load_recipe(None, epochs=2, lr=0.01), out, log=lambda line: None)
-    return result, json.loads((out / "metrics.json").read_text())
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(loop, "finish", killed)
+        with pytest.raises(KeyboardInterrupt):
+            loop.train(cnndsl.loads(SMALL), load_recipe(None, epochs=2, lr=0.01), out, log=lambda line: None)
+    stopped = (out / "report.html").read_text()
+    result = loop.train(cnndsl.loads(SMALL), load_recipe(None, epochs=2, lr=0.01), out, resume=True,
+                        log=lambda line: None)
+    return result, json.loads((out / "metrics.json").read_text()), stopped
 
 
 def test_a_run_leaves_its_page_with_the_results_and_pictures(run):
-    result, metrics = run
+    result, metrics, _ = run
     text = (result.out / "report.html").read_text()
     page = Page(text)
     assert page.rows("layer") == [f.layer.id for f in cnndsl.loads(SMALL).check().analysis.layers[1:]]
@@ -163,21 +183,13 @@ def test_a_run_leaves_its_page_with_the_results_and_pictures(run):
                                                                   r"<td class=\"num\">\d\.\d{4}</td>", text)) == 2
 
 
-def test_a_page_after_an_epoch_is_consistent_before_the_run_finishes(tmp_path):
-    pytest.importorskip("torch")
-    from cnndsl.train import loop
-    from cnndsl.train.recipe import load_recipe
-
-    def stop(run):  # as if the run were killed after its first epoch
-        raise KeyboardInterrupt
-
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(loop, "finish", stop)
-        with pytest.raises(KeyboardInterrupt):
-            loop.train(cnndsl.loads(SMALL), load_recipe(None, epochs=1), tmp_path / "run", log=lambda line: None)
-    text = (tmp_path / "run/report.html").read_text()
-    assert "under way, or was stopped, after epoch 1 of 1" in text and text.rstrip().endswith("</html>")
+def test_a_stopped_run_leaves_a_consistent_page_of_its_epochs(run):
+    _, metrics, text = run
+    assert "under way, or was stopped, after epoch 2 of 2" in text and text.rstrip().endswith("</html>")
     assert 'id="curves"' not in text and len(Page(text).rows("layer")) == 8
+    epochs = re.search(r'<table class="epochs">.*?</table>', text).group(0)
+    val_loss = r'<tr(?: class=best)?><td class="num">\d</td>(?:<td class="num">[\d.]+</td>){2}<td class="num">([\d.]+)'
+    assert re.findall(val_loss, epochs) == [f"{row['val_loss']:.4f}" for row in metrics["epochs"]]
 
 
 # ---- in a real browser --------------------------------------------------------------------------------------
@@ -250,7 +262,7 @@ def test_chromium_shows_the_spec_page(tmp_path):
 
 
 def test_chromium_shows_the_run_page_and_runs_nothing_a_spec_says(run, tmp_path):
-    result, _ = run
+    result, _, _ = run
     probe, console = chromium(result.out / "report.html", tmp_path, "run.png", height=4000)
     assert_sound(probe, console)
     assert len(probe["imgs"]) >= 5 and probe["svg"] == 9 and probe["width"] <= 1280  # curves, confusion, filters

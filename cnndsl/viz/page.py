@@ -42,7 +42,7 @@ tr.frozen td.name { color: #3557a0; }
 td.none { color: #999; }
 tr.best td { background: #fdecea; font-weight: 600; }
 details summary { cursor: pointer; }
-details.why pre { margin: .2em 0 .4em 1.2em; color: #444; font-size: 12px; white-space: pre; }
+details.why pre { margin: .2em 0 .4em 1.2em; color: #444; font-size: 12px; white-space: pre-wrap; max-width: 36em; }
 table.totals td:first-child { font-weight: 600; }
 .spec pre { background: #f7f7f7; border: 1px solid #e4e4e4; padding: .6em; overflow: auto; max-height: 40em; }
 .warnings li { color: #8a5a00; }
