@@ -62,6 +62,8 @@ def test_the_table_has_one_row_per_check_row_and_each_layer_its_arithmetic(tmp_p
     table = rows(a)
     assert len(page.rows("group")) == sum(r.figures is None for r in table) == 13
     assert page.count("details") >= len(a.layers) - 1 and page.count("svg") == 1
+    links = [attrs["xlink:href"] for tag, attrs in page.tags if tag == "a" and "xlink:href" in attrs]
+    assert sorted(links) == sorted(f"#row-{f.layer.id}" for f in a.layers[1:])  # each node links to its row
     conv = a.by_id["stage2.basic1.conv1"]
     why = "\n".join(conv.explain())
     assert why.startswith("out H,W = floor((56 + 2*1 - 3) / 2) + 1 = 28")
@@ -210,6 +212,8 @@ window.addEventListener('load', () => {
   const after = pre ? pre.checkVisibility() && pre.getBoundingClientRect().height > 10 : null;
   document.documentElement.setAttribute('data-probe', JSON.stringify({
     imgs, svg: document.querySelectorAll('.diagram svg g.node').length,
+    links: [...document.querySelectorAll('.diagram svg a')].map(a => a.getAttribute('xlink:href'))
+      .map(h => h.startsWith('#row-') && document.getElementById(h.slice(1)).tagName === 'TR'),
     rows: [...document.querySelectorAll('tr.layer')].map(r => r.dataset.id),
     scripts: document.scripts.length, errors: window.__errors, alerts: window.__alerts,
     hidden: before, shown: after, width: document.documentElement.scrollWidth}));
@@ -245,6 +249,7 @@ def chromium(page, tmp_path, shot: str | None = None, height: int = 1600) -> tup
 def assert_sound(probe: dict, console: list[str]) -> None:
     assert console == [] and probe["errors"] == [] and probe["alerts"] == 0
     assert probe["scripts"] == 1  # the probe's: the page runs none of its own
+    assert all(probe["links"]) and len(probe["links"]) == probe["svg"] - 1  # every node but the input: its row
     assert all(probe["imgs"]) and probe["hidden"] is False and probe["shown"] is True  # a click shows the arithmetic
 
 

@@ -40,6 +40,7 @@ tbody tr:nth-child(even) { background: #fafafa; }
 tr.group td { background: #eef3fb; font-weight: 600; } tr.folded td { background: #f4f7fc; font-weight: 500; }
 tr.frozen td.name { color: #3557a0; }
 td.none { color: #999; }
+tr:target td { background: #fff1a8; }
 tr.best td { background: #fdecea; font-weight: 600; }
 details summary { cursor: pointer; }
 details.why pre { margin: .2em 0 .4em 1.2em; color: #444; font-size: 12px; white-space: pre-wrap; max-width: 36em; }
@@ -179,11 +180,12 @@ def diagram_html(a: Analysis, depth: int | None = None) -> str:
         return _missing(f"the diagram would have {nodes:,} nodes, more than a page shows ({PAGE_NODES})",
                         "fold it with --depth, or draw it alone with `cnndsl plot`")
     try:
-        svg = render(a, "svg", shown).decode()
+        svg = render(a, "svg", shown, links=True).decode()
     except CnnError as e:  # no `dot` here, or a diagram too large for it
         return _missing(e.message, e.hint)
-    caption = ("every layer" if shown is None else
-               f"block calls folded at depth {shown}, as <code>cnndsl check --depth {shown}</code> folds rows")
+    caption = ("every layer; click a node for its row" if shown is None else
+               f"block calls folded at depth {shown}, as <code>cnndsl check --depth {shown}</code> folds rows; click a "
+               "node for its row")
     if depth is None and shown is not None:
         caption += "; <code>cnndsl plot SPEC</code> draws every layer"
     return (f'<figure><div class="diagram">{inline_svg(svg)}</div><figcaption>The diagram: {caption}.'
