@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh machine:
-#   make test   creates .venv, installs torch (CPU), the package and its dev tools, runs the tests
+#   make test   creates .venv, installs torch (CPU), the package and its dev tools (and, where missing,
+#               Graphviz and a headless Chromium for the page tests), runs the tests
 #   make run    the main job: trains the Fashion-MNIST CNN of the tutorials on the offline digits
-#               (and prints the `cnndsl show` commands that draw what it learned)
+#               (it leaves report.html, and prints the `cnndsl show` commands that draw what it learned)
 #   make check  checks every reference spec (the report of each, folded to top-level rows)
 
 VENV  ?= .venv
@@ -19,6 +20,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[dev,train,export]'
 	@command -v dot >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) \
 		|| echo "warning: could not install graphviz (dot); diagrams will be unavailable"
+	@command -v chromium-headless-shell >/dev/null 2>&1 || command -v chromium >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq chromium-headless-shell >/dev/null) \
+		|| echo "warning: could not install chromium-headless-shell; the browser test of report.html will skip"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -28,6 +32,7 @@ test: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/cnndsl train examples/fashion_cnn_honkong.cnn
 	@run=$$(ls -td runs/fashion_cnn_honkong-* | head -1); \
+	echo "the run as a page (open it in a browser): $$run/report.html"; \
 	echo "what it learned (pictures into $$run):"; \
 	echo "  $(VENV)/bin/cnndsl show filters $$run"; \
 	echo "  $(VENV)/bin/cnndsl show maps $$run --index 0"; \

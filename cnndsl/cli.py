@@ -78,7 +78,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not args.json:
         for w in result.warnings:
             print(w.render(), file=sys.stderr)
-    if args.json:
+    if args.html:
+        _write_page(args, spec, result)
+    elif args.json:
         print(result.json())
     elif args.markdown:
         print(result.markdown(args.depth))
@@ -87,6 +89,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         print(result.text(args.depth, args.explain))
     return EXIT_OK
+
+
+def _write_page(args: argparse.Namespace, spec, result) -> None:
+    """check --html FILE: the spec as a page, written whole or not at all, never over the spec."""
+    from pathlib import Path
+
+    from cnndsl.viz import page
+
+    target = Path(args.html)
+    _check_output(target, Path(args.spec), ".html")
+    page.write(target, page.spec_page(result, spec.program.text, args.depth))
+    print(f"wrote {target}", file=sys.stderr)
 
 
 def _colour(choice: str, stream) -> bool:
@@ -450,8 +464,12 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--markdown", action="store_true", help="the table as Markdown")
     out.add_argument("--explain", action="store_true",
                      help="show the arithmetic behind each layer's figures (output size, params, MACs)")
+    out.add_argument("--html", metavar="FILE", help="write the report as a self-contained HTML page: the diagram "
+                     "(inline SVG; needs Graphviz's dot), the table with each layer's arithmetic a click away, "
+                     "the totals and the spec's text")
     c.add_argument("--depth", type=_positive, metavar="N",
-                   help="fold block calls nested deeper than N into one row each (1: top-level rows only)")
+                   help="fold block calls nested deeper than N into one row each (1: top-level rows only); "
+                   "with --html, the diagram too")
     c.add_argument("--color", "--colour", choices=("auto", "always", "never"), default="auto",
                    help="colour the table: auto (default) on a terminal unless NO_COLOR is set; the text is the "
                    "same either way")

@@ -106,6 +106,14 @@ def _group_row(group: Group, total, level: int, open_groups: list[str], folded: 
                id=group.id, folded=folded)
 
 
+HEAD = ("#", "layer", "op", "output", "params", "MACs", "RF")
+
+
+def row_cells(r: Row) -> tuple[str, ...]:
+    """A row's cells as the table prints them (the name with its indent): what --html shows too."""
+    return (r.index, r.name, r.op, r.output, f"{r.params:,}", human(r.macs) if r.macs else "—", str(r.rf))
+
+
 Segment = tuple[str, "str | None"]  # some text of the table, and its style when printed in colour
 
 # rich's style names, for a terminal (`check --color`); the plain text is the same characters without them
@@ -132,9 +140,8 @@ def segments(a: Analysis, source: str, depth: int | None = None, explain: bool =
     """The text table as styled pieces: joined, they are exactly what `cnndsl check` prints.
     styled=False gives a line a piece (no styles): the plain table, as fast as plain strings."""
     table = rows(a, depth)
-    head = ("#", "layer", "op", "output", "params", "MACs", "RF")
-    cells = [(r.index, r.name, r.op, r.output, f"{r.params:,}", human(r.macs) if r.macs else "—", str(r.rf))
-             for r in table]
+    head = HEAD
+    cells = [row_cells(r) for r in table]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(head)]
     right = {0, 4, 5, 6}
 
@@ -153,7 +160,7 @@ def segments(a: Analysis, source: str, depth: int | None = None, explain: bool =
             indent = " " * (widths[0] + 2)
             lines += [[(f"{indent}  {text}", "explain")] for text in r.figures.explain()]
     lines.append([])
-    lines += [[(label, "label"), (value, None)] for label, value in _totals(a)]
+    lines += [[(label, "label"), (value, None)] for label, value in total_rows(a)]
     out: list[Segment] = []
     for i, pieces in enumerate(lines):
         out += [("\n", None)] * bool(i) + pieces
@@ -180,10 +187,10 @@ def _rstrip(pieces: list[Segment]) -> list[Segment]:
 
 
 def totals(a: Analysis) -> list[str]:
-    return [label + value for label, value in _totals(a)]
+    return [label + value for label, value in total_rows(a)]
 
 
-def _totals(a: Analysis) -> list[tuple[str, str]]:
+def total_rows(a: Analysis) -> list[tuple[str, str]]:
     out = a.output.layer.shape
     rf_h, rf_w = a.output.rf
     rf = str(rf_h) if rf_h == rf_w else f"{rf_h}x{rf_w}"

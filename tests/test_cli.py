@@ -140,7 +140,7 @@ def test_layers_lists_the_registry():
 
 def test_help_texts():
     result = run("check", "--help")
-    for flag in ("--set", "--json", "--markdown", "--explain", "--depth", "--network", "--max-layers"):
+    for flag in ("--set", "--json", "--markdown", "--explain", "--html", "--depth", "--network", "--max-layers"):
         assert flag in result.stdout
 
 

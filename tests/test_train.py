@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -50,6 +51,9 @@ def test_resuming_gives_the_same_run_as_not_stopping(tmp_path):
     strip = [{k: v for k, v in row.items() if k != "seconds"} for row in straight.history]
     assert [{k: v for k, v in row.items() if k != "seconds"} for row in resumed.history] == strip
     assert resumed.test_accuracy == straight.test_accuracy
+    page = (tmp_path / "b/report.html").read_text()  # the page of the whole run, written by the resumed part
+    assert page.count('<tr><td class="num">') + page.count('<tr class=best><td class="num">') == 4
+    assert "under way" not in page and 'id="mistakes"' in page
 
 
 def test_same_seed_same_metrics(tmp_path):
@@ -72,11 +76,17 @@ def test_a_run_killed_mid_training_resumes_to_the_end(tmp_path):
     proc.wait()
     done = json.loads((out / "metrics.json").read_text())["epochs"]
     assert 1 <= len(done) < 30
+    page = out / "report.html"  # written after the metrics: at most one epoch behind them, and whole
+    if page.exists():
+        text = page.read_text()
+        assert text.rstrip().endswith("</html>") and "under way, or was stopped, after epoch" in text
+        assert re.search(r"after epoch (\d+) of 30", text).group(1) in (str(len(done)), str(len(done) - 1))
     resumed = subprocess.run([sys.executable, "-m", "cnndsl.cli", "train", str(spec), "--resume", str(out)],
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {out} after epoch" in resumed.stdout
     assert len(json.loads((out / "metrics.json").read_text())["epochs"]) == 30
+    assert "under way" not in (out / "report.html").read_text()
     assert not list(out.glob("*.tmp"))
 
 

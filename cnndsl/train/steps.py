@@ -58,7 +58,7 @@ class Logger(Step):
         run.log(f"test accuracy {final['test_accuracy']:.4f} (loss {final['test_loss']:.4f}) with the weights of "
                 f"epoch {final['best_epoch']}")
         run.log(f"wrote {run.out}: best.pt, last.pt, metrics.csv, metrics.json, curves.png, confusion.png, "
-                "recipe.yaml")
+                "recipe.yaml, report.html")
 
 
 class PlateauLR(Step):
@@ -186,8 +186,30 @@ class Plots(Step):
             plots.confusion(run.data.test.y, predicted, run.data.classes, run.out / "confusion.png")
 
 
+class ReportPage(Step):
+    """report.html: after each epoch the epochs so far (the spec part made once), the whole run at the end."""
+
+    name = "report_page"
+
+    def __init__(self):
+        self.spec_html = None  # the diagram and the check table: the same all run long
+
+    def on_epoch_end(self, row: dict, run: Run) -> None:
+        self._write(run, None)
+
+    def on_train_end(self, final: dict, run: Run) -> None:
+        self._write(run, final)
+
+    def _write(self, run: Run, final: dict | None) -> None:
+        if run.world.main:
+            from cnndsl.viz import runpage  # graphviz, PIL and matplotlib load only when a page is written
+
+            self.spec_html = runpage.write(run, final, self.spec_html)
+
+
 def standard(monitor: Monitor, patience: int) -> list[Step]:
     """The steps of every run, in their order: those that update, then those that write (the class scores
-    come first so that their table precedes the test accuracy and that metrics.json holds them)."""
+    come first so that their table precedes the test accuracy and that metrics.json holds them; the page
+    comes last: it embeds the plots)."""
     return [ClassScores(), Logger(), PlateauLR(), EarlyStopping(monitor, patience), RecipeFile(),
-            BestCheckpoint(monitor), LastCheckpoint(), MetricsFiles(), Plots()]
+            BestCheckpoint(monitor), LastCheckpoint(), MetricsFiles(), Plots(), ReportPage()]

@@ -115,8 +115,9 @@ def _input_row(f) -> Row:
     return Row("", f.layer.id, f.op_text, fmt_shape(f.layer.shape), 0, 0, 1, f, f.layer.id)
 
 
-def diagram(a: Analysis, depth: int | None = None, figures: bool = False) -> graphviz.Digraph:
-    """The diagram as a graphviz Digraph; `figures` adds each node's params, MACs and receptive field."""
+def diagram(a: Analysis, depth: int | None = None, figures: bool = False, links: bool = False) -> graphviz.Digraph:
+    """The diagram as a graphviz Digraph; `figures` adds each node's params, MACs and receptive field; `links`
+    makes each node a link to `#row-ID`, its row of the table on a page (check --html)."""
     lay = layout(a, depth)
     dot = graphviz.Digraph(a.graph.name, graph_attr={
         "rankdir": "TB", "nodesep": "0.25", "ranksep": "0.28", "fontname": FONT, "fontsize": "12",
@@ -134,7 +135,7 @@ def diagram(a: Analysis, depth: int | None = None, figures: bool = False) -> gra
                 placed.add(cluster)
                 children.setdefault(parent, []).append(("cluster", cluster))
         children.setdefault(path[-1], []).append(("node", node.id))
-    _fill(dot, None, children, {n.id: n for n in lay.nodes}, lay, a.graph.groups, figures)
+    _fill(dot, None, children, {n.id: n for n in lay.nodes}, lay, a.graph.groups, figures, links)
     for src, dst in lay.edges:
         dot.edge(src, dst)
     for heads in lay.arms:  # same rank, chained by invisible edges: dot keeps them in this order
@@ -145,7 +146,7 @@ def diagram(a: Analysis, depth: int | None = None, figures: bool = False) -> gra
     return dot
 
 
-def _fill(dot, parent, children, nodes, lay: Layout, groups, figures: bool) -> None:
+def _fill(dot, parent, children, nodes, lay: Layout, groups, figures: bool, links: bool) -> None:
     """Adds the nodes and clusters inside `parent`, nesting clusters as the groups nest.
 
     Sibling clusters go in in reverse: dot lays clusters side by side from the last declared, so parallel
@@ -153,7 +154,7 @@ def _fill(dot, parent, children, nodes, lay: Layout, groups, figures: bool) -> N
     inside = children.get(parent, [])
     for what, ident in [c for c in reversed(inside) if c[0] == "cluster"] + [c for c in inside if c[0] == "node"]:
         if what == "node":
-            _node(dot, nodes[ident], ident == lay.output, figures)
+            _node(dot, nodes[ident], ident == lay.output, figures, links)
             continue
         group, frozen = groups[ident], ident in lay.frozen_clusters
         fill, border, style = CLUSTER.get(group.kind, CLUSTER["block"])
@@ -161,7 +162,7 @@ def _fill(dot, parent, children, nodes, lay: Layout, groups, figures: bool) -> N
             sub.attr(label=_cluster_label(ident, group.title, parent, frozen), style=f"{style},filled,rounded",
                      fillcolor="#e2e2e2" if frozen else fill, color=border, fontname=FONT, fontsize="11",
                      labeljust="l")
-            _fill(sub, ident, children, nodes, lay, groups, figures)
+            _fill(sub, ident, children, nodes, lay, groups, figures, links)
 
 
 def _cluster_label(ident: str, title: str, parent: str | None, frozen: bool) -> str:
@@ -170,7 +171,7 @@ def _cluster_label(ident: str, title: str, parent: str | None, frozen: bool) -> 
     return f"<<B>{_esc(head)}</B>{' (frozen)' if frozen else ''}>"
 
 
-def _node(dot, node: Node, output: bool, figures: bool) -> None:
+def _node(dot, node: Node, output: bool, figures: bool, links: bool) -> None:
     r = node.row
     fill, border = FROZEN if node.frozen else FAMILIES[node.family]
     lines = [f'<B>{_esc(r.name.strip())}</B>  {_esc(r.op)}',
@@ -186,6 +187,8 @@ def _node(dot, node: Node, output: bool, figures: bool) -> None:
         attrs["peripheries"] = "2"
     if output or node.family == "io":
         attrs["penwidth"] = "2"
+    if links and node.family != "io":  # the input has no row
+        attrs.update(href=f"#row-{node.id}", tooltip=f"{node.id}: its row of the table")
     dot.node(node.id, f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{cells}</TABLE>>',
              **attrs)
 

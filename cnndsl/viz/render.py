@@ -56,12 +56,12 @@ def svg_text(spec, depth: int | None = None, figures: bool = False, inline: bool
     return svg[svg.index("<svg"):] if inline else svg
 
 
-def render(spec, fmt: str = "svg", depth: int | None = None, figures: bool = False) -> bytes:
-    """The diagram as the bytes of a file of format `fmt` (one of FORMATS)."""
+def render(spec, fmt: str = "svg", depth: int | None = None, figures: bool = False, links: bool = False) -> bytes:
+    """The diagram as the bytes of a file of format `fmt` (one of FORMATS); `links`: nodes link to `#row-ID`."""
     if fmt not in FORMATS:
         raise CnnError(f"no diagram format `{fmt}`", hint=f"one of {', '.join(FORMATS)}")
     a = analysis_of(spec)
-    source = _diagram.diagram(a, depth, figures).source
+    source = _diagram.diagram(a, depth, figures, links).source
     if fmt == "dot":
         return source.encode()
     nodes = len(_diagram.layout(a, depth).nodes)

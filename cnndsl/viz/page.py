@@ -1,0 +1,211 @@
+"""The spec as a page: `cnndsl check SPEC --html FILE`, and the spec part of every run's report.html.
+
+One self-contained HTML file: the diagram as inline SVG, the table of `cnndsl check` (its rows and
+figures, from report.rows), each layer's `--explain` arithmetic in a <details> of its row, the totals
+and the spec's text. No script, no external file, no network: it opens from file://. Every piece of
+user text (file names, spec text, names, call arguments, class names) goes through html.escape.
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from string import Template
+
+from cnndsl.analysis import Analysis
+from cnndsl.errors import CnnError
+from cnndsl.report import HEAD, Row, row_cells, rows, total_rows
+
+MAX_DIAGRAM_NODES = 90  # beyond, the diagram folds block calls (as --depth) until it fits a screen or two
+PAGE_NODES = 600  # a diagram that stays larger at every depth is left out (dot takes seconds per hundred nodes)
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
+       margin: 0 auto; padding: 1em 2em 4em; max-width: 1280px; }
+h1 { font-size: 1.6em; margin: .3em 0; } h2 { font-size: 1.25em; margin: 1.6em 0 .5em;
+     border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+.sub { color: #555; } code, pre, td.num, td.shape { font-family: ui-monospace, Menlo, Consolas, monospace; }
+nav a { margin-right: 1em; }
+.diagram { overflow: auto; max-height: 90vh; border: 1px solid #e4e4e4; border-radius: 4px; padding: .5em;
+           background: #fff; }
+.diagram svg { display: block; margin: 0 auto; max-width: 100%; height: auto; }  /* wide: scaled to fit */
+.note { background: #fff8e0; border: 1px solid #e8d48a; border-radius: 4px; padding: .5em .8em; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { padding: 2px 10px; text-align: left; vertical-align: top; white-space: nowrap; }
+th { background: #f0f2f5; position: sticky; top: 0; }
+td.num, th.num { text-align: right; }
+tbody tr:nth-child(even) { background: #fafafa; }
+tr.group td { background: #eef3fb; font-weight: 600; } tr.folded td { background: #f4f7fc; font-weight: 500; }
+tr.frozen td.name { color: #3557a0; }
+td.none { color: #999; }
+tr:target td { background: #fff1a8; }
+tr.best td { background: #fdecea; font-weight: 600; }
+details summary { cursor: pointer; }
+details.why pre { margin: .2em 0 .4em 1.2em; color: #444; font-size: 12px; white-space: pre-wrap; max-width: 36em; }
+table.totals td:first-child { font-weight: 600; }
+.spec pre { background: #f7f7f7; border: 1px solid #e4e4e4; padding: .6em; overflow: auto; max-height: 40em; }
+.warnings li { color: #8a5a00; }
+figure { margin: .5em 0; } figcaption { color: #555; font-size: 13px; }
+img.plot { max-width: 100%; height: auto; }
+.gallery { display: flex; flex-wrap: wrap; gap: 12px; }
+.gallery figure { width: 136px; margin: 0; font-size: 12px; }
+.gallery figcaption span { display: block; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.gallery img { width: 112px; height: 112px; object-fit: contain; image-rendering: pixelated;
+               background: #000; display: block; }
+.scroll { overflow: auto; max-height: 80vh; }
+"""
+
+PAGE = Template("""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>$title</title>
+<style>$css</style>
+</head>
+<body>
+$body
+</body>
+</html>
+""")
+
+
+def esc(text: object) -> str:
+    """Text for HTML: &, <, >, and both quotes escaped (safe in elements and attribute values)."""
+    return html.escape(str(text), quote=True)
+
+
+def document(title: str, body: str) -> str:
+    """A whole page around `body` (HTML already escaped); `title` is plain text."""
+    return PAGE.substitute(title=esc(title), css=CSS, body=body)
+
+
+def spec_page(report, spec_text: str | None = None, depth: int | None = None) -> str:
+    """The page of `cnndsl check SPEC --html`: a heading, then spec_section."""
+    a = report.analysis
+    head = f"<h1>{esc(a.graph.name)}</h1>\n<p class=\"sub\">{esc(report.source)}</p>"
+    return document(f"{a.graph.name} · cnndsl check", head + "\n" + spec_section(report, spec_text, depth))
+
+
+def spec_section(report, spec_text: str | None = None, depth: int | None = None) -> str:
+    """The diagram, the check table (folded at `depth`, as `check --depth`), the totals, warnings and text."""
+    a = report.analysis
+    parts = ['<section id="network">', "<h2>The network</h2>", summary_html(a), diagram_html(a, depth),
+             '<h2 id="layers">Layers</h2>', '<p class="sub">As <code>cnndsl check</code> prints them; click a '
+             "layer for the arithmetic behind its figures (<code>--explain</code>).</p>", table_html(a, depth),
+             '<h2 id="totals">Totals</h2>', totals_html(a), warnings_html(report.warnings)]
+    if spec_text:
+        parts.append(f'<details class="spec"><summary>The spec\'s text</summary><pre>{esc(spec_text)}</pre>'
+                     "</details>")
+    parts.append("</section>")
+    return "\n".join(p for p in parts if p)
+
+
+def summary_html(a: Analysis) -> str:
+    from cnndsl.ops.base import fmt_shape
+    from cnndsl.report import human
+
+    return (f'<p>input <code>{esc(fmt_shape(a.graph.input.shape))}</code> → output '
+            f'<code>{esc(fmt_shape(a.output.layer.shape))}</code> · {a.params:,} parameters · '
+            f"{esc(human(a.macs))} MACs · receptive field {a.receptive_field} · {len(a.layers) - 1} layers</p>")
+
+
+def table_html(a: Analysis, depth: int | None = None) -> str:
+    """The check table: one <tr> per row of `check --depth`, the layer rows with their arithmetic."""
+    right = {0, 4, 5, 6}
+    head = "".join(f'<th class="num">{h}</th>' if i in right else f"<th>{h}</th>" for i, h in enumerate(HEAD))
+    body = "\n".join(_row_html(r) for r in rows(a, depth))
+    return (f'<div class="scroll"><table class="layers"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n'
+            "</tbody></table></div>")
+
+
+def _row_html(r: Row) -> str:
+    index, name, op, output, params, macs, rf = row_cells(r)
+    level = (len(name) - len(name.lstrip(" "))) // 2
+    if r.figures is None:
+        kind = "folded" if r.folded else "group"
+        label = esc(name.strip())
+    else:
+        kind = "layer frozen" if r.figures.layer.frozen else "layer"
+        why = esc("\n".join(r.figures.explain()))
+        label = f'<details class="why"><summary>{esc(name.strip())}</summary><pre>{why}</pre></details>'
+    none = " none" if macs == "—" else ""
+    return (f'<tr class="{kind}" data-id="{esc(r.id)}" id="row-{esc(r.id)}"><td class="num">{index}</td>'
+            f'<td class="name" style="padding-left:{0.6 + 1.2 * level:.1f}em">{label}</td><td>{esc(op)}</td>'
+            f'<td class="shape">{esc(output)}</td><td class="num">{params}</td><td class="num{none}">{macs}</td>'
+            f'<td class="num">{rf}</td></tr>')
+
+
+def totals_html(a: Analysis) -> str:
+    cells = "".join(f"<tr><td>{esc(label.strip())}</td><td>{esc(value)}</td></tr>" for label, value in total_rows(a))
+    return f'<table class="totals">{cells}</table>'
+
+
+def warnings_html(warnings) -> str:
+    if not warnings:
+        return ""
+    items = "".join(f"<li><pre>{esc(w.render())}</pre></li>" for w in warnings)
+    return f'<h2>Warnings</h2><ul class="warnings">{items}</ul>'
+
+
+def diagram_depth(a: Analysis, depth: int | None) -> int | None:
+    """`depth` when given; else every layer (None) if that fits MAX_DIAGRAM_NODES, else the deepest folding
+    that does (at least 1: the top-level rows)."""
+    from cnndsl.report import fold
+
+    if depth is not None:
+        return depth
+    deepest = max((len(fold(a, f, None)[0]) for f in a.layers), default=0) + 1
+    from cnndsl.viz.architecture import layout
+
+    for d in (None, *range(deepest - 1, 1, -1)):  # depth `deepest` folds nothing: it is None's diagram
+        if len(layout(a, d).nodes) <= MAX_DIAGRAM_NODES:
+            return d
+    return 1
+
+
+def diagram_html(a: Analysis, depth: int | None = None) -> str:
+    """The diagram as inline SVG in a scrolling box, or a note that says why it is missing."""
+    try:
+        from cnndsl.viz.render import render
+    except ImportError as e:  # the graphviz Python package
+        return _missing(f"the diagram needs the graphviz Python package ({e})", "pip install graphviz")
+    shown = diagram_depth(a, depth)
+    from cnndsl.viz.architecture import layout
+
+    nodes = len(layout(a, shown).nodes)
+    if nodes > PAGE_NODES:  # a flat network of thousands of layers: dot would take minutes
+        return _missing(f"the diagram would have {nodes:,} nodes, more than a page shows ({PAGE_NODES})",
+                        "fold it with --depth, or draw it alone with `cnndsl plot`")
+    try:
+        svg = render(a, "svg", shown, links=True).decode()
+    except CnnError as e:  # no `dot` here, or a diagram too large for it
+        return _missing(e.message, e.hint)
+    caption = ("every layer; click a node for its row" if shown is None else
+               f"block calls folded at depth {shown}, as <code>cnndsl check --depth {shown}</code> folds rows; click a "
+               "node for its row")
+    if depth is None and shown is not None:
+        caption += "; <code>cnndsl plot SPEC</code> draws every layer"
+    return (f'<figure><div class="diagram">{inline_svg(svg)}</div><figcaption>The diagram: {caption}.'
+            "</figcaption></figure>")
+
+
+def _missing(message: str, hint: str | None) -> str:
+    tip = f"<br>{esc(hint)}" if hint else ""
+    return f'<p class="note missing-diagram">No diagram: {esc(message)}.{tip}</p>'
+
+
+def inline_svg(svg: str) -> str:
+    """dot's SVG document as an element of the page: from <svg on, without its XML comments (names that dot
+    copies into comments are the graph's, but a comment is the one place escaping does not reach)."""
+    svg = svg[svg.index("<svg"):]
+    return re.sub(r"<!--.*?-->", "", svg, flags=re.S)
+
+
+def write(path: Path, text: str) -> None:
+    """The page whole or not at all: written beside, then renamed over `path`."""
+    from cnndsl.train.files import atomic_write
+
+    atomic_write(Path(path), text.encode("utf-8"))

@@ -1,0 +1,264 @@
+"""report.html of a training run: the run's results and pictures, then the spec part of `check --html`.
+
+Written by the run's `report_page` step (train/steps.py): after every epoch a page of the epochs so far
+(cheap: the spec part is made once, no plot is drawn), and when the run finishes the whole page: the
+curves and the confusion matrix (the PNGs the `plots` step wrote, embedded), per-class precision, recall
+and F1 (those of metrics.json), the worst misclassified test images and the first conv's filters. Every
+picture is inline (base64 PNG): the page is one file that opens from file://.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cnndsl.viz.page import document, esc, spec_section
+
+if TYPE_CHECKING:
+    from cnndsl.train.setup import Run
+
+WORST = 16  # misclassified test images shown
+THUMB = 112  # pixels a side that small images are enlarged to (nearest), larger ones reduced to
+TILE_PIXELS = 24  # a kernel of the filters' mosaic is enlarged (nearest) to about this many pixels a side
+FILTER_PIXELS = 480  # and the whole mosaic to about this width
+
+
+@dataclass
+class Mistake:
+    """A misclassified test image: what the network said, and how sure it was of the true class."""
+
+    index: int  # in the test split
+    true: str
+    predicted: str
+    p_true: float
+    p_predicted: float
+    image: str  # a data: URI of a PNG
+
+
+def write(run: Run, final: dict | None = None, spec_html: str | None = None) -> str:
+    """report.html in the run's folder (final None: the run is under way); gives the spec part, to reuse."""
+    from cnndsl.viz.page import write as write_page
+
+    if spec_html is None:
+        from cnndsl.train.resume import spec_text
+
+        spec_html = spec_section(run.spec.check(), spec_text(run.spec))
+    write_page(run.out / "report.html", run_page(run, final, spec_html))
+    return spec_html
+
+
+def run_page(run: Run, final: dict | None, spec_html: str) -> str:
+    name = run.spec.graph.name
+    parts = [f"<h1>{esc(name)} <span class=\"sub\">· run {esc(run.out.name)}</span></h1>", _facts(run, final),
+             _nav(final is not None)]
+    if final is None:
+        parts.append(_under_way(run))
+    else:
+        parts += [_results(final), _picture(run.out / "curves.png", "curves", "Learning curves",
+                                            _curves_caption(final)),
+                  _picture(run.out / "confusion.png", "confusion", "Confusion matrix", "the test set, with the "
+                           f"weights of epoch {final['best_epoch']}"), _class_table(final),
+                  _gallery(worst_mistakes(run)), _filters(run)]
+    best = final["best_epoch"] if final else run.step("best_checkpoint").epoch
+    parts += [_epochs(run.history, best), spec_html]
+    return document(f"{name} · run {run.out.name}", "\n".join(p for p in parts if p))
+
+
+def _facts(run: Run, final: dict | None) -> str:
+    d, r = run.data, run.recipe
+    done = f"{len(run.history)} of {r.epochs} epochs" if final is None else f"{len(run.history)} epochs"
+    return (f'<p class="sub">{esc(str(run.out))} · data {esc(r.data)}: {len(d.train)} train, {len(d.val)} '
+            f"validation, {len(d.test)} test images, {len(d.classes)} classes · {done}</p>")
+
+
+def _nav(finished: bool) -> str:
+    links = [("curves", "curves"), ("confusion", "confusion matrix"), ("classes", "per class"),
+             ("mistakes", "worst mistakes"), ("filters", "filters")] if finished else []
+    links += [("epochs", "epochs"), ("network", "network"), ("layers", "layers")]
+    return "<nav>" + "".join(f'<a href="#{ident}">{label}</a>' for ident, label in links) + "</nav>"
+
+
+def _under_way(run: Run) -> str:
+    return (f'<p class="note">The run is under way, or was stopped, after epoch {len(run.history)} of '
+            f"{run.recipe.epochs}: the curves, test figures and pictures come when it finishes (<code>cnndsl "
+            f"train SPEC --resume {esc(str(run.out))}</code> finishes a stopped run).</p>")
+
+
+def _results(final: dict) -> str:
+    m = final.get("macro", {})
+    macro = (f" · macro precision {m['precision']:.4f}, recall {m['recall']:.4f}, F1 {m['f1']:.4f}" if m else "")
+    return (f'<p class="result">Test accuracy <b>{final["test_accuracy"]:.4f}</b>, loss {final["test_loss"]:.4f}, '
+            f"best epoch {final['best_epoch']}{macro}</p>")
+
+
+def _curves_caption(final: dict) -> str:
+    return (f"loss, accuracy and learning rate per epoch; dotted red: the best epoch ({final['best_epoch']}, "
+            "best.pt's), dashed grey: where a phase begins")
+
+
+def _picture(path: Path, ident: str, title: str, caption: str) -> str:
+    """A PNG the run wrote, embedded; a note where it is missing."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return f'<h2 id="{ident}">{esc(title)}</h2><p class="note">{esc(path.name)} was not written.</p>'
+    return (f'<h2 id="{ident}">{esc(title)}</h2><figure><img class="plot" alt="{esc(title)}" '
+            f'src="{data_uri(data)}"><figcaption>{esc(caption)}</figcaption></figure>')
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _class_table(final: dict) -> str:
+    table = final.get("per_class")
+    if not table:
+        return ""
+    head = ("<tr><th>class</th><th class=\"num\">precision</th><th class=\"num\">recall</th>"
+            "<th class=\"num\">F1</th><th class=\"num\">support</th></tr>")
+    body = "".join(f'<tr><td>{esc(name)}</td><td class="num">{s["precision"]:.4f}</td><td class="num">'
+                   f'{s["recall"]:.4f}</td><td class="num">{s["f1"]:.4f}</td><td class="num">{s["support"]}</td>'
+                   "</tr>" for name, s in table.items())
+    m = final["macro"]
+    total = sum(s["support"] for s in table.values())
+    foot = (f'<tr class="group"><td>macro average</td><td class="num">{m["precision"]:.4f}</td><td class="num">'
+            f'{m["recall"]:.4f}</td><td class="num">{m["f1"]:.4f}</td><td class="num">{total}</td></tr>')
+    return (f'<h2 id="classes">Per class</h2><p class="sub">Precision, recall and F1 on the test set, as '
+            f'metrics.json holds them.</p><div class="scroll"><table class="classes"><thead>{head}</thead>'
+            f"<tbody>{body}{foot}</tbody></table></div>")
+
+
+def worst_mistakes(run: Run, count: int = WORST) -> list[Mistake]:
+    """The misclassified test images with the lowest probability of their true class (the highest loss)."""
+    import torch
+
+    test, classes = run.data.test, run.data.classes
+    if len(test) == 0 or test.x.dim() != 4:
+        return []
+    with torch.no_grad():
+        probs = torch.cat([torch.softmax(run.net.evaluate(test.x[i:i + run.recipe.batch_size]).float(), 1)
+                           for i in range(0, len(test), run.recipe.batch_size)]).cpu()
+    truth = test.y.cpu()
+    predicted = probs.argmax(1)
+    p_true = probs[torch.arange(len(truth)), truth]
+    wrong = (predicted != truth).nonzero().flatten()
+    order = wrong[p_true[wrong].argsort()][:count].tolist()
+    return [Mistake(i, classes[int(truth[i])], classes[int(predicted[i])], float(p_true[i]),
+                    float(probs[i, predicted[i]]), data_uri(image_png(test.x[i], run.data.normalization)))
+            for i in order]
+
+
+def image_png(x, normalization: dict) -> bytes:
+    """One input (C, H, W) as the network sees it before normalisation, as a PNG: grey, or RGB for 3 channels."""
+    import numpy as np
+    from PIL import Image
+
+    data = x.detach().float().cpu()
+    if normalization:
+        mean = data.new_tensor(normalization["mean"]).view(-1, 1, 1)
+        std = data.new_tensor(normalization["std"]).view(-1, 1, 1)
+        data = data * std + mean
+    a = data.numpy()
+    low, high = float(a.min()), float(a.max())
+    if low < 0 or high > 1:  # not an image in 0..1: stretched to it
+        a = (a - low) / (high - low) if high > low else np.zeros_like(a)
+    a = (a.clip(0, 1) * 255).round().astype("uint8")
+    image = Image.fromarray(a.transpose(1, 2, 0)) if a.shape[0] == 3 else Image.fromarray(a.mean(0).astype("uint8"))
+    return _png(_sized(image, THUMB))
+
+
+def _sized(image, side: int):
+    """Enlarged by a whole factor (nearest: the pixels stay sharp) up to `side`, or reduced to it."""
+    from PIL import Image
+
+    largest = max(image.size)
+    if largest > side:
+        scale = side / largest
+        return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                            Image.Resampling.BILINEAR)
+    factor = max(1, side // largest)
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+
+
+def _png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def _gallery(mistakes: list[Mistake]) -> str:
+    head = '<h2 id="mistakes">The worst mistakes</h2>'
+    if not mistakes:
+        return head + "<p>No test image was misclassified (or the inputs are not images).</p>"
+    figures = "".join(f'<figure><img alt="test image {m.index}" src="{m.image}"><figcaption>test image {m.index}'
+                      f'<span title="{esc(m.true)}">true <b>{esc(m.true)}</b> {m.p_true:.1%}</span>'
+                      f'<span title="{esc(m.predicted)}">predicted <b>{esc(m.predicted)}</b> {m.p_predicted:.1%}'
+                      "</span></figcaption></figure>" for m in mistakes)
+    return (f'{head}<p class="sub">The {len(mistakes)} misclassified test images with the lowest probability '
+            f'of their true class (the highest loss), as the network sees them.</p><div class="gallery">{figures}'
+            "</div>")
+
+
+def _filters(run: Run) -> str:
+    """The first conv's kernels (show filters' grid, viz/learned.py), drawn as one PNG with its colour scale."""
+    from cnndsl.errors import CnnError
+    from cnndsl.viz import learned
+    from cnndsl.viz.trained import Trained
+
+    head = '<h2 id="filters">The first layer\'s filters</h2>'
+    d = run.data
+    trained = Trained(run.out / "best.pt", run.spec, run.net.model, d.classes, d.normalization)
+    try:
+        grid = learned.filter_grid(trained)
+    except CnnError as e:
+        return f"{head}<p>{esc(e.message)}.</p>"
+    title = learned.filters_title(trained, grid).replace("\n", "; ")
+    picture = data_uri(filters_png(grid))
+    return (f'{head}<figure><img class="filters" alt="filters of {esc(grid.layer)}" src="{picture}">'
+            f"<figcaption>{esc(title)}; red positive, blue negative, white 0 (<code>cnndsl show filters RUN</code> "
+            "draws them numbered)</figcaption></figure>")
+
+
+def filters_png(grid) -> bytes:
+    """The grid's mosaic through the diverging colour map of `show filters` (RGB kernels as they are)."""
+    import numpy as np
+    from matplotlib import colormaps
+    from PIL import Image
+
+    from cnndsl.viz import tiles
+    from cnndsl.viz.learned import DIVERGING
+
+    side = max(grid.tiles[0].shape[:2])
+    k = max(1, TILE_PIXELS // side)  # each kernel enlarged first, so that the gaps stay thin lines
+    mosaic = tiles.mosaic([t.repeat(k, 0).repeat(k, 1) for t in grid.tiles], grid.columns)
+    gap = np.isnan(mosaic)
+    if grid.rgb:
+        rgb = np.nan_to_num(mosaic, nan=1.0).clip(0, 1)
+    else:
+        rgb = colormaps[DIVERGING]((np.nan_to_num(mosaic) / grid.vmax + 1) / 2)[..., :3]
+        rgb[gap] = 0.63  # the light grey between tiles, as show filters draws it
+    image = Image.fromarray((rgb * 255).round().astype("uint8"))
+    factor = max(1, FILTER_PIXELS // image.width)
+    return _png(image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST))
+
+
+def _epochs(history: list[dict], best: int) -> str:
+    """metrics.csv as a table, the best epoch's row marked."""
+    if not history:
+        return ""
+    keys = list(history[0])
+    head = "".join(f'<th class="num">{esc(k)}</th>' for k in keys)
+    body = "".join(f'<tr{" class=best" if row.get("epoch") == best else ""}>'
+                   + "".join(f'<td class="num">{_cell(row.get(k))}</td>' for k in keys) + "</tr>" for row in history)
+    return (f'<h2 id="epochs">Epochs</h2><details{" open" if len(history) <= 12 else ""}><summary>every epoch\'s '
+            f'row (metrics.csv)</summary><div class="scroll"><table class="epochs"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div></details>")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e-3 and value else f"{value:.4f}"
+    return esc(value)
