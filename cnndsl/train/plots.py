@@ -43,8 +43,12 @@ def curves_figure(history: list[dict], best_epoch: int = 0, phase_starts: list[i
         ax.set_title(key)
     axes[2].plot(epochs, [row["lr"] for row in history], marker="o", color="tab:green", label="learning rate")
     axes[2].set_title("learning rate (at the epoch's end)")
-    if len({row["lr"] for row in history}) > 1 and min(row["lr"] for row in history) > 0:
+    rates = {row["lr"] for row in history}
+    if len(rates) > 1 and min(rates) > 0:
         axes[2].set_yscale("log")
+    elif len(rates) == 1 and min(rates) > 0:  # a constant rate: one tick at its value, not matplotlib's ±4% spread
+        axes[2].set_ylim(0, 2 * max(rates))
+        axes[2].set_yticks([0, max(rates)], ["0", f"{max(rates):g}"])
     for ax in axes:
         _marks(ax, best_epoch, phase_starts)
         ax.set_xlabel("epoch")
