@@ -4,6 +4,11 @@ Transfer learning starts from a pretrained network whose names are not ours (tor
 `layer1.0.conv1.weight` is our `stage1.basic1.conv1.weight`), but whose tensors come
 in the same order with the same shapes. Nothing loads silently: the result says what was loaded,
 skipped and missing, and a strict load that does not fit completely is an error naming each tensor.
+
+A module that fits no other exactly may still take one that holds the same values in the same order
+under another shape or name: torchvision's ConvNeXt applies nn.Linear to the channels at every position
+(weight (out, in)) where a spec writes a 1x1 conv (weight (out, in, 1, 1)), and keeps its layer scale
+as `layer_scale` (C, 1, 1) where ours is `gamma`. Such tensors are reported as reshaped.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ class LoadReport:
     loaded: list[tuple[str, str]] = field(default_factory=list)  # (our name, their name)
     skipped: list[str] = field(default_factory=list)  # their tensors that went nowhere
     missing: list[str] = field(default_factory=list)  # our tensors that got nothing
+    reshaped: list[str] = field(default_factory=list)  # ours that got a tensor of another shape, same values
 
     @property
     def complete(self) -> bool:
@@ -29,6 +35,8 @@ class LoadReport:
         by_name = sum(1 for ours, theirs in self.loaded if ours == theirs)
         lines = [f"loaded {len(self.loaded)} tensors ({by_name} by name, {len(self.loaded) - by_name} by order "
                  f"and shape), skipped {len(self.skipped)}, missing {len(self.missing)}"]
+        if self.reshaped:
+            lines[0] += f"; {len(self.reshaped)} reshaped (same values, e.g. a Linear's (out, in) into a 1x1 conv)"
         lines += [f"  skipped {name}" for name in self.skipped[:20]]
         lines += [f"  missing {name}" for name in self.missing[:20]]
         return "\n".join(lines)
@@ -102,33 +110,54 @@ def _modules(state: dict, names) -> dict[str, dict[str, str]]:
     return out
 
 
-def _signature(state: dict, tensors: dict[str, str]) -> tuple:
-    return tuple(sorted((k, tuple(state[n].shape)) for k, n in tensors.items() if k != OPTIONAL))
-
-
 def natural(name: str) -> list:
     """`layer10` after `layer2`: the order a file sorted by name had before sorting."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
+def _squeezed(shape) -> tuple:
+    """The shape without its 1-sized axes: tensors equal under it hold the same values in the same order."""
+    return tuple(n for n in shape if n != 1)
+
+
+def _fit(ours: dict, mine: dict[str, str], theirs: dict, candidates: dict[str, str]) -> dict | None:
+    """Our tensors → theirs when the two modules hold the same values: same kinds (weight, bias...) with
+    shapes equal once 1-sized axes are dropped (a 1x1 conv's (out, in, 1, 1) and a Linear's (out, in)), or
+    one tensor each under other names (our layer scale's `gamma`, torchvision's `layer_scale`)."""
+    a = {k: n for k, n in mine.items() if k != OPTIONAL}
+    b = {k: n for k, n in candidates.items() if k != OPTIONAL}
+    if a.keys() == b.keys():
+        pairs = {a[k]: b[k] for k in a}
+    elif len(a) == len(b) == 1:
+        pairs = {next(iter(a.values())): next(iter(b.values()))}
+    else:
+        return None
+    if not all(_squeezed(ours[o].shape) == _squeezed(theirs[t].shape) for o, t in pairs.items()):
+        return None
+    pairs.update({mine[OPTIONAL]: candidates[OPTIONAL]} if OPTIONAL in mine and OPTIONAL in candidates else {})
+    return pairs
+
+
 def match(ours: dict, theirs: dict) -> LoadReport:
-    """Pairs tensors: same name and shape first; then whole modules, in order, with the same shapes."""
+    """Pairs tensors: same name and shape first; then whole modules, in order, each with the first module
+    left of theirs that holds the same values (the same shapes, or a Linear's weight for a 1x1 conv's)."""
     pairs = {n: n for n, t in ours.items() if n in theirs and tuple(theirs[n].shape) == tuple(t.shape)}
     taken = set(pairs.values())
     their_modules = _modules(theirs, [n for n in theirs if n not in taken])
     used: set[str] = set()
     for tensors in _modules(ours, [n for n in ours if n not in pairs]).values():
-        signature = _signature(ours, tensors)
         for other, candidates in their_modules.items():
-            if other not in used and _signature(theirs, candidates) == signature:
+            found = None if other in used else _fit(ours, tensors, theirs, candidates)
+            if found is not None:
                 used.add(other)
-                pairs.update({name: candidates[kind] for kind, name in tensors.items() if kind in candidates})
+                pairs.update(found)
                 break
     taken = set(pairs.values())
     return LoadReport(
         loaded=[(n, pairs[n]) for n in ours if n in pairs],
         skipped=[n for n in theirs if n not in taken and _split(n)[1] != OPTIONAL],
         missing=[n for n in ours if n not in pairs and _split(n)[1] != OPTIONAL],
+        reshaped=[n for n in ours if n in pairs and tuple(ours[n].shape) != tuple(theirs[pairs[n]].shape)],
     )
 
 
@@ -154,5 +183,5 @@ def load_weights(module, source, strict: bool = True) -> LoadReport:
                        hint="pass strict=False to load the tensors that fit (e.g. a new head for other classes)")
     with torch.no_grad():
         for name, other in result.loaded:
-            ours[name].copy_(theirs[other])
+            ours[name].copy_(theirs[other].reshape(ours[name].shape))  # a no-op unless reported as reshaped
     return result

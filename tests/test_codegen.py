@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import cnndsl  # noqa: E402
-from conftest import ROOT, UNET, module_of  # noqa: E402
+from conftest import ROOT, UNET, load_to_run, module_of  # noqa: E402
 
 SPECS = sorted(p.relative_to(ROOT).as_posix() for p in [*ROOT.glob("specs/*.cnn"), *ROOT.glob("examples/*.cnn")])
 
@@ -23,7 +23,7 @@ def built():
 
     def get(path: str):
         if path not in cache:
-            spec = cnndsl.load(ROOT / path)
+            spec = load_to_run(path)
             cache[path] = (spec, spec.check(), spec.build().eval())
         return cache[path]
 

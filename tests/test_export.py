@@ -15,7 +15,7 @@ ort = pytest.importorskip("onnxruntime")
 import cnndsl  # noqa: E402
 from cnndsl.errors import CnnError  # noqa: E402
 from cnndsl.export import export  # noqa: E402
-from conftest import ROOT, SMALL  # noqa: E402
+from conftest import ROOT, SMALL, load_to_run  # noqa: E402
 
 SPECS = sorted(p.relative_to(ROOT).as_posix() for p in [*ROOT.glob("specs/*.cnn"), *ROOT.glob("examples/*.cnn")])
 CLI = [sys.executable, "-m", "cnndsl.cli"]
@@ -30,7 +30,7 @@ def onnx_scores(path, x):
 @pytest.mark.parametrize("path", SPECS)
 def test_every_spec_exports_to_onnx_that_onnxruntime_runs_alike(tmp_path, path):
     # every spec through the exporter's translation; the optimiser (twice the time) on a few below
-    spec = cnndsl.load(ROOT / path)
+    spec = load_to_run(path)
     done = export(spec, None, tmp_path / "net.onnx", optimize=False)
     assert done.verified_by == "onnxruntime" and done.max_difference <= 1e-4
     model = onnx.load(str(tmp_path / "net.onnx"))

@@ -24,6 +24,7 @@ CLASSIC = {
     "resnext50_32x4d": (25_028_904, 4_230_479_872),
     "mobilenet_v2": (3_504_872, 300_774_272),
     "densenet121": (7_978_856, 2_834_161_664),
+    "convnext_tiny": (28_589_128, 4_455_531_264),
 }
 
 
@@ -42,6 +43,15 @@ def test_mobilenet_v2_width_rounds_channels_as_torchvision(width, params):
     report = cnndsl.check(ROOT / "specs/mobilenet_v2.cnn", width=width)
     assert report.params == params
     assert report.layers[1].layer.shape[0] == {0.35: 16, 0.5: 16, 1.4: 48}[width]
+
+
+@pytest.mark.parametrize("params, figures", [
+    ({"stage3": 27, "drop": 0.4}, (50_223_688, 8_683_712_256)),  # torchvision's convnext_small
+    ({"width": 128, "stage3": 27, "drop": 0.5}, (88_591_464, 15_354_729_472)),  # convnext_base
+])
+def test_convnext_family(params, figures):
+    report = cnndsl.check(ROOT / "specs/convnext_tiny.cnn", **params)
+    assert (report.params, report.macs) == figures
 
 
 def test_resnet34_buffers_are_batchnorm_statistics():

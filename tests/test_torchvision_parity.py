@@ -26,25 +26,30 @@ MODELS = {
     "resnext50_32x4d": lambda: torchvision.models.resnext50_32x4d(),
     "mobilenet_v2": lambda: torchvision.models.mobilenet_v2(),
     "densenet121": lambda: torchvision.models.densenet121(),
+    "convnext_tiny": lambda: torchvision.models.convnext_tiny(),
 }
 
 
-def randomise_batchnorm(model) -> None:
-    """Running statistics and affine terms away from 0 and 1, so that a batchnorm paired with the wrong
-    one (or a channel order that differs, as in a concat) changes the output."""
+def randomise_norms(model) -> None:
+    """Running statistics, affine terms and layer scales away from 0 and 1, so that a norm paired with the
+    wrong one (or a channel order that differs, as in a concat) changes the output. ConvNeXt's layer scale
+    starts at 1e-6, which would hide every block's branch: it gets values near 1 too."""
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 1.5)
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)):  # torchvision's LayerNorm2d is one
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.2, 0.2)
+        if isinstance(getattr(m, "layer_scale", None), torch.nn.Parameter):  # ConvNeXt's CNBlock
+            m.layer_scale.data.uniform_(0.5, 1.5)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_same_outputs_with_torchvision_weights(name):
     torch.manual_seed(0)
     theirs = MODELS[name]().eval()
-    randomise_batchnorm(theirs)
+    randomise_norms(theirs)
     ours = cnndsl.load(ROOT / f"specs/{name}.cnn").build().eval()
     report = cnndsl.load_weights(ours, theirs.state_dict())
     assert report.complete, report.summary()
@@ -52,3 +57,11 @@ def test_same_outputs_with_torchvision_weights(name):
     with torch.no_grad():
         expected, got = theirs(x), ours(x)
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4), (got - expected).abs().max()
+
+
+def test_convnext_stochastic_depth_rises_as_torchvision():
+    # identity in eval, so the outputs above cannot see it: the 18 rates 0.1 * i / 17, as CNBlock's
+    theirs = [m.p for m in MODELS["convnext_tiny"]().modules() if isinstance(m, torchvision.ops.StochasticDepth)]
+    ours = [m.p for m in cnndsl.load(ROOT / "specs/convnext_tiny.cnn").build().modules()
+            if type(m).__name__ == "DropPath"]
+    assert len(ours) == 18 and ours == theirs and ours[-1] == 0.1

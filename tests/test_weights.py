@@ -90,3 +90,57 @@ def test_corrupt_and_missing_files(tmp_path):
         cnndsl.load_weights(lenet(), bad)
     with pytest.raises(CnnError, match="no such weights file"):
         cnndsl.load_weights(lenet(), tmp_path / "none.pt")
+
+
+class ChannelsLastBlock(nn.Module):
+    """ConvNeXt's way: nn.Linear over the channels at every position, a layer scale named `layer_scale`,
+    and a true 1x1 conv after it (which must keep its own weights, not take a Linear's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer_scale = nn.Parameter(torch.rand(4, 1, 1) + 0.5)
+        self.expand, self.project = nn.Linear(4, 16), nn.Linear(16, 4)
+        self.head = nn.Conv2d(4, 16, 1)
+
+    def forward(self, x):
+        y = self.project(torch.relu(self.expand(x.permute(0, 2, 3, 1)))).permute(0, 3, 1, 2)
+        return self.head(self.layer_scale * y)
+
+
+POINTWISE = """
+network pointwise {
+    input 4x5x5
+    conv 16 kernel=1
+    relu
+    conv 4 kernel=1
+    layerscale
+    conv 16 kernel=1
+}
+"""
+
+
+def test_a_linear_goes_into_a_1x1_conv_and_is_reported_as_reshaped():
+    theirs = ChannelsLastBlock().eval()
+    ours = cnndsl.loads(POINTWISE).build().eval()
+    report = cnndsl.load_weights(ours, theirs.state_dict())
+    assert report.complete
+    # the real 1x1 conv (exact shape) is paired first; the Linears, in order, then the layer scale by value
+    assert dict(report.loaded) == {"conv3.weight": "head.weight", "conv3.bias": "head.bias",
+                                   "conv1.weight": "expand.weight", "conv1.bias": "expand.bias",
+                                   "conv2.weight": "project.weight", "conv2.bias": "project.bias",
+                                   "layerscale1.gamma": "layer_scale"}
+    assert report.reshaped == ["conv1.weight", "conv2.weight"]
+    assert "2 reshaped" in report.summary()
+    x = torch.randn(2, 4, 5, 5)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), theirs(x), atol=1e-6)
+
+
+def test_other_values_are_not_reshaped_into_a_conv():
+    # (4, 16) holds the values of a 1x1 conv 16 → 4 only: a 3x3 conv's (4, 16, 3, 3) cannot take it
+    ours = cnndsl.loads("network n {\n input 16x5x5\n conv 4 kernel=3\n}").build()
+    with pytest.raises(CnnError, match="no tensor of the weights fits"):
+        cnndsl.load_weights(ours, {"fc.weight": torch.zeros(4, 16), "fc.bias": torch.zeros(4)})
+    ours = cnndsl.loads("network n {\n input 16x5x5\n conv 4 kernel=1\n}").build()
+    report = cnndsl.load_weights(ours, {"fc.weight": torch.ones(4, 16), "fc.bias": torch.zeros(4)})
+    assert report.reshaped == ["conv1.weight"] and torch.equal(ours.conv1.weight, torch.ones(4, 16, 1, 1))
