@@ -26,6 +26,7 @@ MODELS = {
     "resnext50_32x4d": lambda: torchvision.models.resnext50_32x4d(),
     "mobilenet_v2": lambda: torchvision.models.mobilenet_v2(),
     "densenet121": lambda: torchvision.models.densenet121(),
+    "shufflenet_v2_x1_0": lambda: torchvision.models.shufflenet_v2_x1_0(),
 }
 
 
