@@ -13,6 +13,7 @@ import cnndsl
 from cnndsl.codegen.prelude import HELPERS
 from cnndsl.errors import CnnError
 from cnndsl.ops.conv import tconv_axis, tconv_out
+from conftest import ROOT
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
@@ -231,3 +232,28 @@ def test_a_shufflenet_unit_compiles_to_a_concat_of_chunks_and_a_shuffle():
         expected = torch.cat((x1, unit.branch2.shuffle_branch1(x2)), dim=1)
         expected = expected.view(2, 2, 4, 6, 6).transpose(1, 2).reshape(2, 8, 6, 6)
         torch.testing.assert_close(unit(x), expected)
+
+
+def test_the_unet_example_has_the_figures_of_the_same_net_written_in_pytorch():
+    def double(cin, f):
+        return [nn.Conv2d(cin, f, 3, padding=1, bias=False), nn.BatchNorm2d(f), nn.ReLU(),
+                nn.Conv2d(f, f, 3, padding=1, bias=False), nn.BatchNorm2d(f), nn.ReLU()]
+
+    e1, e2, mid = nn.Sequential(*double(3, 16)), nn.Sequential(*double(16, 32)), nn.Sequential(*double(32, 64))
+    up1, d1 = nn.ConvTranspose2d(64, 32, 2, 2), nn.Sequential(*double(64, 32))
+    up2, d2 = nn.ConvTranspose2d(32, 16, 2, 2), nn.Sequential(*double(32, 16))
+    head = nn.Conv2d(16, 2, 1)
+    reference = nn.ModuleList([e1, e2, mid, up1, d1, up2, d2, head])
+
+    def forward(x):
+        a = e1(x)
+        b = e2(nn.functional.max_pool2d(a, 2))
+        y = d1(torch.cat([up1(mid(nn.functional.max_pool2d(b, 2))), b], 1))
+        return head(d2(torch.cat([up2(y), a], 1)))
+
+    report = cnndsl.check(ROOT / "examples/unet_small.cnn")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = forward(torch.randn(1, 3, 64, 64))
+    assert report.output == tuple(out.shape[1:]) == (2, 64, 64)
+    assert report.params == sum(p.numel() for p in reference.parameters()) == 117_378
+    assert report.macs == counter.get_total_flops() // 2 == 100_466_688
