@@ -529,7 +529,8 @@ class Gen:
                 (1, "scale"), (1, "layerscale"), (1, "droppath")]
         if image:
             opts += [(12, "conv"), (3, "dwconv"), (3, "sepconv"), (6, "pool"), (3, "global"), (2, "adaptive"),
-                     (1, "instancenorm"), (3, "flatten"), (2, "upsample"), (2, "zeropad"), (1, "reshape"), (1, "lrn")]
+                     (1, "instancenorm"), (3, "flatten"), (2, "upsample"), (2, "zeropad"), (1, "reshape"), (1, "lrn"),
+                     (2, "convtranspose"), (1, "split"), (1, "channelshuffle")]
         else:
             opts += [(12, "dense"), (2, "reshape"), (1, "lrn")]
         kind = self.weighted(opts)
@@ -641,6 +642,61 @@ class Gen:
             values["bias"] = self.chance(50)
         self._activation_arg(values)
         return self.render_call(self.pick(["sepconv", "separableconv"]), values, sc), (f, ho, wo)
+
+    def _layer_convtranspose(self, sc, shape):
+        """Output sizes as docs/language.md states them: (n-1)*s - 2p + d*(k-1) + output_padding + 1 for a
+        number, n*s for `same`, (n-1)*s + max(d*(k-1)+1, s) for `valid`."""
+        c, h, w = shape
+        if h > self.max_side or w > self.max_side:
+            return self.render_call("identity", {}, sc), shape
+        f = self.int_(1, self.max_channels)
+        k = (self.int_(1, 4), self.int_(1, 4)) if self.chance(20) else self.int_(1, 4)
+        s = self.int_(1, 2) if self.chance(60) else 1
+        d = 2 if self.chance(15) else 1
+        padding = self.weighted([(3, "same"), (2, "valid"), (3, "int")])
+        values = {"filters": f, "kernel": k}
+        if s != 1 or self.chance(10):
+            values["stride"] = s
+        if d != 1:
+            values["dilation"] = d
+        op = 0
+        if padding == "int":
+            padding = self.int_(0, 1)
+            if self.chance(40) and max(s, d) > 1:
+                op = self.int_(0, max(s, d) - 1)
+                values["output_padding"] = op
+        if padding != 0 or self.chance(20):
+            values["padding"] = padding
+        sizes = []
+        for n, kk in zip((h, w), _pair(k)):
+            ek = d * (kk - 1) + 1
+            sizes.append(n * s if padding == "same" else (n - 1) * s + max(ek, s) if padding == "valid"
+                         else (n - 1) * s - 2 * padding + d * (kk - 1) + op + 1)
+        if min(sizes) < 1:
+            return self.render_call("identity", {}, sc), shape
+        if self.chance(20):
+            g = self.pick([x for x in range(1, min(c, f) + 1) if c % x == 0 and f % x == 0])
+            values["groups"] = g
+        if self.chance(20):
+            values["bias"] = self.chance(50)
+        self._activation_arg(values)
+        kind = self.pick(["convtranspose", "convtranspose", "deconv", "conv2dtranspose", "convtranspose2d"])
+        return self.render_call(kind, values, sc), (f, *sizes)
+
+    def _layer_split(self, sc, shape):
+        c = shape[0]
+        parts = self.pick([x for x in range(1, min(c, 4) + 1) if c % x == 0])
+        part = self.int_(0, parts - 1)
+        values = {"parts": parts, "part": part} if parts != 2 or self.chance(50) else {"part": part}
+        return self.render_call(self.pick(["split", "split", "chunk"]), values, sc), (c // parts, *shape[1:])
+
+    def _layer_channelshuffle(self, sc, shape):
+        c = shape[0]
+        groups = self.pick([x for x in range(1, c + 1) if c % x == 0])
+        values = {"groups": groups} if groups != 2 or self.chance(50) else {}
+        if groups != 2 and not values:
+            values = {"groups": groups}
+        return self.render_call("channelshuffle", values, sc), shape
 
     def _window(self, shape, conv: bool) -> tuple[dict, tuple[int, int]]:
         """kernel, stride, padding (and dilation for convolutions) that fit `shape`, and the output H, W."""

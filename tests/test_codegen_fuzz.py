@@ -21,6 +21,11 @@ LAYERS = [
     "zeropad 1", "upsample 2", "conv {f} kernel=3 dilation=2 padding=same activation=relu",
     "layernorm", "layernorm eps=1e-6", "groupnorm 1", "groupnorm (in.channels)", "instancenorm affine=true",
     "scale 0.17", "layerscale 0.5", "droppath 0.2",
+    "convtranspose {f} kernel=3 stride=2 padding=same", "convtranspose {f} kernel=4 padding=same bias=false",
+    "deconv {f} 2 stride=2", "convtranspose {f} 3 stride=2 padding=1 output_padding=1 activation=relu",
+    "convtranspose {f} kernel=(1, 3) padding=valid", "conv ({f} * 2) kernel=1\nsplit 2 part=1",
+    "conv ({f} * 2) kernel=1\nchannelshuffle 2",
+    "conv ({f} * 2) kernel=1\nconcat {{ branch {{ split 2 part=0 }} branch {{ split 2 part=1; conv {f} kernel=1 }} }}",
 ]
 
 

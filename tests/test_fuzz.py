@@ -15,7 +15,8 @@ TEXTS = [p.read_text() for p in SPECS]
 TOKENS = [
     "network", "block", "use", "repeat", "in", "if", "else", "residual", "shortcut", "add", "concat",
     "multiply", "branch", "from", "let", "frozen", "true", "false", "and", "or", "not", "input", "conv",
-    "layernorm", "groupnorm", "instancenorm", "scale", "layerscale", "droppath",
+    "layernorm", "groupnorm", "instancenorm", "scale", "layerscale", "droppath", "convtranspose", "split",
+    "channelshuffle", "part=", "output_padding=",
     "dwconv", "sepconv", "maxpool", "avgpool", "globalavgpool", "dense", "flatten", "dropout", "batchnorm",
     "lrn", "relu", "softmax", "upsample", "zeropad", "reshape", "identity", "adaptiveavgpool", "e1", "x",
     "kernel=", "stride=", "padding=", "groups=", "same", "valid", "{", "}", "(", ")", ",", ";", "\n", ":",

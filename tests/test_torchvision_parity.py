@@ -27,6 +27,7 @@ MODELS = {
     "mobilenet_v2": lambda: torchvision.models.mobilenet_v2(),
     "densenet121": lambda: torchvision.models.densenet121(),
     "convnext_tiny": lambda: torchvision.models.convnext_tiny(),
+    "shufflenet_v2_x1_0": lambda: torchvision.models.shufflenet_v2_x1_0(),
 }
 
 

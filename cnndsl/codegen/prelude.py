@@ -176,6 +176,48 @@ class Conv2dSame(nn.Conv2d):
     def forward(self, x):
         return super().forward(F.pad(x, self.pads))
 ''',
+    "tconv_pads": '''
+def tconv_pads(padding, output_padding: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int, int]:
+    """(padding, output_padding, rows trimmed first) of a transposed conv along one axis: a number is
+    PyTorch's padding; `valid` and `same` are Keras' (same: output = input * stride), as Keras 3 maps them."""
+    if padding not in ("same", "valid"):
+        return padding, output_padding, 0
+    if output_padding:
+        raise ValueError(f"output_padding goes with a numeric padding, not padding={padding}")
+    ek = d * (k - 1) + 1
+    if padding == "valid":
+        return 0, max(ek, s) - ek, 0
+    extra = s - ek % 2
+    p = max(-((ek % 2 - ek + extra) // 2), 0)
+    op = 2 * p + ek % 2 - ek + extra
+    return (p, op, 0) if op < max(s, d) else (p - 1, 0, 1)
+''',
+    "tconv_out": '''
+def tconv_out(n: int, padding, output_padding: int, k: int, s: int = 1, d: int = 1, axis: int = 0) -> int:
+    """Output size of a transposed conv along one axis: (n-1)*s - 2p + d*(k-1) + output_padding + 1."""
+    p, op, trim = tconv_pads(padding[axis] if isinstance(padding, tuple) else padding, output_padding, k, s, d)
+    return (n - 1) * s - 2 * p + d * (k - 1) + op + 1 - trim
+''',
+    "ConvTranspose2dSame": '''
+class ConvTranspose2dSame(nn.ConvTranspose2d):
+    """A transposed convolution whose padding may be Keras' `same` (output = input * stride) or `valid`.
+
+    PyTorch's padding and output_padding come from `tconv_pads`; where output_padding would have to reach
+    the stride (stride 1, an even kernel), the padding is one less and the first row or column is trimmed.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1) -> None:
+        k, s, d, op = pair(kernel_size), pair(stride), pair(dilation), pair(output_padding)
+        axes = [tconv_pads(padding[i] if isinstance(padding, tuple) else padding, op[i], k[i], s[i], d[i])
+                for i in (0, 1)]
+        super().__init__(in_channels, out_channels, k, s, (axes[0][0], axes[1][0]), (axes[0][1], axes[1][1]),
+                         groups, bias, d)
+        self.trim = (axes[0][2], axes[1][2])
+
+    def forward(self, x):
+        return super().forward(x)[:, :, self.trim[0]:, self.trim[1]:]
+''',
     "SeparableConv2d": '''
 class SeparableConv2d(nn.Module):
     """A depthwise conv without bias, then a 1x1 conv (Keras SeparableConv2D)."""
@@ -258,6 +300,30 @@ class DropPath(nn.Module):
         noise = torch.empty([x.shape[0]] + [1] * (x.dim() - 1), dtype=x.dtype, device=x.device)
         return x * noise.bernoulli_(survival).div_(survival)
 ''',
+    "Split": '''
+class Split(nn.Module):
+    """One of `parts` equal parts of the channels: x.chunk(parts, dim=1)[part]."""
+
+    def __init__(self, parts: int, part: int) -> None:
+        super().__init__()
+        self.parts, self.part = parts, part
+
+    def forward(self, x):
+        return x.chunk(self.parts, dim=1)[self.part]
+''',
+    "ChannelShuffle": '''
+class ChannelShuffle(nn.Module):
+    """Interleaves the channels of `groups` groups, as torchvision's channel_shuffle (ShuffleNet)."""
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        x = x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2)
+        return x.reshape(n, c, h, w)
+''',
     "frozen": '''
 def frozen(module: nn.Module) -> nn.Module:
     """Marks a module's parameters as not trainable (a `frozen` statement of the spec)."""
@@ -286,7 +352,8 @@ def _activations() -> str:
 HELPERS["make_activation"] = _activations()
 
 # Helpers that others need.
-REQUIRES = {"pads_of": ("same_pads",), "Join": ("join",), "SeparableConv2d": ("Conv2dSame",)}
+REQUIRES = {"pads_of": ("same_pads",), "Join": ("join",), "SeparableConv2d": ("Conv2dSame",),
+            "tconv_out": ("tconv_pads",), "ConvTranspose2dSame": ("tconv_pads", "pair")}
 
 
 def used(sources: list[str]) -> set[str]:

@@ -23,7 +23,8 @@ FAMILIES = {
     "shape": ("#f6f6f6", "#9a9a9a"), "io": ("#ffffff", "#333333"), "group": ("#dfe6f3", "#4a5a80"),
 }
 OPS = {
-    "conv": "conv", "dwconv": "conv", "sepconv": "conv", "dense": "dense", "dropout": "shape",
+    "conv": "conv", "dwconv": "conv", "sepconv": "conv", "convtranspose": "conv", "dense": "dense", "dropout": "shape",
+    "split": "shape", "channelshuffle": "shape",
     "maxpool": "pool", "avgpool": "pool", "globalavgpool": "pool", "globalmaxpool": "pool", "adaptiveavgpool": "pool",
     "batchnorm": "norm", "lrn": "norm", "layernorm": "norm", "groupnorm": "norm", "instancenorm": "norm",
     "scale": "shape", "layerscale": "shape", "droppath": "shape",

@@ -1,0 +1,77 @@
+"""Channel plumbing of ShuffleNet: split (one of equal channel parts, `x.chunk(n, dim=1)[i]`) and
+channelshuffle (torchvision's `channel_shuffle`). Neither has parameters nor MACs."""
+
+from __future__ import annotations
+
+from cnndsl.errors import ShapeError
+from cnndsl.ops.base import Args, ArgSpec, Op, Shape, need_image
+from cnndsl.ops.source import binop
+from cnndsl.ops.torchsrc import ctor
+
+
+def _divisors(c: int) -> str:
+    return ", ".join(str(d) for d in range(2, c + 1) if c % d == 0 and d <= 16) or "none"
+
+
+def _split_shape(a: Args, ins: list[Shape]) -> Shape:
+    c = ins[0][0]
+    if a.part >= a.parts:
+        raise ShapeError(f"split {a.parts} has parts 0 to {a.parts - 1}, not part={a.part}",
+                         hint="parts count from 0, as `x.chunk(n, dim=1)[i]` does")
+    if c % a.parts:
+        raise ShapeError(f"split cannot cut {c} channels into {a.parts} equal parts",
+                         hint=f"split into a divisor of {c} ({_divisors(c)}), or change the channels before it")
+    return (c // a.parts, *ins[0][1:])
+
+
+def _split_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
+    n = out[0]
+    return [f"channels {a.part * n}..{(a.part + 1) * n - 1} of {ins[0][0]} (part {a.part} of {a.parts} equal "
+            f"parts); params = 0"]
+
+
+SPLIT = Op(
+    "split",
+    "One of `parts` equal parts of the channels, `x.chunk(parts, dim=1)[part]` (ShuffleNetV2's "
+    "`x1, x2 = x.chunk(2, dim=1)`): `split 2 part=0` is x1, `split 2 part=1` is x2.",
+    "shape",
+    args=(ArgSpec("parts", "int", 2, positional=True, aliases=("chunks",), low=1,
+                  doc="how many equal parts the channels are cut into"),
+          ArgSpec("part", "int", aliases=("index",), low=0, doc="which part, counted from 0")),
+    shape=_split_shape,
+    label=lambda a, ins: f"split {a.part}/{a.parts}",
+    explain=_split_explain,
+    torch=lambda g: ctor("Split", g.parts, g.part),
+    sym_shape=lambda g: (binop("//", g.x[0], g.parts), *g.x[1:]),
+    aliases=("chunk",),
+    shape_rule="C/parts x H x W (or F/parts)",
+)
+
+
+def _shuffle_shape(a: Args, ins: list[Shape]) -> Shape:
+    c, _, _ = need_image("channelshuffle", ins[0])
+    if c % a.groups:
+        raise ShapeError(f"channelshuffle cannot cut {c} channels into {a.groups} groups",
+                         hint=f"use groups among the divisors of {c} ({_divisors(c)})")
+    return ins[0]
+
+
+def _shuffle_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
+    c, g = ins[0][0], a.groups
+    return [f"{c} channels as {g} groups of {c // g}, interleaved: out[c] = in[(c % {g}) * {c // g} + c // {g}]; "
+            "params = 0"]
+
+
+CHANNELSHUFFLE = Op(
+    "channelshuffle",
+    "Interleaves the channels of `groups` groups (torchvision's channel_shuffle, nn.ChannelShuffle), so that "
+    "the next grouped or split layer mixes them. Shape unchanged.",
+    "shape",
+    args=(ArgSpec("groups", "int", 2, positional=True, low=1, doc="the number of groups interleaved"),),
+    shape=_shuffle_shape,
+    label=lambda a, ins: f"channelshuffle {a.groups}",
+    explain=_shuffle_explain,
+    torch=lambda g: ctor("ChannelShuffle", g.groups),
+)
+
+ENTRIES = (SPLIT, CHANNELSHUFFLE)
