@@ -26,6 +26,8 @@ MODELS = {
     "resnext50_32x4d": lambda: torchvision.models.resnext50_32x4d(),
     "mobilenet_v2": lambda: torchvision.models.mobilenet_v2(),
     "densenet121": lambda: torchvision.models.densenet121(),
+    "mobilenet_v3_large": lambda: torchvision.models.mobilenet_v3_large(),
+    "efficientnet_b0": lambda: torchvision.models.efficientnet_b0(),
 }
 
 
