@@ -125,6 +125,7 @@ KEYWORDS = {"use", "network", "block", "let", "repeat", "in", "if", "else", "res
 # words that stand for themselves as argument values: a variable of that name would change them
 WORDS = {"same", "valid", "none", "linear", "nearest", "bilinear", *ACTIVATIONS}
 LAYER_NAMES = sorted(set(REGISTRY) | set(ALIASES))
+ACTIVATION_WORDS = {*ACTIVATIONS, "none", "linear"}  # what a variable applied as a statement may hold
 CALLABLE_LAYERS = [n for n in LAYER_NAMES if n not in KEYWORDS]
 
 BINOPS = ["+", "-", "*", "/", "//", "%", "**", "==", "!=", "<", "<=", ">", ">=", "and", "or"]
@@ -561,6 +562,7 @@ class Gen:
             values["momentum"] = self.pick([0.1, 0.01, 0.0, 0.99, 1.0])
         if self.chance(20):
             values["affine"] = self.chance(50)
+        self._activation_arg(values)
         return self.render_call(self.pick(["batchnorm", "batchnorm", "bn", "batchnorm2d"]), values, sc), shape
 
     def _layer_layernorm(self, sc, shape):
@@ -873,7 +875,8 @@ class Gen:
                 (4 if nested else 0, "if"), (4 if nested else 0, "repeat"), (4 if nested else 0, "residual"),
                 (4 if nested else 0, "merge"), (1 if nested else 0, "frozen_body"),
                 (6 if callable_blocks else 0, "call"), (3 if sc.labels else 0, "merge_with"),
-                (2 if sc.labels else 0, "from"), (2 if self.uses is not None and len(shape) == 3 else 0, "std")]
+                (2 if sc.labels else 0, "from"), (2 if self.uses is not None and len(shape) == 3 else 0, "std"),
+                (3 if self.held(sc) else 0, "apply")]
         kind = self.weighted(opts)
         if kind == "let":
             return self.let(sc), shape
@@ -921,7 +924,15 @@ class Gen:
             return [f"from {name}"], sc.labels[name]
         if kind == "std":
             return self.std_call(sc, shape)
+        if kind == "apply":  # `act`: the activation a variable holds (none adds no layer)
+            return [self.pick(self.held(sc))], shape
         raise AssertionError(kind)
+
+    def held(self, sc: Scope) -> list[str]:
+        """Variables holding an activation that a statement may apply by name: not named as a layer or a
+        block (those come first)."""
+        return sorted(n for n, v in sc.vars.items() if isinstance(v, str) and v in ACTIVATION_WORDS
+                      and n not in LAYER_NAMES and n not in self.blocks)
 
     def let(self, sc: Scope) -> list[str]:
         if sc.loop:  # a name rebound in a loop changes between turns: only fresh or unstable names
@@ -1109,7 +1120,8 @@ class Gen:
             pname = self.fresh("p")
             v = self.weighted([(6, "int"), (3, "bool"), (2, "float"), (1, "word"), (1, "tuple")])
             v = {"int": lambda: self.int_(1, 8), "bool": lambda: self.chance(50),
-                 "float": lambda: self.pick([0.5, 0.1]), "word": lambda: self.pick(["relu", "same"]),
+                 "float": lambda: self.pick([0.5, 0.1]),
+                 "word": lambda: self.pick(["relu", "same", "hardswish", "none", "silu"]),
                  "tuple": lambda: (self.int_(1, 3), self.int_(1, 3))}[v]()
             has_default = self.chance(70)
             if has_default:
@@ -1150,10 +1162,11 @@ class Gen:
         f = self.int_(1, 8)
         s = self.pick([1, 1, 2])
         kind = self.pick(["se", "basic", "bottleneck", "conv_bn", "vgg_stack", "inception", "xception_down",
-                          "xception_middle", "stage"])
+                          "xception_middle", "stage", "squeeze_excitation", "inverted_residual_v3", "mbconv"])
         std = {"se": "se", "basic": "resnet", "bottleneck": "resnet", "stage": "resnet", "conv_bn": "inception",
                "inception": "inception", "vgg_stack": "vgg", "xception_down": "xception",
-               "xception_middle": "xception"}[kind]
+               "xception_middle": "xception", "squeeze_excitation": "se", "inverted_residual_v3": "mobilenet",
+               "mbconv": "efficientnet"}[kind]
         if std not in self.uses:
             self.uses.append(std)
         down = lambda n: (n - 1) // s + 1  # noqa: E731  a 3x3 conv with padding 1 and stride s
@@ -1171,6 +1184,17 @@ class Gen:
             k = self.pick([1, 3])
             return [f"conv_bn {f} kernel={k} stride={s} padding={k // 2}"], (f, down(h) if k == 3 else (h - 1) // s + 1,
                                                                              down(w) if k == 3 else (w - 1) // s + 1)
+        if kind == "squeeze_excitation":
+            acts = [f" {a}={self.pick(['relu', 'silu', 'hardsigmoid', 'none'])}" for a in ("act", "gate")
+                    if self.chance(50)]
+            return [f"squeeze_excitation {self.int_(1, 8)}" + "".join(acts)], shape
+        k = self.pick([1, 3, 5])  # odd: (k - 1) // 2 = k // 2 padding keeps ceil(n / s)
+        if kind == "inverted_residual_v3":
+            se, act = self.pick(["false", "true"]), self.pick(["relu", "hardswish"])
+            return [f"inverted_residual_v3 {k} {self.int_(1, 12)} {f} {se} {act} {s}"], (f, down(h), down(w))
+        if kind == "mbconv":
+            drop = f" drop={self.pick([0.0, 0.1, 0.5])}" if self.chance(50) else ""
+            return [f"mbconv {f} {k} {s} {self.pick([1, 2, 6])}{drop}"], (f, down(h), down(w))
         if kind == "vgg_stack":
             if h < 2 or w < 2:
                 return ["identity"], shape

@@ -322,3 +322,32 @@ def test_calls_to_blocks_ending_in_a_digit_take_an_underscore_and_never_collide(
     assert "b111.conv1" not in ids and len(ids) == len(set(ids))
     modules = dict(spec.build().named_modules())  # fixed children and a Chain (repeat n) name them alike
     assert all(i in modules for i in ids if i != "input1")
+
+
+def test_an_activation_given_as_a_constructor_argument_builds_the_one_named():
+    text = ("block conv_bn(filters, act = relu) {\n conv filters kernel=3 padding=1 bias=false\n"
+            " batchnorm\n act\n}\nnetwork n(a = hardswish) { input 3x8x8\n conv_bn 4 act=a\n conv_bn 4 act=none }")
+    source = cnndsl.loads(text).source()
+    assert ("    def __init__(self, in_channels: int, filters: int, act: str = \"relu\") -> None:\n"
+            "        super().__init__()\n"
+            "        self.add(\"conv\", nn.Conv2d(in_channels, filters, kernel_size=3, padding=1, bias=False))\n"
+            "        self.add(\"batchnorm\", nn.BatchNorm2d(filters))\n"
+            "        if act not in (\"none\", \"linear\"):\n"
+            "            self.add(*make_activation(act))\n") in source
+    assert "    def __init__(self, a: str = \"hardswish\") -> None:\n" in source
+    assert "        self.conv_bn1 = ConvBn(3, 4, act=a)\n" in source
+    x = torch.randn(2, 3, 8, 8)
+    for name, layer, fn in [("hardswish", torch.nn.Hardswish, torch.nn.functional.hardswish),
+                            ("gelu", torch.nn.GELU, torch.nn.functional.gelu)]:
+        model = cnndsl.loads(text, a=name).build().eval()
+        block = model.conv_bn1
+        assert [n for n, _ in block.named_children()] == ["conv1", "batchnorm1", f"{name}1"]
+        assert isinstance(getattr(block, f"{name}1"), layer)
+        assert [n for n, _ in model.conv_bn2.named_children()] == ["conv1", "batchnorm1"]  # none: no layer
+        with torch.no_grad():
+            y = fn(block.batchnorm1(block.conv1(x)))
+            assert torch.equal(model(x), model.conv_bn2.batchnorm1(model.conv_bn2.conv1(y)))
+    from cnndsl.build import build_module
+
+    with pytest.raises(ValueError, match="'rleu' is not an activation; one of: relu, relu6, "):
+        build_module(source, "N", {"a": "rleu"})

@@ -456,3 +456,38 @@ def test_several_networks_need_a_choice():
     assert cnndsl.check(text, network="b").input == (3, 8, 8)
     with pytest.raises(UsageError, match="no network `c`"):
         cnndsl.check(text, network="c")
+
+
+# ---- activations as values ---------------------------------------------------------------------------
+
+ACT = "block conv_bn(filters, act = relu) {\n    conv filters kernel=1\n    act\n}\n"
+
+
+def test_a_variable_holding_a_number_used_as_a_statement():
+    e = error_of(net("input 3x8x8", "conv_bn 4 act=3", prelude=ACT))
+    assert where(e) == (3, 5)  # the `act` statement, noted with the call that gave it 3
+    assert e.message == ("`act` is a variable holding 3, not an activation: a statement that names a variable "
+                         "applies the activation it holds")
+    assert e.hint == "give it an activation: `act = relu`, `act = hardswish`, or `act = none` for none"
+    assert [(message, span.line) for message, span in e.diagnostic.notes] == [("in block `conv_bn` called here", 7)]
+
+
+def test_a_misspelt_activation_held_by_a_variable_gets_a_suggestion():
+    e = error_of(net("input 3x8x8", "conv_bn 4 act=hardswsh", prelude=ACT))
+    assert where(e) == (3, 5) and "holding `hardswsh`, not an activation" in e.message
+    assert e.hint == "did you mean `hardswish`?"
+
+
+def test_a_variable_applied_before_its_let_holds_nothing_yet():
+    e = error_of(net("input 3x8x8", "act", "let act = relu"))
+    assert where(e) == (3, 5) and e.message.startswith("`act` is a variable holding nothing yet, not an activation")
+
+
+def test_a_variable_statement_takes_no_arguments_and_no_label():
+    prelude = "block b(act = leakyrelu) {\n    act 0.2\n    x: act\n}\n"
+    with pytest.raises(CnnErrors) as info:
+        cnndsl.check(net("input 3x8x8", "b", prelude=prelude))
+    first, second = info.value.errors
+    assert where(first) == (2, 9) and first.message == "`act` applies the activation it holds and takes no arguments"
+    assert first.hint == "to give an activation arguments, write the layer itself: `leakyrelu 0.2`"
+    assert where(second) == (3, 5) and second.message.startswith("a name cannot label `act`")

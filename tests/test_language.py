@@ -318,3 +318,50 @@ def test_the_op_column_shows_dilation_as_it_shows_groups():
     text = spec.check().text()
     for label in ("conv 3x3 d2 → 8", "dwconv 3x3 d3", "sepconv 3x3 d2x1 → 4", "conv 3x3/2 → 8 g4"):
         assert label in text
+
+
+ACT_BLOCK = """block conv_bn(filters, act = relu) {
+    conv filters kernel=3 padding=1 bias=false
+    batchnorm
+    act
+}
+"""
+
+
+def test_a_parameter_holding_an_activation_applies_it_as_a_statement():
+    text = ACT_BLOCK + """network n(a = gelu) {
+        input 3x8x8
+        conv_bn 4
+        conv_bn 4 act=hardswish
+        conv_bn 4 act=a
+        conv_bn 4 act=none
+        let b = silu
+        b
+    }"""
+    got = [(f.layer.id, f.layer.op) for f in layers(text)[1:]]
+    assert got == [("conv_bn1.conv1", "conv"), ("conv_bn1.batchnorm1", "batchnorm"), ("conv_bn1.relu1", "relu"),
+                   ("conv_bn2.conv1", "conv"), ("conv_bn2.batchnorm1", "batchnorm"),
+                   ("conv_bn2.hardswish1", "hardswish"),
+                   ("conv_bn3.conv1", "conv"), ("conv_bn3.batchnorm1", "batchnorm"), ("conv_bn3.gelu1", "gelu"),
+                   ("conv_bn4.conv1", "conv"), ("conv_bn4.batchnorm1", "batchnorm"),  # none: no layer
+                   ("silu1", "silu")]
+    assert ops(text, a="leakyrelu")[9] == "leakyrelu"  # --set a=leakyrelu reaches the block
+    assert ops(text, a="swish")[9] == "silu"  # an alias names its layer
+
+
+def test_a_layer_named_like_a_variable_stays_the_layer_with_a_warning():
+    # layers and blocks come first, so specs written before activations were values keep their meaning
+    report = cnndsl.check("block b(relu = tanh, dropout = 0.5) { relu\n dropout dropout }\n"
+                          "network n { input 3x8x8\n b }")
+    assert [f.layer.op for f in report.layers] == ["input", "relu", "dropout"]
+    assert [(w.message, w.span.line, w.span.col) for w in report.warnings] == [
+        ("`relu` here is the layer of that name, not the variable `relu` (which holds `tanh`)", 1, 39)]
+    assert report.warnings[0].hint == "rename the variable to apply the activation it holds"
+
+
+def test_batchnorm_takes_an_activation_as_keras_layers_do():
+    text = ("block b(act = relu6) { conv 4 kernel=1\n batchnorm activation=act }\n"
+            "network n { input 3x8x8\n b\n batchnorm activation=elu }")
+    got = layers(text)
+    assert [f.layer.op for f in got] == ["input", "conv", "batchnorm", "relu6", "batchnorm", "elu"]
+    assert "activation" not in got[2].layer.args  # the activation is a layer of its own

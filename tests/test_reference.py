@@ -26,6 +26,8 @@ CLASSIC = {
     "densenet121": (7_978_856, 2_834_161_664),
     "convnext_tiny": (28_589_128, 4_455_531_264),
     "shufflenet_v2_x1_0": (2_278_604, 144_907_992),
+    "mobilenet_v3_large": (5_483_032, 216_589_760),
+    "efficientnet_b0": (5_288_548, 385_814_752),
 }
 
 
@@ -143,3 +145,12 @@ def test_lenet_per_layer_shapes():
     shapes = [f.layer.shape for f in report.layers]
     assert shapes == [(1, 32, 32), (6, 28, 28), (6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 10, 10),
                       (16, 5, 5), (120, 1, 1), (120, 1, 1), (120,), (84,), (84,), (10,)]
+
+
+def test_efficientnet_b0_stochastic_depth_grows_linearly_as_torchvision():
+    # torchvision: block n of 16 drops with 0.2 * n / 16; only the blocks with a residual (stride 1, channels
+    # kept) apply it: numbers 2, 4, 6, 7, 9, 10, 12, 13 and 14
+    report = cnndsl.check(ROOT / "specs/efficientnet_b0.cnn")
+    drops = [(f.layer.id, f.layer.args["rate"]) for f in report.layers if f.layer.op == "droppath"]
+    assert [name for name, _ in drops][:2] == ["mbconv_stage2.mbconv2.droppath1", "mbconv_stage3.mbconv2.droppath1"]
+    assert [rate for _, rate in drops] == pytest.approx([0.2 * n / 16 for n in (2, 4, 6, 7, 9, 10, 12, 13, 14)])

@@ -28,6 +28,8 @@ MODELS = {
     "densenet121": lambda: torchvision.models.densenet121(),
     "convnext_tiny": lambda: torchvision.models.convnext_tiny(),
     "shufflenet_v2_x1_0": lambda: torchvision.models.shufflenet_v2_x1_0(),
+    "mobilenet_v3_large": lambda: torchvision.models.mobilenet_v3_large(),
+    "efficientnet_b0": lambda: torchvision.models.efficientnet_b0(),
 }
 
 

@@ -38,6 +38,7 @@ class Ctx:
     conditional: bool = False  # inside an `if` decided at construction
     assign: frozenset[str] = frozenset()  # names a `let` must assign as Python variables (a loop carries them)
     dead: bool = False  # this code raises at construction (see Statements.body)
+    bound: frozenset[str] = frozenset()  # the names the definition binds: `act` alone applies one
 
     @property
     def fixed(self) -> bool:

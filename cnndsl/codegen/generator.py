@@ -23,7 +23,9 @@ from cnndsl.codegen.merges import Merges
 from cnndsl.codegen.naming import RESERVED, ClassState, camel, pyname
 from cnndsl.codegen.statements import Statements
 from cnndsl.codegen.symbolic import evaluate
+from cnndsl.elaborate.validate import bound_names
 from cnndsl.errors import CnnError, Span
+from cnndsl.ops.base import Symbol
 from cnndsl.ops.source import Src, docstring, is_real, py
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
@@ -94,7 +96,8 @@ class Generator(Statements, ControlFlow, Merges):
             lines = Lines(taken=set(taken))
             params, names = self.signature(d, lines, {}, in_shape, overrides)
             state = ClassState(static)
-            ctx = Ctx("self", in_shape, names, in_shape, cls=state, steps=state.steps if static else None)
+            ctx = Ctx("self", in_shape, names, in_shape, cls=state, steps=state.steps if static else None,
+                      bound=frozenset(bound_names(d)))
             try:
                 self.body(d.body, ctx, lines)
                 if state.ambiguous():
@@ -125,8 +128,8 @@ class Generator(Statements, ControlFlow, Merges):
                 kind = self.types.of(d).get(p.name)
                 params.append(f"{py_name}: {kind}" if kind else py_name)
                 value = None
-            elif isinstance(p.default, ast.Const):
-                value = p.default.value
+            elif isinstance(p.default, ast.Const) or _word(p.default, names):
+                value = evaluate(p.default, names, in_shape)  # a literal, or a word such as `relu`
                 params.append(f"{py_name}{_annotation(value)} = {py(value)}")
             else:
                 params.append(f"{py_name}=None")
@@ -205,7 +208,14 @@ def _number_valued(e: ast.Expr) -> bool:
 
 
 
+def _word(e: ast.Expr, names: dict) -> bool:
+    """Whether a default is a bare word (`act = relu`, `padding = same`): a string default, not a variable."""
+    return isinstance(e, ast.Name) and e.id not in names
+
+
 def _annotation(value) -> str:
+    if isinstance(value, Symbol):
+        return ": str"
     for kind in (bool, int, float, str):
         if isinstance(value, kind):
             return f": {kind.__name__}"

@@ -27,7 +27,7 @@ class Merges:
     def fill(self, stmts, ctx: Ctx, lines: Lines, chain: str) -> Ctx:
         """A Chain `chain` (an attribute or a local variable) filled with the statements of a branch."""
         lines.add(f"{chain} = Chain()")
-        sub = Ctx(chain, ctx.shape, dict(ctx.names), ctx.in_shape, frozen=ctx.frozen)
+        sub = Ctx(chain, ctx.shape, dict(ctx.names), ctx.in_shape, frozen=ctx.frozen, bound=ctx.bound)
         self.body(stmts, sub, lines)
         if sub.pending is not None:  # the branch ends in `from e1`
             lines.add(f"{chain}.result = {sub.pending[0]}")

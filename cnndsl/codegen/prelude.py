@@ -346,7 +346,10 @@ def _activations() -> str:
             for op in ENTRIES for name in (op.name, *op.aliases)]
     return ("\ndef make_activation(name: str) -> tuple[str, nn.Module]:\n"
             '    """(kind, module) of the activation `name`: children are named by kind, as in the report."""\n'
-            "    kind, make = {\n" + "\n".join(rows) + "\n    }[name]\n    return kind, make()\n")
+            "    table = {\n" + "\n".join(rows) + "\n    }\n"
+            "    if name not in table:\n"
+            '        raise ValueError(f"{name!r} is not an activation; one of: {\', \'.join(table)}")\n'
+            "    kind, make = table[name]\n    return kind, make()\n")
 
 
 HELPERS["make_activation"] = _activations()

@@ -13,7 +13,8 @@ from cnndsl.codegen.forward import INPUT, Call
 from cnndsl.codegen.lines import Lines
 from cnndsl.codegen.naming import pyname
 from cnndsl.codegen.symbolic import evaluate
-from cnndsl.elaborate.args import Slot, bind, coerce
+from cnndsl.elaborate.args import UNBOUND, Slot, bind, coerce, held_activation
+from cnndsl.elaborate.validate import applies_variable, bound_names
 from cnndsl.errors import CnnError, Span
 from cnndsl.ops import REGISTRY, Args, CodeArgs, lookup
 from cnndsl.ops.source import ATOM, MODULE_ATTRIBUTES, Src, as_int, is_known, is_real, literal, py
@@ -117,6 +118,9 @@ class Statements:
         return ctx.cls.claim(kind, label, ctx.conditional, attribute)
 
     def call(self, c: ast.Call, ctx: Ctx, lines: Lines, label: str | None) -> None:
+        if applies_variable(self.program, c, ctx.bound):
+            self.apply(c, ctx, lines)
+            return
         block = self.program.definitions.get(c.name)
         if block is not None:
             self.block_call(block, c, ctx, lines, label)
@@ -138,6 +142,15 @@ class Statements:
         g = CodeArgs(values, [ctx.shape])
         src = _inplace(op.torch(g), op.name, ctx)
         self.add(ctx, lines, op.name, src, self.out_shape(op, g), label)
+        self.activation(activation, ctx, lines)
+
+    def apply(self, c: ast.Call, ctx: Ctx, lines: Lines) -> None:
+        """`act` alone, a variable holding an activation: as `activation=act` on the layer before it."""
+        value = ctx.names.get(c.name, UNBOUND)
+        self.activation(held_activation(c, value) if is_known(value) else value, ctx, lines)
+
+    def activation(self, activation, ctx: Ctx, lines: Lines) -> None:
+        """The layer an activation names ("none": none), or, for a constructor argument, the one it names."""
         if not is_known(activation):  # a constructor argument: its kind, and so the child's name, vary
             self.activation_argument(activation, ctx, lines)
         elif activation != "none":
@@ -195,7 +208,7 @@ class Statements:
         names: dict = {}
         for p in d.params:
             names[p.name] = values[p.name] if p.name in values else evaluate(p.default, dict(names), in_shape)
-        ctx = Ctx("_", in_shape, names, in_shape)
+        ctx = Ctx("_", in_shape, names, in_shape, bound=frozenset(bound_names(d)))
         try:
             self.body(d.body, ctx, Lines(scratch=True, exact=True))
         except Unsupported as e:

@@ -157,6 +157,32 @@ def _activation(v, spec=None):
     return _BAD
 
 
+def is_activation(value) -> bool:
+    """Whether a value names an activation (or `none`), as `activation=` takes it."""
+    return _activation(value) is not _BAD
+
+
+def held_activation(call: ast.Call, value) -> str:
+    """The activation (its registry name, or "none") that the statement `act` applies, where `act` is a
+    variable; an error at the statement when the variable holds something else."""
+    if call.args:
+        raise CnnError(f"`{call.name}` applies the activation it holds and takes no arguments", call.args[0].span,
+                       "to give an activation arguments, write the layer itself: `leakyrelu 0.2`")
+    kind = _BAD if value is UNBOUND else _activation(value)
+    if kind is _BAD:
+        shown = "nothing yet" if value is UNBOUND else f"`{value}`" if isinstance(value, Symbol) else describe(value)
+        hint = (_kind_hint(value, ACTIVATION_SPEC) if isinstance(value, (Symbol, str))
+                else "give it an activation: `act = relu`, `act = hardswish`, or `act = none` for none")
+        raise CnnError(f"`{call.name}` is a variable holding {shown}, not an activation: a statement that names a "
+                       "variable applies the activation it holds", call.span, hint)
+    return kind
+
+
+UNBOUND = object()  # a name bound somewhere in the definition (a `let` later on) but not here
+
+
+ACTIVATION_SPEC = ArgSpec("activation", "activation", "none")
+
 _KINDS = {
     "int": _int,
     "float": _float,

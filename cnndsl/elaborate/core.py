@@ -10,9 +10,9 @@ import math
 from dataclasses import dataclass, field, replace
 
 from cnndsl import limits
-from cnndsl.elaborate.args import Slot, bind, layer_args
+from cnndsl.elaborate.args import UNBOUND, Slot, bind, held_activation, is_activation, layer_args
 from cnndsl.elaborate.expr import Env, describe, evaluate
-from cnndsl.elaborate.validate import callee, validate
+from cnndsl.elaborate.validate import applies_variable, bound_names, callee, validate
 from cnndsl.errors import CnnError, Diagnostic, Span, UsageError, did_you_mean
 from cnndsl.graph import Graph, Group, Layer, build_graph, numbered, unused_layers
 from cnndsl.ops import ALIASES, REGISTRY, Args, Symbol
@@ -33,6 +33,7 @@ class Frame:
     frozen: bool = False
     block: str | None = None
     outside: frozenset[str] = frozenset()  # names of outputs outside the branch we are in, for a hint
+    bound: frozenset[str] = frozenset()  # the names the definition binds: `act` alone applies one
 
     def env(self) -> Env:
         return Env(self.vars, self.in_shape)
@@ -82,13 +83,14 @@ class _Elaborator:
         self.iterations = 0
         self.warnings: list[Diagnostic] = []
         self.branch_labels: dict[str, str] = {}  # outputs named inside branches, for a hint
+        self.bound_cache: dict[str, frozenset[str]] = {}
 
     # ---- the network ------------------------------------------------------------------------------
 
     def network(self, d: ast.Definition, overrides: dict) -> Elaborated:
         self._check_names()
         params = self._network_params(d, overrides)
-        frame = Frame(dict(params), {}, None, "", ())
+        frame = Frame(dict(params), {}, None, "", (), bound=frozenset(bound_names(d)))
         cur = self.body(d.body, frame, None)
         if cur is None:
             raise CnnError(f"network `{d.name}` has no layers", d.span, "start it with `input 3x224x224`")
@@ -215,7 +217,19 @@ class _Elaborator:
 
     # ---- calls --------------------------------------------------------------------------------------
 
+    def bound(self, d: ast.Definition) -> frozenset[str]:
+        if d.name not in self.bound_cache:
+            self.bound_cache[d.name] = frozenset(bound_names(d))
+        return self.bound_cache[d.name]
+
     def call(self, c: ast.Call, frame: Frame, cur: str | None, label: str | None) -> str:
+        if applies_variable(self.program, c, frame.bound):
+            return self.apply(c, frame, cur, label)
+        if c.name in frame.bound and not c.args and is_activation(frame.vars.get(c.name)):
+            self.warnings.append(Diagnostic(
+                f"`{c.name}` here is the {'block' if c.name in self.program.definitions else 'layer'} of that "
+                f"name, not the variable `{c.name}` (which holds `{frame.vars[c.name]}`)", c.span,
+                severity="warning", hint="rename the variable to apply the activation it holds"))
         op = callee(self.program, c)
         if isinstance(op, ast.Definition):
             self.need_input(cur, c.span)
@@ -230,6 +244,14 @@ class _Elaborator:
             act_span = next((a.value.span for a in c.args if a.name == "activation"), c.span)
             cur = self.add_layer(activation, REGISTRY[activation].defaults(), [cur], act_span, frame, None)
         return cur
+
+    def apply(self, c: ast.Call, frame: Frame, cur: str | None, label: str | None) -> str | None:
+        """`act`, a variable holding an activation: that activation's layer (none for `none`)."""
+        kind = held_activation(c, frame.vars.get(c.name, UNBOUND))
+        self.need_input(cur, c.span)
+        if kind == "none":
+            return cur
+        return self.add_layer(kind, REGISTRY[kind].defaults(), [cur], c.span, frame, label)
 
     def input(self, c: ast.Call, frame: Frame, cur: str | None, label: str | None) -> str:
         if cur is not None or frame.block is not None:
@@ -254,7 +276,8 @@ class _Elaborator:
             env.vars[p.name] = evaluate(arg.value, frame.env()) if arg else evaluate(p.default, env)
         gid = self.name(frame, d.name, label)
         self.groups[gid] = Group(gid, _title(c, env.vars), "block", c.span)
-        inner = Frame(env.vars, {}, in_shape, gid, (*frame.groups, gid), frame.frozen, d.name)
+        inner = Frame(env.vars, {}, in_shape, gid, (*frame.groups, gid), frame.frozen, d.name,
+                      bound=self.bound(d))
         self.calls.append((d.name, c.span))
         try:
             out = self.body(d.body, inner, cur)

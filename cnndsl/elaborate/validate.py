@@ -19,7 +19,7 @@ import keyword
 from dataclasses import dataclass, field
 
 from cnndsl import limits
-from cnndsl.elaborate.args import Slot, bind, coerce, op_slots
+from cnndsl.elaborate.args import Slot, bind, coerce, held_activation, op_slots
 from cnndsl.elaborate.expr import Env, evaluate
 from cnndsl.errors import CnnError, did_you_mean, raise_all
 from cnndsl.ops import ALIASES, REGISTRY, Op, lookup
@@ -87,7 +87,7 @@ class _At(Exception):
 class _Scanner:
     def __init__(self, program: Program, d: ast.Definition, out: _Body):
         self.program, self.d, self.out = program, d, out
-        self.bound = _bound(d)  # other names are words such as `same` or `relu`: constants
+        self.bound = bound_names(d)  # other names are words such as `same` or `relu`: constants
         self.errors: list[CnnError] = []
 
     def check(self, test, *args) -> None:
@@ -105,7 +105,7 @@ class _Scanner:
 
     def stmt(self, s: ast.Stmt, level: int) -> None:  # recursion bounded by limits.NESTING
         if isinstance(s, ast.Labeled):
-            self.check(_label, s)
+            self.check(_label, s, self.program, self.bound)
             self.stmt(s.stmt, level)
         elif isinstance(s, ast.Frozen):
             for sub in s.body:
@@ -155,6 +155,10 @@ class _Scanner:
             raise CnnError("a condition must be true or false", e.span, "compare values: `if stride != 1 { ... }`")
 
     def call(self, c: ast.Call, level: int) -> None:
+        if applies_variable(self.program, c, self.bound):  # `act`: the activation the variable holds
+            if c.args:
+                held_activation(c, None)
+            return
         op = callee(self.program, c)
         if isinstance(op, ast.Definition):
             bind(c, [Slot(p.name, required=p.default is None) for p in op.params], f"block `{op.name}`")
@@ -213,8 +217,11 @@ def _binder(name: str | None, span) -> None:
         raise CnnError(f"`{name}`: names that start with `__` are reserved", span, "rename it")
 
 
-def _label(s: ast.Labeled) -> None:
+def _label(s: ast.Labeled, program: Program, bound: set[str]) -> None:
     """An output's name is a module attribute in the generated code: `self.e1`."""
+    if isinstance(s.stmt, ast.Call) and applies_variable(program, s.stmt, bound):
+        raise CnnError(f"a name cannot label `{s.stmt.name}`: the activation the variable holds may be none, "
+                       "which makes no layer", s.span, "label the layer before it, or write the activation itself")
     why = ("every PyTorch module has an attribute of that name" if s.label in MODULE_ATTRIBUTES
            else "it is a Python keyword" if keyword.iskeyword(s.label)
            else "it starts with `_`" if s.label.startswith("_") else None)
@@ -222,7 +229,14 @@ def _label(s: ast.Labeled) -> None:
         raise CnnError(f"`{s.label}` cannot name an output: {why}", s.span, "pick another name")
 
 
-def _bound(d: ast.Definition) -> set[str]:
+def applies_variable(program: Program, c: ast.Call, bound: set[str]) -> bool:
+    """Whether the statement `c` applies the activation a variable holds (`act`, a parameter): it names a
+    variable of its definition (`bound`) and no layer or block. Layers and blocks come first, so that no
+    spec written before activations were values changes meaning."""
+    return c.name in bound and c.name not in program.definitions and lookup(c.name) is None
+
+
+def bound_names(d: ast.Definition) -> set[str]:
     """The names a definition binds anywhere: its parameters, `let`s and loop variables."""
     names = {p.name for p in d.params}
     for s in ast.statements(d.body):

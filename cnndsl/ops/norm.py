@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cnndsl.errors import ShapeError
 from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, fmt_int, need_image
+from cnndsl.ops.conv import ACTIVATION
 from cnndsl.ops.torchsrc import ctor
 
 
@@ -27,6 +28,7 @@ BATCHNORM = Op(
         ArgSpec("eps", "float", 1e-5, aliases=("epsilon",), above=0.0, doc="added to the variance (Keras uses 1e-3)"),
         ArgSpec("momentum", "float", 0.1, low=0.0, doc="PyTorch's convention: weight of the new batch"),
         ArgSpec("affine", "bool", True, aliases=("scale",), doc="learn scale and shift"),
+        ACTIVATION,
     ),
     params=_bn_params,
     buffers=lambda a, ins: 2 * ins[0][0],

@@ -117,13 +117,15 @@ def binop(op: str, a, b):
         value = _folded(lambda: _fold(op, a, b), op == "**" and _huge_power(a, b))
         if value is not _UNFOLDED:
             return value
+    if op == "*" and (type(a) is int and a == 1 or type(b) is int and b == 1):  # `c * multiplier` with 1
+        return b if type(a) is int and a == 1 else a
     if op in ("+", "-") and isinstance(b, (int, float)) and not isinstance(b, bool) and b < 0:
         op, b = "-" if op == "+" else "+", -b  # n - 2, not n + -2
     p = PRECEDENCE[op]
     right = p + 1 if op != "**" else p  # left-associative except **
     left = p if op != "**" else p + 1
     real = op in ("/", "**") or (p >= PRECEDENCE["+"] and (is_real(a) or is_real(b)))
-    return Src(f"{py(a, left)} {op} {py(b, right)}", p, real)
+    return Src(f"{py(a, left)} {op} {py(b, right)}", p, real, word=False)  # arithmetic makes no word
 
 
 def product(values):
