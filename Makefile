@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check cnndsl tests bench
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile  # two workers, a test file each at a time (its module fixtures run once)
 
 run: $(STAMP)
 	$(VENV)/bin/cnndsl train examples/fashion_cnn_honkong.cnn
