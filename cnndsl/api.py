@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from cnndsl import report
+from cnndsl import collector, report
 from cnndsl.analysis import Analysis, analyse, memory_warnings
 from cnndsl.elaborate import elaborate
 from cnndsl.errors import CnnError, Diagnostic
@@ -63,7 +63,8 @@ class Spec:
 
     def _elaborate(self):
         if self._elaborated is None:
-            self._elaborated = elaborate(self.program, self.network, self.params, self.limits.layers)
+            with collector.paused():
+                self._elaborated = elaborate(self.program, self.network, self.params, self.limits.layers)
         return self._elaborated
 
     @property
@@ -76,7 +77,8 @@ class Spec:
 
     def check(self) -> Report:
         elaborated = self._elaborate()
-        analysis = analyse(elaborated.graph)
+        with collector.paused():
+            analysis = analyse(elaborated.graph)
         return Report(analysis, elaborated.warnings + memory_warnings(analysis), self.origin)
 
     def source(self) -> str:

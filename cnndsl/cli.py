@@ -73,6 +73,13 @@ def _weights(args: argparse.Namespace, spec, weights):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from cnndsl import collector
+
+    with collector.paused():  # the whole command: the report's rows are many small objects too
+        return _check(args)
+
+
+def _check(args: argparse.Namespace) -> int:
     spec = _load(args)
     result = spec.check()
     if not args.json:

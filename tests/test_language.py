@@ -303,7 +303,8 @@ def test_the_committed_tables_are_those_of_the_grammar_and_parse_as_it_does(monk
     files = sorted([*root.glob("specs/*.cnn"), *root.glob("examples/*.cnn"), *root.glob("cnndsl/std/*.cnn")])
     assert len(files) > 10
     ours = [_shape(parser.parse(p.read_text(), p.name)) for p in files]
-    monkeypatch.setattr(parser, "_parser", lambda: (analysed, analysed.options.postlex, analysed.options.transformer))
+    monkeypatch.setattr(parser, "_parser",
+                        lambda: (analysed, analysed.options.postlex, analysed.options.transformer, None))
     assert [_shape(parser.parse(p.read_text(), p.name)) for p in files] == ours
 
 

@@ -21,11 +21,23 @@ class Slot:
     required: bool = True
 
 
+class Slots(list):
+    """A layer's slots with their lookups made once: every call of the layer binds against them."""
+
+    def __init__(self, slots: list[Slot]):
+        super().__init__(slots)
+        self.positional = [s for s in slots if s.positional]
+        self.names = {alias: s.name for s in slots for alias in (s.name, *s.aliases)}
+
+
 def bind(call: ast.Call, slots: list[Slot], what: str) -> dict[str, ast.Arg]:
     """Which argument goes to which parameter; errors for unknown, missing or repeated ones."""
     got: dict[str, ast.Arg] = {}
-    positional = [s for s in slots if s.positional]
-    names = {alias: s.name for s in slots for alias in (s.name, *s.aliases)}
+    if isinstance(slots, Slots):
+        positional, names = slots.positional, slots.names
+    else:
+        positional = [s for s in slots if s.positional]
+        names = {alias: s.name for s in slots for alias in (s.name, *s.aliases)}
     pos_index = 0
     for arg in call.args:
         if arg.name is None:
@@ -67,8 +79,16 @@ def _too_many(call: ast.Call, arg: ast.Arg, slots: list[Slot], what: str) -> Cnn
 # ---- layer arguments ----------------------------------------------------------------------------
 
 
-def op_slots(op: Op) -> list[Slot]:
-    return [Slot(a.name, a.aliases, a.positional, a.default is REQUIRED) for a in op.args]
+_SLOTS: dict[str, tuple[Op, Slots]] = {}
+
+
+def op_slots(op: Op) -> Slots:
+    """The slots of a registry layer, made once per layer kind (callers do not change them)."""
+    made = _SLOTS.get(op.name)
+    if made is None or made[0] is not op:
+        made = _SLOTS[op.name] = (op, Slots([Slot(a.name, a.aliases, a.positional, a.default is REQUIRED)
+                                              for a in op.args]))
+    return made[1]
 
 
 def layer_args(op: Op, call: ast.Call, env: Env) -> dict[str, object]:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import functools
-import gc
 from typing import NamedTuple
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from cnndsl import limits
+from cnndsl import collector, limits
 from cnndsl.errors import Source, Span, SpecSyntaxError
 from cnndsl.syntax import ast, tables
+from cnndsl.syntax.driver import Driver, Unsure
 
 # Tokens before which a newline does not end the statement.
 _CONTINUES = {"ELSE", "SHORTCUT", "LBRACE"}
@@ -78,10 +78,16 @@ class _PostLex:
 
 
 @functools.lru_cache(maxsize=1)
-def _parser() -> tuple[Lark, _PostLex, _ToAst]:
-    """The LALR parser, with the AST built inline: no parse tree, and no grammar analysis at start-up."""
+def _parser() -> tuple[Lark, _PostLex, _ToAst, Driver | None]:
+    """The LALR parser, with the AST built inline: no parse tree, and no grammar analysis at start-up;
+    and the faster loop over its tables (None where this Lark's parser is not one it can drive)."""
     postlex, transformer = _PostLex(), _ToAst()
-    return tables.lark(postlex=postlex, transformer=transformer), postlex, transformer
+    lark = tables.lark(postlex=postlex, transformer=transformer)
+    try:
+        driver = Driver(lark)
+    except (Unsure, AttributeError, KeyError):  # another Lark's internals
+        driver = None
+    return lark, postlex, transformer, driver
 
 
 def parse(text: str, name: str = "<string>", max_statements: int = limits.LAYERS, limit: int | None = None
@@ -91,23 +97,32 @@ def parse(text: str, name: str = "<string>", max_statements: int = limits.LAYERS
     The file may hold `max_statements` statements: what is left of the whole spec's `limit`.
     """
     source = Source(name, text)
-    lark, postlex, transformer = _parser()
+    lark, postlex, transformer, driver = _parser()
     postlex.max_statements, postlex.limit = max_statements, limit or max_statements
-    transformer.start_file(source)
-    collecting = gc.isenabled()
-    gc.disable()  # the parse makes many objects and no cycles: the collector's passes over them cost a fifth
+    text = text if text.endswith("\n") else text + "\n"
     try:  # the LALR parser is a loop: a deep spec is refused by the depth checks, not by Python's stack
-        module = lark.parse(text if text.endswith("\n") else text + "\n")
+        with collector.paused():
+            module = _parse(text, source, lark, transformer, driver)
     except UnexpectedInput as e:
         raise _syntax_error(e, source, postlex) from None
     except _Limit as e:
         raise SpecSyntaxError(e.message, _tok_span(source, e.tok), e.hint) from None
     finally:
         transformer.start_file(None)
-        if collecting:
-            gc.enable()
     module.statements = postlex.statements
     return module
+
+
+def _parse(text: str, source: Source, lark: Lark, transformer: _ToAst, driver: Driver | None) -> ast.Module:
+    """The fast loop where it can; Lark itself where the loop stops at an error, for Lark's own message."""
+    if driver is not None:
+        transformer.start_file(source)
+        try:
+            return driver.parse(text)
+        except Unsure:
+            pass
+    transformer.start_file(source)  # afresh: the loop may have left half a file's state
+    return lark.parse(text)
 
 
 def _tok_span(source: Source, tok: Token) -> Span:
