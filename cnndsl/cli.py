@@ -145,11 +145,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         _resume_alone(args)
         out = Path(args.resume)
         recipe = recipe_of_checkpoint(runs.last_checkpoint(out).recipe, str(out / "last.pt"))
+        if args.tensorboard is not None:  # the one setting a resumed run may change: it adds or stops a log
+            from dataclasses import replace
+
+            recipe = replace(recipe, tensorboard=args.tensorboard)
     else:
         recipe = load_recipe(args.recipe, dict(data=args.data, epochs=args.epochs, batch_size=args.batch_size,
                                                lr=args.lr, seed=args.seed, init=args.init, amp=args.amp or None,
                                                compile=args.compile or None,
-                                               channels_last=args.channels_last or None))
+                                               channels_last=args.channels_last or None,
+                                               tensorboard=args.tensorboard))
         out = Path(args.out) if args.out else runs.default_folder(args.spec)
         if world().main:  # under torchrun the folder is rank 0's: the others may find its files already
             runs.check_new(out)
@@ -485,9 +490,9 @@ def parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a spec on a dataset (default: the offline digits)",
                         description="Train a spec with one shared runner: per-epoch loss and accuracy on the "
                         "training and validation data, atomic checkpoints (best.pt, last.pt), metrics.csv and "
-                        "metrics.json in the run folder, and the test accuracy of the best epoch. Flags override "
-                        "the recipe. A run that would not fit in memory is refused before it starts "
-                        "(CNNDSL_MAX_MEMORY=SIZE sets the limit).")
+                        "metrics.json in the run folder (and TensorBoard logs with --tensorboard), and the test "
+                        "accuracy of the best epoch. Flags override the recipe. A run that would not fit in memory "
+                        "is refused before it starts (CNNDSL_MAX_MEMORY=SIZE sets the limit).")
     _spec_arguments(tr, device=True)
     tr.add_argument("--recipe", metavar="FILE.yaml", help="training settings (see docs/training.md)")
     tr.add_argument("--data", metavar="NAME", help="digits (default; offline), mnist, fashion-mnist, kmnist, "
@@ -500,13 +505,18 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", metavar="DIR", help="run folder, new or empty: a run already there is never replaced "
                     "(default runs/SPEC-TIME, with -2, -3... when taken)")
     tr.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last finished epoch, with its "
-                    "own recipe (flags that would change it are refused)")
+                    "own recipe (flags that would change it are refused; --tensorboard and --no-tensorboard are "
+                    "not)")
     tr.add_argument("--init", metavar="WEIGHTS", help="start from these weights (a run's best.pt, any state_dict, or "
                     "torchvision:NAME, e.g. torchvision:resnet50, from the hub cache or downloaded); "
                     "what fits by name or shape is loaded, and the log says what")
     tr.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on the CPU, float16 on CUDA)")
     tr.add_argument("--compile", action="store_true", help="torch.compile the model")
     tr.add_argument("--channels-last", action="store_true", help="NHWC memory layout for weights and images")
+    tr.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                    help="write each epoch's figures for TensorBoard into RUN/tensorboard/ (recipe key "
+                    "`tensorboard`; needs `pip install tensorboard`); also with --resume, which may turn it on "
+                    "or off")
     tr.add_argument("--nproc", type=_positive, default=1, metavar="N",
                     help="train in N processes with DistributedDataParallel (gloo on CPU, NCCL on GPUs), through "
                     "torchrun on this machine; the batch size is per process")

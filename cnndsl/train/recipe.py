@@ -44,6 +44,7 @@ class Recipe:
     amp: bool = False  # mixed precision: bfloat16 on the CPU, float16 on CUDA
     compile: bool = False  # torch.compile the model
     channels_last: bool = False
+    tensorboard: bool = False  # RUN/tensorboard/: each epoch's figures for TensorBoard (the tensorboard package)
     init: str = ""  # weights to start from: a run's checkpoint or any state_dict file
     initializer: str = "pytorch"  # keras: Glorot-uniform weights and zero biases, as Keras layers start
     seed: int = 0

@@ -88,6 +88,8 @@ def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log) ->
     """Checks, then the data on the device, the network, the run folder and the phases."""
     import torch
 
+    if recipe.tensorboard:
+        steps.summary_writer()  # a missing tensorboard package is said now, not at the end of the first epoch
     report = spec.check()
     _check_crop(recipe, report.input)
     # refused before anything is allocated; processes on one CPU each hold the model and a batch
@@ -100,6 +102,8 @@ def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log) ->
     processes = f" x {here.size} processes" if here.size > 1 else ""
     log(f"training {report.analysis.graph.name} ({report.params:,} parameters) on {recipe.data}: "
         f"{len(data.train)} train, {len(data.val)} validation, {len(data.test)} test images; device {dev}{processes}")
+    if recipe.tensorboard:
+        log(f"tensorboard: {out / 'tensorboard'} (watch it with `tensorboard --logdir {out.parent}`)")
     plan = plan_of(recipe)
     check_phase_names(net.model, plan)
     spec_frozen = frozenset(n for n, p in net.model.named_parameters() if not p.requires_grad)
@@ -107,7 +111,7 @@ def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log) ->
                 augment=torch.Generator().manual_seed(recipe.seed + 1 + here.rank))
     return Run(recipe=recipe, spec=spec, input_shape=tuple(report.input), out=out, world=here, log=log, data=data,
                net=net, rngs=rngs, phases=Phases(plan, spec_frozen),
-               steps=steps.standard(Monitor(recipe.monitor), recipe.patience))
+               steps=steps.standard(Monitor(recipe.monitor), recipe.patience, recipe.tensorboard))
 
 
 def load_data(recipe: Recipe, report, dev, need: memory.Need, log) -> Dataset:

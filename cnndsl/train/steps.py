@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from cnndsl.errors import CnnError
 from cnndsl.train import checkpoint, plots, scores
 from cnndsl.train.epoch import predictions
 from cnndsl.train.files import atomic_write, write_metrics, yaml_text
@@ -57,8 +58,9 @@ class Logger(Step):
     def on_train_end(self, final: dict, run: Run) -> None:
         run.log(f"test accuracy {final['test_accuracy']:.4f} (loss {final['test_loss']:.4f}) with the weights of "
                 f"epoch {final['best_epoch']}")
+        board = ", tensorboard/" if run.recipe.tensorboard else ""
         run.log(f"wrote {run.out}: best.pt, last.pt, metrics.csv, metrics.json, curves.png, confusion.png, "
-                "recipe.yaml, report.html")
+                f"recipe.yaml, report.html{board}")
 
 
 class PlateauLR(Step):
@@ -99,13 +101,23 @@ class EarlyStopping(Step):
 
 
 class RecipeFile(Step):
-    """recipe.yaml, with the first checkpoint: a run that saved nothing leaves none."""
+    """recipe.yaml, with the first checkpoint: a run that saved nothing leaves none. A resumed run rewrites
+    it if its recipe differs (--resume may turn `tensorboard` on or off)."""
 
     name = "recipe_file"
 
+    def __init__(self):
+        self.checked = False  # once per process: the recipe does not change within one
+
     def on_epoch_end(self, row: dict, run: Run) -> None:
-        if run.world.main and not (run.out / "recipe.yaml").exists():
-            atomic_write(run.out / "recipe.yaml", yaml_text(run.recipe.to_dict()))
+        if run.world.main and not self.checked:
+            path, text = run.out / "recipe.yaml", yaml_text(run.recipe.to_dict())
+            if not path.exists() or path.read_bytes() != text:
+                atomic_write(path, text)
+            self.checked = True
+
+    def on_train_end(self, final: dict, run: Run) -> None:
+        self.on_epoch_end({}, run)  # a finished run resumed trains no epoch
 
 
 class BestCheckpoint(Step):
@@ -139,6 +151,89 @@ class LastCheckpoint(Step):
     def on_epoch_end(self, row: dict, run: Run) -> None:
         if run.world.main:
             checkpoint.save(run.out / "last.pt", run.checkpoint())
+
+
+def summary_writer() -> type:
+    """torch's SummaryWriter, or a CnnError saying how to install TensorBoard (checked when a run is set up)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # imports the tensorboard package: only when asked for
+    except ImportError as e:
+        raise CnnError(f"the recipe asks for TensorBoard logs (`tensorboard: true` or --tensorboard), but "
+                       f"TensorBoard cannot be imported ({e}): pip install tensorboard",
+                       hint="or the extra, pip install 'cnndsl[tensorboard]'; or train without TensorBoard "
+                       "(--no-tensorboard)") from None
+    return SummaryWriter
+
+
+# Keras' TensorBoard callback's layout: a run folder per split, the same `epoch_*` tags in each, so that
+# TensorBoard draws one chart per figure with a curve per split
+SCALARS = {"train": {"epoch_loss": "loss", "epoch_accuracy": "accuracy", "epoch_learning_rate": "lr",
+                     "epoch_seconds": "seconds"},
+           "validation": {"epoch_loss": "val_loss", "epoch_accuracy": "val_accuracy"}}
+
+
+class TensorBoard(Step):
+    """RUN/tensorboard/{train,validation}/: each epoch's figures at step = epoch, flushed every epoch so that
+    a running `tensorboard --logdir runs` draws them live; RUN/tensorboard/test/ gets the test figures (at the
+    tested epoch) and a line of text saying which epoch's weights they are.
+
+    Its state is the last epoch written. A resumed run writes a new events file per folder, which starts by
+    purging the steps after that epoch (SummaryWriter's purge_step: what a killed run wrote past its last
+    checkpoint); the epochs the folder lacks (TensorBoard turned on at --resume) are written first."""
+
+    name = "tensorboard"
+
+    def __init__(self):
+        self.written = 0  # the last epoch in the event files, as of the checkpoint
+        self.writers: dict | None = None
+
+    def on_epoch_end(self, row: dict, run: Run) -> None:
+        if run.world.main:
+            self._catch_up(run)
+
+    def _catch_up(self, run: Run) -> None:
+        """Every epoch of the history after the last one written: this epoch's row, and on the first call
+        those the folder lacks."""
+        if self.writers is None:
+            folder = run.out / "tensorboard"
+            if not folder.exists():  # a new run's, or TensorBoard turned on at --resume: every epoch goes in
+                self.written = 0
+            SummaryWriter = summary_writer()
+            purge = self.written + 1 if folder.exists() else None  # TensorBoard hides the steps from there on
+            self.writers = {split: SummaryWriter(str(folder / split), purge_step=purge) for split in SCALARS}
+        for row in run.history:
+            if row["epoch"] > self.written:
+                self._write(row)
+
+    def _write(self, row: dict) -> None:
+        for split, tags in SCALARS.items():
+            for tag, key in tags.items():
+                self.writers[split].add_scalar(tag, row[key], global_step=row["epoch"])
+            self.writers[split].flush()
+        self.written = row["epoch"]
+
+    def on_train_end(self, final: dict, run: Run) -> None:
+        if not run.world.main:
+            return
+        self._catch_up(run)  # (a finished run resumed with TensorBoard turned on trains no epoch)
+        # a finished run resumed again rewrites its test figures: the purge from step 1 hides the earlier ones
+        folder = run.out / "tensorboard" / "test"
+        test = summary_writer()(str(folder), purge_step=1 if folder.exists() else None)
+        epoch = final["best_epoch"]
+        test.add_scalar("epoch_accuracy", final["test_accuracy"], global_step=epoch)
+        test.add_scalar("epoch_loss", final["test_loss"], global_step=epoch)
+        test.add_text("test", f"test accuracy {final['test_accuracy']:.4f} (loss {final['test_loss']:.4f}) with the "
+                      f"weights of epoch {epoch}", global_step=epoch)
+        test.close()
+        for writer in (self.writers or {}).values():
+            writer.close()
+        self.writers = None
+
+    def state(self) -> dict:
+        return {"written": self.written}
+
+    def load(self, state: dict) -> None:
+        self.written = state["written"]
 
 
 class MetricsFiles(Step):
@@ -207,9 +302,11 @@ class ReportPage(Step):
             self.spec_html = runpage.write(run, final, self.spec_html)
 
 
-def standard(monitor: Monitor, patience: int) -> list[Step]:
+def standard(monitor: Monitor, patience: int, tensorboard: bool = False) -> list[Step]:
     """The steps of every run, in their order: those that update, then those that write (the class scores
-    come first so that their table precedes the test accuracy and that metrics.json holds them; the page
-    comes last: it embeds the plots)."""
+    come first so that their table precedes the test accuracy and that metrics.json holds them; TensorBoard
+    writes before last.pt, so that a run killed between them rewrites an epoch there, which the purge on
+    resume hides, rather than miss one; the page comes last: it embeds the plots)."""
+    board = [TensorBoard()] if tensorboard else []
     return [ClassScores(), Logger(), PlateauLR(), EarlyStopping(monitor, patience), RecipeFile(),
-            BestCheckpoint(monitor), LastCheckpoint(), MetricsFiles(), Plots(), ReportPage()]
+            BestCheckpoint(monitor), *board, LastCheckpoint(), MetricsFiles(), Plots(), ReportPage()]
