@@ -18,8 +18,9 @@ def _figure():
 
 
 def _save(fig, path: Path) -> None:
+    # no bbox_inches="tight": it draws a figure twice; each figure has its margins (fixed, or its layout engine's)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=110)
     atomic_write(path, buffer.getvalue())
 
 
@@ -36,7 +37,9 @@ def curves_figure(history: list[dict], best_epoch: int = 0, phase_starts: list[i
     and dashed ones where a phase begins (after the epochs in `phase_starts`)."""
     plt = _figure()
     epochs = [row["epoch"] for row in history]
+    # fixed margins: the labels are short and the same every run, and a layout engine would draw it twice
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), gridspec_kw={"width_ratios": [3, 3, 2]})
+    fig.subplots_adjust(left=0.045, right=0.99, bottom=0.13, top=0.92, wspace=0.22)
     for ax, key in zip(axes, ("loss", "accuracy")):
         ax.plot(epochs, [row[key] for row in history], marker="o", label="training")
         ax.plot(epochs, [row[f"val_{key}"] for row in history], marker="o", label="validation")
@@ -106,12 +109,13 @@ def _matrix(ax, values, classes: list[str], form: str, title: str, vmax=None):
                   fontsize=labels)
     ax.set_yticks(range(n), classes, fontsize=labels)
     if n <= NUMBERED:
-        limit = values.max() / 2
+        limit = (values.max() if vmax is None else vmax) / 2  # half the colour scale: white text on the dark half
         for i in range(n):
             for j in range(n):
                 value = values[i, j]
                 ax.text(j, i, form.format(int(value) if form == "{:d}" else value), ha="center", va="center",
-                        color="white" if value > limit else "black", fontsize=7)
+                        color="white" if value > limit else "black", fontsize=7,
+                        in_layout=False)  # inside its cell: the layout pass need not measure it
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
