@@ -109,13 +109,16 @@ def _options(spec, data, args) -> None:
         print(f"{name:15} {rate:9.0f}   {rate / plain:7.2f}x")
 
 
-def _hand_run(spec, epochs: int, batch: int) -> None:
+def _hand_parts(spec):
+    """What a hand-written script starts with: the data, the model, its forward, Adam and a shuffle generator."""
     torch.manual_seed(0)
     data = load_dataset("digits", spec.check().input, seed=0)
     model = spec.build().train()
-    forward = scores(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(0)
+    return data, model, scores(model), torch.optim.Adam(model.parameters(), lr=1e-3), torch.Generator().manual_seed(0)
+
+
+def _hand_run(spec, epochs: int, batch: int) -> None:
+    data, _, forward, optimizer, generator = _hand_parts(spec)
     for _ in range(epochs):
         hand_loop(forward, data.train.x, data.train.y, batch, optimizer, generator)
 
@@ -128,12 +131,7 @@ def _tutorial_run(spec, epochs: int, batch: int, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    torch.manual_seed(0)
-    data = load_dataset("digits", spec.check().input, seed=0)
-    model = spec.build().train()
-    forward = scores(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(0)
+    data, model, forward, optimizer, generator = _hand_parts(spec)
     history, best = [], float("inf")
     for _ in range(epochs):
         model.train()
