@@ -1,4 +1,4 @@
-"""Lark's lexer and LALR tables, driven by one tight loop: the same tokens, reductions and AST, in half the time.
+"""Lark's lexer and LALR tables, driven by one tight loop: the same tokens, reductions and AST, faster.
 
 Lark's `parse` spends most of a large spec in per-token bookkeeping (a line counter object, a lexer
 state, a parser state whose `feed_token` looks up its tables on every call). This loop reads the very
@@ -6,18 +6,35 @@ regular expression, keyword callback, tables and rule callbacks that Lark built,
 what Lark accepts and builds the same values. It only knows the happy path: at the first token it
 cannot match or shift it stops, and the caller parses the text again with Lark itself, whose error
 messages (what was expected, where) the rest of the parser is written against.
+
+Two shortcuts keep the values equal. The table is copied once with each reduction's length, rule name
+and callback in place of the rule (a Rule hashes in Python). And a rule whose name starts with `_` is
+inlined into its parent by Lark's child filters, which read only its `children`: instead of a Tree
+made through the transformer's `__default__`, such a rule here makes an `_Inlined`, which has nothing
+else (tests/test_fuzz.py compares the two parsers' values on mutated specs and random texts).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 from lark import Lark, Token
+from lark.parse_tree_builder import ChildFilterLALR, ChildFilterLALR_NoPlaceholders
 from lark.parsers.lalr_analysis import Shift
 
 
 class Unsure(Exception):
     """The text has an error here, or the grammar is one this loop was not made for: let Lark parse it."""
+
+
+class _Inlined:
+    """The value of a `_rule`, which its parent's child filter splices in: only its children."""
+
+    __slots__ = ("children",)
+
+    def __init__(self, children: list):
+        self.children = children
 
 
 class Driver:
@@ -34,18 +51,21 @@ class Driver:
         self.ignore = lexer.ignore_types
         self.newline = lexer.newline_types
         self.postlex = front.lexer.postlexer
+        self.token = Token._future_new  # Token(...) less its check for a deprecated keyword
         parser = front.parser.parser
-        self.states = parser.parse_table.states
-        self.start = parser.parse_table.start_states["start"]
-        self.end = parser.parse_table.end_states["start"]
-        self.callbacks = parser.callbacks
-        # each rule's length, name and callback, looked up once instead of at every reduction
-        self.rules = {rule: (len(rule.expansion), rule.origin.name, self.callbacks[rule])
-                      for rule in self.callbacks if not isinstance(rule, str)}
+        table = parser.parse_table
+        self.start, self.end = table.start_states["start"], table.end_states["start"]
+        self.callbacks = parser.callbacks  # terminals' and rules' callbacks
+        reductions = {rule: (len(rule.expansion), rule.origin.name, _inlining(rule.origin.name, callback))
+                      for rule, callback in self.callbacks.items() if not isinstance(rule, str)}
+        # state → token → (the state a shift goes to, None) or (None, (length, rule name, callback))
+        self.states = {state: {kind: (target, None) if action is Shift else (None, reductions[target])
+                               for kind, (action, target) in actions.items()}
+                       for state, actions in table.states.items()}
 
     def tokens(self, text: str) -> Iterator[Token]:
         """The tokens of `text` as Lark's basic lexer makes them (positions included); Unsure where none matches."""
-        match, ignore, newline, keywords = self.match, self.ignore, self.newline, self.keywords
+        match, ignore, newline, keywords, token = self.match, self.ignore, self.newline, self.keywords, self.token
         pos, line, line_start, size = 0, 1, 0, len(text)
         while pos < size:
             m = match(text, pos)
@@ -58,7 +78,7 @@ class Driver:
                 if count:
                     end_line, end_start = line + count, pos + value.rindex("\n") + 1
             if kind not in ignore:
-                tok = Token(kind, value, pos, line, pos - line_start + 1, end_line, end - end_start + 1, end)
+                tok = token(kind, value, pos, line, pos - line_start + 1, end_line, end - end_start + 1, end)
                 if kind == "NAME" and keywords is not None:
                     tok = keywords(tok)
                 yield tok
@@ -66,21 +86,21 @@ class Driver:
 
     def parse(self, text: str):
         """The value of the start rule (the AST the transformer builds); Unsure at an error."""
-        states, callbacks, rules, shift = self.states, self.callbacks, self.rules, Shift
+        states, callbacks = self.states, self.callbacks
         state_stack, value_stack = [self.start], []
         last = None
         for tok in self.postlex.process(self.tokens(text)):
             last = tok
             kind = tok.type
             while True:
-                action, target = states[state_stack[-1]].get(kind) or _NONE
-                if action is shift:
+                target, reduction = states[state_stack[-1]].get(kind) or _NONE
+                if target is not None:  # a shift
                     state_stack.append(target)
                     value_stack.append(callbacks[kind](tok) if kind in callbacks else tok)
                     break
-                if action is None:
+                if reduction is None:
                     raise Unsure(tok)
-                size, name, callback = rules[target]  # a reduction, written out: the loop's hot path
+                size, name, callback = reduction  # a reduction, written out: the loop's hot path
                 if size:
                     children = value_stack[-size:]
                     del state_stack[-size:]
@@ -88,20 +108,39 @@ class Driver:
                 else:
                     children = []
                 value_stack.append(callback(children))
-                state_stack.append(states[state_stack[-1]][name][1])
+                state_stack.append(states[state_stack[-1]][name][0])
         end = Token.new_borrow_pos("$END", "", last) if last is not None else Token("$END", "", 0, 1, 1)
         while True:
-            action, target = states[state_stack[-1]].get("$END") or _NONE
-            if action is None or action is shift:
+            target, reduction = states[state_stack[-1]].get("$END") or _NONE
+            if reduction is None:
                 raise Unsure(end)
-            size, name, callback = rules[target]
+            size, name, callback = reduction
             children = value_stack[-size:] if size else []
             del state_stack[len(state_stack) - size:]
             del value_stack[len(value_stack) - size:]
             value_stack.append(callback(children))
-            state_stack.append(states[state_stack[-1]][name][1])
+            state_stack.append(states[state_stack[-1]][name][0])
             if state_stack[-1] == self.end:
                 return value_stack[-1]
 
 
 _NONE = (None, None)
+
+
+def _inlining(name: str, callback):
+    """A `_rule`'s callback making an _Inlined instead of a Tree; other callbacks as Lark made them."""
+    if not name.startswith("_"):
+        return callback
+    if _makes_tree(callback, name):
+        return _Inlined
+    if isinstance(callback, (ChildFilterLALR_NoPlaceholders, ChildFilterLALR)) and _makes_tree(
+            callback.node_builder, name):
+        inlined = object.__new__(type(callback))
+        inlined.__dict__.update(callback.__dict__, node_builder=_Inlined)  # the same filter, another builder
+        return inlined
+    return callback
+
+
+def _makes_tree(callback, name: str) -> bool:
+    """Lark's default for a rule without a transformer method: partial(default_callback, name)."""
+    return isinstance(callback, partial) and callback.args == (name,) and not callback.keywords
