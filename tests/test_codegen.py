@@ -351,3 +351,38 @@ def test_an_activation_given_as_a_constructor_argument_builds_the_one_named():
 
     with pytest.raises(ValueError, match="'rleu' is not an activation; one of: relu, relu6, "):
         build_module(source, "N", {"a": "rleu"})
+
+
+POOL_CASES = [(op, k, s, p, ceil, include, n) for op in ("maxpool", "avgpool") for k in (2, 3) for s in (1, 2, 3)
+              for p in range(k // 2 + 1) for ceil in (True, False) for include in (True, False) for n in (5, 6)
+              if op == "avgpool" or include]
+
+
+@pytest.mark.parametrize("op,k,s,p,ceil,include,n", POOL_CASES)
+def test_a_pool_padded_by_a_parameter_computes_what_pytorch_s_pool_does(op, k, s, p, ceil, include, n):
+    """A padding that a parameter holds, which may be `same`, goes through PoolSame: ceil mode and
+    count_include_pad as nn.MaxPool2d / nn.AvgPool2d take them, and the shape check reported."""
+    counts = "" if op == "maxpool" else f" count_include_pad={str(include).lower()}"
+    spec = cnndsl.loads(f"""block b(pad = same) {{
+    {op} {k} stride={s} padding=pad ceil={str(ceil).lower()}{counts}
+}}
+network t {{
+    input 2x{n}x{n}
+    b {p}
+}}""")
+    assert "PoolSame(" in spec.source()
+    x = torch.randn(3, 2, n, n, generator=torch.Generator().manual_seed(k * 100 + s * 10 + n))
+    ours = spec.build().eval()(x)
+    if op == "maxpool":
+        theirs = torch.nn.MaxPool2d(k, s, p, ceil_mode=ceil)(x)
+    else:
+        theirs = torch.nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=include)(x)
+    assert ours.shape == theirs.shape and tuple(ours.shape[1:]) == spec.check().output
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("n,k,s", [(5, 2, 2), (6, 3, 2), (7, 3, 3), (6, 1, 4)])
+def test_keras_same_pooling_with_ceil_keeps_the_reported_shape(n, k, s):
+    spec = cnndsl.loads(f"network t {{\n input 1x{n}x{n}\n maxpool {k} stride={s} padding=same ceil=true\n"
+                        f" avgpool {k} stride=1 padding=same ceil=true\n}}")
+    assert tuple(spec.build().eval()(torch.randn(2, 1, n, n)).shape[1:]) == spec.check().output

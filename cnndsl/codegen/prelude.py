@@ -239,18 +239,34 @@ class SeparableConv2d(nn.Module):
 ''',
     "PoolSame": '''
 class PoolSame(nn.Module):
-    """A pool with Keras' asymmetric `same` padding: max pools ignore the padding, averages too."""
+    """A pool padded by hand: Keras' asymmetric `same`, or a padding known only when the module is made.
+    Max pools never see the padding; averages count it as count_include_pad says (Keras' `same`: never)."""
 
-    def __init__(self, op: str, kernel, stride, pads: tuple[int, int, int, int]) -> None:
+    def __init__(self, op: str, kernel, stride, pads: tuple[int, int, int, int], ceil_mode: bool = False,
+                 count_include_pad: bool = False) -> None:
         super().__init__()
         self.op, self.kernel, self.stride, self.pads = op, kernel, stride, pads
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
 
     def forward(self, x):
         if self.op == "max":
-            return F.max_pool2d(F.pad(x, self.pads, value=float("-inf")), self.kernel, self.stride)
-        total = F.avg_pool2d(F.pad(x, self.pads), self.kernel, self.stride, divisor_override=1)
-        ones = F.pad(torch.ones_like(x[:1, :1]), self.pads)
-        return total / F.avg_pool2d(ones, self.kernel, self.stride, divisor_override=1)
+            y = F.max_pool2d(F.pad(x, self.pads, value=float("-inf")), self.kernel, self.stride,
+                             ceil_mode=self.ceil_mode)
+        else:
+            total = F.avg_pool2d(F.pad(x, self.pads), self.kernel, self.stride, ceil_mode=self.ceil_mode,
+                                 divisor_override=1)
+            ones = F.pad(torch.ones_like(x[:1, :1]), self.pads, value=float(self.count_include_pad))
+            y = total / F.avg_pool2d(ones, self.kernel, self.stride, ceil_mode=self.ceil_mode, divisor_override=1)
+        if self.ceil_mode:  # PyTorch's rule: the last window starts inside the input or its left padding
+            y = y[..., :self._ceil_size(x.shape[2], 0), :self._ceil_size(x.shape[3], 1)]
+        return y
+
+    def _ceil_size(self, n: int, axis: int) -> int:
+        k = self.kernel if isinstance(self.kernel, int) else self.kernel[axis]
+        s = self.stride if isinstance(self.stride, int) else self.stride[axis]
+        before, after = self.pads[2 - 2 * axis:4 - 2 * axis]
+        out = -(-(n + before + after - k) // s) + 1
+        return out - 1 if (out - 1) * s >= n + before else out
 ''',
     "LayerNorm2d": '''
 class LayerNorm2d(nn.LayerNorm):

@@ -16,6 +16,7 @@ from cnndsl.ops.base import (
     spatial,
 )
 from cnndsl.ops.conv import PADDING, _kernel_text, _size_lines
+from cnndsl.ops.source import Src, py
 from cnndsl.ops.torchsrc import ctor, padding, spatial_out, two, unpair
 
 POOL_ARGS = (
@@ -71,15 +72,28 @@ def _pool_torch(op: str):
     def torch(g: CodeArgs) -> str:
         stride = g.kernel if g.stride is None else g.stride
         pad, pads4 = padding(g, g.kernel, stride, (1, 1), torch_same=False)
+        ceil_mode = True if g.ceil is True else None if g.ceil is False else g.ceil
         if pads4 is not None:
-            return ctor("PoolSame", op, unpair(g.kernel), unpair(stride), pads4)
+            return ctor("PoolSame", op, unpair(g.kernel), unpair(stride), pads4, ceil_mode=ceil_mode,
+                        count_include_pad=_counts_padding(g) if op == "avg" else None)
         exclude = g.padding == "same" or g.values.get("count_include_pad", True) is False
         return ctor(f"nn.{op.capitalize()}Pool2d", unpair(g.kernel),
-                    stride=None if g.stride is None else unpair(g.stride), padding=pad,
-                    ceil_mode=True if g.ceil is True else None if g.ceil is False else g.ceil,
+                    stride=None if g.stride is None else unpair(g.stride), padding=pad, ceil_mode=ceil_mode,
                     count_include_pad=False if exclude and op == "avg" and pad else None)
 
     return torch
+
+
+def _counts_padding(g: CodeArgs):
+    """PoolSame's count_include_pad: never for Keras' `same`; for a padding that a parameter holds, as
+    nn.AvgPool2d would count it (count_include_pad, True by default) unless the parameter holds `same`."""
+    include = g.values.get("count_include_pad", True)
+    if g.padding == "same" or include is False:
+        return None
+    if isinstance(g.padding, Src):
+        unless_same = Src(f"{py(g.padding, 5)} != {py('same')}", 4, word=False)
+        return unless_same if include is True else Src(f"{py(include, 3)} and {unless_same.text}", 2, word=False)
+    return include
 
 
 def _pool_sym(g: CodeArgs) -> tuple:
