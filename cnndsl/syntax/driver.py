@@ -20,8 +20,6 @@ from collections.abc import Iterator
 from functools import partial
 
 from lark import Lark, Token
-from lark.parse_tree_builder import ChildFilterLALR, ChildFilterLALR_NoPlaceholders
-from lark.parsers.lalr_analysis import Shift
 
 
 class Unsure(Exception):
@@ -41,6 +39,10 @@ class Driver:
     """What the loop reads from a Lark parser (`lexer="basic"`, LALR, a post-lexer, an inline transformer)."""
 
     def __init__(self, lark: Lark):
+        """Reads Lark's internals: where another Lark has moved them, the error (ImportError, AttributeError,
+        KeyError) tells the caller to parse with Lark alone."""
+        from lark.parsers.lalr_analysis import Shift
+
         front = lark.parser
         lexer = front.lexer.lexer  # PostLexConnector → BasicLexer
         scanner = lexer.scanner
@@ -129,6 +131,8 @@ _NONE = (None, None)
 
 def _inlining(name: str, callback):
     """A `_rule`'s callback making an _Inlined instead of a Tree; other callbacks as Lark made them."""
+    from lark.parse_tree_builder import ChildFilterLALR, ChildFilterLALR_NoPlaceholders
+
     if not name.startswith("_"):
         return callback
     if _makes_tree(callback, name):

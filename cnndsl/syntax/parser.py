@@ -85,7 +85,7 @@ def _parser() -> tuple[Lark, _PostLex, _ToAst, Driver | None]:
     lark = tables.lark(postlex=postlex, transformer=transformer)
     try:
         driver = Driver(lark)
-    except (Unsure, AttributeError, KeyError):  # another Lark's internals
+    except (Unsure, ImportError, AttributeError, KeyError):  # another Lark's internals
         driver = None
     return lark, postlex, transformer, driver
 
