@@ -386,3 +386,11 @@ def test_keras_same_pooling_with_ceil_keeps_the_reported_shape(n, k, s):
     spec = cnndsl.loads(f"network t {{\n input 1x{n}x{n}\n maxpool {k} stride={s} padding=same ceil=true\n"
                         f" avgpool {k} stride=1 padding=same ceil=true\n}}")
     assert tuple(spec.build().eval()(torch.randn(2, 1, n, n)).shape[1:]) == spec.check().output
+
+
+def test_a_size_the_arms_of_an_if_give_differently_is_named_once():
+    """As torchvision's InvertedResidual reads `hidden_dim`: the layers after the `if` read a variable."""
+    source = cnndsl.load(ROOT / "specs" / "mobilenet_v2.cnn").source()
+    assert "channels = round(in_channels * expand) if expand != 1 else in_channels" in source
+    assert "nn.Conv2d(channels, channels, kernel_size=3, stride=stride, padding=1, groups=channels" in source
+    assert source.count("if expand != 1 else in_channels") == 1

@@ -491,3 +491,9 @@ def test_a_variable_statement_takes_no_arguments_and_no_label():
     assert where(first) == (2, 9) and first.message == "`act` applies the activation it holds and takes no arguments"
     assert first.hint == "to give an activation arguments, write the layer itself: `leakyrelu 0.2`"
     assert where(second) == (3, 5) and second.message.startswith("a name cannot label `act`")
+
+
+def test_a_block_named_underscore_is_refused_where_it_is_defined():
+    with pytest.raises(CnnError) as e:
+        cnndsl.loads("block _() {\n}\nnetwork x {\n input 3x8x8\n _\n globalavgpool\n}\n").check()
+    assert "a block cannot be named `_`" in str(e.value) and e.value.span.line == 1

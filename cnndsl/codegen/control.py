@@ -145,6 +145,20 @@ class ControlFlow:
             ctx.pending = [self.current_tensor(outs, ends, ctx, lines)]
         safe = all(overwritable(o.made_by) for o in outs)
         ctx.made_by = outs[0].made_by if safe else None
+        ctx.shape = tuple(self.bound_size(size, k, outs, lines) for k, size in enumerate(ctx.shape))  # after
+        # the `else:` that current_tensor may add
+
+    def bound_size(self, size, k: int, outs: list[Ctx], lines: Lines):
+        """A size the arms of an `if` give differently, as a local variable: the layers after the `if` read
+        `hidden` rather than `in_channels * expand if expand != 1 else in_channels` each time, as
+        torchvision's InvertedResidual reads `hidden_dim`. (A caller's view keeps the expression.)"""
+        if lines.scratch or lines.exact or all(o.shape[k] == outs[0].shape[k] for o in outs):
+            return size
+        rank = len(outs[0].shape)
+        name = lines.local(("channels", "height", "width")[k] if rank == 3 else "features")
+        lines.carried.append(name)  # dropped again if no later layer reads it
+        lines.add(f"{name} = {py(size)}")
+        return Src(name, real=is_real(size))
 
     def guard(self, outs: list[Ctx], ctx: Ctx, lines: Lines, pos: int, placed: int) -> None:
         """The forward step of an `if` in a fixed class; its arms' attributes start as None."""

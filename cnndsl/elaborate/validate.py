@@ -202,6 +202,9 @@ def callee(program: Program, c: ast.Call) -> ast.Definition | Op:
 def _signature(d: ast.Definition) -> None:
     """Names that the generated Python can bind, and parameters in an order Python accepts."""
     _binder(d.name, d.span)
+    if d.kind == "block" and d.name == "_":  # its calls would be named `__1`, `__2`: reserved names
+        raise CnnError("a block cannot be named `_`: its calls would be named `__1`, `__2`..., which are reserved",
+                       d.span, "give the block a name")
     defaulted = None
     for p in d.params:
         _binder(p.name, p.span)
