@@ -8,6 +8,7 @@ from cnndsl.elaborate.expr import Env, describe, evaluate, undefined_hint
 from cnndsl.errors import CnnError, Span, did_you_mean
 from cnndsl.ops import ACTIVATIONS, REQUIRED, ArgSpec, Op, Symbol, lookup
 from cnndsl.ops.base import pair
+from cnndsl.ops.conv import ACTIVATION
 from cnndsl.syntax import ast
 
 
@@ -33,11 +34,9 @@ class Slots(list):
 def bind(call: ast.Call, slots: list[Slot], what: str) -> dict[str, ast.Arg]:
     """Which argument goes to which parameter; errors for unknown, missing or repeated ones."""
     got: dict[str, ast.Arg] = {}
-    if isinstance(slots, Slots):
-        positional, names = slots.positional, slots.names
-    else:
-        positional = [s for s in slots if s.positional]
-        names = {alias: s.name for s in slots for alias in (s.name, *s.aliases)}
+    if not isinstance(slots, Slots):  # a block's parameters: made for this call
+        slots = Slots(slots)
+    positional, names = slots.positional, slots.names
     pos_index = 0
     for arg in call.args:
         if arg.name is None:
@@ -191,7 +190,7 @@ def held_activation(call: ast.Call, value) -> str:
     kind = _BAD if value is UNBOUND else _activation(value)
     if kind is _BAD:
         shown = "nothing yet" if value is UNBOUND else f"`{value}`" if isinstance(value, Symbol) else describe(value)
-        hint = (_kind_hint(value, ACTIVATION_SPEC) if isinstance(value, (Symbol, str))
+        hint = (_kind_hint(value, ACTIVATION) if isinstance(value, (Symbol, str))
                 else "give it an activation: `act = relu`, `act = hardswish`, or `act = none` for none")
         raise CnnError(f"`{call.name}` is a variable holding {shown}, not an activation: a statement that names a "
                        "variable applies the activation it holds", call.span, hint)
@@ -200,8 +199,6 @@ def held_activation(call: ast.Call, value) -> str:
 
 UNBOUND = object()  # a name bound somewhere in the definition (a `let` later on) but not here
 
-
-ACTIVATION_SPEC = ArgSpec("activation", "activation", "none")
 
 _KINDS = {
     "int": _int,

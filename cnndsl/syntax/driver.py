@@ -102,7 +102,7 @@ class Driver:
                     break
                 if reduction is None:
                     raise Unsure(tok)
-                size, name, callback = reduction  # a reduction, written out: the loop's hot path
+                size, name, callback = reduction  # _reduce, written out: the loop's hot path
                 if size:
                     children = value_stack[-size:]
                     del state_stack[-size:]
@@ -116,17 +116,22 @@ class Driver:
             target, reduction = states[state_stack[-1]].get("$END") or _NONE
             if reduction is None:
                 raise Unsure(end)
-            size, name, callback = reduction
-            children = value_stack[-size:] if size else []
-            del state_stack[len(state_stack) - size:]
-            del value_stack[len(value_stack) - size:]
-            value_stack.append(callback(children))
-            state_stack.append(states[state_stack[-1]][name][0])
+            _reduce(states, reduction, state_stack, value_stack)
             if state_stack[-1] == self.end:
                 return value_stack[-1]
 
 
 _NONE = (None, None)
+
+
+def _reduce(states: dict, reduction: tuple, state_stack: list, value_stack: list) -> None:
+    """One reduction: the rule's children off the stacks, its value and the state after it on."""
+    size, name, callback = reduction
+    children = value_stack[len(value_stack) - size:]
+    del state_stack[len(state_stack) - size:]
+    del value_stack[len(value_stack) - size:]
+    value_stack.append(callback(children))
+    state_stack.append(states[state_stack[-1]][name][0])
 
 
 def _inlining(name: str, callback):

@@ -196,10 +196,12 @@ class TensorBoard(Step):
         those the folder lacks."""
         if self.writers is None:
             folder = run.out / "tensorboard"
-            if not folder.exists():  # a new run's, or TensorBoard turned on at --resume: every epoch goes in
+            purge = None
+            if folder.exists():  # a resumed run's: TensorBoard hides the steps after the checkpoint's epoch
+                purge = self.written + 1
+            else:  # a new run's, or TensorBoard turned on at --resume: every epoch goes in
                 self.written = 0
             SummaryWriter = summary_writer()
-            purge = self.written + 1 if folder.exists() else None  # TensorBoard hides the steps from there on
             self.writers = {split: SummaryWriter(str(folder / split), purge_step=purge) for split in SCALARS}
         for row in run.history:
             if row["epoch"] > self.written:
