@@ -113,11 +113,7 @@ def _figures(layer: Layer, done: dict[str, LayerFigures]) -> LayerFigures:
     ins = [done[i].layer.shape for i in layer.inputs]
     args = Args(layer.args)
     if layer.inputs:
-        # along the deepest path: the widest field among the inputs
-        rf = tuple(max(done[i].rf[k] for i in layer.inputs) for k in (0, 1))
-        # a per-channel gate (SE) widens the field but has no spatial step of its own
-        spatial = [i for i in layer.inputs if len(done[i].layer.shape) == len(layer.shape)] or layer.inputs
-        jump = tuple(max(done[i].jump[k] for i in spatial) for k in (0, 1))
+        rf, jump = _incoming(layer, done)
         w = op.window(args, ins)
         rf = (math.ceil(rf[0] + (w.kh - 1) * jump[0]), math.ceil(rf[1] + (w.kw - 1) * jump[1]))
         jump = (jump[0] * w.sh, jump[1] * w.sw)
@@ -133,3 +129,14 @@ def _figures(layer: Layer, done: dict[str, LayerFigures]) -> LayerFigures:
         rf,
         jump,
     )
+
+
+def _incoming(layer: Layer, done: dict[str, LayerFigures]) -> tuple[tuple, tuple]:
+    """The receptive field and step a layer's inputs bring: along the deepest path, the widest among them."""
+    if len(layer.inputs) == 1:  # most layers
+        before = done[layer.inputs[0]]
+        return before.rf, before.jump
+    rf = tuple(max(done[i].rf[k] for i in layer.inputs) for k in (0, 1))
+    # a per-channel gate (SE) widens the field but has no spatial step of its own
+    spatial = [i for i in layer.inputs if len(done[i].layer.shape) == len(layer.shape)] or layer.inputs
+    return rf, tuple(max(done[i].jump[k] for i in spatial) for k in (0, 1))

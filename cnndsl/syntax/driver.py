@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import partial
+from operator import itemgetter
 
 from lark import Lark, Token
 
@@ -49,7 +50,7 @@ class Driver:
         if len(scanner._mres) != 1 or set(lexer.callback) - {"NAME"}:
             raise Unsure("more than one regular expression, or lexer callbacks other than keywords")
         self.match = scanner._mres[0].match
-        self.keywords = lexer.callback.get("NAME")  # a NAME that is a keyword becomes that keyword's token
+        self.keywords = _keywords(lexer.callback.get("NAME"))  # a NAME that is a keyword: that keyword's token
         self.ignore = lexer.ignore_types
         self.newline = lexer.newline_types
         self.postlex = front.lexer.postlexer
@@ -58,7 +59,7 @@ class Driver:
         table = parser.parse_table
         self.start, self.end = table.start_states["start"], table.end_states["start"]
         self.callbacks = parser.callbacks  # terminals' and rules' callbacks
-        reductions = {rule: (len(rule.expansion), rule.origin.name, _inlining(rule.origin.name, callback))
+        reductions = {rule: (len(rule.expansion), rule.origin.name, _direct(_inlining(rule.origin.name, callback)))
                       for rule, callback in self.callbacks.items() if not isinstance(rule, str)}
         # state → token → (the state a shift goes to, None) or (None, (length, rule name, callback))
         self.states = {state: {kind: (target, None) if action is Shift else (None, reductions[target])
@@ -80,10 +81,9 @@ class Driver:
                 if count:
                     end_line, end_start = line + count, pos + value.rindex("\n") + 1
             if kind not in ignore:
-                tok = token(kind, value, pos, line, pos - line_start + 1, end_line, end - end_start + 1, end)
-                if kind == "NAME" and keywords is not None:
-                    tok = keywords(tok)
-                yield tok
+                if kind == "NAME":
+                    kind = keywords.get(value, kind)
+                yield token(kind, value, pos, line, pos - line_start + 1, end_line, end - end_start + 1, end)
             pos, line, line_start = end, end_line, end_start
 
     def parse(self, text: str):
@@ -153,3 +153,69 @@ def _inlining(name: str, callback):
 def _makes_tree(callback, name: str) -> bool:
     """Lark's default for a rule without a transformer method: partial(default_callback, name)."""
     return isinstance(callback, partial) and callback.args == (name,) and not callback.keywords
+
+
+def _keywords(callback) -> dict[str, str]:
+    """Lark's keyword callback (a scanner of the keyword strings, fully matched) as a dict: keyword → its terminal.
+    Unsure where a keyword is a pattern or has flags (a case-insensitive "if"i), which a dict cannot match."""
+    if callback is None:
+        return {}
+    from lark.lexer import PatternStr, UnlessCallback
+
+    if type(callback) is not UnlessCallback:
+        raise Unsure("a NAME callback other than Lark's keywords")
+    terminals = callback.scanner.terminals
+    if any(type(t.pattern) is not PatternStr or t.pattern.flags for t in terminals):
+        raise Unsure("keywords with flags")
+    return {t.pattern.value: t.name for t in reversed(terminals)}  # the first of equal strings wins, as in Lark
+
+
+def _direct(callback):
+    """Lark's chain for a rule with a transformer method (child filter → `?rule`'s single-child expansion →
+    visit wrapper → v_args wrapper → method: four or five Python calls a reduction) as one closure that
+    picks the children and calls the method. A chain of any other shape is returned as it is."""
+    from lark.parse_tree_builder import (
+        ChildFilterLALR,
+        ChildFilterLALR_NoPlaceholders,
+        ExpandSingleChild,
+        apply_visit_wrapper,
+    )
+    from lark.visitors import _vargs_inline, _VArgsWrapper
+
+    rest, chosen = callback, None
+    if type(rest) in (ChildFilterLALR, ChildFilterLALR_NoPlaceholders):
+        chosen, rest = rest, rest.node_builder
+    single = type(rest) is ExpandSingleChild
+    if single:
+        rest = rest.node_builder
+    wrapped = getattr(rest, "__wrapped__", None)
+    if (getattr(rest, "__code__", None) is not apply_visit_wrapper(_direct, "", _vargs_inline).__code__
+            or type(wrapped) is not _VArgsWrapper or wrapped.visit_wrapper is not _vargs_inline):
+        return callback
+    method = wrapped.base_func
+    if chosen is None:
+        return (lambda c: c[0] if len(c) == 1 else method(*c)) if single else (lambda c: method(*c))
+    picks = _picks(chosen)
+    if picks is None:  # the filter splices `_rule`s or adds placeholders: it stays, calling the method
+        kept = object.__new__(type(chosen))
+        kept.__dict__.update(chosen.__dict__, node_builder=_direct(ExpandSingleChild(rest) if single else rest))
+        return kept
+    if len(picks) == 1:
+        (i,) = picks
+        return (lambda c: c[i]) if single else (lambda c: method(c[i]))
+    if not picks:
+        return lambda c: method()
+    pick = itemgetter(*picks)
+    return lambda c: method(*pick(c))
+
+
+def _picks(child_filter) -> tuple[int, ...] | None:
+    """The children a filter keeps, where it only keeps some (no `_rule` spliced in, no None placeholders)."""
+    if getattr(child_filter, "append_none", 0):
+        return None
+    picks = []
+    for i, expand, *nones in child_filter.to_include:
+        if expand or any(nones):
+            return None
+        picks.append(i)
+    return tuple(picks)
