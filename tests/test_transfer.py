@@ -167,3 +167,17 @@ def test_normalize_takes_true_false_or_a_preset():
     assert "takes true, false or a preset (imagenet, inception, keras_xception), got 'imagenett'" in e.value.message
     with pytest.raises(CnnError, match="frozen_batchnorm` takes one of inference, train"):
         load_recipe(None, frozen_batchnorm="eval")
+
+
+def test_named_weights_without_their_normalisation_are_warned_of():
+    from cnndsl.train.setup import preprocessing_mismatch
+
+    warned = preprocessing_mismatch(load_recipe(None, init="torchvision:resnet18"))
+    assert warned == ("torchvision:resnet18's weights were trained on images normalised with the imagenet preset, "
+                      "and this run has `normalize: false`: add `normalize: imagenet` to the recipe so that the "
+                      "weights see inputs like those they learned from")
+    assert "has `normalize: true`" in preprocessing_mismatch(load_recipe(None, init="torchvision:vgg16",
+                                                                         normalize=True))
+    assert preprocessing_mismatch(load_recipe(None, init="torchvision:resnet18", normalize="imagenet")) is None
+    assert preprocessing_mismatch(load_recipe(None, init="runs/a/best.pt")) is None  # a file: its own business
+    assert preprocessing_mismatch(load_recipe(None)) is None

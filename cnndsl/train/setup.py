@@ -131,10 +131,29 @@ def load_data(recipe: Recipe, report, dev, need: memory.Need, log) -> Dataset:
         data.notes.append("channels normalised to mean 0 and deviation 1 with the training images' statistics")
     for note in data.notes:
         log(f"data: {note}")
+    mismatch = preprocessing_mismatch(recipe)
+    if mismatch:
+        log(f"warning: {mismatch}")
     layout = torch.channels_last if recipe.channels_last and len(report.input) == 3 else torch.contiguous_format
     for split in (data.train, data.val, data.test):
         split.x, split.y = split.x.to(dev, memory_format=layout), split.y.to(dev)
     return data
+
+
+def preprocessing_mismatch(recipe: Recipe) -> str | None:
+    """Named pretrained weights were trained on normalised images: say so when the recipe normalises otherwise
+    (torchvision's `weights.transforms()`, Keras' `preprocess_input`: the step tutorials warn not to forget)."""
+    from cnndsl import pretrained
+
+    if not pretrained.is_named(recipe.init):
+        return None
+    expected = pretrained.lookup(recipe.init).normalize
+    if recipe.normalize == expected:
+        return None
+    now = f"`normalize: {str(recipe.normalize).lower()}`"
+    return (f"{recipe.init}'s weights were trained on images normalised with the {expected} preset, and this run "
+            f"has {now}: add `normalize: {expected}` to the recipe so that the "
+            "weights see inputs like those they learned from")
 
 
 def build_net(spec, recipe: Recipe, dev, here: distributed.World, log) -> Net:
