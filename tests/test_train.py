@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,27 @@ from cnndsl.errors import CnnError  # noqa: E402
 from cnndsl.train.loop import train  # noqa: E402
 from cnndsl.train.recipe import load_recipe  # noqa: E402
 from conftest import ROOT, SMALL  # noqa: E402
+
+
+@contextlib.contextmanager
+def stopped_at(epoch: int):
+    """A run inside interrupted (KeyboardInterrupt) as `epoch` begins; yields the epochs it began before that."""
+    from cnndsl.train import loop
+
+    original, begun = loop.train_epoch, []
+
+    def stop(run, at):
+        if at == epoch:
+            raise KeyboardInterrupt
+        begun.append(at)
+        return original(run, at)
+
+    loop.train_epoch = stop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield begun
+    finally:
+        loop.train_epoch = original
 
 
 def quiet(_line: str) -> None:
@@ -207,23 +229,8 @@ def test_options_train_and_resume_identically(tmp_path):
                    augment={"hflip": True, "crop": 1}, label_smoothing=0.1, optimizer="adamw")
     straight = train(cnndsl.loads(SMALL), load_recipe(None, **options), tmp_path / "a", log=quiet)
     stopped = load_recipe(None, **options)
-    from cnndsl.train import loop
-
-    original = loop.train_epoch
-    calls = []
-
-    def interrupted(run, epoch):
-        if epoch == 3:
-            raise KeyboardInterrupt
-        calls.append(epoch)
-        return original(run, epoch)
-
-    loop.train_epoch = interrupted
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(cnndsl.loads(SMALL), stopped, tmp_path / "b", log=quiet)
-    finally:
-        loop.train_epoch = original
+    with stopped_at(3) as calls:
+        train(cnndsl.loads(SMALL), stopped, tmp_path / "b", log=quiet)
     resumed = train(cnndsl.loads(SMALL), stopped, tmp_path / "b", resume=True, log=quiet)
     strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
     assert calls == [1, 2] and strip(resumed.history) == strip(straight.history)
@@ -325,23 +332,10 @@ def test_phases_freeze_then_unfreeze(tmp_path):
 
 
 def test_phases_resume_across_the_boundary(tmp_path):
-    from cnndsl.train import loop
-
     phases = [{"epochs": 2, "freeze": ["conv1"]}, {"epochs": 2, "lr": 0.002}]
     straight = train(cnndsl.loads(SMALL), load_recipe(None, phases=phases), tmp_path / "a", log=quiet)
-    original = loop.train_epoch
-
-    def stop_at_three(run, epoch):
-        if epoch == 3:
-            raise KeyboardInterrupt
-        return original(run, epoch)
-
-    loop.train_epoch = stop_at_three
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(cnndsl.loads(SMALL), load_recipe(None, phases=phases), tmp_path / "b", log=quiet)
-    finally:
-        loop.train_epoch = original
+    with stopped_at(3):
+        train(cnndsl.loads(SMALL), load_recipe(None, phases=phases), tmp_path / "b", log=quiet)
     resumed = train(cnndsl.loads(SMALL), load_recipe(None, phases=phases), tmp_path / "b", resume=True, log=quiet)
     strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
     assert strip(resumed.history) == strip(straight.history)
@@ -411,7 +405,7 @@ def v1_layout(path) -> None:
 
 
 def test_checkpoints_without_a_version_still_resume_evaluate_and_init(tmp_path):
-    from cnndsl.train import checkpoint, loop
+    from cnndsl.train import checkpoint
     from cnndsl.train.infer import evaluate
 
     recipe = load_recipe(None, epochs=4, lr=0.01, monitor="val_loss", patience=3)
@@ -420,19 +414,8 @@ def test_checkpoints_without_a_version_still_resume_evaluate_and_init(tmp_path):
     assert saved.version == 2 and saved.data == {"name": "digits", "splits": {}, "seed": 0, "input": [1, 8, 8],
                                                   "notes": []}
     assert saved.resume["steps"]["best_checkpoint"]["epoch"] == straight.best_epoch
-    original = loop.train_epoch
-
-    def stop_at_three(run, epoch):
-        if epoch == 3:
-            raise KeyboardInterrupt
-        return original(run, epoch)
-
-    loop.train_epoch = stop_at_three
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(cnndsl.loads(SMALL), recipe, tmp_path / "b", log=quiet)
-    finally:
-        loop.train_epoch = original
+    with stopped_at(3):
+        train(cnndsl.loads(SMALL), recipe, tmp_path / "b", log=quiet)
     before = evaluate(cnndsl.loads(SMALL), tmp_path / "b/best.pt")
     for name in ("last.pt", "best.pt"):
         v1_layout(tmp_path / "b" / name)
