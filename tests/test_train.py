@@ -519,6 +519,39 @@ def test_confusion_matrices_counted_and_normalized_up_to_100_classes():
     assert rows.tolist() == pytest.approx([1.0] * 100)
 
 
+@pytest.mark.parametrize("n, name", [(10, "{}"), (10, "sunflowers_{}"), (10, "n02085620-a_very_long_folder_name_{}"),
+                                     (3, "n02085620-a_very_long_folder_name_{}"), (100, "class{}"),
+                                     (100, "n02085620-some_long_breed_name_{}")])
+def test_confusion_labels_lie_inside_the_figure_and_apart(n, name):
+    """Long class names (folder datasets) and 100 classes: every tick label, axis label and title, and the
+    colorbar's labels, lie inside the figure, and no two of them of different kinds or axes overlap, nor any
+    of them a panel or the colorbar."""
+    import itertools
+
+    from cnndsl.train import plots
+
+    generator = torch.Generator().manual_seed(0)
+    truth = torch.randint(0, n, (40 * n,), generator=generator)
+    fig = plots.confusion_figure(truth, torch.where(truth % 3 == 0, (truth + 1) % n, truth),
+                                 [name.format(i) for i in range(n)])
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    texts = []  # (kind, box)
+    for k, ax in enumerate(fig.axes):  # the two panels and the colorbar
+        texts += [(f"axes {k} ticks", label.get_window_extent(renderer))
+                  for label in ax.get_xticklabels() + ax.get_yticklabels()]
+        texts += [(f"axes {k} {text.get_text()}", text.get_window_extent(renderer))
+                  for text in (ax.xaxis.label, ax.yaxis.label, ax.title) if text.get_text()]
+    assert len(texts) > 4 * n
+    inside = fig.bbox
+    for kind, box in texts:
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1, kind
+    for (kind, box), (other, other_box) in itertools.combinations(texts, 2):
+        assert kind == other or not box.overlaps(other_box), (kind, other)
+    for (kind, box), ax in itertools.product(texts, fig.axes):
+        assert not box.overlaps(ax.get_window_extent(renderer)), kind
+
+
 def test_a_run_reports_class_scores_and_marks_its_curves(tmp_path, monkeypatch):
     from cnndsl.train import plots, scores
 
