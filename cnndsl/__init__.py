@@ -9,7 +9,7 @@
     cnndsl.predict(run.out, ["seven.png"])                  # [[("7", 0.98), ...]]
     cnndsl.export(run.out, "lenet5.onnx")
 
-Importing cnndsl is cheap: the parser, networkx and torch load only when a function needs them
+Importing cnndsl is cheap: the parser, networkx and torch load only when something needs them
 (see docs/python-api.md).
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import cnndsl
-from conftest import UNET
+from conftest import ROOT, UNET
 
 
 def layers(text: str, **params) -> list:
@@ -200,6 +200,37 @@ def test_unused_branch_is_a_warning():
     assert [w.message for w in report.warnings] == ["the output of `b` is never used"]
 
 
+@pytest.mark.parametrize("path", sorted([*ROOT.glob("specs/*.cnn"), *ROOT.glob("examples/*.cnn")]),
+                         ids=lambda p: p.stem)
+def test_the_graph_is_networkx_dag_in_topological_order_and_its_unused_layers_are_its_non_ancestors(path):
+    """check reads the layer list (networkx is not imported on its path); the DiGraph made on demand agrees."""
+    import networkx as nx
+
+    from cnndsl.graph import unused_layers
+
+    graph = cnndsl.load(path).graph
+    dag = graph.dag
+    assert list(dag.nodes) == [layer.id for layer in graph.layers]
+    assert set(dag.edges) == {(src, layer.id) for layer in graph.layers for src in layer.inputs}
+    assert nx.is_directed_acyclic_graph(dag) and graph.dag is dag  # made once
+    order = {layer.id: i for i, layer in enumerate(graph.layers)}
+    assert all(order[u] < order[v] for u, v in dag.edges)
+    reached = nx.ancestors(dag, graph.output) | {graph.output}
+    assert [layer.id for layer in unused_layers(graph)] == [n for n in dag.nodes if n not in reached]
+
+
+def test_unused_layers_in_a_branch_and_after_a_from():
+    from cnndsl.graph import unused_layers
+
+    spec = cnndsl.loads("""network n { input 3x8x8
+        a: conv 4 kernel=1
+        b: conv 2 kernel=1; relu
+        concat { branch { conv 2 kernel=1 } branch { } }
+        from a
+        conv 3 kernel=1 }""")
+    assert [layer.id for layer in unused_layers(spec.graph)] == ["b", "relu1", "branch1.conv1", "concat1"]
+
+
 def test_frozen_statement_and_block_call():
     text = """
     block unit(f) { conv f kernel=3 padding=same; batchnorm }
@@ -366,3 +397,19 @@ def test_batchnorm_takes_an_activation_as_keras_layers_do():
     got = layers(text)
     assert [f.layer.op for f in got] == ["input", "conv", "batchnorm", "relu6", "batchnorm", "elu"]
     assert "activation" not in got[2].layer.args  # the activation is a layer of its own
+
+
+def test_graph_invariants_refuse_what_elaboration_must_never_make():
+    from cnndsl.errors import CnnError
+    from cnndsl.graph import Layer, build_graph
+
+    def layer(id, *inputs):
+        return Layer(id, "relu" if inputs else "input", {}, list(inputs), (3, 8, 8), None)
+
+    with pytest.raises(CnnError, match="`a` reads `b`, which does not come before it"):
+        build_graph("n", {}, [layer("in"), layer("a", "b"), layer("b", "a")], {}, "b")  # a cycle
+    with pytest.raises(CnnError, match="duplicate layer names"):
+        build_graph("n", {}, [layer("in"), layer("a", "in"), layer("a", "in")], {}, "a")
+    with pytest.raises(CnnError, match=r"has inputs \['in', 'x'\]"):
+        build_graph("n", {}, [layer("in"), layer("x"), layer("a", "in")], {}, "a")
+    assert build_graph("n", {}, [layer("in"), layer("a", "in")], {}, "a").layer("a").inputs == ["in"]
