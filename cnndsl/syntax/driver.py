@@ -17,7 +17,7 @@ else (tests/test_fuzz.py compares the two parsers' values on mutated specs and r
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import partial
+from functools import lru_cache, partial
 from operator import itemgetter
 
 from lark import Lark, Token
@@ -178,7 +178,6 @@ def _direct(callback):
         ChildFilterLALR,
         ChildFilterLALR_NoPlaceholders,
         ExpandSingleChild,
-        apply_visit_wrapper,
     )
     from lark.visitors import _vargs_inline, _VArgsWrapper
 
@@ -189,7 +188,7 @@ def _direct(callback):
     if single:
         rest = rest.node_builder
     wrapped = getattr(rest, "__wrapped__", None)
-    if (getattr(rest, "__code__", None) is not apply_visit_wrapper(_direct, "", _vargs_inline).__code__
+    if (getattr(rest, "__code__", None) is not _visit_code()
             or type(wrapped) is not _VArgsWrapper or wrapped.visit_wrapper is not _vargs_inline):
         return callback
     method = wrapped.base_func
@@ -207,6 +206,15 @@ def _direct(callback):
         return lambda c: method()
     pick = itemgetter(*picks)
     return lambda c: method(*pick(c))
+
+
+@lru_cache(maxsize=1)
+def _visit_code():
+    """The code of Lark's visit wrapper (the closure `apply_visit_wrapper` makes), to recognise one."""
+    from lark.parse_tree_builder import apply_visit_wrapper
+    from lark.visitors import _vargs_inline
+
+    return apply_visit_wrapper(_visit_code, "", _vargs_inline).__code__
 
 
 def _picks(child_filter) -> tuple[int, ...] | None:
