@@ -1,30 +1,43 @@
-"""Lark's lexer and LALR tables, driven by one tight loop: the same tokens, reductions and AST, faster.
+"""One tight LALR loop over the lexer and tables that Lark made of grammars/cnn.lark: Lark's tokens,
+reductions and AST, faster, and without importing Lark.
 
 Lark's `parse` spends most of a large spec in per-token bookkeeping (a line counter object, a lexer
-state, a parser state whose `feed_token` looks up its tables on every call). This loop reads the very
-regular expression, keyword callback, tables and rule callbacks that Lark built, so it accepts exactly
-what Lark accepts and builds the same values. It only knows the happy path: at the first token it
-cannot match or shift it stops, and the caller parses the text again with Lark itself, whose error
-messages (what was expected, where) the rest of the parser is written against.
+state, a parser state whose `feed_token` looks up its tables on every call) and in a chain of wrappers
+around each rule's transformer method; and importing Lark takes longer than checking ResNet-152. So
+`make tables` stores, beside Lark's own tables, what this loop needs as plain data (`tables_of`): the
+lexer's one regular expression and its keywords, the LALR actions, and for each rule how Lark's child
+filter picks its children and which method builds its value. The loop makes exactly the values Lark
+makes. It only knows the happy path: at the first token it cannot match or shift it stops (Unsure), and
+the caller parses the text again with Lark, whose error messages (what was expected, where) the rest of
+the parser is written against. tests/test_fuzz.py compares the two on mutated specs and random texts.
 
-Two shortcuts keep the values equal. The table is copied once with each reduction's length, rule name
-and callback in place of the rule (a Rule hashes in Python). And a rule whose name starts with `_` is
-inlined into its parent by Lark's child filters, which read only its `children`: instead of a Tree
-made through the transformer's `__default__`, such a rule here makes an `_Inlined`, which has nothing
-else (tests/test_fuzz.py compares the two parsers' values on mutated specs and random texts).
+A rule whose name starts with `_` is inlined into its parent by the child filters, which read only its
+`children`: such a rule here makes an `_Inlined`, which has nothing else.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from functools import lru_cache, partial
 from operator import itemgetter
-
-from lark import Lark, Token
 
 
 class Unsure(Exception):
     """The text has an error here, or the grammar is one this loop was not made for: let Lark parse it."""
+
+
+class Token(str):
+    """A token as Lark's `Token` is (a str of its text, with its kind and place), without importing Lark."""
+
+    def __new__(cls, type: str, value: str, start_pos: int, line: int, column: int, end_line: int,
+                end_column: int, end_pos: int):
+        tok = super().__new__(cls, value)
+        tok.type, tok.value, tok.start_pos, tok.end_pos = type, value, start_pos, end_pos
+        tok.line, tok.column, tok.end_line, tok.end_column = line, column, end_line, end_column
+        return tok
+
+    def __repr__(self) -> str:
+        return f"Token({self.type!r}, {self.value!r})"  # as Lark's: the values of the two parsers print alike
 
 
 class _Inlined:
@@ -37,38 +50,24 @@ class _Inlined:
 
 
 class Driver:
-    """What the loop reads from a Lark parser (`lexer="basic"`, LALR, a post-lexer, an inline transformer)."""
+    """The loop, made from `tables_of`'s data, a post-lexer (`process(tokens)`) and the transformer whose
+    methods build the rules' values."""
 
-    def __init__(self, lark: Lark):
-        """Reads Lark's internals: where another Lark has moved them, the error (ImportError, AttributeError,
-        KeyError) tells the caller to parse with Lark alone."""
-        from lark.parsers.lalr_analysis import Shift
-
-        front = lark.parser
-        lexer = front.lexer.lexer  # PostLexConnector → BasicLexer
-        scanner = lexer.scanner
-        if len(scanner._mres) != 1 or set(lexer.callback) - {"NAME"}:
-            raise Unsure("more than one regular expression, or lexer callbacks other than keywords")
-        self.match = scanner._mres[0].match
-        self.keywords = _keywords(lexer.callback.get("NAME"))  # a NAME that is a keyword: that keyword's token
-        self.ignore = lexer.ignore_types
-        self.newline = lexer.newline_types
-        self.postlex = front.lexer.postlexer
-        self.token = Token._future_new  # Token(...) less its check for a deprecated keyword
-        parser = front.parser.parser
-        table = parser.parse_table
-        self.start, self.end = table.start_states["start"], table.end_states["start"]
-        self.callbacks = parser.callbacks  # terminals' and rules' callbacks
-        reductions = {rule: (len(rule.expansion), rule.origin.name, _direct(_inlining(rule.origin.name, callback)))
-                      for rule, callback in self.callbacks.items() if not isinstance(rule, str)}
+    def __init__(self, data: dict, postlex, transformer):
+        self.match = re.compile(data["pattern"], data["flags"]).match
+        self.keywords = data["keywords"]  # a NAME that is a keyword becomes that keyword's token
+        self.ignore, self.newline = frozenset(data["ignore"]), frozenset(data["newline"])
+        self.postlex = postlex
+        self.start, self.end = data["start"], data["end"]
+        reductions = [(size, name, _callback(plan, transformer)) for size, name, plan in data["rules"]]
         # state → token → (the state a shift goes to, None) or (None, (length, rule name, callback))
-        self.states = {state: {kind: (target, None) if action is Shift else (None, reductions[target])
-                               for kind, (action, target) in actions.items()}
-                       for state, actions in table.states.items()}
+        self.states = {state: {kind: (action, None) if action >= 0 else (None, reductions[~action])
+                               for kind, action in actions.items()}
+                       for state, actions in data["states"].items()}
 
     def tokens(self, text: str) -> Iterator[Token]:
         """The tokens of `text` as Lark's basic lexer makes them (positions included); Unsure where none matches."""
-        match, ignore, newline, keywords, token = self.match, self.ignore, self.newline, self.keywords, self.token
+        match, ignore, newline, keywords = self.match, self.ignore, self.newline, self.keywords
         pos, line, line_start, size = 0, 1, 0, len(text)
         while pos < size:
             m = match(text, pos)
@@ -83,12 +82,12 @@ class Driver:
             if kind not in ignore:
                 if kind == "NAME":
                     kind = keywords.get(value, kind)
-                yield token(kind, value, pos, line, pos - line_start + 1, end_line, end - end_start + 1, end)
+                yield Token(kind, value, pos, line, pos - line_start + 1, end_line, end - end_start + 1, end)
             pos, line, line_start = end, end_line, end_start
 
     def parse(self, text: str):
         """The value of the start rule (the AST the transformer builds); Unsure at an error."""
-        states, callbacks = self.states, self.callbacks
+        states = self.states
         state_stack, value_stack = [self.start], []
         last = None
         for tok in self.postlex.process(self.tokens(text)):
@@ -98,7 +97,7 @@ class Driver:
                 target, reduction = states[state_stack[-1]].get(kind) or _NONE
                 if target is not None:  # a shift
                     state_stack.append(target)
-                    value_stack.append(callbacks[kind](tok) if kind in callbacks else tok)
+                    value_stack.append(tok)
                     break
                 if reduction is None:
                     raise Unsure(tok)
@@ -111,11 +110,10 @@ class Driver:
                     children = []
                 value_stack.append(callback(children))
                 state_stack.append(states[state_stack[-1]][name][0])
-        end = Token.new_borrow_pos("$END", "", last) if last is not None else Token("$END", "", 0, 1, 1)
         while True:
             target, reduction = states[state_stack[-1]].get("$END") or _NONE
             if reduction is None:
-                raise Unsure(end)
+                raise Unsure(last)
             _reduce(states, reduction, state_stack, value_stack)
             if state_stack[-1] == self.end:
                 return value_stack[-1]
@@ -134,25 +132,108 @@ def _reduce(states: dict, reduction: tuple, state_stack: list, value_stack: list
     state_stack.append(states[state_stack[-1]][name][0])
 
 
-def _inlining(name: str, callback):
-    """A `_rule`'s callback making an _Inlined instead of a Tree; other callbacks as Lark made them."""
-    from lark.parse_tree_builder import ChildFilterLALR, ChildFilterLALR_NoPlaceholders
-
-    if not name.startswith("_"):
-        return callback
-    if _makes_tree(callback, name):
-        return _Inlined
-    if isinstance(callback, (ChildFilterLALR_NoPlaceholders, ChildFilterLALR)) and _makes_tree(
-            callback.node_builder, name):
-        inlined = object.__new__(type(callback))
-        inlined.__dict__.update(callback.__dict__, node_builder=_Inlined)  # the same filter, another builder
-        return inlined
-    return callback
+# ---- a rule's value, as Lark's chain of wrappers makes it ---------------------------------------
 
 
-def _makes_tree(callback, name: str) -> bool:
-    """Lark's default for a rule without a transformer method: partial(default_callback, name)."""
-    return isinstance(callback, partial) and callback.args == (name,) and not callback.keywords
+def _callback(plan: tuple, transformer):
+    """What Lark calls at a reduction (child filter → `?rule`'s single-child expansion → the transformer's
+    method, its children as arguments), as one closure. `plan` is (method name, single, kept, nones after):
+    `kept` lists (index, splice, nones before) of the children the filter keeps, or is None for all."""
+    name, single, kept, after = plan
+    method = None if name.startswith("_") else getattr(transformer, name, None)
+    if method is not None:
+        build = (lambda c: c[0] if len(c) == 1 else method(*c)) if single else (lambda c: method(*c))
+    elif name.startswith("_"):
+        build = _Inlined  # spliced into its parent, which reads only its children
+    elif single:  # `?rule` without a method: its one child; Lark would make a Tree of more
+        build = _only_child
+    else:
+        raise Unsure(f"no transformer method for rule {name}: Lark would make a Tree")
+    if kept is None:  # every child, as it is
+        return build
+    if method is None or after or any(splice or nones for _, splice, nones in kept):  # the general filter
+        return lambda c: build(_filtered(c, kept, after))
+    picks = [i for i, _, _ in kept]  # the filter only drops children (punctuation): pick the others
+    if len(picks) == 1:
+        (i,) = picks
+        return (lambda c: c[i]) if single else (lambda c: method(c[i]))
+    if not picks:
+        return lambda c: method()
+    pick = itemgetter(*picks)
+    return lambda c: method(*pick(c))
+
+
+def _only_child(children: list):
+    if len(children) != 1:
+        raise Unsure("a `?rule` without a method and not one child: Lark makes a Tree of it")
+    return children[0]
+
+
+def _filtered(children: list, kept: list, after: int) -> list:
+    """Lark's ChildFilterLALR: the kept children, `_rule`s' spliced in (the first one's list reused, as Lark
+    does for left recursion), None for each absent optional part."""
+    out = []
+    for i, splice, nones in kept:
+        if nones:
+            out += [None] * nones
+        if splice:
+            if out:
+                out += children[i].children
+            else:
+                out = children[i].children
+        else:
+            out.append(children[i])
+    if after:
+        out += [None] * after
+    return out
+
+
+# ---- the data, read from a Lark parser ----------------------------------------------------------
+
+
+def tables_of(lark) -> dict:
+    """What the loop needs of a Lark parser (`lexer="basic"`, LALR, a post-lexer), as plain data.
+    Unsure where Lark's parser is not one the loop can reproduce."""
+    from lark.parse_tree_builder import maybe_create_child_filter
+    from lark.parsers.lalr_analysis import Shift
+
+    lexer = lark.parser.lexer.lexer  # PostLexConnector → BasicLexer
+    scanner = lexer.scanner
+    if len(scanner._mres) != 1 or set(lexer.callback) - {"NAME"} or lark.options.lexer_callbacks:
+        raise Unsure("more than one regular expression, or lexer callbacks other than keywords")
+    parser = lark.parser.parser.parser
+    table = parser.parse_table
+    rules = list(lark.rules)
+    index = {id(rule): i for i, rule in enumerate(rules)}
+    # names as plain str: Lark keeps some as its Token, which would not print as a literal
+    states = {state: {str(kind): target if action is Shift else ~index[id(target)] for kind, (action, target)
+                      in actions.items()} for state, actions in table.states.items()}
+    return {
+        "pattern": scanner._mres[0].pattern,
+        "flags": scanner._mres[0].flags,
+        "keywords": _keywords(lexer.callback.get("NAME")),
+        "ignore": sorted(map(str, lexer.ignore_types)),
+        "newline": sorted(map(str, lexer.newline_types)),
+        "start": table.start_states["start"],
+        "end": table.end_states["start"],
+        "states": states,
+        "rules": [(len(rule.expansion), str(rule.origin.name), _plan(rule, lark.options, maybe_create_child_filter))
+                  for rule in rules],
+    }
+
+
+def _plan(rule, options, child_filter) -> tuple:
+    """(method name, single-child expansion, kept children, nones after) of a rule, as Lark's ParseTreeBuilder
+    decides them (tree_builder._init_builders)."""
+    if rule.options.template_source is not None or options.propagate_positions or options.ambiguity == "explicit":
+        raise Unsure("templates, positions or ambiguity: Lark's chain has more wrappers")
+    made = child_filter(rule.expansion, rule.options.keep_all_tokens, False,
+                        rule.options.empty_indices if options.maybe_placeholders else None)
+    kept, after = None, 0
+    if made is not None:  # partial(ChildFilterLALR, kept, after) or partial(ChildFilterLALR_NoPlaceholders, kept)
+        kept = [(i, splice, nones[0] if nones else 0) for i, splice, *nones in made.args[0]]
+        after = made.args[1] if len(made.args) > 1 else 0
+    return (str(rule.alias or rule.origin.name), bool(rule.options.expand1 and not rule.alias), kept, after)
 
 
 def _keywords(callback) -> dict[str, str]:
@@ -167,63 +248,5 @@ def _keywords(callback) -> dict[str, str]:
     terminals = callback.scanner.terminals
     if any(type(t.pattern) is not PatternStr or t.pattern.flags for t in terminals):
         raise Unsure("keywords with flags")
-    return {t.pattern.value: t.name for t in reversed(terminals)}  # the first of equal strings wins, as in Lark
-
-
-def _direct(callback):
-    """Lark's chain for a rule with a transformer method (child filter → `?rule`'s single-child expansion →
-    visit wrapper → v_args wrapper → method: four or five Python calls a reduction) as one closure that
-    picks the children and calls the method. A chain of any other shape is returned as it is."""
-    from lark.parse_tree_builder import (
-        ChildFilterLALR,
-        ChildFilterLALR_NoPlaceholders,
-        ExpandSingleChild,
-    )
-    from lark.visitors import _vargs_inline, _VArgsWrapper
-
-    rest, chosen = callback, None
-    if type(rest) in (ChildFilterLALR, ChildFilterLALR_NoPlaceholders):
-        chosen, rest = rest, rest.node_builder
-    single = type(rest) is ExpandSingleChild
-    if single:
-        rest = rest.node_builder
-    wrapped = getattr(rest, "__wrapped__", None)
-    if (getattr(rest, "__code__", None) is not _visit_code()
-            or type(wrapped) is not _VArgsWrapper or wrapped.visit_wrapper is not _vargs_inline):
-        return callback
-    method = wrapped.base_func
-    if chosen is None:
-        return (lambda c: c[0] if len(c) == 1 else method(*c)) if single else (lambda c: method(*c))
-    picks = _picks(chosen)
-    if picks is None:  # the filter splices `_rule`s or adds placeholders: it stays, calling the method
-        kept = object.__new__(type(chosen))
-        kept.__dict__.update(chosen.__dict__, node_builder=_direct(ExpandSingleChild(rest) if single else rest))
-        return kept
-    if len(picks) == 1:
-        (i,) = picks
-        return (lambda c: c[i]) if single else (lambda c: method(c[i]))
-    if not picks:
-        return lambda c: method()
-    pick = itemgetter(*picks)
-    return lambda c: method(*pick(c))
-
-
-@lru_cache(maxsize=1)
-def _visit_code():
-    """The code of Lark's visit wrapper (the closure `apply_visit_wrapper` makes), to recognise one."""
-    from lark.parse_tree_builder import apply_visit_wrapper
-    from lark.visitors import _vargs_inline
-
-    return apply_visit_wrapper(_visit_code, "", _vargs_inline).__code__
-
-
-def _picks(child_filter) -> tuple[int, ...] | None:
-    """The children a filter keeps, where it only keeps some (no `_rule` spliced in, no None placeholders)."""
-    if getattr(child_filter, "append_none", 0):
-        return None
-    picks = []
-    for i, expand, *nones in child_filter.to_include:
-        if expand or any(nones):
-            return None
-        picks.append(i)
-    return tuple(picks)
+    # the first of equal strings wins, as in Lark
+    return {str(t.pattern.value): str(t.name) for t in reversed(terminals)}

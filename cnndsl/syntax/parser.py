@@ -1,17 +1,18 @@
-"""Parses .cnn text with the Lark grammar in grammars/cnn.lark and turns the tree into the AST."""
+"""Parses .cnn text with the Lark grammar in grammars/cnn.lark and turns the tree into the AST.
+
+A text is parsed by syntax/driver.py's loop over the grammar's committed tables, which does not import
+Lark; a text with an error is parsed again by Lark itself, for its account of what was expected where.
+"""
 
 from __future__ import annotations
 
 import functools
 from typing import NamedTuple
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-
 from cnndsl import collector, limits
 from cnndsl.errors import Source, Span, SpecSyntaxError
 from cnndsl.syntax import ast, tables
-from cnndsl.syntax.driver import Driver, Unsure
+from cnndsl.syntax.driver import Driver, Token, Unsure
 
 # Tokens before which a newline does not end the statement.
 _CONTINUES = {"ELSE", "SHORTCUT", "LBRACE"}
@@ -78,16 +79,28 @@ class _PostLex:
 
 
 @functools.lru_cache(maxsize=1)
-def _parser() -> tuple[Lark, _PostLex, _ToAst, Driver | None]:
-    """The LALR parser, with the AST built inline: no parse tree, and no grammar analysis at start-up;
-    and the faster loop over its tables (None where this Lark's parser is not one it can drive)."""
+def _front() -> tuple[_PostLex, _ToAst, Driver | None]:
+    """The post-lexer, the AST builder and the loop over the tables (None where the grammar needs more than
+    the loop does: then Lark parses every text)."""
     postlex, transformer = _PostLex(), _ToAst()
-    lark = tables.lark(postlex=postlex, transformer=transformer)
     try:
-        driver = Driver(lark)
-    except (Unsure, ImportError, AttributeError, KeyError):  # another Lark's internals
+        driver = Driver(tables.driver_tables(), postlex, transformer)
+    except Unsure:
         driver = None
-    return lark, postlex, transformer, driver
+    return postlex, transformer, driver
+
+
+@functools.lru_cache(maxsize=1)
+def _lark():
+    """Lark's LALR parser with the same post-lexer and AST builder (the AST built inline: no parse tree), from
+    the committed tables: made at the first text with an error."""
+    postlex, transformer, _ = _front()
+    return tables.lark(postlex=postlex, transformer=_Inline(transformer))
+
+
+def _parser():
+    """Lark's parser, the post-lexer, the AST builder and the loop (tests compare the two parsers)."""
+    return _lark(), *_front()
 
 
 def parse(text: str, name: str = "<string>", max_statements: int = limits.LAYERS, limit: int | None = None
@@ -97,14 +110,12 @@ def parse(text: str, name: str = "<string>", max_statements: int = limits.LAYERS
     The file may hold `max_statements` statements: what is left of the whole spec's `limit`.
     """
     source = Source(name, text)
-    lark, postlex, transformer, driver = _parser()
+    postlex, transformer, driver = _front()
     postlex.max_statements, postlex.limit = max_statements, limit or max_statements
     text = text if text.endswith("\n") else text + "\n"
     try:  # the LALR parser is a loop: a deep spec is refused by the depth checks, not by Python's stack
         with collector.paused():
-            module = _parse(text, source, lark, transformer, driver)
-    except UnexpectedInput as e:
-        raise _syntax_error(e, source, postlex) from None
+            module = _parse(text, source, transformer, driver)
     except _Limit as e:
         raise SpecSyntaxError(e.message, _tok_span(source, e.tok), e.hint) from None
     finally:
@@ -113,7 +124,7 @@ def parse(text: str, name: str = "<string>", max_statements: int = limits.LAYERS
     return module
 
 
-def _parse(text: str, source: Source, lark: Lark, transformer: _ToAst, driver: Driver | None) -> ast.Module:
+def _parse(text: str, source: Source, transformer: _ToAst, driver: Driver | None) -> ast.Module:
     """The fast loop where it can; Lark itself where the loop stops at an error, for Lark's own message."""
     if driver is not None:
         transformer.start_file(source)
@@ -121,8 +132,14 @@ def _parse(text: str, source: Source, lark: Lark, transformer: _ToAst, driver: D
             return driver.parse(text)
         except Unsure:
             pass
+    from lark.exceptions import UnexpectedInput
+
+    lark = _lark()
     transformer.start_file(source)  # afresh: the loop may have left half a file's state
-    return lark.parse(text)
+    try:
+        return lark.parse(text)
+    except UnexpectedInput as e:
+        raise _syntax_error(e, source, lark.options.postlex) from None
 
 
 def _tok_span(source: Source, tok: Token) -> Span:
@@ -139,8 +156,21 @@ class _Braced(NamedTuple):
     close: Token
 
 
-@v_args(inline=True)
-class _ToAst(Transformer):
+class _Inline:
+    """The AST builder as Lark calls a transformer, with a list of children: each method given them as its
+    arguments (what Lark's `v_args(inline=True)` does). Helpers (`_name`) are not rules' methods."""
+
+    def __init__(self, builder: _ToAst):
+        self.builder = builder
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        method = getattr(self.builder, name)  # AttributeError: Lark's default for a rule without a method
+        return lambda children: method(*children)
+
+
+class _ToAst:
     """Each method builds one AST node from its named children, as the parser reduces a rule.
 
     Lark's positions (`propagate_positions`) cost half the parse, so spans come from the tokens: the
@@ -152,9 +182,9 @@ class _ToAst(Transformer):
         self.depth: dict[int, int] = {}  # id of an expression node → its depth, for limits.EXPRESSION
         self.outer: dict[int, tuple[int, int, int, int]] = {}  # id of an expression → its extent with ( )
 
-    # places: a child is a Token, a node with a span, or a _Braced body
+    # places: a child is a token (a str: the loop's Token or Lark's), a node with a span, or a _Braced body
     def _start(self, x) -> tuple[int, int]:
-        if isinstance(x, Token):
+        if isinstance(x, str):
             return x.line, x.column
         if id(x) in self.outer:
             return self.outer[id(x)][:2]
@@ -163,7 +193,7 @@ class _ToAst(Transformer):
     def _end(self, x) -> tuple[int, int]:
         if isinstance(x, _Braced):
             x = x.close
-        if isinstance(x, Token):
+        if isinstance(x, str):
             return x.end_line, x.end_column
         if id(x) in self.outer:
             return self.outer[id(x)][2:]
@@ -420,7 +450,10 @@ def _expected(terms) -> str:
     return "expected " + (words[0] if len(words) == 1 else "one of " + ", ".join(words))
 
 
-def _syntax_error(e: UnexpectedInput, source: Source, postlex: _PostLex) -> SpecSyntaxError:
+def _syntax_error(e, source: Source, postlex: _PostLex) -> SpecSyntaxError:
+    """Lark's UnexpectedInput as a located error."""
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
     if isinstance(e, UnexpectedCharacters):
         ch = source.line(e.line)[e.column - 1 : e.column] or "?"
         span = Span(source, e.line, e.column, e.line, e.column + 1)
