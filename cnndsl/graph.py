@@ -8,7 +8,7 @@ off the check path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -52,7 +52,10 @@ class Graph:
     layers: list[Layer]
     groups: dict[str, Group]
     output: str
-    by_id: dict[str, Layer] = field(default_factory=dict, repr=False)  # filled by build_graph
+
+    @cached_property
+    def by_id(self) -> dict[str, Layer]:
+        return {layer.id: layer for layer in self.layers}
 
     @property
     def input(self) -> Layer:
@@ -81,7 +84,7 @@ def numbered(kind: str, n: int) -> str:
 
 def build_graph(name: str, params: dict, layers: list[Layer], groups: dict[str, Group], output: str) -> Graph:
     """Makes the graph and checks what every later phase relies on."""
-    graph = Graph(name, params, layers, groups, output, {layer.id: layer for layer in layers})
+    graph = Graph(name, params, layers, groups, output)
     check_invariants(graph)
     return graph
 

@@ -153,11 +153,12 @@ def _callback(plan: tuple, transformer):
     method, its children as arguments), as one closure. `plan` is (method name, single, kept, nones after):
     `kept` lists (index, splice, nones before) of the children the filter keeps, or is None for all."""
     name, single, kept, after = plan
-    method = None if name.startswith("_") else getattr(transformer, name, None)
-    if method is not None:
-        build = (lambda c: c[0] if len(c) == 1 else method(*c)) if single else (lambda c: method(*c))
-    elif name.startswith("_"):
+    inlined = name.startswith("_")
+    method = None if inlined else getattr(transformer, name, None)
+    if inlined:
         build = _Inlined  # spliced into its parent, which reads only its children
+    elif method is not None:
+        build = (lambda c: c[0] if len(c) == 1 else method(*c)) if single else (lambda c: method(*c))
     elif single:  # `?rule` without a method: its one child; Lark would make a Tree of more
         build = _only_child
     else:
