@@ -18,8 +18,8 @@ import torch
 
 import cnndsl
 from cnndsl.build import scores
-from cnndsl.train.data import load_dataset
-from cnndsl.train.epoch import run_epoch
+from cnndsl.training.data import load_dataset
+from cnndsl.training.epoch import run_epoch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,7 +81,7 @@ def main() -> None:
 
 def _options(spec, data, args) -> None:
     """What --amp, --channels-last and --compile give on this machine, in training images per second."""
-    from cnndsl.train.epoch import Batches
+    from cnndsl.training.epoch import Batches
 
     print("\noption           images/s   vs plain")
     plain = None
@@ -161,8 +161,8 @@ def _whole_run(spec, epochs: int, batch: int, images: int, hand) -> tuple[float,
     run, each the best of three taken in turns (this machine's speed drifts by tens of percent)."""
     import tempfile
 
-    from cnndsl.train.loop import train
-    from cnndsl.train.recipe import load_recipe
+    from cnndsl.training.loop import train
+    from cnndsl.training.recipe import load_recipe
 
     times = {"bare": [], "tutorial": [], "cnndsl": []}
     for _ in range(3):

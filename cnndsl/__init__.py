@@ -15,25 +15,9 @@ Importing cnndsl is cheap: the parser, networkx and torch load only when somethi
 
 from __future__ import annotations
 
-import sys
-import types
-
 __version__ = "0.1.0"
 
 _API = {"load", "loads", "check", "Spec", "Report", "train", "evaluate", "predict", "export"}
-
-
-class _Package(types.ModuleType):
-    """`import cnndsl.train.loop` (or `cnndsl.export`) binds the submodule as the attribute `cnndsl.train`, which
-    would hide the function cnndsl.train; the submodule stays reachable as a module (`from cnndsl.train import`)."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if name in _API and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

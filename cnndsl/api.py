@@ -168,8 +168,8 @@ def train(spec, recipe=None, *, out: str | Path | None = None, device: str = "au
     keys over it (`epochs=3, lr=0.01, data="npz:x.npz"`). `out` is a new or empty folder (default
     runs/NAME-TIME). `log` receives each line of the log (default print; `log=None` is silent).
     """
-    from cnndsl.train import runs
-    from cnndsl.train.loop import train as run
+    from cnndsl.training import runs
+    from cnndsl.training.loop import train as run
 
     spec = _spec(spec)
     folder = Path(out) if out is not None else runs.default_folder(_name(spec))
@@ -177,7 +177,7 @@ def train(spec, recipe=None, *, out: str | Path | None = None, device: str = "au
 
 
 def _recipe(recipe, overrides: dict):
-    from cnndsl.train.recipe import Recipe, load_recipe
+    from cnndsl.training.recipe import Recipe, load_recipe
 
     if isinstance(recipe, Recipe):
         return load_recipe(None, **{**recipe.to_dict(), **overrides})
@@ -195,7 +195,7 @@ def evaluate(run, data: str | None = None, *, spec=None, seed: int | None = None
     (a note to `log` says so). `spec` (path, text or Spec) is for weights without one (a state_dict);
     `params` are network parameters over the run's own.
     """
-    from cnndsl.train.infer import evaluation
+    from cnndsl.training.infer import evaluation
 
     weights = _weights(run, spec, params)
     return evaluation(None, weights, data, seed, device=device, log=log or (lambda line: None))
@@ -204,18 +204,18 @@ def evaluate(run, data: str | None = None, *, spec=None, seed: int | None = None
 def predict(run, images, top: int = 3, *, spec=None, device: str = "auto", **params) -> list[list[tuple[str, float]]]:
     """The `top` (class name, probability) pairs of each image file (a path or a list of them), prepared as
     the run's images were."""
-    from cnndsl.train.infer import predict as classify
+    from cnndsl.training.infer import predict as classify
 
     paths = [str(images)] if isinstance(images, (str, Path)) else [str(p) for p in images]
     return classify(None, _weights(run, spec, params), paths, top, device)
 
 
 def export(run, out: str | Path | None = None, format: str = "onnx", *, spec=None, **params):
-    """Writes a run's network with its weights as ONNX or TorchScript (see cnndsl.export.export); returns
+    """Writes a run's network with its weights as ONNX or TorchScript (see cnndsl.exporter.export); returns
     the Exported (path, format, verified_by, max_difference). `out` defaults to NETWORK.onnx (or .pt) here,
     or NETWORK-2... when taken."""
-    from cnndsl.export import FORMATS
-    from cnndsl.export import export as write
+    from cnndsl.exporter import FORMATS
+    from cnndsl.exporter import export as write
 
     if format not in FORMATS:
         raise CnnError(f"unknown export format {format!r}", hint="use onnx or torchscript")
@@ -228,7 +228,7 @@ def export(run, out: str | Path | None = None, format: str = "onnx", *, spec=Non
 
 
 def _weights(run, spec, params: dict):
-    from cnndsl.train.infer import weights_of
+    from cnndsl.training.infer import weights_of
 
     source = getattr(run, "out", run)  # a RunResult: its folder
     if spec is not None:

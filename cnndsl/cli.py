@@ -67,7 +67,7 @@ def _trained(args: argparse.Namespace):
 
 def _weights(args: argparse.Namespace, spec, weights):
     """The weights read once, with the network (the checkpoint's own when `spec` is None)."""
-    from cnndsl.train.infer import weights_of
+    from cnndsl.training.infer import weights_of
 
     return weights_of(weights, spec, args.network, _params(args.set), _limits(args))
 
@@ -135,10 +135,10 @@ def _print_coloured(result, args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cnndsl.train import runs
-    from cnndsl.train.distributed import world
-    from cnndsl.train.loop import train
-    from cnndsl.train.recipe import load_recipe, recipe_of_checkpoint
+    from cnndsl.training import runs
+    from cnndsl.training.distributed import world
+    from cnndsl.training.loop import train
+    from cnndsl.training.recipe import load_recipe, recipe_of_checkpoint
 
     spec = _load(args)
     if args.resume:
@@ -159,7 +159,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if world().main:  # under torchrun the folder is rank 0's: the others may find its files already
             runs.check_new(out)
     if args.nproc > 1:  # start the processes; each runs this command without --nproc, into the same folder
-        from cnndsl.train.distributed import launch
+        from cnndsl.training.distributed import launch
 
         return launch(args.nproc, _without_nproc(args.argv, None if args.out or args.resume else out))
     train(spec, recipe, out, resume=bool(args.resume), device=args.device, log=lambda line: print(line, flush=True))
@@ -197,8 +197,8 @@ def _without_nproc(argv: list[str], out) -> list[str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from cnndsl.train.infer import evaluation
-    from cnndsl.train.recipe import load_recipe
+    from cnndsl.training.infer import evaluation
+    from cnndsl.training.recipe import load_recipe
 
     if args.seed is not None:
         load_recipe(None, {"seed": args.seed})  # a seed the training could have had, or a UsageError
@@ -212,7 +212,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from cnndsl.train.infer import predict
+    from cnndsl.training.infer import predict
 
     spec, weights = _trained(args)
     if spec is None:
@@ -239,7 +239,7 @@ def _write_source(output: str, source: str, spec_path: str) -> None:
     """compile -o: the whole file or none (atomic), never over the spec itself, with a clear error."""
     from pathlib import Path
 
-    from cnndsl.train.checkpoint import atomic_write
+    from cnndsl.training.checkpoint import atomic_write
 
     _check_output(Path(output), Path(spec_path), ".py")
     atomic_write(Path(output), source.encode())
@@ -305,7 +305,7 @@ def _free_target(spec, suffix: str):
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cnndsl.export import FORMATS, export
+    from cnndsl.exporter import FORMATS, export
 
     suffix = FORMATS[args.format]
     # `export SPEC` (no weights): freshly initialised weights, as before runs could be named
@@ -331,7 +331,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cnndsl.train.checkpoint import find
+    from cnndsl.training.checkpoint import find
     from cnndsl.viz.trained import read_checkpoint, sample
 
     trained = read_checkpoint(args.source, args.spec, args.network, _params(args.set))

@@ -49,7 +49,7 @@ def read_state_dict(source) -> dict:
     """
     import torch
 
-    from cnndsl.train import checkpoint  # the format: where a checkpoint keeps its weights
+    from cnndsl.training import checkpoint  # the format: where a checkpoint keeps its weights
 
     if isinstance(source, torch.nn.Module):
         return source.state_dict()

@@ -14,7 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 
 import cnndsl  # noqa: E402
 from cnndsl.errors import CnnError  # noqa: E402
-from cnndsl.export import export  # noqa: E402
+from cnndsl.exporter import export  # noqa: E402
 from conftest import ROOT, SMALL, load_to_run  # noqa: E402
 
 SPECS = sorted(p.relative_to(ROOT).as_posix() for p in [*ROOT.glob("specs/*.cnn"), *ROOT.glob("examples/*.cnn")])

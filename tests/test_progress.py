@@ -70,7 +70,7 @@ def test_no_bar_when_stderr_is_a_pipe(tmp_path):
 
 
 def test_rich_is_imported_only_for_a_bar():
-    code = ("import sys; from cnndsl.train.progress import Progress; p = Progress(3, 'x'); p.update(1); p.close(); "
+    code = ("import sys; from cnndsl.training.progress import Progress; p = Progress(3, 'x'); p.update(1); p.close(); "
             "print('rich' in sys.modules, p.on)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.stdout.split() == ["False", "False"] and done.stderr == ""

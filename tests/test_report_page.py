@@ -144,8 +144,8 @@ def run(tmp_path_factory):
     """A run stopped after its last epoch, before its end (as if killed), then finished by --resume: the result,
     metrics.json, and the page the stopped run had left."""
     pytest.importorskip("torch")
-    from cnndsl.train import loop
-    from cnndsl.train.recipe import load_recipe
+    from cnndsl.training import loop
+    from cnndsl.training.recipe import load_recipe
 
     def killed(run):
         raise KeyboardInterrupt

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from cnndsl.train.schedule import Schedule  # noqa: E402
+from cnndsl.training.schedule import Schedule  # noqa: E402
 
 
 def torch_rates(make, epochs: int, steps: int, per_batch: bool, lr: float = 0.1) -> list[float]:

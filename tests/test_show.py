@@ -14,9 +14,9 @@ from PIL import Image  # noqa: E402
 import cnndsl  # noqa: E402
 from cnndsl.cli import main  # noqa: E402
 from cnndsl.errors import UsageError  # noqa: E402
-from cnndsl.train.data import load_dataset  # noqa: E402
-from cnndsl.train.loop import train  # noqa: E402
-from cnndsl.train.recipe import load_recipe  # noqa: E402
+from cnndsl.training.data import load_dataset  # noqa: E402
+from cnndsl.training.loop import train  # noqa: E402
+from cnndsl.training.recipe import load_recipe  # noqa: E402
 from cnndsl.viz import tiles  # noqa: E402
 from cnndsl.viz.cam import cam_structure, class_map, last_maps  # noqa: E402
 from cnndsl.viz.capture import capture, module_of  # noqa: E402
@@ -130,7 +130,7 @@ def test_a_test_sample_is_the_runs_test_image_normalised_as_training_did(trained
 
 
 def test_an_image_file_is_prepared_as_predict_prepares_it(tmp_path, trained):
-    from cnndsl.train.infer import _read_image
+    from cnndsl.training.infer import _read_image
 
     pixels = (np.arange(16 * 16, dtype=np.uint8).reshape(16, 16))
     Image.fromarray(pixels).save(tmp_path / "ramp 1.png")

@@ -19,8 +19,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import cnndsl  # noqa: E402
 from cnndsl.cli import main  # noqa: E402
 from cnndsl.errors import CnnError, UsageError  # noqa: E402
-from cnndsl.train.loop import train  # noqa: E402
-from cnndsl.train.recipe import Recipe, load_recipe  # noqa: E402
+from cnndsl.training.loop import train  # noqa: E402
+from cnndsl.training.recipe import Recipe, load_recipe  # noqa: E402
 from conftest import SMALL  # noqa: E402
 
 CURVES = {"train": {"epoch_loss": "loss", "epoch_accuracy": "accuracy", "epoch_learning_rate": "lr",

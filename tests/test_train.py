@@ -18,15 +18,15 @@ pytest.importorskip("sklearn")
 
 import cnndsl  # noqa: E402
 from cnndsl.errors import CnnError  # noqa: E402
-from cnndsl.train.loop import train  # noqa: E402
-from cnndsl.train.recipe import load_recipe  # noqa: E402
+from cnndsl.training.loop import train  # noqa: E402
+from cnndsl.training.recipe import load_recipe  # noqa: E402
 from conftest import ROOT, SMALL  # noqa: E402
 
 
 @contextlib.contextmanager
 def stopped_at(epoch: int):
     """A run inside interrupted (KeyboardInterrupt) as `epoch` begins; yields the epochs it began before that."""
-    from cnndsl.train import loop
+    from cnndsl.training import loop
 
     original, begun = loop.train_epoch, []
 
@@ -157,7 +157,7 @@ def test_plots_eval_and_predict(tmp_path):
     from PIL import Image
     from sklearn.datasets import load_digits
 
-    from cnndsl.train.infer import evaluate, predict
+    from cnndsl.training.infer import evaluate, predict
 
     result = train(cnndsl.loads(SMALL), load_recipe(None, epochs=10, lr=0.01), tmp_path, log=quiet)
     for name in ("curves.png", "confusion.png"):
@@ -193,7 +193,7 @@ def test_eval_and_predict_commands(tmp_path):
 
 
 def test_learning_rate_schedules():
-    from cnndsl.train.schedule import Schedule
+    from cnndsl.training.schedule import Schedule
 
     cosine = Schedule("cosine", 0.1, epochs=10, steps_per_epoch=5)
     assert cosine.lr(1, 0) == pytest.approx(0.1) and cosine.lr(10, 4) < 0.001
@@ -210,7 +210,7 @@ def test_learning_rate_schedules():
 
 
 def test_augmentations_on_batches():
-    from cnndsl.train.augment import Augment
+    from cnndsl.training.augment import Augment
 
     x = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).reshape(2, 1, 3, 3) + 1
     g = torch.Generator().manual_seed(0)
@@ -247,7 +247,7 @@ def test_init_amp_channels_last_and_compile(tmp_path):
 
 
 def test_shipped_recipes_are_valid():
-    from cnndsl.train.phases import check_phase_names
+    from cnndsl.training.phases import check_phase_names
 
     for path in (ROOT / "examples/recipes").glob("*.yaml"):
         recipe = load_recipe(path)
@@ -284,7 +284,7 @@ def test_split_recipes_are_validated(tmp_path):
 
 
 def test_affine_and_colour_augmentations_keep_shapes_and_vary():
-    from cnndsl.train.augment import Augment
+    from cnndsl.training.augment import Augment
 
     x = torch.rand(16, 3, 12, 12)
     for options in ({"rotate": 20.0}, {"shear": 15.0}, {"resized_crop": 0.5}, {"color": 0.3},
@@ -297,7 +297,7 @@ def test_affine_and_colour_augmentations_keep_shapes_and_vary():
 
 
 def test_normalisation_is_saved_and_used_by_eval(tmp_path):
-    from cnndsl.train.infer import evaluate
+    from cnndsl.training.infer import evaluate
 
     lines = []
     options = dict(epochs=3, lr=0.01, normalize=True, augment={"rotate": 10.0, "resized_crop": 0.8})
@@ -376,8 +376,8 @@ def test_monitor_patience_and_restore_best(tmp_path):
 
 
 def test_one_monitor_defines_improved_for_best_early_stop_and_plateau():
-    from cnndsl.train.monitor import Monitor
-    from cnndsl.train.schedule import Schedule
+    from cnndsl.training.monitor import Monitor
+    from cnndsl.training.schedule import Schedule
 
     loss, accuracy = Monitor("val_loss"), Monitor("val_accuracy")
     assert loss.lower_is_better and not accuracy.lower_is_better and Monitor("val_accuracy", "min").lower_is_better
@@ -405,8 +405,8 @@ def v1_layout(path) -> None:
 
 
 def test_checkpoints_without_a_version_still_resume_evaluate_and_init(tmp_path):
-    from cnndsl.train import checkpoint
-    from cnndsl.train.infer import evaluate
+    from cnndsl.training import checkpoint
+    from cnndsl.training.infer import evaluate
 
     recipe = load_recipe(None, epochs=4, lr=0.01, monitor="val_loss", patience=3)
     straight = train(cnndsl.loads(SMALL), recipe, tmp_path / "a", log=quiet)
@@ -442,7 +442,7 @@ def _sklearn_scores(truth, predicted, n):
 
 
 def test_class_scores_are_sklearns():
-    from cnndsl.train import scores
+    from cnndsl.training import scores
 
     truth = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
     predicted = torch.tensor([0, 1, 0, 1, 2, 2, 2, 0, 2, 0])  # class 3 never predicted
@@ -464,7 +464,7 @@ def test_class_scores_are_sklearns():
 
 
 def test_class_score_tables():
-    from cnndsl.train import scores
+    from cnndsl.training import scores
 
     truth = torch.arange(30).repeat(2)
     predicted = torch.where(truth < 5, (truth + 1) % 30, truth)  # classes 0-4 always wrong
@@ -482,7 +482,7 @@ def test_class_score_tables():
 
 
 def test_curves_mark_the_best_epoch_and_phases_and_show_the_rate():
-    from cnndsl.train import plots
+    from cnndsl.training import plots
 
     history = [{"epoch": e, "loss": 1 / e, "accuracy": e / 10, "val_loss": 1 / e, "val_accuracy": e / 11,
                 "lr": 0.01 if e <= 2 else 0.001} for e in range(1, 6)]
@@ -498,7 +498,7 @@ def test_curves_mark_the_best_epoch_and_phases_and_show_the_rate():
 
 
 def test_confusion_matrices_counted_and_normalized_up_to_100_classes():
-    from cnndsl.train import plots
+    from cnndsl.training import plots
 
     truth = torch.tensor([0, 0, 0, 1, 2, 2])
     predicted = torch.tensor([0, 1, 0, 1, 2, 0])
@@ -528,7 +528,7 @@ def test_confusion_labels_lie_inside_the_figure_and_apart(n, name):
     of them a panel or the colorbar."""
     import itertools
 
-    from cnndsl.train import plots
+    from cnndsl.training import plots
 
     generator = torch.Generator().manual_seed(0)
     truth = torch.randint(0, n, (40 * n,), generator=generator)
@@ -553,7 +553,7 @@ def test_confusion_labels_lie_inside_the_figure_and_apart(n, name):
 
 
 def test_a_run_reports_class_scores_and_marks_its_curves(tmp_path, monkeypatch):
-    from cnndsl.train import plots, scores
+    from cnndsl.training import plots, scores
 
     seen, marked = {}, {}
     real_scores, real_curves = scores.per_class, plots.curves

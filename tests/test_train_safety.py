@@ -23,10 +23,10 @@ import cnndsl  # noqa: E402
 from cnndsl import memory  # noqa: E402
 from cnndsl.cli import main  # noqa: E402
 from cnndsl.errors import CnnError, UsageError  # noqa: E402
-from cnndsl.train import runs  # noqa: E402
-from cnndsl.train.checkpoint import atomic_write  # noqa: E402
-from cnndsl.train.data import load_dataset  # noqa: E402
-from cnndsl.train.recipe import load_recipe  # noqa: E402
+from cnndsl.training import runs  # noqa: E402
+from cnndsl.training.checkpoint import atomic_write  # noqa: E402
+from cnndsl.training.data import load_dataset  # noqa: E402
+from cnndsl.training.recipe import load_recipe  # noqa: E402
 from conftest import SMALL  # noqa: E402
 
 OTHER = SMALL.replace("conv 16", "conv 24")  # the same layers, another width
@@ -103,7 +103,7 @@ def test_a_folder_that_holds_anything_is_refused(tmp_path, tiny, cli):
     code, _, err = cli("train", tiny["spec"], "--out", tmp_path / "notes")
     assert code == 2 and "is not empty" in err
     assert snapshot(tmp_path / "notes") == {"todo.txt": b"keep me"}
-    from cnndsl.train.loop import train
+    from cnndsl.training.loop import train
 
     with pytest.raises(UsageError, match="holds a run already"):  # the Python API keeps runs too
         train(cnndsl.loads(SMALL), load_recipe(None), tiny["run"])
@@ -169,7 +169,7 @@ def test_a_nan_later_names_the_last_checkpoint(tmp_path, tiny):
     recipe.write_text(f"data: npz:{tiny['data']}\nbatch_size: 4\nphases: [{{epochs: 1, lr: 0.001}}, "
                       "{epochs: 1, lr: 1e30}]\n")
     with pytest.raises(CnnError, match="at epoch 2") as info:
-        from cnndsl.train.loop import train
+        from cnndsl.training.loop import train
 
         train(cnndsl.loads(SMALL), load_recipe(recipe), tmp_path / "run", log=lambda line: None)
     assert f"The last good checkpoint is {tmp_path / 'run/last.pt'} (epoch 1)." in info.value.message
@@ -179,7 +179,7 @@ def test_a_nan_later_names_the_last_checkpoint(tmp_path, tiny):
 
 
 def test_a_network_too_large_is_refused_before_anything_is_allocated(tmp_path, cli, monkeypatch):
-    from cnndsl.train import setup
+    from cnndsl.training import setup
 
     monkeypatch.setattr(setup, "load_dataset", lambda *a, **k: pytest.fail("the data was loaded"))
     spec = tmp_path / "huge.cnn"
@@ -263,7 +263,7 @@ def test_an_image_beyond_the_pixel_limit_is_refused_from_its_header(tmp_path, ti
 def test_image_folders_have_the_same_limit_and_no_empty_class(tmp_path, monkeypatch):
     from PIL import Image
 
-    from cnndsl.train.folders import load_folder
+    from cnndsl.training.folders import load_folder
 
     for name in ("a", "b"):
         (tmp_path / "f" / name).mkdir(parents=True)
@@ -335,7 +335,7 @@ def test_recipe_numbers_as_yaml_1_2_reads_them(tmp_path):
 
 
 def test_a_crop_larger_than_the_images_is_refused(tmp_path):
-    from cnndsl.train.loop import train
+    from cnndsl.training.loop import train
 
     with pytest.raises(CnnError, match=r"`augment.crop: 100` pads the 8x8 images by more than their size"):
         train(cnndsl.loads(SMALL), load_recipe(None, augment={"crop": 100}), tmp_path / "run")

@@ -10,7 +10,7 @@ import pytest
 import cnndsl
 from cnndsl import pretrained
 from cnndsl.errors import CnnError
-from cnndsl.train.recipe import load_recipe
+from cnndsl.training.recipe import load_recipe
 from tests.conftest import ROOT
 
 torch = pytest.importorskip("torch")
@@ -50,8 +50,8 @@ def _image_folder(root, per_class: int = 8):
 
 
 def test_torchvision_weights_from_a_local_server_train_two_phases(server, tmp_path, monkeypatch):
-    from cnndsl.train import checkpoint
-    from cnndsl.train.loop import train
+    from cnndsl.training import checkpoint
+    from cnndsl.training.loop import train
 
     root, url = server
     torch.manual_seed(1)
@@ -107,7 +107,7 @@ def test_torchvision_weights_from_a_local_server_train_two_phases(server, tmp_pa
 
 
 def _train_bn(tmp_path, **values):
-    from cnndsl.train.loop import train
+    from cnndsl.training.loop import train
 
     recipe = load_recipe(None, data="digits", splits={"train": "train[:64]"}, batch_size=16, epochs=1,
                          phases=[{"epochs": 1, "freeze": ["conv1", "batchnorm1"]}], restore_best=False, **values)
@@ -115,7 +115,7 @@ def _train_bn(tmp_path, **values):
     initial = _bn_stats(cnndsl.loads(BN_SPEC).build().state_dict())
     lines = []
     train(cnndsl.loads(BN_SPEC), recipe, tmp_path, log=lines.append, device="cpu")
-    from cnndsl.train import checkpoint
+    from cnndsl.training import checkpoint
 
     return lines, initial, _bn_stats(checkpoint.load(tmp_path / "last.pt").model)
 
@@ -137,7 +137,7 @@ def test_frozen_batchnorm_train_is_pytorchs_behaviour(tmp_path):
 
 
 def test_presets_give_exact_values():
-    from cnndsl.train.data import Dataset, Split, normalize_with, preset
+    from cnndsl.training.data import Dataset, Split, normalize_with, preset
 
     pixels = torch.tensor([0.0, 0.25, 1.0]).reshape(1, 1, 1, 3).repeat(1, 3, 1, 1)  # each channel 0, 1/4, 1
 
@@ -170,7 +170,7 @@ def test_normalize_takes_true_false_or_a_preset():
 
 
 def test_named_weights_without_their_normalisation_are_warned_of():
-    from cnndsl.train.setup import preprocessing_mismatch
+    from cnndsl.training.setup import preprocessing_mismatch
 
     warned = preprocessing_mismatch(load_recipe(None, init="torchvision:resnet18"))
     assert warned == ("torchvision:resnet18's weights were trained on images normalised with the imagenet preset, "

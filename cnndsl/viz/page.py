@@ -206,6 +206,6 @@ def inline_svg(svg: str) -> str:
 
 def write(path: Path, text: str) -> None:
     """The page whole or not at all: written beside, then renamed over `path`."""
-    from cnndsl.train.files import atomic_write
+    from cnndsl.training.files import atomic_write
 
     atomic_write(Path(path), text.encode("utf-8"))

@@ -100,6 +100,6 @@ def _undated(pdf: bytes) -> bytes:
 
 def write(path: Path, data: bytes) -> None:
     """The whole file or none: written beside the target, then renamed over it."""
-    from cnndsl.train.checkpoint import atomic_write  # plain file I/O; torch is not imported
+    from cnndsl.training.checkpoint import atomic_write  # plain file I/O; torch is not imported
 
     atomic_write(path, data)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from cnndsl.viz.page import document, esc, spec_section
 
 if TYPE_CHECKING:
-    from cnndsl.train.setup import Run
+    from cnndsl.training.setup import Run
 
 WORST = 16  # misclassified test images shown
 THUMB = 112  # pixels a side that small images are enlarged to (nearest), larger ones reduced to
@@ -43,7 +43,7 @@ def write(run: Run, final: dict | None = None, spec_html: str | None = None) -> 
     from cnndsl.viz.page import write as write_page
 
     if spec_html is None:
-        from cnndsl.train.resume import spec_text
+        from cnndsl.training.resume import spec_text
 
         spec_html = spec_section(run.spec.check(), spec_text(run.spec))
     write_page(run.out / "report.html", run_page(run, final, spec_html))

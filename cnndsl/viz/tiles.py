@@ -92,7 +92,7 @@ def picture_name(folder: Path, name: str) -> Path:
 def save(fig, path: Path, dpi: int = 110) -> Path:
     """The figure as a PNG, written atomically, to a name nothing holds yet (see picture_name)."""
     from cnndsl.errors import UsageError
-    from cnndsl.train.checkpoint import atomic_write
+    from cnndsl.training.checkpoint import atomic_write
 
     if not path.parent.is_dir():
         raise UsageError(f"cannot write {path}: {path.parent} is not a folder", hint="create it, or give --out DIR")

@@ -53,8 +53,8 @@ def read_checkpoint(run: str | Path, spec_file: str | None = None, network: str 
     `sets` are --set values over those the run was trained with. A bare state_dict, or a checkpoint of a
     cnndsl that saved no spec text, needs `spec_file`.
     """
-    from cnndsl.train.checkpoint import find, read_weights
-    from cnndsl.train.infer import _classes, _normalization
+    from cnndsl.training.checkpoint import find, read_weights
+    from cnndsl.training.infer import _classes, _normalization
     from cnndsl.weights import load_weights
 
     path = find(run)
@@ -75,7 +75,7 @@ def read_checkpoint(run: str | Path, spec_file: str | None = None, network: str 
 def _spec(saved, path: Path, spec_file: str | None, network: str | None, sets: dict):
     """`spec_file`, or the network the checkpoint holds (its text, the files it uses, its --set values)."""
     from cnndsl.api import load
-    from cnndsl.train.checkpoint import spec_of
+    from cnndsl.training.checkpoint import spec_of
 
     if spec_file is not None:
         return load(Path(spec_file), network, **sets)
@@ -86,7 +86,7 @@ def sample(trained: Trained, image: str | None = None, index: int | None = None)
     """An image file, or the test-set image `index` of the run's dataset and split (default: the first)."""
     import torch
 
-    from cnndsl.train.data import apply_normalization
+    from cnndsl.training.data import apply_normalization
 
     shape = trained.report.input
     if len(shape) != 3:
@@ -94,7 +94,7 @@ def sample(trained: Trained, image: str | None = None, index: int | None = None)
     if image is not None and index is not None:
         raise UsageError("give an image file or --index N, not both")
     if image is not None:
-        from cnndsl.train.infer import _read_image
+        from cnndsl.training.infer import _read_image
 
         x = _read_image(Path(image), shape)
         source, tag, label = Path(image).name, _safe(Path(image).stem), None
@@ -107,7 +107,7 @@ def sample(trained: Trained, image: str | None = None, index: int | None = None)
 
 def _test_image(trained: Trained, index: int):
     """Image `index` of the test split, cut with the run's data, seed and splits as training cut it."""
-    from cnndsl.train.data import load_dataset
+    from cnndsl.training.data import load_dataset
 
     recipe = trained.recipe
     if not recipe.get("data"):

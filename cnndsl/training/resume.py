@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cnndsl.errors import CnnError
-from cnndsl.train.checkpoint import Checkpoint
+from cnndsl.training.checkpoint import Checkpoint
 
 if TYPE_CHECKING:
-    from cnndsl.train.setup import Run
+    from cnndsl.training.setup import Run
 
 
 def capture(run: Run) -> Checkpoint:

@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass
 
 from cnndsl.errors import CnnError, did_you_mean
-from cnndsl.train.recipe import Recipe
-from cnndsl.train.schedule import Schedule
+from cnndsl.training.recipe import Recipe
+from cnndsl.training.schedule import Schedule
 
 
 @dataclass

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from cnndsl.errors import CnnError, UsageError
-from cnndsl.train import checkpoint
+from cnndsl.training import checkpoint
 
 
 def default_folder(spec: str, root: Path = Path("runs")) -> Path:

@@ -31,7 +31,7 @@ def _decoder():
             return len(self.files)
 
         def __getitem__(self, i: int):
-            from cnndsl.train.images import read_image
+            from cnndsl.training.images import read_image
 
             try:
                 return read_image(self.files[i], self.channels == 1, self.size, exact=True, limit=self.limit)
@@ -67,7 +67,7 @@ def load_folder(path: str, shape: tuple[int, ...], workers: int | None = None):
     import torch
 
     from cnndsl import memory
-    from cnndsl.train.images import max_pixels
+    from cnndsl.training.images import max_pixels
 
     root = Path(path)
     classes, files, labels = class_files(root)

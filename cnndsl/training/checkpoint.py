@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnndsl.errors import CnnError
-from cnndsl.train.files import atomic_write, torch_load
+from cnndsl.training.files import atomic_write, torch_load
 
 __all__ = ["VERSION", "Checkpoint", "atomic_write", "find", "from_dict", "load", "read_weights", "save", "spec_of",
            "state_dict_of", "torch_load"]

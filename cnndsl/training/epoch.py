@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cnndsl.train import distributed
-from cnndsl.train.augment import Augment
-from cnndsl.train.data import Split
-from cnndsl.train.progress import Progress
+from cnndsl.training import distributed
+from cnndsl.training.augment import Augment
+from cnndsl.training.data import Split
+from cnndsl.training.progress import Progress
 
 
 @dataclass

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnndsl.errors import CnnError
-from cnndsl.train import checkpoint, distributed, runs
-from cnndsl.train.augment import Augment
-from cnndsl.train.device import pick_device
-from cnndsl.train.epoch import Batches, NonFinite, run_epoch
-from cnndsl.train.phases import train_mode
-from cnndsl.train.progress import Progress
-from cnndsl.train.recipe import Recipe
-from cnndsl.train.resume import restore
-from cnndsl.train.setup import Run, setup
+from cnndsl.training import checkpoint, distributed, runs
+from cnndsl.training.augment import Augment
+from cnndsl.training.device import pick_device
+from cnndsl.training.epoch import Batches, NonFinite, run_epoch
+from cnndsl.training.phases import train_mode
+from cnndsl.training.progress import Progress
+from cnndsl.training.recipe import Recipe
+from cnndsl.training.resume import restore
+from cnndsl.training.setup import Run, setup
 
 
 @dataclass

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from cnndsl.errors import CnnError
-from cnndsl.train import checkpoint, plots, scores
-from cnndsl.train.epoch import predictions
-from cnndsl.train.files import atomic_write, write_metrics, yaml_text
-from cnndsl.train.monitor import Monitor
+from cnndsl.training import checkpoint, plots, scores
+from cnndsl.training.epoch import predictions
+from cnndsl.training.files import atomic_write, write_metrics, yaml_text
+from cnndsl.training.monitor import Monitor
 
 if TYPE_CHECKING:
-    from cnndsl.train.setup import Run
+    from cnndsl.training.setup import Run
 
 
 class EpochStep(Protocol):

@@ -111,13 +111,13 @@ def slice_expression(text: str, sources: dict, seed: int) -> Split:
 
 def _sources(name: str, input_shape: tuple[int, ...]):
     """The dataset's parts as (images, labels): `train`, and `test` where it ships one."""
-    from cnndsl.train import sources
+    from cnndsl.training import sources
 
     if name in IDX or name in CIFAR:
         train, test, classes = (sources.load_idx if name in IDX else sources.load_cifar)(name)
         return {"train": train, "test": test}, classes
     if name.startswith("folder:"):
-        from cnndsl.train.folders import load_folder
+        from cnndsl.training.folders import load_folder
 
         x, y, classes = load_folder(name[len("folder:"):], input_shape)
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from cnndsl.train.monitor import Monitor
+from cnndsl.training.monitor import Monitor
 
 
 @dataclass

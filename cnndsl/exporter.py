@@ -66,7 +66,7 @@ def export(spec, weights, out: str | Path, format: str = "onnx", batch: int = 2,
 
 
 def _model(spec, weights):
-    from cnndsl.train.infer import weights_of
+    from cnndsl.training.infer import weights_of
     from cnndsl.weights import load_weights
 
     saved = None

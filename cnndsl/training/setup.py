@@ -14,12 +14,12 @@ from pathlib import Path
 from cnndsl import memory
 from cnndsl.build import initialize, scores, scores_module
 from cnndsl.errors import CnnError
-from cnndsl.train import distributed, runs, steps
-from cnndsl.train.checkpoint import Checkpoint
-from cnndsl.train.data import PRESETS, Dataset, load_dataset, normalize, normalize_with, preset
-from cnndsl.train.monitor import Monitor
-from cnndsl.train.phases import Phases, check_phase_names, enter, plan_of, steps_per_epoch
-from cnndsl.train.recipe import Recipe
+from cnndsl.training import distributed, runs, steps
+from cnndsl.training.checkpoint import Checkpoint
+from cnndsl.training.data import PRESETS, Dataset, load_dataset, normalize, normalize_with, preset
+from cnndsl.training.monitor import Monitor
+from cnndsl.training.phases import Phases, check_phase_names, enter, plan_of, steps_per_epoch
+from cnndsl.training.recipe import Recipe
 
 
 @dataclass
@@ -79,7 +79,7 @@ class Run:
         enter(self.phases, index, self.net.model, self.recipe, per_epoch, log or self.log)
 
     def checkpoint(self) -> Checkpoint:
-        from cnndsl.train.resume import capture
+        from cnndsl.training.resume import capture
 
         return capture(self)
 

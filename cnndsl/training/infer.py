@@ -8,10 +8,10 @@ from pathlib import Path
 from cnndsl import memory
 from cnndsl.build import scores
 from cnndsl.errors import CnnError
-from cnndsl.train.checkpoint import Checkpoint, find, read_weights, spec_of
-from cnndsl.train.data import adapt, apply_normalization, load_dataset
-from cnndsl.train.device import pick_device
-from cnndsl.train.epoch import run_epoch
+from cnndsl.training.checkpoint import Checkpoint, find, read_weights, spec_of
+from cnndsl.training.data import adapt, apply_normalization, load_dataset
+from cnndsl.training.device import pick_device
+from cnndsl.training.epoch import run_epoch
 
 
 def _model(spec, state: dict, weights, device):
@@ -172,7 +172,7 @@ def _normalization(saved: Checkpoint | None, shape: tuple[int, ...], weights) ->
 
 def _read_image(path: Path, shape: tuple[int, ...]):
     """One image as a float batch of one, fitted to the input (see images.read_image for the limits)."""
-    from cnndsl.train.images import read_image
+    from cnndsl.training.images import read_image
 
     grey = len(shape) == 1 or shape[0] == 1
     side = round(shape[0] ** 0.5) if len(shape) == 1 else 0
