@@ -16,6 +16,8 @@ SPEC_BYTES = 512 << 10  # a spec and the files it uses; the largest reference sp
 # convolutions (12,000 lines) take about 3 s to check here
 LAYERS = 50_000  # layers, and repeat iterations, one network may expand to; statements in a file. About
 # 5 s of `check` on a 2-core machine at this size; real networks have hundreds to a few thousand.
+WORK = 3  # statements run, block calls and repeat iterations per layer allowed: real networks run 0.6-1.8
+# statements a layer, and block calls that expand to nothing must not run for minutes (4**10 empty calls did)
 NESTING = 16  # levels of `{ }` in one file, the definition's own braces included
 DEPTH = 64  # levels of braces and block calls along one path through the program
 EXPRESSION = 64  # levels of operators in one expression

@@ -80,7 +80,7 @@ class _Elaborator:
         self.groups: dict[str, Group] = {}
         self.counters: dict[tuple[str, str], int] = {}
         self.calls: list[tuple[str, Span]] = []
-        self.iterations = 0
+        self.work = 0  # statements run and repeat iterations: bounded even where they make no layers
         self.warnings: list[Diagnostic] = []
         self.branch_labels: dict[str, str] = {}  # outputs named inside branches, for a hint
         self.bound_cache: dict[str, frozenset[str]] = {}
@@ -131,6 +131,7 @@ class _Elaborator:
         return cur
 
     def stmt(self, s: ast.Stmt, frame: Frame, cur: str | None, label: str | None) -> str | None:
+        self.step(s.span)
         if isinstance(s, ast.Labeled):
             cur = self.stmt(s.stmt, frame, cur, s.label)
             frame.labels[s.label] = cur
@@ -176,10 +177,7 @@ class _Elaborator:
                            f"{self.max_layers:,}", s.span, "raise the limit with --max-layers if this is meant")
         saved = frame.vars.get(s.var, _MISSING) if s.var else _MISSING
         for i in range(start, stop):
-            self.iterations += 1
-            if self.iterations > self.max_layers:
-                raise CnnError(f"repeats run more than {self.max_layers:,} times in all", s.span,
-                               "raise the limit with --max-layers if this is meant")
+            self.step(s.span)
             if s.var:
                 frame.vars[s.var] = i
             cur = self.body(s.body, frame, cur)
@@ -189,6 +187,15 @@ class _Elaborator:
             else:
                 frame.vars[s.var] = saved
         return cur
+
+    def step(self, span: Span) -> None:
+        """Counts one statement run or one repeat iteration against the work a network may take."""
+        self.work += 1
+        if self.work > limits.WORK * self.max_layers:
+            raise CnnError(f"elaborating this network takes more than {limits.WORK * self.max_layers:,} steps "
+                           "(statements run and repeat iterations)", span,
+                           "blocks or repeats here expand to a great deal of work; raise the limit with "
+                           "--max-layers if this is meant")
 
     def count(self, e: ast.Expr, env: Env, what: str) -> int:
         value = evaluate(e, env)
@@ -410,7 +417,7 @@ def _override(network: str, p: ast.Param, value, earlier: dict):
         raise UsageError(f"`{p.name}` of network `{network}` is set to a number larger than {limits.NUMBER:,}")
     if p.default is None:
         return value
-    default = evaluate(p.default, Env(dict(earlier)))
+    default = evaluate(p.default, Env(earlier))
     numeric = (int, float)
     bad = (isinstance(default, bool) and not isinstance(value, bool)) or (
         isinstance(default, numeric) and not isinstance(default, bool)

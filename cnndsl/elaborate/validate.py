@@ -88,6 +88,7 @@ class _Scanner:
     def __init__(self, program: Program, d: ast.Definition, out: _Body):
         self.program, self.d, self.out = program, d, out
         self.bound = bound_names(d)  # other names are words such as `same` or `relu`: constants
+        self.names = Env(dict.fromkeys(self.bound))  # made once: a network of 40,000 parameters has as many defaults
         self.errors: list[CnnError] = []
 
     def check(self, test, *args) -> None:
@@ -147,7 +148,7 @@ class _Scanner:
         """The value of an expression that names no variable (errors such as 1/0 located); else _UNKNOWN."""
         if e is None or not _closed(e, self.bound):
             return _UNKNOWN
-        return evaluate(e, Env(dict.fromkeys(self.bound)))  # the bound names, for "did you mean"
+        return evaluate(e, self.names)  # the bound names, for "did you mean"
 
     def _condition(self, e: ast.Expr | None) -> None:
         value = self._constant(e)

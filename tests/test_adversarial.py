@@ -1,0 +1,60 @@
+"""The fifteen defects of the adversarial round (issue "Nothing hangs, nothing is lost"), one test or more each,
+named by the defect's number. The fuzz that would have found them is in fuzz_specs.py and test_fuzz*.py."""
+
+from __future__ import annotations
+
+import pytest
+
+import cnndsl
+from cnndsl.elaborate import validate
+from cnndsl.errors import CnnError
+from cnndsl.limits import WORK, Limits
+
+
+def error_of(text: str, **kwargs) -> CnnError:
+    with pytest.raises(CnnError) as info:
+        cnndsl.loads(text, **kwargs).check()
+    return info.value
+
+
+# 9: block calls that expand to no layers count as work --------------------------------------------------------
+
+def _tower(levels: int, leaf: str) -> str:
+    lines = [f"block b0(f = 1) {{ {leaf} }}"]
+    calls = "; ".join(["b{} f"] * 4)
+    lines += [f"block b{i}(f = 1, g = f) {{ {calls.format(*[i - 1] * 4)} }}" for i in range(1, levels + 1)]
+    return "\n".join(lines) + f"\nnetwork n {{\n    input 1x8x8\n    b{levels} 1\n    flatten\n    dense 2\n}}\n"
+
+
+@pytest.mark.parametrize("leaf", ["", "if false { relu }", "let z = f", "repeat 0 { relu }"])
+def test_empty_expansions_are_refused_once_their_work_passes_the_budget(leaf):
+    limits = Limits(layers=500)
+    e = error_of(_tower(39, leaf), limits=limits)  # 4**39 calls: never ends without the budget
+    assert f"more than {WORK * 500:,} steps" in e.message
+    assert e.span is not None and e.span.line <= 40
+
+
+def test_the_work_budget_leaves_real_networks_alone():
+    # the repository's networks run at most 1.8 statements a layer; the budget is WORK a layer
+    report = cnndsl.check("specs/resnet152.cnn")
+    assert report.params == 60_192_808
+    tower = cnndsl.loads(_tower(5, "relu"), limits=Limits(layers=2000)).check()  # 1,365 calls, 1,024 relus
+    assert len(tower.analysis.graph.layers) == 4**5 + 3
+
+
+# 10: many network parameters are checked in linear time --------------------------------------------------------
+
+def test_many_network_parameters_are_validated_in_linear_work(monkeypatch):
+    made = []
+
+    class Counted(validate.Env):
+        def __init__(self, vars, in_shape=None):
+            made.append(len(vars))
+            super().__init__(vars, in_shape)
+
+    monkeypatch.setattr(validate, "Env", Counted)
+    n = 40_000  # 349 KB, under the size limit
+    params = ",".join(f"a{i}=1" for i in range(n))
+    report = cnndsl.loads(f"network n({params}) {{\n input 1x8x8\n flatten\n dense 2\n}}\n").check()
+    assert report.params == 130
+    assert sum(made) <= 2 * n  # one table of the names, not one per default
