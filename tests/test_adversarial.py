@@ -21,8 +21,8 @@ def error_of(text: str, **kwargs) -> CnnError:
 
 def _tower(levels: int, leaf: str) -> str:
     lines = [f"block b0(f = 1) {{ {leaf} }}"]
-    calls = "; ".join(["b{} f"] * 4)
-    lines += [f"block b{i}(f = 1, g = f) {{ {calls.format(*[i - 1] * 4)} }}" for i in range(1, levels + 1)]
+    for i in range(1, levels + 1):
+        lines.append(f"block b{i}(f = 1, g = f) {{ {'; '.join([f'b{i - 1} f'] * 4)} }}")
     return "\n".join(lines) + f"\nnetwork n {{\n    input 1x8x8\n    b{levels} 1\n    flatten\n    dense 2\n}}\n"
 
 
