@@ -53,7 +53,7 @@ class Diagnostic:
         span over several lines is underlined on each (MAX_SPAN_LINES at most). Notes in another file
         get a `--> file:line:col` line. User text quoted anywhere is shortened (`clip`).
         """
-        where = f"{_printable(str(self.span))}: " if self.span else ""  # a path: whole, to be clickable
+        where = f"{printable(str(self.span), False)}: " if self.span else ""  # a path: whole, to be clickable
         out = [f"{where}{self.severity}: {clip(self.message)}"]
         notes = self.notes
         if len(notes) > MAX_NOTES:  # a chain of 60 block calls: its two ends tell where
@@ -83,13 +83,16 @@ def clip(text: str) -> str:
 
     Control characters (a terminal's escape sequences among them) are shown as `?`.
     """
-    return _printable(re.sub(rf"\S{{{LONG_WORD + 1},}}", _shorten, text))
+    return printable(re.sub(rf"\S{{{LONG_WORD + 1},}}", _shorten, text))
 
 
-def _printable(text: str) -> str:
+def printable(text: str, newlines: bool = True) -> str:
+    """The text with control characters shown as `?` (a tab as a blank; a newline kept unless `newlines` is
+    false): user text (file names, spec strings, class names) never reaches a terminal as escape sequences
+    that set its title, clear it, hide lines or write the clipboard."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() or c == "\n" else " " if c == "\t" else "?" for c in text)
+    return "".join(c if c.isprintable() or (c == "\n" and newlines) else " " if c == "\t" else "?" for c in text)
 
 
 def _shorten(m: re.Match) -> str:
@@ -141,7 +144,7 @@ def _snippets(marks: list[_Mark], main: Source | None) -> list[str]:
             continue
         if source is not main:
             first = mine[0]
-            out.append(f"  --> {_printable(source.name)}:{first.line}:{first.col}")
+            out.append(f"  --> {printable(source.name, False)}:{first.line}:{first.col}")
         width = len(str(max(lines)))
         for i, n in enumerate(lines):
             if i and n > lines[i - 1] + 1:
@@ -176,7 +179,7 @@ def _line(source: Source, n: int, marks: list[_Mark], width: int) -> list[str]:
     for i in range(len(hanging) - 1, -1, -1):
         rows.append(_bars([a for a, _ in hanging[:i + 1]]))
         rows.append(_bars([a for a, _ in hanging[:i]]).ljust(hanging[i][0]) + clip(hanging[i][1].label))
-    return [f" {str(n).rjust(width)} | {_printable(shown)}", *(f" {pad} | {r}".rstrip() for r in rows)]
+    return [f" {str(n).rjust(width)} | {printable(shown)}", *(f" {pad} | {r}".rstrip() for r in rows)]
 
 
 def _bars(cols: list[int]) -> str:

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from cnndsl.analysis import Analysis, LayerFigures
+from cnndsl.errors import printable
 from cnndsl.graph import Group
 from cnndsl.ops.base import fmt_shape
 
@@ -110,8 +111,10 @@ HEAD = ("#", "layer", "op", "output", "params", "MACs", "RF")
 
 
 def row_cells(r: Row) -> tuple[str, ...]:
-    """A row's cells as the table prints them (the name with its indent): what --html shows too."""
-    return (r.index, r.name, r.op, r.output, f"{r.params:,}", human(r.macs) if r.macs else "—", str(r.rf))
+    """A row's cells as the table prints them (the name with its indent): what --html shows too. A block call's
+    title may quote spec strings: their control characters are shown as `?`."""
+    return (r.index, r.name, printable(r.op, False), r.output, f"{r.params:,}", human(r.macs) if r.macs else "—",
+            str(r.rf))
 
 
 Segment = tuple[str, "str | None"]  # some text of the table, and its style when printed in colour
@@ -152,13 +155,13 @@ def segments(a: Analysis, source: str, depth: int | None = None, explain: bool =
         return _rstrip([("  " + c if i else c, style) for i, (c, style) in enumerate(zip(cells, styles(values)))])
 
     g = a.graph
-    lines = [[(f"{g.name} · {source} · input {fmt_shape(g.input.shape)}", "title")],
+    lines = [[(f"{g.name} · {printable(source, False)} · input {fmt_shape(g.input.shape)}", "title")],
              line(head, lambda _: ["head"] * 7)]
     for r, c in zip(table, cells):
         lines.append(line(c, lambda c, r=r: _row_styles(r, c)))
         if explain and r.figures is not None:
             indent = " " * (widths[0] + 2)
-            lines += [[(f"{indent}  {text}", "explain")] for text in r.figures.explain()]
+            lines += [[(f"{indent}  {printable(text, False)}", "explain")] for text in r.figures.explain()]
     lines.append([])
     lines += [[(label, "label"), (value, None)] for label, value in total_rows(a)]
     out: list[Segment] = []
@@ -262,11 +265,12 @@ def to_json(a: Analysis, source: str | None = None, warnings: list | None = None
 
 def markdown(a: Analysis, source: str, depth: int | None = None) -> str:
     g = a.graph
-    lines = [f"### {g.name}", "", f"`{source}` · input `{fmt_shape(g.input.shape)}`", "",
+    lines = [f"### {g.name}", "", f"`{printable(source, False)}` · input `{fmt_shape(g.input.shape)}`", "",
              "| # | layer | op | output | params | MACs | RF |", "|--:|---|---|---|--:|--:|--:|"]
     for r in rows(a, depth):
         name = r.name.strip()
-        lines.append(f"| {r.index} | `{name}` | {r.op} | {r.output} | {r.params:,} | {r.macs:,} | {r.rf} |")
+        op = printable(r.op, False)
+        lines.append(f"| {r.index} | `{name}` | {op} | {r.output} | {r.params:,} | {r.macs:,} | {r.rf} |")
     lines += ["", "| total | |", "|---|--:|", f"| params | {a.params:,} |",
               f"| trainable | {a.trainable_params:,} |", f"| frozen | {a.frozen_params:,} |",
               f"| buffers | {a.buffers:,} |", f"| MACs | {a.macs:,} |",

@@ -58,3 +58,28 @@ def test_many_network_parameters_are_validated_in_linear_work(monkeypatch):
     report = cnndsl.loads(f"network n({params}) {{\n input 1x8x8\n flatten\n dense 2\n}}\n").check()
     assert report.params == 130
     assert sum(made) <= 2 * n  # one table of the names, not one per default
+
+
+# 15: control characters in user text never reach the terminal raw ----------------------------------------------
+
+PAYLOADS = ["\x1b]0;pwned\x07", "\x1b[2J", "\x1b]52;c;cHduZWQ=\x07", "\x9b2J", "a\rb", "\u202egnp.exe"]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_control_characters_in_strings_and_file_names_are_shown_as_question_marks(tmp_path, payload):
+    import re
+    import subprocess
+    import sys
+
+    folder = tmp_path / ("dir" + payload.replace("/", ""))
+    folder.mkdir()
+    spec = folder / "n.cnn"
+    spec.write_text(f'block b(tag) {{ relu }}\nnetwork n {{\n    input 1x8x8\n    b "{payload}"\n    flatten\n'
+                    "    dense 2\n}\n")
+    for args in ([], ["--color", "always"], ["--markdown"], ["--explain"], ["--depth", "1"]):
+        out = subprocess.run([sys.executable, "-m", "cnndsl.cli", "check", str(spec), *args], capture_output=True,
+                             text=True, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        shown = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout)  # rich's colours (SGR), with --color always
+        assert all(c.isprintable() or c == "\n" for c in shown), repr(shown)
+        assert "?" in shown
