@@ -24,10 +24,19 @@ EXPRESSION = 64  # levels of operators in one expression
 NUMBER = 2**62  # larger numbers are a mistake, and would make Python's big ints slow
 
 
+MAX_SPEC_BYTES = 64 << 20  # what --max-spec-size may raise the size limit to: 128 times the default, and
+# reading, decoding and lexing that much stays within seconds and a few hundred megabytes
+
+
 @dataclass(frozen=True)
 class Limits:
     spec_bytes: int = SPEC_BYTES
     layers: int = LAYERS
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.spec_bytes <= MAX_SPEC_BYTES:
+            raise UsageError(f"the spec size limit is at most {MAX_SPEC_BYTES >> 20} MiB, got {self.spec_bytes:,} "
+                             "bytes", hint="a spec that large is not a network description; split it into files")
 
 
 def parse_size(text: str, what: str = "a size") -> int:

@@ -17,6 +17,12 @@ def error_of(text: str, **kwargs) -> CnnError:
     return info.value
 
 
+def error_of_file(path, limits: Limits | None = None) -> CnnError:
+    with pytest.raises(CnnError) as info:
+        cnndsl.load(path, limits=limits).check()
+    return info.value
+
+
 # 9: block calls that expand to no layers count as work --------------------------------------------------------
 
 def _tower(levels: int, leaf: str) -> str:
@@ -83,3 +89,25 @@ def test_control_characters_in_strings_and_file_names_are_shown_as_question_mark
         shown = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout)  # rich's colours (SGR), with --color always
         assert all(c.isprintable() or c == "\n" for c in shown), repr(shown)
         assert "?" in shown
+
+
+# 6: link loops and huge size limits -----------------------------------------------------------------------------
+
+def test_a_use_of_a_link_to_itself_is_the_uses_error(tmp_path):
+    (tmp_path / "self.cnn").symlink_to("self.cnn")
+    (tmp_path / "main.cnn").write_text('use "self"\nnetwork n {\n    input 1x8x8\n    flatten\n    dense 2\n}\n')
+    e = error_of_file(tmp_path / "main.cnn")
+    assert "cannot read `self`" in e.message and (e.span.line, e.span.col) == (1, 1)
+
+
+def test_the_size_limit_is_never_allocated_and_has_a_ceiling(tmp_path):
+    from cnndsl.cli import main
+    from cnndsl.limits import MAX_SPEC_BYTES
+
+    assert main(["check", "specs/lenet5.cnn", "--max-spec-size", "1T"]) == 2
+    assert main(["check", "specs/lenet5.cnn", "--max-spec-size", "64M"]) == 0  # the ceiling itself: read as ever
+    zeros = tmp_path / "zeros.cnn"
+    with open(zeros, "wb") as f:
+        f.truncate(MAX_SPEC_BYTES - 1)  # sparse: 64 MiB of NUL bytes
+    e = error_of_file(zeros, Limits(spec_bytes=MAX_SPEC_BYTES))
+    assert "not a text file (a NUL byte at byte 0)" in e.message

@@ -147,7 +147,8 @@ def _resolve(use: ast.Use, parent: _File, in_memory: bool) -> _File:
     name = use.path if use.path.endswith(".cnn") else use.path + ".cnn"
     from_std = parent.key.startswith("std/")  # a standard file's relative `use` names another standard file
     if use.path.startswith("std/") or (in_memory and from_std):
-        path = (STD_DIR / name[len("std/"):] if use.path.startswith("std/") else parent.path.parent / name).resolve()
+        path = _real(STD_DIR / name[len("std/"):] if use.path.startswith("std/") else parent.path.parent / name,
+                     use)
         if not path.is_relative_to(STD_DIR) or not path.is_file():  # `std/../x` is not in the library
             known = ", ".join(f'"std/{p.stem}"' for p in sorted(STD_DIR.glob("*.cnn")))
             raise CnnError(f"no standard library file `{use.path}`", use.span, f"the standard library has {known}")
@@ -155,11 +156,20 @@ def _resolve(use: ast.Use, parent: _File, in_memory: bool) -> _File:
     key = posixpath.normpath(posixpath.join(posixpath.dirname(parent.key), name))
     if in_memory:
         return _File(key, None)
-    path = (parent.path.parent / name).resolve()
+    path = _real(parent.path.parent / name, use)
     if not path.exists():
         raise CnnError(f"cannot find `{use.path}` (looked for {path})", use.span,
                        "a relative `use` path starts at the directory of the file that uses it")
     return _File(key, path)
+
+
+def _real(path: Path, use: ast.Use) -> Path:
+    """The path with its links followed; a link that leads back to itself is the `use`'s error."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as e:  # RuntimeError: Python before 3.13 on a link loop
+        raise CnnError(f"cannot read `{use.path}`: {getattr(e, 'strerror', None) or 'its symbolic links form a loop'}",
+                       use.span, "a `use` path names a spec file, or a link that leads to one") from None
 
 
 def _shown(file: _File) -> str:
@@ -191,7 +201,7 @@ def read_spec(path: str | Path, limits: Limits | None = None) -> Program:
         text = read_text(p, limits.spec_bytes, str(path))
     except FileNotFoundError:
         raise UsageError(f"no such file: {path}") from None
-    return load_program(text, str(path), p.resolve(), limits)
+    return load_program(text, str(path), p.resolve(), limits)  # read: so no link loop
 
 
 def read_text(path: Path, limit: int, shown: str) -> str:
@@ -220,7 +230,7 @@ def read_text(path: Path, limit: int, shown: str) -> str:
         os.close(fd)
         raise
     with f:
-        data = f.read(limit + 1)  # the file may have grown since fstat
+        data = _read_bounded(f, limit + 1, shown)  # the file may have grown since fstat
     if len(data) > limit:
         raise CnnError(f"{shown} is more than the limit of {limit:,} bytes", hint=hint)
     try:
@@ -229,6 +239,22 @@ def read_text(path: Path, limit: int, shown: str) -> str:
         line = data[: e.start].count(b"\n") + 1
         raise CnnError(f"{shown} is not UTF-8 text (byte {e.start:,}, line {line})",
                        hint="save the spec as UTF-8") from None
+
+
+def _read_bounded(f, most: int, shown: str) -> bytes:
+    """At most `most` bytes, a megabyte at a time (`read(most)` would allocate `most` at once), refusing a
+    file with a NUL byte at the first chunk that has one: it is not text, however large the limit."""
+    chunks, size = [], 0
+    while size < most:
+        chunk = f.read(min(1 << 20, most - size))
+        if not chunk:
+            break
+        if b"\0" in chunk:
+            raise CnnError(f"{shown} is not a text file (a NUL byte at byte {size + chunk.index(0):,})",
+                           hint="a spec is a UTF-8 text file ending in .cnn")
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _kind(mode: int) -> str:
