@@ -111,3 +111,32 @@ def test_the_size_limit_is_never_allocated_and_has_a_ceiling(tmp_path):
         f.truncate(MAX_SPEC_BYTES - 1)  # sparse: 64 MiB of NUL bytes
     e = error_of_file(zeros, Limits(spec_bytes=MAX_SPEC_BYTES))
     assert "not a text file (a NUL byte at byte 0)" in e.message
+
+
+# 8: a dataset too small to fill every split --------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["npz", "folder"])
+def test_a_dataset_too_small_for_its_splits_says_which_is_empty_and_what_it_needs(tmp_path, kind):
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("torch")
+    from PIL import Image
+
+    from cnndsl.training.data import load_dataset
+
+    if kind == "npz":
+        np.savez(tmp_path / "d.npz", x=np.zeros((2, 8, 8, 1), np.uint8), y=np.array([0, 1]))
+        name = f"npz:{tmp_path / 'd.npz'}"
+    else:
+        for cls in ("장미", "tulip"):
+            (tmp_path / "f" / cls).mkdir(parents=True)
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "f" / cls / "0.png")
+        name = f"folder:{tmp_path / 'f'}"
+    with pytest.raises(CnnError) as info:
+        load_dataset(name, (1, 8, 8))
+    assert info.value.message == (f"the validation and test splits are empty: {name} has 2 images to cut 10% for "
+                                  "validation and 10% for the test")
+    assert info.value.hint.startswith("give it at least 10 images (5 of each of its 2 classes)")
+    if kind == "npz":  # as many as the hint says: each split gets one
+        np.savez(tmp_path / "d.npz", x=np.zeros((10, 8, 8, 1), np.uint8), y=np.arange(10) % 2)
+        data = load_dataset(name, (1, 8, 8))
+        assert (len(data.train), len(data.val), len(data.test)) == (8, 1, 1)

@@ -56,10 +56,34 @@ def load_dataset(name: str, input_shape: tuple[int, ...], seed: int = 0, val: fl
         test_split = Split(*sources["test"])
     else:
         train_split, val_split, test_split = _split(*sources["train"], seed, val, test)
+    _check_filled(name, {"training": train_split, "validation": val_split, "test": test_split}, sources,
+                  len(classes), val, test if "test" not in sources else 0.0)
     notes: list[str] = []
     for split in (train_split, val_split, test_split):
         split.x, notes = adapt(split.x, input_shape)
     return Dataset(name, train_split, val_split, test_split, classes, notes)
+
+
+def _check_filled(name: str, parts: dict, sources: dict, classes: int, val: float, test: float) -> None:
+    """Refuses a split without images, saying how many the dataset needs: every epoch validates and a run
+    ends with a test."""
+    empty = [part for part, split in parts.items() if len(split.y) == 0]
+    if not empty:
+        return
+    have = len(sources["train"][1])
+    need = next((n for n in range(3, 1_000_000) if min(_cuts(n, val, test)) > 0), have)
+    per_class = -(-need // max(classes, 1))
+    raise CnnError(f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty: {name} has "
+                   f"{have:,} image{'s' if have != 1 else ''} to cut {val:.0%} for validation"
+                   + (f" and {test:.0%} for the test" if test else ""),
+                   hint=f"give it at least {need:,} images ({per_class:,} of each of its {classes} classes), or "
+                   "choose the splits yourself (recipe key `splits`)")
+
+
+def _cuts(n: int, val: float, test: float) -> tuple[int, int, int]:
+    """How many of n images go to training, validation and test."""
+    n_test, n_val = int(n * test), int(n * val)
+    return n - n_val - n_test, n_val, n_test
 
 
 def _check_size(name: str, sources: dict, input_shape: tuple[int, ...], reserve: int) -> None:
@@ -320,7 +344,6 @@ def _split(x, y, seed: int, val: float, test: float):
 
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     x, y = x[order], y[order]
-    n_test, n_val = int(len(y) * test), int(len(y) * val)
-    n_train = len(y) - n_val - n_test
+    n_train, n_val, _ = _cuts(len(y), val, test)
     return (Split(x[:n_train], y[:n_train]), Split(x[n_train:n_train + n_val], y[n_train:n_train + n_val]),
             Split(x[n_train + n_val:], y[n_train + n_val:]))
