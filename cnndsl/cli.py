@@ -161,7 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.nproc > 1:  # start the processes; each runs this command without --nproc, into the same folder
         from cnndsl.training.distributed import launch
 
-        return launch(args.nproc, _without_nproc(args.argv, None if args.out or args.resume else out))
+        return launch(args.nproc, _without_nproc(args.argv, None if args.out or args.resume else out), args.device)
     train(spec, recipe, out, resume=bool(args.resume), device=args.device, log=lambda line: print(line, flush=True))
     return EXIT_OK
 

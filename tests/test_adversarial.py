@@ -140,3 +140,25 @@ def test_a_dataset_too_small_for_its_splits_says_which_is_empty_and_what_it_need
         np.savez(tmp_path / "d.npz", x=np.zeros((10, 8, 8, 1), np.uint8), y=np.arange(10) % 2)
         data = load_dataset(name, (1, 8, 8))
         assert (len(data.train), len(data.val), len(data.test)) == (8, 1, 1)
+
+
+# 12: --nproc is checked against the machine before anything starts ------------------------------------------
+
+def test_more_processes_than_the_machine_has_devices_for_are_refused_before_launch(tmp_path, monkeypatch):
+    import os
+
+    from cnndsl.cli import main
+
+    spec = tmp_path / "n.cnn"
+    spec.write_text("network n {\n    input 1x8x8\n    flatten\n    dense 10\n}\n")
+    monkeypatch.chdir(tmp_path)
+    started = []
+    monkeypatch.setattr("subprocess.call", lambda *a, **k: started.append(a) or 0)
+    cpus = len(os.sched_getaffinity(0))
+    assert main(["train", str(spec), "--nproc", str(cpus + 1), "--device", "cpu"]) == 2
+    assert main(["train", str(spec), "--nproc", "1000"]) == 2
+    assert not started and not (tmp_path / "runs").exists()
+    if cpus >= 2:
+        monkeypatch.setenv("CNNDSL_MAX_MEMORY", "500M")  # room for one process, not two
+        assert main(["train", str(spec), "--nproc", "2", "--device", "cpu"]) == 1
+    assert not started and not (tmp_path / "runs").exists()

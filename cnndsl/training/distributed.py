@@ -76,8 +76,36 @@ def finish() -> None:
         dist.destroy_process_group()
 
 
-def launch(nproc: int, argv: list[str]) -> int:
-    """Runs `cnndsl train` in `nproc` processes under torchrun; returns its exit code."""
+PROCESS_BYTES = 400 << 20  # what one training process takes before its data and network: torch, its threads
+
+
+def check_count(nproc: int, device: str = "auto", each: int = 0) -> None:
+    """Refuses more processes than this machine has devices for (GPUs, else processors), or memory for (each
+    process takes PROCESS_BYTES and `each` more): 1,000 processes on two cores took 14.5 GB before failing."""
+    from cnndsl import memory
+    from cnndsl.errors import UsageError
+
+    gpus = _gpus() if device in ("auto", "cuda") or device.startswith("cuda:") else 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    have, what = (gpus, f"{gpus} GPU{'s' * (gpus != 1)}") if gpus else (cpus, f"{cpus} processor{'s' * (cpus != 1)}")
+    if nproc > have:
+        raise UsageError(f"--nproc {nproc}: this machine has {what}, and each process trains on one of them",
+                         hint=f"use --nproc {have} or fewer; on several machines start torchrun yourself "
+                         "(see docs/training.md)")
+    memory.ensure_fits(nproc * (PROCESS_BYTES + each), f"{nproc} training processes",
+                       "start fewer processes (--nproc)")
+
+
+def _gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def launch(nproc: int, argv: list[str], device: str = "auto") -> int:
+    """Runs `cnndsl train` in `nproc` processes under torchrun, when the machine has room for them; returns
+    torchrun's exit code."""
+    check_count(nproc, device)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "cnndsl.cli", *argv]
     return subprocess.call(cmd)
