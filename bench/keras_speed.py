@@ -25,7 +25,7 @@ import torch  # noqa: E402
 
 import cnndsl  # noqa: E402
 from cnndsl.build import keras_initialization  # noqa: E402
-from cnndsl.training.data import load_dataset  # noqa: E402
+from cnndsl.data.datasets import load_dataset  # noqa: E402
 from cnndsl.training.epoch import run_epoch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ import torch
 
 import cnndsl
 from cnndsl.build import scores
-from cnndsl.training.data import load_dataset
+from cnndsl.data.datasets import load_dataset
 from cnndsl.training.epoch import run_epoch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,9 +161,6 @@ def _whole_run(spec, epochs: int, batch: int, images: int, hand) -> tuple[float,
     run, each the best of three taken in turns (this machine's speed drifts by tens of percent)."""
     import tempfile
 
-    from cnndsl.training.loop import train
-    from cnndsl.training.recipe import load_recipe
-
     times = {"bare": [], "tutorial": [], "cnndsl": []}
     for _ in range(3):
         start = time.perf_counter()
@@ -175,7 +172,7 @@ def _whole_run(spec, epochs: int, batch: int, images: int, hand) -> tuple[float,
             times["tutorial"].append(time.perf_counter() - start)
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            train(spec, load_recipe(None, epochs=epochs, batch_size=batch), Path(out), log=lambda line: None)
+            cnndsl.train(spec, epochs=epochs, batch_size=batch, out=Path(out), log=None)  # with its report.html
             times["cnndsl"].append(time.perf_counter() - start)
     return min(times["bare"]), min(times["tutorial"]), min(times["cnndsl"])
 

@@ -56,7 +56,7 @@ def test_train_evaluate_predict_export_from_python(tmp_path):
 
 
 def test_train_takes_a_recipe_and_overrides(tmp_path, spec_file):
-    from cnndsl.training.checkpoint import load
+    from cnndsl.saved import load
 
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("epochs: 5\nlr: 0.01\nbatch_size: 64\n")
@@ -96,7 +96,7 @@ def test_eval_of_an_npz_run_needs_no_data(tmp_path, spec_file, capsys):
 
 
 def test_a_checkpoint_rebuilds_a_spec_that_uses_files(tmp_path, capsys, monkeypatch):
-    from cnndsl.training.checkpoint import load
+    from cnndsl.saved import load
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "lib").mkdir()

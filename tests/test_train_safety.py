@@ -22,10 +22,10 @@ pytest.importorskip("sklearn")
 import cnndsl  # noqa: E402
 from cnndsl import memory  # noqa: E402
 from cnndsl.cli import main  # noqa: E402
+from cnndsl.data.datasets import load_dataset  # noqa: E402
 from cnndsl.errors import CnnError, UsageError  # noqa: E402
+from cnndsl.files import atomic_write  # noqa: E402
 from cnndsl.training import runs  # noqa: E402
-from cnndsl.training.checkpoint import atomic_write  # noqa: E402
-from cnndsl.training.data import load_dataset  # noqa: E402
 from cnndsl.training.recipe import load_recipe  # noqa: E402
 from conftest import SMALL  # noqa: E402
 
@@ -263,7 +263,7 @@ def test_an_image_beyond_the_pixel_limit_is_refused_from_its_header(tmp_path, ti
 def test_image_folders_have_the_same_limit_and_no_empty_class(tmp_path, monkeypatch):
     from PIL import Image
 
-    from cnndsl.training.folders import load_folder
+    from cnndsl.data.folders import load_folder
 
     for name in ("a", "b"):
         (tmp_path / "f" / name).mkdir(parents=True)

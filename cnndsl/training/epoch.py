@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cnndsl.data.datasets import Split
 from cnndsl.training import distributed
 from cnndsl.training.augment import Augment
-from cnndsl.training.data import Split
 from cnndsl.training.progress import Progress
 
 

@@ -1,10 +1,11 @@
 """The training loop: one runner for every spec, shaped as Keras' `fit` and Lightning's Trainer.
 
-Each epoch trains and validates and makes its row of metrics; a fixed list of epoch-end steps
-(train/steps.py) consumes the row: logging, the plateau schedule, early stopping, the checkpoints and
-the metrics files. Each epoch ends with an atomic `last.pt` (and `best.pt` when the monitored metric
+Each epoch trains and validates and makes its row of metrics; a fixed
+list of epoch-end steps (training/steps.py), and any the caller adds, consumes the row: logging, the plateau
+schedule, early stopping, the checkpoints and the metrics files (cnndsl.train adds the run's page,
+viz/runpage.py). Each epoch ends with an atomic `last.pt` (and `best.pt` when the monitored metric
 improves), so a run killed at any moment resumes from the last finished epoch and ends with the same
-number of epochs. The parts of a run are made in train/setup.py.
+number of epochs. The parts of a run are made in training/setup.py.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnndsl import saved
 from cnndsl.errors import CnnError
-from cnndsl.training import checkpoint, distributed, runs
+from cnndsl.training import distributed, runs
 from cnndsl.training.augment import Augment
 from cnndsl.training.device import pick_device
 from cnndsl.training.epoch import Batches, NonFinite, run_epoch
@@ -23,6 +25,7 @@ from cnndsl.training.progress import Progress
 from cnndsl.training.recipe import Recipe
 from cnndsl.training.resume import restore
 from cnndsl.training.setup import Run, setup
+from cnndsl.training.steps import EpochStep
 
 
 @dataclass
@@ -46,11 +49,13 @@ class RunResult:
         return self.out / "last.pt"
 
 
-def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "auto", log=print) -> RunResult:
+def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "auto", log=print,
+          steps: list[EpochStep] = ()) -> RunResult:
     """Trains `spec` (a cnndsl.Spec) with `recipe`, writing checkpoints and metrics into `out`.
 
     Under torchrun every process runs this; only rank 0 logs and writes. A new run (not `resume`) needs a
-    folder that does not exist or is empty: a run already there is never replaced.
+    folder that does not exist or is empty: a run already there is never replaced. `steps` run after the
+    standard ones at each epoch's end (cnndsl.train adds the run's page).
     """
     out = Path(out)
     if not resume and distributed.world().main:
@@ -59,7 +64,7 @@ def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "
     here = distributed.start(dev)
     log = log if here.main else (lambda line: None)
     try:
-        run = setup(spec, recipe, out, dev, here, log)
+        run = setup(spec, recipe, out, dev, here, log, steps)
         if resume:
             restore(run, runs.last_checkpoint(out))
         fit(run)
@@ -119,7 +124,7 @@ def finish(run: Run) -> RunResult:
     """The test figures, with the best epoch's weights unless the recipe says otherwise; then the steps' ends."""
     recipe = run.recipe
     if recipe.restore_best:
-        run.net.model.load_state_dict(checkpoint.load(run.out / "best.pt").model)
+        run.net.model.load_state_dict(saved.load(run.out / "best.pt").model)
     run.net.model.eval()
     test_loss, test_acc = run_epoch(run.net.evaluate, run.data.test, recipe.batch_size, run.net.loss_fn,
                                     how=Batches(amp=recipe.amp))

@@ -13,7 +13,7 @@ CHOICES = {"optimizer": ("sgd", "adam", "adamw", "rmsprop"),
            "schedule": ("none", "cosine", "step", "onecycle", "plateau"),
            "initializer": ("pytorch", "keras"), "monitor": ("val_accuracy", "val_loss"),
            "frozen_batchnorm": ("inference", "train")}
-NORMALIZE_PRESETS = ("imagenet", "inception", "keras_xception")  # train/data.py PRESETS
+NORMALIZE_PRESETS = ("imagenet", "inception", "keras_xception")  # data/datasets.py PRESETS
 AUGMENT_KEYS = {"hflip": bool, "crop": int, "rotate": float, "shear": float, "resized_crop": float, "color": float}
 
 
