@@ -11,7 +11,7 @@ from cnndsl.data.datasets import apply_normalization, input_image, load_dataset
 from cnndsl.errors import CnnError
 from cnndsl.saved import Checkpoint, classes_of, normalization_of, weights_of
 from cnndsl.training.device import pick_device
-from cnndsl.training.epoch import run_epoch
+from cnndsl.training.epoch import evaluate_pass
 
 # eval and predict run with --weights on the command line, where strict=False is no option
 TRAIN_WITH = ("give the spec and --set values the weights were trained with; to train this network from them, use "
@@ -65,7 +65,7 @@ def evaluation(spec, weights, data: str | None = None, seed: int | None = None, 
     split = dataset.test
     split.x = apply_normalization(split.x, normalization_of(w.saved, report.input, w.where))
     split.x, split.y = split.x.to(dev), split.y.to(dev)
-    loss, accuracy = run_epoch(forward, split, batch, torch.nn.CrossEntropyLoss())
+    loss, accuracy = evaluate_pass(forward, split, batch, torch.nn.CrossEntropyLoss())
     return Evaluation(loss, accuracy, name, seed, splits, notes, str(w.where))
 
 
