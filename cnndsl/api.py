@@ -80,6 +80,7 @@ def launch_training(nproc: int, argv: list[str], device: str = "auto") -> int:
     return launch(nproc, argv, device)
 
 
+@clear_imports
 def load_recipe(path: str | Path | None = None, flags: dict | None = None, **values):
     """A training recipe (training.recipe.Recipe): the YAML file's values over the defaults, then `values`, then
     `flags`, command-line values whose errors name the flag (`{"lr": 0.1}` is `--lr 0.1`; None: not given)."""

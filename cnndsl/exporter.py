@@ -45,11 +45,11 @@ def export(spec, weights, out: str | Path, format: str = "onnx", batch: int = 2,
     if spec is None and weights is None:
         raise CnnError("export needs a spec or weights whose checkpoint holds one")
     if format == "onnx":  # every package the export needs, before anything is written
-        require("onnx", "ONNX export")
-        require("onnxscript", "ONNX export (torch.onnx's translator)")
         if check:
             require("onnxruntime", "checking an ONNX export",
                     hint="or write it unchecked: cnndsl export --no-check (check=False in Python)")
+        require("onnxscript", "ONNX export")  # torch.onnx's translator, which imports onnx
+        require("onnx", "ONNX export")
     import torch
 
     model, metadata, spec = _model(spec, weights)

@@ -17,7 +17,7 @@ from cnndsl.errors import CnnError
 @dataclass(frozen=True)
 class Package:
     pip: str  # what `pip install` takes
-    purpose: str  # what needs it, to end "... needs PIP"
+    purpose: str  # what needs it: "PIP is needed for PURPOSE"
     extra: str | None = None  # cnndsl's extra that brings it (pyproject.toml)
 
 
@@ -49,7 +49,7 @@ def missing(error: ImportError, package: str | None = None, purpose: str | None 
     if known is None:
         return None
     extra = f"or cnndsl's extra: pip install 'cnndsl[{known.extra}]'" if known.extra else None
-    return CnnError(f"{purpose or known.purpose} needs {known.pip}, which cannot be imported ({error}): "
+    return CnnError(f"{known.pip} is needed for {purpose or known.purpose}, but it cannot be imported ({error}): "
                     f"pip install {known.pip}", hint="; ".join(h for h in (hint, extra) if h) or None)
 
 

@@ -15,6 +15,7 @@ from cnndsl.elaborate import elaborate
 from cnndsl.errors import Diagnostic
 from cnndsl.graph import Graph
 from cnndsl.limits import Limits
+from cnndsl.optional import clear_imports
 from cnndsl.syntax.loader import Program, load_program, read_spec
 
 
@@ -115,6 +116,7 @@ class Spec:
             self._source = generate(self.program, graph.name, self.origin, self.params, softmax)
         return self._source
 
+    @clear_imports  # without torch: a CnnError that says to install it
     def build(self, channels_last: bool = False):
         """The network as an nn.Module, built from the generated source (what `compile` writes).
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cnndsl.errors import CnnError
 from cnndsl.files import torch_load
-from cnndsl.optional import require
+from cnndsl.optional import clear_imports, require
 
 
 @dataclass
@@ -165,6 +165,7 @@ def match(ours: dict, theirs: dict) -> LoadReport:
     )
 
 
+@clear_imports
 def load_weights(module, source, strict: bool = True) -> LoadReport:
     """Copies matching tensors from `source` into `module` and reports what happened.
 

@@ -9,6 +9,7 @@ from cnndsl import memory
 from cnndsl.build import scores
 from cnndsl.data.datasets import apply_normalization, input_image, load_dataset
 from cnndsl.errors import CnnError
+from cnndsl.optional import require
 from cnndsl.saved import Checkpoint, classes_of, normalization_of, weights_of
 from cnndsl.training.device import pick_device
 from cnndsl.training.epoch import evaluate_pass
@@ -100,6 +101,7 @@ def predict(spec, weights, images: list[str], top: int = 3, device: str = "auto"
     """The `top` classes of each image file, with their probabilities (in batches that fit in memory).
 
     `spec` None takes the network from the checkpoint; `weights` may be a run folder."""
+    require("PIL.Image", "reading images")  # before torch loads, the weights are read and the network built
     import torch
 
     dev = pick_device(device)

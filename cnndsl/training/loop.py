@@ -20,12 +20,13 @@ from cnndsl.training import distributed, runs
 from cnndsl.training.augment import Augment
 from cnndsl.training.device import pick_device
 from cnndsl.training.epoch import Batches, NonFinite, evaluate_pass, train_pass
+from cnndsl.training.monitor import Monitor
 from cnndsl.training.phases import train_mode
 from cnndsl.training.progress import Progress
 from cnndsl.training.recipe import Recipe
 from cnndsl.training.resume import restore
 from cnndsl.training.setup import Run, setup
-from cnndsl.training.steps import EpochStep
+from cnndsl.training.steps import EpochStep, standard
 
 
 @dataclass
@@ -58,13 +59,16 @@ def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "
     standard ones at each epoch's end (cnndsl.train adds the run's page).
     """
     out = Path(out)
+    epoch_steps = standard(Monitor(recipe.monitor), recipe.patience, recipe.tensorboard) + list(steps)
+    for step in epoch_steps:
+        step.check()  # a missing package (tensorboard, matplotlib) is said now, not after the first epoch
     if not resume and distributed.world().main:
         runs.check_new(out)
     dev = distributed.device_for(device) or pick_device(device)
     here = distributed.start(dev)
     log = log if here.main else (lambda line: None)
     try:
-        run = setup(spec, recipe, out, dev, here, log, steps)
+        run = setup(spec, recipe, out, dev, here, log, epoch_steps)
         if resume:
             restore(run, runs.last_checkpoint(out))
         fit(run)

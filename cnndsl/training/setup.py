@@ -17,7 +17,6 @@ from cnndsl.data.datasets import PRESETS, Dataset, load_dataset, normalize, norm
 from cnndsl.errors import CnnError
 from cnndsl.saved import Checkpoint
 from cnndsl.training import distributed, runs, steps
-from cnndsl.training.monitor import Monitor
 from cnndsl.training.phases import Phases, check_phase_names, enter, plan_of, steps_per_epoch
 from cnndsl.training.recipe import Recipe
 
@@ -85,14 +84,11 @@ class Run:
 
 
 def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log,
-          extra: list[steps.EpochStep] = ()) -> Run:
-    """Checks, then the data on the device, the network, the run folder and the phases; the standard
-    epoch-end steps, then `extra`."""
+          epoch_steps: list[steps.EpochStep]) -> Run:
+    """Checks, then the data on the device, the network, the run folder and the phases; `epoch_steps` are the
+    run's (training.steps.standard and any the caller adds, checked already)."""
     import torch
 
-    epoch_steps = steps.standard(Monitor(recipe.monitor), recipe.patience, recipe.tensorboard) + list(extra)
-    for step in epoch_steps:
-        step.check()  # a missing package (tensorboard, matplotlib) is said now, not after the first epoch
     report = spec.check()
     _check_crop(recipe, report.input)
     # refused before anything is allocated; processes on one CPU each hold the model and a batch
