@@ -32,6 +32,14 @@ def test_import_cnndsl_does_not_import_torch():
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
 
 
+def test_the_api_is_listed_and_every_name_resolves_without_torch():
+    code = ("import sys, cnndsl; from cnndsl import api; [getattr(cnndsl, name) for name in cnndsl.__all__]; "
+            "assert set(cnndsl.__all__) <= set(dir(cnndsl)); assert set(api.__all__) <= set(cnndsl.__all__); "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
+
+
 def test_train_evaluate_predict_export_from_python(tmp_path):
     lines = []
     run = cnndsl.train(SMALL, epochs=4, lr=0.01, seed=5, out=tmp_path / "run", log=lines.append)

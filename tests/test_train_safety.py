@@ -362,6 +362,24 @@ def test_eval_seed_and_resume_flags(tmp_path, tiny, cli):
     assert snapshot(tiny["run"]) == before
 
 
+def test_resume_from_python_keeps_the_runs_recipe_and_folder(tmp_path, tiny):
+    run = a_copy(tiny["run"], tmp_path)
+    with pytest.raises(UsageError, match="; epochs, lr cannot change them") as info:
+        cnndsl.train(tiny["spec"], resume=run, epochs=5, lr=0.1, log=None)
+    assert f"init='{run / 'last.pt'}'" in info.value.hint
+    with pytest.raises(UsageError, match="; out cannot change them"):
+        cnndsl.train(tiny["spec"], resume=run, out=tmp_path / "elsewhere", log=None)
+    with pytest.raises(UsageError, match="holds a run already"):
+        cnndsl.plan_training(tiny["spec"], out=run)
+    plan = cnndsl.plan_training(tiny["spec"], resume=run, tensorboard=True)  # the one key a resume may change
+    assert (plan.out, plan.resume, plan.recipe.data, plan.recipe.tensorboard) == (run, True, f"npz:{tiny['data']}",
+                                                                                  True)
+    lines = []
+    done = cnndsl.train(tiny["spec"], resume=run, log=lines.append)  # finished already: no epoch left, the end again
+    assert len(done.history) == 1 and f"resuming {run} after epoch 1 of 1" in lines
+    assert "under way" not in (run / "report.html").read_text()
+
+
 # ---- 6. data --------------------------------------------------------------------------------------------
 
 
