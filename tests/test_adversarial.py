@@ -121,7 +121,7 @@ def test_a_dataset_too_small_for_its_splits_says_which_is_empty_and_what_it_need
     pytest.importorskip("torch")
     from PIL import Image
 
-    from cnndsl.training.data import load_dataset
+    from cnndsl.data.datasets import load_dataset
 
     if kind == "npz":
         np.savez(tmp_path / "d.npz", x=np.zeros((2, 8, 8, 1), np.uint8), y=np.array([0, 1]))
