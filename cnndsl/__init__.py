@@ -17,7 +17,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-_API = {"load", "loads", "check", "Spec", "Report", "train", "evaluate", "predict", "export"}
+_API = {"load", "loads", "check", "diagnose", "Diagnosis", "Spec", "Report", "train", "evaluate", "predict",
+        "export"}
 
 
 def __getattr__(name: str):
@@ -40,5 +41,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'cnndsl' has no attribute {name!r}")
 
 
-__all__ = ["CnnError", "Limits", "Report", "Spec", "check", "evaluate", "export", "load", "load_weights", "loads",
-           "predict", "train", "__version__"]
+__all__ = ["CnnError", "Diagnosis", "Limits", "Report", "Spec", "check", "diagnose", "evaluate", "export", "load",
+           "load_weights", "loads", "predict", "train", "__version__"]

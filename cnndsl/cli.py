@@ -76,7 +76,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     from cnndsl import collector
 
     with collector.paused():  # the whole command: the report's rows are many small objects too
-        return _check(args)
+        try:
+            return _check(args)
+        except UsageError:
+            raise
+        except CnnError as e:
+            if not args.json:
+                raise
+            import json
+
+            errors = getattr(e, "errors", [e])  # every error of the spec, in source order
+            print(json.dumps({"file": args.spec, "errors": [x.diagnostic.as_dict() for x in errors]}, indent=2))
+            return EXIT_SPEC
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -472,7 +483,8 @@ def parser() -> argparse.ArgumentParser:
                        "Exit codes: 0 ok, 1 the spec is wrong, 2 the command line is wrong.")
     _spec_arguments(c)
     out = c.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="every figure, per layer, as JSON")
+    out.add_argument("--json", action="store_true", help="every figure, per layer, as JSON; for a spec with errors, "
+                     "{\"file\", \"errors\": [...]}, each error with its place, message and hint (exit 1)")
     out.add_argument("--markdown", action="store_true", help="the table as Markdown")
     out.add_argument("--explain", action="store_true",
                      help="show the arithmetic behind each layer's figures (output size, params, MACs)")

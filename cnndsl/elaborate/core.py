@@ -15,7 +15,7 @@ from cnndsl.elaborate.expr import Env, describe, evaluate
 from cnndsl.elaborate.validate import applies_variable, bound_names, callee, validate
 from cnndsl.errors import CnnError, Diagnostic, Span, UsageError, did_you_mean
 from cnndsl.graph import Graph, Group, Layer, build_graph, numbered, unused_layers
-from cnndsl.ops import ALIASES, REGISTRY, Args, Symbol
+from cnndsl.ops import REGISTRY, Args, Symbol
 from cnndsl.ops.base import fmt_shape
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
@@ -88,7 +88,6 @@ class _Elaborator:
     # ---- the network ------------------------------------------------------------------------------
 
     def network(self, d: ast.Definition, overrides: dict) -> Elaborated:
-        self._check_names()
         params = self._network_params(d, overrides)
         frame = Frame(dict(params), {}, None, "", (), bound=frozenset(bound_names(d)))
         cur = self.body(d.body, frame, None)
@@ -99,12 +98,6 @@ class _Elaborator:
             self.warnings.append(Diagnostic(f"the output of `{layer.id}` is never used", layer.span,
                                             severity="warning"))
         return Elaborated(graph, self.warnings)
-
-    def _check_names(self) -> None:
-        for d in self.program.definitions.values():
-            if d.name in REGISTRY or d.name in ALIASES:
-                raise CnnError(f"{d.kind} `{d.name}` has the name of a built-in layer", d.span,
-                               "pick another name")
 
     def _network_params(self, d: ast.Definition, overrides: dict) -> dict[str, object]:
         known = [p.name for p in d.params]

@@ -56,6 +56,10 @@ def evaluate(e: ast.Expr, env: Env):
         return _binop(e, env)
     if isinstance(e, ast.Func):
         return _func(e, env)
+    if isinstance(e, ast.Cond):
+        return evaluate(e.then if _boolean(evaluate(e.cond, env), e.cond, "`if`") else e.orelse, env)
+    if isinstance(e, ast.Missing):
+        raise CnnError("a value is missing here", e.span)
     raise AssertionError(e)
 
 
@@ -151,7 +155,14 @@ def _key(value):
     return value.name if isinstance(value, Symbol) else value
 
 
+BUILTINS = ("min", "max", "floor", "ceil", "round", "abs")
+
+
 def _func(e: ast.Func, env: Env):
+    if e.name not in BUILTINS or e.keywords:
+        raise CnnError(f"unknown function `{e.name}`" if e.name not in BUILTINS else
+                       f"{e.name}() takes no named values", e.span,
+                       did_you_mean(e.name, BUILTINS) or f"the functions are {', '.join(BUILTINS)}")
     args = [_number(evaluate(a, env), a, f"{e.name}()") for a in e.args]
     if e.name in ("min", "max"):  # one value is its own minimum, as the generated code writes it
         if not args:

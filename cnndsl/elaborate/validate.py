@@ -40,11 +40,18 @@ COLLECTED = 1000  # errors collected at most: past them the check stops (MAX_ERR
 
 
 def validate(program: Program, network: ast.Definition) -> None:
-    """Raises the CnnError found in the definitions `network` can reach, or CnnErrors if several."""
+    """Raises the CnnError found in the definitions `network` can reach, or CnnErrors if several (in source
+    order)."""
+    raise_all(program.in_source_order(collect(program, [network])))
+
+
+def collect(program: Program, roots: list[ast.Definition]) -> list[CnnError]:
+    """The errors of the definitions the roots can reach (a network, or every definition of a file whose
+    network cannot be told), in the order found."""
     bodies: dict[str, _Body] = {}
     reached: dict[str, tuple[str, ast.Call]] = {}  # block → (caller, call) that first reached it
-    errors: list[CnnError] = []
-    todo = [network]
+    errors: list[CnnError] = _builtin_names(program)
+    todo = list(reversed(roots))
     while todo and len(errors) < COLLECTED:  # every reachable definition once, without recursion
         d = todo.pop()
         if d.name in bodies:
@@ -59,11 +66,18 @@ def validate(program: Program, network: ast.Definition) -> None:
             if callee.name not in bodies:
                 reached.setdefault(callee.name, (d.name, call))
                 todo.append(callee)
-    try:
-        _check_depth(network, bodies)
-    except _At as at:
-        errors.append(_noted(at.error, at.block, reached))
-    raise_all(errors)
+    for root in roots:
+        try:
+            _check_depth(root, bodies)
+        except _At as at:
+            errors.append(_noted(at.error, at.block, reached))
+            break
+    return errors
+
+
+def _builtin_names(program: Program) -> list[CnnError]:
+    return [CnnError(f"{d.kind} `{d.name}` has the name of a built-in layer", d.span, "pick another name")
+            for d in program.definitions.values() if d.name in REGISTRY or d.name in ALIASES]
 
 
 def _noted(e: CnnError, block: str, reached: dict[str, tuple[str, ast.Call]]) -> CnnError:
