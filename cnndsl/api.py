@@ -225,6 +225,35 @@ def check(spec: str | Path, network: str | None = None, **params) -> Report:
     return load(spec, network, **params).check()
 
 
+def format_spec(text: str, name: str = "<string>") -> str:
+    """The canonical text of a spec (what `cnndsl fmt` writes): comments kept, meaning unchanged. Raises the
+    text's syntax errors; a text with errors is not formatted."""
+    from cnndsl.syntax.printer import format_text
+
+    return format_text(text, name)
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Writes `text` over the file at `path` atomically (a temporary file beside it, then a rename), keeping
+    the file's permissions: a reader sees the old text or the new, never half of one."""
+    import contextlib
+    import os
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        mode = path.stat().st_mode & 0o7777
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise CnnError(f"cannot write {path}: {e.strerror or e}", hint="check that the folder is writable") from None
+
+
 # -- the runner: each function imports torch when called
 
 
@@ -317,5 +346,5 @@ def _name(spec: Spec) -> str:
     return spec.origin if spec.origin.endswith(".cnn") else spec.graph.name
 
 
-__all__ = ["CnnError", "Diagnosis", "Limits", "Report", "Spec", "check", "diagnose", "evaluate", "export", "load",
-           "loads", "predict", "train"]
+__all__ = ["CnnError", "Diagnosis", "Limits", "Report", "Spec", "check", "diagnose", "evaluate", "export",
+           "format_spec", "load", "loads", "predict", "train"]

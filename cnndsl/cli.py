@@ -143,6 +143,56 @@ def _print_coloured(result, args: argparse.Namespace) -> None:
     console.print(coloured(result.analysis, result.source, args.depth, args.explain))
 
 
+def cmd_fmt(args: argparse.Namespace) -> int:
+    """As black and `ruff format` do: rewrite files in place, or with --check/--diff only say what would change."""
+    from pathlib import Path
+
+    from cnndsl.api import format_spec, replace_text
+    from cnndsl.syntax.loader import read_text
+
+    changed = failed = unchanged = 0
+    for path in _spec_files([Path(p) for p in args.files]):
+        try:
+            text = read_text(path, limits.SPEC_BYTES, str(path))
+            formatted = format_spec(text, str(path))
+        except CnnError as e:  # left untouched, its errors shown
+            print(e.render(), file=sys.stderr)
+            print(f"error: cannot format {path}", file=sys.stderr)
+            failed += 1
+            continue
+        if formatted == text:
+            unchanged += 1
+            continue
+        changed += 1
+        if args.diff:
+            import difflib
+
+            sys.stdout.writelines(difflib.unified_diff(text.splitlines(keepends=True), formatted.splitlines(
+                keepends=True), f"{path}", f"{path}"))
+        if args.check or args.diff:
+            print(f"would reformat {path}", file=sys.stderr)
+        else:
+            replace_text(path, formatted)
+            print(f"reformatted {path}", file=sys.stderr)
+    done = "would be reformatted" if args.check or args.diff else "reformatted"
+    print(f"{changed} file{'s' * (changed != 1)} {done}, {unchanged} left unchanged"
+          + (f", {failed} with errors" if failed else ""), file=sys.stderr)
+    return EXIT_SPEC if failed or (args.check and changed) else EXIT_OK
+
+
+def _spec_files(paths: list) -> list:
+    """The files named, and the .cnn files under the folders named (sorted); a missing one is a usage error."""
+    found = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*.cnn") if p.is_file())
+        elif path.exists():
+            found.append(path)
+        else:
+            raise UsageError(f"no such file or folder: {path}")
+    return list(dict.fromkeys(found))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -578,6 +628,19 @@ def parser() -> argparse.ArgumentParser:
                     "NETWORK.onnx or NETWORK.pt here for a run, SPEC.onnx for a spec, or NAME-2... when taken: "
                     "never over a file)")
     ex.set_defaults(run=cmd_export)
+
+    fm = sub.add_parser("fmt", help="rewrite specs in the canonical layout (as black does for Python)",
+                        description="Rewrite .cnn files in the one canonical layout: 4-space indentation, one "
+                        "statement a line (a construct written on one line stays so while it fits), one blank line "
+                        "kept where there were several, arguments of consecutive calls of the same layer or block "
+                        "aligned in columns, comments kept. The meaning never changes. Files are replaced "
+                        "atomically, their permissions kept; a file with errors is left untouched and its errors "
+                        "are shown. Exit 0: nothing left to change; 1: --check found a file to reformat, or a file "
+                        "has errors; 2: a file or folder named does not exist.")
+    fm.add_argument("files", nargs="+", metavar="FILE", help="spec files, or folders whose .cnn files to format")
+    fm.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would be reformatted")
+    fm.add_argument("--diff", action="store_true", help="change nothing; print what would change as a unified diff")
+    fm.set_defaults(run=cmd_fmt)
 
     pl = sub.add_parser("plot", help="draw the architecture diagram (SVG, PNG, PDF or dot source)",
                         description="Draw the network with Graphviz: one node per layer with its name, op and "
