@@ -60,6 +60,8 @@ class ParamTypes:
         if isinstance(e, ast.Func):
             if e.name in ("floor", "ceil", "round"):
                 return "int"
+            if e.name not in ("min", "max", "abs"):  # a function of the spec's: its value's kind is not told here
+                return None
             kinds = {self.kind(a, where) for a in e.args}
             return kinds.pop() if len(kinds) == 1 else None
         return None
