@@ -173,7 +173,8 @@ def _roots(program: Program, network: str | None) -> list:
     all its definitions."""
     if network is not None and network in program.definitions:
         return [program.definitions[network]]
-    return [d for d in program.main if d.kind == "network"] or list(program.main)
+    own = [d for d in program.main if program.definitions.get(d.name) is d]  # not one a syntax error left unnamed
+    return [d for d in own if d.kind == "network"] or own
 
 
 @dataclass

@@ -84,15 +84,18 @@ def collect(program: Program, roots: list[ast.Definition]) -> list[CnnError]:
 
 def _function_chains(program: Program, bodies: dict[str, _Body], reached: dict) -> list[CnnError]:
     """Functions that call themselves, and expressions too deep with the functions they call."""
+    kinds = {name: getattr(program.definitions.get(name), "kind", None) for name in bodies}
     calls = {name: [(d.name, f) for d, f in body.functions] for name, body in bodies.items()
-             if program.definitions[name].kind == "function"}
+             if kinds[name] == "function"}
     cycle, order = functions.recursion(calls)
     if cycle is not None:
         return [cycle]
     depths = functions.Depths(program.definitions, order)
     errors = []
     for name in bodies:
-        d = program.definitions[name]
+        d = program.definitions.get(name)
+        if d is None:
+            continue
         exprs = [p.default for p in d.params if p.default is not None] + \
             [e for s in ast.statements(d.body) for e in functions.expressions_of(s)]
         for e in exprs:

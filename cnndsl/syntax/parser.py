@@ -332,6 +332,7 @@ class _Run:
     def _completion(self, end, depth: int = 3, only: tuple[str, ...] = _PLACEHOLDERS) -> list | None:
         """The shortest run of placeholder tokens (at most `depth`) after which the parser takes `end`."""
         from lark import Token
+        from lark.exceptions import UnexpectedToken
 
         frontier = [(self.ip, [])]
         for _ in range(depth + 1):
@@ -347,7 +348,7 @@ class _Run:
                         copy = ip.copy()
                         try:
                             copy.feed_token(placeholder)
-                        except Exception:  # noqa: BLE001 - a placeholder the builder cannot take is no way on
+                        except (UnexpectedToken, _Limit, CnnError):  # no way on
                             continue
                         later.append((copy, [*run, placeholder]))
             frontier = later[:16]  # the first few ways on are enough: real statements end within three
