@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnndsl import __version__
+from cnndsl.version import __version__
 from cnndsl.codegen.generator import Generator, Unsupported
 from cnndsl.elaborate import pick_network
 from cnndsl.ops.source import docstring

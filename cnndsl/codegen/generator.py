@@ -13,7 +13,7 @@ from __future__ import annotations
 import keyword
 from dataclasses import dataclass
 
-from cnndsl.codegen import prelude
+from cnndsl.codegen import functions, prelude
 from cnndsl.codegen.annotate import ParamTypes, arguments
 from cnndsl.codegen.context import Ctx, Dynamic, Unsupported
 from cnndsl.codegen.control import ControlFlow
@@ -50,6 +50,7 @@ class Generator(Statements, ControlFlow, Merges):
         self.examples: dict[str, object] = {}  # the network's parameters as check saw them (the input's rank)
         self.types = ParamTypes(program)  # what calls give a required parameter: its annotation
         self.numeric: dict[str, set[str]] = {}  # block → parameters only ever given numbers (numeric_params)
+        self.class_names.update(pyname(d.name) for d in program.definitions.values() if d.kind == "function")
 
     # -- files
 
@@ -62,6 +63,8 @@ class Generator(Statements, ControlFlow, Merges):
         net_name, net_source = self.network_class(network, overrides, ends_in_softmax)
         classes = [c.source for c in self.classes.values()] + [net_source]
         helpers = prelude.helpers_source(prelude.used(classes))
+        written = [network, *(self.program.definitions[name] for name, _ in self.classes)]
+        helpers += functions.source(functions.used(self.program, written))  # the spec's `def`s
         main = _MAIN.format(name=net_name)
         parts = [header, prelude.imports(helpers + "".join(classes) + main), helpers]
         parts += ["\n" + c for c in classes]

@@ -13,7 +13,8 @@ from cnndsl.codegen.forward import INPUT, Call
 from cnndsl.codegen.lines import Lines
 from cnndsl.codegen.naming import pyname
 from cnndsl.codegen.symbolic import evaluate
-from cnndsl.elaborate.args import UNBOUND, Slot, bind, coerce, held_activation
+from cnndsl.elaborate.args import UNBOUND, coerce, held_activation
+from cnndsl.elaborate.binding import Slot, bind
 from cnndsl.elaborate.validate import applies_variable, bound_names
 from cnndsl.errors import CnnError, Span
 from cnndsl.ops import REGISTRY, Args, CodeArgs, lookup

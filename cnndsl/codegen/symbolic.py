@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 
+from cnndsl.codegen.naming import pyname
 from cnndsl.ops.base import Symbol
-from cnndsl.ops.source import binop, call, product, unary
+from cnndsl.ops.source import Src, binop, call, is_real, product, py, unary
 from cnndsl.syntax import ast
+from cnndsl.syntax.ast import PRECEDENCE
 
 _FUNCS = {"min": ("min", min), "max": ("max", max), "abs": ("abs", abs), "floor": ("math.floor", math.floor),
           "ceil": ("math.ceil", math.ceil), "round": ("round", round)}
@@ -33,6 +35,12 @@ def evaluate(e: ast.Expr, names: dict, in_shape: tuple):
         if e.op in ("and", "or") and isinstance(left, bool):  # as check does: the right side may not
             return left if left == (e.op == "or") else evaluate(e.right, names, in_shape)  # even mean anything
         return binop(e.op, left, evaluate(e.right, names, in_shape))
+    if isinstance(e, ast.Cond):
+        return _cond(e, names, in_shape)
+    if isinstance(e, ast.Func) and e.name not in _FUNCS:  # a function of the spec's: codegen/functions.py writes it
+        args = [py(evaluate(a, names, in_shape)) for a in e.args]
+        args += [f"{pyname(k.name)}={py(evaluate(k.value, names, in_shape))}" for k in e.keywords]
+        return Src(f"{pyname(e.name)}({', '.join(args)})", real=True, word=False)
     if isinstance(e, ast.Func):
         name, fn = _FUNCS[e.name]
         args = [evaluate(a, names, in_shape) for a in e.args]
@@ -40,6 +48,16 @@ def evaluate(e: ast.Expr, names: dict, in_shape: tuple):
             return args[0]
         return call(name, *args, numeric=fn)
     raise AssertionError(e)
+
+
+def _cond(e: ast.Cond, names: dict, in_shape: tuple):
+    """`a if c else b`: the arm taken where the condition is known, else Python's own conditional expression."""
+    cond = evaluate(e.cond, names, in_shape)
+    if isinstance(cond, bool):
+        return evaluate(e.then if cond else e.orelse, names, in_shape)
+    then, orelse = evaluate(e.then, names, in_shape), evaluate(e.orelse, names, in_shape)
+    text = f"{py(then, PRECEDENCE['or'])} if {py(cond, PRECEDENCE['or'])} else {py(orelse, PRECEDENCE['if'])}"
+    return Src(text, PRECEDENCE["if"], is_real(then) or is_real(orelse), word=False)
 
 
 def in_attr(attr: str, shape: tuple):
