@@ -1,19 +1,172 @@
-"""Files written safely and read without running anything: what every part that writes or reads a user's
-files goes through (checkpoints, metrics, pictures, pages, generated source).
+"""Files read without blocking or running anything, and written whole: what every part that reads or writes a
+user's files goes through.
 
-A file is written whole or not at all (beside its target, then renamed over it); a default name never
-replaces a file (NAME-2, NAME-3... instead); a file of tensors is read with `weights_only=True`.
+Reading: `open_file` checks a path before it reads a byte (a regular file, not a FIFO, a device such as
+/dev/zero, a socket, a folder or a link loop, within a size limit) and gives the open file to libraries that
+take one (numpy, Pillow, torch, tarfile); `read_bytes` and `read_text` read such a file a megabyte at a time;
+`torch_load` reads tensors with `weights_only=True`. Every file the tool reads comes through here: specs,
+recipes, datasets and their caches, images, checkpoints and weights, a run's own files.
+
+Writing: a file is written whole or not at all (beside its target, then renamed over it); a default name
+never replaces a file (NAME-2, NAME-3... instead).
 Part of the core: torch is imported only by `torch_load`, when it is called.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from cnndsl.errors import CnnError
+
+# -- reading
+
+
+class Missing(CnnError, FileNotFoundError):
+    """No file at the path: a CnnError that is also a FileNotFoundError, for callers that name the file their
+    own way ("no such image: x.png")."""
+
+
+CHUNK = 1 << 20
+
+
+def open_file(path: str | Path, what: str | None = None, limit: int | None = None, expect: str | None = None,
+              limit_hint: str | None = None) -> BinaryIO:
+    """`path` open for reading (binary), when it is a regular file, or a link to one, of at most `limit` bytes.
+
+    The path is checked before it is opened (a device is never opened: opening some has effects), opened
+    without blocking and checked again through the descriptor (it may have changed in between), so that a
+    FIFO, a device, a socket or a folder is refused before a byte is read and a link loop is a message.
+    Messages read "cannot read WHAT: ..." (`what` defaults to the path); `expect` is their hint (what the
+    file should be), `limit_hint` that of a file past the limit.
+    """
+    shown = what or str(path)
+    try:
+        _check_regular(os.stat(path).st_mode, shown, expect)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise Missing(f"cannot read {shown}: no such file") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+        raise CnnError(f"cannot read {shown}: {reason(e)}") from None
+    try:
+        info = os.fstat(fd)
+        _check_regular(info.st_mode, shown, expect)
+        if limit is not None and info.st_size > limit:
+            raise CnnError(f"{shown} is {info.st_size:,} bytes, more than the limit of {limit:,}", hint=limit_hint)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes(path: str | Path, what: str | None = None, limit: int = 64 << 20, expect: str | None = None,
+               limit_hint: str | None = None, text: bool = False) -> bytes:
+    """The whole file, checked as `open_file` checks it and read a megabyte at a time, never past `limit`
+    bytes (it may grow after it was checked). With `text`, a NUL byte refuses it at the first chunk that
+    holds one: it is not text, however large the limit."""
+    shown = what or str(path)
+    with open_file(path, shown, limit, expect, limit_hint) as f:
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = f.read(min(CHUNK, limit + 1 - size))
+            if not chunk:
+                break
+            if text and b"\0" in chunk:
+                raise CnnError(f"{shown} is not a text file (a NUL byte at byte {size + chunk.index(0):,})",
+                               hint=expect)
+            chunks.append(chunk)
+            size += len(chunk)
+    if size > limit:
+        raise CnnError(f"{shown} is more than the limit of {limit:,} bytes", hint=limit_hint)
+    return b"".join(chunks)
+
+
+def read_text(path: str | Path, limit: int, what: str | None = None, expect: str | None = None,
+              limit_hint: str | None = None) -> str:
+    """A UTF-8 text file's text (without a byte-order mark), read as `read_bytes` reads it."""
+    data = read_bytes(path, what, limit, expect, limit_hint, text=True)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise CnnError(f"{what or path} is not UTF-8 text (byte {e.start:,}, line {line})", hint=expect) from None
+
+
+def name_of(f: BinaryIO, path: str | Path) -> str:
+    """A name that opens the very file `f` is (/dev/fd/N), for a library that takes only a name: it reads what
+    open_file checked, not what the path names by then. The path itself where the system has no /dev/fd."""
+    fd_name = f"/dev/fd/{f.fileno()}"
+    return fd_name if os.path.exists(fd_name) else str(path)
+
+
+def _check_regular(mode: int, shown: str, expect: str | None) -> None:
+    if not stat.S_ISREG(mode):
+        raise CnnError(f"cannot read {shown}: it is {kind(mode)}, not a file", hint=expect)
+
+
+def kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words."""
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def reason(error: OSError | ValueError) -> str:
+    """Why a path cannot be opened, in words."""
+    if isinstance(error, ValueError):
+        return "its name holds a NUL byte"
+    if error.errno == errno.ELOOP:
+        return "its symbolic links form a loop"
+    return error.strerror or str(error)
+
+
+def torch_load(path: Path, what: str = "the file"):
+    """`torch.load(weights_only=True)`: tensors and plain containers, never other objects, from a file
+    `open_file` opened.
+
+    PyTorch's own messages for refused files advise turning `weights_only` off, which would let the file
+    run code: they are replaced by ours, which say what the file is instead. `what` reads "cannot read
+    {what} PATH", e.g. "the checkpoint" or "weights from".
+    """
+    import pickle
+    import warnings
+
+    import torch
+
+    path = Path(path)
+    try:
+        with open_file(path, f"{what} {path}") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Detected pickle protocol 4 ...": noise for a user
+            return torch.load(f, map_location="cpu", weights_only=True)
+    except CnnError:
+        raise
+    except pickle.UnpicklingError as e:
+        culprit = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if culprit:
+            raise CnnError(f"cannot read {what} {path}: it holds a Python object ({culprit.group(1)}), not only "
+                           "tensors", hint="cnndsl loads tensors and plain containers only, since other objects "
+                           "could run code when unpickled; save the weights with torch.save(model.state_dict(), "
+                           "PATH)") from None
+        raise CnnError(f"cannot read {what} {path}: it is not a file of tensors written by torch.save",
+                       hint="save the weights with torch.save(model.state_dict(), PATH), or as .safetensors"
+                       ) from None
+    except Exception as e:  # a truncated or corrupt archive, a foreign format: torch's first sentence
+        raise CnnError(f"cannot read {what} {path}: it is damaged or not a PyTorch file ({_reason(e)})") from None
+
+
+def _reason(error: Exception) -> str:
+    """The first sentence of an error, without advice about weights_only."""
+    first = str(error).strip().split("\n")[0]
+    sentences = [s for s in re.split(r"(?<=\.) ", first) if "weights_only" not in s]
+    return (sentences[0] if sentences else type(error).__name__).rstrip(".")
+
+
+# -- writing
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -40,44 +193,3 @@ def free_path(path: Path) -> Path:
     while candidate.exists() or candidate.is_symlink():
         candidate, n = path.with_name(f"{path.stem}-{n}{path.suffix}"), n + 1
     return candidate
-
-
-def torch_load(path: Path, what: str = "the file"):
-    """`torch.load(weights_only=True)`: tensors and plain containers, never other objects.
-
-    PyTorch's own messages for refused files advise turning `weights_only` off, which would let the file
-    run code: they are replaced by ours, which say what the file is instead. `what` reads "cannot read
-    {what} PATH", e.g. "the checkpoint" or "weights from".
-    """
-    import pickle
-    import warnings
-
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        why = "it is a folder" if path.is_dir() else "not a regular file" if path.exists() else "no such file"
-        raise CnnError(f"cannot read {what} {path}: {why}")
-    try:
-        with warnings.catch_warnings():  # "Detected pickle protocol 4 ...": noise for a user
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        culprit = re.search(r"GLOBAL ([\w.]+)", str(e))
-        if culprit:
-            raise CnnError(f"cannot read {what} {path}: it holds a Python object ({culprit.group(1)}), not only "
-                           "tensors", hint="cnndsl loads tensors and plain containers only, since other objects "
-                           "could run code when unpickled; save the weights with torch.save(model.state_dict(), "
-                           "PATH)") from None
-        raise CnnError(f"cannot read {what} {path}: it is not a file of tensors written by torch.save",
-                       hint="save the weights with torch.save(model.state_dict(), PATH), or as .safetensors"
-                       ) from None
-    except Exception as e:  # a truncated or corrupt archive, a foreign format: torch's first sentence
-        raise CnnError(f"cannot read {what} {path}: it is damaged or not a PyTorch file ({_reason(e)})") from None
-
-
-def _reason(error: Exception) -> str:
-    """The first sentence of an error, without advice about weights_only."""
-    first = str(error).strip().split("\n")[0]
-    sentences = [s for s in re.split(r"(?<=\.) ", first) if "weights_only" not in s]
-    return (sentences[0] if sentences else type(error).__name__).rstrip(".")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnndsl.errors import CnnError, UsageError
-from cnndsl.files import atomic_write, torch_load
+from cnndsl.files import Missing, atomic_write, torch_load
 from cnndsl.spec import Spec, loads
 from cnndsl.weights import load_weights, read_state_dict, state_dict_of
 
@@ -81,9 +81,11 @@ def save(path: Path, checkpoint: Checkpoint) -> None:
 
 def load(path: Path) -> Checkpoint:
     """A checkpoint that can resume its run, or an error saying what the file is instead."""
-    if not Path(path).exists():
-        raise CnnError(f"no checkpoint at {path}", hint="--resume takes the folder of a run that saved last.pt")
-    data = torch_load(path, "the checkpoint")
+    try:
+        data = torch_load(path, "the checkpoint")
+    except Missing:
+        raise CnnError(f"no checkpoint at {path}", hint="--resume takes the folder of a run that saved last.pt"
+                       ) from None
     version = _version(data, path)
     needed = _V1_KEYS if version == 1 else ("model", "recipe", "history", "resume")
     missing = [k for k in needed if not isinstance(data, dict) or k not in data]
@@ -143,9 +145,10 @@ def read_weights(source) -> tuple[dict, Checkpoint | None]:
     """
     where = source
     if isinstance(source, (str, Path)) and Path(source).suffix != ".safetensors":
-        if not Path(source).exists():
-            raise CnnError(f"no such weights file: {source}")
-        source = torch_load(Path(source), "weights from")
+        try:
+            source = torch_load(Path(source), "weights from")
+        except Missing:
+            raise CnnError(f"no such weights file: {source}") from None
     is_checkpoint = isinstance(source, dict) and state_dict_of(source) is not source
     return read_state_dict(source), from_dict(source, where) if is_checkpoint else None
 
@@ -159,7 +162,7 @@ def find(run) -> Path:
                 return path / name
         raise UsageError(f"{path} holds no best.pt or last.pt",
                          hint="give the folder of a `cnndsl train` run, or a checkpoint file")
-    if not path.exists():
+    if not (path.exists() or path.is_symlink()):  # (a link loop: reading it says so)
         raise UsageError(f"no such run or checkpoint: {path}", hint="`cnndsl train` prints the run folder it wrote")
     return path
 

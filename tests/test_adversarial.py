@@ -3,6 +3,8 @@ named by the defect's number. The fuzz that would have found them is in fuzz_spe
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 import cnndsl
@@ -175,3 +177,208 @@ def test_recipe_values_past_float32_are_refused(tmp_path, key, value):
     spec.write_text("network n {\n    input 1x8x8\n    flatten\n    dense 10\n}\n")
     assert main(["train", str(spec), "--recipe", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run")]) == 1
     assert main(["train", str(spec), "--lr", "1e308", "--out", str(tmp_path / "run")]) == 2
+
+
+# ---- the command line in this process, each command within a time limit ----------------------------------------
+
+class TookTooLong(BaseException):
+    """Raised by the timer of `within`: a BaseException, so that no `except OSError` or `except Exception` of the
+    code under test takes it for a failure of its own."""
+
+
+@contextmanager
+def within(seconds: int):
+    """Fails a block that takes more than `seconds` (a read that blocks): SIGALRM interrupts the system call."""
+    import signal
+
+    def expire(signum, frame):
+        raise TookTooLong(f"more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Runs `cnndsl ARGS...` in this process: (exit code, stdout, stderr); a command that takes more than
+    `seconds` or ends in an internal error fails the test."""
+    from cnndsl.cli import main
+
+    def run(*args, seconds: int = 60) -> tuple[int, str, str]:
+        with within(seconds):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # argparse
+                code = e.code
+        out, err = capsys.readouterr()
+        assert "internal error" not in err and "Traceback" not in err, err
+        return code, out, err
+
+    return run
+
+
+SMALL = "network small(classes = 10) {\n    input 1x8x8\n    conv 4 kernel=3 padding=same\n    globalavgpool\n" \
+        "    dense classes\n}\n"
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> dict:
+    """A spec, an image, and a run folder whose checkpoints hold that spec's fresh weights (made, not trained)."""
+    torch = pytest.importorskip("torch")
+    np = pytest.importorskip("numpy")
+    from PIL import Image
+
+    from cnndsl import saved
+
+    root = tmp_path_factory.mktemp("made")
+    (root / "small.cnn").write_text(SMALL)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "img.png")
+    run = root / "run"
+    run.mkdir()
+    model = cnndsl.loads(SMALL).build()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    history = [{"epoch": 1, "loss": 2.3, "accuracy": 0.1, "val_loss": 2.3, "val_accuracy": 0.1, "lr": 0.1,
+                "seconds": 1.0}]
+    checkpoint = saved.Checkpoint(
+        model=model.state_dict(), spec=SMALL, network="small", classes=[str(i) for i in range(10)],
+        data={"name": "digits", "splits": {}, "seed": 0, "input": [1, 8, 8], "notes": []},
+        recipe={"epochs": 1, "lr": 0.1, "optimizer": "sgd"}, history=history,
+        resume={"phase": 0, "optimizer": optimizer.state_dict(), "schedule": {}, "steps": {},
+                "rng": {"shuffle": torch.Generator().get_state(), "augment": torch.Generator().get_state(),
+                        "torch": torch.get_rng_state()}})
+    for name in ("best.pt", "last.pt"):
+        saved.save(run / name, checkpoint)
+    (run / "metrics.csv").write_text("epoch,loss\n1,2.3\n")
+    return {"root": root, "spec": root / "small.cnn", "image": root / "img.png", "run": run,
+            "checkpoint": checkpoint}
+
+
+# 11: every file the tool reads is checked before a byte is read -----------------------------------------------
+
+SPECIAL = {"fifo": "a pipe (FIFO)", "device": "a character device", "loop": "symbolic links form a loop",
+           "folder": "a directory"}
+
+
+def special(folder, kind: str, suffix: str = "", name: str | None = None):
+    """A FIFO, a link to /dev/zero, a link that leads to itself, or a folder, named `name` (or `kind` + `suffix`)."""
+    import os
+
+    path = folder / (name or f"{kind}{suffix}")
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    elif kind == "loop":
+        path.symlink_to(path.name)
+    else:
+        path.mkdir()
+    return path
+
+
+# every path argument that names a file to read, of every command ({p}: the special file)
+READS = {
+    "check SPEC": ["check", "{p}"],
+    "compile SPEC": ["compile", "{p}"],
+    "plot SPEC": ["plot", "{p}", "-o", "{out}/x.dot"],
+    "train SPEC": ["train", "{p}", "--out", "{out}/r"],
+    "train --recipe": ["train", "{spec}", "--recipe", "{p}", "--out", "{out}/r"],
+    "train --data npz:": ["train", "{spec}", "--data", "npz:{p}", "--out", "{out}/r"],
+    "train --init": ["train", "{spec}", "--init", "{p}", "--epochs", "1", "--out", "{out}/r"],
+    "eval RUN": ["eval", "{p}"],
+    "eval --weights": ["eval", "{spec}", "--weights", "{p}"],
+    "eval --spec": ["eval", "{run}/best.pt", "--spec", "{p}"],
+    "eval --data npz:": ["eval", "{run}", "--data", "npz:{p}"],
+    "predict RUN": ["predict", "{p}", "{image}"],
+    "predict IMAGE": ["predict", "{run}", "{p}"],
+    "predict --weights": ["predict", "{spec}", "{image}", "--weights", "{p}"],
+    "export RUN": ["export", "{p}", "--format", "torchscript", "-o", "{out}/x.pt"],
+    "export --weights": ["export", "{spec}", "--weights", "{p}", "--format", "torchscript", "-o", "{out}/x.pt"],
+    "export --spec": ["export", "{run}/best.pt", "--spec", "{p}", "--format", "torchscript", "-o", "{out}/x.pt"],
+    "show RUN": ["show", "filters", "{p}", "--out", "{out}"],
+    "show IMAGE": ["show", "maps", "{run}", "{p}", "--out", "{out}"],
+    "show --spec": ["show", "filters", "{run}/best.pt", "--spec", "{p}", "--out", "{out}"],
+}
+# those that name a folder to read: a special file there is refused as not a folder
+READ_FOLDERS = {
+    "train --resume": ["train", "{spec}", "--resume", "{p}"],
+    "train --data folder:": ["train", "{spec}", "--data", "folder:{p}", "--out", "{out}/r"],
+}
+
+
+def _argv(words: list[str], made: dict, p, out) -> list[str]:
+    return [w.format(p=p, out=out, spec=made["spec"], run=made["run"], image=made["image"]) for w in words]
+
+
+@pytest.mark.parametrize("command", READS)
+def test_a_fifo_a_device_a_link_loop_or_a_folder_is_refused_for_every_file_read(tmp_path, made, cli, command):
+    pytest.importorskip("sklearn")
+    suffix = ".cnn" if command.endswith("SPEC") or "--spec" in command else ".pt" if "RUN" in command else ""
+    for kind, said in SPECIAL.items():
+        p = special(tmp_path, kind, suffix)
+        out = tmp_path / f"out-{kind}"
+        out.mkdir()
+        code, _, err = cli(*_argv(READS[command], made, p, out), seconds=30)
+        if ("RUN" in command or "--weights" in command) and kind == "folder":  # a run's folder, holding no run
+            said = "holds no best.pt or last.pt"
+        assert code in (1, 2) and said in err, (kind, err)
+        assert not (out / "r").exists()
+
+
+@pytest.mark.parametrize("command", READ_FOLDERS)
+def test_a_special_file_where_a_folder_is_read_is_refused(tmp_path, made, cli, command):
+    for kind in ("fifo", "device", "loop"):
+        code, _, err = cli(*_argv(READ_FOLDERS[command], made, special(tmp_path, kind), tmp_path), seconds=30)
+        assert code in (1, 2) and "no such folder" in err, (kind, err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_folder_dataset_skips_special_files_and_reads_none(tmp_path, made, cli):
+    np = pytest.importorskip("numpy")
+    from PIL import Image
+
+    from cnndsl.data.datasets import load_dataset
+
+    for cls in ("a", "b"):
+        (tmp_path / "f" / cls).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(np.full((8, 8), i * 40, np.uint8)).save(tmp_path / "f" / cls / f"{i}.png")
+        for kind in ("fifo", "device", "loop"):
+            special(tmp_path / "f" / cls, kind, ".png")
+        (tmp_path / "f" / cls / "sub").symlink_to("..")  # a folder link loop: never walked
+    data = load_dataset(f"folder:{tmp_path / 'f'}", (1, 8, 8))
+    assert data.classes == ["a", "b"] and len(data.train) + len(data.val) + len(data.test) == 10
+
+
+def test_a_fifo_in_the_dataset_cache_is_refused(tmp_path, monkeypatch):
+    from cnndsl.data import sources
+
+    monkeypatch.setenv("CNNDSL_DATA", str(tmp_path))
+    (tmp_path / "mnist").mkdir()
+    for name in sources._IDX_FILES:
+        special(tmp_path / "mnist", "fifo", name=name)  # a FIFO named like each file: "there", so never downloaded
+    with pytest.raises(CnnError, match=r"it is a pipe \(FIFO\), not a file"), within(20):
+        sources.load_idx("mnist")
+    (tmp_path / "cifar10").mkdir()
+    special(tmp_path / "cifar10", "device", name="cifar-10-python.tar.gz")
+    with pytest.raises(CnnError, match="it is a character device, not a file"), within(20):
+        sources.load_cifar("cifar10")
+
+
+def test_a_gzip_bomb_in_the_dataset_cache_is_refused(tmp_path, monkeypatch):
+    import gzip
+
+    from cnndsl.data import sources
+
+    monkeypatch.setattr(sources, "MAX_FILE", 1 << 20)
+    bomb = tmp_path / "bomb.gz"
+    with gzip.open(bomb, "wb") as f:
+        for _ in range(4):
+            f.write(bytes(1 << 20))  # 4 MiB of zeros in 4 KiB
+    with pytest.raises(CnnError, match="more than 1 MiB once decompressed"):
+        sources.read_idx(bomb)
+
