@@ -382,3 +382,80 @@ def test_a_gzip_bomb_in_the_dataset_cache_is_refused(tmp_path, monkeypatch):
     with pytest.raises(CnnError, match="more than 1 MiB once decompressed"):
         sources.read_idx(bomb)
 
+
+# 7: every field of a checkpoint is checked by type as it is read -------------------------------------------------
+
+FIELDS = ["model", "spec", "params", "files", "network", "classes", "normalization", "data", "recipe", "history",
+          "resume"]
+# every command that reads a checkpoint, in the folder {run}
+READERS = {"eval": ["eval", "{run}"], "predict": ["predict", "{run}", "{image}"],
+           "show": ["show", "filters", "{run}", "--out", "{out}"],
+           "export": ["export", "{run}", "--format", "torchscript", "-o", "{out}/x.pt"],
+           "--init": ["train", "{spec}", "--init", "{run}/best.pt", "--epochs", "1", "--out", "{out}/new"],
+           "--resume": ["train", "{spec}", "--resume", "{run}"]}
+
+
+def damaged(made: dict, folder, **fields):
+    """A copy of the made run whose checkpoints hold `fields` instead of their own (written with torch.save)."""
+    import torch
+
+    run = folder / "run"
+    run.mkdir()
+    data = {**made["checkpoint"].to_dict(), **fields}
+    for name in ("best.pt", "last.pt"):
+        torch.save(data, run / name)
+    return run
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_a_checkpoint_field_holding_a_tensor_is_named_by_every_reader(tmp_path, made, cli, field):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    run = damaged(made, tmp_path, **{field: torch.zeros(3)})
+    for command, words in READERS.items():
+        argv = [w.format(run=run, out=tmp_path, image=made["image"], spec=made["spec"]) for w in words]
+        code, _, err = cli(*argv, seconds=60)
+        assert code == 1, (command, err)
+        assert f"the checkpoint's `{field}` is a tensor of shape (3,)" in err and "damaged or not cnndsl's" in err, \
+            (command, err)
+    assert not (tmp_path / "new").exists() and sorted(p.name for p in run.iterdir()) == ["best.pt", "last.pt"]
+
+
+@pytest.mark.parametrize("field, value, said", [
+    ("classes", ["a", 7], "`classes` is a list holding a number"),
+    ("classes", ["x" * 5000], "`classes` is a list holding text of 5,000 characters"),
+    ("data", {"name": "digits", "seed": "0"}, "`data.seed` is text, not a seed"),
+    ("data", {"splits": {"train": 5}}, "`data.splits` is a mapping holding a number"),
+    ("recipe", {"data": "digits", "seed": 0, "epochs": [[[]]] * 2, "splits": {"test": None}},
+     "`recipe.splits` is a mapping holding empty (None)"),
+    ("history", [{"epoch": 1, "loss": "low"}], "`history` is a list holding text"),
+    ("files", {"lib.cnn": b"bytes"}, "`files` is a mapping holding a bytes"),
+    ("params", {"classes": [10]}, "`params` is a mapping holding a list"),
+    ("normalization", {"mean": [0.5], "std": "1"}, "`normalization` is a mapping holding text"),
+])
+def test_a_field_deep_in_a_checkpoint_is_named(tmp_path, made, cli, field, value, said):
+    pytest.importorskip("torch")
+    run = damaged(made, tmp_path, **{field: value})
+    code, _, err = cli("eval", run)
+    assert code == 1 and said in err, err
+
+
+@pytest.mark.parametrize("part, change", [
+    ("resume.phase", lambda r: r.update(phase=7)),
+    ("resume.optimizer", lambda r: r.update(optimizer={"state": {}})),
+    ("resume.schedule", lambda r: r.update(schedule={"bogus": 1})),
+    ("resume.rng", lambda r: r["rng"].pop("torch")),
+    ("resume.steps.early_stopping", lambda r: r["steps"].update(early_stopping={"best": 0.5})),
+])
+def test_a_resume_part_that_does_not_fit_the_run_is_named(tmp_path, made, cli, part, change):
+    import copy
+
+    pytest.importorskip("sklearn")
+    resume = copy.deepcopy(made["checkpoint"].resume)
+    change(resume)
+    run = damaged(made, tmp_path, resume=resume)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    code, _, err = cli("train", made["spec"], "--resume", run)
+    assert code == 1 and f"its `{part}` does not fit this run" in err, err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.name != ".cnndsl-run"} == before
+

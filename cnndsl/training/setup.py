@@ -162,11 +162,13 @@ def build_net(spec, recipe: Recipe, dev, here: distributed.World, log) -> Net:
     initialize(model, recipe.initializer)
     if recipe.init:
         from cnndsl import pretrained
+        from cnndsl.saved import read_weights
         from cnndsl.weights import load_weights
 
         source = pretrained.resolve(recipe.init)  # torchvision:NAME: the hub cache's file, downloaded if missing
         where = f"{recipe.init} ({source})" if source != recipe.init else recipe.init
-        log(f"init from {where}: " + load_weights(model, source, strict=False).summary())
+        state, _ = read_weights(source)  # a checkpoint's fields checked, as every reader of one checks them
+        log(f"init from {where}: " + load_weights(model, state, strict=False).summary())
     evaluate = forward = scores(model)
     if here.size > 1:
         from torch.nn.parallel import DistributedDataParallel
