@@ -25,12 +25,14 @@ from cnndsl.weights import load_weights
 @dataclass
 class TrainingPlan:
     """What `train` runs, checked before anything starts: the spec, the resolved recipe (a training.recipe.Recipe),
-    the run folder, and whether the run in it is resumed."""
+    the run folder, whether the run in it is resumed, and whether the folder was named (a default name,
+    runs/NAME-TIME, takes -2, -3... when another run has it as this one starts)."""
 
     spec: Spec
     recipe: object
     out: Path
     resume: bool = False
+    named: bool = True
 
 
 @clear_imports
@@ -49,15 +51,16 @@ def train(spec, recipe=None, *, out: str | Path | None = None, resume: str | Pat
 
     plan = plan_training(spec, recipe, out=out, resume=resume, **overrides)
     return run(plan.spec, plan.recipe, plan.out, resume=plan.resume, device=device, log=log or _quiet,
-               steps=[ReportPage()])
+               steps=[ReportPage()], named=plan.named)
 
 
 @clear_imports
 def plan_training(spec, recipe=None, *, out: str | Path | None = None, resume: str | Path | None = None,
                   **overrides) -> TrainingPlan:
     """What `train` with these arguments would run, or the error it would stop with, before any work: the spec
-    loaded, the recipe resolved, the folder chosen (a new one checked new or empty; or the run `resume` names,
-    its last checkpoint read). The command line plans a run this way before starting its processes."""
+    loaded, the recipe resolved, the folder chosen (`out` checked new or empty; by default runs/NAME-TIME, which
+    the run claims as it starts, or -2, -3... when taken; or the run `resume` names, its last checkpoint read).
+    The command line plans a run this way before starting its processes."""
     from cnndsl.training import distributed, runs
 
     spec = _spec(spec)
@@ -66,18 +69,25 @@ def plan_training(spec, recipe=None, *, out: str | Path | None = None, resume: s
     folder = Path(out) if out is not None else runs.default_folder(_name(spec))
     recipe = _recipe(recipe, overrides)
     if distributed.world().main:  # under torchrun the folder is rank 0's: the others may find its files already
-        runs.check_new(folder)
-    return TrainingPlan(spec, recipe, folder)
+        runs.check_new(folder) if out is not None else runs.check_creatable(folder)
+    return TrainingPlan(spec, recipe, folder, named=out is not None)
 
 
 @clear_imports
-def launch_training(nproc: int, argv: list[str], device: str = "auto") -> int:
+def launch_training(nproc: int, argv: list[str], device: str = "auto", plan: TrainingPlan | None = None) -> int:
     """Runs `cnndsl train ARGV` in `nproc` processes under torchrun on this machine, each on its share of every
     epoch (refused when the machine lacks the devices or the memory for them); returns torchrun's exit code.
-    `cnndsl train --nproc N` plans the run first (plan_training), then starts its processes this way."""
-    from cnndsl.training.distributed import launch
+    `cnndsl train --nproc N` plans the run first (plan_training), then starts its processes this way: with the
+    `plan`, this process claims the run folder for them (the default name's, added to ARGV as --out) and holds
+    the claim until they end."""
+    from cnndsl.training import distributed, runs
 
-    return launch(nproc, argv, device)
+    if plan is None:
+        return distributed.launch(nproc, argv, device)
+    distributed.check_count(nproc, device)  # refused before the folder is claimed: a refusal leaves no folder
+    with runs.claimed(plan.out, plan.resume, plan.named, hand_on=True) as claim:
+        out = [] if plan.named or plan.resume else ["--out", str(claim.folder)]
+        return distributed.launch(nproc, argv + out, device, env={runs.CLAIM_ENV: claim.token})
 
 
 @clear_imports

@@ -149,10 +149,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, init=args.init,
             amp=args.amp or None, compile=args.compile or None, channels_last=args.channels_last or None,
             tensorboard=args.tensorboard)), {}
-    if args.nproc > 1:  # start the processes; each runs this command without --nproc, into the same folder
+    if args.nproc > 1:  # start the processes; each runs this command without --nproc, into the folder claimed
         plan = api.plan_training(spec, recipe, out=args.out, resume=args.resume, **board)  # refused here, not N times
-        argv = _without_nproc(args.argv, None if args.out or args.resume else plan.out)
-        return api.launch_training(args.nproc, argv, args.device)
+        return api.launch_training(args.nproc, _without_nproc(args.argv), args.device, plan)
     api.train(spec, recipe, out=args.out, resume=args.resume, device=args.device,
               log=lambda line: print(line, flush=True), **board)
     return EXIT_OK
@@ -172,8 +171,8 @@ def _resume_alone(args: argparse.Namespace) -> None:
                          f"--init {args.resume}/last.pt")
 
 
-def _without_nproc(argv: list[str], out) -> list[str]:
-    """The same arguments, less --nproc N, and with `out` (the default folder chosen) so all write one run."""
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The same arguments, less --nproc N."""
     kept, skip = [], False
     for word in argv:
         if skip:
@@ -185,7 +184,7 @@ def _without_nproc(argv: list[str], out) -> list[str]:
         if word.startswith("--nproc="):
             continue
         kept.append(word)
-    return kept + (["--out", str(out)] if out is not None else [])
+    return kept
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -431,11 +430,12 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, metavar="X", help="learning rate (greater than 0)")
     tr.add_argument("--seed", type=int, metavar="N", help="seed of the weights, the split and the shuffling "
                     "(0 to 4294967295)")
-    tr.add_argument("--out", metavar="DIR", help="run folder, new or empty: a run already there is never replaced "
-                    "(default runs/SPEC-TIME, with -2, -3... when taken)")
+    tr.add_argument("--out", metavar="DIR", help="run folder, new or empty, claimed by the run until it ends: a run "
+                    "already there, or starting there at the same time, is never replaced (default runs/SPEC-TIME, "
+                    "with -2, -3... when taken)")
     tr.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last finished epoch, with its "
                     "own recipe (flags that would change it are refused; --tensorboard and --no-tensorboard are "
-                    "not)")
+                    "not); refused while another process trains it")
     tr.add_argument("--init", metavar="WEIGHTS", help="start from these weights (a run's best.pt, any state_dict, or "
                     "torchvision:NAME, e.g. torchvision:resnet50, from the hub cache or downloaded); "
                     "what fits by name or shape is loaded, and the log says what")

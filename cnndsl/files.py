@@ -1,5 +1,5 @@
-"""Files read without blocking or running anything, and written whole: what every part that reads or writes a
-user's files goes through.
+"""Files read without blocking or running anything, and written whole, never over what they must not replace:
+what every part that reads or writes a user's files goes through.
 
 Reading: `open_file` checks a path before it reads a byte (a regular file, not a FIFO, a device such as
 /dev/zero, a socket, a folder or a link loop, within a size limit) and gives the open file to libraries that
@@ -7,8 +7,9 @@ take one (numpy, Pillow, torch, tarfile); `read_bytes` and `read_text` read such
 `torch_load` reads tensors with `weights_only=True`. Every file the tool reads comes through here: specs,
 recipes, datasets and their caches, images, checkpoints and weights, a run's own files.
 
-Writing: a file is written whole or not at all (beside its target, then renamed over it); a default name
-never replaces a file (NAME-2, NAME-3... instead).
+Writing: a file is written whole or not at all (beside its target under a name of its own, then renamed
+over it); a default name never replaces a file (NAME-2, NAME-3... instead). A run's folder holds the run's
+marker (RUN_MARKER), by which training/runs.py claims it.
 Part of the core: torch is imported only by `torch_load`, when it is called.
 """
 
@@ -18,7 +19,9 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -116,6 +119,18 @@ def kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
+def what_is(path: Path) -> str:
+    """What is at `path`, in words, for a message that says it is not what was wanted: "a file", "a pipe (FIFO)",
+    "a symbolic link in a loop", "a link to nothing"..."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a link to nothing" if os.path.islink(path) else "nothing"
+    except OSError as e:
+        return "a symbolic link in a loop" if e.errno == errno.ELOOP else f"unreadable ({reason(e)})"
+    return "a file" if stat.S_ISREG(mode) else kind(mode)
+
+
 def reason(error: OSError | ValueError) -> str:
     """Why a path cannot be opened, in words."""
     if isinstance(error, ValueError):
@@ -169,27 +184,101 @@ def _reason(error: Exception) -> str:
 # -- writing
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Writes beside the target, flushes to disk, then renames over it (a rename is atomic)."""
+def atomic_write(path: Path, data: bytes, replace: bool = True) -> Path:
+    """Writes `data` beside the target under a new name of its own, flushes it to disk, then renames it over
+    the target (a rename is atomic): the file is whole or as it was. With `replace` false the file is never
+    written over anything: it takes the first free name of PATH, PATH-2, PATH-3..., claimed by a hard link
+    (which fails where a name is taken, even by another process at the same moment). Returns the path written."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with _temporary(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            if replace:
+                os.replace(tmp, path)
+                return path
+            return _link_free(tmp, path)
     except OSError as e:  # a full disk, a folder made read-only or removed: the target is as it was
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise CnnError(f"cannot write {path}: {e.strerror or e}",
                        hint="check the free space and that the folder exists and is writable") from None
 
 
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """A new empty file beside `path` for a library that writes to a name (onnx.save, torch.jit.save): it
+    replaces `path` when the block ends without an error, and is removed otherwise."""
+    with _temporary(Path(path)) as tmp:
+        yield tmp
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _temporary(path: Path) -> Iterator[Path]:
+    """A new file beside `path`, made with O_EXCL under a random name (never a file or link already there, nor
+    another writer's), removed unless it was renamed."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name[:200]}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666))
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
+    try:
+        yield tmp
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _link_free(tmp: Path, path: Path) -> Path:
+    for candidate in _candidates(path):
+        try:
+            os.link(tmp, candidate)
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links: the first free name, renamed onto
+            candidate = free_path(candidate)
+            os.replace(tmp, candidate)
+            return candidate
+    raise AssertionError("unreachable")
+
+
+def _candidates(path: Path) -> Iterator[Path]:
+    yield path
+    n = 2
+    while True:
+        yield path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+
+
 def free_path(path: Path) -> Path:
     """`path`, or PATH-2, PATH-3... (before the suffix): the first that nothing holds, not even a dangling link."""
-    path = Path(path)
-    candidate, n = path, 2
-    while candidate.exists() or candidate.is_symlink():
-        candidate, n = path.with_name(f"{path.stem}-{n}{path.suffix}"), n + 1
-    return candidate
+    return next(c for c in _candidates(Path(path)) if not (c.exists() or c.is_symlink()))
+
+
+# -- run folders
+
+RUN_MARKER = ".cnndsl-run"  # the file by which a run claims its folder (training/runs.py)
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A run's folder: it holds the marker of a run, or (a run from before the marker) last.pt and metrics.csv,
+    which every run writes from its first epoch."""
+    try:
+        return (folder / RUN_MARKER).exists() or ((folder / "last.pt").exists() and (folder / "metrics.csv").exists())
+    except OSError:
+        return False
+
+
+def run_folder_of(path: Path) -> Path | None:
+    """The run folder that `path` (a folder) is, or lies in, with links followed; None if none."""
+    folder = Path(os.path.realpath(path))
+    for candidate in (folder, *folder.parents):
+        if is_run_folder(candidate):
+            return candidate
+    return None

@@ -4,6 +4,7 @@ named by the defect's number. The fuzz that would have found them is in fuzz_spe
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -458,4 +459,180 @@ def test_a_resume_part_that_does_not_fit_the_run_is_named(tmp_path, made, cli, p
     code, _, err = cli("train", made["spec"], "--resume", run)
     assert code == 1 and f"its `{part}` does not fit this run" in err, err
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.name != ".cnndsl-run"} == before
+
+
+# 13: a run claims its folder before it starts; two runs never share one ------------------------------------------
+
+def _tiny_data(folder):
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(0)
+    np.savez(folder / "d.npz", x=rng.integers(0, 256, (40, 8, 8), dtype=np.uint8), y=np.arange(40) % 10)
+    return f"npz:{folder / 'd.npz'}"
+
+
+def _at_once(n: int, work) -> list:
+    """`work(i)` in n threads released together: what each returned, or the CnnError it raised."""
+    import threading
+
+    start, results = threading.Barrier(n), [None] * n
+
+    def go(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = work(i)
+        except CnnError as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
+def test_claims_made_at_the_same_moment_give_one_folder_to_one_run(tmp_path):
+    from cnndsl.errors import UsageError
+    from cnndsl.training import runs
+
+    out = tmp_path / "same"
+    for _ in range(5):  # the same --out: one claim holds it, the others are refused
+        claims = _at_once(6, lambda i: runs.claim(out))
+        held = [c for c in claims if isinstance(c, runs.Claim)]
+        assert len(held) == 1 and all(isinstance(c, UsageError) for c in claims if c not in held), claims
+        assert "a run that is going now" in str(next(c for c in claims if c not in held))
+        held[0].release()
+        assert not out.exists() or list(out.iterdir()) == []  # it saved nothing: no marker is left
+        out.rmdir() if out.exists() else None  # (made by a claim that was then refused: left, empty)
+    runs.claim(out).release()
+    assert not out.exists()  # made for a run that saved nothing: it goes
+    base = tmp_path / "runs" / "n-20260101-000000"  # the default name: each claim takes a folder of its own
+    claims = _at_once(6, lambda i: runs.claim(base, named=False))
+    folders = sorted(c.folder.name for c in claims)
+    assert folders == ["n-20260101-000000", *(f"n-20260101-000000-{i}" for i in range(2, 7))]
+    for c in claims:
+        c.release()
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_a_run_being_resumed_is_locked_and_an_empty_folder_is_claimed_once(tmp_path):
+    from cnndsl.errors import UsageError
+    from cnndsl.files import RUN_MARKER
+    from cnndsl.training import runs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"a run")
+    first = runs.claim(run, resume=True)
+    with pytest.raises(UsageError, match="a `cnndsl train` is writing that run now"):
+        runs.claim(run, resume=True)
+    with pytest.raises(UsageError, match="holds a run already"):
+        runs.claim(run)
+    first.release()
+    runs.claim(run, resume=True).release()  # free again
+    assert (run / RUN_MARKER).exists() and (run / "last.pt").read_bytes() == b"a run"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    claim = runs.claim(empty)
+    with pytest.raises(UsageError):
+        runs.claim(empty)
+    claim.release()
+    assert empty.is_dir() and list(empty.iterdir()) == []  # not made for the run: left as it was, empty
+    (empty / RUN_MARKER).write_text("a run killed before its first epoch")  # no lock: no run holds it
+    runs.claim(empty).release()
+    (empty / "notes.txt").write_text("keep")
+    with pytest.raises(UsageError, match="is not empty"):
+        runs.claim(empty)
+    assert sorted(p.name for p in empty.iterdir()) == ["notes.txt"]
+
+
+def test_two_runs_started_together_into_one_folder_one_runs_the_other_is_refused(tmp_path):
+    pytest.importorskip("torch")
+    data, out = _tiny_data(tmp_path), tmp_path / "run"
+    results = _at_once(2, lambda i: cnndsl.train(SMALL, out=out, data=data, epochs=1, seed=i, log=None))
+    done = [r for r in results if not isinstance(r, CnnError)]
+    assert len(done) == 1 and "--out" in str(next(r for r in results if isinstance(r, CnnError))), results
+    seed = results.index(done[0])  # the folder holds the run that ran, whole
+    assert cnndsl.read_run(out).saved.recipe["seed"] == seed and f"seed: {seed}\n" in (out / "recipe.yaml").read_text()
+    assert {"best.pt", "last.pt", "metrics.json", "recipe.yaml"} <= {p.name for p in out.iterdir()}
+
+
+def test_two_runs_with_the_default_name_in_the_same_second_each_get_a_folder(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from cnndsl.training import runs
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runs.time, "strftime", lambda fmt: "20260101-000000")
+    data = _tiny_data(tmp_path)
+    results = _at_once(2, lambda i: cnndsl.train(SMALL, data=data, epochs=1, seed=i, log=None))
+    assert sorted(str(r.out) for r in results) == ["runs/small-20260101-000000", "runs/small-20260101-000000-2"]
+    for r in results:  # each run's own results, whole
+        assert cnndsl.read_run(r.out).saved.recipe["seed"] == results.index(r)
+        assert {"best.pt", "last.pt", "metrics.json"} <= {p.name for p in r.out.iterdir()}
+
+
+def test_a_launch_claims_the_folder_for_its_processes_and_a_refused_one_leaves_none(tmp_path, monkeypatch):
+    import os
+
+    from cnndsl.files import RUN_MARKER
+    from cnndsl.training import runs
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runs.time, "strftime", lambda fmt: "20260101-000000")
+    (tmp_path / "runs/small-20260101-000000").mkdir(parents=True)  # taken: the launch claims -2
+    seen = []
+
+    def processes(argv, env=None):
+        folder = argv[argv.index("--out") + 1]
+        seen.append((folder, env[runs.CLAIM_ENV], (tmp_path / folder / RUN_MARKER).read_text()))
+        with monkeypatch.context() as m:  # what a started process finds: its folder, claimed for it
+            m.setenv(runs.CLAIM_ENV, env[runs.CLAIM_ENV])
+            runs.check_new(Path(folder))
+            runs.claim(Path(folder)).release()
+            m.delenv(runs.CLAIM_ENV)
+            with pytest.raises(CnnError, match="going now"):
+                runs.claim(Path(folder))
+        return 1  # the processes failed before their first epoch
+
+    monkeypatch.setattr("subprocess.call", processes)
+    cpus = len(os.sched_getaffinity(0))
+    spec = tmp_path / "small.cnn"
+    spec.write_text(SMALL)
+    plan = cnndsl.plan_training(spec, epochs=1)
+    assert cnndsl.launch_training(min(2, cpus), ["train", str(spec)], "cpu", plan) == 1
+    folder, token, marker = seen[0]
+    assert folder == "runs/small-20260101-000000-2" and token == marker
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["small-20260101-000000"]  # none left behind
+    monkeypatch.setenv("CNNDSL_MAX_MEMORY", "1M")  # refused before anything is claimed
+    with pytest.raises(CnnError):
+        cnndsl.launch_training(min(2, cpus), ["train", str(spec)], "cpu", plan)
+    assert len(seen) == 1 and sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["small-20260101-000000"]
+
+
+def test_the_lock_of_a_run_killed_with_sigkill_is_gone(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cnndsl.errors import UsageError
+    from cnndsl.training import runs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"a run")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+                               "from cnndsl.training import runs\nruns.claim(Path(sys.argv[1]), resume=True)\n"
+                               "print('held', flush=True)\ntime.sleep(60)", str(run)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(UsageError, match="writing that run now"):  # another process's run: refused
+            runs.claim(run, resume=True)
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    time.sleep(0.1)
+    runs.claim(run, resume=True).release()  # the kernel dropped the lock with the process
 

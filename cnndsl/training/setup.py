@@ -16,7 +16,7 @@ from cnndsl.build import initialize, scores, scores_module
 from cnndsl.data.datasets import PRESETS, Dataset, load_dataset, normalize, normalize_with, preset
 from cnndsl.errors import CnnError
 from cnndsl.saved import Checkpoint
-from cnndsl.training import distributed, runs, steps
+from cnndsl.training import distributed, steps
 from cnndsl.training.phases import Phases, check_phase_names, enter, plan_of, steps_per_epoch
 from cnndsl.training.recipe import Recipe
 
@@ -85,8 +85,8 @@ class Run:
 
 def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log,
           epoch_steps: list[steps.EpochStep]) -> Run:
-    """Checks, then the data on the device, the network, the run folder and the phases; `epoch_steps` are the
-    run's (training.steps.standard and any the caller adds, checked already)."""
+    """Checks, then the data on the device, the network and the phases, for the run claiming `out` (runs.claim);
+    `epoch_steps` are the run's (training.steps.standard and any the caller adds, checked already)."""
     import torch
 
     report = spec.check()
@@ -96,8 +96,6 @@ def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log,
     seed_all(recipe.seed)
     data = load_data(recipe, report, dev, need, log)
     net = build_net(spec, recipe, dev, here, log)
-    if here.main:
-        runs.make(out)
     processes = f" x {here.size} processes" if here.size > 1 else ""
     log(f"training {report.analysis.graph.name} ({report.params:,} parameters) on {recipe.data}: "
         f"{len(data.train)} train, {len(data.val)} validation, {len(data.test)} test images; device {dev}{processes}")
