@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cnndsl.elaborate import parse_value
 from cnndsl.errors import CnnError, UsageError, did_you_mean
-from cnndsl.files import atomic_write, free_path
+from cnndsl.files import atomic_write, check_output, check_output_folder, free_path, run_folder_of
 from cnndsl.limits import Limits
 from cnndsl.optional import clear_imports
 from cnndsl.spec import Report, Spec, check, load, loads
@@ -192,6 +192,8 @@ def export(run=None, out: str | Path | None = None, format: str = "onnx", *, spe
         weights = weights_of(source, given)  # read once: the checkpoint names the network
         network_spec = weights.spec
     out = free_path(Path(Path(_name(network_spec)).stem + FORMATS[format])) if out is None else Path(out)
+    where = getattr(weights, "where", None)
+    check_output(out, _inputs(network_spec) + ([(where, "the weights it exports")] if isinstance(where, Path) else []))
     return write(network_spec, weights, out, format, check=check)
 
 
@@ -243,6 +245,7 @@ def show(what: str, run, image: str | Path | None = None, *, index: int | None =
         raise CnnError(f"show draws {', '.join(SHOW)}, not {what!r}", hint=did_you_mean(what, SHOW))
     network = trained(read_run(run))
     folder = Path(out) if out is not None else network.path.parent
+    check_output_folder(folder, run_folder_of(network.path.parent))  # new pictures of its own run, or elsewhere
     if what == "filters":
         from cnndsl.viz.learned import show_filters
 
@@ -273,6 +276,7 @@ def plot(spec, out: str | Path | None = None, *, depth: int | None = None, figur
     fmt = "dot" if target.suffix.lower() == ".gv" else target.suffix[1:].lower()
     if fmt not in FORMATS:
         raise CnnError(f"cannot tell a diagram's format from {target}", hint="end it in .svg, .png, .pdf or .dot")
+    check_output(target, _inputs(spec))
     write(target, render(spec, fmt, depth, figures))
     return target
 
@@ -284,6 +288,7 @@ def page(spec, out: str | Path, *, depth: int | None = None) -> Path:
     from cnndsl.viz import page as pages
 
     spec = _spec(spec)
+    check_output(Path(out), _inputs(spec), "--html")
     pages.write(Path(out), pages.spec_page(spec.check(), spec.program.text, depth))
     return Path(out)
 
@@ -295,8 +300,15 @@ def write_source(spec, out: str | Path) -> Path:
     """Writes the network's PyTorch source (`Spec.source()`, what `cnndsl compile -o` writes) to `out`, whole
     or not at all. Returns the file written."""
     spec = _spec(spec)
+    check_output(Path(out), _inputs(spec))
     atomic_write(Path(out), spec.source().encode())
     return Path(out)
+
+
+def _inputs(spec: Spec) -> list[tuple[Path, str]]:
+    """The files a spec was read from, as files.check_output takes them: what no output may replace."""
+    return [(path, "the spec itself" if i == 0 and spec.file is not None else "a file the spec uses")
+            for i, path in enumerate(spec.paths())]
 
 
 def layers(name: str | None = None) -> list:

@@ -112,8 +112,7 @@ def _write_page(args: argparse.Namespace, spec) -> None:
     from cnndsl.api import page
 
     target = Path(args.html)
-    _check_output(target, Path(args.spec), ".html")
-    page(spec, target, depth=args.depth)
+    page(spec, target, depth=args.depth)  # never over the spec, a file it uses, or into a run (files.check_output)
     print(f"wrote {target}", file=sys.stderr)
 
 
@@ -218,23 +217,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(source)
         return EXIT_OK
-    _check_output(Path(args.output), Path(args.spec), ".py")  # the whole file or none, never over the spec
-    write_source(spec, args.output)
+    write_source(spec, args.output)  # the whole file or none, never over the spec or a file it uses
     print(f"wrote {args.output}: class {spec.class_name()} ({len(source.splitlines())} lines)", file=sys.stderr)
     return EXIT_OK
-
-
-def _check_output(target: Path, spec: Path, suffix: str) -> None:
-    """An -o that can be written: not the spec itself, not a folder, in a folder that exists."""
-    if target.exists() and spec.exists() and target.resolve() == spec.resolve():
-        raise UsageError(f"-o {target} is the spec itself; writing there would replace it",
-                         hint=f"name the {suffix[1:]} file, e.g. -o {target.with_suffix(suffix)}")
-    if target.is_dir():
-        raise UsageError(f"-o {target} is a folder", hint=f"name a file in it, e.g. -o {target / (spec.stem + suffix)}")
-    if not target.parent.is_dir():
-        what = "is a file" if target.parent.exists() else "does not exist"
-        raise UsageError(f"-o {target}: the folder {target.parent} {what}",
-                         hint="create the folder first, or write the file elsewhere")
 
 
 PLOT_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
@@ -248,7 +233,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if target.suffix.lower() not in PLOT_SUFFIXES:
             raise UsageError(f"-o {args.output}: cannot tell the format from the name",
                              hint=f"end it in {', '.join(PLOT_SUFFIXES[:-1])} (e.g. -o {Path(args.spec).stem}.svg)")
-        _check_output(target, Path(args.spec), ".svg")
     spec = _load(args)
     for w in spec.warnings:
         print(w.render(), file=sys.stderr)
@@ -257,7 +241,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}  # for the hints about -o
+EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}  # the formats, and the endings of their files
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -266,8 +250,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     # `export SPEC` (no weights): freshly initialised weights, as before runs could be named
     fresh = args.weights is None and args.spec_file is None and (args.spec or "").endswith(".cnn")
     spec, weights = (_load(args), None) if fresh else _trained(args)
-    if args.output is not None:
-        _check_output(Path(args.output), Path(args.spec or args.weights), EXPORT_SUFFIXES[args.format])
     if weights is None:
         print("note: no --weights: exporting freshly initialised weights", file=sys.stderr)
     done = export(weights, args.output, args.format, spec=spec, check=args.check)
@@ -406,7 +388,7 @@ def parser() -> argparse.ArgumentParser:
                      help="show the arithmetic behind each layer's figures (output size, params, MACs)")
     out.add_argument("--html", metavar="FILE", help="write the report as a self-contained HTML page: the diagram "
                      "(inline SVG; needs Graphviz's dot), the table with each layer's arithmetic a click away, "
-                     "the totals and the spec's text")
+                     "the totals and the spec's text (never over the spec, a file it uses, or into a run's folder)")
     c.add_argument("--depth", type=_positive, metavar="N",
                    help="fold block calls nested deeper than N into one row each (1: top-level rows only); "
                    "with --html, the diagram too")
@@ -479,7 +461,8 @@ def parser() -> argparse.ArgumentParser:
                         "definition and one for the network, importing only torch. `python OUT.py` builds the "
                         "network and runs a random batch through it.")
     _spec_arguments(co)
-    co.add_argument("-o", "--output", metavar="FILE", help="where to write the source (default: standard output)")
+    co.add_argument("-o", "--output", metavar="FILE", help="where to write the source (default: standard output); "
+                    "never the spec, a file it uses, or a file in a run's folder")
     co.set_defaults(run=cmd_compile)
 
     ex = sub.add_parser("export", help="write trained weights as ONNX or TorchScript",
@@ -495,9 +478,9 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--no-check", dest="check", action="store_false", help="write the ONNX file without running it "
                     "in onnxruntime (for a machine without onnxruntime); by default its outputs are compared with "
                     "the module's")
-    ex.add_argument("-o", "--output", metavar="FILE", help="where to write; replaced if it exists (default "
-                    "NETWORK.onnx or NETWORK.pt here for a run, SPEC.onnx for a spec, or NAME-2... when taken: "
-                    "never over a file)")
+    ex.add_argument("-o", "--output", metavar="FILE", help="where to write; replaced if it exists, but never the "
+                    "weights read, the spec or a file in a run's folder (default NETWORK.onnx or NETWORK.pt here for "
+                    "a run, SPEC.onnx for a spec, or NAME-2... when taken: never over a file)")
     ex.set_defaults(run=cmd_export)
 
     pl = sub.add_parser("plot", help="draw the architecture diagram (SVG, PNG, PDF or dot source)",
@@ -506,8 +489,8 @@ def parser() -> argparse.ArgumentParser:
                         "edges, frozen layers shaded. Needs Graphviz's `dot` program, except for -o FILE.dot.")
     _spec_arguments(pl)
     pl.add_argument("-o", "--output", metavar="FILE", help="where to write: the name's ending (.svg, .png, .pdf, "
-                    ".dot) gives the format; replaced if it exists (default SPEC.svg here, or SPEC-2.svg... "
-                    "when taken: never over a file)")
+                    ".dot) gives the format; replaced if it exists, but never the spec, a file it uses or a file in "
+                    "a run's folder (default SPEC.svg here, or SPEC-2.svg... when taken: never over a file)")
     pl.add_argument("--depth", type=_positive, metavar="N",
                     help="fold block calls nested deeper than N into one node each, as `check --depth` folds rows")
     pl.add_argument("--figures", action="store_true", help="add each node's params, MACs and receptive field")
@@ -551,7 +534,8 @@ def _show_parser(sub) -> None:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="a network parameter over the run's own (repeatable)")
         p.add_argument("--network", help="which network, when the spec defines several")
-        p.add_argument("--out", metavar="DIR", help="where to write the pictures (default: the run folder)")
+        p.add_argument("--out", metavar="DIR", help="where to write the pictures (default: the run folder; never "
+                       "another run's)")
         p.set_defaults(run=cmd_show)
     for p in (ma, ca):
         p.add_argument("image", nargs="?", metavar="IMAGE", help="an image file (default: a test-set image)")

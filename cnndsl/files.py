@@ -8,8 +8,8 @@ take one (numpy, Pillow, torch, tarfile); `read_bytes` and `read_text` read such
 recipes, datasets and their caches, images, checkpoints and weights, a run's own files.
 
 Writing: a file is written whole or not at all (beside its target under a name of its own, then renamed
-over it); a default name never replaces a file (NAME-2, NAME-3... instead). A run's folder holds the run's
-marker (RUN_MARKER), by which training/runs.py claims it.
+over it); a default name never replaces a file (NAME-2, NAME-3... instead); `check_output` refuses an output
+that is one of the command's inputs or lies in a run folder.
 Part of the core: torch is imported only by `torch_load`, when it is called.
 """
 
@@ -21,11 +21,11 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from cnndsl.errors import CnnError
+from cnndsl.errors import CnnError, UsageError
 
 # -- reading
 
@@ -261,7 +261,7 @@ def free_path(path: Path) -> Path:
     return next(c for c in _candidates(Path(path)) if not (c.exists() or c.is_symlink()))
 
 
-# -- run folders
+# -- what an output may not be: an input of the command, or a file in a run folder
 
 RUN_MARKER = ".cnndsl-run"  # the file by which a run claims its folder (training/runs.py)
 
@@ -282,3 +282,58 @@ def run_folder_of(path: Path) -> Path | None:
         if is_run_folder(candidate):
             return candidate
     return None
+
+
+def check_output(target: Path, inputs: Iterable[tuple[Path, str]] = (), flag: str = "-o") -> None:
+    """Refuses, before any work, a file to write that would replace what it must not: one of the command's
+    `inputs` ((path, what it is) pairs: the spec, the files it uses, the weights), something that is not a
+    file (a folder, a FIFO, a device), or anything in a run folder (only `train --resume` adds to a run).
+    The refusal is a UsageError, which names `flag`."""
+    target = Path(target)
+    shown = f"{flag} {target}"
+    mode = _mode(target, shown)
+    if mode is not None and stat.S_ISDIR(mode):
+        raise UsageError(f"{shown} is a folder", hint=f"name a file in it, e.g. {flag} {target / 'NAME'}")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise UsageError(f"{shown} is {kind(mode)}, not a file", hint="name a file to write")
+    folder = target.parent
+    if not folder.is_dir():
+        what = "is a file" if folder.exists() else "does not exist"
+        raise UsageError(f"{shown}: the folder {folder} {what}", hint="create the folder first, or write the file "
+                         "elsewhere")
+    for path, what in inputs:
+        if mode is not None and same_file(target, path):
+            raise UsageError(f"{shown} is {what}, which this command reads; writing there would replace it",
+                             hint="name another file to write")
+    run = run_folder_of(folder)
+    if run is not None:
+        raise UsageError(f"{shown} is in the run folder {run}, which holds what its training wrote; no other "
+                         "command writes there", hint=f"write it elsewhere, e.g. {flag} {target.name}")
+
+
+def check_output_folder(folder: Path, own_run: Path | None = None, flag: str = "--out") -> None:
+    """Refuses a folder to write new files into that is, or lies in, a run folder other than `own_run` (the run
+    whose pictures they are: `show` adds them to its own run, never over a file)."""
+    run = run_folder_of(folder)
+    if run is not None and (own_run is None or not same_file(run, own_run)):
+        raise UsageError(f"{flag} {folder} is in the run folder {run}, which holds what its training wrote",
+                         hint=f"write into the folder of the run the pictures are of, or elsewhere: {flag} DIR")
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (links followed, hard links too); False where either cannot be read."""
+    try:
+        first, second = os.stat(a), os.stat(b)
+    except (OSError, ValueError):
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def _mode(path: Path, shown: str) -> int | None:
+    """The mode of what `path` names (links followed), None when nothing (or a dangling link) is there."""
+    try:
+        return os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # (a file where a folder of the path should be: said after)
+        return None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{shown}: {reason(e)}", hint="name a file to write") from None

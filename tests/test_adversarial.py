@@ -636,3 +636,84 @@ def test_the_lock_of_a_run_killed_with_sigkill_is_gone(tmp_path):
     time.sleep(0.1)
     runs.claim(run, resume=True).release()  # the kernel dropped the lock with the process
 
+
+# 14: no output replaces an input of its command, a file its spec uses, or anything in a run folder ---------------
+
+def _outputs(made: dict, root) -> dict:
+    """-o aimed at what it must not replace: {what: (argv, the file that must stay as it was)}."""
+    import os
+
+    run, spec = made["run"], made["spec"]
+    (root / "lib.cnn").write_text("block b { relu }\n")
+    main = root / "main.cnn"
+    main.write_text('use "lib"\nnetwork m {\n    input 1x8x8\n    b\n    flatten\n    dense 2\n}\n')
+    (root / "ext.pt").write_bytes((run / "best.pt").read_bytes())
+    os.link(spec, root / "hard.py")
+    (root / "soft.py").symlink_to(spec)
+    torchscript = ["--format", "torchscript"]
+    return {
+        "compile -o RUN/last.pt": (["compile", spec, "-o", run / "last.pt"], run / "last.pt"),
+        "check --html RUN/best.pt": (["check", spec, "--html", run / "best.pt"], run / "best.pt"),
+        "plot -o a new file in RUN": (["plot", spec, "-o", run / "new.png"], run / "metrics.csv"),
+        "plot -o RUN/curves.png": (["plot", spec, "-o", run / "curves.png"], run / "metrics.csv"),
+        "export RUN -o RUN/best.pt": (["export", run, *torchscript, "-o", run / "best.pt"], run / "best.pt"),
+        "export --weights RUN/best.pt -o it": (["export", spec, "--weights", run / "best.pt", *torchscript, "-o",
+                                                 run / "best.pt"], run / "best.pt"),
+        "export --weights W -o W": (["export", spec, "--weights", root / "ext.pt", *torchscript, "-o", root / "ext.pt"],
+                                    root / "ext.pt"),
+        "compile main -o a file it uses": (["compile", main, "-o", root / "lib.cnn"], root / "lib.cnn"),
+        "compile -o the spec": (["compile", spec, "-o", spec], spec),
+        "compile -o a hard link of the spec": (["compile", spec, "-o", root / "hard.py"], spec),
+        "compile -o a link to the spec": (["compile", spec, "-o", root / "soft.py"], spec),
+        "check --html the spec": (["check", main, "--html", main], main),
+        "plot -o a file the spec uses": (["plot", main, "-o", root / "lib.cnn.dot"], root / "lib.cnn"),
+        "show --out another run": (["show", "filters", run / "best.pt", "--out", root / "other"], run / "best.pt"),
+    }
+
+
+def test_no_output_replaces_an_input_or_a_file_of_a_run(tmp_path, made, cli):
+    import shutil
+
+    pytest.importorskip("torch")
+    other = tmp_path / "other"  # a second run, into which show must not write another run's pictures
+    other.mkdir()
+    shutil.copy(made["run"] / "metrics.csv", other)
+    shutil.copy(made["run"] / "best.pt", other / "last.pt")
+    run_before = {p.name: p.read_bytes() for p in made["run"].iterdir()}
+    for what, (argv, kept) in _outputs(made, tmp_path).items():
+        if what == "plot -o a file the spec uses":  # (a name that the plot's format allows)
+            (tmp_path / "lib.cnn.dot").symlink_to(tmp_path / "lib.cnn")
+        before = kept.read_bytes()
+        code, _, err = cli(*argv)
+        assert code == 2 and "error: " in err, (what, err)
+        assert kept.read_bytes() == before, what
+    assert {p.name: p.read_bytes() for p in made["run"].iterdir()} == run_before
+    assert sorted(p.name for p in other.iterdir()) == ["last.pt", "metrics.csv"]
+
+
+def test_show_adds_pictures_to_its_own_run_never_over_a_file(tmp_path, made, cli):
+    import shutil
+
+    pytest.importorskip("torch")
+    run = Path(shutil.copytree(made["run"], tmp_path / "run"))
+    (run / "filters-conv1.png").write_bytes(b"an earlier picture")
+    code, out, _ = cli("show", "filters", run)
+    assert code == 0 and f"wrote {run / 'filters-conv1-2.png'}" in out
+    assert (run / "filters-conv1.png").read_bytes() == b"an earlier picture"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "loop", "folder"])
+def test_an_output_that_is_not_a_file_is_refused(tmp_path, made, cli, kind):
+    target = special(tmp_path, kind, ".py")
+    for argv in (["compile", made["spec"], "-o", target], ["check", made["spec"], "--html", target],
+                 ["plot", made["spec"], "-o", special(tmp_path, kind, ".dot")]):
+        code, _, err = cli(*argv, seconds=30)
+        assert code == 2 and ("not a file" in err or "is a folder" in err or "loop" in err), err
+    assert target.is_symlink() or target.exists()
+
+
+def test_a_run_is_never_made_inside_another_run(tmp_path, made, cli):
+    code, _, err = cli("train", made["spec"], "--out", made["run"] / "nested")
+    assert code == 2 and "is in the folder of another run" in err
+    assert not (made["run"] / "nested").exists()
+
