@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from cnndsl import limits
-from cnndsl.errors import CnnError, CnnErrors, UsageError
+from cnndsl.errors import CnnError, CnnErrors, Printable, UsageError, terminal
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -131,8 +131,8 @@ def _colour(choice: str, stream) -> bool:
 def _print_coloured(result, args: argparse.Namespace) -> None:
     from rich.console import Console  # only here: rich costs import time that a piped `check` never pays
 
-    console = Console(force_terminal=True, no_color=False, color_system="standard", highlight=False,
-                      soft_wrap=True, emoji=False, markup=False)
+    console = Console(file=terminal(sys.stdout), force_terminal=True, no_color=False, color_system="standard",
+                      highlight=False, soft_wrap=True, emoji=False, markup=False)  # its colours: the text is escaped
     console.print(result.coloured(args.depth, args.explain))
 
 
@@ -553,7 +553,17 @@ def _show_parser(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """The command: every line it prints goes through errors.Printable (no escape sequence from a spec, a file
+    name or a class name reaches the terminal)."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Printable(sys.stdout), Printable(sys.stderr)
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     args.argv = argv
     try:

@@ -10,7 +10,7 @@ import pytest
 
 import cnndsl
 from cnndsl.elaborate import validate
-from cnndsl.errors import CnnError
+from cnndsl.errors import CnnError, printable
 from cnndsl.limits import WORK, Limits
 
 
@@ -717,3 +717,59 @@ def test_a_run_is_never_made_inside_another_run(tmp_path, made, cli):
     assert code == 2 and "is in the folder of another run" in err
     assert not (made["run"] / "nested").exists()
 
+
+# 15 (the rest): no user text reaches the terminal raw from train, eval, predict, show, export or a warning ---------
+
+def _raw(text: str) -> list[str]:
+    """The control characters of printed text (a newline is not one)."""
+    return [c for c in text if not c.isprintable() and c != "\n"]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_class_names_file_names_and_paths_are_escaped_in_every_commands_output(tmp_path, made, cli, payload):
+    torch = pytest.importorskip("torch")
+    np = pytest.importorskip("numpy")
+    from PIL import Image
+
+    name = payload.replace("/", "")
+    data = tmp_path / "data"
+    for cls in (f"cat{name}", f"dog{name}"):  # class names: folder names, printed in train's per-class table
+        (data / cls).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(data / cls / f"{i}.png")
+    image = tmp_path / f"img{name}.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
+    out = tmp_path / f"run{name}"
+    spec = made["spec"]
+    said = [cli("train", spec, "--data", f"folder:{data}", "--epochs", "1", "--set", "classes=2", "--out", out)]
+    assert said[0][0] == 0, said[0][2]
+    checkpoint = {**made["checkpoint"].to_dict(), "classes": [f"{i}{name}" for i in range(10)]}
+    torch.save(checkpoint, tmp_path / f"c{name}.pt")
+    said += [cli("eval", out), cli("eval", out, "--data", "digits"), cli("predict", out, image),
+             cli("predict", tmp_path / f"c{name}.pt", image), cli("show", "maps", out, image),
+             cli("export", out, "--format", "torchscript", "-o", tmp_path / f"x{name}.pt"),
+             cli("eval", out, "--data", f"npz:{tmp_path / name}"), cli("check", spec, "--html", out / "x.html")]
+    for _, stdout, stderr in said:
+        assert not _raw(stdout) and not _raw(stderr), (stdout, stderr)
+    assert printable(f"  cat{name}  ", False) in said[0][1]  # the per-class table
+
+
+def test_class_names_and_file_names_are_plain_labels_in_pictures(tmp_path):
+    pytest.importorskip("matplotlib")
+    torch = pytest.importorskip("torch")
+    from cnndsl.training import plots
+
+    plots.confusion(torch.tensor([0, 1]), torch.tensor([1, 1]), ["$\\x$", "a$b\x1b[2J"], tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_command_lines_streams_escape_what_is_written_and_leave_the_terminal_beneath():
+    import io
+
+    from cnndsl.errors import Printable, terminal
+
+    raw = io.StringIO()
+    stream = Printable(raw)
+    stream.write("plain\nlines\n")
+    stream.write("a\x1b]52;c;cHduZWQ=\x07b\tc\n")
+    assert raw.getvalue() == "plain\nlines\na?]52;c;cHduZWQ=?b c\n" and terminal(stream) is raw

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from cnndsl.errors import CnnError
+from cnndsl.errors import CnnError, printable
 from cnndsl.saved import Checkpoint
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def restore(run: Run, saved: Checkpoint) -> None:
         if step.name in state["steps"]:
             with _part(run, f"resume.steps.{step.name}"):
                 step.load(state["steps"][step.name])
-    run.log(f"resuming {run.out} after epoch {len(run.history)} of {run.recipe.epochs}")
+    run.log(f"resuming {printable(str(run.out))} after epoch {len(run.history)} of {run.recipe.epochs}")
 
 
 ROW = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr")  # what each epoch's row holds (and plots draw)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from cnndsl import saved
-from cnndsl.errors import CnnError
+from cnndsl.errors import CnnError, printable
 from cnndsl.files import atomic_write, read_bytes
 from cnndsl.optional import require
 from cnndsl.training import plots, scores
@@ -76,7 +76,7 @@ class Logger(Step):
                 f"epoch {final['best_epoch']}")
         added = [name for step in run.steps for name in step.writes]
         board = ["tensorboard/"] if run.recipe.tensorboard else []
-        run.log(f"wrote {run.out}: {', '.join([*FILES, *added, *board])}")
+        run.log(f"wrote {printable(str(run.out))}: {', '.join([*FILES, *added, *board])}")
 
 
 class PlateauLR(Step):
