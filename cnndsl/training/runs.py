@@ -149,7 +149,7 @@ def claim(folder: Path, resume: bool = False, named: bool = True, hand_on: bool 
     if _inherited(folder):
         return Claim(folder)
     held = _claim_run(folder) if resume else _claim_free(folder) if not named else _claim_named(folder)
-    if hand_on:
+    if hand_on and held.fd is not None:
         held.token = secrets.token_hex(16)
         os.ftruncate(held.fd, 0)
         os.lseek(held.fd, 0, os.SEEK_SET)
@@ -176,9 +176,9 @@ def _claim_named(folder: Path) -> Claim:
 def _claim_free(base: Path) -> Claim:
     """The first of BASE, BASE-2, BASE-3... that this process makes (os.mkdir: one process alone makes a name)."""
     check_creatable(base)
+    _make_above(base)
     for folder in _names(base):
         try:
-            base.parent.mkdir(parents=True, exist_ok=True)
             os.mkdir(folder)
         except FileExistsError:
             continue
@@ -205,8 +205,8 @@ def _claim_run(folder: Path) -> Claim:
 
 def _make(folder: Path) -> bool:
     """Makes the folder (and those above it): True if this process made it, False if it was there already."""
+    _make_above(folder)
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
         os.mkdir(folder)
         return True
     except FileExistsError:
@@ -215,6 +215,14 @@ def _make(folder: Path) -> bool:
         return False
     except OSError as e:
         raise CnnError(f"cannot make the run folder {folder}: {e.strerror or e}",
+                       hint="choose a folder you can write to with --out") from None
+
+
+def _make_above(folder: Path) -> None:
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # (check_creatable said why, unless the folders changed since)
+        raise CnnError(f"cannot make the run folder {folder}: {folder.parent}: {e.strerror or e}",
                        hint="choose a folder you can write to with --out") from None
 
 
