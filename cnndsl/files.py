@@ -192,7 +192,7 @@ def atomic_write(path: Path, data: bytes, replace: bool = True) -> Path:
     path = Path(path)
     try:
         with _temporary(path) as tmp:
-            with open(tmp, "wb") as f:
+            with open(tmp, "wb", opener=_no_follow) as f:  # (the name this process made, and no link put there)
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
@@ -203,6 +203,10 @@ def atomic_write(path: Path, data: bytes, replace: bool = True) -> Path:
     except OSError as e:  # a full disk, a folder made read-only or removed: the target is as it was
         raise CnnError(f"cannot write {path}: {e.strerror or e}",
                        hint="check the free space and that the folder exists and is writable") from None
+
+
+def _no_follow(name: str, flags: int) -> int:
+    return os.open(name, flags | getattr(os, "O_NOFOLLOW", 0))
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """The fifteen defects of the adversarial round (issue "Nothing hangs, nothing is lost"), one test or more each,
-named by the defect's number. The fuzz that would have found them is in fuzz_specs.py and test_fuzz*.py."""
+named by the defect's number. The fuzz that would have found them is in fuzz_specs.py, fuzz_files.py and
+test_fuzz*.py."""
 
 from __future__ import annotations
 
