@@ -322,24 +322,28 @@ def run_claims(root: Path, files: dict[str, Path], how: str, n: int, delays: lis
 
 
 @st.composite
-def whole_runs(draw) -> tuple[str, int]:
-    """(where the runs go: one --out, or the default name in one second; how many)."""
-    return draw(st.sampled_from(["same --out", "default name"])), draw(st.integers(2, 3))
+def whole_runs(draw) -> tuple[str, int, list[float]]:
+    """(where the runs go: one --out, or the default name in one second; how many; each one's delay)."""
+    how, n = draw(st.sampled_from(["same --out", "default name"])), draw(st.integers(2, 3))
+    return how, n, draw(st.lists(st.sampled_from([0.0, 0.005, 0.01, 0.03]), min_size=n, max_size=n))
 
 
-def run_whole_runs(root: Path, files: dict[str, Path], how: str, n: int) -> None:
+def run_whole_runs(root: Path, files: dict[str, Path], how: str, n: int, delays: list[float]) -> None:
     """`n` one-epoch trainings started at one moment (cnndsl.train, threads): each ends with its results whole
     in a folder of its own, or is refused before it writes; none is lost or mixed with another."""
+    import time
+
     import cnndsl
     from cnndsl.errors import CnnError
     from cnndsl.training import runs
 
-    shown = f"{n} trainings at once: {how}"
+    shown = f"{n} trainings at once: {how}, delays {delays}"
     out = None if how == "default name" else root / "same"
     start, results = threading.Barrier(n), [None] * n
 
     def go(i: int) -> None:
         start.wait()
+        time.sleep(delays[i])
         try:
             results[i] = cnndsl.train(files["spec"], out=out, data=f"npz:{files['npz']}", epochs=1, batch_size=8,
                                       seed=i, log=None)

@@ -1,7 +1,7 @@
 """What surrounds a spec, fuzzed (issue "Nothing hangs, nothing is lost, no internal error"): special files for
 every path argument, runs started at once, every output aimed at every input and run file, and control
 characters in every user string (tests/fuzz_files.py has the generators). Each command runs in this process
-within a time limit. 161 inputs here, in well under a minute; CNNDSL_FUZZ=deep runs about 4,700
+within a time limit. 161 inputs here, in well under a minute; CNNDSL_FUZZ=deep runs about 4,600
 (docs/testing.md)."""
 
 from __future__ import annotations
