@@ -186,7 +186,8 @@ def _reason(error: Exception) -> str:
 
 def atomic_write(path: Path, data: bytes, replace: bool = True) -> Path:
     """Writes `data` beside the target under a new name of its own, flushes it to disk, then renames it over
-    the target (a rename is atomic): the file is whole or as it was. With `replace` false the file is never
+    the target (a rename is atomic): the file is whole or as it was, and a file written over keeps its
+    permissions. With `replace` false the file is never
     written over anything: it takes the first free name of PATH, PATH-2, PATH-3..., claimed by a hard link
     (which fails where a name is taken, even by another process at the same moment). Returns the path written."""
     path = Path(path)
@@ -197,6 +198,8 @@ def atomic_write(path: Path, data: bytes, replace: bool = True) -> Path:
                 f.flush()
                 os.fsync(f.fileno())
             if replace:
+                with contextlib.suppress(FileNotFoundError):
+                    os.chmod(tmp, os.stat(path).st_mode & 0o7777)
                 os.replace(tmp, path)
                 return path
             return _link_free(tmp, path)

@@ -638,6 +638,21 @@ def test_the_lock_of_a_run_killed_with_sigkill_is_gone(tmp_path):
     runs.claim(run, resume=True).release()  # the kernel dropped the lock with the process
 
 
+
+def test_writes_go_through_names_of_their_own_and_keep_the_permissions_of_what_they_replace(tmp_path):
+    import os
+
+    from cnndsl.files import atomic_write
+
+    target = tmp_path / "best.pt"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o640)
+    (tmp_path / "best.pt.tmp").symlink_to(tmp_path / "elsewhere")  # the name a writer used before: never followed
+    assert atomic_write(target, b"new") == target and target.read_bytes() == b"new"
+    assert os.stat(target).st_mode & 0o777 == 0o640 and not (tmp_path / "elsewhere").exists()
+    assert atomic_write(target, b"other", replace=False) == tmp_path / "best-2.pt" and target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best-2.pt", "best.pt", "best.pt.tmp"]
+
 # 14: no output replaces an input of its command, a file its spec uses, or anything in a run folder ---------------
 
 def _outputs(made: dict, root) -> dict:
