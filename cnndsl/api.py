@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cnndsl.elaborate import parse_value
 from cnndsl.errors import CnnError, UsageError, did_you_mean
-from cnndsl.files import atomic_write, free_path
+from cnndsl.files import atomic_write, check_output, check_output_folder, free_path, run_folder_of
 from cnndsl.limits import Limits
 from cnndsl.optional import clear_imports
 from cnndsl.spec import Diagnosis, Report, Spec, check, diagnose, load, loads
@@ -25,12 +25,14 @@ from cnndsl.weights import load_weights
 @dataclass
 class TrainingPlan:
     """What `train` runs, checked before anything starts: the spec, the resolved recipe (a training.recipe.Recipe),
-    the run folder, and whether the run in it is resumed."""
+    the run folder, whether the run in it is resumed, and whether the folder was named (a default name,
+    runs/NAME-TIME, takes -2, -3... when another run has it as this one starts)."""
 
     spec: Spec
     recipe: object
     out: Path
     resume: bool = False
+    named: bool = True
 
 
 @clear_imports
@@ -49,15 +51,16 @@ def train(spec, recipe=None, *, out: str | Path | None = None, resume: str | Pat
 
     plan = plan_training(spec, recipe, out=out, resume=resume, **overrides)
     return run(plan.spec, plan.recipe, plan.out, resume=plan.resume, device=device, log=log or _quiet,
-               steps=[ReportPage()])
+               steps=[ReportPage()], named=plan.named)
 
 
 @clear_imports
 def plan_training(spec, recipe=None, *, out: str | Path | None = None, resume: str | Path | None = None,
                   **overrides) -> TrainingPlan:
     """What `train` with these arguments would run, or the error it would stop with, before any work: the spec
-    loaded, the recipe resolved, the folder chosen (a new one checked new or empty; or the run `resume` names,
-    its last checkpoint read). The command line plans a run this way before starting its processes."""
+    loaded, the recipe resolved, the folder chosen (`out` checked new or empty; by default runs/NAME-TIME, which
+    the run claims as it starts, or -2, -3... when taken; or the run `resume` names, its last checkpoint read).
+    The command line plans a run this way before starting its processes."""
     from cnndsl.training import distributed, runs
 
     spec = _spec(spec)
@@ -66,18 +69,25 @@ def plan_training(spec, recipe=None, *, out: str | Path | None = None, resume: s
     folder = Path(out) if out is not None else runs.default_folder(_name(spec))
     recipe = _recipe(recipe, overrides)
     if distributed.world().main:  # under torchrun the folder is rank 0's: the others may find its files already
-        runs.check_new(folder)
-    return TrainingPlan(spec, recipe, folder)
+        runs.check_new(folder) if out is not None else runs.check_creatable(folder)
+    return TrainingPlan(spec, recipe, folder, named=out is not None)
 
 
 @clear_imports
-def launch_training(nproc: int, argv: list[str], device: str = "auto") -> int:
+def launch_training(nproc: int, argv: list[str], device: str = "auto", plan: TrainingPlan | None = None) -> int:
     """Runs `cnndsl train ARGV` in `nproc` processes under torchrun on this machine, each on its share of every
     epoch (refused when the machine lacks the devices or the memory for them); returns torchrun's exit code.
-    `cnndsl train --nproc N` plans the run first (plan_training), then starts its processes this way."""
-    from cnndsl.training.distributed import launch
+    `cnndsl train --nproc N` plans the run first (plan_training), then starts its processes this way: with the
+    `plan`, this process claims the run folder for them (the default name's, added to ARGV as --out) and holds
+    the claim until they end."""
+    from cnndsl.training import distributed, runs
 
-    return launch(nproc, argv, device)
+    if plan is None:
+        return distributed.launch(nproc, argv, device)
+    distributed.check_count(nproc, device)  # refused before the folder is claimed: a refusal leaves no folder
+    with runs.claimed(plan.out, plan.resume, plan.named, hand_on=True) as claim:
+        out = [] if plan.named or plan.resume else ["--out", str(claim.folder)]
+        return distributed.launch(nproc, argv + out, device, env={runs.CLAIM_ENV: claim.token})
 
 
 @clear_imports
@@ -182,6 +192,8 @@ def export(run=None, out: str | Path | None = None, format: str = "onnx", *, spe
         weights = weights_of(source, given)  # read once: the checkpoint names the network
         network_spec = weights.spec
     out = free_path(Path(Path(_name(network_spec)).stem + FORMATS[format])) if out is None else Path(out)
+    where = getattr(weights, "where", None)
+    check_output(out, _inputs(network_spec) + ([(where, "the weights it exports")] if isinstance(where, Path) else []))
     return write(network_spec, weights, out, format, check=check)
 
 
@@ -233,6 +245,7 @@ def show(what: str, run, image: str | Path | None = None, *, index: int | None =
         raise CnnError(f"show draws {', '.join(SHOW)}, not {what!r}", hint=did_you_mean(what, SHOW))
     network = trained(read_run(run))
     folder = Path(out) if out is not None else network.path.parent
+    check_output_folder(folder, run_folder_of(network.path.parent))  # new pictures of its own run, or elsewhere
     if what == "filters":
         from cnndsl.viz.learned import show_filters
 
@@ -263,6 +276,7 @@ def plot(spec, out: str | Path | None = None, *, depth: int | None = None, figur
     fmt = "dot" if target.suffix.lower() == ".gv" else target.suffix[1:].lower()
     if fmt not in FORMATS:
         raise CnnError(f"cannot tell a diagram's format from {target}", hint="end it in .svg, .png, .pdf or .dot")
+    check_output(target, _inputs(spec))
     write(target, render(spec, fmt, depth, figures))
     return target
 
@@ -274,6 +288,7 @@ def page(spec, out: str | Path, *, depth: int | None = None) -> Path:
     from cnndsl.viz import page as pages
 
     spec = _spec(spec)
+    check_output(Path(out), _inputs(spec), "--html")
     pages.write(Path(out), pages.spec_page(spec.check(), spec.program.text, depth))
     return Path(out)
 
@@ -285,6 +300,7 @@ def write_source(spec, out: str | Path) -> Path:
     """Writes the network's PyTorch source (`Spec.source()`, what `cnndsl compile -o` writes) to `out`, whole
     or not at all. Returns the file written."""
     spec = _spec(spec)
+    check_output(Path(out), _inputs(spec))
     atomic_write(Path(out), spec.source().encode())
     return Path(out)
 
@@ -324,6 +340,12 @@ def format_file(path: str | Path, *, write: bool = True, limits: Limits | None =
     if write and done.changed:
         atomic_write(path, done.after.encode("utf-8"))
     return done
+
+
+def _inputs(spec: Spec) -> list[tuple[Path, str]]:
+    """The files a spec was read from, as files.check_output takes them: what no output may replace."""
+    return [(path, "the spec itself" if i == 0 and spec.file is not None else "a file the spec uses")
+            for i, path in enumerate(spec.paths())]
 
 
 def layers(name: str | None = None) -> list:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from cnndsl import limits
-from cnndsl.errors import CnnError, CnnErrors, UsageError
+from cnndsl.errors import CnnError, CnnErrors, Printable, UsageError, terminal
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -122,8 +122,7 @@ def _write_page(args: argparse.Namespace, spec) -> None:
     from cnndsl.api import page
 
     target = Path(args.html)
-    _check_output(target, Path(args.spec), ".html")
-    page(spec, target, depth=args.depth)
+    page(spec, target, depth=args.depth)  # never over the spec, a file it uses, or into a run (files.check_output)
     print(f"wrote {target}", file=sys.stderr)
 
 
@@ -142,8 +141,8 @@ def _colour(choice: str, stream) -> bool:
 def _print_coloured(result, args: argparse.Namespace) -> None:
     from rich.console import Console  # only here: rich costs import time that a piped `check` never pays
 
-    console = Console(force_terminal=True, no_color=False, color_system="standard", highlight=False,
-                      soft_wrap=True, emoji=False, markup=False)
+    console = Console(file=terminal(sys.stdout), force_terminal=True, no_color=False, color_system="standard",
+                      highlight=False, soft_wrap=True, emoji=False, markup=False)  # its colours: the text is escaped
     console.print(result.coloured(args.depth, args.explain))
 
 
@@ -203,10 +202,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, init=args.init,
             amp=args.amp or None, compile=args.compile or None, channels_last=args.channels_last or None,
             tensorboard=args.tensorboard)), {}
-    if args.nproc > 1:  # start the processes; each runs this command without --nproc, into the same folder
+    if args.nproc > 1:  # start the processes; each runs this command without --nproc, into the folder claimed
         plan = api.plan_training(spec, recipe, out=args.out, resume=args.resume, **board)  # refused here, not N times
-        argv = _without_nproc(args.argv, None if args.out or args.resume else plan.out)
-        return api.launch_training(args.nproc, argv, args.device)
+        return api.launch_training(args.nproc, _without_nproc(args.argv), args.device, plan)
     api.train(spec, recipe, out=args.out, resume=args.resume, device=args.device,
               log=lambda line: print(line, flush=True), **board)
     return EXIT_OK
@@ -226,8 +224,8 @@ def _resume_alone(args: argparse.Namespace) -> None:
                          f"--init {args.resume}/last.pt")
 
 
-def _without_nproc(argv: list[str], out) -> list[str]:
-    """The same arguments, less --nproc N, and with `out` (the default folder chosen) so all write one run."""
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The same arguments, less --nproc N."""
     kept, skip = [], False
     for word in argv:
         if skip:
@@ -239,7 +237,7 @@ def _without_nproc(argv: list[str], out) -> list[str]:
         if word.startswith("--nproc="):
             continue
         kept.append(word)
-    return kept + (["--out", str(out)] if out is not None else [])
+    return kept
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -273,23 +271,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(source)
         return EXIT_OK
-    _check_output(Path(args.output), Path(args.spec), ".py")  # the whole file or none, never over the spec
-    write_source(spec, args.output)
+    write_source(spec, args.output)  # the whole file or none, never over the spec or a file it uses
     print(f"wrote {args.output}: class {spec.class_name()} ({len(source.splitlines())} lines)", file=sys.stderr)
     return EXIT_OK
-
-
-def _check_output(target: Path, spec: Path, suffix: str) -> None:
-    """An -o that can be written: not the spec itself, not a folder, in a folder that exists."""
-    if target.exists() and spec.exists() and target.resolve() == spec.resolve():
-        raise UsageError(f"-o {target} is the spec itself; writing there would replace it",
-                         hint=f"name the {suffix[1:]} file, e.g. -o {target.with_suffix(suffix)}")
-    if target.is_dir():
-        raise UsageError(f"-o {target} is a folder", hint=f"name a file in it, e.g. -o {target / (spec.stem + suffix)}")
-    if not target.parent.is_dir():
-        what = "is a file" if target.parent.exists() else "does not exist"
-        raise UsageError(f"-o {target}: the folder {target.parent} {what}",
-                         hint="create the folder first, or write the file elsewhere")
 
 
 PLOT_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
@@ -303,7 +287,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if target.suffix.lower() not in PLOT_SUFFIXES:
             raise UsageError(f"-o {args.output}: cannot tell the format from the name",
                              hint=f"end it in {', '.join(PLOT_SUFFIXES[:-1])} (e.g. -o {Path(args.spec).stem}.svg)")
-        _check_output(target, Path(args.spec), ".svg")
     spec = _load(args)
     for w in spec.warnings:
         print(w.render(), file=sys.stderr)
@@ -312,7 +295,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}  # for the hints about -o
+EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}  # the formats, and the endings of their files
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -321,8 +304,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     # `export SPEC` (no weights): freshly initialised weights, as before runs could be named
     fresh = args.weights is None and args.spec_file is None and (args.spec or "").endswith(".cnn")
     spec, weights = (_load(args), None) if fresh else _trained(args)
-    if args.output is not None:
-        _check_output(Path(args.output), Path(args.spec or args.weights), EXPORT_SUFFIXES[args.format])
     if weights is None:
         print("note: no --weights: exporting freshly initialised weights", file=sys.stderr)
     done = export(weights, args.output, args.format, spec=spec, check=args.check)
@@ -462,7 +443,7 @@ def parser() -> argparse.ArgumentParser:
                      help="show the arithmetic behind each layer's figures (output size, params, MACs)")
     out.add_argument("--html", metavar="FILE", help="write the report as a self-contained HTML page: the diagram "
                      "(inline SVG; needs Graphviz's dot), the table with each layer's arithmetic a click away, "
-                     "the totals and the spec's text")
+                     "the totals and the spec's text (never over the spec, a file it uses, or into a run's folder)")
     c.add_argument("--depth", type=_positive, metavar="N",
                    help="fold block calls nested deeper than N into one row each (1: top-level rows only); "
                    "with --html, the diagram too")
@@ -486,11 +467,12 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, metavar="X", help="learning rate (greater than 0)")
     tr.add_argument("--seed", type=int, metavar="N", help="seed of the weights, the split and the shuffling "
                     "(0 to 4294967295)")
-    tr.add_argument("--out", metavar="DIR", help="run folder, new or empty: a run already there is never replaced "
-                    "(default runs/SPEC-TIME, with -2, -3... when taken)")
+    tr.add_argument("--out", metavar="DIR", help="run folder, new or empty, claimed by the run until it ends: a run "
+                    "already there, or starting there at the same time, is never replaced (default runs/SPEC-TIME, "
+                    "with -2, -3... when taken)")
     tr.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last finished epoch, with its "
                     "own recipe (flags that would change it are refused; --tensorboard and --no-tensorboard are "
-                    "not)")
+                    "not); refused while another process trains it")
     tr.add_argument("--init", metavar="WEIGHTS", help="start from these weights (a run's best.pt, any state_dict, or "
                     "torchvision:NAME, e.g. torchvision:resnet50, from the hub cache or downloaded); "
                     "what fits by name or shape is loaded, and the log says what")
@@ -534,7 +516,8 @@ def parser() -> argparse.ArgumentParser:
                         "definition and one for the network, importing only torch. `python OUT.py` builds the "
                         "network and runs a random batch through it.")
     _spec_arguments(co)
-    co.add_argument("-o", "--output", metavar="FILE", help="where to write the source (default: standard output)")
+    co.add_argument("-o", "--output", metavar="FILE", help="where to write the source (default: standard output); "
+                    "never the spec, a file it uses, or a file in a run's folder")
     co.set_defaults(run=cmd_compile)
 
     ex = sub.add_parser("export", help="write trained weights as ONNX or TorchScript",
@@ -550,9 +533,9 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--no-check", dest="check", action="store_false", help="write the ONNX file without running it "
                     "in onnxruntime (for a machine without onnxruntime); by default its outputs are compared with "
                     "the module's")
-    ex.add_argument("-o", "--output", metavar="FILE", help="where to write; replaced if it exists (default "
-                    "NETWORK.onnx or NETWORK.pt here for a run, SPEC.onnx for a spec, or NAME-2... when taken: "
-                    "never over a file)")
+    ex.add_argument("-o", "--output", metavar="FILE", help="where to write; replaced if it exists, but never the "
+                    "weights read, the spec or a file in a run's folder (default NETWORK.onnx or NETWORK.pt here for "
+                    "a run, SPEC.onnx for a spec, or NAME-2... when taken: never over a file)")
     ex.set_defaults(run=cmd_export)
 
     fm = sub.add_parser("fmt", help="rewrite specs in the canonical layout (as black does for Python)",
@@ -575,8 +558,8 @@ def parser() -> argparse.ArgumentParser:
                         "shaded. Needs Graphviz's `dot` program, except for -o FILE.dot.")
     _spec_arguments(pl)
     pl.add_argument("-o", "--output", metavar="FILE", help="where to write: the name's ending (.svg, .png, .pdf, "
-                    ".dot) gives the format; replaced if it exists (default SPEC.svg here, or SPEC-2.svg... "
-                    "when taken: never over a file)")
+                    ".dot) gives the format; replaced if it exists, but never the spec, a file it uses or a file in "
+                    "a run's folder (default SPEC.svg here, or SPEC-2.svg... when taken: never over a file)")
     pl.add_argument("--depth", type=_positive, metavar="N",
                     help="fold block calls nested deeper than N into one node each, as `check --depth` folds rows")
     pl.add_argument("--figures", action="store_true", help="add each node's params, MACs and receptive field")
@@ -620,7 +603,8 @@ def _show_parser(sub) -> None:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="a network parameter over the run's own (repeatable)")
         p.add_argument("--network", help="which network, when the spec defines several")
-        p.add_argument("--out", metavar="DIR", help="where to write the pictures (default: the run folder)")
+        p.add_argument("--out", metavar="DIR", help="where to write the pictures (default: the run folder; never "
+                       "another run's)")
         p.set_defaults(run=cmd_show)
     for p in (ma, ca):
         p.add_argument("image", nargs="?", metavar="IMAGE", help="an image file (default: a test-set image)")
@@ -638,7 +622,17 @@ def _show_parser(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """The command: every line it prints goes through errors.Printable (no escape sequence from a spec, a file
+    name or a class name reaches the terminal)."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Printable(sys.stdout), Printable(sys.stderr)
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     args.argv = argv
     try:

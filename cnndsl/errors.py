@@ -285,3 +285,35 @@ def did_you_mean(word: str, choices) -> str | None:
     cutoff = 0.5 if len(word) <= 3 else 0.6  # e2 → e1, but not every short name
     close = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
     return f"did you mean `{close[0]}`?" if close else None
+
+
+class Printable:
+    """A text stream (stdout, stderr) that shows control characters as `?` (see `printable`), whatever writes to
+    it: the command line's one guard between user text and the terminal. What draws on the terminal on purpose
+    (rich's colours, a progress bar) writes to `terminal(stream)`, the stream beneath."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if not (text.isprintable() or all(line.isprintable() for line in text.split("\n"))):
+            text = printable(text)
+        return self.stream.write(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str):  # flush, isatty, fileno, encoding...
+        return getattr(self.stream, name)
+
+
+def terminal(stream):
+    """The stream beneath a Printable (the stream itself otherwise)."""
+    return stream.stream if isinstance(stream, Printable) else stream
+
+
+def label(text: str) -> str:
+    """User text as a picture's label (a class name, an image's file name): `printable`, and each `$` escaped, so
+    that matplotlib never reads it as mathtext (a class named `$\\x$` stopped a run at its confusion matrix)."""
+    return printable(str(text), False).replace("$", r"\$")

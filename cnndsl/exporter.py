@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from cnndsl.errors import CnnError
+from cnndsl.files import atomic_file
 from cnndsl.optional import require
 from cnndsl.saved import TRAINED_WITH, weights_of
 
@@ -92,14 +91,8 @@ def _atomically(out: Path, write) -> None:
         raise CnnError(f"-o {out} is a folder", hint=f"name a file in it, e.g. -o {out / 'model.onnx'}")
     if not out.parent.is_dir():
         raise CnnError(f"-o {out}: the folder {out.parent} does not exist", hint="create the folder first")
-    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    os.close(fd)
-    part = Path(name)
-    try:
+    with atomic_file(out) as part:
         write(part)
-        os.replace(part, out)
-    finally:
-        part.unlink(missing_ok=True)
 
 
 def _onnx(model, example, path: Path, metadata: dict, optimize: bool) -> None:

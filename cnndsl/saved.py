@@ -28,13 +28,14 @@ Version 1 kept the resume parts at the top level (`phase`, `optimizer`, `schedul
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnndsl.errors import CnnError, UsageError
-from cnndsl.files import atomic_write, torch_load
+from cnndsl.files import Missing, atomic_write, torch_load
 from cnndsl.spec import Spec, loads
-from cnndsl.weights import load_weights, read_state_dict, state_dict_of
+from cnndsl.weights import load_weights, read_state_dict
 
 VERSION = 2
 RESUME_KEYS = ("phase", "optimizer", "schedule", "rng", "steps")
@@ -81,10 +82,14 @@ def save(path: Path, checkpoint: Checkpoint) -> None:
 
 def load(path: Path) -> Checkpoint:
     """A checkpoint that can resume its run, or an error saying what the file is instead."""
-    if not Path(path).exists():
-        raise CnnError(f"no checkpoint at {path}", hint="--resume takes the folder of a run that saved last.pt")
-    data = torch_load(path, "the checkpoint")
+    try:
+        data = torch_load(path, "the checkpoint")
+    except Missing:
+        raise CnnError(f"no checkpoint at {path}", hint="--resume takes the folder of a run that saved last.pt"
+                       ) from None
     version = _version(data, path)
+    if isinstance(data, dict):  # a damaged field is named before a missing one
+        _check_fields(_upgrade_v1(data) if version == 1 else data, path)
     needed = _V1_KEYS if version == 1 else ("model", "recipe", "history", "resume")
     missing = [k for k in needed if not isinstance(data, dict) or k not in data]
     if version > 1 and not missing:
@@ -96,10 +101,12 @@ def load(path: Path) -> Checkpoint:
 
 
 def from_dict(data: dict, where) -> Checkpoint:
-    """The checkpoint a dict holds, whatever its version; fields a file lacks are empty."""
+    """The checkpoint a dict holds, whatever its version, each field checked (see FIELDS); fields a file lacks
+    are empty."""
     version = _version(data, where)
     if version == 1:
         data = _upgrade_v1(data)
+    _check_fields(data, where)
     recipe = data.get("recipe", {})  # as saved: recipe_of_checkpoint says when it is not one
     provenance = data.get("data") or _data_of(recipe if isinstance(recipe, dict) else {})
     return Checkpoint(model=data["model"], spec=data.get("spec", ""), params=data.get("params", {}),
@@ -107,6 +114,159 @@ def from_dict(data: dict, where) -> Checkpoint:
                       classes=data.get("classes", []), normalization=data.get("normalization") or {},
                       data=provenance, recipe=recipe, history=data.get("history", []),
                       resume=data.get("resume") or {}, version=version)
+
+
+# -- each field of a checkpoint, of the type its readers take: a file damaged, or another program's, is refused as
+# it is read, naming the field, rather than failing where a reader uses it ("Boolean value of Tensor...")
+
+
+class _Wrong(Exception):
+    """A value that breaks a rule: the value itself (the field, or an item deep in it)."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+
+Rule = Callable[[object], None]
+MAX_ITEMS = 1_000_000  # class names, rows of history: past any run (data.datasets.MAX_CLASSES classes at most)
+MAX_NAME = 1_000  # characters of a class name, which predict and the run's log print
+MAX_DEPTH = 32  # nesting of a recipe's values: a YAML recipe is a few levels deep
+
+
+def _type(*types: type) -> Rule:
+    def check(value) -> None:
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise _Wrong(value)
+    return check
+
+
+def _optional(rule: Rule) -> Rule:
+    return lambda value: None if value is None else rule(value)
+
+
+def _list_of(rule: Rule, most: int = MAX_ITEMS) -> Rule:
+    def check(value) -> None:
+        if not isinstance(value, list) or len(value) > most:
+            raise _Wrong(value)
+        for item in value:
+            rule(item)
+    return check
+
+
+def _dict_of(rule: Rule) -> Rule:
+    def check(value) -> None:
+        if not isinstance(value, dict):
+            raise _Wrong(value)
+        for key, item in value.items():
+            _text(key)
+            rule(item)
+    return check
+
+
+def _plain(value, depth: int = 0) -> None:
+    """What a recipe holds: numbers, booleans, text, None, and lists and mappings of them."""
+    if depth > MAX_DEPTH:
+        raise _Wrong(value)
+    if isinstance(value, list):
+        for item in value:
+            _plain(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _text(key)
+            _plain(item, depth + 1)
+    elif value is not None and not isinstance(value, (bool, int, float, str)):
+        raise _Wrong(value)
+
+
+def _name(value) -> None:
+    if not isinstance(value, str) or len(value) > MAX_NAME:
+        raise _Wrong(value)
+
+
+def _tensor(value) -> None:
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        raise _Wrong(value)
+
+
+def _state(value) -> None:
+    """An optimizer's state_dict: tensors, numbers and plain values, in mappings (by number) and lists."""
+    import torch
+
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _state(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _type(str, int)(key)
+            _state(item)
+    elif value is not None and not isinstance(value, (bool, int, float, str, torch.Tensor)):
+        raise _Wrong(value)
+
+
+_text, _whole, _number = _type(str), _type(int), _type(int, float)
+
+# dotted: a field within a field, checked when the outer one is there (and right)
+FIELDS: dict[str, tuple[Rule, str]] = {
+    "model": (_dict_of(_tensor), "a state_dict (names to tensors)"),
+    "spec": (_text, "the spec's text"),
+    "params": (_dict_of(_type(bool, int, float, str)), "--set values (names to numbers, booleans or words)"),
+    "files": (_dict_of(_text), "the spec's files (names to texts)"),
+    "network": (_text, "a network's name"),
+    "classes": (_list_of(_name), f"a list of class names (at most {MAX_ITEMS:,}, of {MAX_NAME:,} characters)"),
+    "normalization": (_dict_of(_list_of(_number)), "per-channel statistics (mean and std: lists of numbers)"),
+    "data": (_dict_of(_plain), "what the run trained on (a mapping)"),
+    "data.name": (_optional(_text), "a dataset's name"),
+    "data.splits": (_dict_of(_text), "splits (train, val, test: expressions such as train[:10%])"),
+    "data.seed": (_optional(_whole), "a seed (a whole number)"),
+    "data.input": (_optional(_list_of(_whole)), "an input shape (whole numbers)"),
+    "data.notes": (_list_of(_text), "notes (a list of sentences)"),
+    "recipe": (_dict_of(_plain), "a recipe (names to plain values)"),
+    "recipe.data": (_text, "a dataset's name"),
+    "recipe.seed": (_whole, "a seed (a whole number)"),
+    "recipe.splits": (_optional(_dict_of(_text)), "splits (train, val, test: expressions such as train[:10%])"),
+    "history": (_list_of(_dict_of(_number)), "one row of metrics per epoch (names to numbers)"),
+    "resume": (_dict_of(lambda value: None), "what resumes the run (a mapping)"),
+    "resume.phase": (_optional(_whole), "a phase number"),
+    "resume.optimizer": (_optional(_state), "an optimizer's state_dict"),
+    "resume.schedule": (_optional(_dict_of(_plain)), "a schedule's state (names to plain values)"),
+    "resume.rng": (_optional(_dict_of(_optional(_tensor))), "random states (tensors)"),
+    "resume.steps": (_dict_of(_dict_of(_optional(_type(bool, int, float)))), "the steps' states (names to numbers)"),
+}
+
+
+def _check_fields(data: dict, where) -> None:
+    """Refuses a field that is not what FIELDS says, naming it, the file, and what the field held."""
+    for path, (rule, what) in FIELDS.items():
+        outer, _, inner = path.rpartition(".")
+        holder = data.get(outer) if outer else data
+        if not isinstance(holder, dict) or inner not in holder:
+            continue
+        value = holder[inner]
+        try:
+            rule(value)
+        except _Wrong as wrong:
+            held = _described(value)
+            if wrong.value is not value:
+                held += f" holding {_described(wrong.value)}"
+            raise CnnError(f"{where}: the checkpoint's `{path}` is {held}, not {what}: it is damaged or not "
+                           "cnndsl's", hint="use another checkpoint of the run (best.pt or last.pt), or train again"
+                           ) from None
+
+
+def _described(value) -> str:
+    """What a value is, in words."""
+    if type(value).__name__ == "Tensor":
+        return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, str) and len(value) > MAX_NAME:
+        return f"text of {len(value):,} characters"
+    if isinstance(value, list) and len(value) > MAX_ITEMS:
+        return f"a list of {len(value):,} items"
+    kinds = [(bool, "a boolean"), ((int, float), "a number"), (str, "text"), (list, "a list"), (tuple, "a tuple"),
+             (dict, "a mapping"), (type(None), "empty (None)")]
+    return next((name for kind, name in kinds if isinstance(value, kind)), f"a {type(value).__name__}")
 
 
 def _version(data, where) -> int:
@@ -143,11 +303,19 @@ def read_weights(source) -> tuple[dict, Checkpoint | None]:
     """
     where = source
     if isinstance(source, (str, Path)) and Path(source).suffix != ".safetensors":
-        if not Path(source).exists():
-            raise CnnError(f"no such weights file: {source}")
-        source = torch_load(Path(source), "weights from")
-    is_checkpoint = isinstance(source, dict) and state_dict_of(source) is not source
-    return read_state_dict(source), from_dict(source, where) if is_checkpoint else None
+        try:
+            source = torch_load(Path(source), "weights from")
+        except Missing:
+            raise CnnError(f"no such weights file: {source}") from None
+    if not _is_checkpoint(source):
+        return read_state_dict(source), None
+    saved = from_dict(source, where)  # its fields checked before its weights are used
+    return read_state_dict(saved.model), saved
+
+
+def _is_checkpoint(data) -> bool:
+    """A cnndsl checkpoint, intact or not: weights under `model`, beside what only a checkpoint holds."""
+    return isinstance(data, dict) and "model" in data and any(k in data for k in ("version", "recipe", "resume"))
 
 
 def find(run) -> Path:
@@ -159,7 +327,7 @@ def find(run) -> Path:
                 return path / name
         raise UsageError(f"{path} holds no best.pt or last.pt",
                          hint="give the folder of a `cnndsl train` run, or a checkpoint file")
-    if not path.exists():
+    if not (path.exists() or path.is_symlink()):  # (a link loop: reading it says so)
         raise UsageError(f"no such run or checkpoint: {path}", hint="`cnndsl train` prints the run folder it wrote")
     return path
 

@@ -16,7 +16,7 @@ from cnndsl.errors import CnnError, Diagnostic, UsageError, raise_all
 from cnndsl.graph import Graph
 from cnndsl.limits import Limits
 from cnndsl.optional import clear_imports
-from cnndsl.syntax.loader import Loaded, Program, load_tolerant, read_text
+from cnndsl.syntax.loader import STD_DIR, Loaded, Program, load_tolerant, read_text
 
 
 @dataclass
@@ -67,6 +67,7 @@ class Spec:
     network: str | None = None
     params: dict = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
+    file: Path | None = None  # the file it was read from (load), None for text (loads)
     _elaborated: object = None
     _report: Report | None = None
     _source: tuple[str, str] | None = None
@@ -84,6 +85,14 @@ class Spec:
     @property
     def warnings(self) -> list[Diagnostic]:
         return self._elaborate().warnings
+
+    def paths(self) -> list[Path]:
+        """The files on disk the spec was read from, which no command may write over: its own file and each file
+        it `use`s (for a spec loaded from a file), and the standard library's files it uses."""
+        std = [STD_DIR / name[len("std/"):] for name in self.program.files if name.startswith("std/")]
+        if self.file is None:
+            return std
+        return [self.file, *(self.file.parent / name for name in self.program.sources), *std]
 
     @property
     def text(self) -> str:
@@ -145,7 +154,7 @@ def load(spec: str | Path, network: str | None = None, max_layers: int | None = 
     """
     limits = _limits(limits, max_layers)
     if isinstance(spec, Path) or _looks_like_path(spec):
-        return Spec(_checked(_read(spec, limits), network), str(spec), network, params, limits)
+        return Spec(_checked(_read(spec, limits), network), str(spec), network, params, limits, Path(spec))
     return loads(spec, network, limits=limits, **params)
 
 

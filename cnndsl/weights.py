@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnndsl.errors import CnnError
-from cnndsl.files import torch_load
+from cnndsl.files import name_of, open_file, torch_load
 from cnndsl.optional import clear_imports, require
 
 
@@ -59,7 +59,7 @@ def read_state_dict(source) -> dict:
         raise CnnError(f"the weights are a {type(source).__name__}, not a state_dict (names to tensors)",
                        hint="save the weights with torch.save(model.state_dict(), PATH)")
     path = Path(source)
-    if not path.exists():
+    if not (path.exists() or path.is_symlink()):  # (a link loop: open_file says so)
         raise CnnError(f"no such weights file: {path}")
     if path.suffix == ".safetensors":
         return _safetensors(path)
@@ -87,7 +87,10 @@ def _tensors(state: dict) -> dict:
 def _safetensors(path: Path) -> dict:
     load_file = require("safetensors.torch", "reading .safetensors weights").load_file
     try:
-        tensors = load_file(str(path))
+        with open_file(path, f"weights from {path}") as f:
+            tensors = load_file(name_of(f, path))  # safetensors takes a name: the file checked, by its descriptor
+    except CnnError:
+        raise
     except Exception as e:  # safetensors raises its own error types for files that are not safetensors
         raise CnnError(f"{path} is not a valid safetensors file: {str(e).strip().splitlines()[0]}",
                        hint="a .safetensors file comes from safetensors.torch.save_file; a torch.save file "

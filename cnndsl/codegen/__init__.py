@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from cnndsl.version import __version__
 from cnndsl.codegen.generator import Generator, Unsupported
 from cnndsl.elaborate import pick_network
 from cnndsl.ops.source import docstring
 from cnndsl.syntax.loader import Program
+from cnndsl.version import __version__
 
 
 def generate(program: Program, network: str | None, source: str, overrides: dict | None = None,

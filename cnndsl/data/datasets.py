@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnndsl.errors import CnnError, did_you_mean
+from cnndsl.files import Missing, open_file
 from cnndsl.optional import require
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "kmnist", "cifar10", "cifar100", "npz:PATH", "folder:PATH")
@@ -231,25 +232,24 @@ def _npz_arrays(path: str):
     import numpy as np
 
     try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except FileNotFoundError:
+        f = open_file(path, f"the dataset {path}", expect="npz:PATH names a NumPy .npz archive")
+    except Missing:
         raise CnnError(f"no such file: {path}") from None
-    except OSError as e:
-        raise CnnError(f"cannot read {path}: {e.strerror or e}") from None
-    if magic != b"PK\x03\x04":
-        raise CnnError(f"{path} is not a NumPy .npz archive",
-                       hint="write one with np.savez(PATH, x=images, y=labels)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if not {"x", "y"} <= set(data.files):
-                raise CnnError(f"{path} needs two arrays, `x` (images) and `y` (labels); it has "
-                               f"{', '.join(data.files) or 'none'}")
-            for key in ("x", "y"):
-                _check_header(path, key, data.zip)
-            return data["x"], data["y"]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise CnnError(f"cannot read {path}: {e}") from None
+    with f:
+        if f.read(4) != b"PK\x03\x04":
+            raise CnnError(f"{path} is not a NumPy .npz archive",
+                           hint="write one with np.savez(PATH, x=images, y=labels)")
+        f.seek(0)
+        try:
+            with np.load(f, allow_pickle=False) as data:
+                if not {"x", "y"} <= set(data.files):
+                    raise CnnError(f"{path} needs two arrays, `x` (images) and `y` (labels); it has "
+                                   f"{', '.join(data.files) or 'none'}")
+                for key in ("x", "y"):
+                    _check_header(path, key, data.zip)
+                return data["x"], data["y"]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise CnnError(f"cannot read {path}: {e}") from None
 
 
 def _check_header(path: str, key: str, archive) -> None:

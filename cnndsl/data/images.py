@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from cnndsl.errors import CnnError, UsageError
+from cnndsl.files import Missing, open_file
 from cnndsl.optional import require
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
@@ -50,20 +51,20 @@ def _decoded(path: Path, grey: bool, size: tuple[int, int] | None, exact: bool, 
     Image = require("PIL.Image", "reading images")
     from PIL import UnidentifiedImageError
 
+    try:
+        f = open_file(path, f"the image {path}", expect="an image is a PNG, JPEG, BMP, GIF, WEBP or TIFF file")
+    except Missing:
+        raise CnnError(f"no such image: {path}") from None
     pillow_limit = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = None  # opening reads the header alone: ours is checked first, with our message
-        with Image.open(path, formats=FORMATS) as image:
+        with f, Image.open(f, formats=FORMATS) as image:
             _check_pixels(path, image.size, limit)
             # while decoding, Pillow's check (an error beyond twice its value) guards frames beyond the first
             Image.MAX_IMAGE_PIXELS = limit // 2 + 1
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 return _fitted(image, "L" if grey else "RGB", size, exact)
-    except FileNotFoundError:
-        raise CnnError(f"no such image: {path}") from None
-    except IsADirectoryError:
-        raise CnnError(f"{path} is a folder, not an image") from None
     except UnidentifiedImageError:
         raise CnnError(f"cannot read {path} as an image: it is not a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} "
                        "file", hint="convert it to PNG or JPEG") from None

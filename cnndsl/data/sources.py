@@ -14,11 +14,15 @@ import os
 import pickle
 import struct
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from cnndsl.download import digest, download
 from cnndsl.errors import CnnError
+from cnndsl.files import open_file, read_bytes
+
+MAX_FILE = 1 << 30  # past any file of these datasets (CIFAR-100's training batch is 155 MB)
 
 
 @dataclass(frozen=True)
@@ -101,12 +105,15 @@ def read_idx(path: Path):
     """An IDX file (gzip or plain) as a uint8 tensor: images (N, H, W) or labels (N,)."""
     import torch
 
-    raw = path.read_bytes()
+    raw = read_bytes(path, f"the cached file {path}", MAX_FILE, "delete it and run again")
     if raw[:2] == b"\x1f\x8b":
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+            raw = gzip.GzipFile(fileobj=io.BytesIO(raw)).read(MAX_FILE + 1)  # bounded: a gzip bomb stops here
+        except (OSError, EOFError, zlib.error) as e:
             raise CnnError(f"{path} is not a valid gzip file: {e}", hint="delete it and run again") from None
+        if len(raw) > MAX_FILE:
+            raise CnnError(f"{path} holds more than {MAX_FILE >> 20} MiB once decompressed: not a dataset file",
+                           hint="delete it and run again")
     if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] != 0x08:
         raise CnnError(f"{path} is not an IDX file of unsigned bytes", hint="delete it and run again")
     dims = raw[3]
@@ -155,6 +162,30 @@ def _unpickle(data: bytes) -> dict:
         raise CnnError(f"a CIFAR batch file cannot be read: {e}", hint="delete the archive and run again") from None
 
 
+CIFAR_MEMBERS = {"cifar10": {*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"},
+                 "cifar100": {"train", "test", "meta"}}
+
+
+def _members(archive: Path, names: set[str]) -> dict[str, bytes]:
+    """The named files of a tar.gz archive (by their base names), each refused past MAX_FILE bytes."""
+    try:
+        with open_file(archive, f"the cached file {archive}", expect="delete it and run again") as f, \
+                tarfile.open(fileobj=f, mode="r:gz") as tar:
+            members = {}
+            for m in tar.getmembers():
+                if m.isfile() and Path(m.name).name in names:
+                    if m.size > MAX_FILE:
+                        raise CnnError(f"{archive}: {m.name} is {m.size:,} bytes, not a CIFAR batch",
+                                       hint="delete it and run again")
+                    members[Path(m.name).name] = tar.extractfile(m).read()
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise CnnError(f"{archive} is not a valid archive: {e}", hint="delete it and run again") from None
+    missing = sorted(names - set(members))
+    if missing:
+        raise CnnError(f"{archive} lacks {', '.join(missing)}", hint="delete it and run again")
+    return members
+
+
 def load_cifar(name: str):
     """((train_x, train_y), (test_x, test_y), classes) of CIFAR-10 or -100, images scaled to 0..1."""
     import numpy as np
@@ -162,11 +193,7 @@ def load_cifar(name: str):
 
     remote = REMOTES[name]
     archive = fetch(remote) / remote.files[0][0]
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            members = {Path(m.name).name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise CnnError(f"{archive} is not a valid archive: {e}", hint="delete it and run again") from None
+    members = _members(archive, CIFAR_MEMBERS[name])
     if name == "cifar10":
         train = [_unpickle(members[f"data_batch_{i}"]) for i in range(1, 6)]
         test = [_unpickle(members["test_batch"])]

@@ -6,12 +6,11 @@ used, names defined twice) file by file; `load_program` raises them.
 
 from __future__ import annotations
 
-import os
 import posixpath
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnndsl import files
 from cnndsl.errors import CnnError, Span, UsageError, raise_all
 from cnndsl.limits import Limits
 from cnndsl.syntax import ast
@@ -267,62 +266,11 @@ def read_spec(path: str | Path, limits: Limits | None = None) -> Program:
 
 
 def read_text(path: Path, limit: int, shown: str) -> str:
-    """A spec file's text, refusing what is not a regular file or is larger than `limit` bytes.
-
-    The file is opened without blocking and checked through its descriptor, so a FIFO, a device such
-    as /dev/zero, or a link to one, is refused before a byte is read, and nothing reads past the limit.
-    FileNotFoundError is left to the caller, which knows whether the user or a `use` named the file.
-    """
-    hint = "raise the limit with --max-spec-size (or Limits(spec_bytes=...) in Python)"
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as e:
-        raise CnnError(f"cannot read {shown}: {getattr(e, 'strerror', None) or e}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise CnnError(f"cannot read {shown}: it is {_kind(info.st_mode)}, not a file",
-                           hint="a spec is a text file ending in .cnn")
-        if info.st_size > limit:
-            raise CnnError(f"{shown} is {info.st_size:,} bytes, more than the limit of {limit:,}", hint=hint)
-        f = os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-    with f:
-        data = _read_bounded(f, limit + 1, shown)  # the file may have grown since fstat
-    if len(data) > limit:
-        raise CnnError(f"{shown} is more than the limit of {limit:,} bytes", hint=hint)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise CnnError(f"{shown} is not UTF-8 text (byte {e.start:,}, line {line})",
-                       hint="save the spec as UTF-8") from None
-
-
-def _read_bounded(f, most: int, shown: str) -> bytes:
-    """At most `most` bytes, a megabyte at a time (`read(most)` would allocate `most` at once), refusing a
-    file with a NUL byte at the first chunk that has one: it is not text, however large the limit."""
-    chunks, size = [], 0
-    while size < most:
-        chunk = f.read(min(1 << 20, most - size))
-        if not chunk:
-            break
-        if b"\0" in chunk:
-            raise CnnError(f"{shown} is not a text file (a NUL byte at byte {size + chunk.index(0):,})",
-                           hint="a spec is a UTF-8 text file ending in .cnn")
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def _kind(mode: int) -> str:
-    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
-    return next((name for test, name in kinds if test(mode)), "not a regular file")
+    """A spec file's text, read with files.read_text's checks (a regular file, within `limit` bytes, UTF-8 without
+    NUL bytes). A missing file is files.Missing, a FileNotFoundError: the caller knows whether the user or a `use`
+    named it."""
+    return files.read_text(path, limit, shown, "a spec is a UTF-8 text file ending in .cnn",
+                           "raise the limit with --max-spec-size (or Limits(spec_bytes=...) in Python)")
 
 
 __all__ = ["Loaded", "Program", "load_program", "load_tolerant", "read_spec", "read_text", "Span"]

@@ -102,10 +102,10 @@ def _gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def launch(nproc: int, argv: list[str], device: str = "auto") -> int:
-    """Runs `cnndsl train` in `nproc` processes under torchrun, when the machine has room for them; returns
-    torchrun's exit code."""
+def launch(nproc: int, argv: list[str], device: str = "auto", env: dict[str, str] | None = None) -> int:
+    """Runs `cnndsl train` in `nproc` processes under torchrun, when the machine has room for them, with `env` added
+    to their environment; returns torchrun's exit code."""
     check_count(nproc, device)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "cnndsl.cli", *argv]
-    return subprocess.call(cmd)
+    return subprocess.call(cmd, env={**os.environ, **env} if env else None)

@@ -8,7 +8,7 @@ from pathlib import Path
 from cnndsl import memory
 from cnndsl.build import scores
 from cnndsl.data.datasets import apply_normalization, input_image, load_dataset
-from cnndsl.errors import CnnError
+from cnndsl.errors import CnnError, printable
 from cnndsl.optional import require
 from cnndsl.saved import Checkpoint, classes_of, normalization_of, weights_of
 from cnndsl.training.device import pick_device
@@ -53,7 +53,7 @@ def evaluation(spec, weights, data: str | None = None, seed: int | None = None, 
     w = weights_of(weights, spec)
     name, seed, splits, notes = _data(w.saved, data, seed)
     for note in notes:
-        (log or (lambda line: None))(f"note: {note}")
+        (log or (lambda line: None))(f"note: {printable(note)}")  # names from the checkpoint and the command line
     report = w.spec.check()
     batch = memory.check_inference(report, batch_size, dev)
     reserve = memory.need(report, batch).total if dev.type == "cpu" else 0

@@ -51,30 +51,34 @@ class RunResult:
 
 
 def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "auto", log=print,
-          steps: list[EpochStep] = ()) -> RunResult:
+          steps: list[EpochStep] = (), named: bool = True) -> RunResult:
     """Trains `spec` (a cnndsl.Spec) with `recipe`, writing checkpoints and metrics into `out`.
 
-    Under torchrun every process runs this; only rank 0 logs and writes. A new run (not `resume`) needs a
-    folder that does not exist or is empty: a run already there is never replaced. `steps` run after the
-    standard ones at each epoch's end (cnndsl.train adds the run's page).
+    Under torchrun every process runs this; only rank 0 logs, writes, and claims the folder. A new run (not
+    `resume`) needs a folder that does not exist or is empty, and claims it before it starts (runs.claim): a run
+    already there, or one starting there at the same moment, is never written over; `named` false lets a
+    default name take -2, -3... when another run has it. `steps` run after the standard ones at each epoch's end
+    (cnndsl.train adds the run's page).
     """
     out = Path(out)
     epoch_steps = standard(Monitor(recipe.monitor), recipe.patience, recipe.tensorboard) + list(steps)
     for step in epoch_steps:
         step.check()  # a missing package (tensorboard, matplotlib) is said now, not after the first epoch
-    if not resume and distributed.world().main:
-        runs.check_new(out)
-    dev = distributed.device_for(device) or pick_device(device)
-    here = distributed.start(dev)
-    log = log if here.main else (lambda line: None)
+    claim = runs.claim(out, resume, named) if distributed.world().main else runs.Claim(out)
     try:
-        run = setup(spec, recipe, out, dev, here, log, epoch_steps)
-        if resume:
-            restore(run, runs.last_checkpoint(out))
-        fit(run)
-        return finish(run)
+        dev = distributed.device_for(device) or pick_device(device)
+        here = distributed.start(dev)
+        log = log if here.main else (lambda line: None)
+        try:
+            run = setup(spec, recipe, claim.folder, dev, here, log, epoch_steps)
+            if resume:
+                restore(run, runs.last_checkpoint(claim.folder))
+            fit(run)
+            return finish(run)
+        finally:
+            distributed.finish()
     finally:
-        distributed.finish()
+        claim.release()  # the lock goes; a run that saved nothing leaves no folder it made
 
 
 def fit(run: Run) -> None:

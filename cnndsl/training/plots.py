@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from cnndsl.errors import label
 from cnndsl.files import atomic_write
 
 DPI = 110  # made at the dpi they are saved at: what a layout measures is what is drawn
@@ -103,6 +104,7 @@ NUMBERED = 20  # classes up to which each cell shows its number
 
 def _matrix(ax, values, classes: list[str], form: str, title: str, vmax=None):
     n = len(classes)
+    classes = [label(c) for c in classes]
     image = ax.imshow(values, cmap="Blues", vmin=0, vmax=vmax, interpolation="nearest")  # cells: no resampling
     labels = 8 if n <= NUMBERED else max(5, min(8, 700 // n))  # a row of 100 is 11.5 points high
     ax.set_xticks(range(n), classes, rotation=90 if n > NUMBERED else 45, ha="center" if n > NUMBERED else "right",

@@ -11,6 +11,8 @@ import os
 import sys
 import time
 
+from cnndsl.errors import terminal
+
 REFRESH = 0.1  # seconds between reads of the running sums: each read waits for the device
 
 
@@ -60,7 +62,7 @@ def _start(total: int, label: str):
 
     bar = Bar(TextColumn("{task.description}"), BarColumn(bar_width=None), MofNCompleteColumn(),
               TextColumn("{task.fields[loss]}"), TextColumn("{task.fields[acc]}"), Rate(),
-              TimeRemainingColumn(), console=Console(stderr=True), transient=True, expand=True)
+              TimeRemainingColumn(), console=Console(file=terminal(sys.stderr)), transient=True, expand=True)
     task = bar.add_task(label, total=total, loss="loss -", acc="acc -")
     bar.start()
     return bar, task

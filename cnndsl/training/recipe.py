@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from cnndsl.errors import CnnError, UsageError, did_you_mean
+from cnndsl.files import Missing, read_text
 from cnndsl.limits import NUMBER
 
 CHOICES = {"optimizer": ("sgd", "adam", "adamw", "rmsprop"),
@@ -84,19 +85,12 @@ def _read(path: Path) -> dict:
     import yaml
 
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_RECIPE_BYTES + 1)
-    except FileNotFoundError:
+        text = read_text(path, MAX_RECIPE_BYTES, f"the recipe {path}", "a recipe is a short YAML file of training "
+                         "settings, e.g. `epochs: 10`")
+    except Missing:
         raise CnnError(f"no such recipe: {path}") from None
-    except OSError as e:
-        raise CnnError(f"cannot read the recipe {path}: {e.strerror or e}") from None
-    if len(raw) > MAX_RECIPE_BYTES:
-        raise CnnError(f"{path} is larger than {MAX_RECIPE_BYTES >> 20} MiB: not a recipe",
-                       hint="a recipe is a short YAML file of training settings, e.g. `epochs: 10`")
     try:
-        data = yaml.load(raw.decode("utf-8"), Loader=_loader())  # noqa: S506 (a SafeLoader, see _loader)
-    except UnicodeDecodeError as e:
-        raise CnnError(f"{path} is not UTF-8 text (byte {e.start})") from None
+        data = yaml.load(text, Loader=_loader())  # noqa: S506 (a SafeLoader, see _loader)
     except yaml.constructor.ConstructorError as e:  # tags such as !!python/object: never constructed
         raise CnnError(f"{path}: {e.problem} (line {e.problem_mark.line + 1 if e.problem_mark else '?'})",
                        hint="a recipe holds plain values (numbers, strings, lists, mappings); YAML tags such "

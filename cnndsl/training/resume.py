@@ -6,9 +6,11 @@ where each part of a running run goes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from cnndsl.errors import CnnError
+from cnndsl.errors import CnnError, printable
 from cnndsl.saved import Checkpoint
 
 if TYPE_CHECKING:
@@ -35,15 +37,39 @@ def restore(run: Run, saved: Checkpoint) -> None:
     """Continues `run` where `saved` left it: same weights, optimizer, schedule, random streams and steps."""
     _load_model(run, saved)
     state = saved.resume
-    run.enter_phase(state["phase"], log=lambda line: None)  # the optimizer of the phase the run was in
-    run.phases.optimizer.load_state_dict(state["optimizer"])
-    run.phases.schedule.load(state["schedule"])
-    run.rngs.load(state["rng"])
-    run.history = saved.history
+    with _part(run, "resume.phase"):
+        run.enter_phase(state["phase"], log=lambda line: None)  # the optimizer of the phase the run was in
+    with _part(run, "resume.optimizer"):
+        run.phases.optimizer.load_state_dict(state["optimizer"])
+    with _part(run, "resume.schedule"):
+        run.phases.schedule.load(state["schedule"])
+    with _part(run, "resume.rng"):
+        run.rngs.load(state["rng"])
+    with _part(run, "history"):
+        missing = [key for row in saved.history for key in ROW if key not in row]
+        if missing:
+            raise KeyError(missing[0])
+        run.history = saved.history
     for step in run.steps:
         if step.name in state["steps"]:
-            step.load(state["steps"][step.name])
-    run.log(f"resuming {run.out} after epoch {len(run.history)} of {run.recipe.epochs}")
+            with _part(run, f"resume.steps.{step.name}"):
+                step.load(state["steps"][step.name])
+    run.log(f"resuming {printable(str(run.out))} after epoch {len(run.history)} of {run.recipe.epochs}")
+
+
+ROW = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr")  # what each epoch's row holds (and plots draw)
+
+
+@contextmanager
+def _part(run: Run, name: str) -> Iterator[None]:
+    """A part of last.pt put back into the run: one that does not fit it (of checked types, but of another run's
+    shape, or damaged) is an error that names it."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
+        raise CnnError(f"{run.out / 'last.pt'}: its `{name}` does not fit this run ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0][:200] if str(e) else ''}): it is damaged or not cnndsl's",
+                       hint=f"start a new run from its weights: --init {run.out / 'last.pt'}") from None
 
 
 def _load_model(run: Run, saved: Checkpoint) -> None:

@@ -4,6 +4,8 @@ present recall 0), and the compact table the run prints at its end."""
 
 from __future__ import annotations
 
+from cnndsl.errors import printable
+
 WORST = 5  # classes listed past MANY classes, by their F1
 MANY = 20
 
@@ -32,12 +34,13 @@ def per_class(truth, predicted, classes: list[str]) -> dict:
 def lines(scores: dict) -> list[str]:
     """Every class up to MANY classes; past that, the macro averages and the WORST classes by F1."""
     table = scores["per_class"]
-    shown = table if len(table) <= MANY else dict(sorted(table.items(), key=lambda kv: kv[1]["f1"])[:WORST])
-    width = max([len("class"), len("macro average")] + [len(name) for name in shown])
+    rows = list(table.items()) if len(table) <= MANY else sorted(table.items(), key=lambda kv: kv[1]["f1"])[:WORST]
+    shown = [(printable(name, False), row) for name, row in rows]  # a class is a folder's name: any text
+    width = max([len("class"), len("macro average")] + [len(name) for name, _ in shown])
     head = (f"test set per class ({len(table)} classes)" if len(table) <= MANY
             else f"test set: {len(table)} classes, the {WORST} with the lowest F1")
     out = [head, f"  {'class':<{width}}  precision  recall      f1  support"]
-    for name, row in shown.items():
+    for name, row in shown:
         out.append(f"  {name:<{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:6.4f}  "
                    f"{row['support']:7d}")
     m, total = scores["macro"], sum(row["support"] for row in table.values())

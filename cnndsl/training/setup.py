@@ -14,9 +14,9 @@ from pathlib import Path
 from cnndsl import memory
 from cnndsl.build import initialize, scores, scores_module
 from cnndsl.data.datasets import PRESETS, Dataset, load_dataset, normalize, normalize_with, preset
-from cnndsl.errors import CnnError
+from cnndsl.errors import CnnError, printable
 from cnndsl.saved import Checkpoint
-from cnndsl.training import distributed, runs, steps
+from cnndsl.training import distributed, steps
 from cnndsl.training.phases import Phases, check_phase_names, enter, plan_of, steps_per_epoch
 from cnndsl.training.recipe import Recipe
 
@@ -85,8 +85,8 @@ class Run:
 
 def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log,
           epoch_steps: list[steps.EpochStep]) -> Run:
-    """Checks, then the data on the device, the network, the run folder and the phases; `epoch_steps` are the
-    run's (training.steps.standard and any the caller adds, checked already)."""
+    """Checks, then the data on the device, the network and the phases, for the run claiming `out` (runs.claim);
+    `epoch_steps` are the run's (training.steps.standard and any the caller adds, checked already)."""
     import torch
 
     report = spec.check()
@@ -96,13 +96,11 @@ def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log,
     seed_all(recipe.seed)
     data = load_data(recipe, report, dev, need, log)
     net = build_net(spec, recipe, dev, here, log)
-    if here.main:
-        runs.make(out)
     processes = f" x {here.size} processes" if here.size > 1 else ""
-    log(f"training {report.analysis.graph.name} ({report.params:,} parameters) on {recipe.data}: "
+    log(f"training {report.analysis.graph.name} ({report.params:,} parameters) on {printable(recipe.data)}: "
         f"{len(data.train)} train, {len(data.val)} validation, {len(data.test)} test images; device {dev}{processes}")
     if recipe.tensorboard:
-        log(f"tensorboard: {out / 'tensorboard'} (watch it with `tensorboard --logdir {out.parent}`)")
+        log(printable(f"tensorboard: {out / 'tensorboard'} (watch it with `tensorboard --logdir {out.parent}`)"))
     plan = plan_of(recipe)
     check_phase_names(net.model, plan)
     spec_frozen = frozenset(n for n, p in net.model.named_parameters() if not p.requires_grad)
@@ -128,7 +126,7 @@ def load_data(recipe: Recipe, report, dev, need: memory.Need, log) -> Dataset:
         data.normalization = normalize(data)
         data.notes.append("channels normalised to mean 0 and deviation 1 with the training images' statistics")
     for note in data.notes:
-        log(f"data: {note}")
+        log(f"data: {printable(note)}")
     mismatch = preprocessing_mismatch(recipe)
     if mismatch:
         log(f"warning: {mismatch}")
@@ -162,11 +160,13 @@ def build_net(spec, recipe: Recipe, dev, here: distributed.World, log) -> Net:
     initialize(model, recipe.initializer)
     if recipe.init:
         from cnndsl import pretrained
+        from cnndsl.saved import read_weights
         from cnndsl.weights import load_weights
 
         source = pretrained.resolve(recipe.init)  # torchvision:NAME: the hub cache's file, downloaded if missing
         where = f"{recipe.init} ({source})" if source != recipe.init else recipe.init
-        log(f"init from {where}: " + load_weights(model, source, strict=False).summary())
+        state, _ = read_weights(source)  # a checkpoint's fields checked, as every reader of one checks them
+        log(f"init from {printable(where)}: " + load_weights(model, state, strict=False).summary())
     evaluate = forward = scores(model)
     if here.size > 1:
         from torch.nn.parallel import DistributedDataParallel

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from cnndsl import saved
-from cnndsl.files import atomic_write
+from cnndsl.errors import CnnError, printable
+from cnndsl.files import atomic_write, read_bytes
 from cnndsl.optional import require
 from cnndsl.training import plots, scores
 from cnndsl.training.epoch import predictions
@@ -75,7 +76,7 @@ class Logger(Step):
                 f"epoch {final['best_epoch']}")
         added = [name for step in run.steps for name in step.writes]
         board = ["tensorboard/"] if run.recipe.tensorboard else []
-        run.log(f"wrote {run.out}: {', '.join([*FILES, *added, *board])}")
+        run.log(f"wrote {printable(str(run.out))}: {', '.join([*FILES, *added, *board])}")
 
 
 class PlateauLR(Step):
@@ -127,12 +128,20 @@ class RecipeFile(Step):
     def on_epoch_end(self, row: dict, run: Run) -> None:
         if run.world.main and not self.checked:
             path, text = run.out / "recipe.yaml", yaml_text(run.recipe.to_dict())
-            if not path.exists() or path.read_bytes() != text:
+            if _contents(path, len(text)) != text:
                 atomic_write(path, text)
             self.checked = True
 
     def on_train_end(self, final: dict, run: Run) -> None:
         self.on_epoch_end({}, run)  # a finished run resumed trains no epoch
+
+
+def _contents(path: Path, limit: int) -> bytes | None:
+    """What a file of the run holds, if it is a readable file of at most `limit` bytes."""
+    try:
+        return read_bytes(path, limit=limit)
+    except CnnError:
+        return None
 
 
 class BestCheckpoint(Step):

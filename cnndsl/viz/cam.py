@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnndsl.errors import UsageError, did_you_mean
+from cnndsl.errors import UsageError, did_you_mean, label
 from cnndsl.viz import tiles
 from cnndsl.viz.capture import capture, logits, module_of, not_in_place
 from cnndsl.viz.trained import Sample, Trained, _safe
@@ -163,13 +163,13 @@ def draw_cam(trained: Trained, cm: ClassMap, sample: Sample):
     """The image, and the map over it (jet, half transparent)."""
     plt = tiles.pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(7.5, 4), layout="constrained")
-    tiles.show_image(left, sample.shown.numpy(), sample.source + (f" (true class {sample.label})"
-                                                                   if sample.label is not None else ""))
+    tiles.show_image(left, sample.shown.numpy(), label(sample.source) + (f" (true class {label(sample.label)})"
+                                                                          if sample.label is not None else ""))
     tiles.show_image(right, sample.shown.numpy())
     shown = right.imshow(cm.upsampled, cmap="jet", alpha=0.5, vmin=0, vmax=1, interpolation="bilinear")
     fig.colorbar(shown, ax=right, fraction=0.046, pad=0.03, label="evidence (scaled to 0..1)")
-    name = trained.classes[cm.target]
-    how = "predicted" if cm.target == cm.predicted else f"given; predicted {trained.classes[cm.predicted]}"
+    name = label(trained.classes[cm.target])
+    how = "predicted" if cm.target == cm.predicted else f"given; predicted {label(trained.classes[cm.predicted])}"
     h, w = cm.small.shape
     right.set_title(f"{cm.method} for class {name}: {percent(cm.probability)} ({how})\nmaps of {cm.layer} ({h}x{w}), "
                     "upsampled (bilinear)", fontsize=9)

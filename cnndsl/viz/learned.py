@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnndsl.errors import UsageError
+from cnndsl.errors import UsageError, label
 from cnndsl.viz import tiles
 from cnndsl.viz.capture import capture, module_of
 from cnndsl.viz.trained import Sample, Trained
@@ -184,7 +184,7 @@ def draw_maps(fm: FeatureMaps, sample: Sample, title: str):
     side = min(2.5, 0.35 * height)  # the input image
     fig, (left, right) = plt.subplots(1, 2, figsize=(width + side, height),
                                       gridspec_kw={"width_ratios": [side, width]}, layout="constrained")
-    tiles.show_image(left, sample.shown.numpy(), sample.source)
+    tiles.show_image(left, sample.shown.numpy(), label(sample.source))
     cmap = plt.get_cmap(DIVERGING).with_extremes(bad=GAP_COLOUR)
     shown = right.imshow(image, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
     tiles.number_tiles(right, len(scaled), tiles.columns_for(len(scaled)), fm.maps.shape[1:])
@@ -201,7 +201,7 @@ def maps_title(trained: Trained, fm: FeatureMaps, sample: Sample, scores) -> str
     c, h, w = fm.maps.shape
     scale = "one scale for all channels" if fm.scale == "shared" else "each channel on its own scale"
     return (f"{trained.name} · {fm.layer}: {c} maps of {h}x{w}, {scale}\n"
-            f"{sample.source}{_verdict(trained, sample, scores)}")
+            f"{label(sample.source)}{_verdict(trained, sample, scores)}")
 
 
 def _verdict(trained: Trained, sample: Sample, scores) -> str:
@@ -209,8 +209,8 @@ def _verdict(trained: Trained, sample: Sample, scores) -> str:
 
     probs = torch.softmax(scores[0].float(), 0)
     best = int(probs.argmax())
-    truth = f", true class {sample.label}" if sample.label is not None else ""
-    return f"{truth}, predicted {trained.classes[best]} ({float(probs[best]):.1%})"
+    truth = f", true class {label(sample.label)}" if sample.label is not None else ""
+    return f"{truth}, predicted {label(trained.classes[best])} ({float(probs[best]):.1%})"
 
 
 def show_maps(trained: Trained, sample: Sample, layers: list[str] | None, out: Path,

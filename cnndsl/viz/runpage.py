@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cnndsl.errors import CnnError
+from cnndsl.files import read_bytes
 from cnndsl.optional import require
 from cnndsl.viz.page import document, esc, spec_section
 
@@ -26,6 +28,7 @@ WORST = 16  # misclassified test images shown
 THUMB = 112  # pixels a side that small images are enlarged to (nearest), larger ones reduced to
 TILE_PIXELS = 24  # a kernel of the filters' mosaic is enlarged (nearest) to about this many pixels a side
 FILTER_PIXELS = 480  # and the whole mosaic to about this width
+PICTURE_BYTES = 64 << 20  # a plot the run drew is far smaller
 
 
 class ReportPage:
@@ -135,8 +138,8 @@ def _curves_caption(final: dict) -> str:
 def _picture(path: Path, ident: str, title: str, caption: str) -> str:
     """A PNG the run wrote, embedded; a note where it is missing."""
     try:
-        data = path.read_bytes()
-    except OSError:
+        data = read_bytes(path, limit=PICTURE_BYTES)
+    except CnnError:
         return f'<h2 id="{ident}">{esc(title)}</h2><p class="note">{esc(path.name)} was not written.</p>'
     return (f'<h2 id="{ident}">{esc(title)}</h2><figure><img class="plot" alt="{esc(title)}" '
             f'src="{data_uri(data)}"><figcaption>{esc(caption)}</figcaption></figure>')

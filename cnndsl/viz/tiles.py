@@ -10,7 +10,7 @@ import io
 import math
 from pathlib import Path
 
-from cnndsl.files import atomic_write, free_path
+from cnndsl.files import atomic_write
 
 GAP = float("nan")  # gaps between tiles: drawn in the background colour
 
@@ -88,11 +88,9 @@ def save(fig, path: Path, dpi: int = 110) -> Path:
 
     if not path.parent.is_dir():
         raise UsageError(f"cannot write {path}: {path.parent} is not a folder", hint="create it, or give --out DIR")
-    path = free_path(path)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)  # the figure's size exactly: figures use constrained layout
-    atomic_write(path, buffer.getvalue())
-    return path
+    return atomic_write(path, buffer.getvalue(), replace=False)  # never over a file, even one made meanwhile
 
 
 def show_image(ax, image, title: str | None = None) -> None:
