@@ -4,6 +4,8 @@ turns, and names that a counter would make equal to a PyTorch module's attribute
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -34,8 +36,9 @@ def as_reported(text: str, **params):
     for f in report.layers[1:]:
         if names[f.layer.id] is not None:
             assert seen[names[f.layer.id]] == f.layer.shape, f.layer.id
-    model.train()
-    model(torch.randn(2, *report.input)).square().mean().backward()
+    if report.params:
+        model.train()
+        model(torch.randn(2, *report.input)).square().mean().backward()
     return spec, model
 
 
@@ -172,3 +175,29 @@ def test_an_if_in_a_block_s_loop_that_runs_no_turn(k):
     x = torch.randn(1, 4, 8, 8)
     with torch.no_grad():
         assert torch.equal(model.b1(x), model.b1.a(x))
+
+
+@pytest.mark.parametrize("text, message, line", [
+    ("network n(a = false) {\n input 3x8x8\n if a { flatten }\n relu\n}",
+     "the arms of this `if`, whose condition a parameter decides, give an image (CxHxW) and a flat vector", 3),
+    ("network n(k = 0) {\n input 3x8x8\n repeat k { globalavgpool }\n}",  # no turn for these values
+     "this `repeat`, whose count a parameter gives, turns an image (CxHxW) into a flat vector", 3),
+    ("block b(a = false) {\n if a { relu } else if a { flatten }\n}\nnetwork n {\n input 3x8x8\n b\n}",
+     "give an image (CxHxW) and a flat vector", 2),
+])
+def test_what_compile_cannot_write_check_refuses(text, message, line):
+    """The compiled class serves every value of a parameter: an `if` or `repeat` it decides cannot leave two
+    ranks for the layers after it. Check said nothing (it follows the arm taken), and compile refused."""
+    with pytest.raises(cnndsl.CnnError, match=re.escape(message)) as info:
+        cnndsl.loads(text).check()
+    assert info.value.span.line == line
+
+
+@pytest.mark.parametrize("text", [
+    "network n(a = false) { input 3x8x8\n if a { flatten } else { globalavgpool }\n dense 3 }",  # same rank
+    "network n { input 3x8x8\n repeat 20 { flatten }\n dense 3 }",  # a count written out: unrolled
+    "network n(a = 1) { input 4\n if a == 2 { conv 4 kernel=1 } }",  # an arm no value can take: a raise
+    "block act { relu }\nnetwork n(k = 2) { input 3x8x8\n repeat k { act }\n flatten\n act\n dense 2 }",
+])
+def test_what_keeps_its_rank_compiles(text):
+    as_reported(text)

@@ -43,7 +43,7 @@ class ControlFlow:
             return
         if ctx.box.names.mode == "static":
             raise Retry("a loop over an argument names its children at construction")
-        self.loop(s, ctx, lines, as_int(start), as_int(stop))
+        self.loop(s, ctx, lines, as_int(start), as_int(stop), count)
 
     def unroll(self, s: ast.Repeat, ctx: Ctx, lines: Lines, turns: range) -> None:
         saved = ctx.names.get(s.var, _UNSET) if s.var else _UNSET
@@ -56,7 +56,7 @@ class ControlFlow:
 
     # -- loops
 
-    def loop(self, s: ast.Repeat, ctx: Ctx, lines: Lines, start, stop) -> None:
+    def loop(self, s: ast.Repeat, ctx: Ctx, lines: Lines, start, stop, count: int | None = None) -> None:
         """A Python loop: what a turn changes is carried in variables from turn to turn."""
         box = ctx.box
         var = lines.local(pyname(s.var)) if s.var else None
@@ -84,7 +84,10 @@ class ControlFlow:
         index = var
         if deltas and index is None:
             index = lines.local("i")
-        if len(trial.ctx_shape) != len(ctx.shape):
+        if len(trial.ctx_shape) != len(ctx.shape) and count is not None:  # a known count: written out
+            self.unroll(s, ctx, lines, range(start, stop))
+            return
+        if len(trial.ctx_shape) != len(ctx.shape):  # (check refuses these: elaborate/ranks.py)
             raise Unsupported("compile cannot yet write a `repeat` whose body changes the rank of its input", s.span)
         if lines.exact:  # a caller's view: what the loop carries is what the block's module records
             for k in carried:
@@ -246,7 +249,7 @@ class ControlFlow:
         for o in outs:  # an arm that raises at construction leaves nothing after the `if`
             if o.dead:
                 o.shape, o.names, o.labels, o.made_by = live.shape, live.names, live.labels, None
-        if len({len(o.shape) for o in outs}) > 1:
+        if len({len(o.shape) for o in outs}) > 1:  # (check refuses these: elaborate/ranks.py)
             raise Unsupported("compile cannot yet write an `if` whose branches give different ranks", s.span)
         merge = _Merge(conds, ends, lines)
         ctx.shape = tuple(merge.value([o.shape[k] for o in outs], _SIZES[k] if len(ctx.shape) == 3 else "features")

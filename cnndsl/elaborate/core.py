@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from cnndsl import limits
 from cnndsl.elaborate.args import UNBOUND, Slot, bind, held_activation, is_activation, layer_args
 from cnndsl.elaborate.expr import Env, describe, evaluate
+from cnndsl.elaborate.ranks import check_ranks
 from cnndsl.elaborate.validate import applies_variable, bound_names, callee, validate
 from cnndsl.errors import CnnError, Diagnostic, Span, UsageError, did_you_mean
 from cnndsl.graph import Graph, Group, Layer, build_graph, numbered, unused_layers
@@ -50,6 +51,7 @@ def elaborate(program: Program, network: str | None = None, overrides: dict | No
     """Elaborates one network of the program (the only one, or the one named)."""
     definition = pick_network(program, network)
     validate(program, definition)
+    check_ranks(program, definition)
     return _Elaborator(program, max_layers).network(definition, overrides or {})
 
 
