@@ -199,18 +199,32 @@ class ControlFlow:
                     ends.append((lines.mark(), lines.indent))
             names.append(box.names)
         box.names = base
+        merge = _Arms([c for c, _ in arms], starts, ends, pos, lines)
+        if base.mode in ("counted", "acts"):
+            self.counts_after(names, merge, lines)
         base.merge(names)
-        self.arms_step(outs, starts, ctx, lines, pos, [n.attrs[placed:] for n in names], placed)
-        self.join_arms(s, [c for c, _ in arms], outs, ends, ctx, lines)
+        self.arms_step(outs, merge, ctx, lines, [n.attrs[placed:] for n in names], placed)
+        self.join_arms(s, merge, outs, ctx, lines)
 
-    def arms_step(self, outs: list[Ctx], starts: list, ctx: Ctx, lines: Lines, pos: int, made: list[list[str]],
+    def counts_after(self, names: list, merge: _Arms, lines: Lines) -> None:
+        """A count of children the arms leave differently: a variable each arm sets (`batchnorms = 1`), which
+        later names add to (`f"batchnorm{batchnorms + 1}"`); dropped where no later name reads it."""
+        for key in dict.fromkeys(k for n in names for k in n.counts):
+            values = [n.counts.get(key, 0) for n in names]
+            if any(v != values[0] for v in values) and not any(key in n.unsure for n in names):
+                var = merge.variable(values, f"{key.removeprefix('label:')}s")
+                lines.optional.append(var)
+                for n in names:
+                    n.counts[key] = Lin.of(Src(var))
+
+    def arms_step(self, outs: list[Ctx], arms: _Arms, ctx: Ctx, lines: Lines, made: list[list[str]],
                   placed: int) -> None:
         """The forward's view of the `if`: Guarded by attributes that may be None (one only its arm makes),
         or the recorded arm."""
         steps = [o.steps if not o.dead else [] for o in outs]
         if not any(steps):
-            if not lines.scratch and all(_EMPTY.match(line) for line in lines.lines[pos:]):
-                del lines.lines[pos:]  # arms that wrote nothing (a `let` folded to a number)
+            if not lines.scratch and all(_EMPTY.match(line) for line in lines.lines[arms.pos:]):
+                arms.gone = True  # arms that wrote nothing (a `let` folded to a number)
             return
         if ctx.box.access == "whole":
             ctx.steps.append(Choice(steps))
@@ -223,27 +237,14 @@ class ControlFlow:
                 names = ctx.box.names
                 new = [a for a in names.attrs[placed:] if a not in names.nulled]
                 names.nulled.update(new)
-                lines.insert(pos, [f"{ctx.box.expr}.{a} = None" for a in new])
+                arms.before = [f"{ctx.box.expr}.{a} = None" for a in new]
                 ctx.steps.append(Guarded([(f, arm) for f, arm in zip(firsts, (a for a in steps if a))]))
                 return
-        if not lines.scratch:  # record the arm taken, first thing in each arm (an `else:` where none was)
-            ctx.cls.plan = True
-            shift = 0
-            for k, start in enumerate(starts):
-                if start is not None:
-                    at, indent = start
-                    line = "    " * indent + f"self._plan.append({k})"
-                    if lines.lines[at + shift:at + shift + 1] == ["    " * indent + "pass"]:
-                        lines.lines[at + shift] = line
-                    else:
-                        lines.lines.insert(at + shift, line)
-                        shift += 1
-            if starts[-1] is None:
-                with lines.nested("else:"):
-                    lines.add(f"self._plan.append({len(starts) - 1})")
+        arms.record = True  # the arm taken, first thing in each arm (an `else:` where none was)
+        ctx.cls.plan = True
         ctx.steps.append(Choice(steps))
 
-    def join_arms(self, s: ast.If, conds: list, outs: list[Ctx], ends: list, ctx: Ctx, lines: Lines) -> None:
+    def join_arms(self, s: ast.If, merge: _Arms, outs: list[Ctx], ctx: Ctx, lines: Lines) -> None:
         """What the statements after the `if` see: each value as the arm taken leaves it."""
         live = next((o for o in reversed(outs) if not o.dead), ctx)
         for o in outs:  # an arm that raises at construction leaves nothing after the `if`
@@ -251,7 +252,6 @@ class ControlFlow:
                 o.shape, o.names, o.labels, o.made_by = live.shape, live.names, live.labels, None
         if len({len(o.shape) for o in outs}) > 1:  # (check refuses these: elaborate/ranks.py)
             raise Unsupported("compile cannot yet write an `if` whose branches give different ranks", s.span)
-        merge = _Merge(conds, ends, lines)
         ctx.shape = tuple(merge.value([o.shape[k] for o in outs], _SIZES[k] if len(ctx.shape) == 3 else "features")
                           for k in range(len(outs[0].shape)))
         for name in dict.fromkeys(n for o in outs for n in o.names):  # a `let` in an arm binds it after the `if`
@@ -282,42 +282,57 @@ class ControlFlow:
         return Src(name, real=is_real(size))
 
 
-class _Merge:
-    """Values the arms of an `if` leave differently: `a if cond else b`, or, where an arm assigned a
-    variable the condition reads (`c = c + 8`), a variable each arm sets."""
+class _Arms:
+    """The lines an `if`'s arms get once all of it is written: the arm recorded for the forward, first thing
+    in each (`self._plan.append(0)`); the values the arms leave differently, as `a if cond else b` or, where
+    an arm assigned a variable the condition reads (`c = c + 8`), a variable each arm sets last thing;
+    attributes that start as None before the `if`; or nothing at all, where no arm wrote anything."""
 
-    def __init__(self, conds: list, ends: list, lines: Lines):
-        self.conds, self.ends, self.lines = conds, ends, lines
+    def __init__(self, conds: list, starts: list, ends: list, pos: int, lines: Lines):
+        self.conds, self.starts, self.ends, self.pos, self.lines = conds, starts, ends, pos, lines
         reads = " ".join(py(c) for c in conds)
         self.phi = any(re.search(rf"\b{v}\b", reads) for v in lines.reassigned) and not lines.exact
         self.sets: list[tuple[str, list]] = []
+        self.record = False
+        self.before: list[str] = []
+        self.gone = False
 
     def value(self, values: list, base: str):
         if all(v == values[0] for v in values):
             return values[0]
         if not self.phi:
             return _chosen(self.conds, values)
+        return Src(self.variable(values, base), real=any(is_real(v) for v in values))
+
+    def variable(self, values: list, base: str) -> str:
+        """A variable each arm sets to its value."""
         var = self.lines.local(base)
         self.sets.append((var, values))
-        return Src(var, real=any(is_real(v) for v in values))
+        return var
 
     def write(self) -> None:
-        """Each arm sets the variables, last thing in it (an `else:` where none was)."""
-        if not self.sets or self.lines.scratch:
+        lines = self.lines
+        if lines.scratch:
             return
-        for i in reversed(range(len(self.ends))):
-            end = self.ends[i]
-            texts = [f"{var} = {py(values[i])}" for var, values in self.sets]
-            if end is None:
-                with self.lines.nested("else:"):
-                    for t in texts:
-                        self.lines.add(t)
+        if self.gone and not self.sets:
+            del lines.lines[self.pos:]
+            return
+        for k in reversed(range(len(self.ends))):
+            head = [f"self._plan.append({k})"] if self.record else []
+            tail = [f"{var} = {_source(values[k])}" for var, values in self.sets]
+            if not head and not tail:
                 continue
-            at, indent = end
-            if self.lines.lines[at - 1:at] == ["    " * indent + "pass"]:
-                del self.lines.lines[at - 1]
-                at -= 1
-            self.lines.lines[at:at] = ["    " * indent + t for t in texts]
+            if self.starts[k] is None:  # the `else:` the `if` did not have
+                with lines.nested("else:"):
+                    for text in head + tail:
+                        lines.add(text)
+                continue
+            (start, indent), (end, _) = self.starts[k], self.ends[k]
+            pad = "    " * indent
+            body = lines.lines[start:end]
+            lines.lines[start:end] = ([pad + t for t in head] + ([] if body == [pad + "pass"] else body)
+                                      + [pad + t for t in tail])
+        lines.insert(self.pos, self.before)
 
 
 class _Trial:
@@ -380,6 +395,10 @@ def _carried_name(k: tuple) -> str:
     if k[0] == "name":
         return pyname(k[1])
     return f"{k[1]}_{_SIZES[k[2]]}"
+
+
+def _source(value) -> str:
+    return value.source() if isinstance(value, Lin) else py(value)
 
 
 def _chosen(conds: list, values: list):

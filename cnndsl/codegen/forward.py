@@ -276,9 +276,12 @@ class Forward:
                 self.body(arm, run, depth + 1)
             return run
         arms = [(k, arm) for k, arm in enumerate(s.arms) if arm]
-        if len(arms) == 1:
+        if len(arms) == 1 or len(s.arms) == 2:  # `if next(plan) == 0:`, and the other arm its `else:`
             self.add(depth, f"if next({self.plan}) == {arms[0][0]}:")
             self.body(arms[0][1], run, depth + 1)
+            if len(arms) == 2:
+                self.add(depth, "else:")
+                self.body(arms[1][1], run, depth + 1)
             return run
         arm_var = self.local("arm")
         self.add(depth, f"{arm_var} = next({self.plan})")

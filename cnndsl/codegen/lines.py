@@ -89,14 +89,14 @@ def _live_stores(lines: list[str], pattern, assigned) -> list[str]:
 def _filled(lines: list[str]) -> list[str]:
     """`pass` under a block header whose lines were all dropped; a loop left with nothing to do, gone."""
     lines = [line for i, line in enumerate(lines)
-             if not (line.strip() == "pass" and i and lines[i - 1].lstrip().startswith("for ")
+             if not (line.strip() == "pass" and i and lines[i - 1].lstrip().startswith(("for ", "else:"))
                      and _depth(lines[i + 1] if i + 1 < len(lines) else "") < _depth(line))]
     out = []
     for i, line in enumerate(lines):
         depth = len(line) - len(line.lstrip())
         after = lines[i + 1] if i + 1 < len(lines) else ""
         empty = line.rstrip().endswith(":") and len(after) - len(after.lstrip()) <= depth
-        if empty and line.lstrip().startswith("for "):
+        if empty and line.lstrip().startswith(("for ", "else:")):  # nothing to do or to record
             continue
         out.append(line)
         if empty:
