@@ -58,7 +58,11 @@ class Lines:
                     self.lines = _live_stores(self.lines, pattern, assigned)
                 elif not any(pattern.search(line) and not assigned.match(line) for line in self.lines):
                     self.lines = [line for line in self.lines if not assigned.match(line)]
-        self.lines = _filled(self.lines)
+        while True:  # a loop emptied can empty the one around it
+            filled = _filled(self.lines)
+            if filled == self.lines:
+                break
+            self.lines = filled
 
     def local(self, base: str) -> str:
         return claim_local(base, self.taken)
@@ -89,19 +93,30 @@ def _live_stores(lines: list[str], pattern, assigned) -> list[str]:
 def _filled(lines: list[str]) -> list[str]:
     """`pass` under a block header whose lines were all dropped; a loop left with nothing to do, gone."""
     lines = [line for i, line in enumerate(lines)
-             if not (line.strip() == "pass" and i and lines[i - 1].lstrip().startswith(("for ", "else:"))
+             if not (line.strip() == "pass" and i and _droppable(lines[i - 1], lines[i + 1:i + 2])
                      and _depth(lines[i + 1] if i + 1 < len(lines) else "") < _depth(line))]
     out = []
     for i, line in enumerate(lines):
         depth = len(line) - len(line.lstrip())
         after = lines[i + 1] if i + 1 < len(lines) else ""
         empty = line.rstrip().endswith(":") and len(after) - len(after.lstrip()) <= depth
-        if empty and line.lstrip().startswith(("for ", "else:")):  # nothing to do or to record
+        if empty and _droppable(line, lines[i + 1:i + 2]):  # nothing to do or to record
             continue
         out.append(line)
         if empty:
             out.append(" " * (depth + 4) + "pass")
     return out
+
+
+def _droppable(header: str, after: list[str]) -> bool:
+    """Whether a block with nothing in it can go: a loop, an `else:`, an `if` with no other arm (conditions
+    in generated code have no effects)."""
+    text = header.lstrip()
+    if text.startswith(("for ", "else:")):
+        return True
+    following = after[0] if after else ""
+    return text.startswith("if ") and not (_depth(following) == _depth(header)
+                                           and following.lstrip().startswith(("elif ", "else:")))
 
 
 def _depth(line: str) -> int:
