@@ -25,8 +25,8 @@ import torch  # noqa: E402
 
 import cnndsl  # noqa: E402
 from cnndsl.build import keras_initialization  # noqa: E402
-from cnndsl.training.data import load_dataset  # noqa: E402
-from cnndsl.training.epoch import run_epoch  # noqa: E402
+from cnndsl.data.datasets import load_dataset  # noqa: E402
+from cnndsl.training.epoch import Batches, evaluate_pass, train_pass  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,11 +86,11 @@ def main() -> None:
 
         def epoch():
             model.train()
-            run_epoch(model.logits, train, 32, loss_fn, optimizer, shuffle)
+            train_pass(model.logits, train, Batches(32, shuffle), loss_fn, optimizer)
 
         def accuracy():
             model.eval()
-            return run_epoch(model.logits, test, 256, loss_fn)[1]
+            return evaluate_pass(model.logits, test, 256, loss_fn)[1]
 
         return time_to(args.target, args.epochs, epoch, accuracy)
 

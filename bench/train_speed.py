@@ -18,8 +18,8 @@ import torch
 
 import cnndsl
 from cnndsl.build import scores
-from cnndsl.training.data import load_dataset
-from cnndsl.training.epoch import run_epoch
+from cnndsl.data.datasets import load_dataset
+from cnndsl.training.epoch import Batches, train_pass
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,7 @@ def main() -> None:
             forward, optimizer, generator = models[who]
             start = time.perf_counter()
             if who == "cnndsl":
-                run_epoch(forward, data.train, args.batch, loss_fn, optimizer, generator)
+                train_pass(forward, data.train, Batches(args.batch, generator), loss_fn, optimizer)
             else:
                 hand_loop(forward, x, y, args.batch, optimizer, generator)
             if epoch:
@@ -68,7 +68,7 @@ def main() -> None:
     print(f"{args.spec}, {len(y)} training images, batch {args.batch}, median of {args.epochs} epochs, "
           f"{torch.get_num_threads()} threads")
     print(f"hand-written loop   {rate['hand']:8.0f} images/s")
-    print(f"cnndsl run_epoch    {rate['cnndsl']:8.0f} images/s")
+    print(f"cnndsl train_pass   {rate['cnndsl']:8.0f} images/s")
     print(f"ratio cnndsl / hand {rate['cnndsl'] / rate['hand']:8.3f}   (target at least 0.95)")
     print(f"whole runs of {args.epochs} epochs, from loading the data to the end:")
     print(f"  bare hand-written loop (no validation, nothing written)     {whole[0]:6.2f} s")
@@ -81,8 +81,6 @@ def main() -> None:
 
 def _options(spec, data, args) -> None:
     """What --amp, --channels-last and --compile give on this machine, in training images per second."""
-    from cnndsl.training.epoch import Batches
-
     print("\noption           images/s   vs plain")
     plain = None
     for name in ("plain", "amp", "channels_last", "compile"):
@@ -96,13 +94,13 @@ def _options(spec, data, args) -> None:
             split = type(split)(split.x.to(memory_format=torch.channels_last), split.y)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         generator = torch.Generator().manual_seed(0)
-        how = Batches(amp=name == "amp")
+        how = Batches(args.batch, generator, amp=name == "amp")
         loss_fn = torch.nn.CrossEntropyLoss()
-        run_epoch(forward, split, args.batch, loss_fn, optimizer, generator, how=how)  # warm-up, compiles
+        train_pass(forward, split, how, loss_fn, optimizer)  # warm-up, compiles
         times = []
         for _ in range(args.epochs):
             start = time.perf_counter()
-            run_epoch(forward, split, args.batch, loss_fn, optimizer, generator, how=how)
+            train_pass(forward, split, how, loss_fn, optimizer)
             times.append(time.perf_counter() - start)
         rate = len(split) / statistics.median(times)
         plain = plain or rate
@@ -161,9 +159,6 @@ def _whole_run(spec, epochs: int, batch: int, images: int, hand) -> tuple[float,
     run, each the best of three taken in turns (this machine's speed drifts by tens of percent)."""
     import tempfile
 
-    from cnndsl.training.loop import train
-    from cnndsl.training.recipe import load_recipe
-
     times = {"bare": [], "tutorial": [], "cnndsl": []}
     for _ in range(3):
         start = time.perf_counter()
@@ -175,7 +170,7 @@ def _whole_run(spec, epochs: int, batch: int, images: int, hand) -> tuple[float,
             times["tutorial"].append(time.perf_counter() - start)
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            train(spec, load_recipe(None, epochs=epochs, batch_size=batch), Path(out), log=lambda line: None)
+            cnndsl.train(spec, epochs=epochs, batch_size=batch, out=Path(out), log=None)  # with its report.html
             times["cnndsl"].append(time.perf_counter() - start)
     return min(times["bare"]), min(times["tutorial"]), min(times["cnndsl"])
 

@@ -9,15 +9,17 @@
     cnndsl.predict(run.out, ["seven.png"])                  # [[("7", 0.98), ...]]
     cnndsl.export(run.out, "lenet5.onnx")
 
-Importing cnndsl is cheap: the parser, networkx and torch load only when something needs them
-(see docs/python-api.md).
+Importing cnndsl is cheap: the API (cnndsl.api) loads at the first name asked of it, and the parser, networkx
+and torch only when something needs them (see docs/python-api.md).
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from cnndsl.version import __version__
 
-_API = {"load", "loads", "check", "Spec", "Report", "train", "evaluate", "predict", "export"}
+_API = {"Report", "Shown", "Spec", "TrainingPlan", "UsageError", "check", "evaluate", "export", "launch_training",
+        "layers", "load", "load_recipe", "loads", "page", "parse_value", "plan_training", "plot", "predict",
+        "read_run", "show", "train", "write_source"}
 
 
 def __getattr__(name: str):
@@ -25,7 +27,7 @@ def __getattr__(name: str):
         from cnndsl import api
 
         return getattr(api, name)
-    if name == "load_weights":
+    if name == "load_weights":  # these three without the API's imports
         from cnndsl.weights import load_weights
 
         return load_weights
@@ -40,5 +42,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'cnndsl' has no attribute {name!r}")
 
 
-__all__ = ["CnnError", "Limits", "Report", "Spec", "check", "evaluate", "export", "load", "load_weights", "loads",
-           "predict", "train", "__version__"]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+__all__ = sorted(_API | {"CnnError", "Limits", "load_weights"}) + ["__version__"]

@@ -1,183 +1,96 @@
-"""The Python API: load a spec, check it, read its figures. The CLI is a thin layer over this."""
+"""The Python API: a function for each thing cnndsl does; the command line is a thin layer over it.
+
+The facade: it imports every part (the core, a saved run, training, pictures, export), and nothing inside the
+package imports it but `cnndsl/__init__.py` and `cli.py`. Loading and checking a spec come from cnndsl.spec;
+everything else imports torch, the runner or the pictures only when called, so importing this stays cheap.
+A missing optional package (torch, matplotlib, onnx...) becomes a CnnError that says what to install.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from cnndsl import collector, report
-from cnndsl.analysis import Analysis, analyse, memory_warnings
-from cnndsl.elaborate import elaborate
-from cnndsl.errors import CnnError, Diagnostic
-from cnndsl.graph import Graph
+from cnndsl.elaborate import parse_value
+from cnndsl.errors import CnnError, UsageError, did_you_mean
+from cnndsl.files import atomic_write, free_path
 from cnndsl.limits import Limits
-from cnndsl.syntax.loader import Program, load_program, read_spec
-
-
-@dataclass
-class Report:
-    """What `cnndsl check` prints, as data."""
-
-    analysis: Analysis
-    warnings: list[Diagnostic]
-    source: str
-
-    def __getattr__(self, name: str):  # params, macs, buffers, receptive_field, ...
-        return getattr(self.__dict__["analysis"], name)
-
-    @property
-    def output(self) -> tuple[int, ...]:
-        return self.analysis.output.layer.shape
-
-    @property
-    def input(self) -> tuple[int, ...]:
-        return self.analysis.graph.input.shape
-
-    def layer(self, name: str):
-        return self.analysis.by_id[name]
-
-    def text(self, depth: int | None = None, explain: bool = False) -> str:
-        return report.text(self.analysis, self.source, depth, explain)
-
-    def to_dict(self) -> dict:
-        return report.as_dict(self.analysis, self.source)
-
-    def json(self) -> str:
-        return report.to_json(self.analysis, self.source, self.warnings)
-
-    def markdown(self, depth: int | None = None) -> str:
-        return report.markdown(self.analysis, self.source, depth)
-
-
-@dataclass
-class Spec:
-    """A loaded spec: one network of a program, with its parameter values."""
-
-    program: Program
-    origin: str  # the file, or <string>
-    network: str | None = None
-    params: dict = field(default_factory=dict)
-    limits: Limits = field(default_factory=Limits)
-    _elaborated: object = None
-    _source: tuple[str, str] | None = None
-
-    def _elaborate(self):
-        if self._elaborated is None:
-            with collector.paused():
-                self._elaborated = elaborate(self.program, self.network, self.params, self.limits.layers)
-        return self._elaborated
-
-    @property
-    def graph(self) -> Graph:
-        return self._elaborate().graph
-
-    @property
-    def warnings(self) -> list[Diagnostic]:
-        return self._elaborate().warnings
-
-    def check(self) -> Report:
-        elaborated = self._elaborate()
-        with collector.paused():
-            analysis = analyse(elaborated.graph)
-        return Report(analysis, elaborated.warnings + memory_warnings(analysis), self.origin)
-
-    def source(self) -> str:
-        """Standalone PyTorch source for the network (checks the spec first)."""
-        return self._generated()[0]
-
-    def class_name(self) -> str:
-        return self._generated()[1]
-
-    def _generated(self) -> tuple[str, str]:
-        if self._source is None:
-            from cnndsl.codegen import generate
-
-            graph = self.graph  # a spec that fails check is not compiled: the same error
-            last = graph.layer(graph.output)
-            softmax = last.op == "softmax" and not last.groups  # a top-level final softmax
-            self._source = generate(self.program, graph.name, self.origin, self.params, softmax)
-        return self._source
-
-    def build(self, channels_last: bool = False):
-        """The network as an nn.Module, built from the generated source (what `compile` writes).
-
-        channels_last=True stores 4-D weights NHWC, which is faster for convolutions on many CPUs and
-        GPUs; feed it inputs converted with `x.to(memory_format=torch.channels_last)`.
-        """
-        from cnndsl.build import build_module
-        from cnndsl.memory import check_weights
-
-        check_weights(self.check())  # before torch allocates terabytes for `dense (10**12)`
-        model = build_module(self.source(), self.class_name(), self.graph.params)
-        if channels_last:
-            import torch
-
-            model = model.to(memory_format=torch.channels_last)
-        return model
-
-
-def load(spec: str | Path, network: str | None = None, max_layers: int | None = None, *,
-         limits: Limits | None = None, **params) -> Spec:
-    """Loads a spec from a path or from its text. Keyword arguments set network parameters.
-
-    A string is a path when it is one line without `{` that ends in .cnn, names a file, or has a `/`.
-    `limits` bounds the file sizes, layers and statements (see cnndsl.limits); `max_layers` is short
-    for `limits=Limits(layers=...)`.
-    """
-    limits = _limits(limits, max_layers)
-    if isinstance(spec, Path) or _looks_like_path(spec):
-        return Spec(read_spec(spec, limits), str(spec), network, params, limits)
-    return loads(spec, network, limits=limits, **params)
-
-
-def loads(text: str, network: str | None = None, max_layers: int | None = None, name: str = "<string>", *,
-          limits: Limits | None = None, files: dict[str, str] | None = None, **params) -> Spec:
-    """Loads a spec from its text; relative `use` paths start at the current directory.
-
-    `files` ({name: text}, e.g. `spec.program.sources` or a checkpoint's `files`) holds the files the text
-    uses: then only those texts (and the standard library) are read, never a file on disk.
-    """
-    limits = _limits(limits, max_layers)
-    return Spec(load_program(text, name, limits=limits, files=files), name, network, params, limits)
-
-
-def _limits(limits: Limits | None, max_layers: int | None) -> Limits:
-    limits = limits or Limits()
-    return limits if max_layers is None else replace(limits, layers=max_layers)
-
-
-def _looks_like_path(text: str) -> bool:
-    if "\n" in text or "{" in text or "\0" in text:
-        return False
-    return text.endswith(".cnn") or "/" in text or Path(text).is_file()
-
-
-def check(spec: str | Path, network: str | None = None, **params) -> Report:
-    """The figures of a spec (shapes, parameters, MACs, receptive field), without torch."""
-    return load(spec, network, **params).check()
-
+from cnndsl.optional import clear_imports
+from cnndsl.spec import Report, Spec, check, load, loads
+from cnndsl.weights import load_weights
 
 # -- the runner: each function imports torch when called
 
 
-def train(spec, recipe=None, *, out: str | Path | None = None, device: str = "auto", log=print, **overrides):
+@dataclass
+class TrainingPlan:
+    """What `train` runs, checked before anything starts: the spec, the resolved recipe (a training.recipe.Recipe),
+    the run folder, and whether the run in it is resumed."""
+
+    spec: Spec
+    recipe: object
+    out: Path
+    resume: bool = False
+
+
+@clear_imports
+def train(spec, recipe=None, *, out: str | Path | None = None, resume: str | Path | None = None, device: str = "auto",
+          log=print, **overrides):
     """Trains a spec as `cnndsl train` does and returns its RunResult (out, history, test_accuracy,
-    test_loss, best_epoch, best and last checkpoint paths).
+    test_loss, best_epoch, best and last checkpoint paths); the run's folder gets report.html too.
 
     `spec` is a path, spec text or a Spec; `recipe` a YAML file, a dict or a Recipe; `overrides` are recipe
     keys over it (`epochs=3, lr=0.01, data="npz:x.npz"`). `out` is a new or empty folder (default
-    runs/NAME-TIME). `log` receives each line of the log (default print; `log=None` is silent).
+    runs/NAME-TIME). `resume` is the folder of a run to finish from its last checkpoint, with its own recipe
+    (only `tensorboard=` may change). `log` receives each line of the log (default print; `log=None` is silent).
     """
-    from cnndsl.training import runs
     from cnndsl.training.loop import train as run
+    from cnndsl.viz.runpage import ReportPage
+
+    plan = plan_training(spec, recipe, out=out, resume=resume, **overrides)
+    return run(plan.spec, plan.recipe, plan.out, resume=plan.resume, device=device, log=log or _quiet,
+               steps=[ReportPage()])
+
+
+@clear_imports
+def plan_training(spec, recipe=None, *, out: str | Path | None = None, resume: str | Path | None = None,
+                  **overrides) -> TrainingPlan:
+    """What `train` with these arguments would run, or the error it would stop with, before any work: the spec
+    loaded, the recipe resolved, the folder chosen (a new one checked new or empty; or the run `resume` names,
+    its last checkpoint read). The command line plans a run this way before starting its processes."""
+    from cnndsl.training import distributed, runs
 
     spec = _spec(spec)
+    if resume is not None:
+        return TrainingPlan(spec, _resumed_recipe(Path(resume), recipe, out, overrides), Path(resume), True)
     folder = Path(out) if out is not None else runs.default_folder(_name(spec))
-    return run(spec, _recipe(recipe, overrides), folder, device=device, log=log or (lambda line: None))
+    recipe = _recipe(recipe, overrides)
+    if distributed.world().main:  # under torchrun the folder is rank 0's: the others may find its files already
+        runs.check_new(folder)
+    return TrainingPlan(spec, recipe, folder)
+
+
+@clear_imports
+def launch_training(nproc: int, argv: list[str], device: str = "auto") -> int:
+    """Runs `cnndsl train ARGV` in `nproc` processes under torchrun on this machine, each on its share of every
+    epoch (refused when the machine lacks the devices or the memory for them); returns torchrun's exit code.
+    `cnndsl train --nproc N` plans the run first (plan_training), then starts its processes this way."""
+    from cnndsl.training.distributed import launch
+
+    return launch(nproc, argv, device)
+
+
+@clear_imports
+def load_recipe(path: str | Path | None = None, flags: dict | None = None, **values):
+    """A training recipe (training.recipe.Recipe): the YAML file's values over the defaults, then `values`, then
+    `flags`, command-line values whose errors name the flag (`{"lr": 0.1}` is `--lr 0.1`; None: not given)."""
+    from cnndsl.training.recipe import load_recipe as resolve
+
+    return resolve(path, flags, **values)
 
 
 def _recipe(recipe, overrides: dict):
-    from cnndsl.training.recipe import Recipe, load_recipe
+    from cnndsl.training.recipe import Recipe
 
     if isinstance(recipe, Recipe):
         return load_recipe(None, **{**recipe.to_dict(), **overrides})
@@ -186,67 +99,226 @@ def _recipe(recipe, overrides: dict):
     return load_recipe(recipe, **overrides)
 
 
-def evaluate(run, data: str | None = None, *, spec=None, seed: int | None = None, device: str = "auto", log=print,
-             **params):
-    """Test loss and accuracy of a run (its folder, a checkpoint, or a RunResult) as an Evaluation
+def _resumed_recipe(folder: Path, recipe, out, overrides: dict):
+    """The recipe the run in `folder` saved; only `tensorboard` may change, which adds or stops a log."""
+    from cnndsl.training import runs
+    from cnndsl.training.recipe import recipe_of_checkpoint
+
+    given = (["recipe"] if recipe is not None else []) + (["out"] if out is not None and Path(out) != folder else [])
+    given += sorted(key for key in overrides if key != "tensorboard")
+    if given:
+        raise UsageError(f"resume={str(folder)!r} continues that run with its own recipe and folder; "
+                         f"{', '.join(given)} cannot change them", hint=f"leave out {', '.join(given)}; or start a "
+                         f"new run from that run's weights: init={str(folder / 'last.pt')!r}")
+    saved = recipe_of_checkpoint(runs.last_checkpoint(folder).recipe, str(folder / "last.pt"))
+    if overrides.get("tensorboard") is None:
+        return saved
+    return load_recipe(None, **{**saved.to_dict(), "tensorboard": overrides["tensorboard"]})
+
+
+@clear_imports
+def read_run(run, *, spec=None, network: str | None = None, limits: Limits | None = None, **params):
+    """A run's weights read once, with their network (a saved.Weights: state, saved, spec, where), for
+    `evaluate`, `predict`, `export` and `show` to share: `run` is a run folder (its best.pt, else last.pt), a
+    checkpoint or weights file, or a RunResult. The network is the checkpoint's own (its spec text, the files it
+    uses, its --set values with `params` over them, `network` and `limits` for reading it), or `spec` (a path,
+    text or Spec) for weights that hold none."""
+    from cnndsl.saved import weights_of
+
+    given = None if spec is None else _spec(spec, params, network, limits)
+    return weights_of(getattr(run, "out", run), given, network, params, limits)
+
+
+@clear_imports
+def evaluate(run, data: str | None = None, *, spec=None, network: str | None = None, limits: Limits | None = None,
+             seed: int | None = None, device: str = "auto", log=print, **params):
+    """Test loss and accuracy of a run (its folder, a checkpoint, a RunResult or a read_run) as an Evaluation
     (loss, accuracy, data, seed, splits, notes).
 
     The network, dataset, splits, seed and normalisation are the run's own; `data` and `seed` change them
     (a note to `log` says so). `spec` (path, text or Spec) is for weights without one (a state_dict);
-    `params` are network parameters over the run's own.
+    `params` are network parameters over the run's own; `network` and `limits` are for the run's spec text.
     """
     from cnndsl.training.infer import evaluation
 
-    weights = _weights(run, spec, params)
-    return evaluation(None, weights, data, seed, device=device, log=log or (lambda line: None))
+    given, weights = _trained(run, spec, network, limits, params)
+    return evaluation(given, weights, data, seed, device=device, log=log or _quiet)
 
 
-def predict(run, images, top: int = 3, *, spec=None, device: str = "auto", **params) -> list[list[tuple[str, float]]]:
+@clear_imports
+def predict(run, images, top: int = 3, *, spec=None, network: str | None = None, limits: Limits | None = None,
+            device: str = "auto", **params) -> list[list[tuple[str, float]]]:
     """The `top` (class name, probability) pairs of each image file (a path or a list of them), prepared as
-    the run's images were."""
+    the run's images were. `run`, `spec`, `network`, `limits` and `params` as for `evaluate`."""
     from cnndsl.training.infer import predict as classify
 
     paths = [str(images)] if isinstance(images, (str, Path)) else [str(p) for p in images]
-    return classify(None, _weights(run, spec, params), paths, top, device)
+    given, weights = _trained(run, spec, network, limits, params)
+    return classify(given, weights, paths, top, device)
 
 
-def export(run, out: str | Path | None = None, format: str = "onnx", *, spec=None, **params):
+@clear_imports
+def export(run=None, out: str | Path | None = None, format: str = "onnx", *, spec=None, network: str | None = None,
+           limits: Limits | None = None, check: bool = True, **params):
     """Writes a run's network with its weights as ONNX or TorchScript (see cnndsl.exporter.export); returns
-    the Exported (path, format, verified_by, max_difference). `out` defaults to NETWORK.onnx (or .pt) here,
-    or NETWORK-2... when taken."""
+    the Exported (path, format, verified_by, max_difference).
+
+    `run` None exports `spec` with freshly initialised weights. `out` defaults to NAME.onnx (or .pt) here, or
+    NAME-2... when taken: NAME is the spec file's, else the network's. `check=False` writes ONNX without
+    running it in onnxruntime. `run`, `spec`, `network`, `limits` and `params` as for `evaluate`.
+    """
     from cnndsl.exporter import FORMATS
     from cnndsl.exporter import export as write
+    from cnndsl.saved import weights_of
 
     if format not in FORMATS:
         raise CnnError(f"unknown export format {format!r}", hint="use onnx or torchscript")
-    weights = _weights(run, spec, params)
-    if out is None:
-        out, n = Path(weights.spec.graph.name + FORMATS[format]), 2
-        while out.exists() or out.is_symlink():
-            out, n = Path(f"{weights.spec.graph.name}-{n}{FORMATS[format]}"), n + 1
-    return write(weights.spec, weights, out, format)
+    if run is None:
+        if spec is None:
+            raise CnnError("export needs a run, or a spec to export with fresh weights")
+        network_spec, weights = _spec(spec, params, network, limits), None
+    else:
+        given, source = _trained(run, spec, network, limits, params)
+        weights = weights_of(source, given)  # read once: the checkpoint names the network
+        network_spec = weights.spec
+    out = free_path(Path(Path(_name(network_spec)).stem + FORMATS[format])) if out is None else Path(out)
+    return write(network_spec, weights, out, format, check=check)
 
 
-def _weights(run, spec, params: dict):
-    from cnndsl.training.infer import weights_of
+def _trained(run, spec, network: str | None, limits: Limits | None, params: dict):
+    """(the spec given, or None; the weights, or where to read them): a RunResult is its folder; with no spec
+    the checkpoint's network is read with the weights, `params` over its own --set values."""
+    from cnndsl.saved import Weights
 
-    source = getattr(run, "out", run)  # a RunResult: its folder
+    if isinstance(run, Weights):
+        if spec is not None or network or limits or params:
+            raise CnnError("the run was read with its network already", hint="give the spec, network and "
+                           "parameters to read_run()")
+        return None, run
     if spec is not None:
-        return weights_of(source, _spec(spec, params))
-    return weights_of(source, None, sets=params)
+        return _spec(spec, params, network, limits), getattr(run, "out", run)
+    return None, read_run(run, network=network, limits=limits, **params)
 
 
-def _spec(spec, params: dict | None = None) -> Spec:
+# -- pictures: graphviz and matplotlib load when called
+
+
+@dataclass
+class Shown:
+    """What `show` wrote, and for a class activation map the sentence that says what it found."""
+
+    paths: list[Path]
+    note: str | None = None
+
+
+SHOW = ("filters", "maps", "cam")
+
+
+@clear_imports
+def show(what: str, run, image: str | Path | None = None, *, index: int | None = None,
+         layer: str | list[str] | None = None, out: str | Path | None = None, scale: str = "shared",
+         target: str | None = None, method: str = "auto") -> Shown:
+    """Pictures of what a run's network learned, as `cnndsl show` draws them, into `out` (default: the run's
+    folder), never over a file: "filters" (a conv layer's kernels; `layer`, default the first), "maps" (the
+    feature maps an image makes at `layer`, one name or a list, default the first stage's convs; `scale`
+    shared or tile) or "cam" (where it found its evidence for class `target`, default the predicted one, by
+    `method`: auto, cam or gradcam; `layer` for Grad-CAM).
+
+    `run` is a run folder, a checkpoint, a RunResult, or a read_run(...) (a spec file, other --set values).
+    The image is a file, or the test-set image `index` of the run's data (default 0).
+    """
+    from cnndsl.viz.trained import sample, trained
+
+    if what not in SHOW:
+        raise CnnError(f"show draws {', '.join(SHOW)}, not {what!r}", hint=did_you_mean(what, SHOW))
+    network = trained(read_run(run))
+    folder = Path(out) if out is not None else network.path.parent
+    if what == "filters":
+        from cnndsl.viz.learned import show_filters
+
+        if image is not None or index is not None:
+            raise CnnError("show filters draws the kernels alone: it takes no image", hint="leave out the image")
+        return Shown([show_filters(network, layer, folder)])
+    picture = sample(network, None if image is None else str(image), index)
+    if what == "maps":
+        from cnndsl.viz.learned import show_maps
+
+        layers = [layer] if isinstance(layer, str) else list(layer or []) or None
+        return Shown(show_maps(network, picture, layers, folder, scale))
+    from cnndsl.viz.cam import show_cam, summary
+
+    path, found = show_cam(network, picture, folder, target, method, layer)
+    return Shown([path], summary(network, found))
+
+
+@clear_imports
+def plot(spec, out: str | Path | None = None, *, depth: int | None = None, figures: bool = False) -> Path:
+    """Draws the network's diagram into `out`, whose ending gives the format (.svg, .png, .pdf, .dot or .gv),
+    replaced if there; by default NAME.svg here, or NAME-2.svg... when taken. Returns the file written.
+    `depth` folds block calls as `check --depth` does; `figures` adds params, MACs and receptive field."""
+    from cnndsl.viz.render import FORMATS, render, write
+
+    spec = _spec(spec)
+    target = free_path(Path(Path(_name(spec)).stem + ".svg")) if out is None else Path(out)
+    fmt = "dot" if target.suffix.lower() == ".gv" else target.suffix[1:].lower()
+    if fmt not in FORMATS:
+        raise CnnError(f"cannot tell a diagram's format from {target}", hint="end it in .svg, .png, .pdf or .dot")
+    write(target, render(spec, fmt, depth, figures))
+    return target
+
+
+@clear_imports
+def page(spec, out: str | Path, *, depth: int | None = None) -> Path:
+    """Writes the spec's report as one self-contained HTML page (`check --html`): the diagram, the table with
+    each layer's arithmetic a click away, the totals and the spec's text. Returns the file written."""
+    from cnndsl.viz import page as pages
+
+    spec = _spec(spec)
+    pages.write(Path(out), pages.spec_page(spec.check(), spec.program.text, depth))
+    return Path(out)
+
+
+# -- the compiler's other outputs
+
+
+def write_source(spec, out: str | Path) -> Path:
+    """Writes the network's PyTorch source (`Spec.source()`, what `cnndsl compile -o` writes) to `out`, whole
+    or not at all. Returns the file written."""
+    spec = _spec(spec)
+    atomic_write(Path(out), spec.source().encode())
+    return Path(out)
+
+
+def layers(name: str | None = None) -> list:
+    """The registry's layer kinds (ops.Op: name, args with their defaults, doc, shape rule), or the one that
+    `name` (or an alias of it) names."""
+    from cnndsl.ops import REGISTRY, lookup
+
+    if name is None:
+        return list(REGISTRY.values())
+    op = lookup(name)
+    if op is None:
+        raise UsageError(f"no layer `{name}`", hint=did_you_mean(name, REGISTRY) or "`cnndsl layers` lists them")
+    return [op]
+
+
+def _spec(spec, params: dict | None = None, network: str | None = None, limits: Limits | None = None) -> Spec:
     if isinstance(spec, Spec):
-        if params:
+        if params or network or limits:
             raise CnnError("network parameters go to cnndsl.load() when the spec is already loaded")
         return spec
-    return load(spec, **(params or {}))
+    return load(spec, network, limits=limits, **(params or {}))
 
 
 def _name(spec: Spec) -> str:
-    """The stem of the default run folder: the spec file's name, else the network's."""
+    """The stem of a default file or run folder: the spec file's name, else the network's."""
     return spec.origin if spec.origin.endswith(".cnn") else spec.graph.name
 
 
-__all__ = ["CnnError", "Limits", "Report", "Spec", "check", "evaluate", "export", "load", "loads", "predict", "train"]
+def _quiet(line: str) -> None:
+    pass
+
+
+__all__ = ["CnnError", "Limits", "Report", "Shown", "Spec", "TrainingPlan", "UsageError", "check", "evaluate", "export",
+           "launch_training", "layers", "load", "load_recipe", "load_weights", "loads", "page", "parse_value",
+           "plan_training", "plot", "predict", "read_run", "show", "train", "write_source"]

@@ -1,10 +1,15 @@
-"""The `cnndsl` command: one thin function per verb over the Python API."""
+"""The `cnndsl` command: one thin function per verb over the Python API.
+
+It imports only the API (cnndsl.api, loaded when a command runs), and cnndsl.errors and cnndsl.limits for its
+exit codes and option defaults; every command's work is an API function's.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from cnndsl import limits
 from cnndsl.errors import CnnError, CnnErrors, UsageError
@@ -13,7 +18,7 @@ EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def _params(pairs: list[str]) -> dict:
-    from cnndsl.elaborate import parse_value
+    from cnndsl.api import parse_value
 
     out = {}
     for pair in pairs:
@@ -26,25 +31,31 @@ def _params(pairs: list[str]) -> dict:
 
 def _load(args: argparse.Namespace, path: str | None = None):
     """The spec the command line names: always a file (never spec text), within the limits given."""
-    from pathlib import Path
-
     from cnndsl.api import load
 
     return load(Path(path or args.spec), args.network, limits=_limits(args), **_params(args.set))
 
 
-def _limits(args: argparse.Namespace):
-    from cnndsl.limits import Limits
-
-    return Limits(spec_bytes=args.max_spec_size, layers=args.max_layers)
+def _limits(args: argparse.Namespace) -> limits.Limits:
+    return limits.Limits(spec_bytes=args.max_spec_size, layers=args.max_layers)
 
 
 def _trained(args: argparse.Namespace):
     """(spec or None, weights) of eval, predict and export: `RUN [--spec FILE]`, or the older `SPEC --weights CKPT`.
 
     With no spec file the weights' checkpoint gives the network (its text, files and --set values; --set
-    values given here go over them), read in infer.weights_of.
+    values given here go over them): then the weights are read here, once, with it (api.read_run).
     """
+    spec, weights = _named(args)
+    if spec is None:
+        from cnndsl.api import read_run
+
+        weights = read_run(weights, network=args.network, limits=_limits(args), **_params(args.set))
+    return spec, weights
+
+
+def _named(args: argparse.Namespace):
+    """(the spec file loaded, or None; the weights' path) as the command line names them."""
     if args.weights is not None:
         if args.spec is not None and hasattr(args, "images") and not args.spec.endswith(".cnn"):
             args.images, args.spec = [args.spec, *args.images], None  # `predict IMAGE... --weights CKPT`
@@ -65,18 +76,16 @@ def _trained(args: argparse.Namespace):
     return (_load(args, args.spec_file) if args.spec_file else None), args.spec
 
 
-def _weights(args: argparse.Namespace, spec, weights):
-    """The weights read once, with the network (the checkpoint's own when `spec` is None)."""
-    from cnndsl.training.infer import weights_of
-
-    return weights_of(weights, spec, args.network, _params(args.set), _limits(args))
-
-
 def cmd_check(args: argparse.Namespace) -> int:
-    from cnndsl import collector
+    import gc
 
-    with collector.paused():  # the whole command: the report's rows are many small objects too
+    collecting = gc.isenabled()
+    gc.disable()  # the whole command: a check makes many small objects and no cycles (see cnndsl/collector.py)
+    try:
         return _check(args)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -86,7 +95,7 @@ def _check(args: argparse.Namespace) -> int:
         for w in result.warnings:
             print(w.render(), file=sys.stderr)
     if args.html:
-        _write_page(args, spec, result)
+        _write_page(args, spec)
     elif args.json:
         print(result.json())
     elif args.markdown:
@@ -98,15 +107,13 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _write_page(args: argparse.Namespace, spec, result) -> None:
+def _write_page(args: argparse.Namespace, spec) -> None:
     """check --html FILE: the spec as a page, written whole or not at all, never over the spec."""
-    from pathlib import Path
-
-    from cnndsl.viz import page
+    from cnndsl.api import page
 
     target = Path(args.html)
     _check_output(target, Path(args.spec), ".html")
-    page.write(target, page.spec_page(result, spec.program.text, args.depth))
+    page(spec, target, depth=args.depth)
     print(f"wrote {target}", file=sys.stderr)
 
 
@@ -125,44 +132,29 @@ def _colour(choice: str, stream) -> bool:
 def _print_coloured(result, args: argparse.Namespace) -> None:
     from rich.console import Console  # only here: rich costs import time that a piped `check` never pays
 
-    from cnndsl.report import coloured
-
     console = Console(force_terminal=True, no_color=False, color_system="standard", highlight=False,
                       soft_wrap=True, emoji=False, markup=False)
-    console.print(coloured(result.analysis, result.source, args.depth, args.explain))
+    console.print(result.coloured(args.depth, args.explain))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from cnndsl.training import runs
-    from cnndsl.training.distributed import world
-    from cnndsl.training.loop import train
-    from cnndsl.training.recipe import load_recipe, recipe_of_checkpoint
+    from cnndsl import api
 
     spec = _load(args)
-    if args.resume:
+    if args.resume:  # the run's own recipe: only --tensorboard may change, which adds or stops a log
         _resume_alone(args)
-        out = Path(args.resume)
-        recipe = recipe_of_checkpoint(runs.last_checkpoint(out).recipe, str(out / "last.pt"))
-        if args.tensorboard is not None:  # the one setting a resumed run may change: it adds or stops a log
-            from dataclasses import replace
-
-            recipe = replace(recipe, tensorboard=args.tensorboard)
+        recipe, board = None, ({} if args.tensorboard is None else {"tensorboard": args.tensorboard})
     else:
-        recipe = load_recipe(args.recipe, dict(data=args.data, epochs=args.epochs, batch_size=args.batch_size,
-                                               lr=args.lr, seed=args.seed, init=args.init, amp=args.amp or None,
-                                               compile=args.compile or None,
-                                               channels_last=args.channels_last or None,
-                                               tensorboard=args.tensorboard))
-        out = Path(args.out) if args.out else runs.default_folder(args.spec)
-        if world().main:  # under torchrun the folder is rank 0's: the others may find its files already
-            runs.check_new(out)
+        recipe, board = api.load_recipe(args.recipe, dict(
+            data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, init=args.init,
+            amp=args.amp or None, compile=args.compile or None, channels_last=args.channels_last or None,
+            tensorboard=args.tensorboard)), {}
     if args.nproc > 1:  # start the processes; each runs this command without --nproc, into the same folder
-        from cnndsl.training.distributed import launch
-
-        return launch(args.nproc, _without_nproc(args.argv, None if args.out or args.resume else out), args.device)
-    train(spec, recipe, out, resume=bool(args.resume), device=args.device, log=lambda line: print(line, flush=True))
+        plan = api.plan_training(spec, recipe, out=args.out, resume=args.resume, **board)  # refused here, not N times
+        argv = _without_nproc(args.argv, None if args.out or args.resume else plan.out)
+        return api.launch_training(args.nproc, argv, args.device)
+    api.train(spec, recipe, out=args.out, resume=args.resume, device=args.device,
+              log=lambda line: print(line, flush=True), **board)
     return EXIT_OK
 
 
@@ -197,32 +189,29 @@ def _without_nproc(argv: list[str], out) -> list[str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from cnndsl.training.infer import evaluation
-    from cnndsl.training.recipe import load_recipe
+    from cnndsl import api
 
     if args.seed is not None:
-        load_recipe(None, {"seed": args.seed})  # a seed the training could have had, or a UsageError
+        api.load_recipe(None, {"seed": args.seed})  # a seed the training could have had, or a UsageError
     spec, weights = _trained(args)
-    if spec is None:
-        weights = _weights(args, spec, weights)
-    done = evaluation(spec, weights, args.data, args.seed, device=args.device,
-                      log=lambda line: print(line, file=sys.stderr))
+    done = api.evaluate(weights, args.data, spec=spec, seed=args.seed, device=args.device,
+                        log=lambda line: print(line, file=sys.stderr))
     print(f"test accuracy {done.accuracy:.4f} (loss {done.loss:.4f}) on {done.data}")
     return EXIT_OK
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from cnndsl.training.infer import predict
+    from cnndsl.api import predict
 
     spec, weights = _trained(args)
-    if spec is None:
-        weights = _weights(args, spec, weights)
-    for path, best in zip(args.images, predict(spec, weights, args.images, args.top, args.device)):
+    for path, best in zip(args.images, predict(weights, args.images, args.top, spec=spec, device=args.device)):
         print(path + ": " + ", ".join(f"{name} {p:.1%}" for name, p in best))
     return EXIT_OK
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from cnndsl.api import write_source
+
     spec = _load(args)
     source = spec.source()
     for w in spec.warnings:
@@ -230,22 +219,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(source)
         return EXIT_OK
-    _write_source(args.output, source, args.spec)
+    _check_output(Path(args.output), Path(args.spec), ".py")  # the whole file or none, never over the spec
+    write_source(spec, args.output)
     print(f"wrote {args.output}: class {spec.class_name()} ({len(source.splitlines())} lines)", file=sys.stderr)
     return EXIT_OK
 
 
-def _write_source(output: str, source: str, spec_path: str) -> None:
-    """compile -o: the whole file or none (atomic), never over the spec itself, with a clear error."""
-    from pathlib import Path
-
-    from cnndsl.training.checkpoint import atomic_write
-
-    _check_output(Path(output), Path(spec_path), ".py")
-    atomic_write(Path(output), source.encode())
-
-
-def _check_output(target, spec, suffix: str) -> None:
+def _check_output(target: Path, spec: Path, suffix: str) -> None:
     """An -o that can be written: not the spec itself, not a folder, in a folder that exists."""
     if target.exists() and spec.exists() and target.resolve() == spec.resolve():
         raise UsageError(f"-o {target} is the spec itself; writing there would replace it",
@@ -258,117 +238,68 @@ def _check_output(target, spec, suffix: str) -> None:
                          hint="create the folder first, or write the file elsewhere")
 
 
+PLOT_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
-    target = _plot_target(args.output, args.spec)
+    from cnndsl.api import plot
+
+    if args.output is not None:  # the name is checked before the spec is read
+        target = Path(args.output)
+        if target.suffix.lower() not in PLOT_SUFFIXES:
+            raise UsageError(f"-o {args.output}: cannot tell the format from the name",
+                             hint=f"end it in {', '.join(PLOT_SUFFIXES[:-1])} (e.g. -o {Path(args.spec).stem}.svg)")
+        _check_output(target, Path(args.spec), ".svg")
     spec = _load(args)
     for w in spec.warnings:
         print(w.render(), file=sys.stderr)
-    try:
-        from cnndsl.viz import render
-        from cnndsl.viz.render import write
-    except ImportError as e:  # the graphviz package: a dependency, but an environment may lack it
-        raise CnnError(f"cnndsl plot needs the graphviz Python package ({e})", hint="pip install graphviz") from None
-    fmt = target.suffix[1:].lower()
-    write(target, render(spec, "dot" if fmt == "gv" else fmt, args.depth, args.figures))
+    target = plot(spec, args.output, depth=args.depth, figures=args.figures)  # by default SPEC.svg, never over a file
     print(f"wrote {target}", file=sys.stderr)
     return EXIT_OK
 
 
-PLOT_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
-
-
-def _plot_target(output: str | None, spec_path: str):
-    """plot -o names the file, replaced if there; by default SPEC.svg here, or SPEC-2.svg... if taken."""
-    from pathlib import Path
-
-    spec = Path(spec_path)
-    if output is None:
-        return _free_target(spec, ".svg")
-    target = Path(output)
-    if target.suffix.lower() not in PLOT_SUFFIXES:
-        raise UsageError(f"-o {output}: cannot tell the format from the name",
-                         hint=f"end it in {', '.join(PLOT_SUFFIXES[:-1])} (e.g. -o {spec.stem}.svg)")
-    _check_output(target, spec, ".svg")
-    return target
-
-
-def _free_target(spec, suffix: str):
-    """SPEC.suffix in the current folder, or SPEC-2.suffix, SPEC-3... when taken: a default never replaces a file."""
-    from pathlib import Path
-
-    target, n = Path(spec.stem + suffix), 2
-    while target.exists() or target.is_symlink():
-        target, n = Path(f"{spec.stem}-{n}{suffix}"), n + 1
-    return target
+EXPORT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}  # for the hints about -o
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from cnndsl.api import export
 
-    from cnndsl.exporter import FORMATS, export
-
-    suffix = FORMATS[args.format]
     # `export SPEC` (no weights): freshly initialised weights, as before runs could be named
     fresh = args.weights is None and args.spec_file is None and (args.spec or "").endswith(".cnn")
     spec, weights = (_load(args), None) if fresh else _trained(args)
-    if weights is not None and spec is None:
-        weights = _weights(args, spec, weights)
-        spec, named = weights.spec, Path(weights.spec.graph.name)  # SOURCE is a run: name the file after the network
-    else:
-        named = Path(args.spec or args.spec_file)
-    out = _free_target(named, suffix) if args.output is None else Path(args.output)
     if args.output is not None:
-        _check_output(out, Path(args.spec or args.weights), suffix)
+        _check_output(Path(args.output), Path(args.spec or args.weights), EXPORT_SUFFIXES[args.format])
     if weights is None:
         print("note: no --weights: exporting freshly initialised weights", file=sys.stderr)
-    done = export(spec, weights, out, args.format)
+    done = export(weights, args.output, args.format, spec=spec, check=args.check)
     checked = (f"; {done.verified_by} gives the module's outputs within {done.max_difference:.1g}"
-               if done.verified_by else "; not verified (install onnxruntime to verify)")
-    print(f"wrote {out} ({args.format}, dynamic batch){checked}", file=sys.stderr)
+               if done.verified_by else "; not checked (--no-check)")
+    print(f"wrote {done.path} ({args.format}, dynamic batch){checked}", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from cnndsl.api import read_run, show
 
-    from cnndsl.training.checkpoint import find
-    from cnndsl.viz.trained import read_checkpoint, sample
-
-    trained = read_checkpoint(args.source, args.spec, args.network, _params(args.set))
-    out = Path(args.out) if args.out else find(args.source).parent
-    if args.what == "filters":
-        from cnndsl.viz.learned import show_filters
-
-        written = [show_filters(trained, args.layer, out)]
-    elif args.what == "maps":
-        from cnndsl.viz.learned import show_maps
-
-        written = show_maps(trained, sample(trained, args.image, args.index), args.layer or None, out, args.scale)
-    else:
-        from cnndsl.viz.cam import percent, show_cam
-
-        path, cm = show_cam(trained, sample(trained, args.image, args.index), out, args.target, args.method,
-                            args.layer)
-        print(f"{cm.method} of class {trained.classes[cm.target]} ({percent(cm.probability)}) at {cm.layer}: "
-              f"peak at row {cm.peak[0]}, column {cm.peak[1]}")
-        written = [path]
-    for path in written:
+    run = read_run(args.source, spec=args.spec, network=args.network, **_params(args.set))
+    options = {} if args.what == "filters" else {"image": args.image, "index": args.index}
+    if args.what == "maps":
+        options["scale"] = args.scale
+    elif args.what == "cam":
+        options.update(target=args.target, method=args.method)
+    done = show(args.what, run, layer=args.layer or None, out=args.out, **options)
+    if done.note:
+        print(done.note)
+    for path in done.paths:
         print(f"wrote {path}")
     return EXIT_OK
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    from cnndsl.errors import did_you_mean
-    from cnndsl.ops import REGISTRY, REQUIRED, lookup
+    from cnndsl.api import layers
 
-    if args.name and lookup(args.name) is None:
-        hint = did_you_mean(args.name, REGISTRY) or "`cnndsl layers` lists them"
-        raise UsageError(f"no layer `{args.name}`", hint=hint)
-    wanted = lookup(args.name).name if args.name else None
-    for op in REGISTRY.values():
-        if wanted and op.name != wanted:
-            continue
-        parts = [a.name if a.default is REQUIRED else f"{a.name}={_show(a.default)}" for a in op.args]
+    for op in layers(args.name):
+        parts = [a.name if a.required else f"{a.name}={_show(a.default)}" for a in op.args]
         print(f"{op.name:16} {' '.join(parts)}")
         if args.name:
             print(f"\n{op.doc}\nshape: {op.shape_rule}")
@@ -397,10 +328,8 @@ def _positive(text: str) -> int:
 
 
 def _size(text: str) -> int:
-    from cnndsl.limits import parse_size
-
     try:
-        return parse_size(text)
+        return limits.parse_size(text)
     except UsageError as e:
         raise argparse.ArgumentTypeError(e.message) from None
 
@@ -439,12 +368,12 @@ def version() -> str:
     """The installed package's version; the source's own where cnndsl runs uninstalled."""
     from importlib import metadata
 
-    import cnndsl
+    from cnndsl import __version__
 
     try:
         return metadata.version("cnndsl")
     except metadata.PackageNotFoundError:
-        return cnndsl.__version__
+        return __version__
 
 
 class _Version(argparse.Action):
@@ -555,13 +484,17 @@ def parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="write trained weights as ONNX or TorchScript",
                         description="Export the network with trained weights for other runtimes: ONNX through "
-                        "torch.onnx with a dynamic batch axis, verified with onnxruntime when installed, or "
-                        "TorchScript. `cnndsl export RUN` takes the network from the run's checkpoint; `cnndsl "
+                        "torch.onnx with a dynamic batch axis, checked with onnxruntime (needs the onnx, onnxscript "
+                        "and onnxruntime packages: pip install 'cnndsl[export]'), or TorchScript, checked by loading "
+                        "it back. `cnndsl export RUN` takes the network from the run's checkpoint; `cnndsl "
                         "export SPEC --weights CKPT` is still accepted, and `cnndsl export SPEC` exports freshly "
                         "initialised weights. The file takes images as the network sees them (after the run's "
                         "normalisation, which its metadata records with the class names).")
     _trained_arguments(ex, device=False)
-    ex.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="default onnx")
+    ex.add_argument("--format", choices=tuple(EXPORT_SUFFIXES), default="onnx", help="default onnx")
+    ex.add_argument("--no-check", dest="check", action="store_false", help="write the ONNX file without running it "
+                    "in onnxruntime (for a machine without onnxruntime); by default its outputs are compared with "
+                    "the module's")
     ex.add_argument("-o", "--output", metavar="FILE", help="where to write; replaced if it exists (default "
                     "NETWORK.onnx or NETWORK.pt here for a run, SPEC.onnx for a spec, or NAME-2... when taken: "
                     "never over a file)")

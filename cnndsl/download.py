@@ -1,7 +1,7 @@
 """Checked downloads: a file arrives as `NAME.part`, is verified, then renamed into place.
 
 A partial, oversized or corrupt download is never left where a reader would take it for the real file.
-Datasets (train/sources.py) and pretrained weights (pretrained.py) both come this way.
+Datasets (data/sources.py) and pretrained weights (pretrained.py) both come this way.
 """
 
 from __future__ import annotations

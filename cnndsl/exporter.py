@@ -1,7 +1,7 @@
 """A trained network for other runtimes: ONNX (with a dynamic batch axis) or TorchScript.
 
 The exported graph is the spec's module with the weights loaded exactly, in eval mode, verified after
-writing: ONNX against onnxruntime when it is installed, TorchScript by loading it back. It takes images as
+writing: ONNX against onnxruntime (unless `check=False`), TorchScript by loading it back. It takes images as
 the network sees them, that is after the normalisation the run used; that normalisation and the class names
 travel in the file's metadata (ONNX `metadata_props`, TorchScript extra files) as JSON.
 """
@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnndsl.errors import CnnError
+from cnndsl.optional import require
+from cnndsl.saved import TRAINED_WITH, weights_of
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 TOLERANCE = 1e-4
@@ -26,20 +28,28 @@ TOLERANCE = 1e-4
 class Exported:
     path: Path
     format: str
-    verified_by: str | None  # "onnxruntime", "torch.jit.load", or None where no runtime was there to ask
+    verified_by: str | None  # "onnxruntime", "torch.jit.load", or None when the check was turned off
     max_difference: float | None
 
 
-def export(spec, weights, out: str | Path, format: str = "onnx", batch: int = 2, optimize: bool = True) -> Exported:
+def export(spec, weights, out: str | Path, format: str = "onnx", batch: int = 2, optimize: bool = True,
+           check: bool = True) -> Exported:
     """Writes `spec` with `weights` (a run folder, checkpoint or state_dict; None: freshly initialised) to `out`.
 
     `spec` None takes the network from the checkpoint. `optimize` runs onnxscript's graph optimiser after
-    the ONNX translation (constant folding, fusions).
+    the ONNX translation (constant folding, fusions). `check=False` leaves out running the ONNX file with
+    onnxruntime (for a machine without it).
     """
     if format not in FORMATS:
         raise CnnError(f"unknown export format {format!r}", hint="use onnx or torchscript")
     if spec is None and weights is None:
         raise CnnError("export needs a spec or weights whose checkpoint holds one")
+    if format == "onnx":  # every package the export needs, before anything is written
+        if check:
+            require("onnxruntime", "checking an ONNX export",
+                    hint="or write it unchecked: cnndsl export --no-check (check=False in Python)")
+        require("onnxscript", "ONNX export")  # torch.onnx's translator, which imports onnx
+        require("onnx", "ONNX export")
     import torch
 
     model, metadata, spec = _model(spec, weights)
@@ -53,11 +63,9 @@ def export(spec, weights, out: str | Path, format: str = "onnx", batch: int = 2,
     probe = torch.randn(batch + 1, *example.shape[1:], generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = model(probe)
-    check = _run_onnx if format == "onnx" else _run_torchscript
-    ran = check(out, probe)
-    if ran is None:
+    if format == "onnx" and not check:
         return Exported(out, format, None, None)
-    runtime, got = ran
+    runtime, got = (_run_onnx if format == "onnx" else _run_torchscript)(out, probe)
     difference = float((torch.as_tensor(got) - expected).abs().max())
     if not difference <= TOLERANCE:
         raise CnnError(f"{out}: {runtime} gives outputs up to {difference:.3g} away from the module's",
@@ -66,19 +74,11 @@ def export(spec, weights, out: str | Path, format: str = "onnx", batch: int = 2,
 
 
 def _model(spec, weights):
-    from cnndsl.training.infer import weights_of
-    from cnndsl.weights import load_weights
-
     saved = None
     if weights is not None:
         read = weights_of(weights, spec)
         spec, saved = read.spec, read.saved
-        model = spec.build()
-        try:
-            load_weights(model, read.state)
-        except CnnError as e:
-            raise CnnError(f"{read.where}: {e.message}", hint="give the spec and --set values the weights were "
-                           "trained with") from None
+        model = read.build(TRAINED_WITH)
     else:
         model = spec.build()
     metadata = {"cnndsl.network": spec.graph.name, "cnndsl.input": list(spec.check().input)}
@@ -134,10 +134,8 @@ def _torchscript(model, example, path: Path, metadata: dict) -> None:
 
 
 def _run_onnx(path: Path, example):
-    try:
-        import onnxruntime
-    except ImportError:
-        return None
+    import onnxruntime
+
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return "onnxruntime", session.run(None, {session.get_inputs()[0].name: example.numpy()})[0]
 

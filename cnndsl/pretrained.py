@@ -29,7 +29,7 @@ _BASE = "https://download.pytorch.org/models/"
 class Pretrained:
     name: str
     url: str
-    normalize: str = "imagenet"  # the preprocessing the weights were trained with (train/data.py presets)
+    normalize: str = "imagenet"  # the preprocessing the weights were trained with (data/datasets.py presets)
 
     @property
     def file_name(self) -> str:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnndsl.errors import CnnError
+from cnndsl.files import torch_load
+from cnndsl.optional import clear_imports, require
 
 
 @dataclass
@@ -49,12 +51,10 @@ def read_state_dict(source) -> dict:
     """
     import torch
 
-    from cnndsl.training import checkpoint  # the format: where a checkpoint keeps its weights
-
     if isinstance(source, torch.nn.Module):
         return source.state_dict()
     if isinstance(source, dict):
-        return _tensors(checkpoint.state_dict_of(source))
+        return _tensors(state_dict_of(source))
     if not isinstance(source, (str, Path)):
         raise CnnError(f"the weights are a {type(source).__name__}, not a state_dict (names to tensors)",
                        hint="save the weights with torch.save(model.state_dict(), PATH)")
@@ -63,7 +63,14 @@ def read_state_dict(source) -> dict:
         raise CnnError(f"no such weights file: {path}")
     if path.suffix == ".safetensors":
         return _safetensors(path)
-    return read_state_dict(checkpoint.torch_load(path, "weights from"))
+    return read_state_dict(torch_load(path, "weights from"))
+
+
+def state_dict_of(data):
+    """The weights of what a file held: a cnndsl checkpoint's `model` (see cnndsl.saved), or the file itself."""
+    if isinstance(data, dict) and isinstance(data.get("model"), dict):
+        return data["model"]
+    return data
 
 
 def _tensors(state: dict) -> dict:
@@ -78,10 +85,7 @@ def _tensors(state: dict) -> dict:
 
 
 def _safetensors(path: Path) -> dict:
-    try:
-        from safetensors.torch import load_file
-    except ImportError:
-        raise CnnError("reading .safetensors needs the safetensors package", hint="pip install safetensors") from None
+    load_file = require("safetensors.torch", "reading .safetensors weights").load_file
     try:
         tensors = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for files that are not safetensors
@@ -161,6 +165,7 @@ def match(ours: dict, theirs: dict) -> LoadReport:
     )
 
 
+@clear_imports
 def load_weights(module, source, strict: bool = True) -> LoadReport:
     """Copies matching tensors from `source` into `module` and reports what happened.
 

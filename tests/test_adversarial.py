@@ -121,7 +121,7 @@ def test_a_dataset_too_small_for_its_splits_says_which_is_empty_and_what_it_need
     pytest.importorskip("torch")
     from PIL import Image
 
-    from cnndsl.training.data import load_dataset
+    from cnndsl.data.datasets import load_dataset
 
     if kind == "npz":
         np.savez(tmp_path / "d.npz", x=np.zeros((2, 8, 8, 1), np.uint8), y=np.array([0, 1]))
@@ -162,3 +162,16 @@ def test_more_processes_than_the_machine_has_devices_for_are_refused_before_laun
         monkeypatch.setenv("CNNDSL_MAX_MEMORY", "500M")  # room for one process, not two
         assert main(["train", str(spec), "--nproc", "2", "--device", "cpu"]) == 1
     assert not started and not (tmp_path / "runs").exists()
+
+
+# 5: numbers past float32 are bad values, on the command line (exit 2) and in a recipe (exit 1) -----------------
+
+@pytest.mark.parametrize("key, value", [("lr", "1.0e+39"), ("weight_decay", "1.0e+39"), ("clip_grad_norm", "1e300")])
+def test_recipe_values_past_float32_are_refused(tmp_path, key, value):
+    from cnndsl.cli import main
+
+    (tmp_path / "r.yaml").write_text(f"{key}: {value}\n")
+    spec = tmp_path / "n.cnn"
+    spec.write_text("network n {\n    input 1x8x8\n    flatten\n    dense 10\n}\n")
+    assert main(["train", str(spec), "--recipe", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run")]) == 1
+    assert main(["train", str(spec), "--lr", "1e308", "--out", str(tmp_path / "run")]) == 2

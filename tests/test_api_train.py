@@ -32,6 +32,14 @@ def test_import_cnndsl_does_not_import_torch():
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
 
 
+def test_the_api_is_listed_and_every_name_resolves_without_torch():
+    code = ("import sys, cnndsl; from cnndsl import api; [getattr(cnndsl, name) for name in cnndsl.__all__]; "
+            "assert set(cnndsl.__all__) <= set(dir(cnndsl)); assert set(api.__all__) <= set(cnndsl.__all__); "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
+
+
 def test_train_evaluate_predict_export_from_python(tmp_path):
     lines = []
     run = cnndsl.train(SMALL, epochs=4, lr=0.01, seed=5, out=tmp_path / "run", log=lines.append)
@@ -56,7 +64,7 @@ def test_train_evaluate_predict_export_from_python(tmp_path):
 
 
 def test_train_takes_a_recipe_and_overrides(tmp_path, spec_file):
-    from cnndsl.training.checkpoint import load
+    from cnndsl.saved import load
 
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("epochs: 5\nlr: 0.01\nbatch_size: 64\n")
@@ -96,7 +104,7 @@ def test_eval_of_an_npz_run_needs_no_data(tmp_path, spec_file, capsys):
 
 
 def test_a_checkpoint_rebuilds_a_spec_that_uses_files(tmp_path, capsys, monkeypatch):
-    from cnndsl.training.checkpoint import load
+    from cnndsl.saved import load
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "lib").mkdir()

@@ -15,9 +15,9 @@ import pytest
 torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")
 
+from cnndsl.data import sources  # noqa: E402
+from cnndsl.data.datasets import load_dataset  # noqa: E402
 from cnndsl.errors import CnnError  # noqa: E402
-from cnndsl.training import sources  # noqa: E402
-from cnndsl.training.data import load_dataset  # noqa: E402
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -185,7 +185,7 @@ def test_a_corrupt_image_is_named(tmp_path):
 
 
 def test_image_folders_decoded_by_workers(tmp_path):
-    from cnndsl.training.folders import load_folder
+    from cnndsl.data.folders import load_folder
 
     write_folder(tmp_path / "f", {"a": 40, "b": 30})
     x, y, classes = load_folder(str(tmp_path / "f"), (3, 8, 8), workers=2)

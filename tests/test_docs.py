@@ -30,3 +30,19 @@ def test_readme_mentions_the_two_commands():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make run" in readme
     assert "make test" in (ROOT / ".ci/run").read_text()
+
+
+def test_the_readmes_error_is_what_check_prints(tmp_path):
+    """The README's sample of a wrong spec: its text, and what `cnndsl check` prints for it, character for
+    character (a doc that drew one caret where the tool underlines the span had drifted)."""
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text()
+    spec = re.search(r"```\n# broken\.cnn\n(.*?)```", readme, re.S).group(1)
+    shown = re.search(r"```\n\$ cnndsl check broken\.cnn\n(.*?)```", readme, re.S).group(1)
+    (tmp_path / "broken.cnn").write_text(spec)
+    out = subprocess.run([sys.executable, "-m", "cnndsl.cli", "check", "broken.cnn"], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr == shown

@@ -51,8 +51,8 @@ def report(spec: str, **params):
 
 
 def expected(rep, depth):
-    """The report's view at `depth`: a node per layer row and per folded row, a cluster per open group row,
-    and each layer mapped to the node that shows it."""
+    """The report's view at `depth`: a node per layer row and per folded row, a cluster per open group row and
+    per branch around a node shown, and each layer mapped to the node that shows it."""
     table = rows(rep.analysis, depth)
     folded = [r.id for r in table if r.folded]
     node_of = {}
@@ -60,6 +60,9 @@ def expected(rep, depth):
         node_of[f.layer.id] = next((g for g in folded if g in f.layer.groups), f.layer.id)
     shown = [rep.analysis.graph.input.id] + [r.id for r in table if r.index or r.folded]
     opened = {r.id: r for r in table if not r.index and not r.folded}
+    # and a dashed cluster for each branch (a merge's arm, a residual's shortcut) around a node shown
+    opened |= {g.id: g for g in rep.analysis.graph.groups.values()
+               if g.kind == "branch" and any(n.startswith(g.id + ".") for n in shown)}
     edges = {(node_of[u], node_of[v]) for u, v in rep.analysis.graph.dag.edges if node_of[u] != node_of[v]}
     return shown, opened, edges, {r.id: r for r in table}
 
@@ -112,6 +115,23 @@ def test_resnet152_stays_small_when_folded():
     assert len(blocks) == 3 + 8 + 36 + 3
     assert set(at_two["clusters"]) == {"stem1", "bottleneck_stage1", "bottleneck_stage2", "bottleneck_stage3",
                                        "bottleneck_stage4"}
+
+
+@needs_dot
+def test_arms_read_left_to_right_in_dashed_clusters_and_a_residual_body_is_left_of_its_shortcut():
+    google = laid_out(dot_source(report("specs/googlenet.cnn"), depth=3))
+    for module in [f"inception{i}" for i in range(1, 10)]:
+        arms = [google["clusters"][f"{module}.branch{i}"][0] for i in range(1, 5)]
+        lefts = [float(arm["bb"].split(",")[0]) for arm in arms]
+        assert lefts == sorted(lefts) and len(set(lefts)) == 4, (module, lefts)
+        assert all("dashed" in arm["style"] for arm in arms)
+    resnet = laid_out(dot_source(report("specs/resnet18.cnn")))
+    x = {name: float(node["pos"].split(",")[0]) for name, node in resnet["nodes"].items() if "pos" in node}
+    for stage in (2, 3, 4):
+        block = f"stage{stage}.basic1"
+        assert x[f"{block}.conv1"] < x[f"{block}.shortcut.conv1"], block
+        assert "dashed" in resnet["clusters"][f"{block}.shortcut"][0]["style"]
+        assert "dashed" not in resnet["clusters"][block][0]["style"]
 
 
 @needs_dot

@@ -146,6 +146,7 @@ def run(tmp_path_factory):
     pytest.importorskip("torch")
     from cnndsl.training import loop
     from cnndsl.training.recipe import load_recipe
+    from cnndsl.viz.runpage import ReportPage  # the page is a step its caller adds (cnndsl.train does)
 
     def killed(run):
         raise KeyboardInterrupt
@@ -154,10 +155,11 @@ def run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as m:
         m.setattr(loop, "finish", killed)
         with pytest.raises(KeyboardInterrupt):
-            loop.train(cnndsl.loads(SMALL), load_recipe(None, epochs=2, lr=0.01), out, log=lambda line: None)
+            loop.train(cnndsl.loads(SMALL), load_recipe(None, epochs=2, lr=0.01), out, log=lambda line: None,
+                       steps=[ReportPage()])
     stopped = (out / "report.html").read_text()
     result = loop.train(cnndsl.loads(SMALL), load_recipe(None, epochs=2, lr=0.01), out, resume=True,
-                        log=lambda line: None)
+                        log=lambda line: None, steps=[ReportPage()])
     return result, json.loads((out / "metrics.json").read_text()), stopped
 
 

@@ -13,8 +13,8 @@ from PIL import Image  # noqa: E402
 
 import cnndsl  # noqa: E402
 from cnndsl.cli import main  # noqa: E402
+from cnndsl.data.datasets import load_dataset  # noqa: E402
 from cnndsl.errors import UsageError  # noqa: E402
-from cnndsl.training.data import load_dataset  # noqa: E402
 from cnndsl.training.loop import train  # noqa: E402
 from cnndsl.training.recipe import load_recipe  # noqa: E402
 from cnndsl.viz import tiles  # noqa: E402
@@ -130,13 +130,13 @@ def test_a_test_sample_is_the_runs_test_image_normalised_as_training_did(trained
 
 
 def test_an_image_file_is_prepared_as_predict_prepares_it(tmp_path, trained):
-    from cnndsl.training.infer import _read_image
+    from cnndsl.data.datasets import input_image
 
     pixels = (np.arange(16 * 16, dtype=np.uint8).reshape(16, 16))
     Image.fromarray(pixels).save(tmp_path / "ramp 1.png")
     one = sample(trained, str(tmp_path / "ramp 1.png"))
     assert one.shown.shape == (1, 8, 8)
-    assert torch.equal(one.shown, _read_image(tmp_path / "ramp 1.png", (1, 8, 8))[0])
+    assert torch.equal(one.shown, input_image(tmp_path / "ramp 1.png", (1, 8, 8))[0])
     assert one.tag == "ramp_1" and one.label is None and one.source == "ramp 1.png"
 
 

@@ -69,7 +69,10 @@ def test_checkpoints_load_with_weights_only_and_rebuild_the_model(tmp_path):
 def test_resuming_gives_the_same_run_as_not_stopping(tmp_path):
     straight = train(cnndsl.loads(SMALL), load_recipe(None, epochs=4), tmp_path / "a", log=quiet)
     train(cnndsl.loads(SMALL), load_recipe(None, epochs=2), tmp_path / "b", log=quiet)
-    resumed = train(cnndsl.loads(SMALL), load_recipe(None, epochs=4), tmp_path / "b", resume=True, log=quiet)
+    from cnndsl.viz.runpage import ReportPage  # the page is a step its caller adds (cnndsl.train does)
+
+    resumed = train(cnndsl.loads(SMALL), load_recipe(None, epochs=4), tmp_path / "b", resume=True, log=quiet,
+                    steps=[ReportPage()])
     strip = [{k: v for k, v in row.items() if k != "seconds"} for row in straight.history]
     assert [{k: v for k, v in row.items() if k != "seconds"} for row in resumed.history] == strip
     assert resumed.test_accuracy == straight.test_accuracy
@@ -405,7 +408,7 @@ def v1_layout(path) -> None:
 
 
 def test_checkpoints_without_a_version_still_resume_evaluate_and_init(tmp_path):
-    from cnndsl.training import checkpoint
+    from cnndsl import saved as checkpoint
     from cnndsl.training.infer import evaluate
 
     recipe = load_recipe(None, epochs=4, lr=0.01, monitor="val_loss", patience=3)

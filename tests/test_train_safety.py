@@ -22,10 +22,10 @@ pytest.importorskip("sklearn")
 import cnndsl  # noqa: E402
 from cnndsl import memory  # noqa: E402
 from cnndsl.cli import main  # noqa: E402
+from cnndsl.data.datasets import load_dataset  # noqa: E402
 from cnndsl.errors import CnnError, UsageError  # noqa: E402
+from cnndsl.files import atomic_write  # noqa: E402
 from cnndsl.training import runs  # noqa: E402
-from cnndsl.training.checkpoint import atomic_write  # noqa: E402
-from cnndsl.training.data import load_dataset  # noqa: E402
 from cnndsl.training.recipe import load_recipe  # noqa: E402
 from conftest import SMALL  # noqa: E402
 
@@ -263,7 +263,7 @@ def test_an_image_beyond_the_pixel_limit_is_refused_from_its_header(tmp_path, ti
 def test_image_folders_have_the_same_limit_and_no_empty_class(tmp_path, monkeypatch):
     from PIL import Image
 
-    from cnndsl.training.folders import load_folder
+    from cnndsl.data.folders import load_folder
 
     for name in ("a", "b"):
         (tmp_path / "f" / name).mkdir(parents=True)
@@ -360,6 +360,24 @@ def test_eval_seed_and_resume_flags(tmp_path, tiny, cli):
     code, _, err = cli("train", tiny["spec"], "--resume", tiny["run"], "--epochs", "5", "--lr", "0.1")
     assert code == 2 and "--epochs, --lr cannot change them" in err and f"--init {tiny['run']}/last.pt" in err
     assert snapshot(tiny["run"]) == before
+
+
+def test_resume_from_python_keeps_the_runs_recipe_and_folder(tmp_path, tiny):
+    run = a_copy(tiny["run"], tmp_path)
+    with pytest.raises(UsageError, match="; epochs, lr cannot change them") as info:
+        cnndsl.train(tiny["spec"], resume=run, epochs=5, lr=0.1, log=None)
+    assert f"init='{run / 'last.pt'}'" in info.value.hint
+    with pytest.raises(UsageError, match="; out cannot change them"):
+        cnndsl.train(tiny["spec"], resume=run, out=tmp_path / "elsewhere", log=None)
+    with pytest.raises(UsageError, match="holds a run already"):
+        cnndsl.plan_training(tiny["spec"], out=run)
+    plan = cnndsl.plan_training(tiny["spec"], resume=run, tensorboard=True)  # the one key a resume may change
+    assert (plan.out, plan.resume, plan.recipe.data, plan.recipe.tensorboard) == (run, True, f"npz:{tiny['data']}",
+                                                                                  True)
+    lines = []
+    done = cnndsl.train(tiny["spec"], resume=run, log=lines.append)  # finished already: no epoch left, the end again
+    assert len(done.history) == 1 and f"resuming {run} after epoch 1 of 1" in lines
+    assert "under way" not in (run / "report.html").read_text()
 
 
 # ---- 6. data --------------------------------------------------------------------------------------------

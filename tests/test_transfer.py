@@ -50,7 +50,7 @@ def _image_folder(root, per_class: int = 8):
 
 
 def test_torchvision_weights_from_a_local_server_train_two_phases(server, tmp_path, monkeypatch):
-    from cnndsl.training import checkpoint
+    from cnndsl import saved as checkpoint
     from cnndsl.training.loop import train
 
     root, url = server
@@ -115,7 +115,7 @@ def _train_bn(tmp_path, **values):
     initial = _bn_stats(cnndsl.loads(BN_SPEC).build().state_dict())
     lines = []
     train(cnndsl.loads(BN_SPEC), recipe, tmp_path, log=lines.append, device="cpu")
-    from cnndsl.training import checkpoint
+    from cnndsl import saved as checkpoint
 
     return lines, initial, _bn_stats(checkpoint.load(tmp_path / "last.pt").model)
 
@@ -137,7 +137,7 @@ def test_frozen_batchnorm_train_is_pytorchs_behaviour(tmp_path):
 
 
 def test_presets_give_exact_values():
-    from cnndsl.training.data import Dataset, Split, normalize_with, preset
+    from cnndsl.data.datasets import Dataset, Split, normalize_with, preset
 
     pixels = torch.tensor([0.0, 0.25, 1.0]).reshape(1, 1, 1, 3).repeat(1, 3, 1, 1)  # each channel 0, 1/4, 1
 

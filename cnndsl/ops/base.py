@@ -53,6 +53,11 @@ class ArgSpec:
         if self.kind in PAIRED and isinstance(self.default, int):  # stored as the binder coerces a given value
             object.__setattr__(self, "default", pair(self.default))
 
+    @property
+    def required(self) -> bool:
+        """Whether a call must give it (it has no default)."""
+        return self.default is REQUIRED
+
 
 PAIRED = ("pair", "padding", "ints")  # kinds whose single number means the same on both axes: held as (h, w)
 

@@ -1,6 +1,8 @@
-"""One pass over a split: training when given an optimizer, else evaluation (validation, test, `eval`).
+"""An epoch's two passes over the data: the training pass updates the weights; the evaluation pass measures
+them without gradients (validation, test, `eval`). The loop calls both; `eval` only the second.
 
-Batches are index slices of tensors already on the device, so a pass does no per-sample Python work.
+Batches are index slices of tensors already on the device, so a pass does no per-sample Python work. Sums
+stay on the device and are read once at the end, so batches run without waiting for the device.
 """
 
 from __future__ import annotations
@@ -8,82 +10,77 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cnndsl.data.datasets import Split
 from cnndsl.training import distributed
 from cnndsl.training.augment import Augment
-from cnndsl.training.data import Split
 from cnndsl.training.progress import Progress
 
 
 @dataclass
 class Batches:
-    """How training batches are handled beyond forward, loss and step."""
+    """How the training pass draws its batches, and what it does to each beyond forward, loss and step."""
 
+    size: int
+    shuffle: object  # a torch.Generator: each epoch's order of the examples
     augment: Augment | None = None
-    generator: object = None  # draws the augmentations
-    clip: float = 0.0
+    augment_rng: object = None  # a torch.Generator: draws the augmentations
+    clip: float = 0.0  # the gradients' largest norm (0: not clipped)
     lr: Callable[[int], float] | None = None  # the learning rate for each step of the epoch
     amp: bool = False
     world: distributed.World = field(default_factory=distributed.World)
 
 
-def run_epoch(forward, split: Split, batch_size: int, loss_fn, optimizer=None, generator=None,
-              progress: Progress | None = None, how: Batches | None = None) -> tuple[float, float]:
-    """Mean loss and accuracy over a split; trains when an optimizer is given.
+def train_pass(forward, split: Split, batches: Batches, loss_fn, optimizer,
+               progress: Progress | None = None) -> tuple[float, float]:
+    """Mean loss and accuracy over one pass of the training split in a shuffled order, stepping the optimizer
+    after each batch. Each process trains on its share of the same order; the means are over them all.
 
-    Sums stay on the device and are read once at the end, so batches run without waiting for the
-    device; a loss that is not finite is caught then, with the step where it first happened.
+    A loss that is not finite raises NonFinite, with the step where it first happened (read at the end).
     """
     import torch
 
-    how = how or Batches()
     device = split.y.device
-    order = None
-    if optimizer is not None:  # each process trains on its share of the same shuffled order
-        order = torch.randperm(len(split), generator=generator, device="cpu")
-        order = order[how.world.rank::how.world.size].to(device)
-    n = len(split) if order is None else len(order)
-    total_loss = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
+    order = torch.randperm(len(split), generator=batches.shuffle, device="cpu")
+    order = order[batches.world.rank::batches.world.size].to(device)
+    sums = _Sums(device)
     first_bad = torch.full((), -1, dtype=torch.int64, device=device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16,
-                              enabled=how.amp)
-    with torch.set_grad_enabled(optimizer is not None):
-        for step, start in enumerate(range(0, n, batch_size)):
-            index = order[start:start + batch_size] if order is not None else slice(start, start + batch_size)
+    autocast = _autocast(device, batches.amp)
+    with torch.enable_grad():
+        for step, start in enumerate(range(0, len(order), batches.size)):
+            index = order[start:start + batches.size]
             x, y = split.x[index], split.y[index]
-            if optimizer is not None and how.augment:
-                x = how.augment(x, how.generator)
+            if batches.augment:
+                x = batches.augment(x, batches.augment_rng)
             with autocast:
                 logits = forward(x)
                 loss = loss_fn(logits.float(), y)
-            if optimizer is not None:
-                _step(optimizer, loss, how, step)
-                bad = (first_bad < 0) & ~torch.isfinite(loss.detach())
-                first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
-            total_loss += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
+            _update(optimizer, loss, batches, step)
+            bad = (first_bad < 0) & ~torch.isfinite(loss.detach())
+            first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
+            sums.add(loss, logits, y)
             if progress:
-                progress.update(step + 1, total_loss, correct, min(start + batch_size, n))
-    count = torch.tensor(n, device=device)
-    if optimizer is not None:
-        distributed.all_sum(total_loss, correct, count)
+                progress.update(step + 1, sums.loss, sums.correct, min(start + batches.size, len(order)))
+    count = torch.tensor(len(order), device=device)
+    distributed.all_sum(sums.loss, sums.correct, count)
     if int(first_bad) >= 0:
         raise NonFinite(int(first_bad))
-    return total_loss.item() / max(1, int(count)), correct.item() / max(1, int(count))
+    return sums.means(int(count))
 
 
-def _step(optimizer, loss, how: Batches, step: int) -> None:
+def evaluate_pass(forward, split: Split, batch_size: int, loss_fn, amp: bool = False) -> tuple[float, float]:
+    """Mean loss and accuracy over a split in its order, without gradients (each process sees all of it)."""
     import torch
 
-    if how.lr is not None:
-        for group in optimizer.param_groups:
-            group["lr"] = how.lr(step)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if how.clip:
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        torch.nn.utils.clip_grad_norm_(params, how.clip)
-    optimizer.step()
+    sums = _Sums(split.y.device)
+    autocast = _autocast(split.y.device, amp)
+    with torch.no_grad():
+        for start in range(0, len(split), batch_size):
+            x, y = split.x[start:start + batch_size], split.y[start:start + batch_size]
+            with autocast:
+                logits = forward(x)
+                loss = loss_fn(logits.float(), y)
+            sums.add(loss, logits, y)
+    return sums.means(len(split))
 
 
 def predictions(forward, split: Split, batch_size: int):
@@ -92,6 +89,44 @@ def predictions(forward, split: Split, batch_size: int):
 
     with torch.no_grad():
         return torch.cat([forward(split.x[i:i + batch_size]).argmax(1) for i in range(0, len(split), batch_size)])
+
+
+class _Sums:
+    """The loss and the correct predictions of a pass so far, summed on the device."""
+
+    def __init__(self, device):
+        import torch
+
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+
+    def add(self, loss, logits, y) -> None:
+        self.loss += loss.detach() * len(y)
+        self.correct += (logits.argmax(1) == y).sum()
+
+    def means(self, count: int) -> tuple[float, float]:
+        return self.loss.item() / max(1, count), self.correct.item() / max(1, count)
+
+
+def _autocast(device, amp: bool):
+    import torch
+
+    return torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16, enabled=amp)
+
+
+def _update(optimizer, loss, batches: Batches, step: int) -> None:
+    """One optimizer step on the batch's loss, at the step's learning rate, with the gradients clipped if asked."""
+    import torch
+
+    if batches.lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = batches.lr(step)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if batches.clip:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, batches.clip)
+    optimizer.step()
 
 
 class NonFinite(Exception):

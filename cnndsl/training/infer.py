@@ -7,24 +7,21 @@ from pathlib import Path
 
 from cnndsl import memory
 from cnndsl.build import scores
+from cnndsl.data.datasets import apply_normalization, input_image, load_dataset
 from cnndsl.errors import CnnError
-from cnndsl.training.checkpoint import Checkpoint, find, read_weights, spec_of
-from cnndsl.training.data import adapt, apply_normalization, load_dataset
+from cnndsl.optional import require
+from cnndsl.saved import Checkpoint, classes_of, normalization_of, weights_of
 from cnndsl.training.device import pick_device
-from cnndsl.training.epoch import run_epoch
+from cnndsl.training.epoch import evaluate_pass
+
+# eval and predict run with --weights on the command line, where strict=False is no option
+TRAIN_WITH = ("give the spec and --set values the weights were trained with; to train this network from them, use "
+              "`cnndsl train SPEC --init CKPT`")
 
 
-def _model(spec, state: dict, weights, device):
-    """The network with the weights loaded exactly; a mismatch says to use the training run's spec."""
-    from cnndsl.weights import load_weights
-
-    model = spec.build()
-    try:
-        load_weights(model, state)
-    except CnnError as e:  # its hint is for Python callers (strict=False); the command line has no such option
-        raise CnnError(f"{weights}: {e.message}", hint="give the spec and --set values the weights were trained "
-                       "with; to train this network from them, use `cnndsl train SPEC --init CKPT`") from None
-    model.to(device).eval()
+def _model(weights, device):
+    """The network with the weights loaded exactly, on `device`, and its scores (before a final softmax)."""
+    model = weights.build(TRAIN_WITH).to(device)
     return model, scores(model)
 
 
@@ -39,28 +36,6 @@ class Evaluation:
     splits: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # where this differs from the run's data, for the log
     weights: str = ""
-
-
-@dataclass
-class Weights:
-    """Weights to use, with the checkpoint they came from (None for a bare state_dict) and their network."""
-
-    state: dict
-    saved: Checkpoint | None
-    spec: object  # a cnndsl.Spec
-    where: object  # the file read, for messages
-
-
-def weights_of(weights, spec=None, network: str | None = None, sets: dict | None = None, limits=None) -> Weights:
-    """`weights` (a run folder, a checkpoint or a state_dict file, or a dict) read once, with the network: `spec`
-    when given (a cnndsl.Spec), else the one the checkpoint holds (see checkpoint.spec_of)."""
-    if isinstance(weights, Weights):
-        return weights
-    where = find(weights) if isinstance(weights, (str, Path)) and Path(weights).is_dir() else weights
-    state, saved = read_weights(where)
-    if spec is None:
-        spec = spec_of(saved, where, network, sets, limits)
-    return Weights(state, saved, spec, where)
 
 
 def evaluation(spec, weights, data: str | None = None, seed: int | None = None, batch_size: int = 256,
@@ -87,11 +62,11 @@ def evaluation(spec, weights, data: str | None = None, seed: int | None = None, 
         raise CnnError(f"the network has {report.output[0]} outputs but {name} has {len(dataset.classes)} classes",
                        hint="evaluate on the dataset the weights were trained on (--data), with the spec and --set "
                        "values of that run")
-    _, forward = _model(w.spec, w.state, w.where, dev)
+    _, forward = _model(w, dev)
     split = dataset.test
-    split.x = apply_normalization(split.x, _normalization(w.saved, report.input, w.where))
+    split.x = apply_normalization(split.x, normalization_of(w.saved, report.input, w.where))
     split.x, split.y = split.x.to(dev), split.y.to(dev)
-    loss, accuracy = run_epoch(forward, split, batch, torch.nn.CrossEntropyLoss())
+    loss, accuracy = evaluate_pass(forward, split, batch, torch.nn.CrossEntropyLoss())
     return Evaluation(loss, accuracy, name, seed, splits, notes, str(w.where))
 
 
@@ -126,6 +101,7 @@ def predict(spec, weights, images: list[str], top: int = 3, device: str = "auto"
     """The `top` classes of each image file, with their probabilities (in batches that fit in memory).
 
     `spec` None takes the network from the checkpoint; `weights` may be a run folder."""
+    require("PIL.Image", "reading images")  # before torch loads, the weights are read and the network built
     import torch
 
     dev = pick_device(device)
@@ -135,48 +111,14 @@ def predict(spec, weights, images: list[str], top: int = 3, device: str = "auto"
     w = weights_of(weights, spec)
     report = w.spec.check()
     batch = memory.check_inference(report, batch, dev)
-    classes = _classes(w.saved, report.output[0])
-    stats = _normalization(w.saved, report.input, w.where)
-    _, forward = _model(w.spec, w.state, w.where, dev)
+    classes = classes_of(w.saved, report.output[0])
+    stats = normalization_of(w.saved, report.input, w.where)
+    _, forward = _model(w, dev)
     out = []
     for start in range(0, len(images), batch):
-        x = torch.cat([_read_image(Path(p), report.input) for p in images[start:start + batch]])
+        x = torch.cat([input_image(Path(p), report.input) for p in images[start:start + batch]])
         with torch.no_grad():
             probs = torch.softmax(forward(apply_normalization(x, stats).to(dev)), dim=1)
         best = probs.topk(min(top, probs.shape[1]), dim=1)
         out += [[(classes[int(i)], float(p)) for p, i in zip(ps, idx)] for ps, idx in zip(best.values, best.indices)]
     return out
-
-
-def _classes(saved: Checkpoint | None, outputs: int) -> list[str]:
-    classes = saved.classes if saved else None
-    if isinstance(classes, list) and len(classes) == outputs and all(isinstance(c, str) for c in classes):
-        return classes
-    return [str(i) for i in range(outputs)]
-
-
-def _normalization(saved: Checkpoint | None, shape: tuple[int, ...], weights) -> dict:
-    """The per-channel statistics a run trained with, checked against the input's channels."""
-    stats = (saved.normalization if saved else None) or {}
-    if not stats:
-        return {}
-    channels = shape[0]  # channels of an image input, features of a flat one
-    ok = isinstance(stats, dict) and all(
-        isinstance(stats.get(k), list) and len(stats[k]) == channels
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in stats[k]) for k in ("mean", "std"))
-    if not ok or not all(v > 0 for v in stats["std"]):
-        raise CnnError(f"{weights}: its saved normalisation does not fit this network's {channels} input channels",
-                       hint="give the spec and --set values the weights were trained with")
-    return stats
-
-
-def _read_image(path: Path, shape: tuple[int, ...]):
-    """One image as a float batch of one, fitted to the input (see images.read_image for the limits)."""
-    from cnndsl.training.images import read_image
-
-    grey = len(shape) == 1 or shape[0] == 1
-    side = round(shape[0] ** 0.5) if len(shape) == 1 else 0
-    size = tuple(shape[1:]) if len(shape) == 3 else (side, side) if side * side == shape[0] else None
-    x = read_image(path, grey, size).float() / 255.0
-    adapted, _ = adapt(x.unsqueeze(0), shape)
-    return adapted

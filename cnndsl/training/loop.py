@@ -1,10 +1,11 @@
 """The training loop: one runner for every spec, shaped as Keras' `fit` and Lightning's Trainer.
 
-Each epoch trains and validates and makes its row of metrics; a fixed list of epoch-end steps
-(train/steps.py) consumes the row: logging, the plateau schedule, early stopping, the checkpoints and
-the metrics files. Each epoch ends with an atomic `last.pt` (and `best.pt` when the monitored metric
+Each epoch trains and validates (training/epoch.py's two passes) and makes its row of metrics; a fixed
+list of epoch-end steps (training/steps.py), and any the caller adds, consumes the row: logging, the plateau
+schedule, early stopping, the checkpoints and the metrics files (cnndsl.train adds the run's page,
+viz/runpage.py). Each epoch ends with an atomic `last.pt` (and `best.pt` when the monitored metric
 improves), so a run killed at any moment resumes from the last finished epoch and ends with the same
-number of epochs. The parts of a run are made in train/setup.py.
+number of epochs. The parts of a run are made in training/setup.py.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnndsl import saved
 from cnndsl.errors import CnnError
-from cnndsl.training import checkpoint, distributed, runs
+from cnndsl.training import distributed, runs
 from cnndsl.training.augment import Augment
 from cnndsl.training.device import pick_device
-from cnndsl.training.epoch import Batches, NonFinite, run_epoch
+from cnndsl.training.epoch import Batches, NonFinite, evaluate_pass, train_pass
+from cnndsl.training.monitor import Monitor
 from cnndsl.training.phases import train_mode
 from cnndsl.training.progress import Progress
 from cnndsl.training.recipe import Recipe
 from cnndsl.training.resume import restore
 from cnndsl.training.setup import Run, setup
+from cnndsl.training.steps import EpochStep, standard
 
 
 @dataclass
@@ -46,20 +50,25 @@ class RunResult:
         return self.out / "last.pt"
 
 
-def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "auto", log=print) -> RunResult:
+def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "auto", log=print,
+          steps: list[EpochStep] = ()) -> RunResult:
     """Trains `spec` (a cnndsl.Spec) with `recipe`, writing checkpoints and metrics into `out`.
 
     Under torchrun every process runs this; only rank 0 logs and writes. A new run (not `resume`) needs a
-    folder that does not exist or is empty: a run already there is never replaced.
+    folder that does not exist or is empty: a run already there is never replaced. `steps` run after the
+    standard ones at each epoch's end (cnndsl.train adds the run's page).
     """
     out = Path(out)
+    epoch_steps = standard(Monitor(recipe.monitor), recipe.patience, recipe.tensorboard) + list(steps)
+    for step in epoch_steps:
+        step.check()  # a missing package (tensorboard, matplotlib) is said now, not after the first epoch
     if not resume and distributed.world().main:
         runs.check_new(out)
     dev = distributed.device_for(device) or pick_device(device)
     here = distributed.start(dev)
     log = log if here.main else (lambda line: None)
     try:
-        run = setup(spec, recipe, out, dev, here, log)
+        run = setup(spec, recipe, out, dev, here, log, epoch_steps)
         if resume:
             restore(run, runs.last_checkpoint(out))
         fit(run)
@@ -90,11 +99,10 @@ def train_epoch(run: Run, epoch: int) -> dict:
     train_mode(net.model, run.phases, recipe)  # frozen batchnorm stays in inference mode (recipe.frozen_batchnorm)
     progress = Progress(schedule.steps_per_epoch, f"epoch {epoch}/{recipe.epochs}")
     in_phase = epoch - run.phases.start(run.phases.index)
-    how = Batches(Augment(**recipe.augment), run.rngs.augment, recipe.clip_grad_norm,
-                  lambda step: schedule.lr(in_phase, step), recipe.amp, run.world)
+    batches = Batches(recipe.batch_size, run.rngs.shuffle, Augment(**recipe.augment), run.rngs.augment,
+                      recipe.clip_grad_norm, lambda step: schedule.lr(in_phase, step), recipe.amp, run.world)
     try:
-        loss, acc = run_epoch(net.forward, data.train, recipe.batch_size, net.loss_fn, run.phases.optimizer,
-                              run.rngs.shuffle, progress, how)
+        loss, acc = train_pass(net.forward, data.train, batches, net.loss_fn, run.phases.optimizer, progress)
     except NonFinite as e:
         raise CnnError(f"the loss became NaN or infinite at epoch {epoch}, step {e.step}; stopped. {_kept(run)}",
                        hint="lower the learning rate (--lr), clip gradients (clip_grad_norm), or add batchnorm"
@@ -102,7 +110,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
     finally:
         progress.close()
     net.model.eval()
-    val_loss, val_acc = run_epoch(net.evaluate, data.val, recipe.batch_size, net.loss_fn, how=Batches(amp=recipe.amp))
+    val_loss, val_acc = evaluate_pass(net.evaluate, data.val, recipe.batch_size, net.loss_fn, recipe.amp)
     return {"epoch": epoch, "loss": round(loss, 6), "accuracy": round(acc, 6), "val_loss": round(val_loss, 6),
             "val_accuracy": round(val_acc, 6), "lr": run.phases.optimizer.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - started, 3)}
@@ -119,10 +127,10 @@ def finish(run: Run) -> RunResult:
     """The test figures, with the best epoch's weights unless the recipe says otherwise; then the steps' ends."""
     recipe = run.recipe
     if recipe.restore_best:
-        run.net.model.load_state_dict(checkpoint.load(run.out / "best.pt").model)
+        run.net.model.load_state_dict(saved.load(run.out / "best.pt").model)
     run.net.model.eval()
-    test_loss, test_acc = run_epoch(run.net.evaluate, run.data.test, recipe.batch_size, run.net.loss_fn,
-                                    how=Batches(amp=recipe.amp))
+    test_loss, test_acc = evaluate_pass(run.net.evaluate, run.data.test, recipe.batch_size, run.net.loss_fn,
+                                        recipe.amp)
     best_epoch = run.step("best_checkpoint").epoch if recipe.restore_best else len(run.history)
     final = {"test_accuracy": test_acc, "test_loss": test_loss, "best_epoch": best_epoch}
     for step in run.steps:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from cnndsl.training.checkpoint import atomic_write
+from cnndsl.files import atomic_write
 
 DPI = 110  # made at the dpi they are saved at: what a layout measures is what is drawn
 

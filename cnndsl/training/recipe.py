@@ -7,12 +7,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from cnndsl.errors import CnnError, UsageError, did_you_mean
+from cnndsl.limits import NUMBER
 
 CHOICES = {"optimizer": ("sgd", "adam", "adamw", "rmsprop"),
            "schedule": ("none", "cosine", "step", "onecycle", "plateau"),
            "initializer": ("pytorch", "keras"), "monitor": ("val_accuracy", "val_loss"),
            "frozen_batchnorm": ("inference", "train")}
-NORMALIZE_PRESETS = ("imagenet", "inception", "keras_xception")  # train/data.py PRESETS
+NORMALIZE_PRESETS = ("imagenet", "inception", "keras_xception")  # data/datasets.py PRESETS
 AUGMENT_KEYS = {"hflip": bool, "crop": int, "rotate": float, "shear": float, "resized_crop": float, "color": float}
 
 
@@ -128,27 +129,35 @@ def _loader():
     return Loader
 
 
+FLOAT_MAX = 3.4028234663852886e38  # float32's largest: the optimizers multiply the weights by these values
+
+
 @dataclass(frozen=True)
 class Range:
-    """The values a number may take; every bound is finite (NaN and infinities are never meaningful)."""
+    """The values a number may take; every bound is finite (NaN and infinities are never meaningful). Without
+    `high`, a number is at most what the weights' float32 holds (a whole number: limits.NUMBER)."""
 
     whole: bool
     low: float
-    high: float = math.inf
+    high: float | None = None
     low_open: bool = False  # `low` itself excluded
     high_open: bool = False
+
+    @property
+    def top(self) -> float:
+        return self.high if self.high is not None else NUMBER if self.whole else FLOAT_MAX
 
     def holds(self, value: float) -> bool:
         if isinstance(value, float) and not math.isfinite(value):  # (ints compare exactly, however large)
             return False
         above = value > self.low if self.low_open else value >= self.low
-        below = value < self.high if self.high_open else value <= self.high
+        below = value < self.top if self.high_open else value <= self.top
         return above and below
 
     def __str__(self) -> str:
         what = "a whole number" if self.whole else "a number"
-        low, high = _show(self.low), _show(self.high)
-        if self.high == math.inf:
+        low, high = _show(self.low), _show(self.top)
+        if self.high is None:
             return f"{what} {'greater than' if self.low_open else 'of at least'} {low}"
         if self.high_open:
             return f"{what} from {low} up to (not including) {high}"
@@ -156,7 +165,7 @@ class Range:
 
 
 def _show(x: float) -> str:
-    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 SEED_MAX = 2**32 - 1  # numpy's and most tools' seeds; torch takes these too
@@ -177,6 +186,9 @@ def _number(value, rule: Range, what: str, error: type[CnnError]):
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if number and rule.whole and isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
         number = False
+    if number and rule.high is None and math.isfinite(value) and value > rule.top:
+        raise error(f"{what} takes at most {_show(rule.top)}, got {value!r}",
+                    hint="float32, the weights' type, holds nothing larger" if not rule.whole else None)
     if not number or not rule.holds(value):
         raise error(f"{what} takes {rule}, got {value!r}")
     return int(value) if rule.whole else float(value)

@@ -1,6 +1,6 @@
 """A run into a checkpoint and back: `capture` at each epoch's end, `restore` for `--resume`.
 
-What a checkpoint holds, and how old ones are read, is train/checkpoint.py's; this module only says
+What a checkpoint holds, and how old ones are read, is cnndsl/saved.py's; this module only says
 where each part of a running run goes.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cnndsl.errors import CnnError
-from cnndsl.training.checkpoint import Checkpoint
+from cnndsl.saved import Checkpoint
 
 if TYPE_CHECKING:
     from cnndsl.training.setup import Run
@@ -25,7 +25,7 @@ def capture(run: Run) -> Checkpoint:
               "schedule": run.phases.schedule.state(), "rng": run.rngs.state(),
               "steps": {name: state for name, state in states.items() if state}}  # steps that keep something
     program = run.spec.program
-    return Checkpoint(model=run.net.model.state_dict(), spec=spec_text(run.spec), params=_params(run.spec),
+    return Checkpoint(model=run.net.model.state_dict(), spec=run.spec.text, params=_params(run.spec),
                       files=dict(program.sources), network=run.spec.graph.name,
                       classes=run.data.classes, normalization=run.data.normalization, data=data,
                       recipe=recipe.to_dict(), history=run.history, resume=resume)
@@ -59,17 +59,12 @@ def _load_model(run: Run, saved: Checkpoint) -> None:
         return
     trained = saved.params or {}
     sets = " ".join(f"--set {k}={v}" for k, v in trained.items()) if isinstance(trained, dict) else ""
-    changed = " (and its spec text differs from this one)" if saved.spec != spec_text(run.spec) else ""
+    changed = " (and its spec text differs from this one)" if saved.spec != run.spec.text else ""
     raise CnnError(f"{run.out} was trained with another network or other --set values{changed}: "
                    f"{differences[0]}" + (f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""),
                    hint=f"resume with the spec file that run was trained with, and its --set values "
                    f"({sets or 'none'}); to train this network from its weights, start a new run with "
                    f"--init {run.out / 'best.pt'}")
-
-
-def spec_text(spec) -> str:
-    """The main file's text (with `Program.sources`, what rebuilds the network)."""
-    return spec.program.text or spec.graph.input.span.source.text
 
 
 def _params(spec) -> dict:

@@ -11,8 +11,8 @@ import os
 import time
 from pathlib import Path
 
+from cnndsl import saved
 from cnndsl.errors import CnnError, UsageError
-from cnndsl.training import checkpoint
 
 
 def default_folder(spec: str, root: Path = Path("runs")) -> Path:
@@ -77,7 +77,7 @@ def make(out: Path) -> None:
                        hint="choose a folder you can write to with --out") from None
 
 
-def last_checkpoint(out: Path) -> checkpoint.Checkpoint:
+def last_checkpoint(out: Path) -> saved.Checkpoint:
     """The last.pt of a run to resume; when it is damaged, says whether best.pt can start a new run."""
     if not out.is_dir():
         raise UsageError(f"--resume {out}: no such folder", hint="--resume takes the folder of an earlier run")
@@ -86,7 +86,7 @@ def last_checkpoint(out: Path) -> checkpoint.Checkpoint:
         raise CnnError(f"--resume {out}: the folder holds no last.pt (no epoch of that run finished)",
                        hint=f"start a new run: --out {free_name(out)}")
     try:
-        return checkpoint.load(path)
+        return saved.load(path)
     except CnnError as e:
         raise CnnError(f"{e.message}; the run cannot be resumed", hint=_rescue(out)) from None
 
@@ -96,7 +96,7 @@ def _rescue(out: Path) -> str:
     if not best.exists():
         return "no best.pt either: start the run again in a new folder"
     try:
-        epoch = checkpoint.load(best).best_epoch
+        epoch = saved.load(best).best_epoch
     except CnnError:
         return f"{best} is not readable either: start the run again in a new folder"
     return (f"{best} (epoch {epoch}) is intact: start a new run from its weights with "

@@ -13,11 +13,10 @@ from pathlib import Path
 
 from cnndsl import memory
 from cnndsl.build import initialize, scores, scores_module
+from cnndsl.data.datasets import PRESETS, Dataset, load_dataset, normalize, normalize_with, preset
 from cnndsl.errors import CnnError
+from cnndsl.saved import Checkpoint
 from cnndsl.training import distributed, runs, steps
-from cnndsl.training.checkpoint import Checkpoint
-from cnndsl.training.data import PRESETS, Dataset, load_dataset, normalize, normalize_with, preset
-from cnndsl.training.monitor import Monitor
 from cnndsl.training.phases import Phases, check_phase_names, enter, plan_of, steps_per_epoch
 from cnndsl.training.recipe import Recipe
 
@@ -67,11 +66,11 @@ class Run:
     net: Net
     rngs: Rngs
     phases: Phases
-    steps: list[steps.Step]
+    steps: list[steps.EpochStep]
     history: list[dict] = field(default_factory=list)  # the epochs' rows
     stop: bool = False  # set by a step (early stopping) to end the run after this epoch
 
-    def step(self, name: str) -> steps.Step:
+    def step(self, name: str) -> steps.EpochStep:
         return next(s for s in self.steps if s.name == name)
 
     def enter_phase(self, index: int, log: Callable[[str], None] | None = None) -> None:
@@ -84,12 +83,12 @@ class Run:
         return capture(self)
 
 
-def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log) -> Run:
-    """Checks, then the data on the device, the network, the run folder and the phases."""
+def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log,
+          epoch_steps: list[steps.EpochStep]) -> Run:
+    """Checks, then the data on the device, the network, the run folder and the phases; `epoch_steps` are the
+    run's (training.steps.standard and any the caller adds, checked already)."""
     import torch
 
-    if recipe.tensorboard:
-        steps.summary_writer()  # a missing tensorboard package is said now, not at the end of the first epoch
     report = spec.check()
     _check_crop(recipe, report.input)
     # refused before anything is allocated; processes on one CPU each hold the model and a batch
@@ -110,8 +109,7 @@ def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log) ->
     rngs = Rngs(shuffle=torch.Generator().manual_seed(recipe.seed),
                 augment=torch.Generator().manual_seed(recipe.seed + 1 + here.rank))
     return Run(recipe=recipe, spec=spec, input_shape=tuple(report.input), out=out, world=here, log=log, data=data,
-               net=net, rngs=rngs, phases=Phases(plan, spec_frozen),
-               steps=steps.standard(Monitor(recipe.monitor), recipe.patience, recipe.tensorboard))
+               net=net, rngs=rngs, phases=Phases(plan, spec_frozen), steps=epoch_steps)
 
 
 def load_data(recipe: Recipe, report, dev, need: memory.Need, log) -> Dataset:

@@ -4,17 +4,26 @@ As Keras' callbacks and Lightning's: the loop only makes the row of metrics (epo
 val_loss, val_accuracy, lr, seconds) and hands it to each step in turn; a step that keeps something
 from epoch to epoch says what in `state()`, which goes into the checkpoint (by the step's `name`) and
 comes back through `load()` on resume. Steps that update come before the steps that write, so the
-checkpoints hold this epoch's states. `on_train_end` gets the test figures once the run is over.
+checkpoints hold this epoch's states. `on_train_end` gets the test figures once the run is over, and
+`check()`, called as the run is set up, says what a step would lack (a package) before any work.
+
+A caller may add steps of its own after these (any object with the methods of EpochStep): cnndsl.train
+adds the run's page, viz/runpage.py's ReportPage, so that training never imports pictures.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from cnndsl.errors import CnnError
-from cnndsl.training import checkpoint, plots, scores
+from cnndsl import saved
+from cnndsl.files import atomic_write
+from cnndsl.optional import require
+from cnndsl.training import plots, scores
 from cnndsl.training.epoch import predictions
-from cnndsl.training.files import atomic_write, write_metrics, yaml_text
 from cnndsl.training.monitor import Monitor
 
 if TYPE_CHECKING:
@@ -23,7 +32,9 @@ if TYPE_CHECKING:
 
 class EpochStep(Protocol):
     name: str
+    writes: tuple[str, ...]  # the files it adds to a run's (FILES), for the log's last line
 
+    def check(self) -> None: ...
     def on_epoch_end(self, row: dict, run: Run) -> None: ...
     def on_train_end(self, final: dict, run: Run) -> None: ...
     def state(self) -> dict: ...
@@ -34,6 +45,10 @@ class Step:
     """Does nothing and keeps nothing: steps override what they need."""
 
     name = ""
+    writes: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        pass
 
     def on_epoch_end(self, row: dict, run: Run) -> None:
         pass
@@ -58,9 +73,9 @@ class Logger(Step):
     def on_train_end(self, final: dict, run: Run) -> None:
         run.log(f"test accuracy {final['test_accuracy']:.4f} (loss {final['test_loss']:.4f}) with the weights of "
                 f"epoch {final['best_epoch']}")
-        board = ", tensorboard/" if run.recipe.tensorboard else ""
-        run.log(f"wrote {run.out}: best.pt, last.pt, metrics.csv, metrics.json, curves.png, confusion.png, "
-                f"recipe.yaml, report.html{board}")
+        added = [name for step in run.steps for name in step.writes]
+        board = ["tensorboard/"] if run.recipe.tensorboard else []
+        run.log(f"wrote {run.out}: {', '.join([*FILES, *added, *board])}")
 
 
 class PlateauLR(Step):
@@ -134,7 +149,7 @@ class BestCheckpoint(Step):
             return
         self.value, self.epoch = row[self.monitor.monitor], row["epoch"]
         if run.world.main:
-            checkpoint.save(run.out / "best.pt", run.checkpoint())
+            saved.save(run.out / "best.pt", run.checkpoint())
 
     def state(self) -> dict:
         return {"value": self.value, "epoch": self.epoch}
@@ -150,19 +165,14 @@ class LastCheckpoint(Step):
 
     def on_epoch_end(self, row: dict, run: Run) -> None:
         if run.world.main:
-            checkpoint.save(run.out / "last.pt", run.checkpoint())
+            saved.save(run.out / "last.pt", run.checkpoint())
 
 
 def summary_writer() -> type:
     """torch's SummaryWriter, or a CnnError saying how to install TensorBoard (checked when a run is set up)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter  # imports the tensorboard package: only when asked for
-    except ImportError as e:
-        raise CnnError(f"the recipe asks for TensorBoard logs (`tensorboard: true` or --tensorboard), but "
-                       f"TensorBoard cannot be imported ({e}): pip install tensorboard",
-                       hint="or the extra, pip install 'cnndsl[tensorboard]'; or train without TensorBoard "
-                       "(--no-tensorboard)") from None
-    return SummaryWriter
+    # imports the tensorboard package: only when asked for
+    return require("torch.utils.tensorboard", "the recipe's TensorBoard logs (`tensorboard: true` or --tensorboard)",
+                   package="tensorboard", hint="or train without them (--no-tensorboard)").SummaryWriter
 
 
 # Keras' TensorBoard callback's layout: a run folder per split, the same `epoch_*` tags in each, so that
@@ -186,6 +196,9 @@ class TensorBoard(Step):
     def __init__(self):
         self.written = 0  # the last epoch in the event files, as of the checkpoint
         self.writers: dict | None = None
+
+    def check(self) -> None:
+        summary_writer()
 
     def on_epoch_end(self, row: dict, run: Run) -> None:
         if run.world.main:
@@ -273,6 +286,9 @@ class Plots(Step):
 
     name = "plots"
 
+    def check(self) -> None:
+        require("matplotlib.figure", "the run's plots (curves.png, confusion.png)")
+
     def on_train_end(self, final: dict, run: Run) -> None:
         if run.world.main:
             starts = [run.phases.start(i) for i in range(1, len(run.phases.plan))]
@@ -283,32 +299,29 @@ class Plots(Step):
             plots.confusion(run.data.test.y, predicted, run.data.classes, run.out / "confusion.png")
 
 
-class ReportPage(Step):
-    """report.html: after each epoch the epochs so far (the spec part made once), the whole run at the end."""
-
-    name = "report_page"
-
-    def __init__(self):
-        self.spec_html = None  # the diagram and the check table: the same all run long
-
-    def on_epoch_end(self, row: dict, run: Run) -> None:
-        self._write(run, None)
-
-    def on_train_end(self, final: dict, run: Run) -> None:
-        self._write(run, final)
-
-    def _write(self, run: Run, final: dict | None) -> None:
-        if run.world.main:
-            from cnndsl.viz import runpage  # graphviz, PIL and matplotlib load only when a page is written
-
-            self.spec_html = runpage.write(run, final, self.spec_html)
-
-
 def standard(monitor: Monitor, patience: int, tensorboard: bool = False) -> list[Step]:
     """The steps of every run, in their order: those that update, then those that write (the class scores
     come first so that their table precedes the test accuracy and that metrics.json holds them; TensorBoard
     writes before last.pt, so that a run killed between them rewrites an epoch there, which the purge on
-    resume hides, rather than miss one; the page comes last: it embeds the plots)."""
+    resume hides, rather than miss one). A caller's steps come after these (the page embeds the plots)."""
     board = [TensorBoard()] if tensorboard else []
     return [ClassScores(), Logger(), PlateauLR(), EarlyStopping(monitor, patience), RecipeFile(),
-            BestCheckpoint(monitor), *board, LastCheckpoint(), MetricsFiles(), Plots(), ReportPage()]
+            BestCheckpoint(monitor), *board, LastCheckpoint(), MetricsFiles(), Plots()]
+
+
+# what the standard steps write into every run's folder (and tensorboard/ when asked)
+FILES = ("best.pt", "last.pt", "metrics.csv", "metrics.json", "curves.png", "confusion.png", "recipe.yaml")
+
+
+def write_metrics(out: Path, history: list[dict], final: dict) -> None:
+    atomic_write(out / "metrics.json", json.dumps({"epochs": history, **final}, indent=2).encode())
+    text = io.StringIO()
+    if history:
+        writer = csv.DictWriter(text, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    atomic_write(out / "metrics.csv", text.getvalue().encode())
+
+
+def yaml_text(values: dict) -> bytes:
+    return require("yaml", "writing recipe.yaml").safe_dump(values, sort_keys=False).encode()

@@ -31,8 +31,7 @@ OPS = {
     "add": "merge", "multiply": "merge", "concat": "merge", "input": "io",
 }
 FROZEN = ("#d4d4d4", "#6a6a6a")
-CLUSTER = {"block": ("#f7f9fc", "#8a9ab8", "solid"), "residual": ("#ffffff", "#a0a0a0", "dashed"),
-           "merge": ("#ffffff", "#a08ab0", "dashed")}
+CLUSTER = {"block": ("#f7f9fc", "#8a9ab8", "solid"), "branch": ("#ffffff", "#a08ab0", "dashed")}
 
 
 @dataclass
@@ -68,13 +67,14 @@ def layout(a: Analysis, depth: int | None = None) -> Layout:
     for f in a.layers:
         kept, into = fold(a, f, depth)
         node_of[f.layer.id] = key = into or f.layer.id
-        for g in kept + [into] * bool(into):
+        around = _around(f.layer.groups, into)
+        for g in around + [into] * bool(into):
             frozen_in[g] = frozen_in.get(g, True) and f.layer.frozen
-        clusters.update(dict.fromkeys(kept))
+        clusters.update(dict.fromkeys(around))
         if key not in nodes:
             row = by_id.get(key) or _input_row(f)
             family = "group" if into else OPS.get(f.layer.op, "act" if f.layer.op != "flatten" else "shape")
-            nodes[key] = Node(key, row, family, f.layer.frozen, kept)
+            nodes[key] = Node(key, row, family, f.layer.frozen, around)
     for node in nodes.values():
         if node.family == "group":
             node.frozen = frozen_in[node.id]
@@ -89,6 +89,13 @@ def layout(a: Analysis, depth: int | None = None) -> Layout:
     frozen = {g for g in clusters if frozen_in[g]}
     return Layout(list(nodes.values()), edges, list(clusters), node_of[a.graph.output], frozen,
                   _arms(a, node_of))
+
+
+def _around(groups: tuple[str, ...], into: str | None) -> list[str]:
+    """The clusters around a node, outermost first: the groups open at this depth (those before the one it folds
+    into), with the branches among them (a merge's arms, a residual's shortcut), which the table shows as no row
+    but the diagram draws as dashed clusters."""
+    return list(groups[:groups.index(into)] if into is not None else groups)
 
 
 def _arms(a: Analysis, node_of: dict[str, str]) -> list[list[str]]:

@@ -153,6 +153,12 @@ def percent(p: float) -> str:
     return f"{p:.1%}" if p >= 0.001 or p == 0 else f"{p * 100:.1g}%"
 
 
+def summary(trained: Trained, cm: ClassMap) -> str:
+    """What a class map found, in a sentence (what `cnndsl show cam` prints)."""
+    return (f"{cm.method} of class {trained.classes[cm.target]} ({percent(cm.probability)}) at {cm.layer}: "
+            f"peak at row {cm.peak[0]}, column {cm.peak[1]}")
+
+
 def draw_cam(trained: Trained, cm: ClassMap, sample: Sample):
     """The image, and the map over it (jet, half transparent)."""
     plt = tiles.pyplot()

@@ -16,6 +16,7 @@ from string import Template
 
 from cnndsl.analysis import Analysis
 from cnndsl.errors import CnnError
+from cnndsl.files import atomic_write
 from cnndsl.report import HEAD, Row, row_cells, rows, total_rows
 
 MAX_DIAGRAM_NODES = 90  # beyond, the diagram folds block calls (as --depth) until it fits a screen or two
@@ -206,6 +207,4 @@ def inline_svg(svg: str) -> str:
 
 def write(path: Path, text: str) -> None:
     """The page whole or not at all: written beside, then renamed over `path`."""
-    from cnndsl.training.files import atomic_write
-
     atomic_write(Path(path), text.encode("utf-8"))

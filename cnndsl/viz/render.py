@@ -16,6 +16,7 @@ import graphviz
 
 from cnndsl.analysis import Analysis
 from cnndsl.errors import CnnError
+from cnndsl.files import atomic_write
 from cnndsl.viz import architecture as _diagram
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -28,14 +29,14 @@ INSTALL_HINT = ("install Graphviz, which provides `dot`: `apt-get install graphv
 
 def analysis_of(spec) -> Analysis:
     """A Report, a Spec, an Analysis, or what cnndsl.load takes (a path or spec text)."""
-    from cnndsl import api
+    from cnndsl.spec import Report, Spec, load
 
     if isinstance(spec, Analysis):
         return spec
-    if isinstance(spec, api.Report):
+    if isinstance(spec, Report):
         return spec.analysis
-    if not isinstance(spec, api.Spec):
-        spec = api.load(spec)
+    if not isinstance(spec, Spec):
+        spec = load(spec)
     return spec.check().analysis
 
 
@@ -100,6 +101,4 @@ def _undated(pdf: bytes) -> bytes:
 
 def write(path: Path, data: bytes) -> None:
     """The whole file or none: written beside the target, then renamed over it."""
-    from cnndsl.training.checkpoint import atomic_write  # plain file I/O; torch is not imported
-
     atomic_write(path, data)

@@ -1,6 +1,7 @@
 """report.html of a training run: the run's results and pictures, then the spec part of `check --html`.
 
-Written by the run's `report_page` step (train/steps.py): after every epoch a page of the epochs so far
+Written by the run's `report_page` step (ReportPage, which cnndsl.train adds to the runner's steps: training
+never imports pictures): after every epoch a page of the epochs so far
 (cheap: the spec part is made once, no plot is drawn), and when the run finishes the whole page: the
 curves and the confusion matrix (the PNGs the `plots` step wrote, embedded), per-class precision, recall
 and F1 (those of metrics.json), the worst misclassified test images and the first conv's filters. Every
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cnndsl.optional import require
 from cnndsl.viz.page import document, esc, spec_section
 
 if TYPE_CHECKING:
@@ -24,6 +26,39 @@ WORST = 16  # misclassified test images shown
 THUMB = 112  # pixels a side that small images are enlarged to (nearest), larger ones reduced to
 TILE_PIXELS = 24  # a kernel of the filters' mosaic is enlarged (nearest) to about this many pixels a side
 FILTER_PIXELS = 480  # and the whole mosaic to about this width
+
+
+class ReportPage:
+    """report.html: after each epoch the epochs so far (the spec part made once), the whole run at the end.
+
+    An epoch-end step of the runner (training/steps.py's EpochStep), added by the caller; it keeps nothing
+    across a resume."""
+
+    name = "report_page"
+    writes = ("report.html",)
+
+    def __init__(self):
+        self.spec_html = None  # the diagram and the check table: the same all run long
+
+    def check(self) -> None:
+        require("PIL.Image", "the run's page (report.html)")  # the pictures it draws: said before the run starts
+        require("matplotlib", "the run's page (report.html)")
+
+    def on_epoch_end(self, row: dict, run: Run) -> None:
+        self._write(run, None)
+
+    def on_train_end(self, final: dict, run: Run) -> None:
+        self._write(run, final)
+
+    def state(self) -> dict:
+        return {}
+
+    def load(self, state: dict) -> None:
+        pass
+
+    def _write(self, run: Run, final: dict | None) -> None:
+        if run.world.main:
+            self.spec_html = write(run, final, self.spec_html)
 
 
 @dataclass
@@ -43,9 +78,7 @@ def write(run: Run, final: dict | None = None, spec_html: str | None = None) -> 
     from cnndsl.viz.page import write as write_page
 
     if spec_html is None:
-        from cnndsl.training.resume import spec_text
-
-        spec_html = spec_section(run.spec.check(), spec_text(run.spec))
+        spec_html = spec_section(run.spec.check(), run.spec.text)
     write_page(run.out / "report.html", run_page(run, final, spec_html))
     return spec_html
 

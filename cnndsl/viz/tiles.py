@@ -10,6 +10,8 @@ import io
 import math
 from pathlib import Path
 
+from cnndsl.files import atomic_write, free_path
+
 GAP = float("nan")  # gaps between tiles: drawn in the background colour
 
 
@@ -80,23 +82,13 @@ def number_tiles(ax, count: int, columns: int, shape: tuple[int, int], gap: int 
                 bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "alpha": 0.6, "linewidth": 0})
 
 
-def picture_name(folder: Path, name: str) -> Path:
-    """folder/name, or NAME-2.png, NAME-3.png...: the first that does not exist (a picture is never replaced)."""
-    path = folder / name
-    stem, n = path.stem, 2
-    while path.exists():
-        path, n = folder / f"{stem}-{n}{path.suffix}", n + 1
-    return path
-
-
 def save(fig, path: Path, dpi: int = 110) -> Path:
-    """The figure as a PNG, written atomically, to a name nothing holds yet (see picture_name)."""
+    """The figure as a PNG, written atomically, to a name nothing holds yet (NAME-2.png, ... when taken)."""
     from cnndsl.errors import UsageError
-    from cnndsl.training.checkpoint import atomic_write
 
     if not path.parent.is_dir():
         raise UsageError(f"cannot write {path}: {path.parent} is not a folder", hint="create it, or give --out DIR")
-    path = picture_name(path.parent, path.name)
+    path = free_path(path)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)  # the figure's size exactly: figures use constrained layout
     atomic_write(path, buffer.getvalue())

@@ -1,6 +1,7 @@
 """A trained network read back from a run, and one image prepared for it exactly as `predict` prepares it.
 
-`read_checkpoint` is the one place that knows the checkpoint's keys; everything else here takes a `Trained`.
+`read_checkpoint` reads the run through cnndsl.saved (which knows the checkpoint's keys); everything else in
+viz takes a `Trained`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnndsl.errors import CnnError, UsageError
+from cnndsl.data.datasets import apply_normalization, input_image, load_dataset
+from cnndsl.errors import UsageError
+from cnndsl.saved import TRAINED_WITH, Weights, classes_of, normalization_of, weights_of
+from cnndsl.spec import Spec, load
 
 
 @dataclass
@@ -17,7 +21,7 @@ class Trained:
     """A network with its trained weights (eval mode, on the CPU) and what the run saved beside them."""
 
     path: Path  # the checkpoint read
-    spec: object  # a cnndsl.Spec
+    spec: Spec
     model: object  # the nn.Module
     classes: list[str]
     normalization: dict  # {"mean": [...], "std": [...]}, or {} when the run did not normalise
@@ -53,40 +57,23 @@ def read_checkpoint(run: str | Path, spec_file: str | None = None, network: str 
     `sets` are --set values over those the run was trained with. A bare state_dict, or a checkpoint of a
     cnndsl that saved no spec text, needs `spec_file`.
     """
-    from cnndsl.training.checkpoint import find, read_weights
-    from cnndsl.training.infer import _classes, _normalization
-    from cnndsl.weights import load_weights
+    spec = load(Path(spec_file), network, **(sets or {})) if spec_file is not None else None
+    return trained(weights_of(run, spec, network, sets))
 
-    path = find(run)
-    state, saved = read_weights(path)  # saved: the Checkpoint, or None for a bare state_dict
-    spec = _spec(saved, path, spec_file, network, sets or {})
-    report = spec.check()
-    model = spec.build()
-    try:
-        load_weights(model, state)
-    except CnnError as e:
-        raise CnnError(f"{path}: {e.message}", hint="give the spec and --set values the weights were trained with "
-                       "(--spec FILE --set KEY=VALUE)") from None
+
+def trained(weights: Weights) -> Trained:
+    """The network of weights read from a run (cnndsl.saved.weights_of), built with them, and what the run saved."""
+    report = weights.spec.check()
+    model = weights.build(f"{TRAINED_WITH} (--spec FILE --set KEY=VALUE)")
+    saved = weights.saved  # the Checkpoint, or None for a bare state_dict
     recipe = saved.recipe if saved is not None and isinstance(saved.recipe, dict) else {}
-    return Trained(path, spec, model.eval(), _classes(saved, report.output[0]),
-                   _normalization(saved, report.input, path), recipe, report)
-
-
-def _spec(saved, path: Path, spec_file: str | None, network: str | None, sets: dict):
-    """`spec_file`, or the network the checkpoint holds (its text, the files it uses, its --set values)."""
-    from cnndsl.api import load
-    from cnndsl.training.checkpoint import spec_of
-
-    if spec_file is not None:
-        return load(Path(spec_file), network, **sets)
-    return spec_of(saved, path, network, sets)
+    return Trained(Path(weights.where), weights.spec, model, classes_of(saved, report.output[0]),
+                   normalization_of(saved, report.input, weights.where), recipe, report)
 
 
 def sample(trained: Trained, image: str | None = None, index: int | None = None) -> Sample:
     """An image file, or the test-set image `index` of the run's dataset and split (default: the first)."""
     import torch
-
-    from cnndsl.training.data import apply_normalization
 
     shape = trained.report.input
     if len(shape) != 3:
@@ -94,9 +81,7 @@ def sample(trained: Trained, image: str | None = None, index: int | None = None)
     if image is not None and index is not None:
         raise UsageError("give an image file or --index N, not both")
     if image is not None:
-        from cnndsl.training.infer import _read_image
-
-        x = _read_image(Path(image), shape)
+        x = input_image(Path(image), shape)
         source, tag, label = Path(image).name, _safe(Path(image).stem), None
     else:
         x, y = _test_image(trained, index or 0)
@@ -107,8 +92,6 @@ def sample(trained: Trained, image: str | None = None, index: int | None = None)
 
 def _test_image(trained: Trained, index: int):
     """Image `index` of the test split, cut with the run's data, seed and splits as training cut it."""
-    from cnndsl.training.data import load_dataset
-
     recipe = trained.recipe
     if not recipe.get("data"):
         raise UsageError(f"{trained.path} does not say which data it was trained on", hint="give an image file")

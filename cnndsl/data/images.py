@@ -1,4 +1,4 @@
-"""Image files read safely, for `predict` and `folder:PATH` datasets.
+"""Image files read safely, for `predict`, `show` (datasets.input_image) and `folder:PATH` datasets.
 
 Only plain raster formats are opened: Pillow's EPS and PostScript plugins start Ghostscript, a
 program, on the file, and other plugins read formats nobody trains on. The size in the file's header
@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from cnndsl.errors import CnnError, UsageError
+from cnndsl.optional import require
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 ENV = "CNNDSL_MAX_PIXELS"
@@ -46,7 +47,8 @@ def read_image(path: Path, grey: bool, size: tuple[int, int] | None = None, exac
 
 
 def _decoded(path: Path, grey: bool, size: tuple[int, int] | None, exact: bool, limit: int):
-    from PIL import Image, UnidentifiedImageError
+    Image = require("PIL.Image", "reading images")
+    from PIL import UnidentifiedImageError
 
     pillow_limit = Image.MAX_IMAGE_PIXELS
     try:

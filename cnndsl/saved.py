@@ -1,7 +1,10 @@
-"""The checkpoint format (best.pt, last.pt): what is in one, its version, and how it is written and read.
+"""A saved run: the checkpoint format (best.pt, last.pt), how it is written and read, and what a run's
+checkpoint gives back (its network, weights, classes and normalisation).
 
-Every reader goes through here: `--resume`, `eval`, `predict`, `--init` and `load_weights`. A checkpoint
-is a `torch.save` dict of tensors and plain values, read back with `weights_only=True`:
+Every reader goes through here: `--resume`, `eval`, `predict`, `show` and `export` (`--init` and
+`load_weights` read any weights file through `weights.read_state_dict`, which knows where a checkpoint keeps
+them). Training, pictures and export share this module; it imports only the core. A checkpoint is a
+`torch.save` dict of tensors and plain values, read back with `weights_only=True`:
 
     version        2 (a checkpoint without it is version 1, written before the field existed)
     model          the network's state_dict
@@ -28,11 +31,10 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnndsl.errors import CnnError
-from cnndsl.training.files import atomic_write, torch_load
-
-__all__ = ["VERSION", "Checkpoint", "atomic_write", "find", "from_dict", "load", "read_weights", "save", "spec_of",
-           "state_dict_of", "torch_load"]
+from cnndsl.errors import CnnError, UsageError
+from cnndsl.files import atomic_write, torch_load
+from cnndsl.spec import Spec, loads
+from cnndsl.weights import load_weights, read_state_dict, state_dict_of
 
 VERSION = 2
 RESUME_KEYS = ("phase", "optimizer", "schedule", "rng", "steps")
@@ -134,20 +136,11 @@ def _data_of(recipe: dict) -> dict:
             "input": None, "notes": []}
 
 
-def state_dict_of(data):
-    """The weights of what a file held: a checkpoint's `model`, or the file itself (a state_dict)."""
-    if isinstance(data, dict) and isinstance(data.get("model"), dict):
-        return data["model"]
-    return data
-
-
 def read_weights(source) -> tuple[dict, Checkpoint | None]:
     """(a state_dict, the checkpoint it came from or None), reading a file once.
 
     `source` is a path (a checkpoint, a `torch.save` state_dict or a .safetensors file), a dict or a module.
     """
-    from cnndsl.weights import read_state_dict
-
     where = source
     if isinstance(source, (str, Path)) and Path(source).suffix != ".safetensors":
         if not Path(source).exists():
@@ -159,8 +152,6 @@ def read_weights(source) -> tuple[dict, Checkpoint | None]:
 
 def find(run) -> Path:
     """RUN: a run folder (its best.pt, else last.pt) or a checkpoint file."""
-    from cnndsl.errors import UsageError
-
     path = Path(run)
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
@@ -173,16 +164,14 @@ def find(run) -> Path:
     return path
 
 
-def spec_of(saved: Checkpoint | None, where, network: str | None = None, sets: dict | None = None, limits=None):
+def spec_of(saved: Checkpoint | None, where, network: str | None = None, sets: dict | None = None,
+            limits=None) -> Spec:
     """The network a checkpoint was trained with, rebuilt from its spec text, files and --set values.
 
     Nothing is read from disk but the standard library: the saved file names are only names. `sets` are
     --set values over the run's own. A bare state_dict, or a checkpoint without spec text, is an error
     that asks for the spec file.
     """
-    from cnndsl.api import loads
-    from cnndsl.errors import UsageError
-
     text = saved.spec if saved is not None else None
     if not isinstance(text, str) or not text.strip():
         raise UsageError(f"{where} holds no spec text (a bare state_dict, or a checkpoint of an older cnndsl)",
@@ -206,3 +195,64 @@ def _param(value):
     if re.match(r"^\((\d+, )*\d+,?\)$", value):
         return tuple(int(v) for v in value.strip("(),").split(","))
     return Symbol(value) if value.isidentifier() else value
+
+
+# -- a run's weights at work: what eval, predict, show and export read of a checkpoint
+
+TRAINED_WITH = "give the spec and --set values the weights were trained with"
+
+
+@dataclass
+class Weights:
+    """Weights to use, with the checkpoint they came from (None for a bare state_dict) and their network."""
+
+    state: dict
+    saved: Checkpoint | None
+    spec: Spec
+    where: object  # the file read, for messages
+
+    def build(self, hint: str = TRAINED_WITH):
+        """The network with these weights loaded exactly, in eval mode on the CPU; a mismatch is an error
+        that says `hint` (which spec to give)."""
+        model = self.spec.build()
+        try:
+            load_weights(model, self.state)
+        except CnnError as e:  # its own hint is for Python callers (strict=False); a trained run's is `hint`
+            raise CnnError(f"{self.where}: {e.message}", hint=hint) from None
+        return model.eval()
+
+
+def weights_of(weights, spec: Spec | None = None, network: str | None = None, sets: dict | None = None,
+               limits=None) -> Weights:
+    """`weights` (a run folder, a checkpoint or a state_dict file, or a dict) read once, with the network: `spec`
+    when given, else the one the checkpoint holds (see spec_of; `network`, `sets` and `limits` are for it)."""
+    if isinstance(weights, Weights):
+        return weights
+    where = find(weights) if isinstance(weights, (str, Path)) else weights
+    state, saved = read_weights(where)
+    if spec is None:
+        spec = spec_of(saved, where, network, sets, limits)
+    return Weights(state, saved, spec, where)
+
+
+def classes_of(saved: Checkpoint | None, outputs: int) -> list[str]:
+    """The class names the run saved, when they fit the network's outputs; else the label numbers."""
+    classes = saved.classes if saved else None
+    if isinstance(classes, list) and len(classes) == outputs and all(isinstance(c, str) for c in classes):
+        return classes
+    return [str(i) for i in range(outputs)]
+
+
+def normalization_of(saved: Checkpoint | None, shape: tuple[int, ...], where) -> dict:
+    """The per-channel statistics a run trained with, checked against the input's channels ({}: none)."""
+    stats = (saved.normalization if saved else None) or {}
+    if not stats:
+        return {}
+    channels = shape[0]  # channels of an image input, features of a flat one
+    ok = isinstance(stats, dict) and all(
+        isinstance(stats.get(k), list) and len(stats[k]) == channels
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in stats[k]) for k in ("mean", "std"))
+    if not ok or not all(v > 0 for v in stats["std"]):
+        raise CnnError(f"{where}: its saved normalisation does not fit this network's {channels} input channels",
+                       hint="give the spec and --set values the weights were trained with")
+    return stats

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnndsl.errors import CnnError
+from cnndsl.optional import require
 
 EXTENSIONS = {".png", ".jpg", ".jpeg"}
 
@@ -31,7 +32,7 @@ def _decoder():
             return len(self.files)
 
         def __getitem__(self, i: int):
-            from cnndsl.training.images import read_image
+            from cnndsl.data.images import read_image
 
             try:
                 return read_image(self.files[i], self.channels == 1, self.size, exact=True, limit=self.limit)
@@ -67,9 +68,10 @@ def load_folder(path: str, shape: tuple[int, ...], workers: int | None = None):
     import torch
 
     from cnndsl import memory
-    from cnndsl.training.images import max_pixels
+    from cnndsl.data.images import max_pixels
 
     root = Path(path)
+    require("PIL.Image", "reading the images of folder:PATH")  # here, not once per worker
     classes, files, labels = class_files(root)
     channels, size = (shape[0], tuple(shape[1:])) if len(shape) == 3 else (1, (28, 28))
     per_image = channels * size[0] * size[1] * 5  # uint8 as decoded, then float32

@@ -1,12 +1,14 @@
-"""Run files, written atomically (a file is complete or absent, never half-written), and files of tensors
-read without running anything they hold. What a checkpoint holds is train/checkpoint.py's."""
+"""Files written safely and read without running anything: what every part that writes or reads a user's
+files goes through (checkpoints, metrics, pictures, pages, generated source).
+
+A file is written whole or not at all (beside its target, then renamed over it); a default name never
+replaces a file (NAME-2, NAME-3... instead); a file of tensors is read with `weights_only=True`.
+Part of the core: torch is imported only by `torch_load`, when it is called.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import os
 import re
 from pathlib import Path
@@ -16,6 +18,7 @@ from cnndsl.errors import CnnError
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Writes beside the target, flushes to disk, then renames over it (a rename is atomic)."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
@@ -28,6 +31,15 @@ def atomic_write(path: Path, data: bytes) -> None:
             tmp.unlink(missing_ok=True)
         raise CnnError(f"cannot write {path}: {e.strerror or e}",
                        hint="check the free space and that the folder exists and is writable") from None
+
+
+def free_path(path: Path) -> Path:
+    """`path`, or PATH-2, PATH-3... (before the suffix): the first that nothing holds, not even a dangling link."""
+    path = Path(path)
+    candidate, n = path, 2
+    while candidate.exists() or candidate.is_symlink():
+        candidate, n = path.with_name(f"{path.stem}-{n}{path.suffix}"), n + 1
+    return candidate
 
 
 def torch_load(path: Path, what: str = "the file"):
@@ -69,19 +81,3 @@ def _reason(error: Exception) -> str:
     first = str(error).strip().split("\n")[0]
     sentences = [s for s in re.split(r"(?<=\.) ", first) if "weights_only" not in s]
     return (sentences[0] if sentences else type(error).__name__).rstrip(".")
-
-
-def write_metrics(out: Path, history: list[dict], final: dict) -> None:
-    atomic_write(out / "metrics.json", json.dumps({"epochs": history, **final}, indent=2).encode())
-    text = io.StringIO()
-    if history:
-        writer = csv.DictWriter(text, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    atomic_write(out / "metrics.csv", text.getvalue().encode())
-
-
-def yaml_text(values: dict) -> bytes:
-    import yaml
-
-    return yaml.safe_dump(values, sort_keys=False).encode()

@@ -1,4 +1,4 @@
-"""Datasets as tensors: loaded once, adapted to the spec's input, split, and kept on the training device.
+"""Datasets as tensors: loaded once, adapted to the spec's input, and split.
 
 The offline default is scikit-learn's bundled handwritten digits (1,797 8x8 grey images, 10 classes).
 """
@@ -8,8 +8,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cnndsl.errors import CnnError, did_you_mean
+from cnndsl.optional import require
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "kmnist", "cifar10", "cifar100", "npz:PATH", "folder:PATH")
 IDX = ("mnist", "fashion-mnist", "kmnist")
@@ -135,13 +137,13 @@ def slice_expression(text: str, sources: dict, seed: int) -> Split:
 
 def _sources(name: str, input_shape: tuple[int, ...]):
     """The dataset's parts as (images, labels): `train`, and `test` where it ships one."""
-    from cnndsl.training import sources
+    from cnndsl.data import sources
 
     if name in IDX or name in CIFAR:
         train, test, classes = (sources.load_idx if name in IDX else sources.load_cifar)(name)
         return {"train": train, "test": test}, classes
     if name.startswith("folder:"):
-        from cnndsl.training.folders import load_folder
+        from cnndsl.data.folders import load_folder
 
         x, y, classes = load_folder(name[len("folder:"):], input_shape)
     else:
@@ -298,9 +300,8 @@ def _check_npz(path: str, x, y) -> None:
 
 def _digits():
     import torch
-    from sklearn.datasets import load_digits
 
-    data = load_digits()
+    data = require("sklearn.datasets", "the offline digits dataset (`--data digits`, the default)").load_digits()
     x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0  # pixel values 0..16
     y = torch.tensor(data.target, dtype=torch.int64)
     return x, y, [str(c) for c in data.target_names]
@@ -336,6 +337,19 @@ def adapt(x, shape: tuple[int, ...]):
         else:
             raise CnnError(f"the spec takes {c} channels, the images have {x.shape[1]}")
     return x.contiguous(), notes
+
+
+def input_image(path: Path, shape: tuple[int, ...]):
+    """One image file as a float batch of one, fitted to a network's input `shape` as its run's images were
+    (see read_image for the limits): what `predict` classifies and `show` draws."""
+    from cnndsl.data.images import read_image
+
+    grey = len(shape) == 1 or shape[0] == 1
+    side = round(shape[0] ** 0.5) if len(shape) == 1 else 0
+    size = tuple(shape[1:]) if len(shape) == 3 else (side, side) if side * side == shape[0] else None
+    x = read_image(path, grey, size).float() / 255.0
+    adapted, _ = adapt(x.unsqueeze(0), shape)
+    return adapted
 
 
 def _split(x, y, seed: int, val: float, test: float):

@@ -1,0 +1,179 @@
+"""A spec loaded and checked: `Spec` and `Report`, and `load`, `loads` and `check`, which every other part uses.
+
+Part of the core: nothing here imports torch (a Spec's `build` does, when called), training, pictures or
+export; `cnndsl.api` re-exports these as the public API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from cnndsl import collector, report
+from cnndsl.analysis import Analysis, analyse, memory_warnings
+from cnndsl.elaborate import elaborate
+from cnndsl.errors import Diagnostic
+from cnndsl.graph import Graph
+from cnndsl.limits import Limits
+from cnndsl.optional import clear_imports
+from cnndsl.syntax.loader import Program, load_program, read_spec
+
+
+@dataclass
+class Report:
+    """What `cnndsl check` prints, as data."""
+
+    analysis: Analysis
+    warnings: list[Diagnostic]
+    source: str
+
+    def __getattr__(self, name: str):  # params, macs, buffers, receptive_field, ...
+        return getattr(self.__dict__["analysis"], name)
+
+    @property
+    def output(self) -> tuple[int, ...]:
+        return self.analysis.output.layer.shape
+
+    @property
+    def input(self) -> tuple[int, ...]:
+        return self.analysis.graph.input.shape
+
+    def layer(self, name: str):
+        return self.analysis.by_id[name]
+
+    def text(self, depth: int | None = None, explain: bool = False) -> str:
+        return report.text(self.analysis, self.source, depth, explain)
+
+    def to_dict(self) -> dict:
+        return report.as_dict(self.analysis, self.source)
+
+    def json(self) -> str:
+        return report.to_json(self.analysis, self.source, self.warnings)
+
+    def markdown(self, depth: int | None = None) -> str:
+        return report.markdown(self.analysis, self.source, depth)
+
+    def coloured(self, depth: int | None = None, explain: bool = False):
+        """The table as rich Text, coloured for a terminal (what `check` prints there)."""
+        return report.coloured(self.analysis, self.source, depth, explain)
+
+
+@dataclass
+class Spec:
+    """A loaded spec: one network of a program, with its parameter values."""
+
+    program: Program
+    origin: str  # the file, or <string>
+    network: str | None = None
+    params: dict = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    _elaborated: object = None
+    _report: Report | None = None
+    _source: tuple[str, str] | None = None
+
+    def _elaborate(self):
+        if self._elaborated is None:
+            with collector.paused():
+                self._elaborated = elaborate(self.program, self.network, self.params, self.limits.layers)
+        return self._elaborated
+
+    @property
+    def graph(self) -> Graph:
+        return self._elaborate().graph
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return self._elaborate().warnings
+
+    @property
+    def text(self) -> str:
+        """The main file's text: with `program.sources` (the files it uses), what rebuilds the network."""
+        return self.program.text or self.graph.input.span.source.text
+
+    def check(self) -> Report:
+        """The figures of `cnndsl check` (made once: a Spec's network does not change)."""
+        if self._report is None:
+            elaborated = self._elaborate()
+            with collector.paused():
+                analysis = analyse(elaborated.graph)
+            self._report = Report(analysis, elaborated.warnings + memory_warnings(analysis), self.origin)
+        return self._report
+
+    def source(self) -> str:
+        """Standalone PyTorch source for the network (checks the spec first)."""
+        return self._generated()[0]
+
+    def class_name(self) -> str:
+        return self._generated()[1]
+
+    def _generated(self) -> tuple[str, str]:
+        if self._source is None:
+            from cnndsl.codegen import generate
+
+            graph = self.graph  # a spec that fails check is not compiled: the same error
+            last = graph.layer(graph.output)
+            softmax = last.op == "softmax" and not last.groups  # a top-level final softmax
+            self._source = generate(self.program, graph.name, self.origin, self.params, softmax)
+        return self._source
+
+    @clear_imports  # without torch: a CnnError that says to install it
+    def build(self, channels_last: bool = False):
+        """The network as an nn.Module, built from the generated source (what `compile` writes).
+
+        channels_last=True stores 4-D weights NHWC, which is faster for convolutions on many CPUs and
+        GPUs; feed it inputs converted with `x.to(memory_format=torch.channels_last)`.
+        """
+        from cnndsl.build import build_module
+        from cnndsl.memory import check_weights
+
+        check_weights(self.check())  # before torch allocates terabytes for `dense (10**12)`
+        model = build_module(self.source(), self.class_name(), self.graph.params)
+        if channels_last:
+            import torch
+
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+
+def load(spec: str | Path, network: str | None = None, max_layers: int | None = None, *,
+         limits: Limits | None = None, **params) -> Spec:
+    """Loads a spec from a path or from its text. Keyword arguments set network parameters.
+
+    A string is a path when it is one line without `{` that ends in .cnn, names a file, or has a `/`.
+    `limits` bounds the file sizes, layers and statements (see cnndsl.limits); `max_layers` is short
+    for `limits=Limits(layers=...)`.
+    """
+    limits = _limits(limits, max_layers)
+    if isinstance(spec, Path) or _looks_like_path(spec):
+        return Spec(read_spec(spec, limits), str(spec), network, params, limits)
+    return loads(spec, network, limits=limits, **params)
+
+
+def loads(text: str, network: str | None = None, max_layers: int | None = None, name: str = "<string>", *,
+          limits: Limits | None = None, files: dict[str, str] | None = None, **params) -> Spec:
+    """Loads a spec from its text; relative `use` paths start at the current directory.
+
+    `files` ({name: text}, e.g. `spec.program.sources` or a checkpoint's `files`) holds the files the text
+    uses: then only those texts (and the standard library) are read, never a file on disk.
+    """
+    limits = _limits(limits, max_layers)
+    return Spec(load_program(text, name, limits=limits, files=files), name, network, params, limits)
+
+
+def _limits(limits: Limits | None, max_layers: int | None) -> Limits:
+    limits = limits or Limits()
+    return limits if max_layers is None else replace(limits, layers=max_layers)
+
+
+def _looks_like_path(text: str) -> bool:
+    if "\n" in text or "{" in text or "\0" in text:
+        return False
+    return text.endswith(".cnn") or "/" in text or Path(text).is_file()
+
+
+def check(spec: str | Path, network: str | None = None, **params) -> Report:
+    """The figures of a spec (shapes, parameters, MACs, receptive field), without torch."""
+    return load(spec, network, **params).check()
+
+
+__all__ = ["Report", "Spec", "check", "load", "loads"]
