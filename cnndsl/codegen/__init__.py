@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from cnndsl import __version__
 from cnndsl.codegen.files import shown
 from cnndsl.codegen.generator import Generator, Unsupported
 from cnndsl.codegen.naming import pyname
@@ -10,6 +9,7 @@ from cnndsl.codegen.vet import vet
 from cnndsl.elaborate import pick_network
 from cnndsl.ops.source import docstring
 from cnndsl.syntax.loader import Program
+from cnndsl.version import __version__
 
 
 def generate(program: Program, network: str | None, source: str, overrides: dict | None = None,
