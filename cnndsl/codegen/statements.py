@@ -74,8 +74,9 @@ class Statements:
 
     def let(self, s: ast.Let, ctx: Ctx, lines: Lines, label) -> None:
         value = evaluate(s.value, ctx.names, ctx.in_shape)
-        if is_known(value) or lines.exact or value.text.isidentifier():  # a caller's view keeps the expression;
-            ctx.names[s.name] = value  # a variable's value is that variable
+        alias = isinstance(value, Src) and value.text.isidentifier()  # a variable's value is that variable
+        if is_known(value) or lines.exact or alias:  # (and a caller's view keeps the expression)
+            ctx.names[s.name] = value
             return
         var = pyname(s.name)
         if var in lines.taken:  # `let c = c + 8`: the variable again, unless a value still reads its old value
