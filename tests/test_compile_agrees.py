@@ -201,3 +201,23 @@ def test_what_compile_cannot_write_check_refuses(text, message, line):
 ])
 def test_what_keeps_its_rank_compiles(text):
     as_reported(text)
+
+
+@pytest.mark.parametrize("text, params", [
+    # an activation given as an argument, in a loop over an argument: named relu1, relu2... as counted
+    ("block s(n, act = relu) { conv 4 kernel=1; act; repeat n { conv 4 kernel=1; act } }\n"
+     "network net(n = 3, a = relu) { input 4x8x8\n s n act=a }", {"a": "hardswish"}),
+    # a residual inside a merge's branch sums into a variable of its own, not the class's `out`
+    ("network net { input 10\n residual { }\n concat {\n branch { reshape (1, 1, 10)\n residual {\n"
+     " conv 2 kernel=1\n residual { conv 3 kernel=1 } shortcut { conv 3 kernel=1 } } shortcut { conv 3 kernel=1 } }\n"
+     " branch { reshape (1, 1, 10) }\n }\n conv 4 kernel=1 }", {}),
+    # loops that make nothing, in loops that make nothing (an IndentationError)
+    ("block deep(r = 1) { repeat r { repeat r { } }\n if r > 2 { repeat r { } } else { } }\n"
+     "network main { input 3x8x8\n deep\n conv 2 kernel=1 }", {}),
+    # a let of a tuple that holds an argument (an AttributeError)
+    ("block b(t = 2) { let v = (in.channels, t)\n conv 2 kernel=1 }\nnetwork n { input 3x4x4\n b }", {}),
+])
+def test_found_by_the_fuzz_builds_as_reported(text, params):
+    from cnndsl.ops.base import Symbol
+
+    as_reported(text, **{k: Symbol(v) for k, v in params.items()})

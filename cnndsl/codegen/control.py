@@ -63,7 +63,7 @@ class ControlFlow:
         carried: dict[tuple, str] = {}
         counts = box.names.counts
         while True:  # the trial runs: what a turn changes, given what is carried already
-            trial = self.turn(s, ctx, lines.view(), var, carried, Src("_turn"))
+            trial = self.turn(s, ctx, lines.view(), var, carried)
             changed = [k for k in _keys(trial) if k != ("name", s.var)
                        and _value(trial, k) != self.turn_start(ctx, k, carried)]
             fresh = [k for k in changed if k not in carried]
@@ -74,7 +74,7 @@ class ControlFlow:
                              and _value(trial, j) == _value(trial, k)), None)
                 carried[k] = same or lines.local(_carried_name(k))
         deltas = {}
-        if box.names.mode == "counted":
+        if box.names.mode in ("counted", "acts"):  # each turn names the same children: i + 2
             for key, end in trial.box_counts.items():
                 delta = Lin.of(end) - Lin.of(counts.get(key, 0))
                 if key in trial.box_unsure or not delta.known():
@@ -97,7 +97,7 @@ class ControlFlow:
             return
         self.write_loop(s, ctx, lines, start, stop, index, carried, deltas)
 
-    def turn(self, s: ast.Repeat, ctx: Ctx, lines: Lines, var: str | None, carried: dict, index) -> _Trial:
+    def turn(self, s: ast.Repeat, ctx: Ctx, lines: Lines, var: str | None, carried: dict) -> _Trial:
         """One turn in a trial: the state it ends in."""
         inner = self.inner_loop_ctx(s, ctx, var, carried)
         names = ctx.box.names

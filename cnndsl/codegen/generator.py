@@ -133,8 +133,7 @@ class Generator(Statements, ControlFlow, Merges):
         """What each class records of its output and whether it takes `in_size`, as its callers need: from
         the callers down (each class comes after the classes it calls), again until nothing changes, since
         a size no longer passed may leave a caller's variable unread."""
-        sized = {w.name: "in_height" in "".join(w.lines.lines) or "in_width" in "".join(w.lines.lines)
-                 for w in written if w.first}
+        sized = {w.name: _reads_size("\n".join(w.lines.lines)) for w in written if w.first}
         for _ in range(len(written) + 1):  # sizes only ever go: a few rounds
             needs: dict[int, set[str]] = {id(w): set() for w in written}
             for w in reversed(written):  # callers first
