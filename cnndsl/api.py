@@ -16,7 +16,7 @@ from cnndsl.errors import CnnError, UsageError, did_you_mean
 from cnndsl.files import atomic_write, free_path
 from cnndsl.limits import Limits
 from cnndsl.optional import clear_imports
-from cnndsl.spec import Report, Spec, check, load, loads
+from cnndsl.spec import Diagnosis, Report, Spec, check, diagnose, load, loads
 from cnndsl.weights import load_weights
 
 # -- the runner: each function imports torch when called
@@ -289,6 +289,43 @@ def write_source(spec, out: str | Path) -> Path:
     return Path(out)
 
 
+def format_spec(text: str, name: str = "<string>") -> str:
+    """The canonical text of a spec (what `cnndsl fmt` writes): comments kept, meaning unchanged. Raises the
+    text's syntax errors; a text with errors is not formatted."""
+    from cnndsl.syntax.printer import format_text
+
+    return format_text(text, name)
+
+
+@dataclass
+class Formatted:
+    """A spec file and its canonical text (`changed` when they differ)."""
+
+    path: Path
+    before: str
+    after: str
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def format_file(path: str | Path, *, write: bool = True, limits: Limits | None = None) -> Formatted:
+    """Formats one spec file; with `write`, writes the canonical text over it when it changes (atomically, its
+    permissions kept). A file with errors is left untouched: its errors are raised."""
+    from cnndsl.syntax.loader import read_text
+
+    path = Path(path)
+    try:
+        text = read_text(path, (limits or Limits()).spec_bytes, str(path))
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    done = Formatted(path, text, format_spec(text, str(path)))
+    if write and done.changed:
+        atomic_write(path, done.after.encode("utf-8"))
+    return done
+
+
 def layers(name: str | None = None) -> list:
     """The registry's layer kinds (ops.Op: name, args with their defaults, doc, shape rule), or the one that
     `name` (or an alias of it) names."""
@@ -319,6 +356,7 @@ def _quiet(line: str) -> None:
     pass
 
 
-__all__ = ["CnnError", "Limits", "Report", "Shown", "Spec", "TrainingPlan", "UsageError", "check", "evaluate", "export",
-           "launch_training", "layers", "load", "load_recipe", "load_weights", "loads", "page", "parse_value",
-           "plan_training", "plot", "predict", "read_run", "show", "train", "write_source"]
+__all__ = ["CnnError", "Diagnosis", "Formatted", "Limits", "Report", "Shown", "Spec", "TrainingPlan", "UsageError",
+           "check", "diagnose", "evaluate", "export", "format_file", "format_spec", "launch_training", "layers",
+           "load", "load_recipe", "load_weights", "loads", "page", "parse_value", "plan_training", "plot", "predict",
+           "read_run", "show", "train", "write_source"]

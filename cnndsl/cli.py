@@ -83,6 +83,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     gc.disable()  # the whole command: a check makes many small objects and no cycles (see cnndsl/collector.py)
     try:
         return _check(args)
+    except UsageError:
+        raise
+    except CnnError as e:
+        if not args.json:
+            raise
+        import json
+
+        errors = getattr(e, "errors", [e])  # every error of the spec, in source order
+        print(json.dumps({"file": args.spec, "errors": [x.diagnostic.as_dict() for x in errors]}, indent=2))
+        return EXIT_SPEC
     finally:
         if collecting:
             gc.enable()
@@ -135,6 +145,50 @@ def _print_coloured(result, args: argparse.Namespace) -> None:
     console = Console(force_terminal=True, no_color=False, color_system="standard", highlight=False,
                       soft_wrap=True, emoji=False, markup=False)
     console.print(result.coloured(args.depth, args.explain))
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    """As black and `ruff format` do: rewrite files in place, or with --check/--diff only say what would change."""
+    from pathlib import Path
+
+    from cnndsl.api import format_file
+
+    changed = failed = unchanged = 0
+    for path in _spec_files([Path(p) for p in args.files]):
+        try:
+            done = format_file(path, write=not (args.check or args.diff))
+        except CnnError as e:  # left untouched, its errors shown
+            print(e.render(), file=sys.stderr)
+            print(f"error: cannot format {path}", file=sys.stderr)
+            failed += 1
+            continue
+        if not done.changed:
+            unchanged += 1
+            continue
+        changed += 1
+        if args.diff:
+            import difflib
+
+            sys.stdout.writelines(difflib.unified_diff(done.before.splitlines(keepends=True),
+                                                       done.after.splitlines(keepends=True), f"{path}", f"{path}"))
+        print(f"{'would reformat' if args.check or args.diff else 'reformatted'} {path}", file=sys.stderr)
+    done = "would be reformatted" if args.check or args.diff else "reformatted"
+    print(f"{changed} file{'s' * (changed != 1)} {done}, {unchanged} left unchanged"
+          + (f", {failed} with errors" if failed else ""), file=sys.stderr)
+    return EXIT_SPEC if failed or (args.check and changed) else EXIT_OK
+
+
+def _spec_files(paths: list) -> list:
+    """The files named, and the .cnn files under the folders named (sorted); a missing one is a usage error."""
+    found = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*.cnn") if p.is_file())
+        elif path.exists():
+            found.append(path)
+        else:
+            raise UsageError(f"no such file or folder: {path}")
+    return list(dict.fromkeys(found))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -401,7 +455,8 @@ def parser() -> argparse.ArgumentParser:
                        "Exit codes: 0 ok, 1 the spec is wrong, 2 the command line is wrong.")
     _spec_arguments(c)
     out = c.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="every figure, per layer, as JSON")
+    out.add_argument("--json", action="store_true", help="every figure, per layer, as JSON; for a spec with errors, "
+                     "{\"file\", \"errors\": [...]}, each error with its place, message and hint (exit 1)")
     out.add_argument("--markdown", action="store_true", help="the table as Markdown")
     out.add_argument("--explain", action="store_true",
                      help="show the arithmetic behind each layer's figures (output size, params, MACs)")
@@ -500,10 +555,24 @@ def parser() -> argparse.ArgumentParser:
                     "never over a file)")
     ex.set_defaults(run=cmd_export)
 
+    fm = sub.add_parser("fmt", help="rewrite specs in the canonical layout (as black does for Python)",
+                        description="Rewrite .cnn files in the one canonical layout: 4-space indentation, one "
+                        "statement a line (a construct written on one line stays so while it fits), one blank line "
+                        "kept where there were several, arguments of consecutive calls of the same layer or block "
+                        "aligned in columns, comments kept. The meaning never changes. Files are replaced "
+                        "atomically, their permissions kept; a file with errors is left untouched and its errors "
+                        "are shown. Exit 0: nothing left to change; 1: --check found a file to reformat, or a file "
+                        "has errors; 2: a file or folder named does not exist.")
+    fm.add_argument("files", nargs="+", metavar="FILE", help="spec files, or folders whose .cnn files to format")
+    fm.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would be reformatted")
+    fm.add_argument("--diff", action="store_true", help="change nothing; print what would change as a unified diff")
+    fm.set_defaults(run=cmd_fmt)
+
     pl = sub.add_parser("plot", help="draw the architecture diagram (SVG, PNG, PDF or dot source)",
                         description="Draw the network with Graphviz: one node per layer with its name, op and "
-                        "output shape; block calls as labelled clusters, residual shortcuts and merge arms as "
-                        "edges, frozen layers shaded. Needs Graphviz's `dot` program, except for -o FILE.dot.")
+                        "output shape; block calls as labelled clusters, a residual's shortcut and each arm of a "
+                        "merge as a dashed cluster (the body on the left, arms in the spec's order), frozen layers "
+                        "shaded. Needs Graphviz's `dot` program, except for -o FILE.dot.")
     _spec_arguments(pl)
     pl.add_argument("-o", "--output", metavar="FILE", help="where to write: the name's ending (.svg, .png, .pdf, "
                     ".dot) gives the format; replaced if it exists (default SPEC.svg here, or SPEC-2.svg... "

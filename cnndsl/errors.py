@@ -45,6 +45,11 @@ class Diagnostic:
     severity: str = "error"
     label: str | None = None  # written after the primary span's carets
 
+    def as_dict(self) -> dict:
+        """The diagnostic as JSON data (`check --json`, an editor): place, message, hint, severity, notes."""
+        return {**_place(self.span), "message": self.message, "hint": self.hint, "severity": self.severity,
+                "notes": [{"message": text, **_place(span)} for text, span in self.notes]}
+
     def render(self) -> str:
         """`file:line:col: error: message`, the source with the span underlined, the notes and the hint.
 
@@ -69,6 +74,13 @@ class Diagnostic:
             out.append(f"  hint: {lines[0]}")
             out += [f"        {line}" for line in lines[1:]]
         return "\n".join(out)
+
+
+def _place(span: Span | None) -> dict:
+    if span is None:
+        return {"file": None, "line": None, "column": None, "end_line": None, "end_column": None}
+    return {"file": span.source.name, "line": span.line, "column": span.col, "end_line": span.end_line or span.line,
+            "end_column": span.end_col or span.col}
 
 
 LONG_WORD = 200  # words longer than this (a 10 MB name, a digit string) are shortened in messages

@@ -17,14 +17,17 @@ from cnndsl.errors import CnnError
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Writes beside the target, flushes to disk, then renames over it (a rename is atomic)."""
+    """Writes beside the target, flushes to disk, then renames over it (a rename is atomic): a reader sees the
+    old content or the new, never half of one. A file written over keeps its permissions."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # the process's own: two writers never share one
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
         os.replace(tmp, path)
     except OSError as e:  # a full disk, a folder made read-only or removed: the target is as it was
         with contextlib.suppress(OSError):

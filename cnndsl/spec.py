@@ -12,11 +12,11 @@ from pathlib import Path
 from cnndsl import collector, report
 from cnndsl.analysis import Analysis, analyse, memory_warnings
 from cnndsl.elaborate import elaborate
-from cnndsl.errors import Diagnostic
+from cnndsl.errors import CnnError, Diagnostic, UsageError, raise_all
 from cnndsl.graph import Graph
 from cnndsl.limits import Limits
 from cnndsl.optional import clear_imports
-from cnndsl.syntax.loader import Program, load_program, read_spec
+from cnndsl.syntax.loader import Loaded, Program, load_tolerant, read_text
 
 
 @dataclass
@@ -145,7 +145,7 @@ def load(spec: str | Path, network: str | None = None, max_layers: int | None = 
     """
     limits = _limits(limits, max_layers)
     if isinstance(spec, Path) or _looks_like_path(spec):
-        return Spec(read_spec(spec, limits), str(spec), network, params, limits)
+        return Spec(_checked(_read(spec, limits), network), str(spec), network, params, limits)
     return loads(spec, network, limits=limits, **params)
 
 
@@ -157,7 +157,76 @@ def loads(text: str, network: str | None = None, max_layers: int | None = None, 
     uses: then only those texts (and the standard library) are read, never a file on disk.
     """
     limits = _limits(limits, max_layers)
-    return Spec(load_program(text, name, limits=limits, files=files), name, network, params, limits)
+    return Spec(_checked(load_tolerant(text, name, limits=limits, files=files), network), name, network, params,
+                limits)
+
+
+def _read(path: str | Path, limits: Limits) -> Loaded:
+    """A spec file read and parsed; a missing file is a UsageError (the caller named it)."""
+    p = Path(path)
+    try:
+        text = read_text(p, limits.spec_bytes, str(path))
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    return load_tolerant(text, str(path), p.resolve(), limits)
+
+
+def _checked(loaded: Loaded, network: str | None) -> Program:
+    """The program, or every error of a file that could not be read whole: its syntax errors, and the
+    checks that need no shapes on what the parser recovered (shapes would only repeat the damage)."""
+    raise_all(_with_semantic(loaded, network))
+    return loaded.program
+
+
+def _with_semantic(loaded: Loaded, network: str | None) -> list[CnnError]:
+    if not loaded.errors:
+        return []
+    from cnndsl.elaborate.validate import collect
+
+    semantic = [e for e in collect(loaded.program, _roots(loaded.program, network)) if not loaded.is_damaged(e.span)]
+    return loaded.program.in_source_order(loaded.errors + semantic)
+
+
+def _roots(program: Program, network: str | None) -> list:
+    """What to check when a file has errors: the network asked for, else the main file's networks, else
+    all its definitions."""
+    if network is not None and network in program.definitions:
+        return [program.definitions[network]]
+    own = [d for d in program.main if program.definitions.get(d.name) is d]  # not one a syntax error left unnamed
+    return [d for d in own if d.kind == "network"] or own
+
+
+@dataclass
+class Diagnosis:
+    """What an editor shows for a text: the program as far as it could be read, and every error and
+    warning found, in source order."""
+
+    program: Program
+    errors: list[CnnError]
+    warnings: list[Diagnostic]
+
+
+def diagnose(text: str, name: str = "<string>", network: str | None = None, *, origin: str | Path | None = None,
+             limits: Limits | None = None, files: dict[str, str] | None = None, **params) -> Diagnosis:
+    """Every error and warning of a spec's text, without raising (`check` raises the same errors).
+
+    A text with syntax errors gets them and the errors of the checks that need no shapes, outside the
+    statements the syntax errors broke; a text without gets what `check` finds, shapes included.
+    `origin` is the file the text is of (relative `use`s start there)."""
+    loaded = load_tolerant(text, name, Path(origin).resolve() if origin else None, limits or Limits(), files)
+    if loaded.errors:
+        return Diagnosis(loaded.program, _with_semantic(loaded, network), [])
+    spec = Spec(loaded.program, name, network, params, limits or Limits())
+    try:
+        report = spec.check()
+    except UsageError:  # which network, or a parameter without a default: check what needs none
+        from cnndsl.elaborate.validate import collect
+
+        found = collect(loaded.program, _roots(loaded.program, None))
+        return Diagnosis(loaded.program, loaded.program.in_source_order(found), [])
+    except CnnError as e:
+        return Diagnosis(loaded.program, loaded.program.in_source_order(getattr(e, "errors", [e])), [])
+    return Diagnosis(loaded.program, [], report.warnings)
 
 
 def _limits(limits: Limits | None, max_layers: int | None) -> Limits:
@@ -176,4 +245,4 @@ def check(spec: str | Path, network: str | None = None, **params) -> Report:
     return load(spec, network, **params).check()
 
 
-__all__ = ["Report", "Spec", "check", "load", "loads"]
+__all__ = ["Diagnosis", "Report", "Spec", "check", "diagnose", "load", "loads"]

@@ -207,6 +207,7 @@ class Gen:
         self.uses: list[str] = []
         self.static_junk: set[str | None] = set()  # definitions (None: the network) holding a constant error
         self.edges: set[tuple[str | None, str]] = set()  # block calls: (caller, callee)
+        self.functions: set[str] = set()  # the FUNCTIONS expressions call: the program defines them
 
     # -- choices (the first option is the simplest: hypothesis shrinks towards it)
 
@@ -268,7 +269,8 @@ class Gen:
         if depth > 0:
             opts += [(3, "add"), (3, "sub"), (2, "mul"), (2, "floordiv"), (2 if v >= 0 else 0, "mod"),
                      (1, "truediv"), (2, "neg"), (1, "pos"), (3, "minmax"), (1, "minmax1"), (1, "abs"),
-                     (2, "round"), (1, "pow"), (1, "unstable") if sc.unstable else (0, ""), (1, "float")]
+                     (2, "round"), (1, "pow"), (1, "unstable") if sc.unstable else (0, ""), (1, "float"),
+                     (1, "fn"), (1, "cond")]
         kind = self.weighted(opts)
         sub = lambda x: self.int_expr(x, sc, depth - 1)  # noqa: E731
         if kind == "lit":
@@ -334,6 +336,17 @@ class Gen:
             return f"({sub(v)} + {self.pick(sorted(sc.unstable))} * 0)"
         if kind == "float":
             return f"{v}.0" if v >= 0 else f"({v}.0)"
+        if kind == "fn":  # a function the spec defines (FUNCTIONS), called by position or by name
+            name = self.pick(sorted(FUNCTIONS))
+            self.functions.add(name)
+            k = self.int_(-3, 3)
+            if name == "fz_shift":
+                return f"fz_shift({sub(v)}, k={sub(k)})" if self.chance(50) else f"fz_shift({sub(v)})"
+            return f"fz_pick({self.bool_expr(True, sc, depth - 1, junk_ok=False)}, {sub(v)}, {sub(k)})"
+        if kind == "cond":
+            return (f"({sub(v)} if {self.bool_expr(True, sc, depth - 1, junk_ok=False)} else {sub(self.int_(0, 9))})"
+                    if self.chance(50) else
+                    f"({sub(self.int_(0, 9))} if {self.bool_expr(False, sc, depth - 1, junk_ok=False)} else {sub(v)})")
         raise AssertionError(kind)
 
     def float_expr(self, v: float, sc: Scope, depth: int | None = None) -> str:
@@ -1381,7 +1394,15 @@ class Gen:
         order = blocks + [net] if self.chance(60) else [net] + blocks
         if self.reaches_static_junk():
             uses.insert(0, EXPECT_REFUSED)
+        order += [FUNCTIONS[name].splitlines() for name in sorted(self.functions)]
         return "\n".join(uses + [line for part in order for line in part]) + "\n"
+
+
+# Functions (`def`) that generated expressions call: each gives a value the generator knows.
+FUNCTIONS = {
+    "fz_shift": "def fz_shift(v, k = 0) {\n    let a = v + k\n    return a - k\n}",  # v
+    "fz_pick": "def fz_pick(flag, a, b = a) {\n    return a if flag else b\n}",  # a, for a true flag
+}
 
 
 # A spec holding this comment must be refused by check: it has a constant error in code that never runs.
@@ -1477,7 +1498,8 @@ def expression_specs(draw) -> str:
     params = f"(a = {e(2, Scope({}))}, b = 0.5, flag = {cond(Scope({}))}, act = relu)" if draw(st.booleans()) else \
         "(a = 2, b = 0.5, flag = true, act = relu)"
     input_text = "3x8x8" if draw(st.integers(0, 9)) < 8 else e(2, sc_net)
-    return f"{block}network n{params} {{\ninput {input_text}\n{body}\n}}\n"
+    functions = "".join(FUNCTIONS[name] + "\n" for name in sorted(gen.functions))
+    return f"{functions}{block}network n{params} {{\ninput {input_text}\n{body}\n}}\n"
 
 
 @st.composite
@@ -1498,7 +1520,8 @@ def layer_specs(draw) -> str:
     if draw(st.booleans()):
         lines.append(draw(st.sampled_from(["flatten\ndense 3", "globalavgpool\ndense 3", "e9: relu\nadd e9",
                                            "e9: relu\nconcat e9", "e9: relu\nmultiply e9", "softmax"])))
-    return "network layers(n = 4) {\n" + "\n".join(lines) + "\n}\n"
+    functions = "".join(FUNCTIONS[name] + "\n" for name in sorted(gen.functions))
+    return functions + "network layers(n = 4) {\n" + "\n".join(lines) + "\n}\n"
 
 
 DEEP_KINDS = ["if", "if_param", "else_if", "repeat", "repeat_range", "repeat_param", "residual", "shortcut",

@@ -54,9 +54,9 @@ def test_many_network_parameters_are_validated_in_linear_work(monkeypatch):
     made = []
 
     class Counted(validate.Env):
-        def __init__(self, vars, in_shape=None):
+        def __init__(self, vars, *rest, **kwargs):
             made.append(len(vars))
-            super().__init__(vars, in_shape)
+            super().__init__(vars, *rest, **kwargs)
 
     monkeypatch.setattr(validate, "Env", Counted)
     n = 40_000  # 349 KB, under the size limit

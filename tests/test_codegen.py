@@ -430,3 +430,17 @@ def test_a_size_the_arms_of_an_if_give_differently_is_named_once():
     dwconv = "channels, channels, kernel_size=3, stride=stride, padding=1, groups=channels, bias=False"
     assert f"            {dwconv}\n" in source
     assert source.count("if expand != 1 else in_channels") == 1
+
+
+def test_the_rounding_of_mobilenet_is_written_once_as_torchvision_s_make_divisible():
+    """The spec's function is one module-level def; its calls give ints, so nothing wraps them in int()."""
+    source = cnndsl.load(ROOT / "specs" / "mobilenet_v2.cnn").source()
+    assert source.count("\ndef make_divisible(") == 1 and source.count("math.floor(") == 1
+    assert "        c = make_divisible(filters * width)\n" in source
+    assert "        self.inverted_stage2 = InvertedStage(make_divisible(16 * width), 24, 2, stride=2, width=width)\n" \
+        in source
+    assert "int(make_divisible" not in source and "whole(make_divisible" not in source
+    # a divisor given as a float may make a float: then the call goes through int() where PyTorch wants an int
+    spec = cnndsl.loads('use "std/channels"\nnetwork n(d = 8.0) { input 3x4x4\n conv make_divisible(20, d) kernel=1 }')
+    assert "nn.Conv2d(3, int(make_divisible(20, d)), kernel_size=1)" in spec.source()
+    assert spec.build().conv1.out_channels == 24

@@ -75,35 +75,3 @@ def test_random_token_streams(tokens):
 @given(st.text(max_size=200))
 def test_arbitrary_text(text):
     check(text)
-
-
-def _lark_and_driver(text: str):
-    """What Lark's own parse and the fast loop (syntax/driver.py) make of one text: values, or errors."""
-    from lark.exceptions import UnexpectedInput
-
-    from cnndsl.errors import Source
-    from cnndsl.syntax import parser
-    from cnndsl.syntax.driver import Unsure
-
-    lark, postlex, transformer, driver = parser._parser()
-    text = text if text.endswith("\n") else text + "\n"
-    outcomes = []
-    for run in (lark.parse, driver.parse):
-        transformer.start_file(Source("t.cnn", text))
-        try:
-            outcomes.append(("value", repr(run(text))))
-        except (UnexpectedInput, Unsure):
-            outcomes.append(("error", None))
-        except parser._Limit as e:
-            outcomes.append(("limit", e.message))
-    return outcomes
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_the_fast_parse_loop_accepts_and_builds_exactly_what_lark_does(data):
-    text = data.draw(st.one_of(st.sampled_from(TEXTS).map(lambda t: mutate(t, data)),
-                               st.lists(st.sampled_from(TOKENS), max_size=40).map(" ".join),
-                               st.text(max_size=80)))
-    ours, theirs = _lark_and_driver(text)
-    assert ours == theirs

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 import cnndsl
@@ -302,62 +299,6 @@ def test_upsampling_narrows_the_step_of_the_receptive_field():
     report = cnndsl.check("network n { input 1x16x16\n maxpool 2\n upsample 2\n conv 1 kernel=3 padding=1 }")
     # pool: field 2, step 2; upsample: step back to 1; a 3x3 conv adds 2 input pixels, not 4
     assert [f.receptive_field for f in report.layers] == [1, 2, 2, 4]
-
-
-# ---- the parser's tables --------------------------------------------------------------------------------
-
-
-def _shape(node) -> list:
-    """Every field of an AST, spans as (line, col, end_line, end_col): two parses compared."""
-    import dataclasses
-
-    from cnndsl.errors import Span
-
-    if isinstance(node, Span):
-        return [(node.line, node.col, node.end_line, node.end_col)]
-    if dataclasses.is_dataclass(node):
-        return [part for f in dataclasses.fields(node) for part in [f.name, *_shape(getattr(node, f.name))]]
-    if isinstance(node, (list, tuple)):
-        return [part for item in node for part in ["[", *_shape(item), "]"]]
-    return [repr(node)]
-
-
-def test_the_committed_tables_are_those_of_the_grammar_and_parse_as_it_does(monkeypatch):
-    from pathlib import Path
-
-    import lark
-
-    from cnndsl.syntax import _lalr, parser, tables
-    from cnndsl.syntax.driver import Driver, tables_of
-
-    assert _lalr.GRAMMAR == tables.grammar(), "run `make tables`"
-    assert _lalr.LARK == lark.__version__, "run `make tables` (another Lark)"
-    assert parser._lark().source_path == "<deserialized>"  # from the tables, not analysed at start-up
-    assert parser._front()[2] is not None  # the loop, from the committed tables
-    root = Path(__file__).resolve().parent.parent
-    files = sorted([*root.glob("specs/*.cnn"), *root.glob("examples/*.cnn"), *root.glob("cnndsl/std/*.cnn")])
-    assert len(files) > 10
-    ours = [_shape(parser.parse(p.read_text(), p.name)) for p in files]
-    # Lark alone, with the grammar analysed now
-    postlex, builder = parser._PostLex(), parser._ToAst()
-    analysed = lark.Lark(tables.grammar(), **tables.OPTIONS, postlex=postlex, transformer=parser._Inline(builder))
-    monkeypatch.setattr(parser, "_front", lambda: (postlex, builder, None))
-    monkeypatch.setattr(parser, "_lark", lambda: analysed)
-    assert [_shape(parser.parse(p.read_text(), p.name)) for p in files] == ours
-    # the loop, from tables read off that analysis
-    fresh = Driver(tables_of(tables._analysed(tables.grammar())), postlex, builder)
-    monkeypatch.setattr(parser, "_front", lambda: (postlex, builder, fresh))
-    assert [_shape(parser.parse(p.read_text(), p.name)) for p in files] == ours
-
-
-def test_checking_a_spec_imports_no_lark_unless_it_has_a_syntax_error():
-    code = ("import sys, cnndsl; r = cnndsl.check('specs/googlenet.cnn'); assert 'lark' not in sys.modules, 1\n"
-            "try: cnndsl.check('network n { input 3x8x8; conv 8 kernel=3, }')\n"
-            "except cnndsl.CnnError as e: print(e.render())\n"
-            "assert 'lark' in sys.modules, 2")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    assert "<string>:1:41: error: unexpected `,`" in done.stdout
 
 
 def test_the_op_column_shows_dilation_as_it_shows_groups():

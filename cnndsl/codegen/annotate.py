@@ -7,7 +7,7 @@ annotation is `int`; where they disagree or a value cannot be told, there is non
 
 from __future__ import annotations
 
-from cnndsl.elaborate.args import Slot, bind
+from cnndsl.elaborate.binding import Slot, bind
 from cnndsl.ops.base import Symbol
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
@@ -60,6 +60,8 @@ class ParamTypes:
         if isinstance(e, ast.Func):
             if e.name in ("floor", "ceil", "round"):
                 return "int"
+            if e.name not in ("min", "max", "abs"):  # a function of the spec's: its value's kind is not told here
+                return None
             kinds = {self.kind(a, where) for a in e.args}
             return kinds.pop() if len(kinds) == 1 else None
         return None

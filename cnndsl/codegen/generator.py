@@ -21,7 +21,7 @@ import keyword
 import re
 from dataclasses import dataclass, field, replace
 
-from cnndsl.codegen import prelude
+from cnndsl.codegen import functions, prelude
 from cnndsl.codegen.annotate import ParamTypes, arguments
 from cnndsl.codegen.context import SIZE, Box, ClassState, Ctx, Retry, Unsupported
 from cnndsl.codegen.control import ControlFlow
@@ -31,7 +31,7 @@ from cnndsl.codegen.lines import Lines
 from cnndsl.codegen.merges import Merges
 from cnndsl.codegen.naming import RESERVED, Names, camel, pyname
 from cnndsl.codegen.statements import Statements
-from cnndsl.codegen.symbolic import evaluate
+from cnndsl.codegen.symbolic import WHOLE, evaluate
 from cnndsl.codegen.wrap import wrap_all
 from cnndsl.elaborate.validate import bound_names
 from cnndsl.errors import CnnError, Span
@@ -108,6 +108,8 @@ class Generator(Statements, ControlFlow, Merges):
         self.types = ParamTypes(program)  # what calls give a required parameter: its annotation
         self.numeric: dict[str, set[str]] = {}  # block → parameters only ever given numbers (numeric_params)
         self.reads: list = []  # in the class being written: children whose output size it reads
+        self.class_names.update(pyname(d.name) for d in program.definitions.values() if d.kind == "function")
+        self.whole = functions.whole(program)  # the spec's functions that give whole numbers
 
     # -- files
 
@@ -122,6 +124,8 @@ class Generator(Statements, ControlFlow, Merges):
         sized = self.settle(written)
         classes = [w.text(sized) for w in written]
         helpers = prelude.helpers_source(prelude.used(classes))
+        called = [network, *(self.program.definitions[name] for name, _ in self.classes)]
+        helpers += functions.source(functions.used(self.program, called))  # the spec's `def`s
         main = _MAIN.format(name=net.name)
         parts = [header, prelude.imports(helpers + "".join(classes) + main), helpers]
         parts += ["\n" + c for c in classes]
@@ -201,6 +205,7 @@ class Generator(Statements, ControlFlow, Merges):
                   overrides: dict | None = None) -> tuple[list[str], dict]:
         """Constructor parameters; defaults that are not literals are computed in the body."""
         params = []
+        names[WHOLE] = self.whole
         lines.taken.update(pyname(p.name) for p in d.params)
         for p in d.params:
             py_name = pyname(p.name)

@@ -15,9 +15,10 @@ from cnndsl.codegen.context import Ctx, Opaque, Retry, Slot, Unsupported, size_m
 from cnndsl.codegen.forward import Call, Choice, Load, Ref, Save
 from cnndsl.codegen.lines import Lines
 from cnndsl.codegen.naming import ACTIVATION_KINDS, pyname
-from cnndsl.codegen.symbolic import evaluate
-from cnndsl.elaborate.args import UNBOUND, bind, coerce, held_activation
-from cnndsl.elaborate.args import Slot as ArgSlot
+from cnndsl.codegen.symbolic import WHOLE, evaluate
+from cnndsl.elaborate.args import UNBOUND, coerce, held_activation
+from cnndsl.elaborate.binding import Slot as ArgSlot
+from cnndsl.elaborate.binding import bind
 from cnndsl.elaborate.validate import applies_variable
 from cnndsl.errors import CnnError, Span
 from cnndsl.ops import REGISTRY, Args, CodeArgs, lookup
@@ -281,7 +282,7 @@ class Statements:
 
     def block_shape(self, d: ast.Definition, in_shape: tuple, values: dict, span: Span) -> tuple[tuple, str | None]:
         """The block's output shape for these arguments, and what made it: its body run for shapes only."""
-        names: dict = {}
+        names: dict = {WHOLE: self.whole}
         for p in d.params:
             names[p.name] = values[p.name] if p.name in values else evaluate(p.default, dict(names), in_shape)
         ctx = self.scratch_ctx(d, in_shape, names)

@@ -10,13 +10,14 @@ import math
 from dataclasses import dataclass, field, replace
 
 from cnndsl import limits
-from cnndsl.elaborate.args import UNBOUND, Slot, bind, held_activation, is_activation, layer_args
-from cnndsl.elaborate.expr import Env, describe, evaluate
+from cnndsl.elaborate.args import UNBOUND, held_activation, is_activation, layer_args
+from cnndsl.elaborate.binding import Slot, bind
+from cnndsl.elaborate.expr import Env, describe, evaluate, functions_of
 from cnndsl.elaborate.ranks import check_ranks
 from cnndsl.elaborate.validate import applies_variable, bound_names, callee, validate
 from cnndsl.errors import CnnError, Diagnostic, Span, UsageError, did_you_mean
 from cnndsl.graph import Graph, Group, Layer, build_graph, numbered, unused_layers
-from cnndsl.ops import ALIASES, REGISTRY, Args, Symbol
+from cnndsl.ops import REGISTRY, Args, Symbol
 from cnndsl.ops.base import fmt_shape
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
@@ -35,9 +36,10 @@ class Frame:
     block: str | None = None
     outside: frozenset[str] = frozenset()  # names of outputs outside the branch we are in, for a hint
     bound: frozenset[str] = frozenset()  # the names the definition binds: `act` alone applies one
+    functions: dict = field(default_factory=dict)  # the program's functions (`def`), by name
 
     def env(self) -> Env:
-        return Env(self.vars, self.in_shape)
+        return Env(self.vars, self.in_shape, self.functions)
 
 
 @dataclass
@@ -86,13 +88,13 @@ class _Elaborator:
         self.warnings: list[Diagnostic] = []
         self.branch_labels: dict[str, str] = {}  # outputs named inside branches, for a hint
         self.bound_cache: dict[str, frozenset[str]] = {}
+        self.functions = functions_of(program)
 
     # ---- the network ------------------------------------------------------------------------------
 
     def network(self, d: ast.Definition, overrides: dict) -> Elaborated:
-        self._check_names()
         params = self._network_params(d, overrides)
-        frame = Frame(dict(params), {}, None, "", (), bound=frozenset(bound_names(d)))
+        frame = Frame(dict(params), {}, None, "", (), bound=frozenset(bound_names(d)), functions=self.functions)
         cur = self.body(d.body, frame, None)
         if cur is None:
             raise CnnError(f"network `{d.name}` has no layers", d.span, "start it with `input 3x224x224`")
@@ -101,12 +103,6 @@ class _Elaborator:
             self.warnings.append(Diagnostic(f"the output of `{layer.id}` is never used", layer.span,
                                             severity="warning"))
         return Elaborated(graph, self.warnings)
-
-    def _check_names(self) -> None:
-        for d in self.program.definitions.values():
-            if d.name in REGISTRY or d.name in ALIASES:
-                raise CnnError(f"{d.kind} `{d.name}` has the name of a built-in layer", d.span,
-                               "pick another name")
 
     def _network_params(self, d: ast.Definition, overrides: dict) -> dict[str, object]:
         known = [p.name for p in d.params]
@@ -117,12 +113,12 @@ class _Elaborator:
         values: dict[str, object] = {}
         for p in d.params:
             if p.name in overrides:
-                values[p.name] = _override(d.name, p, overrides[p.name], values)
+                values[p.name] = _override(d.name, p, overrides[p.name], values, self.functions)
             elif p.default is None:
                 raise UsageError(f"network parameter `{p.name}` has no default",
                                  hint=f"set it: --set {p.name}=...")
             else:
-                values[p.name] = evaluate(p.default, Env(values))
+                values[p.name] = evaluate(p.default, Env(values, None, self.functions))
         return values
 
     # ---- statements -------------------------------------------------------------------------------
@@ -279,14 +275,14 @@ class _Elaborator:
                            "blocks cannot be recursive; use `repeat` for repetition")
         given = bind(c, [Slot(p.name, required=p.default is None) for p in d.params], f"block `{d.name}`")
         in_shape = self.by_id[cur].shape
-        env = Env({}, in_shape)
+        env = Env({}, in_shape, self.functions)
         for p in d.params:  # a default may use earlier parameters and `in`
             arg = given.get(p.name)
             env.vars[p.name] = evaluate(arg.value, frame.env()) if arg else evaluate(p.default, env)
         gid = self.name(frame, d.name, label)
         self.groups[gid] = Group(gid, _title(c, env.vars), "block", c.span)
         inner = Frame(env.vars, {}, in_shape, gid, (*frame.groups, gid), frame.frozen, d.name,
-                      bound=self.bound(d))
+                      bound=self.bound(d), functions=self.functions)
         self.calls.append((d.name, c.span))
         try:
             out = self.body(d.body, inner, cur)
@@ -413,13 +409,13 @@ def _shortcut_hint(in_shape: tuple, out_shape: tuple) -> str | None:
             f"`shortcut {{ conv {out_shape[0]} kernel=1{stride_text} }}`")
 
 
-def _override(network: str, p: ast.Param, value, earlier: dict):
+def _override(network: str, p: ast.Param, value, earlier: dict, functions: dict):
     """A --set value, checked against the kind of the parameter's default."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not abs(value) <= limits.NUMBER:
         raise UsageError(f"`{p.name}` of network `{network}` is set to a number larger than {limits.NUMBER:,}")
     if p.default is None:
         return value
-    default = evaluate(p.default, Env(earlier))
+    default = evaluate(p.default, Env(earlier, None, functions))
     numeric = (int, float)
     bad = (isinstance(default, bool) and not isinstance(value, bool)) or (
         isinstance(default, numeric) and not isinstance(default, bool)

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+from cnndsl.elaborate.binding import Slot, bind
 from cnndsl.errors import CnnError, did_you_mean
-from cnndsl.limits import NUMBER
+from cnndsl.limits import DEPTH, NUMBER
 from cnndsl.ops.base import Shape, Symbol, prod
 from cnndsl.syntax import ast
 
 
 @dataclass
 class Env:
-    """What an expression can see: variables, and `in` (the shape entering the enclosing block)."""
+    """What an expression can see: variables, `in` (the shape entering the enclosing block), and the
+    functions the program defines (`def`), with the chain of those being called."""
 
     vars: dict[str, object]
     in_shape: Shape | None = None
+    functions: Mapping[str, ast.Definition] = field(default_factory=dict)
+    calls: tuple[str, ...] = ()
+
+
+def functions_of(program) -> dict[str, ast.Definition]:
+    """The functions (`def`) of a program, by name."""
+    return {d.name: d for d in program.definitions.values() if d.kind == "function"}
 
 
 def describe(value) -> str:
@@ -56,6 +66,10 @@ def evaluate(e: ast.Expr, env: Env):
         return _binop(e, env)
     if isinstance(e, ast.Func):
         return _func(e, env)
+    if isinstance(e, ast.Cond):
+        return evaluate(e.then if _boolean(evaluate(e.cond, env), e.cond, "`if`") else e.orelse, env)
+    if isinstance(e, ast.Missing):
+        raise CnnError("a value is missing here", e.span)
     raise AssertionError(e)
 
 
@@ -151,7 +165,14 @@ def _key(value):
     return value.name if isinstance(value, Symbol) else value
 
 
+BUILTINS = ("min", "max", "floor", "ceil", "round", "abs")
+
+
 def _func(e: ast.Func, env: Env):
+    if e.name not in BUILTINS:
+        return _call(e, env)
+    if e.keywords:
+        raise CnnError(f"{e.name}() takes no named values", e.keywords[0].span, "give the values in order")
     args = [_number(evaluate(a, env), a, f"{e.name}()") for a in e.args]
     if e.name in ("min", "max"):  # one value is its own minimum, as the generated code writes it
         if not args:
@@ -166,3 +187,36 @@ def _func(e: ast.Func, env: Env):
         return _checked({"floor": math.floor, "ceil": math.ceil, "round": round}[e.name](x), e)
     except (OverflowError, ValueError):
         raise CnnError("this number is too large", e.span) from None
+
+
+def _call(e: ast.Func, env: Env):
+    """A function the program defines: its parameters bound as a block's are, its `let`s in order, then the value
+    of its `return`, which must be a number. validate.py refuses recursion; the chain is checked here too."""
+    d = env.functions.get(e.name)
+    if d is None:
+        raise CnnError(f"unknown function `{e.name}`", e.span,
+                       did_you_mean(e.name, [*BUILTINS, *env.functions]) or
+                       f"the built-in functions are {', '.join(BUILTINS)}; `def` defines others")
+    if e.name in env.calls or len(env.calls) >= DEPTH:
+        cycle = " → ".join([*env.calls[env.calls.index(e.name):], e.name]) if e.name in env.calls else None
+        raise CnnError(f"function `{e.name}` calls itself ({cycle})" if cycle else
+                       f"functions call each other more than {DEPTH} deep here", e.span)
+    call = ast.Call(e.name, [*(ast.Arg(None, a, a.span) for a in e.args), *e.keywords], e.span)
+    given = bind(call, [Slot(p.name, required=p.default is None) for p in d.params], f"function `{e.name}`")
+    inner = Env({}, None, env.functions, (*env.calls, e.name))
+    try:
+        for p in d.params:  # a default may use earlier parameters
+            arg = given.get(p.name)
+            inner.vars[p.name] = evaluate(arg.value, env) if arg else evaluate(p.default, inner)
+        result = None
+        for s in d.body:
+            if isinstance(s, ast.Let):
+                inner.vars[s.name] = evaluate(s.value, inner)
+            else:
+                result = evaluate(s.value, inner)
+    except CnnError as error:
+        raise error.note(f"in function `{e.name}` called here", e.span) from None
+    if isinstance(result, bool) or not isinstance(result, (int, float)):
+        raise CnnError(f"function `{e.name}` gives {_shown(result)}, not a number", e.span,
+                       undefined_hint(result) or "a function computes a number")
+    return result

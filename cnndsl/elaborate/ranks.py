@@ -12,8 +12,9 @@ vector) is one compile writes as a `raise`, and is left out.
 
 from __future__ import annotations
 
-from cnndsl.elaborate.args import bind, op_slots
-from cnndsl.elaborate.expr import Env, evaluate
+from cnndsl.elaborate.args import op_slots
+from cnndsl.elaborate.binding import bind
+from cnndsl.elaborate.expr import Env, evaluate, functions_of
 from cnndsl.elaborate.validate import _closed, applies_variable, bound_names, callee
 from cnndsl.errors import CnnError
 from cnndsl.ops import CodeArgs
@@ -34,13 +35,15 @@ def check_ranks(program: Program, network: ast.Definition) -> None:
 class _Walk:
     def __init__(self, program: Program):
         self.program = program
+        self.functions = functions_of(program)
         self.done: dict[tuple[str, int | None], int | None] = {}
 
     def definition(self, d: ast.Definition, rank: int | None) -> int | None:
         key = (d.name, rank)
         if key not in self.done:
             self.done[key] = None  # (a call cycle is refused elsewhere)
-            self.done[key] = self.body(d.body, rank, _Scope(bound_names(d), _defaults(d), {}))
+            scope = _Scope(bound_names(d), _defaults(d, self.functions), {}, self.functions)
+            self.done[key] = self.body(d.body, rank, scope)
         return self.done[key]
 
     def body(self, stmts: list[ast.Stmt], rank: int | None, scope: _Scope) -> int | None:
@@ -157,11 +160,11 @@ _NOT = _NotConstant()
 class _Scope:
     """The names a definition binds (their values vary), the network's defaults, and named outputs' ranks."""
 
-    def __init__(self, bound: set[str], params: dict, labels: dict):
-        self.bound, self.params, self.labels = bound, params, labels
+    def __init__(self, bound: set[str], params: dict, labels: dict, functions: dict):
+        self.bound, self.params, self.labels, self.functions = bound, params, labels, functions
 
     def inner(self) -> _Scope:
-        return _Scope(self.bound, self.params, {})
+        return _Scope(self.bound, self.params, {}, self.functions)
 
     def constant(self, e: ast.Expr | None, known: dict | None = None):
         """The value of an expression every value of the parameters gives (or those `known` give), or _NOT."""
@@ -169,17 +172,17 @@ class _Scope:
         if e is None or not _closed(e, self.bound - known.keys()):
             return _NOT
         try:
-            return evaluate(e, Env(dict(known)))
+            return evaluate(e, Env(dict(known), None, self.functions))
         except CnnError:
             return _NOT
 
 
-def _defaults(d: ast.Definition) -> dict:
+def _defaults(d: ast.Definition, functions: dict) -> dict:
     """A network's parameters as their defaults give them (for `input shape`)."""
     values: dict = {}
     for p in d.params if d.kind == "network" else ():
         try:
-            values[p.name] = evaluate(p.default, Env(dict(values))) if p.default is not None else None
+            values[p.name] = evaluate(p.default, Env(dict(values), None, functions)) if p.default is not None else None
         except CnnError:
             values[p.name] = None
     return values

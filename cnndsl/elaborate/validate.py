@@ -19,8 +19,10 @@ import keyword
 from dataclasses import dataclass, field
 
 from cnndsl import limits
-from cnndsl.elaborate.args import Slot, bind, coerce, held_activation, op_slots
-from cnndsl.elaborate.expr import Env, evaluate
+from cnndsl.elaborate import functions
+from cnndsl.elaborate.args import coerce, held_activation, op_slots
+from cnndsl.elaborate.binding import Slot, bind
+from cnndsl.elaborate.expr import BUILTINS, Env, evaluate, functions_of
 from cnndsl.errors import CnnError, did_you_mean, raise_all
 from cnndsl.ops import ALIASES, REGISTRY, Op, lookup
 from cnndsl.ops.source import MODULE_ATTRIBUTES
@@ -30,21 +32,31 @@ from cnndsl.syntax.loader import Program
 
 @dataclass
 class _Body:
-    """What one definition's body holds: its block calls with the brace level they sit at."""
+    """What one definition's body holds: its block calls with the brace level they sit at, and the functions
+    its expressions call."""
 
     calls: list[tuple[ast.Definition, int, ast.Call]] = field(default_factory=list)
     nesting: int = 1
+    functions: list[tuple[ast.Definition, ast.Func]] = field(default_factory=list)
 
 
 COLLECTED = 1000  # errors collected at most: past them the check stops (MAX_ERRORS of them are shown)
 
 
 def validate(program: Program, network: ast.Definition) -> None:
-    """Raises the CnnError found in the definitions `network` can reach, or CnnErrors if several."""
+    """Raises the CnnError found in the definitions `network` can reach, or CnnErrors if several (in source
+    order)."""
+    raise_all(program.in_source_order(collect(program, [network])))
+
+
+def collect(program: Program, roots: list[ast.Definition]) -> list[CnnError]:
+    """The errors of the definitions the roots can reach (a network, or every definition of a file whose
+    network cannot be told), in the order found."""
     bodies: dict[str, _Body] = {}
-    reached: dict[str, tuple[str, ast.Call]] = {}  # block → (caller, call) that first reached it
-    errors: list[CnnError] = []
-    todo = [network]
+    reached: dict[str, tuple[str, ast.Call | ast.Func]] = {}  # block or function → (caller, call) first reaching it
+    errors: list[CnnError] = _builtin_names(program)
+    variables = functions.variables_of(program.definitions.values())
+    todo = list(reversed(roots))
     while todo and len(errors) < COLLECTED:  # every reachable definition once, without recursion
         d = todo.pop()
         if d.name in bodies:
@@ -52,27 +64,67 @@ def validate(program: Program, network: ast.Definition) -> None:
         bodies[d.name] = body = _Body()
         scanner = _Scanner(program, d, body)
         scanner.check(_signature, d)
+        if d.kind == "function":
+            scanner.check(functions.check_function, d, variables)
         scanner.defaults()
         scanner.stmts(d.body, 1)
-        errors += (_noted(e, d.name, reached) for e in scanner.errors)
-        for callee, _, call in body.calls:
+        errors += (_noted(e, d.name, reached, program) for e in scanner.errors)
+        for callee, call in [(c, call) for c, _, call in body.calls] + body.functions:
             if callee.name not in bodies:
                 reached.setdefault(callee.name, (d.name, call))
                 todo.append(callee)
-    try:
-        _check_depth(network, bodies)
-    except _At as at:
-        errors.append(_noted(at.error, at.block, reached))
-    raise_all(errors)
+    for root in roots:
+        try:
+            _check_depth(root, bodies)
+        except _At as at:
+            errors.append(_noted(at.error, at.block, reached, program))
+            break
+    found = {(e.message, str(e.span)): e for e in errors + _function_chains(program, bodies, reached)}
+    return list(found.values())  # a constant call is evaluated too: its binding error is found twice
 
 
-def _noted(e: CnnError, block: str, reached: dict[str, tuple[str, ast.Call]]) -> CnnError:
-    """`in block b called here` notes, from the block where the error is up to the network."""
+def _function_chains(program: Program, bodies: dict[str, _Body], reached: dict) -> list[CnnError]:
+    """Functions that call themselves, and expressions too deep with the functions they call."""
+    kinds = {name: getattr(program.definitions.get(name), "kind", None) for name in bodies}
+    calls = {name: [(d.name, f) for d, f in body.functions] for name, body in bodies.items()
+             if kinds[name] == "function"}
+    cycle, order = functions.recursion(calls)
+    if cycle is not None:
+        return [cycle]
+    depths = functions.Depths(program.definitions, order)
+    errors = []
+    for name in bodies:
+        d = program.definitions.get(name)
+        if d is None:
+            continue
+        exprs = [p.default for p in d.params if p.default is not None] + \
+            [e for s in ast.statements(d.body) for e in functions.expressions_of(s)]
+        for e in exprs:
+            try:
+                depths.check(e)
+            except CnnError as error:
+                errors.append(_noted(error, name, reached, program))
+                break
+    return errors
+
+
+def _builtin_names(program: Program) -> list[CnnError]:
+    errors = [CnnError(f"{d.kind} `{d.name}` has the name of a built-in layer", d.span, "pick another name")
+              for d in program.definitions.values() if d.name in REGISTRY or d.name in ALIASES]
+    return errors + [CnnError(f"a function cannot be named `{d.name}`: that is a built-in function", d.span,
+                              "rename it") for d in program.definitions.values()
+                     if d.kind == "function" and d.name in BUILTINS]
+
+
+def _noted(e: CnnError, block: str, reached: dict[str, tuple[str, ast.Call | ast.Func]], program: Program
+           ) -> CnnError:
+    """`in block b called here` notes (`in function f`), from where the error is up to the network."""
     seen = set()
     while block in reached and block not in seen:
         seen.add(block)
         caller, call = reached[block]
-        e.note(f"in block `{block}` called here", call.span)
+        kind = program.definitions[block].kind if block in program.definitions else "block"
+        e.note(f"in {kind} `{block}` called here", call.span)
         block = caller
     return e
 
@@ -88,8 +140,10 @@ class _Scanner:
     def __init__(self, program: Program, d: ast.Definition, out: _Body):
         self.program, self.d, self.out = program, d, out
         self.bound = bound_names(d)  # other names are words such as `same` or `relu`: constants
-        self.names = Env(dict.fromkeys(self.bound))  # made once: a network of 40,000 parameters has as many defaults
         self.errors: list[CnnError] = []
+        self.functions = functions_of(program)
+        # the bound names, made once (a network of 40,000 parameters has as many defaults), for "did you mean"
+        self.names = Env(dict.fromkeys(self.bound), None, self.functions)
 
     def check(self, test, *args) -> None:
         """Runs one check; its error is kept, and the checks of the other parts go on."""
@@ -105,6 +159,8 @@ class _Scanner:
             self.stmt(s, level)
 
     def stmt(self, s: ast.Stmt, level: int) -> None:  # recursion bounded by limits.NESTING
+        for e in functions.expressions_of(s):
+            self.calls(e)
         if isinstance(s, ast.Labeled):
             self.check(_label, s, self.program, self.bound)
             self.stmt(s.stmt, level)
@@ -136,7 +192,17 @@ class _Scanner:
 
     def defaults(self) -> None:
         for p in self.d.params:
+            self.calls(p.default)
             self.check(self._constant, p.default)
+
+    def calls(self, e: ast.Expr | None) -> None:
+        """The calls in an expression name functions and bind; the functions are checked in turn."""
+        for f in functions.calls_in(e):
+            try:
+                functions.check_call(f, self.program.definitions, lambda d, f=f: self.out.functions.append((d, f)))
+            except CnnError as error:
+                if len(self.errors) < COLLECTED:
+                    self.errors.append(error)
 
     def _count(self, e: ast.Expr | None, what: str) -> None:
         value = self._constant(e)
@@ -148,6 +214,8 @@ class _Scanner:
         """The value of an expression that names no variable (errors such as 1/0 located); else _UNKNOWN."""
         if e is None or not _closed(e, self.bound):
             return _UNKNOWN
+        if any(f.name not in BUILTINS and f.name not in self.functions for f in functions.calls_in(e)):
+            return _UNKNOWN  # not a function: its call's error is reported already
         return evaluate(e, self.names)  # the bound names, for "did you mean"
 
     def _condition(self, e: ast.Expr | None) -> None:
@@ -188,6 +256,9 @@ def callee(program: Program, c: ast.Call) -> ast.Definition | Op:
     """The block or the registry entry a call names."""
     block = program.definitions.get(c.name)
     if block is not None:
+        if block.kind == "function":
+            raise CnnError(f"`{c.name}` is a function: it computes a value, and is called in an expression", c.span,
+                           f"give its value to a layer: `conv {c.name}(...)`")
         if block.kind != "block":
             raise CnnError(f"`{c.name}` is a network; only blocks can be called", c.span,
                            f"turn it into `block {c.name}(...)`")
@@ -262,8 +333,12 @@ def _closed(e: ast.Expr, bound: set[str]) -> bool:
             stack.append(node.operand)
         elif isinstance(node, ast.BinOp):
             stack += [node.left, node.right]
-        elif isinstance(node, (ast.Func, ast.TupleExpr)):
-            stack += node.args if isinstance(node, ast.Func) else node.items
+        elif isinstance(node, ast.Cond):
+            stack += [node.then, node.cond, node.orelse]
+        elif isinstance(node, ast.Func):
+            stack += [*node.args, *(k.value for k in node.keywords)]
+        elif isinstance(node, ast.TupleExpr):
+            stack += node.items
     return True
 
 

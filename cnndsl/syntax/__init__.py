@@ -1,5 +1,5 @@
-"""Phase 1: text → syntax tree (Lark LALR; every node keeps its span)."""
+"""Phase 1: text → syntax tree (Lark LALR, recovering from errors; every node keeps its span); tree → text."""
 
-from cnndsl.syntax.parser import parse
+from cnndsl.syntax.parser import Parsed, parse, parse_tolerant
 
-__all__ = ["parse"]
+__all__ = ["Parsed", "parse", "parse_tolerant"]

@@ -1,216 +1,260 @@
-"""The syntax tree: plain dataclasses, each node with the span it came from."""
+"""The syntax tree: plain dataclasses, each node with the span it came from.
+
+Spans are left out of equality (`field(compare=False)`): two trees are equal when they say the same thing,
+wherever they were written, so `parse(print(tree)) == tree`. A tree made in code has no spans (None).
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from cnndsl.errors import Span
+
+
+class _Node:
+    """Nodes are not changed once built, so a copy of the parser's stack (error recovery) shares them."""
+
+    def __deepcopy__(self, memo: dict):
+        return self
 
 # ---- expressions ----------------------------------------------------------------------------
 
 
 @dataclass
-class Const:
+class Const(_Node):
     """A literal: int, float, str, bool, or a size such as 3x224x224 (a tuple of ints)."""
 
     value: object
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class Name:
+class Name(_Node):
     id: str
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class InAttr:
+class InAttr(_Node):
     """`in.channels`: a property of the shape entering the enclosing block."""
 
     attr: str
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class Unary:
+class Unary(_Node):
     op: str  # "-", "+", "not"
     operand: Expr
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class BinOp:
+class BinOp(_Node):
     op: str  # + - * / // % ** == != < <= > >= and or
     left: Expr
     right: Expr
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class Func:
+class Func(_Node):
+    """A call in an expression: a built-in (`max(a, b)`) or a function the spec defines (`def`)."""
+
     name: str
     args: list[Expr]
-    span: Span
+    span: Span | None = field(default=None, compare=False)
+    keywords: list[Arg] = field(default_factory=list)  # `divisor=8`
 
 
 @dataclass
-class TupleExpr:
+class Cond(_Node):
+    """`a if cond else b`, as in Python."""
+
+    then: Expr
+    cond: Expr
+    orelse: Expr
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass
+class Missing(_Node):
+    """What the parser puts where a syntax error left a hole (`conv 64 kernel=`): it has no value."""
+
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass
+class TupleExpr(_Node):
     items: list[Expr]
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
-Expr = Const | Name | InAttr | Unary | BinOp | Func | TupleExpr
+Expr = Const | Name | InAttr | Unary | BinOp | Func | Cond | TupleExpr | Missing
 
 # ---- statements -----------------------------------------------------------------------------
 
 
 @dataclass
-class Arg:
+class Arg(_Node):
     name: str | None  # None for a positional argument
     value: Expr
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class Call:
+class Call(_Node):
     """A layer or a block call: `conv 64 kernel=3`."""
 
     name: str
     args: list[Arg]
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class Repeat:
+class Repeat(_Node):
     """`repeat n { }` (var is None) or `repeat i in a..b { }`."""
 
     var: str | None
     start: Expr | None
     stop: Expr
     body: list[Stmt]
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class Arm:
+class Arm(_Node):
     """`if cond { body }`, or one `else if cond { body }` of a chain."""
 
     cond: Expr
     body: list[Stmt]
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class If:
+class If(_Node):
     """`if a { } else if b { } else { }`: the first arm whose condition holds, else `orelse`."""
 
     arms: list[Arm]
     orelse: list[Stmt]
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class Residual:
+class Residual(_Node):
     """`residual { body } shortcut [if cond] { ... }`: the sum of body(x) and shortcut(x)."""
 
     body: list[Stmt]
     shortcut: list[Stmt] | None
     shortcut_if: Expr | None
-    span: Span
-    shortcut_span: Span | None = None
+    span: Span | None = field(default=None, compare=False)
+    shortcut_span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class Merge:
+class Merge(_Node):
     """`add|concat|multiply { branch {..} ... }`: branches all take the current tensor."""
 
     op: str
     branches: list[list[Stmt]]
-    span: Span
-    branch_spans: list[Span] = field(default_factory=list)
+    span: Span | None = field(default=None, compare=False)
+    branch_spans: list[Span] = field(default_factory=list, compare=False)
+    close: Span | None = field(default=None, compare=False)  # its `}`, for the printer's comments
 
 
 @dataclass
-class MergeWith:
+class MergeWith(_Node):
     """`concat e1 e2`: merges the current tensor with named outputs."""
 
     op: str
     names: list[Name]
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class From:
+class From(_Node):
     name: Name
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class Let:
+class Let(_Node):
     name: str
     value: Expr
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class Labeled:
+class Labeled(_Node):
     """`e1: conv 64 ...`: names the statement's output (and its scope in the report)."""
 
     label: str
     stmt: Stmt
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class Frozen:
+class Frozen(_Node):
     """`frozen stmt`: the parameters the statement makes are not trainable."""
 
     body: list[Stmt]
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
-Stmt = Call | Repeat | If | Residual | Merge | MergeWith | From | Let | Labeled | Frozen
+@dataclass
+class Return(_Node):
+    """A function's last statement: `return expr`."""
+
+    value: Expr
+    span: Span | None = field(default=None, compare=False)
+
+
+Stmt = Call | Repeat | If | Residual | Merge | MergeWith | From | Let | Labeled | Frozen | Return
 
 # ---- top level ------------------------------------------------------------------------------
 
 
 @dataclass
-class Param:
+class Param(_Node):
     name: str
     default: Expr | None
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class Definition:
-    """A `network` or a `block`: a named, parameterised list of statements."""
+class Definition(_Node):
+    """A `network`, a `block` or a function (`def`): a named, parameterised list of statements.
 
-    kind: str  # "network" | "block"
+    A function's statements are `let`s and a final `return`."""
+
+    kind: str  # "network" | "block" | "function"
     name: str
     params: list[Param]
     body: list[Stmt]
-    span: Span
+    span: Span | None = field(default=None, compare=False)  # the name
+    close: Span | None = field(default=None, compare=False)  # its `}`, for the printer's comments
 
 
 @dataclass
-class Use:
+class Use(_Node):
     path: str
-    span: Span
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass
-class Module:
+class Module(_Node):
     """One parsed file."""
 
     uses: list[Use]
     definitions: list[Definition]
-    statements: int = 0  # as counted for the statement limit
+    statements: int = field(default=0, compare=False)  # as counted for the statement limit
 
 
 # ---- expressions as spec text ------------------------------------------------------------------
 
-PRECEDENCE = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5,
-              "*": 6, "/": 6, "//": 6, "%": 6, "neg": 7, "**": 8}
+PRECEDENCE = {"if": 0.5, "or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5,
+              "-": 5, "*": 6, "/": 6, "//": 6, "%": 6, "neg": 7, "**": 8}
 
 
 def show(e: Expr, prec: int = 0) -> str:
@@ -224,13 +268,21 @@ def show(e: Expr, prec: int = 0) -> str:
     if isinstance(e, TupleExpr):
         return "(" + ", ".join(show(x) for x in e.items) + ("," if len(e.items) == 1 else "") + ")"
     if isinstance(e, Func):
-        return f"{e.name}({', '.join(show(x) for x in e.args)})"
+        args = [show(x) for x in e.args] + [f"{k.name}={show(k.value)}" for k in e.keywords]
+        return f"{e.name}({', '.join(args)})"
+    if isinstance(e, Missing):
+        return "…"
+    if isinstance(e, Cond):  # right-associative: `a if c else b if d else e` needs no parentheses
+        p = PRECEDENCE["if"]
+        text = f"{show(e.then, p + 0.5)} if {show(e.cond, p + 0.5)} else {show(e.orelse, p)}"
+        return f"({text})" if p < prec else text
     if isinstance(e, Unary):
         p = PRECEDENCE["not" if e.op == "not" else "neg"]
         text = ("not " if e.op == "not" else e.op) + show(e.operand, p)
     else:
         p = PRECEDENCE[e.op]
-        left, right = (p + 1, p) if e.op == "**" else (p, p + 1)
+        # `**` groups to the right; a comparison inside a comparison needs parentheses (`a < b < c` is a chain)
+        left, right = (p + 1, p) if e.op == "**" else (p + 1, p + 1) if p == PRECEDENCE["=="] else (p, p + 1)
         text = f"{show(e.left, left)} {e.op} {show(e.right, right)}"
     return f"({text})" if p < prec else text
 
@@ -238,11 +290,15 @@ def show(e: Expr, prec: int = 0) -> str:
 def _const(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, tuple):
-        return "x".join(map(str, value))
+    if isinstance(value, tuple):  # a size such as 3x224x224; else a tuple, as `(1,)`
+        if len(value) > 1 and all(type(v) is int and v >= 0 for v in value):
+            return "x".join(map(str, value))
+        return "(" + ", ".join(map(_const, value)) + ("," if len(value) == 1 else "") + ")"
     if isinstance(value, str):
         return '"' + value + '"'
-    return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, float):  # Python's shortest form, its exponent without padding: 1e-6, not 1e-06
+        return re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", repr(value))
+    return str(value)
 
 
 def signature(d: Definition) -> str:

@@ -1,4 +1,8 @@
-"""Reads a spec and the files it `use`s: the standard library and relative paths, with cycle detection."""
+"""Reads a spec and the files it `use`s: the standard library and relative paths, with cycle detection.
+
+`load_tolerant` reads as much as it can and lists what is wrong (syntax errors, files that cannot be
+used, names defined twice) file by file; `load_program` raises them.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,10 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnndsl.errors import CnnError, Span, UsageError
+from cnndsl.errors import CnnError, Span, UsageError, raise_all
 from cnndsl.limits import Limits
 from cnndsl.syntax import ast
-from cnndsl.syntax.parser import parse
+from cnndsl.syntax.parser import Parsed, parse_tolerant
 
 STD_DIR = Path(__file__).resolve().parent.parent / "std"
 
@@ -31,28 +35,71 @@ class Program:
     files: list[str] = field(default_factory=list)
     text: str = ""
     sources: dict[str, str] = field(default_factory=dict)
+    name: str = "<string>"  # the main file's, as its spans show it
+
+    def in_source_order(self, errors: list[CnnError]) -> list[CnnError]:
+        """Errors file by file, the main file first and the others in the order read; then by line and column."""
+        rank = {name: i for i, name in enumerate([self.name, *self.files])}
+
+        def place(e: CnnError) -> tuple:
+            span = e.span
+            return (-1, 0, 0) if span is None else (rank.get(span.source.name, len(rank)), span.line, span.col)
+
+        return sorted(errors, key=place)
+
+
+@dataclass
+class Loaded:
+    """A program read as far as it could be, and what stopped it: syntax errors, files that cannot be used,
+    names defined twice. `parsed` are the files' parses, which know where a syntax error broke a statement."""
+
+    program: Program
+    errors: list[CnnError] = field(default_factory=list)
+    parsed: list[Parsed] = field(default_factory=list)
+
+    def is_damaged(self, span: Span | None) -> bool:
+        """Whether `span` lies in a statement that a syntax error broke: an error there follows from it."""
+        return span is not None and any(p.source is span.source and p.is_damaged(span) for p in self.parsed)
 
 
 def load_program(text: str, name: str = "<string>", origin: Path | None = None,
                  limits: Limits | None = None, files: dict[str, str] | None = None) -> Program:
-    """Parses `text` and, recursively, what it uses.
+    """Parses `text` and, recursively, what it uses; raises every error found (CnnErrors for several).
 
     `origin` is the file the text came from: relative `use` paths start at its directory. With `files`
     ({name: text}, as `Program.sources` gives them) relative `use`s are looked up there and nothing but the
     standard library is read from disk: the names are only names, never paths to open. The limits
     hold for the spec and its files together: `spec_bytes` of text and `layers` statements in all.
     """
+    loaded = load_tolerant(text, name, origin, limits, files)
+    raise_all(loaded.errors)
+    return loaded.program
+
+
+def load_tolerant(text: str, name: str = "<string>", origin: Path | None = None,
+                  limits: Limits | None = None, files: dict[str, str] | None = None) -> Loaded:
+    """`load_program` without raising: the program as far as it could be read, and its errors."""
     limits = limits or Limits()
     budget = _Budget(limits.spec_bytes, limits.layers, limits.spec_bytes)
-    budget.spend(len(text), name, None)  # characters: the bytes, for a file just read
-    program = Program(text=text)
-    module = parse(text, name, budget.statements, limits.layers)
-    budget.statements -= module.statements
-    program.main = list(module.definitions)
-    _add(program, module)
+    loaded = Loaded(Program(text=text, name=name))
+    try:
+        budget.spend(len(text), name, None)  # characters: the bytes, for a file just read
+    except CnnError as e:
+        loaded.errors.append(e)
+        return loaded
+    parsed = parse_tolerant(text, name, budget.statements, limits.layers)
+    _parsed(loaded, parsed, budget)
+    loaded.program.main = list(parsed.module.definitions)
     main = _File("", None if files is not None else origin or Path.cwd() / "<string>")
-    _uses(program, module, main, budget, limits.layers, files)
-    return program
+    _uses(loaded, parsed.module, main, budget, limits.layers, files)
+    return loaded
+
+
+def _parsed(loaded: Loaded, parsed: Parsed, budget: _Budget) -> None:
+    budget.statements -= parsed.module.statements
+    loaded.parsed.append(parsed)
+    loaded.errors += parsed.errors
+    _add(loaded, parsed.module)
 
 
 @dataclass(frozen=True)
@@ -81,10 +128,12 @@ class _Budget:
         self.bytes -= size
 
 
-def _uses(program: Program, module: ast.Module, origin: _File, budget: _Budget, layers: int,
+def _uses(loaded: Loaded, module: ast.Module, origin: _File, budget: _Budget, layers: int,
           files: dict[str, str] | None) -> None:
     """Reads what `module` uses, depth first, with a stack of its own: a chain of a thousand files is
-    a cycle error or a limit, never a RecursionError."""
+    a cycle error or a limit, never a RecursionError. A `use` that cannot be read is an error, and the
+    others are read all the same; past the size limit, nothing more is read."""
+    program = loaded.program
     seen: dict[object, str] = {}  # each file read, by identity: its text
     path = [origin]  # the files being read, outermost first
     pending = [iter(module.uses)]
@@ -94,28 +143,37 @@ def _uses(program: Program, module: ast.Module, origin: _File, budget: _Budget, 
             pending.pop()
             path.pop()
             continue
-        target = _resolve(use, path[-1], files is not None)
-        identities = [f.identity for f in path]
-        if target.identity in identities:
-            chain_files = [*path[identities.index(target.identity):], target]
-            files_shown = [_shown(f) for f in chain_files]
-            chain = " → ".join(files_shown if len(files_shown) <= 6
-                               else [*files_shown[:3], f"({len(files_shown) - 5} more)", *files_shown[-2:]])
-            raise CnnError(f"`use` cycle: {chain}", use.span, "a file may not use itself, directly or not")
-        if target.identity in seen:
-            _keep(program, target, seen[target.identity])  # the same file by another name: both names kept
+        if not use.path:  # a placeholder of the parser's recovery: its syntax error says what is wrong
             continue
-        shown = _shown(target)
-        text = _text(target, use, files, budget.limit, shown)
+        try:
+            target = _resolve(use, path[-1], files is not None)
+            identities = [f.identity for f in path]
+            if target.identity in identities:
+                chain_files = [*path[identities.index(target.identity):], target]
+                files_shown = [_shown(f) for f in chain_files]
+                chain = " → ".join(files_shown if len(files_shown) <= 6
+                                   else [*files_shown[:3], f"({len(files_shown) - 5} more)", *files_shown[-2:]])
+                raise CnnError(f"`use` cycle: {chain}", use.span, "a file may not use itself, directly or not")
+            if target.identity in seen:
+                _keep(program, target, seen[target.identity])  # the same file by another name: both names kept
+                continue
+            shown = _shown(target)
+            text = _text(target, use, files, budget.limit, shown)
+        except CnnError as e:
+            loaded.errors.append(e)
+            continue
         seen[target.identity] = text
-        budget.spend(len(text.encode("utf-8", "surrogatepass")), shown, use.span)
-        child = parse(text, shown, budget.statements, layers)
-        budget.statements -= child.statements
+        try:
+            budget.spend(len(text.encode("utf-8", "surrogatepass")), shown, use.span)
+        except CnnError as e:
+            loaded.errors.append(e)
+            return
+        child = parse_tolerant(text, shown, budget.statements, layers)
         program.files.append(shown)
         _keep(program, target, text)
-        _add(program, child)
+        _parsed(loaded, child, budget)
         path.append(target)
-        pending.append(iter(child.uses))
+        pending.append(iter(child.module.uses))
 
 
 def _keep(program: Program, target: _File, text: str) -> None:
@@ -184,12 +242,16 @@ def _shown(file: _File) -> str:
         return str(path)
 
 
-def _add(program: Program, module: ast.Module) -> None:
+def _add(loaded: Loaded, module: ast.Module) -> None:
+    program = loaded.program
     for d in module.definitions:
+        if not d.name:  # a placeholder of the parser's recovery
+            continue
         other = program.definitions.get(d.name)
         if other is not None and other is not d:
-            raise CnnError(f"`{d.name}` is defined twice", d.span, "rename one of them",
-                           label="defined again here").note("first defined here", other.span)
+            loaded.errors.append(CnnError(f"`{d.name}` is defined twice", d.span, "rename one of them",
+                                          label="defined again here").note("first defined here", other.span))
+            continue
         program.definitions[d.name] = d
 
 
@@ -263,4 +325,4 @@ def _kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
-__all__ = ["Program", "load_program", "read_spec", "read_text", "Span"]
+__all__ = ["Loaded", "Program", "load_program", "load_tolerant", "read_spec", "read_text", "Span"]

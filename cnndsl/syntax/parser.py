@@ -1,149 +1,405 @@
-"""Parses .cnn text with the Lark grammar in grammars/cnn.lark and turns the tree into the AST.
+"""Parses .cnn text with the Lark grammar in grammars/cnn.lark into the AST, recovering from syntax errors.
 
-A text is parsed by syntax/driver.py's loop over the grammar's committed tables, which does not import
-Lark; a text with an error is parsed again by Lark itself, for its account of what was expected where.
+Lark's LALR parser is driven token by token through its public interactive interface (`feed_token`,
+`accepts`, `copy`), with the AST built as it reduces (the builder is Lark's transformer). At a syntax
+error the parser reports it, skips to the end of the statement (a newline, `;` or `}`), and there, if
+the statement is unfinished, feeds the shortest run of placeholder tokens that lets it end (`conv 64
+kernel=` gets a value the AST marks `Missing`). So one run reports every syntax error of a file, at most
+one a statement, and leaves a tree the semantic checks can read: `parse_tolerant` gives both without
+raising (an editor calls it on every keystroke); `parse` raises them.
 """
 
 from __future__ import annotations
 
 import functools
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from cnndsl import collector, limits
-from cnndsl.errors import Source, Span, SpecSyntaxError
-from cnndsl.syntax import ast, tables
-from cnndsl.syntax.driver import Driver, Token, Unsure
+from cnndsl.errors import CnnError, Source, Span, SpecSyntaxError, raise_all
+from cnndsl.syntax import ast
+from cnndsl.syntax.grammar import make_lark
 
-# Tokens before which a newline does not end the statement.
-_CONTINUES = {"ELSE", "SHORTCUT", "LBRACE"}
-
-
-class _Limit(Exception):
-    """A limit of the file is passed; raised from the token stream, turned into a located error."""
-
-    def __init__(self, message: str, tok: Token, hint: str | None = None):
-        super().__init__(message)
-        self.message, self.tok, self.hint = message, tok, hint
+MAX_SYNTAX_ERRORS = 100  # past these the rest of the file is not read: one error says so
+_ENDS = {"_NL", "SEMICOLON", "RBRACE"}  # where a statement ends: recovery skips to one
+_CONTINUES = {"ELSE", "SHORTCUT", "LBRACE"}  # tokens before which a newline does not end the statement
+_PLACEHOLDERS = ("NAME", "STRING", "RPAR", "LBRACE", "RBRACE")  # what recovery may insert, a value first
+_TOP_LEVEL = {"NETWORK", "BLOCK", "DEF", "USE"}
 
 
-class _PostLex:
-    """Drops newlines inside parentheses and before `{`, `else`, `shortcut`.
+@dataclass
+class Parsed:
+    """A file's tree, however much of it could be read, and its syntax errors in source order.
 
-    It also remembers the unclosed `{` so that an unexpected end of file can point at it, and applies
-    the file's limits while the tokens stream in: braces nest at most `limits.NESTING` deep, and a
-    file holds at most `max_statements` statements, so a huge file is refused before it is all parsed.
-    """
+    `damaged` are the places of the statements those errors broke, from their start to where the
+    parser took up again: a semantic error there is a consequence of the syntax error, not news."""
 
-    always_accept = ("_NL",)
+    module: ast.Module
+    source: Source
+    errors: list[CnnError] = field(default_factory=list)
+    damaged: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
 
-    def __init__(self) -> None:
-        self.open_braces: list[Token] = []
-        self.max_statements = self.limit = limits.LAYERS
-        self.statements = 0  # of the last file parsed
-
-    def process(self, stream):
-        depth = 0
-        held = None
-        statements = self.statements = 0
-        self.open_braces = []
-        for tok in stream:
-            if tok.type == "_NL":
-                if depth == 0 and held is None:
-                    held = tok
-                continue
-            if held is not None:
-                if tok.type not in _CONTINUES:
-                    statements += 1
-                    yield held
-                held = None
-            if tok.type == "LPAR":
-                depth += 1
-            elif tok.type == "RPAR":
-                depth = max(0, depth - 1)
-            elif tok.type == "LBRACE":
-                self.open_braces.append(tok)
-                if len(self.open_braces) > limits.NESTING:
-                    raise _Limit(f"braces nest more than {limits.NESTING} levels deep here", tok,
-                                 "move the inner part into a block of its own and call it")
-            elif tok.type == "RBRACE" and self.open_braces:
-                self.open_braces.pop()
-            elif tok.type == "SEMICOLON":
-                statements += 1
-            if statements > self.max_statements:
-                raise _Limit(f"the spec has more than {self.limit:,} statements", tok,
-                             "raise the limit with --max-layers if this is meant")
-            self.statements = statements
-            yield tok
-        if held is not None:
-            yield held
+    def is_damaged(self, span: Span | None) -> bool:
+        if span is None:
+            return False
+        at = (span.line, span.col)
+        return any(start <= at <= end for start, end in self.damaged)
 
 
-@functools.lru_cache(maxsize=1)
-def _front() -> tuple[_PostLex, _ToAst, Driver | None]:
-    """The post-lexer, the AST builder and the loop over the tables (None where the grammar needs more than
-    the loop does: then Lark parses every text)."""
-    postlex, transformer = _PostLex(), _ToAst()
-    try:
-        driver = Driver(tables.driver_tables(), postlex, transformer)
-    except Unsure:
-        driver = None
-    return postlex, transformer, driver
-
-
-@functools.lru_cache(maxsize=1)
+@functools.cache
 def _lark():
-    """Lark's LALR parser with the same post-lexer and AST builder (the AST built inline: no parse tree), from
-    the committed tables: made at the first text with an error."""
-    postlex, transformer, _ = _front()
-    return tables.lark(postlex=postlex, transformer=_Inline(transformer))
+    """Lark's parser, made once a process from the user's cache of the grammar's analysis (syntax/grammar.py).
+
+    It holds only the grammar's tables, which never change: each parse has its own token stream, parser state
+    and AST builder, which the parser's reductions reach through `_BUILDER` (a context variable: each thread
+    and task sees the builder of the parse it runs)."""
+    return make_lark(_Reductions())
 
 
-def _parser():
-    """Lark's parser, the post-lexer, the AST builder and the loop (tests compare the two parsers)."""
-    return _lark(), *_front()
+_BUILDER: ContextVar[_ToAst] = ContextVar("cnndsl_ast_builder")
+
+
+def parse_tolerant(text: str, name: str = "<string>", max_statements: int = limits.LAYERS,
+                   limit: int | None = None) -> Parsed:
+    """One text's tree and its syntax errors, without raising: what an editor asks at every keystroke."""
+    source = Source(name, text)
+    builder = _ToAst(source)
+    lark = _lark()
+    stream = _Stream(lark, text if text.endswith("\n") else text + "\n", source, max_statements,
+                     limit or max_statements)
+    run = _Run(lark, stream, source)
+    reset = _BUILDER.set(builder)
+    try:  # the LALR parser is a loop: a deep spec is refused by the depth checks, not by Python's stack
+        with collector.paused():
+            module = run.parse()
+    finally:
+        _BUILDER.reset(reset)
+    found = {(e.message, str(e.span)): e for e in run.errors + builder.errors}  # copies of the parser reduce too
+    errors = sorted(found.values(), key=lambda e: (e.span.line, e.span.col) if e.span else (1 << 30, 0))
+    damaged = run.damaged + [((e.span.line, e.span.col), (e.span.end_line or e.span.line, e.span.end_col))
+                             for e in builder.errors]
+    module.statements = stream.statements
+    return Parsed(module, source, errors, damaged)
 
 
 def parse(text: str, name: str = "<string>", max_statements: int = limits.LAYERS, limit: int | None = None
           ) -> ast.Module:
-    """Parses one file's text. Raises SpecSyntaxError with the place and what was expected.
+    """Parses one file's text. Raises its syntax errors (SpecSyntaxError, or CnnErrors for several).
 
     The file may hold `max_statements` statements: what is left of the whole spec's `limit`.
     """
-    source = Source(name, text)
-    postlex, transformer, driver = _front()
-    postlex.max_statements, postlex.limit = max_statements, limit or max_statements
-    text = text if text.endswith("\n") else text + "\n"
-    try:  # the LALR parser is a loop: a deep spec is refused by the depth checks, not by Python's stack
-        with collector.paused():
-            module = _parse(text, source, transformer, driver)
-    except _Limit as e:
-        raise SpecSyntaxError(e.message, _tok_span(source, e.tok), e.hint) from None
-    finally:
-        transformer.start_file(None)
-    module.statements = postlex.statements
-    return module
+    parsed = parse_tolerant(text, name, max_statements, limit)
+    raise_all(parsed.errors)
+    return parsed.module
 
 
-def _parse(text: str, source: Source, transformer: _ToAst, driver: Driver | None) -> ast.Module:
-    """The fast loop where it can; Lark itself where the loop stops at an error, for Lark's own message."""
-    if driver is not None:
-        transformer.start_file(source)
-        try:
-            return driver.parse(text)
-        except Unsure:
-            pass
-    from lark.exceptions import UnexpectedInput
-
-    lark = _lark()
-    transformer.start_file(source)  # afresh: the loop may have left half a file's state
-    try:
-        return lark.parse(text)
-    except UnexpectedInput as e:
-        raise _syntax_error(e, source, lark.options.postlex) from None
-
-
-def _tok_span(source: Source, tok: Token) -> Span:
+def _tok_span(source: Source, tok) -> Span:
     return Span(source, tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+# ---- tokens -------------------------------------------------------------------------------------------
+
+
+class _Limit(Exception):
+    """A limit of the file is passed: the parse ends there with this error."""
+
+    def __init__(self, error: CnnError):
+        super().__init__(error.message)
+        self.error = error
+
+
+class _BadCharacter(NamedTuple):
+    """Where the lexer found no token: reported, then lexing goes on after the run of characters."""
+
+    line: int
+    column: int
+
+
+class _Stream:
+    """The tokens of one text as the grammar wants them: newlines dropped inside parentheses and before
+    `{`, `else` and `shortcut`, lexing resumed after a character no token matches.
+
+    It tracks the open brackets (an unclosed one is reported where it opens) and applies the file's
+    limits as the tokens stream in: braces nest at most `limits.NESTING` deep, and a file holds at most
+    `max_statements` statements, so that a huge file is refused before it is all parsed."""
+
+    def __init__(self, lark, text: str, source: Source, max_statements: int, limit: int):
+        self.lark, self.text, self.source = lark, text, source
+        self.max_statements, self.limit = max_statements, limit
+        self.parens: list[list] = []  # [the `(`, whether a newline was dropped inside it]
+        self.braces: list = []
+        self.statements = 0
+        self.bad_characters = 0
+
+    def __iter__(self):
+        held = None
+        for tok in self._lexed():
+            if isinstance(tok, _BadCharacter):
+                yield tok
+                continue
+            kind = tok.type
+            if kind == "_NL":
+                if self.parens:
+                    self.parens[-1][1] = True
+                elif held is None:
+                    held = tok
+                continue
+            if held is not None:
+                if kind not in _CONTINUES:
+                    self._count(tok)  # a statement starts here
+                    yield held
+                held = None
+            if kind == "LPAR":
+                self.parens.append([tok, False])
+            elif kind == "RPAR":
+                if self.parens:
+                    self.parens.pop()
+            elif kind == "LBRACE":
+                self.braces.append(tok)
+                if len(self.braces) > limits.NESTING:
+                    raise _Limit(SpecSyntaxError(f"braces nest more than {limits.NESTING} levels deep here",
+                                                 _tok_span(self.source, tok),
+                                                 "move the inner part into a block of its own and call it"))
+            elif kind == "RBRACE" and self.braces:
+                self.braces.pop()
+            elif kind == "SEMICOLON":
+                self._count(tok)
+            yield tok
+        if held is not None:
+            yield held
+
+    def _count(self, tok) -> None:
+        self.statements += 1
+        if self.statements > self.max_statements:
+            raise _Limit(SpecSyntaxError(f"the spec has more than {self.limit:,} statements",
+                                         _tok_span(self.source, tok),
+                                         "raise the limit with --max-layers if this is meant"))
+
+    def _lexed(self):
+        """Lark's tokens; after a character no token matches, lexing starts again past the run of
+        non-blank characters it is in, with the places of the tokens moved to where they are."""
+        from lark import Token
+        from lark.exceptions import UnexpectedCharacters
+
+        pos, line, column = 0, 1, 1
+        while pos < len(self.text):
+            try:
+                for tok in self.lark.lex(self.text[pos:]):
+                    if pos:
+                        tok = Token(tok.type, tok.value, tok.start_pos + pos, tok.line + line - 1,
+                                    tok.column + (column - 1 if tok.line == 1 else 0), tok.end_line + line - 1,
+                                    tok.end_column + (column - 1 if tok.end_line == 1 else 0), tok.end_pos + pos)
+                    yield tok
+                return
+            except UnexpectedCharacters as e:
+                at = pos + e.pos_in_stream
+                line = line + e.line - 1
+                column = e.column + (column - 1 if e.line == 1 else 0)
+                yield _BadCharacter(line, column)
+                self.bad_characters += 1
+                if self.bad_characters > MAX_SYNTAX_ERRORS:
+                    return
+                end = at + 1
+                while end < len(self.text) and not self.text[end].isspace():
+                    end += 1
+                column += end - at
+                pos = end
+
+
+# ---- the parse, with recovery -----------------------------------------------------------------------
+
+
+class _Run:
+    """One text through the LALR parser, token by token."""
+
+    def __init__(self, lark, stream: _Stream, source: Source):
+        self.ip = lark.parse_interactive("")
+        self.stream, self.source = stream, source
+        self.errors: list[CnnError] = []
+        self.damaged: list[tuple[tuple[int, int], tuple[int, int]]] = []
+        self.skipping: tuple[int, int] | None = None  # where the broken statement starts, while skipping it
+        self.statement_start: tuple[int, int] = (1, 1)
+        self.last = None
+
+    def parse(self) -> ast.Module:
+        from lark.exceptions import UnexpectedToken
+
+        try:
+            for tok in self.stream:
+                if len(self.errors) >= MAX_SYNTAX_ERRORS:
+                    self._give_up(tok)
+                    break
+                if isinstance(tok, _BadCharacter):
+                    self._bad_character(tok)
+                    continue
+                if self.skipping is not None:
+                    self._skip(tok)
+                    continue
+                try:
+                    self.ip.feed_token(tok)
+                except UnexpectedToken:
+                    self._unexpected(tok, self.ip.accepts())  # what may come: exact, where LALR's row is not
+                    self._skip(tok)
+                    continue
+                self._fed(tok)
+            return self._end()
+        except _Limit as limit:
+            self.errors.append(limit.error)
+            self._damage(self.statement_start, (1 << 30, 0))
+            return ast.Module([], [])
+
+    def _fed(self, tok) -> None:
+        self.last = tok
+        if tok.type in _ENDS or tok.type == "LBRACE":
+            self.statement_start = (tok.end_line, tok.end_column)
+
+    # errors
+
+    def _report(self, error: CnnError) -> None:
+        self.errors.append(error)
+        self.skipping = self.statement_start
+
+    def _unexpected(self, tok, expected) -> None:
+        opened = self._unclosed_paren(tok) or self._unclosed_brace(tok)
+        if opened is not None:
+            self._report(opened)
+            return
+        span = _tok_span(self.source, tok)
+        shown = f"`{tok}`"
+        if tok.type == "_NL":  # the newline itself: the place after the line's last character
+            shown, span = "end of the line", Span(self.source, tok.line, tok.column, tok.line, tok.column + 1)
+        self._report(SpecSyntaxError(f"unexpected {shown}; {_expected(expected)}", span, _hint(tok, expected)))
+
+    def _unclosed_paren(self, tok) -> CnnError | None:
+        """`relu(` then lines: the newlines inside the `(` were dropped, so the error comes lines later.
+        Reported at the `(`, and the lines after it are statements again."""
+        parens = self.stream.parens
+        if not parens or not any(dropped for _, dropped in parens):
+            return None
+        first = next(lpar for lpar, dropped in parens if dropped)
+        if tok.line == first.line:
+            return None
+        parens.clear()
+        return SpecSyntaxError("this `(` is never closed", _tok_span(self.source, first), "add the matching `)`")
+
+    def _unclosed_brace(self, tok) -> CnnError | None:
+        """A definition starting inside a body: the `{` before it is not closed."""
+        braces = self.stream.braces
+        if tok.type not in _TOP_LEVEL or not braces:
+            return None
+        return SpecSyntaxError("this `{` is never closed", _tok_span(self.source, braces[-1]), "add the matching `}`")
+
+    def _bad_character(self, bad: _BadCharacter) -> None:
+        if self.skipping is None:
+            ch = self.source.line(bad.line)[bad.column - 1: bad.column] or "?"
+            span = Span(self.source, bad.line, bad.column, bad.line, bad.column + 1)
+            self._report(SpecSyntaxError(f"unexpected character `{ch}`", span,
+                                         "strings use double quotes" if ch == "'" else None))
+
+    # recovery
+
+    def _skip(self, tok) -> None:
+        """Skips the rest of a broken statement; at its end, takes up parsing where the end can be fed."""
+        if tok.type in _TOP_LEVEL and self.stream.braces and self._close_braces(tok):
+            return
+        if tok.type not in _ENDS:
+            return
+        fill = self._completion(tok)
+        if fill is None:
+            return
+        for placeholder in fill:
+            self.ip.feed_token(placeholder)
+        self.ip.feed_token(tok)
+        self._damage(self.skipping, (tok.line, tok.column))
+        self.skipping = None
+        self._fed(tok)
+
+    def _close_braces(self, tok) -> bool:
+        """`network` or `block` inside a body: close what is open (the error says which `{`) and go on."""
+        fill = self._completion(tok, depth=2 * limits.NESTING, only=("RBRACE", "_NL"))
+        if fill is None:
+            return False
+        for placeholder in fill:
+            self.ip.feed_token(placeholder)
+        self.stream.braces.clear()
+        self.ip.feed_token(tok)
+        self._damage(self.skipping, (tok.line, tok.column))
+        self.skipping = None
+        self._fed(tok)
+        return True
+
+    def _completion(self, end, depth: int = 3, only: tuple[str, ...] = _PLACEHOLDERS) -> list | None:
+        """The shortest run of placeholder tokens (at most `depth`) after which the parser takes `end`."""
+        from lark import Token
+        from lark.exceptions import UnexpectedToken
+
+        frontier = [(self.ip, [])]
+        for _ in range(depth + 1):
+            later = []
+            for ip, run in frontier:
+                accepted = ip.accepts()
+                if end.type in accepted:
+                    return run
+                for kind in only:
+                    if kind in accepted and len(run) < depth:
+                        placeholder = Token(kind, "", end.start_pos, end.line, end.column, end.line, end.column,
+                                            end.start_pos)
+                        copy = ip.copy()
+                        try:
+                            copy.feed_token(placeholder)
+                        except (UnexpectedToken, _Limit, CnnError):  # no way on
+                            continue
+                        later.append((copy, [*run, placeholder]))
+            frontier = later[:16]  # the first few ways on are enough: real statements end within three
+            if not frontier:
+                return None
+        return None
+
+    def _damage(self, start: tuple[int, int] | None, end: tuple[int, int]) -> None:
+        if start is not None:
+            self.damaged.append((start, end))
+
+    def _give_up(self, tok) -> None:
+        self.errors.append(CnnError(f"more than {MAX_SYNTAX_ERRORS} syntax errors: the rest of the file is not read",
+                                    _tok_span(self.source, tok) if not isinstance(tok, _BadCharacter) else None))
+        self._damage((tok.line, 0), (1 << 30, 0))
+
+    def _end(self) -> ast.Module:
+        """Feeds the end of the file, closing what a broken file left open; the module built."""
+        from lark import Token
+        from lark.exceptions import UnexpectedToken
+
+        last = self.last
+        eof = Token("$END", "", last.end_pos if last else 0, last.end_line if last else 1,
+                    last.end_column if last else 1, last.end_line if last else 1, last.end_column if last else 1,
+                    last.end_pos if last else 0)
+        if self.skipping is None:
+            try:
+                return self.ip.feed_eof(last)
+            except UnexpectedToken:
+                self._eof_error()
+        fill = self._completion(eof, depth=2 * limits.NESTING + 4)
+        if fill is None:
+            self._damage(self.skipping, (1 << 30, 0))
+            return ast.Module([], [])
+        for placeholder in fill:
+            self.ip.feed_token(placeholder)
+        self._damage(self.skipping, (1 << 30, 0))
+        return self.ip.feed_eof(last)
+
+    def _eof_error(self) -> None:
+        if self.stream.braces:
+            brace = self.stream.braces[-1]
+            self._report(SpecSyntaxError("this `{` is never closed", _tok_span(self.source, brace),
+                                         "add the matching `}`"))
+        elif self.stream.parens:
+            self._report(SpecSyntaxError("this `(` is never closed", _tok_span(self.source, self.stream.parens[-1][0]),
+                                         "add the matching `)`"))
+        else:
+            lines = self.source.text.rstrip().splitlines() or [""]
+            span = Span(self.source, len(lines), max(1, len(lines[-1])))
+            self._report(SpecSyntaxError("unexpected end of file", span, "a statement or a parenthesis is unfinished"))
 
 
 # ---- the AST, built while the parser reduces -----------------------------------------------------
@@ -153,21 +409,17 @@ class _Braced(NamedTuple):
     """A `{ ... }` body: its statements, and the `}` where the statement around it ends."""
 
     stmts: list
-    close: Token
+    close: object  # Lark's Token
 
 
-class _Inline:
-    """The AST builder as Lark calls a transformer, with a list of children: each method given them as its
-    arguments (what Lark's `v_args(inline=True)` does). Helpers (`_name`) are not rules' methods."""
-
-    def __init__(self, builder: _ToAst):
-        self.builder = builder
+class _Reductions:
+    """What Lark calls at each reduction (its transformer): the method of the running parse's builder, given the
+    rule's children as its arguments (what Lark's `v_args(inline=True)` does). Helpers (`_name`) are not rules'."""
 
     def __getattr__(self, name: str):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        method = getattr(self.builder, name)  # AttributeError: Lark's default for a rule without a method
-        return lambda children: method(*children)
+        if name.startswith("_") or not hasattr(_ToAst, name):
+            raise AttributeError(name)  # Lark's default for a rule without a method
+        return lambda children: getattr(_BUILDER.get(), name)(*children)
 
 
 class _ToAst:
@@ -177,8 +429,9 @@ class _ToAst:
     keywords a span starts at are named terminals (REPEAT, LET, ...), and a body ends at its `}`.
     """
 
-    def start_file(self, source: Source | None) -> None:
+    def __init__(self, source: Source) -> None:
         self.source = source
+        self.errors: list[CnnError] = []  # found while building: a number too large, say
         self.depth: dict[int, int] = {}  # id of an expression node → its depth, for limits.EXPRESSION
         self.outer: dict[int, tuple[int, int, int, int]] = {}  # id of an expression → its extent with ( )
 
@@ -203,7 +456,7 @@ class _ToAst:
     def _span(self, first, last) -> Span:
         return Span(self.source, *self._start(first), *self._end(last))
 
-    def _tok(self, tok: Token) -> Span:
+    def _tok(self, tok) -> Span:
         return Span(self.source, tok.line, tok.column, tok.end_line, tok.end_column)
 
     # top level
@@ -215,11 +468,16 @@ class _ToAst:
     def use(self, kw, path):
         return ast.Use(path[1:-1], self._span(kw, path))
 
+    def function(self, kw, name, params, *rest):
+        *lets, ret, value, close = rest
+        body = [*lets, ast.Return(value, self._span(ret, value))]
+        return ast.Definition("function", str(name), params or [], body, self._tok(name), self._tok(close))
+
     def network(self, name, params, body):
-        return ast.Definition("network", str(name), params or [], body.stmts, self._tok(name))
+        return ast.Definition("network", str(name), params or [], body.stmts, self._tok(name), self._tok(body.close))
 
     def block(self, name, params, body):
-        return ast.Definition("block", str(name), params or [], body.stmts, self._tok(name))
+        return ast.Definition("block", str(name), params or [], body.stmts, self._tok(name), self._tok(body.close))
 
     def params(self, *params):
         return list(params)
@@ -253,8 +511,8 @@ class _ToAst:
 
     def negative(self, minus, number):
         span = self._span(minus, number)
-        value = _int(number, span) if number.type == "INT" else _float(number, span)
-        return ast.Const(-value, span)
+        value = self._number(number, span)
+        return ast.Const(-value.value, span) if isinstance(value, ast.Const) else value
 
     def repeat_count(self, kw, count, body):
         return ast.Repeat(None, None, count, body.stmts, self._span(kw, body))
@@ -265,7 +523,7 @@ class _ToAst:
     def if_stmt(self, kw, cond, body, *rest):
         *arms, orelse = rest  # `else if` arms, then the `else` body or None
         end = orelse or (arms[-1] if arms else body)
-        return ast.If([ast.Arm(cond, body.stmts, cond.span), *arms], orelse.stmts if orelse else [],
+        return ast.If([ast.Arm(cond, body.stmts, self._span(kw, body)), *arms], orelse.stmts if orelse else [],
                       self._span(kw, end))
 
     def else_if(self, kw, cond, body):
@@ -287,8 +545,9 @@ class _ToAst:
     def merge_op(self, op):
         return op
 
-    def merge(self, op, *branches):
-        return ast.Merge(str(op), [b for b, _ in branches], self._tok(op), [s for _, s in branches])
+    def merge(self, op, *branches_and_close):
+        *branches, close = branches_and_close
+        return ast.Merge(str(op), [b for b, _ in branches], self._tok(op), [s for _, s in branches], self._tok(close))
 
     def branch(self, kw, body):
         return (body.stmts, self._span(kw, body))
@@ -303,17 +562,31 @@ class _ToAst:
         return ast.Let(str(name), value, self._span(kw, value))
 
     # expressions
+    def _number(self, tok, span: Span):
+        """A number literal, or Missing (and an error) past limits.NUMBER."""
+        try:
+            return ast.Const(_int(tok, span) if tok.type == "INT" else _float(tok, span), span)
+        except CnnError as e:
+            self.errors.append(e)
+            return ast.Missing(span)
+
     def int(self, tok):
-        return ast.Const(_int(tok, self._tok(tok)), self._tok(tok))
+        return self._number(tok, self._tok(tok))
 
     def float(self, tok):
-        return ast.Const(_float(tok, self._tok(tok)), self._tok(tok))
+        return self._number(tok, self._tok(tok))
 
     def size(self, tok):
         span = self._tok(tok)
-        return ast.Const(tuple(_int(d, span) for d in tok.split("x")), span)
+        try:
+            return ast.Const(tuple(_int(d, span) for d in tok.split("x")), span)
+        except CnnError as e:
+            self.errors.append(e)
+            return ast.Missing(span)
 
     def string(self, tok):
+        if not tok:  # a placeholder of the parser's recovery
+            return ast.Missing(self._tok(tok))
         return ast.Const(tok[1:-1], self._tok(tok))
 
     def true(self, tok):
@@ -323,6 +596,8 @@ class _ToAst:
         return ast.Const(False, self._tok(tok))
 
     def name(self, tok):
+        if not tok:  # a placeholder of the parser's recovery
+            return ast.Missing(self._tok(tok))
         return ast.Name(str(tok), self._tok(tok))
 
     def in_attr(self, kw, attr):
@@ -337,16 +612,29 @@ class _ToAst:
         return self._deep(ast.TupleExpr(items, self._span(lpar, rpar)), *items)
 
     def func(self, fn, *args_and_rpar):
-        *args, rpar = args_and_rpar
-        return self._deep(ast.Func(str(fn), args, self._span(fn, rpar)), *args)
+        *given, rpar = args_and_rpar
+        args = [a for a in given if not isinstance(a, ast.Arg)]
+        keywords = [a for a in given if isinstance(a, ast.Arg)]
+        if keywords and given.index(keywords[0]) < len(args):
+            late = next(a for a in given[given.index(keywords[0]):] if not isinstance(a, ast.Arg))
+            self.errors.append(SpecSyntaxError("a value without a name follows a named one", late.span,
+                                               "give the values in order first, then `name=value`s"))
+        return self._deep(ast.Func(str(fn), args, self._span(fn, rpar), keywords), *args,
+                          *(k.value for k in keywords))
+
+    def fn_keyword(self, name, value):
+        return ast.Arg(str(name), value, self._span(name, value))
+
+    def cond(self, then, cond, orelse):
+        return self._deep(ast.Cond(then, cond, orelse, self._span(then, orelse)), then, cond, orelse)
 
     def _deep(self, node, *children):
         """Records the node's depth, and refuses an expression deeper than limits.EXPRESSION: the
         checker, the code generator and Python's compiler of the generated code all recurse on it."""
         depth = 1 + max((self.depth.get(id(c), 1) for c in children), default=0)
         if depth > limits.EXPRESSION:
-            raise SpecSyntaxError(f"this expression nests more than {limits.EXPRESSION} operations deep",
-                                  node.span, "split it with `let`")
+            raise _Limit(SpecSyntaxError(f"this expression nests more than {limits.EXPRESSION} operations deep",
+                                         node.span, "split it with `let`"))
         self.depth[id(node)] = depth
         return node
 
@@ -415,7 +703,7 @@ _WORDS = {
     "COLON": "`:`",
     "COMMA": "`,`",
     "SEMICOLON": "`;`",
-    "FUNC": "a function such as max(",
+    "CALL": "a call such as `max(`",
     "COMP_OP": "a comparison",
     "MINUS": "`-`",
     "PLUS": "`+`",
@@ -450,35 +738,7 @@ def _expected(terms) -> str:
     return "expected " + (words[0] if len(words) == 1 else "one of " + ", ".join(words))
 
 
-def _syntax_error(e, source: Source, postlex: _PostLex) -> SpecSyntaxError:
-    """Lark's UnexpectedInput as a located error."""
-    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
-
-    if isinstance(e, UnexpectedCharacters):
-        ch = source.line(e.line)[e.column - 1 : e.column] or "?"
-        span = Span(source, e.line, e.column, e.line, e.column + 1)
-        hint = "strings use double quotes" if ch == "'" else None
-        return SpecSyntaxError(f"unexpected character `{ch}`", span, hint)
-    tok = getattr(e, "token", None)
-    if isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END"):
-        return _eof_error(source, postlex)
-    assert isinstance(e, UnexpectedToken)
-    span = Span(source, tok.line, tok.column, tok.end_line, tok.end_column)
-    shown = "the end of the line" if tok.type == "_NL" else f"`{tok}`"
-    return SpecSyntaxError(f"unexpected {shown}; {_expected(e.expected)}", span, _hint(tok, e.expected))
-
-
-def _eof_error(source: Source, postlex: _PostLex) -> SpecSyntaxError:
-    if postlex.open_braces:
-        tok = postlex.open_braces[-1]
-        span = Span(source, tok.line, tok.column, tok.end_line, tok.end_column)
-        return SpecSyntaxError("this `{` is never closed", span, "add the matching `}`")
-    lines = source.text.rstrip().splitlines() or [""]
-    span = Span(source, len(lines), max(1, len(lines[-1])))
-    return SpecSyntaxError("unexpected end of file", span, "a statement or a parenthesis is unfinished")
-
-
-def _hint(tok: Token, expected) -> str | None:
+def _hint(tok, expected) -> str | None:
     if tok.type == "COMMA":
         return "arguments are separated by spaces: `conv 64 kernel=3 stride=2`"
     if tok.type in {"PLUS", "MINUS", "STAR", "SLASH", "DSLASH", "PERCENT", "POW"}:
@@ -491,6 +751,6 @@ def _hint(tok: Token, expected) -> str | None:
         return "inside add, concat and multiply, each path is a `branch { ... }`"
     if tok.type in {"ADD", "CONCAT", "MULTIPLY", "IN", "REPEAT", "IF", "ELSE", "FROM", "LET", "USE",
                     "NETWORK", "BLOCK", "BRANCH", "RESIDUAL", "SHORTCUT", "FROZEN", "TRUE", "FALSE",
-                    "AND", "OR", "NOT"}:
+                    "AND", "OR", "NOT", "DEF", "RETURN"}:
         return f"`{tok}` is a keyword and cannot be used as a name here"
     return None
