@@ -55,7 +55,6 @@ class Box:
     names: Names
     access: str  # "attr", "iter" or "whole"
     path: str | None = None  # where access is "attr": `self`, `self.branch2`
-    parent: Box | None = None
 
 
 @dataclass
@@ -83,7 +82,6 @@ class Ctx:
     made_by: str | None = None
     moved: bool = False  # the current tensor is a named output (after `from`): never overwritten in place
     dynamic: bool = False  # inside an `if` or a loop decided at construction
-    loop: bool = False  # inside a loop written as a Python loop
-    pinned: tuple = ()  # values the code around still reads (an `if`'s condition): their variables stay put
+    pinned: tuple = ()  # values the code around a branch or a body still reads: their variables stay put
     dead: bool = False  # this code raises at construction (see Statements.body)
     bound: frozenset[str] = frozenset()  # the names the definition binds: `act` alone applies one

@@ -109,7 +109,7 @@ class ControlFlow:
             ctx.box.names = names
 
     def inner_loop_ctx(self, s: ast.Repeat, ctx: Ctx, var: str | None, carried: dict) -> Ctx:
-        inner = replace(ctx, names=dict(ctx.names), labels=dict(ctx.labels), steps=[], dynamic=True, loop=True,
+        inner = replace(ctx, names=dict(ctx.names), labels=dict(ctx.labels), steps=[], dynamic=True,
                         made_by=None)
         if s.var:
             inner.names[s.var] = Src(var)

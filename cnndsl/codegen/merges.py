@@ -55,7 +55,7 @@ class Merges:
                               running=lines.running, reassigned=lines.reassigned, scratch=lines.scratch,
                               exact=lines.exact)
             expr = f"{parent.expr}.{name}" if static else lines.local(kind)
-            box = Box(expr, Names(mode), access, f"{parent.path}.{name}" if access == "attr" else None, parent)
+            box = Box(expr, Names(mode), access, f"{parent.path}.{name}" if access == "attr" else None)
             self.start_names(box, sub_lines)
             sub = self.scope(ctx, box=box)
             try:
