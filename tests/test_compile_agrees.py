@@ -214,6 +214,14 @@ def test_what_keeps_its_rank_compiles(text):
     # loops that make nothing, in loops that make nothing (an IndentationError)
     ("block deep(r = 1) { repeat r { repeat r { } }\n if r > 2 { repeat r { } } else { } }\n"
      "network main { input 3x8x8\n deep\n conv 2 kernel=1 }", {}),
+    # a residual whose body is a residual: the outer shortcut reads the input, not the inner sum's `out`
+    ("network n { input 3x16x16\n residual {\n adaptiveavgpool 5\n e6: residual {\n residual {\n"
+     " concat { branch { } branch { } }\n maxpool 1 padding=same stride=2\n } shortcut { adaptiveavgpool 3x3\n"
+     " conv 6 kernel=1 }\n } shortcut { adaptiveavgpool 3x3\n dwconv 1 multiplier=2 }\n conv 3 kernel=1\n"
+     " zeropad (13, 0, 13, 0)\n adaptiveavgpool 16\n }\n}", {}),
+    # a size too long for a line, in parentheses: split without a comma that would make it a tuple
+    ("block b1(p2 = 1) { repeat 2 { upsample\n maxpool (min(1, 5, in.channels) * 3) padding=same\n"
+     " zeropad (5, 0, 0, 0) } }\nnetwork n { input 3x4x4\n b1 }", {}),
     # a let of a tuple that holds an argument (an AttributeError)
     ("block b(t = 2) { let v = (in.channels, t)\n conv 2 kernel=1 }\nnetwork n { input 3x4x4\n b }", {}),
 ])

@@ -122,6 +122,12 @@ def first_attribute(steps: list) -> Ref | None:
     return None
 
 
+def _sums(steps: list) -> bool:
+    """Whether the steps hold a residual that writes the running `out` (a branch's has its own)."""
+    return any(isinstance(s, Sum) or any(_sums(inner) for inner in _inner(s, wired=True)
+                                         if not isinstance(s, Join)) for s in steps)
+
+
 def uses_plan(steps: list) -> bool:
     """Whether the forward replays decisions: a module it calls whole replays none of its own."""
     for s in steps:
@@ -292,7 +298,8 @@ class Forward:
 
     def sum(self, s: Sum, start: str, target: str, depth: int) -> None:
         identity = self.local("identity")
-        kept = start != target  # the body writes elsewhere: the input stays readable for the shortcut
+        # the body writes elsewhere (a residual in it writes `out`): the input stays readable for the shortcut
+        kept = start != target and not (start == self.out and _sums(s.body))
         if s.shortcut is None or s.test or not kept:
             self.add(depth, f"{identity} = {start}")
         end = self.steps(s.body, start, target, depth)

@@ -8,6 +8,9 @@ at its spaces. Brackets inside string literals are not brackets.
 
 from __future__ import annotations
 
+import ast
+import textwrap
+
 WIDTH = 120
 _OPEN, _CLOSE = "([{", ")]}"
 
@@ -20,19 +23,44 @@ def wrap_all(lines: list[str], width: int = WIDTH) -> list[str]:
 
 
 def wrap(line: str, width: int = WIDTH) -> list[str]:
+    """The line, split where it is too long; as it is where a split would not mean the same to Python."""
     if len(line) <= width:
         return [line]
+    out = _wrap(line, width)
+    return out if _docstring_line(line) or _same(line, out) else [line]  # (a docstring's lines are its text)
+
+
+def _wrap(line: str, width: int) -> list[str]:
     indent = line[: len(line) - len(line.lstrip())]
     text = line.strip()
-    if text.startswith('"""') and text.endswith('"""') and len(text) > 6:
+    if _docstring_line(line):
         return _docstring(indent, text[3:-3], width)
     pair = _last_pair(text)
     if pair is not None:
         opened, closed = pair
         head, body, tail = text[: opened + 1], text[opened + 1: closed], text[closed:]
         if len(indent + head) <= width and body.strip():
+            if _group(text, opened) and len(_top_level(body, ",")) == 1:  # (a + b) * 2: no comma may be added
+                return [indent + head, *_wrap(indent + "    " + body.strip(), width), indent + tail]
             return _split(indent, head, body, tail, width)
     return _operators(indent, text, width) or [line]
+
+
+def _docstring_line(line: str) -> bool:
+    text = line.strip()
+    return text.startswith('"""') and text.endswith('"""') and len(text) > 6
+
+
+def _same(line: str, lines: list[str]) -> bool:
+    """Whether the split lines are the one line to Python (a header gets a body to be parsed)."""
+    def tree(text: str) -> str | None:
+        text = textwrap.dedent(text)
+        try:
+            return ast.dump(ast.parse(text + (" pass" if text.rstrip().endswith(":") else "")))
+        except SyntaxError:
+            return None
+    before = tree(line)
+    return before is not None and before == tree("\n".join(lines))
 
 
 def _split(indent: str, head: str, body: str, tail: str, width: int, hugged: bool = False) -> list[str]:
@@ -106,14 +134,25 @@ def _scan(text: str):
 
 
 def _last_pair(text: str) -> tuple[int, int] | None:
-    """The last top-level bracket pair: (where it opens, where it closes)."""
+    """The last top-level bracket pair worth a split: (where it opens, where it closes); not a subscript
+    (`x[0]`)."""
     opened, pair = None, None
     for i, c, depth in _scan(text):
         if depth == 0 and c in _OPEN:
             opened = i
         elif depth == 0 and c in _CLOSE and opened is not None:
-            pair = (opened, i)
+            if not (text[opened] == "[" and opened and _follows_name(text, opened)):
+                pair = (opened, i)
     return pair
+
+
+def _follows_name(text: str, i: int) -> bool:
+    return text[i - 1].isalnum() or text[i - 1] in "_)]"
+
+
+def _group(text: str, opened: int) -> bool:
+    """Whether a `(` opens a parenthesised expression or a tuple, not a call's arguments."""
+    return text[opened] == "(" and not (opened and _follows_name(text, opened))
 
 
 def _top_level(text: str, *seps: str) -> list[str]:

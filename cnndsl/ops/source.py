@@ -119,6 +119,8 @@ def binop(op: str, a, b):
             return value
     if op == "*" and (type(a) is int and a == 1 or type(b) is int and b == 1):  # `c * multiplier` with 1
         return b if type(a) is int and a == 1 else a
+    if op in ("+", "-") and type(b) is int and b == 0 and isinstance(a, Src):  # `h + 0`: zeropad's sides
+        return a
     if op in ("+", "-") and isinstance(b, (int, float)) and not isinstance(b, bool) and b < 0:
         op, b = "-" if op == "+" else "+", -b  # n - 2, not n + -2
     p = PRECEDENCE[op]
