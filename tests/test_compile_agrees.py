@@ -222,6 +222,9 @@ def test_what_keeps_its_rank_compiles(text):
     # a size too long for a line, in parentheses: split without a comma that would make it a tuple
     ("block b1(p2 = 1) { repeat 2 { upsample\n maxpool (min(1, 5, in.channels) * 3) padding=same\n"
      " zeropad (5, 0, 0, 0) } }\nnetwork n { input 3x4x4\n b1 }", {}),
+    # a range whose start is a formula: max(4 - (q - 7), 0) turns, not max(4 - q - 7, 0)
+    ("network n(q = 8) { input 1x5x5\n repeat i in (q - 7)..(6 - 2) { conv 2 kernel=1\n elu }\n elu\n"
+     " globalavgpool\n dense 5 }", {}),
     # a let of a tuple that holds an argument (an AttributeError)
     ("block b(t = 2) { let v = (in.channels, t)\n conv 2 kernel=1 }\nnetwork n { input 3x4x4\n b }", {}),
 ])

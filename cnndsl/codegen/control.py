@@ -20,7 +20,7 @@ from cnndsl.codegen.lines import Lines
 from cnndsl.codegen.naming import pyname
 from cnndsl.codegen.statements import UNKNOWN, overwritable
 from cnndsl.codegen.symbolic import evaluate
-from cnndsl.ops.source import Src, as_int, is_known, is_real, py
+from cnndsl.ops.source import Src, as_int, binop, call, is_known, is_real, py
 from cnndsl.syntax import ast
 
 UNROLL = 16  # a `repeat` with a known count up to this many turns is written out
@@ -137,7 +137,7 @@ class ControlFlow:
             turns = stop
             counted = linear(s.stop, lambda e: evaluate(e, ctx.names, ctx.in_shape)) or Lin.of(as_int(stop))
         else:
-            turns = max(stop - start, 0) if is_known((start, stop)) else Src(f"max({py(stop)} - {py(start)}, 0)")
+            turns = call("max", binop("-", stop, start), 0, numeric=max)  # (`repeat i in 5..3` runs none)
             counted = Lin.of(turns)
         recorded = lines.mark()
         self.record(ctx, lines, py(turns))
