@@ -1,43 +1,18 @@
-"""Generated source → nn.Module. The only place where the compiler's output is executed."""
+"""Generated source → nn.Module. The only place where the compiler's output is executed.
+
+It runs what the code generator wrote (after codegen.vet's check), and imports codegen, never the reverse.
+"""
 
 from __future__ import annotations
 
-import ast
 import sys
 import types
 
-from cnndsl.errors import CnnError
+from cnndsl.codegen.naming import pyname
+from cnndsl.codegen.vet import FORBIDDEN, vet
 from cnndsl.ops.base import Symbol
 
-# What generated code may import and which names it may never touch. User text reaches the source only
-# through string literals (ops/source.literal); this second, independent check refuses to run any source
-# that would do more than build modules, should a bug ever let text through.
-_IMPORTS = {"math", "torch", "torch.nn.functional", "torch.nn"}
-FORBIDDEN = {"eval", "exec", "compile", "open", "__import__", "getattr", "setattr", "delattr", "globals", "locals",
-              "vars", "breakpoint", "input", "exit", "quit", "help", "memoryview", "__builtins__", "__loader__",
-              "__spec__", "os", "sys", "subprocess", "builtins", "importlib"}
-_DUNDERS = {"__init__", "__name__"}
-
-
-def vet(source: str) -> None:
-    """Refuses generated source that imports anything but torch and math, or reaches for the host."""
-    for node in ast.walk(ast.parse(source)):
-        bad = None
-        if isinstance(node, ast.Import):
-            bad = next((a.name for a in node.names if a.name not in _IMPORTS), None)
-        elif isinstance(node, ast.ImportFrom):
-            bad = None if node.module in _IMPORTS else f"from {node.module}"
-        elif isinstance(node, ast.Name) and (node.id in FORBIDDEN or _dunder(node.id)):
-            bad = node.id
-        elif isinstance(node, ast.Attribute) and _dunder(node.attr):
-            bad = node.attr
-        if bad is not None:
-            raise CnnError(f"refusing to run the generated code: it uses `{bad}` (line {node.lineno})",
-                           hint="this is a bug in cnndsl, not in your spec; please report it with the spec")
-
-
-def _dunder(name: str) -> bool:
-    return name.startswith("__") and name not in _DUNDERS
+__all__ = ["FORBIDDEN", "build_module", "initialize", "scores", "scores_module", "vet"]
 
 
 def build_module(source: str, class_name: str, params: dict):
@@ -51,8 +26,6 @@ def build_module(source: str, class_name: str, params: dict):
     sys.modules[module.__name__] = module  # so that torch.compile and pickling can find the classes
     exec(compile(source, module.__file__, "exec"), module.__dict__)
     network = getattr(module, class_name)
-    from cnndsl.codegen.generator import pyname
-
     return network(**{pyname(k): _plain(v) for k, v in params.items()})  # `x` is the argument `x_`
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from cnndsl.errors import CnnError, Span
 from cnndsl.ops.base import Shape
+from cnndsl.ops.source import MODULE_ATTRIBUTES
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -78,8 +79,13 @@ class Graph:
 
 def numbered(kind: str, n: int) -> str:
     """The n-th unnamed layer or call of a kind: conv1, conv2...; a kind ending in a digit or _ takes a _
-    (block35_1, b1_11 beside b11_1), so that no two (kind, n) give one name."""
-    return f"{kind}_{n}" if kind[-1:].isdigit() or kind.endswith("_") else f"{kind}{n}"
+    (block35_1, b1_11 beside b11_1), so that no two (kind, n) give one name; and so does a name that would
+    be an attribute of every PyTorch module (the 16th call of `bfloat` is bfloat_16, not bfloat16).
+
+    The generated code names its modules by this rule (codegen's `child_name` helper too): a module's path
+    in the built network is the layer's name in the report."""
+    name = f"{kind}{n}"
+    return f"{kind}_{n}" if kind[-1:].isdigit() or kind.endswith("_") or name in MODULE_ATTRIBUTES else name
 
 
 def build_graph(name: str, params: dict, layers: list[Layer], groups: dict[str, Group], output: str) -> Graph:

@@ -26,13 +26,14 @@ LAYERS = [
     "convtranspose {f} kernel=(1, 3) padding=valid", "conv ({f} * 2) kernel=1\nsplit 2 part=1",
     "conv ({f} * 2) kernel=1\nchannelshuffle 2",
     "conv ({f} * 2) kernel=1\nconcat {{ branch {{ split 2 part=0 }} branch {{ split 2 part=1; conv {f} kernel=1 }} }}",
+    "conv {f} kernel=1 activation=act", "act",  # an activation a parameter gives: named by its kind
 ]
 
 
 @st.composite
 def statements(draw, depth: int = 0, in_block: bool = False, f: str = "f"):
     calls = [] if in_block else ["call"]  # the block calls no block: recursion is refused
-    kind = draw(st.sampled_from(["layer"] * 5 + ["if", "repeat", "residual", "concat", "let", *calls]
+    kind = draw(st.sampled_from(["layer"] * 5 + ["if", "repeat", "residual", "concat", "let", "from", *calls]
                                 if depth < 2 else ["layer"]))
     if kind == "layer":
         return draw(st.sampled_from(LAYERS)).format(f=f)
@@ -50,7 +51,9 @@ def statements(draw, depth: int = 0, in_block: bool = False, f: str = "f"):
         return f"concat {{\nbranch {{ {body()} }}\nbranch {{ conv {f} kernel=1 }}\nbranch {{ }}\n}}"
     if kind == "let":
         return "let g = f * 2\nconv g kernel=1"
-    return draw(st.sampled_from(["unit f", "unit (f + 1) flag=false", "unit 3 n=1"]))
+    if kind == "from":  # a named output read again after what follows it (in a loop: each turn's)
+        return f"e: conv {f} kernel=1\n{body()}\nfrom e"
+    return draw(st.sampled_from(["unit f", "unit (f + 1) flag=false", "unit 3 n=1", "unit f act=none"]))
 
 
 @st.composite
@@ -59,9 +62,10 @@ def specs(draw):
     net = "\n".join(draw(st.lists(statements(0), min_size=1, max_size=5)))
     head = draw(st.sampled_from(["globalavgpool\ndense classes", "flatten\ndense classes activation=softmax", ""]))
     size = draw(st.sampled_from(["3x16x16", "2x9x12", "4x8x8"]))
-    return (f"block unit(f, n = 2, flag = true) {{\n{block}\n}}\n"
-            f"network fuzz(f = 4, n = {draw(st.integers(1, 3))}, flag = {draw(st.sampled_from(['true', 'false']))}, "
-            f"classes = 5) {{\ninput {size}\n{net}\n{head}\n}}\n")
+    act = draw(st.sampled_from(["relu", "none", "hardswish"]))
+    return (f"block unit(f, n = 2, flag = true, act = relu) {{\n{block}\n}}\n"
+            f"network fuzz(f = 4, n = {draw(st.integers(0, 3))}, flag = {draw(st.sampled_from(['true', 'false']))}, "
+            f"classes = 5, act = {act}) {{\ninput {size}\n{net}\n{head}\n}}\n")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

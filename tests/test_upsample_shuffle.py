@@ -219,8 +219,9 @@ def test_a_shufflenet_unit_compiles_to_a_concat_of_chunks_and_a_shuffle():
     # + 16 + 8*8 + 16 = 168 + 248
     assert (report.output, report.params) == ((16, 3, 3), 92 + 168 + 248)
     source = spec.source()
-    for line in ("self.branch1.add(\"split\", Split(2, 0))", "self.channelshuffle1 = ChannelShuffle(2)",
-                 "x = torch.cat([branch1, branch2], dim=1)", "class ChannelShuffle(nn.Module):"):
+    for line in ("self.branch1 = nn.Sequential(OrderedDict(split1=Split(2, 0)))",
+                 "self.channelshuffle1 = ChannelShuffle(2)", "x = torch.cat([branch1, branch2], dim=1)",
+                 "class ChannelShuffle(nn.Module):"):
         assert line in source
     tree = ast.parse(source)
     assert {n.names[0].name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)} <= {"torch", "math"}

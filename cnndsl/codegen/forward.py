@@ -1,101 +1,177 @@
-"""The `forward` of a class with fixed children, written from the steps its constructor recorded.
+"""The `forward` of a generated class, written from the steps its constructor recorded.
 
-Reads as torchvision's resnet.py: `x = self.conv1(x)` line by line; a residual saves `identity = x`, runs
-its body into `out`, applies the shortcut where there is one and adds (`out += identity` where the body's
-last layer allows it); a merge names its branches and shows the `torch.cat`; a layer under an `if` decided
-at construction is an attribute that may be None.
+Reads as torchvision's resnet.py: `x = self.conv1(x)` line by line; a named output is a local variable
+(`e1 = self.e1(x)`) and `from e1` reads it again; a residual saves `identity = x`, runs its body into
+`out`, applies the shortcut where there is one and adds (`out += identity` where the body's last layer
+allows it); a merge names its branches and shows the `torch.cat`. A layer under an `if` decided at
+construction is an attribute that may be None. Where children are named at construction (a loop over an
+argument), the forward walks them in order (`next(layers)`) and replays the loops and `if`s as the
+constructor recorded them in `self._plan`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cnndsl.codegen.context import Box, Slot
 from cnndsl.codegen.naming import claim_local, pyname
+from cnndsl.ops import REGISTRY
 
-INPUT = "<input>"  # how wiring names the network's input (`x: input 3x32x32`); no child can have this name
+
+@dataclass
+class Ref:
+    """A child module: by its attribute where its module's children are attributes, else the next one."""
+
+    box: Box
+    name: str | None = None
 
 
 @dataclass
 class Call:
-    name: str
-    inputs: list[str] | None = None  # None: the previous output ("" in the list too), INPUT: the class's input
+    ref: Ref
 
 
 @dataclass
-class Guarded:
-    """An `if` decided at construction: each arm's attribute is None unless the arm was taken."""
+class Save:
+    """A named output: the current tensor, kept in the slot's variable."""
 
-    arms: list[tuple[str, list]]  # (an attribute the arm always sets, the arm's steps)
+    slot: Slot
+
+
+@dataclass
+class Load:
+    """`from e1`: the named output becomes the current tensor."""
+
+    slot: Slot
+
+
+@dataclass
+class Merge:
+    """`concat e1`, `add e1`: the current tensor (None) and named outputs, joined by the op's expression."""
+
+    op: str
+    inputs: list[Slot | None]
+    ranks: list[int]
+
+
+@dataclass
+class Branch:
+    """A shortcut or a merge's branch: a module the forward calls whole (box None), or whose children
+    the forward wires itself (its steps)."""
+
+    ref: Ref
+    box: Box | None
+    steps: list
+    hint: str
 
 
 @dataclass
 class Sum:
-    """A residual: body(x) + shortcut(x), the shortcut an optional module or none (the identity)."""
+    """A residual: body(x) + shortcut(x); the shortcut may be absent (test "none": an attribute that may be
+    None; "plan": recorded), and the sum may overwrite the body's output (`out += identity`)."""
 
-    name: str  # the sum's layer (`add1`)
-    start: str | None  # the input, when not the previous output (`from e1`)
     body: list
-    end: str | None  # the body's output, when not its last step's (it ends in `from`)
-    shortcut: str | None
-    optional: bool  # the shortcut may be None
-    inplace: bool  # the body's output may be overwritten (`out += identity`)
+    shortcut: Branch | None
+    test: str | None
+    inplace: bool
 
 
 @dataclass
 class Join:
-    """A merge: branches that take the same input (None: the input itself), joined by add, concat, multiply."""
+    """A merge of branches that all read the current tensor (None: the tensor itself)."""
 
-    name: str
     op: str
-    start: str | None
-    branches: list[str | None]
-    ranks: list[int]  # of each branch's output: a per-channel gate (rank 1) scales every position
+    branches: list[Branch | None]
+    ranks: list[int]
 
 
-def first_attribute(steps: list) -> str | None:
-    """An attribute the steps always set, to test whether an arm was taken."""
+@dataclass
+class Loop:
+    """A loop the constructor ran a number of turns it recorded."""
+
+    body: list
+
+
+@dataclass
+class Choice:
+    """An `if` whose arm the constructor recorded (its index)."""
+
+    arms: list[list]
+
+
+@dataclass
+class Guarded:
+    """An `if` decided at construction, in a class with attributes: an arm ran when its first attribute
+    is not None."""
+
+    arms: list[tuple[Ref, list]]
+
+
+def first_attribute(steps: list) -> Ref | None:
+    """A child the steps always make, to tell whether an arm ran."""
     for s in steps:
+        found = None
         if isinstance(s, Call):
-            return s.name
-        if isinstance(s, Sum):
-            found = first_attribute(s.body) or (None if s.optional else s.shortcut)
+            found = s.ref
+        elif isinstance(s, Sum):
+            found = first_attribute(s.body) or (s.shortcut.ref if s.shortcut and not s.test else None)
         elif isinstance(s, Join):
-            found = next((b for b in s.branches if b is not None), None)
-        else:
-            found = None
+            found = next((b.ref for b in s.branches if b is not None), None)
         if found is not None:
-            return found
+            return found if found.name is not None else None
     return None
 
 
-def _refs(steps: list, out: set[str]) -> set[str]:
-    """The outputs that steps name as inputs: those keep a variable of their own."""
+def _sums(steps: list) -> bool:
+    """Whether the steps hold a residual that writes the running `out` (a branch's has its own)."""
+    return any(isinstance(s, Sum) or any(_sums(inner) for inner in _inner(s, wired=True)
+                                         if not isinstance(s, Join)) for s in steps)
+
+
+def uses_plan(steps: list) -> bool:
+    """Whether the forward replays decisions: a module it calls whole replays none of its own."""
     for s in steps:
-        if isinstance(s, Call):
-            out.update(s.inputs or ())
-        elif isinstance(s, Guarded):
-            for _, arm in s.arms:
-                _refs(arm, out)
-        elif isinstance(s, Sum):
-            out.update(r for r in (s.start, s.end) if r)
-            _refs(s.body, out)
-        else:
-            out.update([s.start] if s.start else [])
-    return out
+        if isinstance(s, (Loop, Choice)) or (isinstance(s, Sum) and s.test == "plan"):
+            return True
+        if any(uses_plan(inner) for inner in _inner(s, wired=True)):
+            return True
+    return False
+
+
+def sequential(steps: list) -> bool:
+    """Whether the steps only ever apply each child to the previous output: an nn.Sequential's forward."""
+    for s in steps:
+        if isinstance(s, (Load, Merge, Sum, Join, Guarded)):
+            return False
+        if isinstance(s, (Loop, Choice)) and not all(sequential(inner) for inner in _inner(s)):
+            return False
+    return True
+
+
+def _inner(s, wired: bool = False) -> list[list]:
+    """The steps inside a step (`wired`: only those the forward writes itself)."""
+    if isinstance(s, Loop):
+        return [s.body]
+    if isinstance(s, Choice):
+        return s.arms
+    if isinstance(s, Guarded):
+        return [steps for _, steps in s.arms]
+    branches = [s.shortcut] if isinstance(s, Sum) else s.branches if isinstance(s, Join) else []
+    inner = [b.steps for b in branches if b is not None and (b.box is not None or not wired)]
+    return [s.body, *inner] if isinstance(s, Sum) else inner
 
 
 class Forward:
     """Writes the lines of one method from its steps."""
 
-    def __init__(self, steps: list, result: str | None = None):
-        named = _refs(steps, {result} if result else set()) - {""}
+    def __init__(self, root: Box, steps: list):
+        self.root = root
         self.taken = {"x", "self"}
-        self.vars: dict[str, str] = {}
-        for name in sorted(named):
-            self.vars[name] = self.local("x_in" if name == INPUT else pyname(name))
-        self.out = None  # the running variable after the first residual
         self.lines: list[str] = []
-        self.result = result
+        self.slots: dict[int, str] = {}
+        self.iters: dict[int, str] = {}
+        self.plan = self.local("plan") if uses_plan(steps) else None
+        self.out: str | None = None  # the running variable after the first residual
 
     def local(self, base: str) -> str:
         return claim_local(base, self.taken)
@@ -104,108 +180,181 @@ class Forward:
         self.lines.append("    " * (depth + 2) + text)
 
     def method(self, steps: list) -> list[str]:
-        if INPUT in self.vars:  # the input is named: keep it in a variable of its own
-            self.add(0, f"{self.vars[INPUT]} = x")
-        cur = self.steps(steps, "x", "x", 0, False)
-        if self.result is not None:
-            self.add(0, f"return {self.vars[self.result]}")
-        elif self.lines and self.lines[-1].startswith(f"        {cur} = "):
-            self.lines[-1] = "        return " + self.lines[-1].split(" = ", 1)[1]
+        if self.root.access == "iter":
+            self.add(0, f"{self.walk(self.root)} = iter(self.children())")
+        if self.plan:
+            self.add(0, f"{self.plan} = iter(self._plan)")
+        cur = self.steps(steps, "x", "x", 0)
+        last = f"        {cur} = "
+        if self.lines and self.lines[-1].startswith(last):
+            self.lines[-1] = "        return " + self.lines[-1][len(last):]
         else:
             self.add(0, f"return {cur}")
         return self.lines
 
-    def steps(self, steps: list, cur: str, run: str, depth: int, guarded: bool) -> str:
-        """Writes the steps; `cur` holds the input, `run` is the variable outputs go to; gives the output's."""
-        for s in steps:
-            if isinstance(s, Call):
-                cur = self.call(s, cur, run, depth)
-            elif isinstance(s, Guarded):
-                cur = self.guarded(s, cur, run, depth)
-            elif isinstance(s, Sum):
-                cur = self.sum(s, cur, run, depth, guarded)
-                run = cur if cur not in self.vars.values() else run
+    def walk(self, box: Box) -> str:
+        """The variable of the iterator over a module's children."""
+        if id(box) not in self.iters:
+            self.iters[id(box)] = self.local("layers" if box is self.root else "children")
+        return self.iters[id(box)]
+
+    def var(self, slot: Slot) -> str:
+        if id(slot) not in self.slots:
+            self.slots[id(slot)] = self.local(pyname(slot.hint))
+        return self.slots[id(slot)]
+
+    def module(self, ref: Ref) -> str:
+        if ref.box.access == "attr":
+            return f"{ref.box.path}.{ref.name}"
+        return f"next({self.walk(ref.box)})"
+
+    def steps(self, steps: list, cur: str, run: str, depth: int) -> str:
+        """Writes the steps; `cur` holds the input, `run` is where outputs go; gives the output's variable."""
+        i = 0
+        while i < len(steps):
+            s = steps[i]
+            if isinstance(s, (Call, Merge, Sum, Join)):
+                saved = steps[i + 1] if i + 1 < len(steps) and isinstance(steps[i + 1], Save) else None
+                if saved is not None:
+                    target = self.var(saved.slot)
+                elif isinstance(s, Sum):
+                    self.out = self.out or self.local("out")
+                    target = self.out
+                else:
+                    target = run
+                cur = self.produce(s, cur, target, depth)
+                if isinstance(s, Sum) and saved is None:
+                    run = target  # as torchvision's `out`: what follows the sum writes there
+                i += 2 if saved is not None else 1
+                continue
+            if isinstance(s, Save):
+                var = self.var(s.slot)
+                if var != cur:
+                    self.add(depth, f"{var} = {cur}")
+                cur = var
+            elif isinstance(s, Load):
+                cur = self.var(s.slot)
+            elif isinstance(s, Loop):
+                cur = self.loop(s, cur, run, depth)
             else:
-                cur = self.join(s, cur, run, depth)
+                cur = self.choice(s, cur, run, depth)
+            i += 1
         return cur
 
-    def ref(self, name: str, cur: str) -> str:
-        return cur if name == "" else self.vars[name]
+    def produce(self, s, cur: str, target: str, depth: int) -> str:
+        """A step that makes a tensor, written into `target`."""
+        if isinstance(s, Call):
+            self.add(depth, f"{target} = {self.module(s.ref)}({cur})")
+        elif isinstance(s, Merge):
+            args = [cur if x is None else self.var(x) for x in s.inputs]
+            self.add(depth, f"{target} = {REGISTRY[s.op].expression(args, s.ranks)}")
+        elif isinstance(s, Sum):
+            self.sum(s, cur, target, depth)
+        else:
+            self.join(s, cur, target, depth)
+        return target
 
-    def call(self, s: Call, cur: str, run: str, depth: int) -> str:
-        args = [cur] if s.inputs is None else [self.ref(i, cur) for i in s.inputs]
-        var = self.vars.get(s.name, run)
-        self.add(depth, f"{var} = self.{s.name}({', '.join(args)})")
-        return var
-
-    def guarded(self, s: Guarded, cur: str, run: str, depth: int) -> str:
+    def settle(self, cur: str, run: str, depth: int) -> str:
+        """Before a loop or an `if`: the current tensor in the variable every turn and arm ends in."""
         if cur != run:
             self.add(depth, f"{run} = {cur}")
-        for i, (attr, arm) in enumerate(s.arms):
-            self.add(depth, f"{'if' if i == 0 else 'elif'} self.{attr} is not None:")
-            end = self.steps(arm, run, run, depth + 1, True)
-            if end != run:
-                self.add(depth + 1, f"{run} = {end}")
         return run
 
-    def sum(self, s: Sum, cur: str, run: str, depth: int, guarded: bool) -> str:
-        start = cur if s.start is None else self.ref(s.start, cur)
-        if not guarded and self.out is None:
-            self.out = self.local("out")
-        body_run = run if guarded else self.out
+    def loop(self, s: Loop, cur: str, run: str, depth: int) -> str:
+        run = self.settle(cur, run, depth)
+        self.add(depth, f"for _ in range(next({self.plan})):")
+        self.body(s.body, run, depth + 1)
+        return run
+
+    def body(self, steps: list, run: str, depth: int) -> None:
+        before = len(self.lines)
+        end = self.steps(steps, run, run, depth)
+        if end != run:
+            self.add(depth, f"{run} = {end}")
+        if len(self.lines) == before:
+            self.add(depth, "pass")
+
+    def choice(self, s, cur: str, run: str, depth: int) -> str:
+        run = self.settle(cur, run, depth)
+        if isinstance(s, Guarded):
+            for k, (ref, arm) in enumerate(s.arms):
+                self.add(depth, f"{'if' if k == 0 else 'elif'} {self.module(ref)} is not None:")
+                self.body(arm, run, depth + 1)
+            return run
+        arms = [(k, arm) for k, arm in enumerate(s.arms) if arm]
+        if len(arms) == 1 or len(s.arms) == 2:  # `if next(plan) == 0:`, and the other arm its `else:`
+            self.add(depth, f"if next({self.plan}) == {arms[0][0]}:")
+            self.body(arms[0][1], run, depth + 1)
+            if len(arms) == 2:
+                self.add(depth, "else:")
+                self.body(arms[1][1], run, depth + 1)
+            return run
+        arm_var = self.local("arm")
+        self.add(depth, f"{arm_var} = next({self.plan})")
+        for n, (k, arm) in enumerate(arms):
+            self.add(depth, f"{'if' if n == 0 else 'elif'} {arm_var} == {k}:")
+            self.body(arm, run, depth + 1)
+        return run
+
+    def sum(self, s: Sum, start: str, target: str, depth: int) -> None:
         identity = self.local("identity")
-        kept = start != body_run  # the body writes elsewhere: the input stays readable for the shortcut
-        if s.shortcut is None or s.optional or not kept:
+        # the body writes elsewhere (a residual in it writes `out`): the input stays readable for the shortcut
+        kept = start != target and not (start == self.out and _sums(s.body))
+        if s.shortcut is None or s.test or not kept:
             self.add(depth, f"{identity} = {start}")
-        end = self.steps(s.body, start, body_run, depth, guarded)
-        end = end if s.end is None else self.ref(s.end, end)
+        end = self.steps(s.body, start, target, depth)
         if s.shortcut is not None:
-            line = f"{identity} = self.{s.shortcut}({start if kept else identity})"
-            if s.optional:
-                self.add(depth, f"if self.{s.shortcut} is not None:")
-                self.add(depth + 1, line)
-            else:
-                self.add(depth, line)
-        var = self.vars.get(s.name, body_run)
-        if s.inplace and var == end:
-            self.add(depth, f"{end} += {identity}")
+            if s.test == "none":
+                self.add(depth, f"if {self.module(s.shortcut.ref)} is not None:")
+            elif s.test == "plan":
+                self.add(depth, f"if next({self.plan}) == 0:")
+            inner = depth + bool(s.test)
+            self.add(inner, f"{identity} = {self.branch(s.shortcut, start if kept else identity, inner)}")
+        if s.inplace and end == target:
+            self.add(depth, f"{target} += {identity}")
         else:
-            self.add(depth, f"{var} = {end} + {identity}")
+            self.add(depth, f"{target} = {end} + {identity}")
         self.taken.discard(identity)
-        return var
 
-    def join(self, s: Join, cur: str, run: str, depth: int) -> str:
-        start = cur if s.start is None else self.ref(s.start, cur)
+    def branch(self, b: Branch, start: str, depth: int) -> str:
+        """The source of a branch's output: a call of the module, or the variable its steps end in."""
+        if b.box is None:
+            return f"{self.module(b.ref)}({start})"
+        if b.box.access == "iter":
+            self.add(depth, f"{self.walk(b.box)} = iter({self.module(b.ref)}.children())")
+        var = self.local(b.hint)
+        out, self.out = self.out, None  # a residual in the branch sums into a variable of its own
+        end = self.steps(b.steps, start, var, depth)
+        self.out = out
+        return end
+
+    def join(self, s: Join, cur: str, target: str, depth: int) -> None:
         outs = []
-        for attr in s.branches:
-            if attr is None:
-                outs.append(start)
-                continue
-            outs.append(self.local(attr))
-            self.add(depth, f"{outs[-1]} = self.{attr}({start})")
-        var = self.vars.get(s.name, run)
-        if s.op == "concat":
-            self.add(depth, f"{var} = torch.cat([{', '.join(outs)}], dim=1)")
-        else:
-            top = max(s.ranks)
-            terms = [f"{o}[:, :, None, None]" if r == 1 and top == 3 else o for o, r in zip(outs, s.ranks)]
-            self.add(depth, f"{var} = {(' + ' if s.op == 'add' else ' * ').join(terms)}")
-        self.taken.difference_update(o for o in outs if o != start)
-        return var
+        for b in s.branches:
+            if b is None:
+                outs.append(cur)
+            elif b.box is None:
+                outs.append(self.local(b.hint))
+                self.add(depth, f"{outs[-1]} = {self.module(b.ref)}({cur})")
+            else:
+                outs.append(self.branch(b, cur, depth))
+        self.add(depth, f"{target} = {REGISTRY[s.op].expression(outs, s.ranks)}")
+        self.taken.difference_update(o for o in outs if o != cur and o not in self.slots.values())
 
 
-def methods(state, ends_in_softmax: bool = False) -> list[str]:
-    """`forward` (and `logits`) of a class with fixed children; a Chain has its own."""
-    if not state.static:
-        if not ends_in_softmax:
-            return []
-        return ["", "    def logits(self, x):",
-                '        """The scores before the final softmax, for training with cross-entropy."""',
-                "        return super().forward(x, skip_last=True)"]
-    steps = state.steps
-    if ends_in_softmax and steps and isinstance(steps[-1], Call) and steps[-1].inputs is None:
-        return (["", "    def forward(self, x):", f"        return self.{steps[-1].name}(self.logits(x))", "",
-                 "    def logits(self, x):",
-                 '        """The scores before the final softmax, for training with cross-entropy."""']
-                + Forward(steps[:-1]).method(steps[:-1]))
-    return ["", "    def forward(self, x):", *Forward(steps, state.result).method(steps)]
+def methods(root: Box, steps: list, ends_in_softmax: bool = False) -> list[str]:
+    """`forward` (and `logits`) of a class; an nn.Sequential's own forward needs no method."""
+    last = steps[-1] if steps else None
+    softmax = ends_in_softmax and isinstance(last, Call)
+    out = []
+    if root.access != "whole":
+        head = steps[:-1] if softmax and root.access == "attr" else steps
+        out = ["", "    def forward(self, x):", *Forward(root, head).method(head)]
+        if softmax and root.access == "attr":
+            out[2:] = [f"        return {Forward(root, []).module(last.ref)}(self.logits(x))"]
+    if softmax:
+        out += ["", "    def logits(self, x):",
+                '        """The scores before the final softmax, for training with cross-entropy."""']
+        out += (["        return self[:-1](x)"] if root.access == "whole"
+                else Forward(root, steps[:-1]).method(steps[:-1]))
+    return out

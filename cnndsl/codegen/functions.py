@@ -3,8 +3,10 @@ its `_make_divisible`. This is the one place that writes them; symbolic.py write
 
 from __future__ import annotations
 
+from cnndsl.codegen.files import shown
 from cnndsl.codegen.naming import pyname
 from cnndsl.codegen.symbolic import evaluate
+from cnndsl.codegen.wrap import wrap_all
 from cnndsl.elaborate.functions import calls_in, expressions_of
 from cnndsl.ops.source import Src, docstring, py
 from cnndsl.syntax import ast
@@ -38,6 +40,57 @@ def _called(definitions: list[ast.Definition], functions: dict[str, ast.Definiti
     return list(names)
 
 
+def whole(program) -> dict[str, tuple[list[str], set[str]]]:
+    """The functions that give a whole number where the parameters whose default is one are given one
+    (make_divisible's divisor and min_value; its `v` may be a float): each `let` and `return` is one by the
+    kinds of its parts (floor, ceil and round give ints; +, -, *, //, %, min, max and `if else` keep them).
+    By name: (the parameters in order, those that must be given whole numbers)."""
+    functions = {d.name: d for d in program.definitions.values() if d.kind == "function"}
+    found: dict[str, tuple[list[str], set[str]]] = {}
+    for _ in functions:  # a function calling another one found whole: again, until none is added
+        for d in functions.values():
+            ints = _whole_params(d, found)
+            if d.name not in found and ints is not None:
+                found[d.name] = ([p.name for p in d.params], ints)
+    return found
+
+
+def _whole_params(d: ast.Definition, found: dict) -> set[str] | None:
+    """The parameters it needs given whole numbers to give one, or None where it may not give one."""
+    ints: set[str] = set()
+    for p in d.params:
+        if p.default is not None and _whole_expr(p.default, ints, found):
+            ints.add(p.name)
+    needed, known = set(ints), set(ints)
+    for s in d.body:
+        whole = _whole_expr(s.value, known, found)
+        if isinstance(s, ast.Let):
+            (known.add if whole else known.discard)(s.name)
+        elif not whole:
+            return None
+    return needed
+
+
+def _whole_expr(e: ast.Expr, ints: set[str], found: set[str]) -> bool:
+    if isinstance(e, ast.Const):
+        return type(e.value) is int
+    if isinstance(e, ast.Name):
+        return e.id in ints
+    if isinstance(e, ast.Unary):
+        return e.op == "-" and _whole_expr(e.operand, ints, found)
+    if isinstance(e, ast.BinOp):
+        return e.op in ("+", "-", "*", "//", "%") and all(_whole_expr(x, ints, found) for x in (e.left, e.right))
+    if isinstance(e, ast.Cond):
+        return _whole_expr(e.then, ints, found) and _whole_expr(e.orelse, ints, found)
+    if isinstance(e, ast.Func):
+        if e.name in ("floor", "ceil", "round"):
+            return len(e.args) == 1
+        if e.name in ("min", "max", "abs"):
+            return all(_whole_expr(a, ints, found) for a in e.args)
+        return e.name in found and all(_whole_expr(a, ints, found) for a in e.args)
+    return False
+
+
 def source(functions: list[ast.Definition]) -> str:
     """The Python functions, in order."""
     return "".join("\n\n" + _function(d) for d in functions)
@@ -62,6 +115,6 @@ def _function(d: ast.Definition) -> str:
             names[s.name] = Src(pyname(s.name), real=True, word=False)
         else:
             lines.append(f"    return {value}")
-    where = f" ({d.span.source.name}:{d.span.line})" if d.span is not None else ""
+    where = f" ({shown(d.span.source.name)}:{d.span.line})" if d.span is not None else ""
     doc = docstring(f"def {ast.signature(d)}{where}.")
-    return "\n".join([f"def {pyname(d.name)}({', '.join(params)}):", f"    {doc}", *lines]) + "\n"
+    return "\n".join(wrap_all([f"def {pyname(d.name)}({', '.join(params)}):", f"    {doc}", *lines])) + "\n"

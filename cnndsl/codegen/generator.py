@@ -1,28 +1,38 @@
 """Checked program → readable PyTorch source: a class per block definition, one for the network.
 
 Each class mirrors its definition: parameters become constructor arguments, `if` and `repeat` become
-Python `if` and `for`. A class whose children are fixed has them as attributes and a forward that reads
-like torchvision's (codegen/forward.py); one whose children a loop over an argument decides is a `Chain`,
-filled with `Chain.add(kind, module)`. Either way a module's path in the built network is the layer's name
-in the report (codegen/naming.py). Values known at generation time are folded (`3 * 4` → 12); the rest
-stays Python source. The statement writers are mixins: statements.py, control.py, merges.py.
+Python `if` and `for`. A class is written in the first of these forms its body allows:
+
+- children as attributes and a forward that reads like torchvision's (`x = self.conv1(x)`);
+- an nn.Sequential subclass, where each child reads the previous output but a loop over an argument
+  decides the children (`self.add_module(f"bottleneck{i + 2}", ...)`);
+- children named at construction and a forward that walks them in order (`next(layers)`), replaying
+  the loops and arms the constructor recorded in `self._plan`.
+
+Either way a module's path in the built network is the layer's name in the report (codegen/naming.py). A
+class records its output size (`self.out_channels`) where a caller reads it. Values known at generation
+time are folded (`3 * 4` → 12); the rest stays Python source. The statement writers are mixins:
+statements.py, control.py, merges.py.
 """
 
 from __future__ import annotations
 
 import keyword
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field, replace
 
 from cnndsl.codegen import functions, prelude
 from cnndsl.codegen.annotate import ParamTypes, arguments
-from cnndsl.codegen.context import Ctx, Dynamic, Unsupported
+from cnndsl.codegen.context import SIZE, Box, ClassState, Ctx, Retry, Unsupported
 from cnndsl.codegen.control import ControlFlow
-from cnndsl.codegen.forward import methods
+from cnndsl.codegen.files import shown
+from cnndsl.codegen.forward import methods, sequential
 from cnndsl.codegen.lines import Lines
 from cnndsl.codegen.merges import Merges
-from cnndsl.codegen.naming import RESERVED, ClassState, camel, pyname
+from cnndsl.codegen.naming import RESERVED, Names, camel, pyname
 from cnndsl.codegen.statements import Statements
-from cnndsl.codegen.symbolic import evaluate
+from cnndsl.codegen.symbolic import WHOLE, evaluate
+from cnndsl.codegen.wrap import wrap_all
 from cnndsl.elaborate.validate import bound_names
 from cnndsl.errors import CnnError, Span
 from cnndsl.ops.base import Symbol
@@ -32,13 +42,60 @@ from cnndsl.syntax.loader import Program
 
 __all__ = ["Generator", "Unsupported", "pyname"]
 
+# the forms of a class, in the order tried: (how the forward reaches the children, how they are named)
+_FORMS = [("attr", "static"), ("whole", "counted"), ("whole", "acts"), ("whole", "tracked"), ("iter", "counted"),
+          ("iter", "acts"), ("iter", "tracked")]
+
+
+@dataclass
+class Written:
+    """A class as its body wrote it. What depends on its callers is settled when the file is put together
+    (Generator.settle): which output sizes it records (`self.out_channels`) and whether it takes its input's
+    size (`in_size`), which its callers pass through a marker (SIZE) until then."""
+
+    name: str
+    base: str  # nn.Module or nn.Sequential
+    doc: str
+    first: str | None  # in_channels or in_features; None for the network
+    params: list[str]
+    lines: Lines
+    out: tuple  # the shape its body ends in, in its own terms
+    methods: list[str]
+    reads: list  # (a child's variable, its BlockClass) whose output size this class may read
+    needs: set[str] = field(default_factory=set)  # out_channels, out_size, out_features: read by a caller
+    sized: bool = False  # takes `in_size`: its body reads its input's height or width
+
+    def body(self, sized: dict[str, bool]) -> list[str]:
+        """The __init__'s lines as they stand: size markers resolved, output sizes recorded, unread sizes
+        dropped."""
+        lines = replace(self.lines, lines=[SIZE.sub(lambda m: m[2] if sized.get(m[1]) else "", line)
+                                           for line in self.lines.lines])
+        if "out_channels" in self.needs:
+            lines.add(f"self.out_channels = {py(self.out[0])}")
+        if "out_size" in self.needs:
+            lines.add(f"self.out_size = {py(tuple(self.out[1:]))}")
+        if "out_features" in self.needs:
+            lines.add(f"self.out_features = {py(self.out[0])}")
+        lines.drop_unread()
+        return lines.lines
+
+    def text(self, sized: dict[str, bool]) -> str:
+        body = self.body(sized)
+        head = ["self"] + ([f"{self.first}: int"] if self.first else [])
+        head += (["in_size: tuple[int, int]"] if self.sized else []) + self.params
+        init = ["    def __init__(" + ", ".join(head) + ") -> None:", "        super().__init__()"]
+        init += ["        in_height, in_width = in_size"] if self.sized else []
+        lines = [f"class {self.name}({self.base}):", f"    {self.doc}", "", *init, *body, *self.methods]
+        return "\n".join(wrap_all(lines)) + "\n"
+
 
 @dataclass
 class BlockClass:
     name: str
-    source: str
-    needs_size: bool
     rank: int
+    out_rank: int
+    floats: set[str]  # parameters given as floats: passed as they are, never through whole()
+    written: Written
 
 
 class Generator(Statements, ControlFlow, Merges):
@@ -50,7 +107,9 @@ class Generator(Statements, ControlFlow, Merges):
         self.examples: dict[str, object] = {}  # the network's parameters as check saw them (the input's rank)
         self.types = ParamTypes(program)  # what calls give a required parameter: its annotation
         self.numeric: dict[str, set[str]] = {}  # block → parameters only ever given numbers (numeric_params)
+        self.reads: list = []  # in the class being written: children whose output size it reads
         self.class_names.update(pyname(d.name) for d in program.definitions.values() if d.kind == "function")
+        self.whole = functions.whole(program)  # the spec's functions that give whole numbers
 
     # -- files
 
@@ -60,16 +119,40 @@ class Generator(Statements, ControlFlow, Merges):
 
         A network whose last top-level layer is a softmax also gets `logits()`: the runner trains on it.
         """
-        net_name, net_source = self.network_class(network, overrides, ends_in_softmax)
-        classes = [c.source for c in self.classes.values()] + [net_source]
+        net = self.network_class(network, overrides, ends_in_softmax)
+        written = [c.written for c in self.classes.values()] + [net]
+        sized = self.settle(written)
+        classes = [w.text(sized) for w in written]
         helpers = prelude.helpers_source(prelude.used(classes))
-        written = [network, *(self.program.definitions[name] for name, _ in self.classes)]
-        helpers += functions.source(functions.used(self.program, written))  # the spec's `def`s
-        main = _MAIN.format(name=net_name)
+        called = [network, *(self.program.definitions[name] for name, _ in self.classes)]
+        helpers += functions.source(functions.used(self.program, called))  # the spec's `def`s
+        main = _MAIN.format(name=net.name)
         parts = [header, prelude.imports(helpers + "".join(classes) + main), helpers]
         parts += ["\n" + c for c in classes]
         parts.append(main)
-        return "\n".join(p.rstrip("\n") + "\n" for p in parts if p).replace("\n\n\n\n", "\n\n\n"), net_name
+        text = "\n".join(p.rstrip("\n") + "\n" for p in parts if p)
+        return re.sub(r"\n{4,}", "\n\n\n", text), net.name
+
+    def settle(self, written: list[Written]) -> dict[str, bool]:
+        """What each class records of its output and whether it takes `in_size`, as its callers need: from
+        the callers down (each class comes after the classes it calls), again until nothing changes, since
+        a size no longer passed may leave a caller's variable unread."""
+        sized = {w.name: _reads_size("\n".join(w.lines.lines)) for w in written if w.first}
+        for _ in range(len(written) + 1):  # sizes only ever go: a few rounds
+            needs: dict[int, set[str]] = {id(w): set() for w in written}
+            for w in reversed(written):  # callers first
+                w.needs = needs[id(w)]
+                text = "\n".join(w.body(sized))
+                for handle, cls in w.reads:
+                    needs[id(cls.written)].update(a for a in ("out_channels", "out_size", "out_features")
+                                                  if f"{handle}.{a}" in text)
+            now = {w.name: _reads_size("\n".join(w.body(sized))) for w in written if w.first}
+            if now == sized:
+                break
+            sized = now
+        for w in written:
+            w.sized = sized.get(w.name, False)
+        return sized
 
     def class_name(self, base: str) -> str:
         name, n = camel(base), 1
@@ -79,47 +162,50 @@ class Generator(Statements, ControlFlow, Merges):
         self.class_names.add(name)
         return name
 
-    def network_class(self, d: ast.Definition, overrides: dict, ends_in_softmax: bool) -> tuple[str, str]:
-        lines, params, state = self.write_class(d, (), set(), overrides)
+    def network_class(self, d: ast.Definition, overrides: dict, ends_in_softmax: bool) -> Written:
+        lines, params, ctx, reads = self.write_class(d, (), set(), overrides)
         name = self.class_name(d.name)
-        doc = docstring(f"network {ast.signature(d)} ({d.span.source.name}:{d.span.line}).")
-        init = ["    def __init__(self" + "".join(f", {p}" for p in params) + ") -> None:",
-                "        super().__init__()", *lines.lines]
+        doc = docstring(f"network {ast.signature(d)} ({shown(d.span.source.name)}:{d.span.line}).")
         if ends_in_softmax:
-            init.append("        self.ends_in_softmax = True  # model(x) gives probabilities; train on logits(x)")
-        forward = methods(state, ends_in_softmax)
-        base = "nn.Module" if state.static else "Chain"
-        src = "\n".join([f"class {name}({base}):", f"    {doc}", "", *init, *forward]) + "\n"
-        return name, src
+            lines.add("self.ends_in_softmax = True  # model(x) gives probabilities; train on logits(x)")
+        return Written(name, _BASES[ctx.box.access], doc, None, params, lines, ctx.shape,
+                       methods(ctx.box, ctx.steps, ends_in_softmax), reads)
 
     def write_class(self, d: ast.Definition, in_shape: tuple, taken: set[str], overrides: dict | None = None
-                    ) -> tuple[Lines, list[str], ClassState]:
-        """The body of a class's __init__: with fixed children if it can, else as a Chain."""
-        for static in (True, False):
+                    ) -> tuple[Lines, list[str], Ctx, list]:
+        """The body of a class's __init__, in the first form its statements allow."""
+        for access, mode in _FORMS:
             lines = Lines(taken=set(taken))
             params, names = self.signature(d, lines, {}, in_shape, overrides)
-            state = ClassState(static)
-            ctx = Ctx("self", in_shape, names, in_shape, cls=state, steps=state.steps if static else None,
-                      bound=frozenset(bound_names(d)))
+            box = Box("self", Names(mode), access, "self" if access == "attr" else None)
+            self.start_names(box, lines)
+            ctx = Ctx(box, in_shape, names, in_shape, [], cls=ClassState(), bound=frozenset(bound_names(d)))
+            self.reads = []
             try:
                 self.body(d.body, ctx, lines)
-                if state.ambiguous():
-                    raise Dynamic()
-            except Dynamic:
+                if access == "whole" and not sequential(ctx.steps):
+                    raise Retry("not a sequence")
+            except Retry:
                 continue
-            if ctx.pending is not None:  # the body ends in `from e1`: e1 is the output
-                if static:
-                    state.result = ctx.pending[0]
-                else:
-                    lines.add(f"self.result = {ctx.pending[0]}")
-            lines.drop_unread(lines.carried)
-            return lines, params, state
-        raise AssertionError("the Chain form always works")
+            if ctx.cls.plan:
+                lines.lines.insert(0, "        self._plan = []  # what the constructor decided, for the forward")
+            return lines, params, ctx, self.reads
+        raise AssertionError("the last form writes any body")
+
+    def start_names(self, box: Box, lines: Lines) -> None:
+        """The variables a module's names are kept in at construction, where it keeps any."""
+        if box.names.mode == "tracked":
+            box.names.locals = (lines.local("names"), lines.local("counts"))
+            lines.add(f"{box.names.locals[0]}, {box.names.locals[1]} = set(), {{}}")
+        elif box.names.mode == "acts":
+            box.names.counting_acts(lines.local("acts"))
+            lines.add(f"{box.names.acts} = {{}}  # how many activations of each kind, for their names")
 
     def signature(self, d: ast.Definition, lines: Lines, names: dict, in_shape: tuple,
                   overrides: dict | None = None) -> tuple[list[str], dict]:
         """Constructor parameters; defaults that are not literals are computed in the body."""
         params = []
+        names[WHOLE] = self.whole
         lines.taken.update(pyname(p.name) for p in d.params)
         for p in d.params:
             py_name = pyname(p.name)
@@ -154,6 +240,11 @@ class Generator(Statements, ControlFlow, Merges):
                                     if all(_number_valued(e) for _, e in uses)}
         return self.numeric[d.name]
 
+    def scratch_ctx(self, d: ast.Definition, in_shape: tuple, names: dict) -> Ctx:
+        """Where a caller runs a block's body for its output shape only."""
+        box = Box("_", Names("tracked", locals=("_", "_")), "iter")
+        return Ctx(box, in_shape, names, in_shape, [], cls=ClassState(), bound=frozenset(bound_names(d)))
+
     def block_class(self, d: ast.Definition, rank: int, span: Span) -> BlockClass:
         key = (d.name, rank)
         if key in self.classes:
@@ -162,32 +253,33 @@ class Generator(Statements, ControlFlow, Merges):
             cycle = " → ".join([*self.generating[self.generating.index(d.name):], d.name])
             raise CnnError(f"block `{d.name}` calls itself ({cycle})", span,
                            "blocks cannot be recursive, even in a branch not taken; use `repeat`")
-        if any(k[0] == d.name for k in self.classes):
-            raise Unsupported(f"block `{d.name}` is called on images and on flat vectors; compile cannot write "
-                              "one class for both yet", span)
         self.generating.append(d.name)
+        reads = self.reads
         try:
             return self._block_class(d, rank, key)
         finally:
             self.generating.pop()
+            self.reads = reads
 
     def _block_class(self, d: ast.Definition, rank: int, key: tuple[str, int]) -> BlockClass:
         first = "in_channels" if rank == 3 else "in_features"
         in_shape = (Src("in_channels"), Src("in_height"), Src("in_width")) if rank == 3 else (Src("in_features"),)
-        body, params, state = self.write_class(d, in_shape, {"in_channels", "in_height", "in_width",
-                                                             "in_features", "in_size"})
-        text = "\n".join(body.lines)
-        needs_size = "in_height" in text or "in_width" in text
-        head = [first + ": int"] + (["in_size: tuple[int, int]"] if needs_size else []) + params
-        init = ["    def __init__(self, " + ", ".join(head) + ") -> None:", "        super().__init__()"]
-        if needs_size:
-            init.append("        in_height, in_width = in_size")
-        doc = docstring(f"block {ast.signature(d)} ({d.span.source.name}:{d.span.line}).")
+        lines, params, ctx, reads = self.write_class(d, in_shape, {"in_channels", "in_height", "in_width",
+                                                                   "in_features", "in_size"})
+        doc = docstring(f"block {ast.signature(d)} ({shown(d.span.source.name)}:{d.span.line}).")
         name = self.class_name(d.name)
-        base = "nn.Module" if state.static else "Chain"
-        src = "\n".join([f"class {name}({base}):", f"    {doc}", "", *init, *body.lines, *methods(state)]) + "\n"
-        self.classes[key] = BlockClass(name, src, needs_size, rank)
+        written = Written(name, _BASES[ctx.box.access], doc, first, params, lines, ctx.shape,
+                          methods(ctx.box, ctx.steps), reads)
+        floats = {p.name for p, text in zip(d.params, params) if ": float" in text}
+        self.classes[key] = BlockClass(name, rank, len(ctx.shape), floats, written)
         return self.classes[key]
+
+
+def _reads_size(text: str) -> bool:
+    return re.search(r"\bin_(height|width)\b", text) is not None
+
+
+_BASES = {"attr": "nn.Module", "iter": "nn.Module", "whole": "nn.Sequential"}
 
 
 def _numeric(v) -> bool:
@@ -208,7 +300,6 @@ def _number_valued(e: ast.Expr) -> bool:
     if isinstance(e, ast.Unary):
         return e.op == "-"
     return isinstance(e, (ast.Func, ast.InAttr))
-
 
 
 def _word(e: ast.Expr, names: dict) -> bool:

@@ -1,44 +1,92 @@
-"""Residuals and merges: in a fixed class, named attributes and a forward that shows the sum or the cat.
+"""Residuals and merges: modules for the shortcut and the branches, and a forward that shows the sum or cat.
 
 Names follow the report (cnndsl/elaborate/core.py): a residual's body layers are named in the block, as if
 written there; its shortcut is the module `shortcut` (None where its `if` fails); the sum is the layer
-`add1`. A merge's branches are modules `branch1`, `branch2`... (an empty one takes its number and no
-module), and the merge is the layer `concat1`. In a Chain the same names come from `Chain.add`, the
-shortcut and branches wired to the input and the sum a `Join("add")` child.
+`add1`, which the forward computes (`out += identity`). A merge's branches are modules `branch1`,
+`branch2`... (an empty one takes its number and no module), and the merge is the layer `concat1`, which
+the forward computes (`torch.cat([branch1, branch2], dim=1)`). A shortcut or branch whose layers follow
+one another is an nn.Sequential (`nn.Sequential(OrderedDict(conv1=..., batchnorm1=...))`); else its
+children are wired by the forward of the class.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
-from cnndsl.codegen.context import Ctx, Dynamic
-from cnndsl.codegen.forward import Join, Sum
+from cnndsl.codegen.context import Box, Ctx, Retry
+from cnndsl.codegen.forward import Branch, Join, Merge, Ref, Sum, sequential
 from cnndsl.codegen.lines import Lines
+from cnndsl.codegen.naming import Names, name_text
 from cnndsl.codegen.statements import overwritable
 from cnndsl.codegen.symbolic import evaluate
 from cnndsl.ops import REGISTRY, CodeArgs
-from cnndsl.ops.source import literal, py
+from cnndsl.ops.source import Src, py
 from cnndsl.syntax import ast
+
+# how a branch's module may be written, in the order tried: (access, naming)
+_BRANCH_FORMS = [("whole", "static"), ("attr", "static"), ("whole", "counted"), ("whole", "acts"),
+                 ("whole", "tracked"), ("iter", "counted"), ("iter", "acts"), ("iter", "tracked")]
 
 
 class Merges:
     """The residual and merge writers of the Generator (a mixin)."""
 
-    def fill(self, stmts, ctx: Ctx, lines: Lines, chain: str) -> Ctx:
-        """A Chain `chain` (an attribute or a local variable) filled with the statements of a branch."""
-        lines.add(f"{chain} = Chain()")
-        sub = Ctx(chain, ctx.shape, dict(ctx.names), ctx.in_shape, frozen=ctx.frozen, bound=ctx.bound)
-        self.body(stmts, sub, lines)
-        if sub.pending is not None:  # the branch ends in `from e1`
-            lines.add(f"{chain}.result = {sub.pending[0]}")
-        return sub
+    def wiring(self, ctx: Ctx) -> None:
+        """A statement that reads named outputs: not for an nn.Sequential."""
+        if ctx.box.access == "whole":
+            raise Retry("wiring in a module written as an nn.Sequential")
 
-    def joined(self, ctx: Ctx, kind: str, shape: tuple, label: str | None, name: str) -> None:
-        """After a sum or merge written into a fixed class's forward."""
-        ctx.shape, ctx.pending = shape, None
-        ctx.made_by = kind if label is None else None
-        if label is not None:
-            ctx.labels[label] = (name, shape)
+    def scope(self, ctx: Ctx, **changes) -> Ctx:
+        """A residual body or a branch: the names around it, only the outputs named in it."""
+        outer = tuple(shape for _, shape in ctx.labels.values()) + tuple(ctx.names.values())
+        return replace(ctx, names=dict(ctx.names), labels={}, slots={}, made_by=None, moved=False, steps=[],
+                       pinned=(*ctx.pinned, *outer), **changes)
+
+    def branch(self, stmts: list, ctx: Ctx, lines: Lines, kind: str, label: str | None) -> tuple[Branch, Ctx]:
+        """A shortcut or a merge's branch: a module of its own, written in the first form that can."""
+        parent = ctx.box
+        name = parent.names.claim(kind, label)
+        static = isinstance(name, str)
+        for access, mode in _BRANCH_FORMS:
+            if access == "attr" and not (static and parent.access == "attr"):
+                continue
+            sub_lines = Lines(indent=lines.indent, taken=lines.taken, optional=lines.optional,
+                              running=lines.running, reassigned=lines.reassigned, scratch=lines.scratch,
+                              exact=lines.exact)
+            expr = f"{parent.expr}.{name}" if static else lines.local(kind)
+            box = Box(expr, Names(mode), access, f"{parent.path}.{name}" if access == "attr" else None)
+            self.start_names(box, sub_lines)
+            sub = self.scope(ctx, box=box)
+            try:
+                self.body(stmts, sub, sub_lines)
+                if access == "whole" and not sequential(sub.steps):
+                    raise Retry("a branch that is not a sequence")
+            except Retry:
+                continue
+            break
+        self.place(box, sub_lines, lines, static, name, parent)
+        if static:
+            parent.names.attrs.append(name)
+        ref = Ref(parent, name if parent.access == "attr" else None)
+        ctx.dead = ctx.dead or sub.dead
+        return Branch(ref, None if access == "whole" else box, sub.steps, name if static else kind), sub
+
+    def place(self, box: Box, sub: Lines, lines: Lines, static: bool, name, parent: Box) -> None:
+        """The branch's module in __init__: an nn.Sequential of named layers where it can be one line."""
+        if lines.scratch:
+            return
+        pad = "    " * lines.indent
+        child = re.compile(rf"^{re.escape(pad + box.expr)}\.(\w+) = (.*)$")
+        found = [child.match(line) for line in sub.lines]
+        if box.access == "whole" and found and all(found):
+            items = ", ".join(f"{m.group(1)}={m.group(2)}" for m in found)
+            lines.add(f"{box.expr} = nn.Sequential(OrderedDict({items}))")
+        else:
+            lines.add(f"{box.expr} = {'nn.Sequential()' if box.access == 'whole' else 'nn.Module()'}")
+            lines.lines += sub.lines
+        if not static:
+            lines.add(f"{parent.expr}.add_module({name_text(name)}, {box.expr})")
 
     def shortcut_if(self, s: ast.Residual, ctx: Ctx):
         """True, False, or the condition's source: whether the residual has a shortcut."""
@@ -49,108 +97,79 @@ class Merges:
     # -- residual
 
     def residual(self, s: ast.Residual, ctx: Ctx, lines: Lines, label: str | None) -> None:
-        start = ctx.pending[0] if ctx.pending else None
-        if ctx.fixed and ctx.loop:
-            raise Dynamic()
-        if not ctx.fixed and start is None:
-            start = self.here(ctx, lines, "start")
-        # the body sees the names around it and only the outputs named in it; its first layer may not
-        # overwrite its input, which the sum still needs
-        body = replace(ctx, names=dict(ctx.names), labels={}, made_by=None, steps=[] if ctx.fixed else None)
+        self.wiring(ctx)
+        body = self.scope(ctx)
         self.body(s.body, body, lines)
         ctx.dead = ctx.dead or body.dead
-        end = body.pending[0] if body.pending is not None else None
-        if not ctx.fixed:
-            end = end or self.here(ctx, lines, "body")
-            short = self.shortcut_chain(s, ctx, lines, start)
-            self.add(ctx, lines, "add", 'Join("add")', body.shape, label, [end, short])
-            return
-        shortcut, optional = self.shortcut_fixed(s, ctx, lines)
-        name = self.fixed_name(ctx, "add", label, attribute=False)
-        inplace = overwritable(body.made_by) and body.made_by != "residual" and end is None
-        ctx.steps.append(Sum(name, start, body.steps, end, shortcut, optional, inplace))
-        self.joined(ctx, "residual", body.shape, label, name)
-
-    def shortcut_fixed(self, s: ast.Residual, ctx: Ctx, lines: Lines) -> tuple[str | None, bool]:
-        """`self.shortcut = Chain()` and its layers, under the shortcut's `if` when that is not known now."""
         cond = self.shortcut_if(s, ctx)
-        if cond is False:
-            return None, False
-        optional = cond is not True
-        name = ctx.cls.claim("shortcut", "shortcut", ctx.conditional or optional)
-        if not optional:
-            self.fill(s.shortcut, ctx, lines, f"self.{name}")
-            return name, False
-        lines.add(f"self.{name} = None")
-        ctx.cls.nulled.add(name)
-        with lines.nested(f"if {py(cond)}:"):
-            self.fill(s.shortcut, ctx, lines, f"self.{name}")
-        return name, True
-
-    def shortcut_chain(self, s: ast.Residual, ctx: Ctx, lines: Lines, start: str) -> str:
-        """The shortcut as a child of a Chain, wired to the residual's input; what the sum adds."""
-        cond = self.shortcut_if(s, ctx)
-        if cond is False:
-            return start
+        shortcut, test = None, None
         if cond is True:
-            return self.branch_child(s.shortcut, ctx, lines, "shortcut", start)[0]
-        short = lines.local("short")
-        lines.add(f"{short} = {start}")
+            shortcut, _ = self.branch(s.shortcut, ctx, lines, "shortcut", "shortcut")
+        elif cond is not False:
+            shortcut, test = self.optional_shortcut(s, cond, ctx, lines)
+        self.consume(ctx, lines, "add", label)
+        inplace = overwritable(body.made_by) and body.made_by != "residual" and not body.moved
+        ctx.steps.append(Sum(body.steps, shortcut, test, inplace))
+        ctx.shape, ctx.moved = body.shape, False
+        ctx.made_by = "residual" if label is None else None
+
+    def optional_shortcut(self, s: ast.Residual, cond: Src, ctx: Ctx, lines: Lines) -> tuple[Branch, str]:
+        """`shortcut if cond { }` decided at construction: an attribute that may be None, or the arm recorded."""
+        box, base = ctx.box, ctx.box.names
+        if box.access == "attr":
+            lines.add(f"{box.expr}.{_peek(base)} = None")
+        taken = base.copy()
+        box.names = taken
         with lines.nested(f"if {py(cond)}:"):
-            lines.add(f"{short} = {self.branch_child(s.shortcut, ctx, lines, 'shortcut', start)[0]}")
-        return short
-
-    def branch_child(self, stmts, ctx: Ctx, lines: Lines, kind: str, start: str) -> tuple[str, Ctx]:
-        """A Chain added to the Chain being filled, reading `start`: the variable holding its name."""
-        local = lines.local(kind)
-        sub = self.fill(stmts, ctx, lines, local)
-        name = f', name="{kind}"' if kind == "shortcut" else ""
-        var = lines.local(f"{kind}_name")
-        lines.add(f"{var} = {ctx.chain}.add({literal(kind)}, {local}{name}, inputs=[{start}])")
-        return var, sub
-
-    def here(self, ctx: Ctx, lines: Lines, base: str) -> str:
-        var = lines.local(base)
-        lines.add(f"{var} = {ctx.chain}.here()")
-        return var
+            self.record(ctx, lines, 0)
+            shortcut, _ = self.branch(s.shortcut, ctx, lines, "shortcut", "shortcut")
+        if self.records(ctx):
+            with lines.nested("else:"):
+                self.record(ctx, lines, 1)
+        box.names = base
+        base.merge([taken, base.copy()])
+        if box.access == "attr":
+            base.nulled.add(shortcut.ref.name)
+        return shortcut, "none" if box.access == "attr" else "plan"
 
     # -- merges
 
     def merge(self, s: ast.Merge, ctx: Ctx, lines: Lines, label: str | None) -> None:
-        start = ctx.pending[0] if ctx.pending else None
-        if ctx.fixed and ctx.loop:
-            raise Dynamic()
-        if not ctx.fixed and start is None:
-            start = self.here(ctx, lines, "start")
+        self.wiring(ctx)
         refs, shapes = [], []
         for stmts in s.branches:
-            if ctx.fixed:
-                name = self.fixed_name(ctx, "branch", None, attribute=bool(stmts))
-                sub = self.fill(stmts, ctx, lines, f"self.{name}") if stmts else ctx
-                refs.append(name if stmts else None)
-            elif stmts:
-                ref, sub = self.branch_child(stmts, ctx, lines, "branch", start)
-                refs.append(ref)
+            if stmts:
+                branch, sub = self.branch(stmts, ctx, lines, "branch", None)
+                refs.append(branch)
+                shapes.append(sub.shape)
             else:
-                lines.add(f'{ctx.chain}.claim("branch")')
-                sub = ctx
-                refs.append(start)
-            shapes.append(sub.shape)
+                self.consume(ctx, lines, "branch", None)
+                refs.append(None)
+                shapes.append(ctx.shape)
         op = REGISTRY[s.op]
-        g = CodeArgs({}, shapes)
-        shape = self.out_shape(op, g)
-        if not ctx.fixed:
-            self.add(ctx, lines, s.op, op.torch(g), shape, label, refs)
-            return
-        name = self.fixed_name(ctx, s.op, label, attribute=False)
-        ctx.steps.append(Join(name, s.op, start, refs, [len(x) for x in shapes]))
-        self.joined(ctx, s.op, shape, label, name)
+        shape = self.out_shape(op, CodeArgs({}, shapes))
+        self.consume(ctx, lines, s.op, label)
+        ctx.steps.append(Join(s.op, refs, [len(x) for x in shapes]))
+        ctx.shape, ctx.moved = shape, False
+        ctx.made_by = s.op if label is None else None
 
     def merge_with(self, s: ast.MergeWith, ctx: Ctx, lines: Lines, label: str | None) -> None:
+        self.wiring(ctx)
         refs = [self.label_ref(n, ctx) for n in s.names]
         op = REGISTRY[s.op]
-        g = CodeArgs({}, [ctx.shape, *(shape for _, shape in refs)])
-        src = op.torch(g)
-        inputs = ["" if ctx.pending is None else ctx.pending[0], *(ref for ref, _ in refs)]
-        ctx.pending = None
-        self.add(ctx, lines, s.op, src, self.out_shape(op, g), label, inputs)
+        shapes = [ctx.shape, *(shape for _, shape in refs)]
+        shape = self.out_shape(op, CodeArgs({}, shapes))
+        self.consume(ctx, lines, s.op, label)
+        ctx.steps.append(Merge(s.op, [None, *(slot for slot, _ in refs)], [len(x) for x in shapes]))
+        ctx.shape, ctx.moved = shape, False
+        ctx.made_by = s.op if label is None else None
+
+
+def _peek(names: Names) -> str:
+    """The name the next shortcut of a module with static names takes."""
+    name = names.copy().claim("shortcut", "shortcut")
+    assert isinstance(name, str)
+    return name
+
+
+__all__ = ["Merges"]

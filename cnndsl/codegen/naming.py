@@ -1,8 +1,18 @@
-"""Names in the generated source: Python-safe spellings, class names, and the children of a fixed class.
+"""Names in the generated source: Python-safe spellings, class names, and the children of each module.
 
-A child is named as `cnndsl check` names its layer (cnndsl/elaborate/core.py `name`): kind + a counter per
-block (conv1, conv2), a label as given (`_2` where taken); a residual's body layers count in the block, its
-shortcut is `shortcut`, a merge's branches `branch1`, `branch2`... and a sum or merge is a layer `add1`.
+A child is named as `cnndsl check` names its layer (cnndsl/elaborate/core.py `name`, cnndsl/graph.py
+`numbered`): kind + a counter per scope (conv1, conv2), a label as given (`_2` where taken); a residual's
+body layers count in the block, its shortcut is `shortcut`, a merge's branches `branch1`, `branch2`...
+and a sum or merge is a layer `add1` that has no module.
+
+`Names` gives those names in one of three ways, the first that the module allows:
+
+- static: every name is known when the code is written (`self.conv1 = ...`);
+- counted: a name inside a loop is a formula of the loop's index (`f"bottleneck{i + 2}"`), which needs
+  every loop's turns to name the same children and no two families of names (`conv1, conv2...`,
+  `e, e_2...`) that could meet;
+- tracked: the module keeps what check keeps, a set of the names given and a counter per kind, and
+  the generated `child_name` helper names each child as check does.
 """
 
 from __future__ import annotations
@@ -12,14 +22,19 @@ import keyword
 import re
 from dataclasses import dataclass, field
 
-from cnndsl.build import FORBIDDEN
 from cnndsl.codegen import prelude
+from cnndsl.codegen.context import Retry
+from cnndsl.codegen.linear import Lin
+from cnndsl.codegen.vet import FORBIDDEN
 from cnndsl.graph import numbered
+from cnndsl.ops.activation import ENTRIES as _ACTIVATIONS
+from cnndsl.ops.source import MODULE_ATTRIBUTES, Src, literal
 
-# Names the generated code uses itself, Python's builtins, and what build.vet refuses: a spec name equal to
-# one of them gets a trailing `_` (a parameter `eval` is `eval_`).
-RESERVED = {"self", "nn", "torch", "F", "math", "in_channels", "in_features", "in_size", "in_height", "in_width",
-            "x", "x_in", "current", "frozen", *prelude.HELPERS, *dir(builtins), *FORBIDDEN}
+# Names the generated code uses itself, Python's builtins, and what vet refuses: a spec name equal to one
+# of them gets a trailing `_` (a parameter `eval` is `eval_`).
+RESERVED = {"self", "nn", "torch", "F", "math", "OrderedDict", "in_channels", "in_features", "in_size",
+            "in_height", "in_width", "x", "frozen", "names", "counts", *prelude.HELPERS, *dir(builtins),
+            *FORBIDDEN}
 
 
 def pyname(name: str) -> str:
@@ -28,54 +43,6 @@ def pyname(name: str) -> str:
 
 def camel(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part) or "Block"
-
-
-@dataclass
-class ClassState:
-    """The children of the class being written, when they are fixed (`self.conv1 = ...` and a forward).
-
-    `claims` keeps every name given, in order, with whether it was given under an `if` decided at
-    construction: there the report names only the arm taken, so a later name of the same kind would
-    differ (see `ambiguous`).
-    """
-
-    static: bool
-    counts: dict[str, int] = field(default_factory=dict)
-    taken: set[str] = field(default_factory=set)
-    claims: list[tuple[str, str, bool]] = field(default_factory=list)  # (name, kind or label, conditional)
-    attrs: list[str] = field(default_factory=list)  # names that are attributes (a sum's is not)
-    nulled: set[str] = field(default_factory=set)  # attributes set to None before the `if` that may fill them
-    steps: list = field(default_factory=list)  # the forward (codegen/forward.py)
-    result: str | None = None  # the child whose output the forward returns, when not the last (`from e1`)
-
-    def claim(self, kind: str, label: str | None, conditional: bool, attribute: bool = True) -> str:
-        name = self._fresh(kind, label)
-        self.taken.add(name)
-        self.claims.append((name, label or kind, conditional))
-        if attribute:
-            self.attrs.append(name)
-        return name
-
-    def _fresh(self, kind: str, label: str | None) -> str:
-        if label is not None:
-            name, n = label, 1
-            while name in self.taken:
-                n += 1
-                name = f"{label}_{n}"
-            return name
-        while True:
-            self.counts[kind] = self.counts.get(kind, 0) + 1
-            name = numbered(kind, self.counts[kind])
-            if name not in self.taken:
-                return name
-
-    def ambiguous(self) -> bool:
-        """Whether a name given under an `if` could shift a later one: then only a Chain names them right."""
-        for i, (name, base, conditional) in enumerate(self.claims):
-            if conditional and any(b == base or _stem(n) == base or _stem(name) == b
-                                   for n, b, _ in self.claims[i + 1:]):
-                return True
-        return False
 
 
 def claim_local(base: str, taken: set[str]) -> str:
@@ -88,5 +55,121 @@ def claim_local(base: str, taken: set[str]) -> str:
     return name
 
 
-def _stem(name: str) -> str:
-    return re.sub(r"_?\d+$", "", name)
+ACTIVATION_KINDS = frozenset(op.name for op in _ACTIVATIONS)
+
+# counters reaching these would give an attribute's name (bfloat16): numbered() writes kind_n instead
+_DIGIT_ATTRIBUTES = sorted(a for a in MODULE_ATTRIBUTES if a[-1:].isdigit())
+
+
+@dataclass
+class Names:
+    """The names given to the children of one module (a class, a shortcut or a branch), as check gives them.
+
+    `counts` holds each family's count so far: a kind's (`conv`) or a label's (`label:e1`), an int, or a
+    Lin of loop indices where the module is counted. `unsure` are families whose count depends on which
+    arm of an `if` ran: naming one of them again needs the tracked way. `doubt` are static names taken in
+    some arms only.
+    """
+
+    mode: str  # "static", "counted" or "tracked" ("acts": counted, and activations counted at construction)
+    counts: dict[str, object] = field(default_factory=dict)
+    taken: set[str] = field(default_factory=set)
+    unsure: set[str] = field(default_factory=set)
+    doubt: set[str] = field(default_factory=set)
+    bases: set[tuple[str, bool]] = field(default_factory=set)  # (kind or label, is a label), counted mode
+    locals: tuple[str, str] | None = None  # tracked: the variables holding the names given and the counts
+    attrs: list[str] = field(default_factory=list)  # children made as attributes, in order
+    nulled: set[str] = field(default_factory=set)  # attributes set to None before the `if` that may make them
+    acts: str | None = None  # "acts": the dict counting each activation kind's children at construction
+
+    def copy(self) -> Names:
+        return Names(self.mode, dict(self.counts), set(self.taken), set(self.unsure), set(self.doubt),
+                     set(self.bases), self.locals, list(self.attrs), set(self.nulled), self.acts)
+
+    def counting_acts(self, var: str) -> None:
+        """Activations named from a dict at construction (a block given its activation as an argument)."""
+        self.acts = var
+        self.bases |= {(kind, False) for kind in ACTIVATION_KINDS}
+
+    def claim(self, kind: str, label: str | None = None) -> str | Src:
+        """The next child's name: a str where it is known now, else the source that computes it."""
+        if self.mode == "tracked":
+            base, flag = (label, ", label=True") if label is not None else (kind, "")
+            return Src(f"child_name({self.locals[0]}, {self.locals[1]}, {literal(base)}{flag})")
+        key = f"label:{label}" if label is not None else kind
+        if key in self.unsure:
+            raise Retry("a name here depends on an `if` taken at construction")
+        if self.mode in ("counted", "acts"):
+            return self._counted(kind, label, key)
+        return self._static(kind, label, key)
+
+    def _static(self, kind: str, label: str | None, key: str) -> str:
+        if label is not None:
+            name, n = label, 1
+            while self._taken(name):
+                n += 1
+                name = f"{label}_{n}"
+        else:
+            n = self.counts.get(key, 0)
+            while True:
+                n += 1
+                name = numbered(kind, n)
+                if not self._taken(name):
+                    break
+        self.counts[key] = n
+        self.taken.add(name)
+        return name
+
+    def _taken(self, name: str) -> bool:
+        if name in self.doubt:  # taken or not, depending on an arm taken at construction
+            raise Retry(f"whether `{name}` is taken depends on an `if`")
+        return name in self.taken
+
+    def _counted(self, kind: str, label: str | None, key: str) -> str | Src:
+        base = (label, True) if label is not None else (kind, False)
+        if base not in self.bases:
+            if any(_may_meet(base, other) for other in self.bases):
+                raise Retry(f"the names of `{base[0]}` and of another statement could meet")
+            if label is None and any(re.fullmatch(re.escape(kind) + r"\d+", a) for a in _DIGIT_ATTRIBUTES):
+                raise Retry(f"a counter of `{kind}` could reach an attribute's name")
+            self.bases.add(base)
+        n = Lin.of(self.counts.get(key, 0)) + 1
+        self.counts[key] = n.value()
+        if n.known():
+            return f"{label}_{n.const}" if label is not None and n.const > 1 else label or numbered(kind, n.const)
+        if label is not None:
+            first = (n - 1).source()
+            return Src(f"{literal(label)} if {first} == 0 else f{literal(label + '_{' + n.source() + '}')}", 1)
+        sep = "_" if kind[-1:].isdigit() or kind.endswith("_") else ""
+        return Src("f" + literal(f"{kind}{sep}{{{n.source()}}}"))
+
+    def merge(self, arms: list[Names]) -> None:
+        """After an `if` taken at construction: the families whose count depends on the arm."""
+        for key in set().union(*(a.counts for a in arms)):
+            values = [a.counts.get(key, 0) for a in arms]
+            if any(v != values[0] for v in values):
+                self.unsure.add(key)
+            self.counts[key] = values[0]
+        taken = [a.taken for a in arms]
+        self.doubt |= set().union(*taken) - set.intersection(*taken)
+        self.taken = set().union(*taken)
+        for a in arms:
+            self.unsure |= a.unsure
+            self.doubt |= a.doubt
+            self.bases |= a.bases
+            self.nulled |= a.nulled
+        self.attrs = list(dict.fromkeys(x for a in arms for x in a.attrs))
+
+
+def _may_meet(a: tuple[str, bool], b: tuple[str, bool]) -> bool:
+    """Whether two families of names could give one name: label `conv2` and kind `conv`, label `e` (e,
+    e_2...) and label `e_2`. Kinds never meet each other (numbered's `_`); this errs on the safe side."""
+    if not a[1] and not b[1]:
+        return False
+    x, y = a[0], b[0]
+    return x.startswith(y) or y.startswith(x)
+
+
+def name_text(name: str | Src) -> str:
+    """A child's name as Python source: a literal, or the expression that computes it."""
+    return name.text if isinstance(name, Src) else literal(name)

@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import re
 
+from cnndsl.ops.source import MODULE_ATTRIBUTES
+
 
 def imports(body: str) -> str:
     """The import lines the generated body needs, sorted as isort would."""
-    lines = ["import math", ""] if re.search(r"\bmath\.", body) else []
+    lines = ["import math"] if re.search(r"\bmath\.", body) else []
+    if re.search(r"\bOrderedDict\(", body):
+        lines.append("from collections import OrderedDict")
+    lines += [""] if lines else []
     lines.append("import torch")
     if re.search(r"\bF\.", body):
         lines.append("import torch.nn.functional as F")
@@ -51,96 +56,6 @@ def same_pads(n: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
     """Keras' `same` padding along one axis: output ceil(n / s), any extra padding after."""
     total = max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
     return total // 2, total - total // 2
-''',
-    "Chain": '''
-class Chain(nn.Sequential):
-    """Layers in order. Children are named as `cnndsl check` names layers: conv1, conv2, relu1...
-
-    `inputs` wires a child to named outputs (`concat e1`, `from e1`) instead of the previous one;
-    `result` names the child whose output is the chain's, when that is not the last (`from e1` at the end).
-    A residual is its body's layers, a `shortcut` wired to its input and a Join("add") `add1`.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.counts: dict[str, int] = {}
-        self.claimed: set[str] = set()
-        self.wiring: dict[str, list[str]] = {}
-        self.last = ""
-        self.result: str | None = None
-
-    def add(self, kind: str, module: nn.Module, name: str | None = None,
-            inputs: list[str] | None = None) -> str:
-        name = self.claim(kind, name)
-        self.add_module(name, module)
-        if inputs is not None:
-            self.wiring[name] = [self.last if i == "" else i for i in inputs]
-        self.last = name
-        return name
-
-    def claim(self, kind: str, name: str | None = None) -> str:
-        """The next free name (an empty branch takes one and adds nothing)."""
-        if name is None:
-            while True:
-                self.counts[kind] = self.counts.get(kind, 0) + 1
-                n = self.counts[kind]  # as cnndsl names them: block35_1 for a kind ending in a digit
-                name = f"{kind}_{n}" if kind[-1:].isdigit() or kind.endswith("_") else f"{kind}{n}"
-                if name not in self._modules and name not in self.claimed:
-                    break
-        else:
-            base, n = name, 1
-            while name in self._modules or name in self.claimed:
-                n += 1
-                name = f"{base}_{n}"
-        self.claimed.add(name)
-        return name
-
-    def here(self) -> str:
-        """What the next child reads: the last one's output, or the chain's input."""
-        return self.last or "<input>"
-
-    def forward(self, x, skip_last: bool = False):
-        children = list(self.named_children())
-        if skip_last:
-            children = children[:-1]
-        if not self.wiring and self.result is None:
-            for _, module in children:
-                x = module(x)
-            return x
-        outputs = {"": x, "<input>": x}
-        previous = ""
-        for name, module in children:
-            args = [outputs[i] for i in self.wiring.get(name, [previous])]
-            outputs[name] = module(*args)
-            previous = name
-        return outputs[self.result or previous]  # "" too: the last child
-''',
-    "Join": '''
-class Join(nn.Module):
-    """Joins the current tensor with named outputs: `concat e1`, `add e1`, `multiply e1`."""
-
-    def __init__(self, op: str) -> None:
-        super().__init__()
-        self.op = op
-
-    def forward(self, *xs):
-        return join(self.op, *xs)
-''',
-    "join": '''
-def join(op: str, *xs):
-    if op == "concat":
-        return torch.cat(xs, dim=1)
-    out = xs[0]
-    for x in xs[1:]:
-        if op == "add":
-            out = out + x
-        else:  # multiply; a per-channel gate (N, C) scales every position of (N, C, H, W)
-            if out.dim() == 4 and x.dim() == 2:
-                x = x[:, :, None, None]
-            elif out.dim() == 2 and x.dim() == 4:
-                out = out[:, :, None, None]
-            out = out * x
-    return out
 ''',
     "GlobalPool": '''
 class GlobalPool(nn.Module):
@@ -360,18 +275,45 @@ def _activations() -> str:
 
     rows = [f'        "{name}": ("{op.name}", lambda: {op.torch(CodeArgs(op.defaults(), [()]))}),'
             for op in ENTRIES for name in (op.name, *op.aliases)]
-    return ("\ndef make_activation(name: str) -> tuple[str, nn.Module]:\n"
-            '    """(kind, module) of the activation `name`: children are named by kind, as in the report."""\n'
+    return ("\ndef make_activation(name: str, counts: dict[str, int] | None = None) -> tuple[str, nn.Module]:\n"
+            '    """(kind, module) of the activation `name`; with `counts` (how many of each kind the module\n'
+            '    has), (its child\'s name, module): relu1, relu2..., relu6_1, as `cnndsl check` names layers."""\n'
             "    table = {\n" + "\n".join(rows) + "\n    }\n"
             "    if name not in table:\n"
             '        raise ValueError(f"{name!r} is not an activation; one of: {\', \'.join(table)}")\n'
-            "    kind, make = table[name]\n    return kind, make()\n")
+            "    kind, make = table[name]\n"
+            "    if counts is None:\n        return kind, make()\n"
+            "    counts[kind] = n = counts.get(kind, 0) + 1\n"
+            '    return (f"{kind}_{n}" if kind[-1].isdigit() else f"{kind}{n}"), make()\n')
 
 
 HELPERS["make_activation"] = _activations()
 
+_DIGITS = tuple(a for a in MODULE_ATTRIBUTES if a[-1].isdigit())  # a counter could make these names
+
+HELPERS["child_name"] = f'''
+def child_name(names: set[str], counts: dict[str, int], base: str, label: bool = False) -> str:
+    """The next child's name, as `cnndsl check` names layers: a kind counts on (conv1, conv2...; block35_1
+    after a digit), a label is itself, then label_2, label_3...; a name given already is passed over."""
+    n = 0 if label else counts.get(base, 0)
+    while True:
+        n += 1
+        if label:
+            name = base if n == 1 else f"{{base}}_{{n}}"
+        elif base[-1].isdigit() or base.endswith("_") or f"{{base}}{{n}}" in {_DIGITS!r}:
+            name = f"{{base}}_{{n}}"
+        else:
+            name = f"{{base}}{{n}}"
+        if name not in names:
+            break
+    if not label:
+        counts[base] = n
+    names.add(name)
+    return name
+'''
+
 # Helpers that others need.
-REQUIRES = {"pads_of": ("same_pads",), "Join": ("join",), "SeparableConv2d": ("Conv2dSame",),
+REQUIRES = {"pads_of": ("same_pads",), "SeparableConv2d": ("Conv2dSame",),
             "tconv_out": ("tconv_pads",), "ConvTranspose2dSame": ("tconv_pads", "pair")}
 
 

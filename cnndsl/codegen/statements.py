@@ -1,25 +1,36 @@
 """Statements of a class body: layers, block calls, `let` and `from`, written into the constructor.
 
-In a fixed class a layer is an attribute (`self.conv1 = nn.Conv2d(...)`) and a step of the forward; in a
-Chain it is `chain.add(kind, module)`, which names it at construction as `cnndsl check` does.
+A layer is a child of the module being filled (`self.conv1 = nn.Conv2d(...)`, or `add_module` where its
+name is computed) and a step of the forward. A block call's output shape is a formula of the caller's
+values where that is short (`filters * 4`); else the caller reads what the block's module records
+(`channels = self.stage1.out_channels`), as torchvision's ResNet keeps `self.inplanes`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
-from cnndsl.codegen.context import Ctx, Dynamic, Unsupported
-from cnndsl.codegen.forward import INPUT, Call
+from cnndsl.codegen.context import Ctx, Opaque, Retry, Slot, Unsupported, size_marker
+from cnndsl.codegen.forward import Call, Choice, Load, Ref, Save
 from cnndsl.codegen.lines import Lines
-from cnndsl.codegen.naming import pyname
-from cnndsl.codegen.symbolic import evaluate
+from cnndsl.codegen.naming import ACTIVATION_KINDS, pyname
+from cnndsl.codegen.symbolic import WHOLE, evaluate
 from cnndsl.elaborate.args import UNBOUND, coerce, held_activation
-from cnndsl.elaborate.binding import Slot, bind
-from cnndsl.elaborate.validate import applies_variable, bound_names
+from cnndsl.elaborate.binding import Slot as ArgSlot
+from cnndsl.elaborate.binding import bind
+from cnndsl.elaborate.validate import applies_variable
 from cnndsl.errors import CnnError, Span
 from cnndsl.ops import REGISTRY, Args, CodeArgs, lookup
-from cnndsl.ops.source import ATOM, MODULE_ATTRIBUTES, Src, as_int, is_known, is_real, literal, py
+from cnndsl.ops.source import ATOM, Src, as_int, is_known, is_real, literal, py
 from cnndsl.syntax import ast
+
+SHORT = 40  # a block's output channels as a formula of the caller's values at most this long; else read back
+UNKNOWN = Src("__unknown__")  # a size a caller's view cannot write (a loop over an argument changes it)
+
+
+def unknown(v) -> bool:
+    return isinstance(v, Src) and UNKNOWN.text in v.text
 
 
 class Statements:
@@ -42,81 +53,86 @@ class Statements:
     def stmt(self, s: ast.Stmt, ctx: Ctx, lines: Lines, label: str | None) -> None:
         if isinstance(s, ast.Labeled):
             self.stmt(s.stmt, ctx, lines, s.label)
+            self.save(ctx, s.label)
             return
         if isinstance(s, ast.Frozen):
             inner = replace(ctx, frozen=True)
             for i, sub in enumerate(s.body):
                 self.stmt(sub, inner, lines, label if i == len(s.body) - 1 else None)
-            ctx.shape, ctx.pending = inner.shape, inner.pending
+            _carry(inner, ctx)
             return
         handler = {ast.Call: self.call, ast.Let: self.let, ast.Repeat: self.repeat, ast.If: self.if_,
                    ast.Residual: self.residual, ast.Merge: self.merge, ast.MergeWith: self.merge_with,
                    ast.From: self.from_}[type(s)]
         handler(s, ctx, lines, label)
 
-    def let(self, s: ast.Let, ctx: Ctx, lines: Lines, label) -> None:
-        value = evaluate(s.value, ctx.names, ctx.in_shape)
-        if s.name in ctx.assign:  # a variable the enclosing loop carries
-            lines.add(f"{pyname(s.name)} = {py(value)}")
-            return
-        if is_known(value) or lines.exact:  # a caller's view keeps the expression, not a local name
-            ctx.names[s.name] = value
-        else:
-            name = pyname(s.name)
-            lines.taken.add(name)
-            lines.add(f"{name} = {py(value)}")
-            ctx.names[s.name] = Src(name, real=is_real(value))
-
-    def from_(self, s: ast.From, ctx: Ctx, lines: Lines, label) -> None:
-        ref, shape = self.label_ref(s.name, ctx)
-        ctx.pending = [ref]
-        ctx.shape = shape
+    def save(self, ctx: Ctx, label: str) -> None:
+        """`label:` names the current tensor: a variable of the forward, seen by later statements."""
+        slot = ctx.slots.setdefault(label, Slot(label))
+        ctx.steps.append(Save(slot))
+        ctx.labels[label] = (slot, ctx.shape)
         ctx.made_by = None
 
-    def label_ref(self, name: ast.Name, ctx: Ctx) -> tuple[str, tuple]:
+    def let(self, s: ast.Let, ctx: Ctx, lines: Lines, label) -> None:
+        value = evaluate(s.value, ctx.names, ctx.in_shape)
+        alias = isinstance(value, Src) and value.text.isidentifier()  # a variable's value is that variable
+        if is_known(value) or lines.exact or alias:  # (and a caller's view keeps the expression)
+            ctx.names[s.name] = value
+            return
+        var = pyname(s.name)
+        if var in lines.taken:  # `let c = c + 8`: the variable again, unless a value still reads its old value
+            held = ctx.names.get(s.name)
+            if held == Src(var) and not _live(var, ctx, s.name):
+                lines.reassigned.add(var)
+            else:
+                var = lines.local(var)
+        lines.taken.add(var)
+        lines.add(f"{var} = {py(value)}")
+        ctx.names[s.name] = Src(var, real=is_real(value), word=getattr(value, "word", True))
+
+    def from_(self, s: ast.From, ctx: Ctx, lines: Lines, label) -> None:
+        slot, shape = self.label_ref(s.name, ctx)
+        ctx.steps.append(Load(slot))
+        ctx.shape, ctx.made_by, ctx.moved = shape, None, True
+
+    def label_ref(self, name: ast.Name, ctx: Ctx) -> tuple[Slot, tuple]:
         if name.id not in ctx.labels:  # check scopes names as this does: only where check never went
             raise CnnError(f"no output is named `{name.id}` here", name.span)
         return ctx.labels[name.id]
 
-    # -- layers
+    # -- children
 
-    def add(self, ctx: Ctx, lines: Lines, kind: str, src: str, shape: tuple, label: str | None,
-            inputs: list[str] | None = None) -> None:
-        """`chain.add(kind, module)`; a label names the child, and `from` wires it."""
-        if ctx.pending is not None and inputs is None:
-            inputs = ctx.pending
-        ctx.pending = None
+    def child(self, ctx: Ctx, lines: Lines, kind: str, src: str, shape: tuple, label: str | None,
+              keep: bool = False) -> str:
+        """Makes `src` the next child of the module being filled; gives the child in __init__'s terms
+        (`self.stage1`, or a local variable where its name is computed and `keep` asks for one)."""
+        box = ctx.box
         if ctx.frozen:
             src = f"frozen({src})"
-        if label in MODULE_ATTRIBUTES or (label or ' ').startswith('_'):
-            raise Unsupported(f"`{label}` names an attribute every PyTorch module has; pick another name")
-        if ctx.fixed:
-            name = self.fixed_name(ctx, kind, label)
-            lines.add(f"self.{name} = {src}")
-            ctx.steps.append(Call(name, inputs))
-            if label is not None:
-                ctx.labels[label] = (name, shape)
+        acts = box.names.acts
+        if acts and label is None and kind in ACTIVATION_KINDS:  # counted at construction, as the others
+            lines.add(f"{acts}[{literal(kind)}] = {acts}.get({literal(kind)}, 0) + 1")
+            sep = "_" if kind[-1].isdigit() else ""
+            name = Src(f"f\"{kind}{sep}{{{acts}['{kind}']}}\"")
         else:
-            args = [literal(kind), src]
-            if label is not None:
-                args.append(f"name={literal(label)}")
-            if inputs is not None:
-                args.append("inputs=[" + ", ".join('""' if i == "" else i for i in inputs) + "]")
-            call = f"{ctx.chain}.add({', '.join(args)})"
-            if label is not None:
-                var = lines.local(pyname(label) + "_out")
-                lines.add(f"{var} = {call}")
-                ctx.labels[label] = (var, shape)
-            else:
-                lines.add(call)
-        ctx.shape = shape
+            name = box.names.claim(kind, label)
+        if isinstance(name, str):
+            lines.add(f"{box.expr}.{name} = {src}")
+            handle = f"{box.expr}.{name}"
+            box.names.attrs.append(name)
+        elif box.access == "attr":
+            raise Retry("a computed name in a module whose forward names its children")
+        elif keep:
+            handle = lines.local(pyname(label or kind))
+            lines.add(f"{handle} = {src}")
+            lines.add(f"{box.expr}.add_module({name.text}, {handle})")
+        else:
+            handle = ""
+            lines.add(f"{box.expr}.add_module({name.text}, {src})")
+        ctx.steps.append(Call(Ref(box, name if box.access == "attr" else None)))
+        ctx.shape, ctx.moved = shape, False
         ctx.made_by = kind if label is None else None
-
-    def fixed_name(self, ctx: Ctx, kind: str, label: str | None, attribute: bool = True) -> str:
-        """The name of a child of a fixed class, as the report names its layer."""
-        if ctx.loop or (ctx.conditional and label is not None):  # a label under an `if` is seen after it
-            raise Dynamic()
-        return ctx.cls.claim(kind, label, ctx.conditional, attribute)
+        return handle
 
     def call(self, c: ast.Call, ctx: Ctx, lines: Lines, label: str | None) -> None:
         if applies_variable(self.program, c, ctx.bound):
@@ -128,22 +144,22 @@ class Statements:
             return
         op = lookup(c.name)
         if op.name == "input":
-            value = self.layer_values(op, c, ctx)["shape"]
-            if isinstance(value, Src):  # `input shape`, a network parameter: its rank is its value's
-                example = evaluate(c.args[0].value, self.examples, ())
-                rank = len(example) if isinstance(example, tuple) else 1
-                value = tuple(Src(f"{py(value, ATOM)}[{i}]") for i in range(rank)) if rank > 1 else value
-            ctx.shape = ctx.in_shape = value if isinstance(value, tuple) else (value,)
-            lines.add(f"self.input_shape = {py(ctx.shape)}")
-            if label is not None:  # `x: input ...` and later `from x`
-                ctx.labels[label] = (INPUT if ctx.fixed else literal(INPUT), ctx.shape)
+            self.input(op, c, ctx, lines)
             return
         values = self.layer_values(op, c, ctx)
         activation = values.pop("activation", "none")
         g = CodeArgs(values, [ctx.shape])
-        src = _inplace(op.torch(g), op.name, ctx)
-        self.add(ctx, lines, op.name, src, self.out_shape(op, g), label)
+        self.child(ctx, lines, op.name, _inplace(op.torch(g), op.name, ctx), self.out_shape(op, g), label)
         self.activation(activation, ctx, lines)
+
+    def input(self, op, c: ast.Call, ctx: Ctx, lines: Lines) -> None:
+        value = self.layer_values(op, c, ctx)["shape"]
+        if isinstance(value, Src):  # `input shape`, a network parameter: its rank is its value's
+            example = evaluate(c.args[0].value, self.examples, ())
+            rank = len(example) if isinstance(example, tuple) else 1
+            value = tuple(Src(f"{py(value, ATOM)}[{i}]") for i in range(rank)) if rank > 1 else value
+        ctx.shape = ctx.in_shape = value if isinstance(value, tuple) else (value,)
+        lines.add(f"self.input_shape = {py(ctx.shape)}")
 
     def apply(self, c: ast.Call, ctx: Ctx, lines: Lines) -> None:
         """`act` alone, a variable holding an activation: as `activation=act` on the layer before it."""
@@ -157,18 +173,48 @@ class Statements:
         elif activation != "none":
             act = REGISTRY[activation]
             src = _inplace(act.torch(CodeArgs(act.defaults(), [ctx.shape])), act.name, ctx)
-            self.add(ctx, lines, act.name, src, ctx.shape, None)
+            self.child(ctx, lines, act.name, src, ctx.shape, None)
 
     def activation_argument(self, activation: Src, ctx: Ctx, lines: Lines) -> None:
-        """`activation=act` where `act` is a parameter: a child made by `make_activation` in a Chain."""
-        if ctx.fixed:
-            raise Dynamic()
-        with lines.nested(f"if {py(activation)} not in (\"none\", \"linear\"):"):
-            lines.add(f"{ctx.chain}.add(*make_activation({py(activation)}))")
+        """`activation=act` where `act` is a parameter: the layer `make_activation` makes, named by its kind."""
+        box = ctx.box
+        if box.names.mode not in ("tracked", "acts"):
+            raise Retry("a child whose kind is a constructor argument")
+        arm = [Call(Ref(box))]
+        with lines.nested(f"if {py(activation, 5)} not in (\"none\", \"linear\"):"):
+            self.record(ctx, lines, 0)
+            if box.names.acts:
+                lines.add(f"{box.expr}.add_module(*make_activation({py(activation)}, {box.names.acts}))")
+            else:
+                names, counts = box.names.locals
+                kind, layer = lines.local("kind"), lines.local("layer")
+                lines.add(f"{kind}, {layer} = make_activation({py(activation)})")
+                lines.add(f"{box.expr}.add_module(child_name({names}, {counts}, {kind}), {layer})")
+        if self.records(ctx):
+            with lines.nested("else:"):
+                self.record(ctx, lines, 1)
+        ctx.steps.append(Choice([arm, []]))
         ctx.made_by = None
 
+    def records(self, ctx: Ctx) -> bool:
+        """Whether the forward replays what this module decides at construction: where it walks the
+        children in order, it must know which arms and how many turns the constructor took."""
+        return ctx.box.access == "iter"
+
+    def record(self, ctx: Ctx, lines: Lines, value) -> None:
+        """`self._plan.append(value)`: a decision (an arm taken, a loop's turns) for the forward to replay."""
+        if self.records(ctx):
+            lines.add(f"self._plan.append({value})")
+            ctx.cls.plan = True
+
+    def consume(self, ctx: Ctx, lines: Lines, kind: str, label: str | None) -> None:
+        """A layer without a module (a sum, a merge) still takes its name, as in the report."""
+        name = ctx.box.names.claim(kind, label)
+        if not isinstance(name, str) and ctx.box.names.mode == "tracked":
+            lines.add(name.text)
+
     def layer_values(self, op, c: ast.Call, ctx: Ctx) -> dict:
-        given = bind(c, [Slot(a.name, a.aliases, a.positional, False) for a in op.args], f"`{op.name}`")
+        given = bind(c, [ArgSlot(a.name, a.aliases, a.positional, False) for a in op.args], f"`{op.name}`")
         values = {}
         for spec in op.args:
             arg = given.get(spec.name)
@@ -187,54 +233,124 @@ class Statements:
             return op.shape(Args(dict(g.values)), [tuple(s) for s in g.ins])
         return op.sym_shape(g) if op.sym_shape else g.ins[0]
 
+    # -- block calls
+
     def block_call(self, d: ast.Definition, c: ast.Call, ctx: Ctx, lines: Lines, label: str | None) -> None:
         rank = len(ctx.shape)
         cls = self.block_class(d, rank, c.span)
-        given = bind(c, [Slot(p.name, required=p.default is None) for p in d.params], f"block `{d.name}`")
+        given = bind(c, [ArgSlot(p.name, required=p.default is None) for p in d.params], f"block `{d.name}`")
         values = {p.name: evaluate(given[p.name].value, ctx.names, ctx.in_shape) for p in d.params
                   if p.name in given}
-        parts = [py(ctx.shape[0])]
-        if cls.needs_size:
-            parts.append(py(ctx.shape[1:]))
+        parts = [py(ctx.shape[0]) + (size_marker(cls.name, _size(ctx.shape[1:])) if rank == 3 else "")]
+        floats = cls.floats
         positional = sum(1 for a in c.args if a.name is None)
-        parts += [py(_whole(values[p.name])) for p in d.params[:positional]]
-        parts += [f"{pyname(a.name)}={py(_whole(values[a.name]))}" for a in c.args if a.name is not None]
-        shape, made_by = self.block_shape(d, ctx.shape, values, c.span)
-        self.add(ctx, lines, d.name, f"{cls.name}({', '.join(parts)})", shape, label)
+        parts += [py(_whole(values[p.name], p.name in floats)) for p in d.params[:positional]]
+        parts += [f"{pyname(a.name)}={py(_whole(values[a.name], a.name in floats))}" for a in c.args
+                  if a.name is not None]
+        src = f"{cls.name}({', '.join(parts)})"
+        try:
+            shape, made_by = self.block_shape(d, ctx.shape, values, c.span)
+        except Opaque:
+            shape, made_by = (UNKNOWN,) * cls.out_rank, None
+        hidden = [k for k, v in enumerate(shape) if unknown(v) or (k == 0 and not _short(v))]
+        if hidden and lines.exact:  # a caller's view: what the block's module records, it cannot know
+            shape = tuple(UNKNOWN if k in hidden else v for k, v in enumerate(shape))
+            hidden = []
+        handle = self.child(ctx, lines, d.name, src, (), label, keep=bool(hidden))
+        if hidden:
+            shape = self.read_back(cls, handle, shape, hidden, ctx, lines)
+        ctx.shape = shape
         if label is None and overwritable(made_by):
             ctx.made_by = made_by  # what the block's own last layer is
 
+    def read_back(self, cls, handle: str, shape: tuple, hidden: list[int], ctx: Ctx, lines: Lines) -> tuple:
+        """The sizes of a block's output that the caller cannot write as formulas of its values, as the
+        block's module records them: `channels = self.stage1.out_channels`, `self.stage1.out_size[0]`."""
+        attrs = ["out_features"] if cls.out_rank == 1 else ["out_channels", "out_size[0]", "out_size[1]"]
+        shape = tuple(Src(f"{handle}.{attrs[k]}") if k in hidden else v for k, v in enumerate(shape))
+        self.reads.append((handle, cls))
+        if 0 not in hidden or ctx.dynamic or lines.scratch or not handle.startswith("self."):
+            return shape
+        var = "features" if cls.out_rank == 1 else "channels"
+        if var in lines.taken and not (var in lines.running and not _live(var, ctx)):
+            var = lines.local(var)
+        lines.taken.add(var)
+        lines.running.add(var)
+        lines.optional.append(var)
+        lines.add(f"{var} = {shape[0].text}")
+        return (Src(var), *shape[1:])
+
     def block_shape(self, d: ast.Definition, in_shape: tuple, values: dict, span: Span) -> tuple[tuple, str | None]:
         """The block's output shape for these arguments, and what made it: its body run for shapes only."""
-        names: dict = {}
+        names: dict = {WHOLE: self.whole}
         for p in d.params:
             names[p.name] = values[p.name] if p.name in values else evaluate(p.default, dict(names), in_shape)
-        ctx = Ctx("_", in_shape, names, in_shape, bound=frozenset(bound_names(d)))
+        ctx = self.scratch_ctx(d, in_shape, names)
         try:
             self.body(d.body, ctx, Lines(scratch=True, exact=True))
         except Unsupported as e:
             raise e.note(f"in block `{d.name}` called here", span) from None
+        except Retry:
+            raise Opaque() from None
         return ctx.shape, ctx.made_by
-
-    # -- control flow
 
 
 _INT_KINDS = {"int", "pair", "ints", "shape", "padding"}
 
 
-def _whole(value):
-    """A block's argument: 2 for 2.0, and `whole(f / 2)` where a float may come, as the checker does."""
+def _carry(inner: Ctx, ctx: Ctx) -> None:
+    """What a `frozen { }` leaves for the statements after it."""
+    ctx.shape, ctx.made_by, ctx.moved, ctx.dead = inner.shape, inner.made_by, inner.moved, inner.dead
+
+
+def _size(hw: tuple) -> str:
+    """A block's `in_size`: `self.stem1.out_size` where both sizes are what a block recorded."""
+    texts = [py(v) for v in hw]
+    if texts[0].endswith(".out_size[0]") and texts[1] == texts[0][:-2] + "1]":
+        return texts[0][:-3]
+    return py(hw)
+
+
+def _short(v) -> bool:
+    return is_known(v) or (" if " not in v.text and len(v.text) <= SHORT)
+
+
+def _live(var: str, ctx: Ctx, own: str | None = None) -> bool:
+    """Whether a value something may still read (but the name `own`'s) is written with the variable `var`."""
+    word = re.compile(rf"\b{var}\b")
+    names = [v for n, v in ctx.names.items() if n != own]
+    values = [*names, *(shape for _, shape in ctx.labels.values()), ctx.shape, ctx.in_shape, *ctx.pinned]
+    return any(word.search(py(v)) for v in _flat(values))
+
+
+def _flat(values):
+    for v in values:
+        if isinstance(v, tuple):
+            yield from _flat(v)
+        elif isinstance(v, Src):
+            yield v
+
+
+def _whole(value, real: bool = False):
+    """A block's argument: 2 for 2.0, and `whole(f / 2)` where a float may come, as the checker does (not
+    where the block's parameter is a float anyway: `width=width`)."""
     if isinstance(value, tuple):
-        return tuple(_whole(v) for v in value)
-    if isinstance(value, Src) and value.real:
+        return tuple(_whole(v, real) for v in value)
+    if isinstance(value, Src) and value.real and not real:
         return Src(f"whole({value.text})")
-    return as_int(value) if isinstance(value, float) else value
+    return as_int(value) if isinstance(value, float) and not real else value
 
 
 def _located(e: Exception, s: ast.Stmt) -> str:
     if isinstance(e, CnnError):
-        return f"{e.span or s.span}: {e.message}"
-    return f"{s.span}: this cannot be built for these arguments (check them with `cnndsl check --set`)"
+        return f"{_where(e.span or s.span)}: {e.message}"
+    return f"{_where(s.span)}: this cannot be built for these arguments (check them with `cnndsl check --set`)"
+
+
+def _where(span: Span) -> str:
+    from cnndsl.codegen.files import shown
+
+    return f"{shown(span.source.name)}:{span.line}:{span.col}"
 
 
 def overwritable(kind: str | None) -> bool:
@@ -244,7 +360,9 @@ def overwritable(kind: str | None) -> bool:
 
 
 def _inplace(src: str, kind: str, ctx: Ctx) -> str:
-    if kind == "relu" and src == "nn.ReLU()" and overwritable(ctx.made_by) and ctx.pending is None:
+    if kind == "relu" and src == "nn.ReLU()" and overwritable(ctx.made_by) and not ctx.moved:
         return "nn.ReLU(inplace=True)"
     return src
 
+
+__all__ = ["Statements", "overwritable"]

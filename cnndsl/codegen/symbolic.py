@@ -14,6 +14,10 @@ from cnndsl.ops.source import Src, binop, call, is_real, product, py, unary
 from cnndsl.syntax import ast
 from cnndsl.syntax.ast import PRECEDENCE
 
+# Where `names` (spec variables → values) also says which of the spec's functions give whole numbers: a key
+# no spec name can be. A call of one is then an int, not a float to pass through int() or whole().
+WHOLE = object()
+
 _FUNCS = {"min": ("min", min), "max": ("max", max), "abs": ("abs", abs), "floor": ("math.floor", math.floor),
           "ceil": ("math.ceil", math.ceil), "round": ("round", round)}
 
@@ -40,7 +44,7 @@ def evaluate(e: ast.Expr, names: dict, in_shape: tuple):
     if isinstance(e, ast.Func) and e.name not in _FUNCS:  # a function of the spec's: codegen/functions.py writes it
         args = [py(evaluate(a, names, in_shape)) for a in e.args]
         args += [f"{pyname(k.name)}={py(evaluate(k.value, names, in_shape))}" for k in e.keywords]
-        return Src(f"{pyname(e.name)}({', '.join(args)})", real=True, word=False)
+        return Src(f"{pyname(e.name)}({', '.join(args)})", real=not _whole_call(e, names, in_shape), word=False)
     if isinstance(e, ast.Func):
         name, fn = _FUNCS[e.name]
         args = [evaluate(a, names, in_shape) for a in e.args]
@@ -48,6 +52,16 @@ def evaluate(e: ast.Expr, names: dict, in_shape: tuple):
             return args[0]
         return call(name, *args, numeric=fn)
     raise AssertionError(e)
+
+
+def _whole_call(e: ast.Func, names: dict, in_shape: tuple) -> bool:
+    """Whether a call of a spec's function gives a whole number: it does for whole numbers (functions.whole)
+    and these arguments are."""
+    params, needed = names.get(WHOLE, {}).get(e.name, (None, None))
+    if params is None:
+        return False
+    given = dict(zip(params, e.args)) | {k.name: k.value for k in e.keywords}
+    return not any(is_real(evaluate(given[p], names, in_shape)) for p in needed if p in given)
 
 
 def _cond(e: ast.Cond, names: dict, in_shape: tuple):

@@ -13,6 +13,7 @@ from cnndsl import limits
 from cnndsl.elaborate.args import UNBOUND, held_activation, is_activation, layer_args
 from cnndsl.elaborate.binding import Slot, bind
 from cnndsl.elaborate.expr import Env, describe, evaluate, functions_of
+from cnndsl.elaborate.ranks import check_ranks
 from cnndsl.elaborate.validate import applies_variable, bound_names, callee, validate
 from cnndsl.errors import CnnError, Diagnostic, Span, UsageError, did_you_mean
 from cnndsl.graph import Graph, Group, Layer, build_graph, numbered, unused_layers
@@ -52,6 +53,7 @@ def elaborate(program: Program, network: str | None = None, overrides: dict | No
     """Elaborates one network of the program (the only one, or the one named)."""
     definition = pick_network(program, network)
     validate(program, definition)
+    check_ranks(program, definition)
     return _Elaborator(program, max_layers).network(definition, overrides or {})
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from cnndsl.errors import ShapeError
 from cnndsl.ops.base import Args, CodeArgs, Op, Shape, Window, fmt_shape
 from cnndsl.ops.source import binop
-from cnndsl.ops.torchsrc import ctor
 
 
 def _name(a: Args, i: int) -> str:
@@ -61,11 +60,18 @@ def _merge_window(a: Args, ins: list[Shape]) -> Window:
     return Window()
 
 
-def _join_torch(name: str):
-    def torch(g: CodeArgs) -> str:
-        return ctor("Join", name)
+def _expression(name: str):
+    """The forward's code: `torch.cat([a, b], dim=1)`, `a + b`, or `x * gate[:, :, None, None]` where a
+    per-channel gate (rank 1) scales a map."""
 
-    return torch
+    def expression(xs: list[str], ranks: list[int]) -> str:
+        if name == "concat":
+            return f"torch.cat([{', '.join(xs)}], dim=1)"
+        top = max(ranks)
+        terms = [f"{x}[:, :, None, None]" if r == 1 and top == 3 else x for x, r in zip(xs, ranks)]
+        return (" + " if name == "add" else " * ").join(terms)
+
+    return expression
 
 
 def _sym_shape(name: str):
@@ -82,7 +88,7 @@ def _sym_shape(name: str):
 
 def _merge(name: str, doc: str, shape, rule: str) -> Op:
     return Op(name, doc, "merge", shape=shape, window=_merge_window, shape_rule=rule,
-              label=lambda a, ins: f"{name} of {len(ins)}", torch=_join_torch(name), sym_shape=_sym_shape(name),
+              label=lambda a, ins: f"{name} of {len(ins)}", expression=_expression(name), sym_shape=_sym_shape(name),
               output_saved=False)
 
 

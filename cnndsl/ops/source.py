@@ -11,8 +11,9 @@ from cnndsl.limits import NUMBER
 from cnndsl.ops.base import Symbol
 from cnndsl.syntax.ast import PRECEDENCE
 
-# Attributes of the generated modules (nn.Module's public ones in torch 2.x, nn.Sequential's, and those of
-# Chain and the network class): a named output may not take one, nor start with `_`.
+# Attributes of the generated modules (nn.Module's public ones in torch 2.x, nn.Sequential's, and those the
+# generated classes set): a named output may not take one, nor start with `_` (the classes' own `_plan`), and
+# no counter makes one (graph.numbered). tests/test_codegen.py compares the list with torch's.
 MODULE_ATTRIBUTES = frozenset("""
     T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double dump_patches
     eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu load_state_dict
@@ -21,8 +22,7 @@ MODULE_ATTRIBUTES = frozenset("""
     register_full_backward_pre_hook register_load_state_dict_post_hook register_load_state_dict_pre_hook
     register_module register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
     set_extra_state set_submodule share_memory state_dict to to_empty train type xpu zero_grad training
-    append extend insert pop add claim claimed here counts wiring last result body shortcut op inplace input_shape
-    logits ends_in_softmax
+    append extend insert pop input_shape logits ends_in_softmax out_channels out_size out_features
 """.split())
 
 
@@ -119,6 +119,8 @@ def binop(op: str, a, b):
             return value
     if op == "*" and (type(a) is int and a == 1 or type(b) is int and b == 1):  # `c * multiplier` with 1
         return b if type(a) is int and a == 1 else a
+    if op in ("+", "-") and type(b) is int and b == 0 and isinstance(a, Src):  # `h + 0`: zeropad's sides
+        return a
     if op in ("+", "-") and isinstance(b, (int, float)) and not isinstance(b, bool) and b < 0:
         op, b = "-" if op == "+" else "+", -b  # n - 2, not n + -2
     p = PRECEDENCE[op]
