@@ -1540,6 +1540,55 @@ def _first(strategy):
     return [_first(element)] if element is not None else None
 
 
+# ---- work that makes little (issue "Nothing hangs", 9 and 10) --------------------------------------------------
+
+WORK_LEAVES = ["", "if false { relu }", "let z = f", "repeat 0 { relu }", "repeat f - f { relu }",
+               "let z = g(f)", "if g(f) < 0 { relu }", "relu"]
+
+
+@st.composite
+def work_specs(draw) -> str:
+    """Specs whose elaboration does much work and makes few layers: towers of blocks each calling the level
+    below several times down to a body that makes nothing, functions each calling the one below several
+    times, nested repeats of empty bodies, and networks of thousands of parameters. Check must answer each
+    within the harness's time limit: a report, or the work budget's located error."""
+    kind = draw(st.sampled_from(["tower", "functions", "repeats", "params", "mixed"]))
+    levels = draw(st.sampled_from([1, 2, 5, 10, 20, 39, 60]))
+    fan = draw(st.integers(1, 6))
+    calls = lambda i: " + ".join([f"g{i - 1}(y)"] * fan)  # noqa: E731
+    doubling = "\n".join(["def g0(x) {\n    return x\n}"] + [
+        f"def g{i}(x, y = x) {{\n    let a = g{i - 1}(x)\n    return {calls(i)} - a * 0\n}}"
+        for i in range(1, min(levels, 60) + 1)])
+    g = f"g{min(levels, 60)}" if kind in ("functions", "mixed") else "g0"
+    head = doubling if kind in ("functions", "mixed") else "def g0(x) {\n    return x\n}"
+    tail = "    flatten\n    dense 2\n}\n"
+    if kind in ("tower", "mixed"):
+        leaf = draw(st.sampled_from(WORK_LEAVES)).replace("g(", f"{g}(")
+        default = draw(st.sampled_from(["1", "f * 1", f"{g}(1)"]))
+        lines = [f"block b0(f = 1, h = {default}) {{ {leaf} }}"]
+        for i in range(1, levels + 1):
+            call = draw(st.sampled_from([f"b{i - 1} f", f"b{i - 1}", f"b{i - 1} (f + 0)"]))
+            body = f"repeat {fan} {{ {call} }}" if draw(st.booleans()) else "; ".join([call] * fan)
+            lines.append(f"block b{i}(f = 1) {{ {body} }}")
+        return head + "\n" + "\n".join(lines) + f"\nnetwork n {{\n    input 1x4x4\n    b{levels}\n" + tail
+    if kind == "functions":
+        uses = draw(st.integers(1, 30))
+        lines = "\n".join(f"    conv ({g}({k}) * 0 + 2) kernel=1" for k in range(uses))
+        return head + f"\nnetwork n(p = {g}(1)) {{\n    input 1x4x4\n{lines}\n" + tail
+    if kind == "repeats":
+        counts = draw(st.lists(st.sampled_from(["0", "1", "10", "1000", "100000", "2**40", "n"]), min_size=1,
+                               max_size=8))
+        leaf = draw(st.sampled_from(WORK_LEAVES)).replace("g(", "g0(").replace("f", "n")
+        body = leaf
+        for c in counts:
+            body = f"repeat {c} {{ {body} }}"
+        return head + f"\nnetwork n(n = 7) {{\n    input 1x4x4\n    {body}\n" + tail
+    n = draw(st.sampled_from([10, 1000, 10_000] + ([40_000] if DEEP else [])))
+    chained = draw(st.booleans())  # each default reads the one before it
+    params = ", ".join(f"a{i} = {f'a{i - 1}' if chained and i else '1'}" for i in range(n))
+    return head + f"\nnetwork n({params}) {{\n    input 1x4x4\n    conv (a{n - 1} + 1) kernel=1\n" + tail
+
+
 @st.composite
 def deep_specs(draw) -> str:
     """One construct nested (or chained) hundreds or thousands of times."""

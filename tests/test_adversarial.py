@@ -44,6 +44,27 @@ def test_empty_expansions_are_refused_once_their_work_passes_the_budget(leaf):
     assert e.span is not None and e.span.line <= 40
 
 
+def _doubling(levels: int, calls: int) -> str:
+    lines = ["def f0(x) {\n    return x\n}"]
+    lines += [f"def f{i}(x) {{\n    return f{i - 1}(x) + f{i - 1}(x)\n}}" for i in range(1, levels + 1)]
+    uses = "\n".join(f"    conv (f{levels}({k}) - f{levels}({k}) + 2) kernel=1" for k in range(calls))
+    network = f"network n(p = f{levels}(1)) {{\n    input 1x8x8\n{uses}\n    flatten\n    dense 2\n}}\n"
+    return "\n".join(lines) + "\n" + network
+
+
+@pytest.mark.parametrize("calls", [1, 60])
+def test_functions_calling_the_one_below_twice_are_refused_by_the_same_budget(calls):
+    """A sibling of 9: 40 functions each calling the one below twice are 2**40 calls; a function call counts
+    as work, shared by everything one check evaluates, so sixty such expressions cost no more than one."""
+    limits = Limits(layers=500)
+    e = error_of(_doubling(40, calls), limits=limits)
+    every = [e, *getattr(e, "errors", [])]
+    assert all(f"more than {WORK * 500:,} steps" in x.message for x in every)
+    assert all(x.span is not None for x in every)  # each where a call is made
+    report = cnndsl.loads(_doubling(8, 1)).check()  # 2**8 calls a use: fine
+    assert report.analysis.graph.params == {"p": 256} and report.params == (1 * 2 + 2) + (2 * 8 * 8 * 2 + 2)
+
+
 def test_the_work_budget_leaves_real_networks_alone():
     # the repository's networks run at most 1.8 statements a layer; the budget is WORK a layer
     report = cnndsl.check("specs/resnet152.cnn")

@@ -30,6 +30,7 @@ from fuzz_specs import (
     run_spec,
     specs,
     trainable_specs,
+    work_specs,
 )
 
 torch = pytest.importorskip("torch")
@@ -59,6 +60,14 @@ def test_every_layer_with_edge_arguments(text):
 @fuzz_settings(ci=60, deep=2000)
 @given(deep_specs())
 def test_deep_nesting_of_every_construct(text):
+    run_spec(text)
+
+
+@fuzz_settings(ci=40, deep=1500)
+@given(work_specs())
+def test_work_that_makes_little_ends_within_the_time_limit(text):
+    """Calls, repeats and functions that expand to nothing, and thousands of parameters: check answers within
+    the harness's time limit (a report, or the work budget's error), as does whatever follows it."""
     run_spec(text)
 
 

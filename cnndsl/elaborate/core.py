@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from cnndsl import limits
 from cnndsl.elaborate.args import UNBOUND, held_activation, is_activation, layer_args
 from cnndsl.elaborate.binding import Slot, bind
-from cnndsl.elaborate.expr import Env, describe, evaluate, functions_of
+from cnndsl.elaborate.expr import Env, Work, describe, evaluate, functions_of
 from cnndsl.elaborate.ranks import check_ranks
 from cnndsl.elaborate.validate import applies_variable, bound_names, callee, validate
 from cnndsl.errors import CnnError, Diagnostic, Span, UsageError, did_you_mean
@@ -37,9 +37,10 @@ class Frame:
     outside: frozenset[str] = frozenset()  # names of outputs outside the branch we are in, for a hint
     bound: frozenset[str] = frozenset()  # the names the definition binds: `act` alone applies one
     functions: dict = field(default_factory=dict)  # the program's functions (`def`), by name
+    work: Work = field(default_factory=Work)  # the elaboration's, shared by every frame
 
     def env(self) -> Env:
-        return Env(self.vars, self.in_shape, self.functions)
+        return Env(self.vars, self.in_shape, self.functions, work=self.work)
 
 
 @dataclass
@@ -52,8 +53,8 @@ def elaborate(program: Program, network: str | None = None, overrides: dict | No
               max_layers: int = limits.LAYERS) -> Elaborated:
     """Elaborates one network of the program (the only one, or the one named)."""
     definition = pick_network(program, network)
-    validate(program, definition)
-    check_ranks(program, definition)
+    validate(program, definition, Work(limits.WORK * max_layers))  # each pass may do as much work
+    check_ranks(program, definition, Work(limits.WORK * max_layers))
     return _Elaborator(program, max_layers).network(definition, overrides or {})
 
 
@@ -84,7 +85,7 @@ class _Elaborator:
         self.groups: dict[str, Group] = {}
         self.counters: dict[tuple[str, str], int] = {}
         self.calls: list[tuple[str, Span]] = []
-        self.work = 0  # statements run and repeat iterations: bounded even where they make no layers
+        self.work = Work(limits.WORK * max_layers)  # bounded even where the calls make no layers
         self.warnings: list[Diagnostic] = []
         self.branch_labels: dict[str, str] = {}  # outputs named inside branches, for a hint
         self.bound_cache: dict[str, frozenset[str]] = {}
@@ -94,7 +95,8 @@ class _Elaborator:
 
     def network(self, d: ast.Definition, overrides: dict) -> Elaborated:
         params = self._network_params(d, overrides)
-        frame = Frame(dict(params), {}, None, "", (), bound=frozenset(bound_names(d)), functions=self.functions)
+        frame = Frame(dict(params), {}, None, "", (), bound=frozenset(bound_names(d)), functions=self.functions,
+                      work=self.work)
         cur = self.body(d.body, frame, None)
         if cur is None:
             raise CnnError(f"network `{d.name}` has no layers", d.span, "start it with `input 3x224x224`")
@@ -118,7 +120,7 @@ class _Elaborator:
                 raise UsageError(f"network parameter `{p.name}` has no default",
                                  hint=f"set it: --set {p.name}=...")
             else:
-                values[p.name] = evaluate(p.default, Env(values, None, self.functions))
+                values[p.name] = evaluate(p.default, Env(values, None, self.functions, work=self.work))
         return values
 
     # ---- statements -------------------------------------------------------------------------------
@@ -188,12 +190,7 @@ class _Elaborator:
 
     def step(self, span: Span) -> None:
         """Counts one statement run or one repeat iteration against the work a network may take."""
-        self.work += 1
-        if self.work > limits.WORK * self.max_layers:
-            raise CnnError(f"elaborating this network takes more than {limits.WORK * self.max_layers:,} steps "
-                           "(statements run and repeat iterations)", span,
-                           "blocks or repeats here expand to a great deal of work; raise the limit with "
-                           "--max-layers if this is meant")
+        self.work.spend(span)
 
     def count(self, e: ast.Expr, env: Env, what: str) -> int:
         value = evaluate(e, env)
@@ -275,14 +272,14 @@ class _Elaborator:
                            "blocks cannot be recursive; use `repeat` for repetition")
         given = bind(c, [Slot(p.name, required=p.default is None) for p in d.params], f"block `{d.name}`")
         in_shape = self.by_id[cur].shape
-        env = Env({}, in_shape, self.functions)
+        env = Env({}, in_shape, self.functions, work=self.work)
         for p in d.params:  # a default may use earlier parameters and `in`
             arg = given.get(p.name)
             env.vars[p.name] = evaluate(arg.value, frame.env()) if arg else evaluate(p.default, env)
         gid = self.name(frame, d.name, label)
         self.groups[gid] = Group(gid, _title(c, env.vars), "block", c.span)
         inner = Frame(env.vars, {}, in_shape, gid, (*frame.groups, gid), frame.frozen, d.name,
-                      bound=self.bound(d), functions=self.functions)
+                      bound=self.bound(d), functions=self.functions, work=self.work)
         self.calls.append((d.name, c.span))
         try:
             out = self.body(d.body, inner, cur)

@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from cnndsl import limits
 from cnndsl.elaborate.binding import Slot, bind
 from cnndsl.errors import CnnError, did_you_mean
 from cnndsl.limits import DEPTH, NUMBER
@@ -14,14 +15,34 @@ from cnndsl.syntax import ast
 
 
 @dataclass
+class Work:
+    """The work an analysis may do: statements run, repeat iterations and function calls. One elaboration
+    shares one, so that calls that expand to nothing (a block calling the one below four times, a function
+    calling the one below twice, 40 levels deep) end in a located error within seconds, not in hours."""
+
+    total: int = limits.WORK * limits.LAYERS
+    done: int = 0
+
+    def spend(self, span, amount: int = 1) -> None:
+        self.done += amount
+        if self.done > self.total:
+            raise CnnError(f"elaborating this network takes more than {self.total:,} steps (statements run, "
+                           "repeat iterations and function calls)", span,
+                           "blocks, repeats or functions here expand to a great deal of work (calls that each "
+                           "make several calls of the level below grow exponentially); raise the limit with "
+                           "--max-layers if this is meant")
+
+
+@dataclass
 class Env:
-    """What an expression can see: variables, `in` (the shape entering the enclosing block), and the
-    functions the program defines (`def`), with the chain of those being called."""
+    """What an expression can see: variables, `in` (the shape entering the enclosing block), the
+    functions the program defines (`def`), with the chain of those being called, and the work left."""
 
     vars: dict[str, object]
     in_shape: Shape | None = None
     functions: Mapping[str, ast.Definition] = field(default_factory=dict)
     calls: tuple[str, ...] = ()
+    work: Work = field(default_factory=Work)
 
 
 def functions_of(program) -> dict[str, ast.Definition]:
@@ -201,9 +222,10 @@ def _call(e: ast.Func, env: Env):
         cycle = " → ".join([*env.calls[env.calls.index(e.name):], e.name]) if e.name in env.calls else None
         raise CnnError(f"function `{e.name}` calls itself ({cycle})" if cycle else
                        f"functions call each other more than {DEPTH} deep here", e.span)
+    env.work.spend(e.span, 1 + len(d.body))
     call = ast.Call(e.name, [*(ast.Arg(None, a, a.span) for a in e.args), *e.keywords], e.span)
     given = bind(call, [Slot(p.name, required=p.default is None) for p in d.params], f"function `{e.name}`")
-    inner = Env({}, None, env.functions, (*env.calls, e.name))
+    inner = Env({}, None, env.functions, (*env.calls, e.name), env.work)
     try:
         for p in d.params:  # a default may use earlier parameters
             arg = given.get(p.name)

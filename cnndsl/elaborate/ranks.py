@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from cnndsl.elaborate.args import op_slots
 from cnndsl.elaborate.binding import bind
-from cnndsl.elaborate.expr import Env, evaluate, functions_of
+from cnndsl.elaborate.expr import Env, Work, evaluate, functions_of
 from cnndsl.elaborate.validate import _closed, applies_variable, bound_names, callee
 from cnndsl.errors import CnnError
 from cnndsl.ops import CodeArgs
@@ -26,15 +26,15 @@ _NAMES = {1: "a flat vector", 3: "an image (CxHxW)"}
 _UNKNOWN = Src("_")
 
 
-def check_ranks(program: Program, network: ast.Definition) -> None:
+def check_ranks(program: Program, network: ast.Definition, work: Work | None = None) -> None:
     """Raises a located CnnError for an `if` or `repeat` that a parameter decides and that would change the
     rank of what follows."""
-    _Walk(program).definition(network, None)
+    _Walk(program, work or Work()).definition(network, None)
 
 
 class _Walk:
-    def __init__(self, program: Program):
-        self.program = program
+    def __init__(self, program: Program, work: Work):
+        self.program, self.work = program, work
         self.functions = functions_of(program)
         self.done: dict[tuple[str, int | None], int | None] = {}
 
@@ -42,7 +42,8 @@ class _Walk:
         key = (d.name, rank)
         if key not in self.done:
             self.done[key] = None  # (a call cycle is refused elsewhere)
-            scope = _Scope(bound_names(d), _defaults(d, self.functions), {}, self.functions)
+            params = _defaults(d, self.functions, self.work)
+            scope = _Scope(bound_names(d), params, {}, self.functions, self.work)
             self.done[key] = self.body(d.body, rank, scope)
         return self.done[key]
 
@@ -160,11 +161,11 @@ _NOT = _NotConstant()
 class _Scope:
     """The names a definition binds (their values vary), the network's defaults, and named outputs' ranks."""
 
-    def __init__(self, bound: set[str], params: dict, labels: dict, functions: dict):
-        self.bound, self.params, self.labels, self.functions = bound, params, labels, functions
+    def __init__(self, bound: set[str], params: dict, labels: dict, functions: dict, work: Work):
+        self.bound, self.params, self.labels, self.functions, self.work = bound, params, labels, functions, work
 
     def inner(self) -> _Scope:
-        return _Scope(self.bound, self.params, {}, self.functions)
+        return _Scope(self.bound, self.params, {}, self.functions, self.work)
 
     def constant(self, e: ast.Expr | None, known: dict | None = None):
         """The value of an expression every value of the parameters gives (or those `known` give), or _NOT."""
@@ -172,17 +173,18 @@ class _Scope:
         if e is None or not _closed(e, self.bound - known.keys()):
             return _NOT
         try:
-            return evaluate(e, Env(dict(known), None, self.functions))
+            return evaluate(e, Env(dict(known), None, self.functions, work=self.work))
         except CnnError:
             return _NOT
 
 
-def _defaults(d: ast.Definition, functions: dict) -> dict:
+def _defaults(d: ast.Definition, functions: dict, work: Work) -> dict:
     """A network's parameters as their defaults give them (for `input shape`)."""
     values: dict = {}
     for p in d.params if d.kind == "network" else ():
         try:
-            values[p.name] = evaluate(p.default, Env(dict(values), None, functions)) if p.default is not None else None
+            given = Env(dict(values), None, functions, work=work)
+            values[p.name] = evaluate(p.default, given) if p.default is not None else None
         except CnnError:
             values[p.name] = None
     return values

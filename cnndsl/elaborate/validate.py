@@ -22,7 +22,7 @@ from cnndsl import limits
 from cnndsl.elaborate import functions
 from cnndsl.elaborate.args import coerce, held_activation, op_slots
 from cnndsl.elaborate.binding import Slot, bind
-from cnndsl.elaborate.expr import BUILTINS, Env, evaluate, functions_of
+from cnndsl.elaborate.expr import BUILTINS, Env, Work, evaluate, functions_of
 from cnndsl.errors import CnnError, did_you_mean, raise_all
 from cnndsl.ops import ALIASES, REGISTRY, Op, lookup
 from cnndsl.ops.source import MODULE_ATTRIBUTES
@@ -43,15 +43,16 @@ class _Body:
 COLLECTED = 1000  # errors collected at most: past them the check stops (MAX_ERRORS of them are shown)
 
 
-def validate(program: Program, network: ast.Definition) -> None:
+def validate(program: Program, network: ast.Definition, work: Work | None = None) -> None:
     """Raises the CnnError found in the definitions `network` can reach, or CnnErrors if several (in source
     order)."""
-    raise_all(program.in_source_order(collect(program, [network])))
+    raise_all(program.in_source_order(collect(program, [network], work)))
 
 
-def collect(program: Program, roots: list[ast.Definition]) -> list[CnnError]:
+def collect(program: Program, roots: list[ast.Definition], work: Work | None = None) -> list[CnnError]:
     """The errors of the definitions the roots can reach (a network, or every definition of a file whose
-    network cannot be told), in the order found."""
+    network cannot be told), in the order found. The functions they call share `work`."""
+    work = work or Work()
     bodies: dict[str, _Body] = {}
     reached: dict[str, tuple[str, ast.Call | ast.Func]] = {}  # block or function → (caller, call) first reaching it
     errors: list[CnnError] = _builtin_names(program)
@@ -62,7 +63,7 @@ def collect(program: Program, roots: list[ast.Definition]) -> list[CnnError]:
         if d.name in bodies:
             continue
         bodies[d.name] = body = _Body()
-        scanner = _Scanner(program, d, body)
+        scanner = _Scanner(program, d, body, work)
         scanner.check(_signature, d)
         if d.kind == "function":
             scanner.check(functions.check_function, d, variables)
@@ -137,13 +138,13 @@ class _At(Exception):
 
 
 class _Scanner:
-    def __init__(self, program: Program, d: ast.Definition, out: _Body):
+    def __init__(self, program: Program, d: ast.Definition, out: _Body, work: Work):
         self.program, self.d, self.out = program, d, out
         self.bound = bound_names(d)  # other names are words such as `same` or `relu`: constants
         self.errors: list[CnnError] = []
         self.functions = functions_of(program)
         # the bound names, made once (a network of 40,000 parameters has as many defaults), for "did you mean"
-        self.names = Env(dict.fromkeys(self.bound), None, self.functions)
+        self.names = Env(dict.fromkeys(self.bound), None, self.functions, work=work)
 
     def check(self, test, *args) -> None:
         """Runs one check; its error is kept, and the checks of the other parts go on."""
