@@ -139,8 +139,10 @@ def test_blocks_become_parameterised_classes():
                 "            self.add_module(f\"basic{i + 2}\", Basic(filters, filters))\n" in source)
     assert "        self.stage3 = Stage(128, 256, blocks=6, stride=2)\n" in source
     classes = re.findall(r"^class (\w+)\((nn\.\w+)\)", source, re.M)
-    assert classes == [("GlobalPool", "nn.Module"), ("Basic", "nn.Module"), ("Stage", "nn.Sequential"),
+    assert classes == [("Basic", "nn.Module"), ("Stage", "nn.Sequential"),
                        ("Resnet34", "nn.Module")]  # a class per block and the network, no interpreter
+    # torch's own layers where torch has them: the global average is torchvision's avgpool and flatten
+    assert "        self.globalavgpool1 = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())\n" in source
 
 
 def test_module_paths_are_report_names():

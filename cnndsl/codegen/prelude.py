@@ -57,20 +57,6 @@ def same_pads(n: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
     total = max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
     return total // 2, total - total // 2
 ''',
-    "GlobalPool": '''
-class GlobalPool(nn.Module):
-    """Average or maximum of each channel: (N, C, H, W) -> (N, C), or (N, C, 1, 1) with keepdims."""
-
-    def __init__(self, op: str = "avg", keepdims: bool = False) -> None:
-        super().__init__()
-        self.op = op
-        self.keepdims = keepdims
-
-    def forward(self, x):
-        if self.op == "avg":
-            return x.mean((2, 3), keepdim=self.keepdims)
-        return x.amax((2, 3), keepdim=self.keepdims)
-''',
     "Reshape": '''
 class Reshape(nn.Module):
     def __init__(self, *shape: int) -> None:

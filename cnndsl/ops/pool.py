@@ -137,7 +137,13 @@ def _global_window(a: Args, ins: list[Shape]) -> Window:
 
 
 def _global_torch(g: CodeArgs, op: str) -> str:
-    return ctor("GlobalPool", op, keepdims=None if g.keepdims is False else g.keepdims)
+    """torch's own layers, as torchvision writes them: `nn.AdaptiveAvgPool2d(1)`, then a flatten unless
+    keepdims (a module of its own here, since the layer is one step of the forward)."""
+    pool = "nn.AdaptiveAvgPool2d(1)" if op == "avg" else "nn.AdaptiveMaxPool2d(1)"
+    flat = f"nn.Sequential({pool}, nn.Flatten())"
+    if isinstance(g.keepdims, bool):
+        return pool if g.keepdims else flat
+    return f"({pool} if {py(g.keepdims)} else {flat})"
 
 
 def _global(name: str, doc: str) -> Op:
