@@ -242,7 +242,7 @@ def _temporary(path: Path) -> Iterator[Path]:
 
 
 def _link_free(tmp: Path, path: Path) -> Path:
-    for candidate in _candidates(path):
+    for candidate in numbered(path):
         try:
             os.link(tmp, candidate)
             return candidate
@@ -255,17 +255,19 @@ def _link_free(tmp: Path, path: Path) -> Path:
     raise AssertionError("unreachable")
 
 
-def _candidates(path: Path) -> Iterator[Path]:
+def numbered(path: Path, folder: bool = False) -> Iterator[Path]:
+    """`path`, then PATH-2, PATH-3...: a file's number goes before its suffix (`best-2.pt`), a folder's at
+    the end (`resnet.v1-2`)."""
     yield path
     n = 2
     while True:
-        yield path.with_name(f"{path.stem}-{n}{path.suffix}")
+        yield path.with_name(f"{path.name}-{n}" if folder else f"{path.stem}-{n}{path.suffix}")
         n += 1
 
 
 def free_path(path: Path) -> Path:
     """`path`, or PATH-2, PATH-3... (before the suffix): the first that nothing holds, not even a dangling link."""
-    return next(c for c in _candidates(Path(path)) if not (c.exists() or c.is_symlink()))
+    return next(c for c in numbered(Path(path)) if not (c.exists() or c.is_symlink()))
 
 
 # -- what an output may not be: an input of the command, or a file in a run folder

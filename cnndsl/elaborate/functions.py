@@ -15,21 +15,8 @@ CALL_DEPTH = 2 * limits.EXPRESSION  # levels of operators in an expression, thos
 
 
 def calls_in(e: ast.Expr | None):
-    """Every call in an expression (without recursion: an expression may be deep)."""
-    stack = [e] if e is not None else []
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Func):
-            yield node
-            stack += [*node.args, *(k.value for k in node.keywords)]
-        elif isinstance(node, ast.Unary):
-            stack.append(node.operand)
-        elif isinstance(node, ast.BinOp):
-            stack += [node.left, node.right]
-        elif isinstance(node, ast.Cond):
-            stack += [node.then, node.cond, node.orelse]
-        elif isinstance(node, ast.TupleExpr):
-            stack += node.items
+    """Every call in an expression."""
+    return (node for node in ast.walk(e) if isinstance(node, ast.Func))
 
 
 def expressions_of(s) -> list[ast.Expr]:
@@ -87,22 +74,7 @@ def check_function(d: ast.Definition, variables: dict[str, str]) -> None:
 
 
 def _in_attr(e: ast.Expr) -> ast.InAttr | None:
-    stack = [e]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.InAttr):
-            return node
-        if isinstance(node, ast.Func):
-            stack += [*node.args, *(k.value for k in node.keywords)]
-        elif isinstance(node, ast.Unary):
-            stack.append(node.operand)
-        elif isinstance(node, ast.BinOp):
-            stack += [node.left, node.right]
-        elif isinstance(node, ast.Cond):
-            stack += [node.then, node.cond, node.orelse]
-        elif isinstance(node, ast.TupleExpr):
-            stack += node.items
-    return None
+    return next((node for node in ast.walk(e) if isinstance(node, ast.InAttr)), None)
 
 
 def variables_of(definitions) -> dict[str, str]:

@@ -325,22 +325,8 @@ def bound_names(d: ast.Definition) -> set[str]:
 
 def _closed(e: ast.Expr, bound: set[str]) -> bool:
     """Whether an expression's value is the same wherever it stands: no variable, no `in`."""
-    stack = [e]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.InAttr) or (isinstance(node, ast.Name) and node.id in bound):
-            return False
-        if isinstance(node, ast.Unary):
-            stack.append(node.operand)
-        elif isinstance(node, ast.BinOp):
-            stack += [node.left, node.right]
-        elif isinstance(node, ast.Cond):
-            stack += [node.then, node.cond, node.orelse]
-        elif isinstance(node, ast.Func):
-            stack += [*node.args, *(k.value for k in node.keywords)]
-        elif isinstance(node, ast.TupleExpr):
-            stack += node.items
-    return True
+    return not any(isinstance(node, ast.InAttr) or (isinstance(node, ast.Name) and node.id in bound)
+                   for node in ast.walk(e))
 
 
 def _check_depth(network: ast.Definition, bodies: dict[str, _Body]) -> None:

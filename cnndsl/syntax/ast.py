@@ -257,6 +257,24 @@ PRECEDENCE = {"if": 0.5, "or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, 
               "-": 5, "*": 6, "/": 6, "//": 6, "%": 6, "neg": 7, "**": 8}
 
 
+def walk(e: Expr | None):
+    """Every expression within `e`, `e` first, without recursion (an expression may be thousands deep)."""
+    stack = [e] if e is not None else []
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, Func):
+            stack += [*node.args, *(k.value for k in node.keywords)]
+        elif isinstance(node, Unary):
+            stack.append(node.operand)
+        elif isinstance(node, BinOp):
+            stack += [node.left, node.right]
+        elif isinstance(node, Cond):
+            stack += [node.then, node.cond, node.orelse]
+        elif isinstance(node, TupleExpr):
+            stack += node.items
+
+
 def show(e: Expr, prec: int = 0) -> str:
     """An expression as spec text, rebuilt from the tree (comments and spacing are not kept)."""
     if isinstance(e, Const):

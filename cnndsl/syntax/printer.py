@@ -267,26 +267,15 @@ def _expr(e) -> str:
 
 def _check_names(e) -> None:
     """Names that the grammar reads back as the same names (a tree made in code may hold any string)."""
-    stack = [e]
-    while stack:
-        node = stack.pop()
+    for node in ast.walk(e):
         if isinstance(node, ast.Name):
             _name(node.id)
         elif isinstance(node, ast.Func):
             _name(node.name)
-            stack += [*node.args, *(k.value for k in node.keywords)]
             for k in node.keywords:
                 _name(k.name)
         elif isinstance(node, ast.Const) and isinstance(node.value, str):
             _string(node.value)
-        elif isinstance(node, ast.Unary):
-            stack.append(node.operand)
-        elif isinstance(node, ast.BinOp):
-            stack += [node.left, node.right]
-        elif isinstance(node, ast.Cond):
-            stack += [node.then, node.cond, node.orelse]
-        elif isinstance(node, ast.TupleExpr):
-            stack += node.items
         elif isinstance(node, ast.InAttr):
             _name(node.attr)
 

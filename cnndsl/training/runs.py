@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cnndsl import saved
 from cnndsl.errors import CnnError, UsageError
-from cnndsl.files import RUN_MARKER, read_bytes, run_folder_of, what_is
+from cnndsl.files import RUN_MARKER, numbered, read_bytes, run_folder_of, what_is
 
 try:
     import fcntl
@@ -41,15 +41,7 @@ def free_name(folder: Path) -> Path:
     """`folder`, or FOLDER-2, FOLDER-3, ...: the first that does not exist (for hints)."""
     if not folder.name:  # `.` or `/`: a name to add the suffix to
         folder = folder.resolve() if folder.resolve().name else folder.resolve() / "run"
-    return next(c for c in _names(folder) if not c.exists())
-
-
-def _names(folder: Path) -> Iterator[Path]:
-    yield folder
-    n = 2
-    while True:
-        yield folder.with_name(f"{folder.name}-{n}")
-        n += 1
+    return next(c for c in numbered(folder, folder=True) if not c.exists())
 
 
 def check_new(out: Path) -> None:
@@ -177,7 +169,7 @@ def _claim_free(base: Path) -> Claim:
     """The first of BASE, BASE-2, BASE-3... that this process makes (os.mkdir: one process alone makes a name)."""
     check_creatable(base)
     _make_above(base)
-    for folder in _names(base):
+    for folder in numbered(base, folder=True):
         try:
             os.mkdir(folder)
         except FileExistsError:
