@@ -27,6 +27,7 @@ from cnndsl.syntax import ast
 
 SHORT = 40  # a block's output channels as a formula of the caller's values at most this long; else read back
 UNKNOWN = Src("__unknown__")  # a size a caller's view cannot write (a loop over an argument changes it)
+_CALL = re.compile(r"(?<![\w.])(?!(?:round|int|float|max|min|abs)\()\w+\(")  # a call of a spec's function
 
 
 def unknown(v) -> bool:
@@ -312,7 +313,10 @@ def _size(hw: tuple) -> str:
 
 
 def _short(v) -> bool:
-    return is_known(v) or (" if " not in v.text and len(v.text) <= SHORT)
+    """Whether a caller writes a block's output size as a formula (`filters * 4`) rather than reading it back:
+    a choice or a call (`make_divisible(c * width)`) is the block's own to compute, as torchvision's
+    network keeps `input_channel = output_channel` rather than rounding again."""
+    return is_known(v) or (" if " not in v.text and not _CALL.search(v.text) and len(v.text) <= SHORT)
 
 
 def _live(var: str, ctx: Ctx, own: str | None = None) -> bool:
