@@ -438,8 +438,8 @@ def test_the_rounding_of_mobilenet_is_written_once_as_torchvision_s_make_divisib
     source = cnndsl.load(ROOT / "specs" / "mobilenet_v2.cnn").source()
     assert source.count("\ndef make_divisible(") == 1 and source.count("math.floor(") == 1
     assert "        c = make_divisible(filters * width)\n" in source
-    assert "        self.inverted_stage2 = InvertedStage(make_divisible(16 * width), 24, 2, stride=2, width=width)\n" \
-        in source
+    assert ("        channels = self.inverted_stage1.out_channels\n"
+            "        self.inverted_stage2 = InvertedStage(channels, 24, 2, stride=2, width=width)\n") in source
     assert "int(make_divisible" not in source and "whole(make_divisible" not in source
     # a divisor given as a float may make a float: then the call goes through int() where PyTorch wants an int
     spec = cnndsl.loads('use "std/channels"\nnetwork n(d = 8.0) { input 3x4x4\n conv make_divisible(20, d) kernel=1 }')
