@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import runpy
 import subprocess
 import sys
 
@@ -439,10 +440,115 @@ def test_the_rounding_of_mobilenet_is_written_once_as_torchvision_s_make_divisib
     source = cnndsl.load(ROOT / "specs" / "mobilenet_v2.cnn").source()
     assert source.count("\ndef make_divisible(") == 1 and source.count("math.floor(") == 1
     assert "        c = make_divisible(filters * width)\n" in source
-    assert "        self.inverted_stage2 = InvertedStage(make_divisible(16 * width), 24, 2, stride=2, width=width)\n" \
-        in source
+    assert ("        channels = self.inverted_stage1.out_channels\n"
+            "        self.inverted_stage2 = InvertedStage(channels, 24, 2, stride=2, width=width)\n") in source
     assert "int(make_divisible" not in source and "whole(make_divisible" not in source
     # a divisor given as a float may make a float: then the call goes through int() where PyTorch wants an int
     spec = cnndsl.loads('use "std/channels"\nnetwork n(d = 8.0) { input 3x4x4\n conv make_divisible(20, d) kernel=1 }')
     assert "nn.Conv2d(3, int(make_divisible(20, d)), kernel_size=1)" in spec.source()
     assert spec.build().conv1.out_channels == 24
+
+
+def test_an_if_decided_at_construction_is_a_bool_attribute_as_torchvision_s_use_res_connect(tmp_path):
+    """MobileNetV2's inverted residual keeps its decision as torchvision's `self.use_res_connect`: set once
+    from the condition, tested by both methods; no list that the forward replays."""
+    out = tmp_path / "mobilenet_v2.py"
+    cli = subprocess.run([sys.executable, "-m", "cnndsl.cli", "compile", str(ROOT / "specs/mobilenet_v2.cnn"),
+                          "-o", str(out)], capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    source = out.read_text()
+    block = source[source.index("\nclass InvertedResidual("):source.index("\nclass InvertedStage(")]
+    assert block == '''
+class InvertedResidual(nn.Module):
+    """block inverted_residual(filters, stride = 1, expand = 6) (std/mobilenet.cnn:27)."""
+
+    def __init__(self, in_channels: int, filters, stride: int = 1, expand: int = 6) -> None:
+        super().__init__()
+        self.use_residual = stride == 1 and in_channels == filters
+        if self.use_residual:
+            self.inverted_body1 = InvertedBody(in_channels, filters, stride, expand)
+        else:
+            self.inverted_body1 = InvertedBody(in_channels, filters, stride, expand)
+
+    def forward(self, x):
+        if self.use_residual:
+            identity = x
+            out = self.inverted_body1(x)
+            out += identity
+            x = out
+        else:
+            x = self.inverted_body1(x)
+        return x
+
+'''
+    assert "_plan" not in source and "next(plan)" not in source
+    spec = cnndsl.load(ROOT / "specs/mobilenet_v2.cnn")
+    assert spec.source() == source  # what compile writes is what build runs
+    built = spec.build().eval()
+    compiled = runpy.run_path(str(out))["MobilenetV2"]().eval()
+    compiled.load_state_dict(built.state_dict())
+    blocks = [(n, m) for n, m in compiled.named_modules() if type(m).__name__ == "InvertedResidual"]
+    # the first block of each stage changes the channels; the 10 others add their input, as torchvision's
+    assert [(n, m.use_residual) for n, m in blocks] == [
+        ("inverted_stage1.inverted_residual1", False),
+        ("inverted_stage2.inverted_residual1", False), ("inverted_stage2.inverted_residual2", True),
+        ("inverted_stage3.inverted_residual1", False), ("inverted_stage3.inverted_residual2", True),
+        ("inverted_stage3.inverted_residual3", True),
+        ("inverted_stage4.inverted_residual1", False), ("inverted_stage4.inverted_residual2", True),
+        ("inverted_stage4.inverted_residual3", True), ("inverted_stage4.inverted_residual4", True),
+        ("inverted_stage5.inverted_residual1", False), ("inverted_stage5.inverted_residual2", True),
+        ("inverted_stage5.inverted_residual3", True),
+        ("inverted_stage6.inverted_residual1", False), ("inverted_stage6.inverted_residual2", True),
+        ("inverted_stage6.inverted_residual3", True),
+        ("inverted_stage7.inverted_residual1", False),
+    ]
+    assert type(compiled.inverted_stage2.inverted_residual2.use_residual) is bool
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(compiled(x), built(x))
+        add, plain = compiled.inverted_stage2.inverted_residual2, compiled.inverted_stage2.inverted_residual1
+        y, z = torch.randn(2, 24, 8, 8), torch.randn(2, 16, 8, 8)
+        assert torch.equal(add(y), add.inverted_body1(y) + y)
+        assert torch.equal(plain(z), plain.inverted_body1(z))
+
+
+def test_a_decision_s_attribute_is_never_a_child_s_name_and_loops_keep_their_plan():
+    """A label `use_residual` keeps its name: the decision's attribute steps aside (a label's names are
+    use_residual, use_residual_2...: no number will do). An `if` with more arms is an int; one in a loop
+    over an argument decides each turn, in `self._plan`."""
+    spec = cnndsl.loads("""block b(f, stride = 1, mode = 0, n = 1) {
+    if stride == 1 and in.channels == f {
+        residual { conv f kernel=3 padding=1 }
+    } else {
+        conv f kernel=3 padding=1 stride=stride
+    }
+    use_residual: conv f kernel=1
+    e: conv f kernel=1
+    if mode == 1 { relu } else if mode == 2 { add e } else if mode == 3 { conv f kernel=1 }
+    repeat n { if mode == 1 { relu } }
+}
+network m { input 4x8x8
+    b 4 mode=1 n=2
+    b 8 stride=2 mode=2
+}""")
+    source = spec.source()
+    assert ("        self.use_residual_attr = stride == 1 and in_channels == f\n"
+            "        if self.use_residual_attr:\n") in source
+    assert ('        self.add_module(child_name(names, counts, "use_residual", label=True), '
+            'nn.Conv2d(f, f, kernel_size=1))\n') in source
+    assert ("        if mode == 1:\n            self.arm = 0\n" in source
+            and "        elif mode == 2:\n            self.arm = 1\n" in source)
+    assert ("        if self.arm == 0:\n            x = next(layers)(x)\n"
+            "        elif self.arm == 1:\n            x = x + e\n"
+            "        elif self.arm == 2:\n            x = next(layers)(x)\n") in source
+    assert ("            if mode == 1:\n                self._plan.append(0)\n" in source
+            and "            if next(plan) == 0:\n" in source)
+    model = spec.build().eval()
+    assert isinstance(model.b1.use_residual, torch.nn.Conv2d) and model.b1.use_residual_attr is True
+    assert model.b2.use_residual_attr is False and (model.b1.arm, model.b2.arm) == (0, 1)
+    assert (model.b1._plan, model.b2._plan) == ([2, 0, 0], [1, 1])
+    assert [n for n, _ in model.b1.named_children()] == ["conv1", "use_residual", "e", "relu1", "relu2", "relu3"]
+    x, b1 = torch.randn(1, 4, 8, 8), model.b1
+    with torch.no_grad():
+        assert torch.equal(b1(x), torch.relu(b1.e(b1.use_residual(b1.conv1(x) + x))))

@@ -59,9 +59,16 @@ class Box:
 
 @dataclass
 class ClassState:
-    """What the writing of one class learns along the way."""
+    """What the writing of one class learns along the way.
 
+    A decision the constructor makes once (an `if`'s arm, an optional shortcut) is an attribute of the class
+    the forward reads (`self.use_residual`); those made in a loop, and a loop's turns, are appended to the
+    list `self._plan`, which the forward replays in order. `bases` are what the class's children's names
+    are made of (codegen/naming.py `child_bases`): no decision's attribute is one of their names."""
+
+    bases: frozenset[str] = frozenset()
     plan: bool = False  # the constructor records decisions in self._plan for the forward
+    attrs: list[str] = field(default_factory=list)  # attributes holding decisions made once, in order
 
 
 @dataclass
@@ -82,6 +89,7 @@ class Ctx:
     made_by: str | None = None
     moved: bool = False  # the current tensor is a named output (after `from`): never overwritten in place
     dynamic: bool = False  # inside an `if` or a loop decided at construction
+    looped: bool = False  # inside a loop written as a Python `for`: its decisions are recorded in self._plan
     pinned: tuple = ()  # values the code around a branch or a body still reads: their variables stay put
     dead: bool = False  # this code raises at construction (see Statements.body)
     bound: frozenset[str] = frozenset()  # the names the definition binds: `act` alone applies one

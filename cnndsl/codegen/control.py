@@ -4,8 +4,12 @@ A known count up to UNROLL turns is written out. Any other is a Python loop whos
 change as variables, as torchvision carries `input_channel`: the current size (`channels = channels * 2`),
 a `let` rebinding a name, a named output's size. An `if` decided at construction is a Python `if`; where
 the class's children are attributes, each arm's attributes start as None and the forward tests them
-(`if self.se1 is not None`), else the constructor records the arm it took for the forward
-(`self._plan.append(0)`).
+(`if self.se1 is not None`). Else the constructor keeps the arm it took in an attribute the forward tests,
+as torchvision's InvertedResidual keeps `use_res_connect`: a bool set from the condition
+(`self.use_residual = stride == 1 and in_channels == filters`, then `if self.use_residual:` in both
+methods), or an int each arm sets where there are more than two (`self.arm = 2`). An `if` in a loop
+written as a Python `for` decides afresh each turn: there the constructor appends the arm to the list
+`self._plan` (`self._plan.append(0)`), as it does each loop's turns, and the forward replays them in order.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ import re
 from dataclasses import replace
 
 from cnndsl.codegen.context import Ctx, Retry, Unsupported
-from cnndsl.codegen.forward import Choice, Guarded, Loop, first_attribute
+from cnndsl.codegen.forward import Choice, Guarded, Loop, Sum, first_attribute
 from cnndsl.codegen.linear import Lin, linear
 from cnndsl.codegen.lines import Lines
-from cnndsl.codegen.naming import pyname
+from cnndsl.codegen.naming import attribute_free, decision_attribute, pyname
 from cnndsl.codegen.statements import UNKNOWN, overwritable
 from cnndsl.codegen.symbolic import evaluate
 from cnndsl.ops.source import Src, as_int, binop, call, is_known, is_real, py
@@ -110,7 +114,7 @@ class ControlFlow:
 
     def inner_loop_ctx(self, s: ast.Repeat, ctx: Ctx, var: str | None, carried: dict) -> Ctx:
         inner = replace(ctx, names=dict(ctx.names), labels=dict(ctx.labels), steps=[], dynamic=True,
-                        made_by=None)
+                        looped=True, made_by=None)
         if s.var:
             inner.names[s.var] = Src(var)
         for k in carried:  # (a name new in the loop is not there yet when the first turn starts)
@@ -220,7 +224,7 @@ class ControlFlow:
     def arms_step(self, outs: list[Ctx], arms: _Arms, ctx: Ctx, lines: Lines, made: list[list[str]],
                   placed: int) -> None:
         """The forward's view of the `if`: Guarded by attributes that may be None (one only its arm makes),
-        or the recorded arm."""
+        or the recorded arm: in an attribute of the class (`self.use_residual`), in `self._plan` in a loop."""
         steps = [o.steps if not o.dead else [] for o in outs]
         if not any(steps):
             if not lines.scratch and all(_EMPTY.match(line) for line in lines.lines[arms.pos:]):
@@ -240,9 +244,14 @@ class ControlFlow:
                 arms.before = [f"{ctx.box.expr}.{a} = None" for a in new]
                 ctx.steps.append(Guarded([(f, arm) for f, arm in zip(firsts, (a for a in steps if a))]))
                 return
-        arms.record = True  # the arm taken, first thing in each arm (an `else:` where none was)
-        ctx.cls.plan = True
-        ctx.steps.append(Choice(steps))
+        arms.record = True
+        if ctx.looped:  # the arm taken in each turn, first thing in each arm (an `else:` where none was)
+            ctx.cls.plan = True
+            ctx.steps.append(Choice(steps))
+            return
+        arms.flag = len(steps) == 2  # a bool set before the `if`; else the arm's index, set in each arm
+        arms.attr = decision_attribute(_decision_base(steps, arms.conds[0], ctx.cls), ctx.cls)
+        ctx.steps.append(Choice(steps, arms.attr))
 
     def join_arms(self, s: ast.If, merge: _Arms, outs: list[Ctx], ctx: Ctx, lines: Lines) -> None:
         """What the statements after the `if` see: each value as the arm taken leaves it."""
@@ -283,10 +292,12 @@ class ControlFlow:
 
 
 class _Arms:
-    """The lines an `if`'s arms get once all of it is written: the arm recorded for the forward, first thing
-    in each (`self._plan.append(0)`); the values the arms leave differently, as `a if cond else b` or, where
-    an arm assigned a variable the condition reads (`c = c + 8`), a variable each arm sets last thing;
-    attributes that start as None before the `if`; or nothing at all, where no arm wrote anything."""
+    """The lines an `if`'s arms get once all of it is written: the arm recorded for the forward, as a bool
+    attribute set from the condition before the `if`, which then tests it (`self.use_residual = stride == 1`,
+    `if self.use_residual:`), or first thing in each arm, an int attribute (`self.arm = 0`) or, in a loop,
+    `self._plan.append(0)`; the values the arms leave differently, as `a if cond else b` or, where an arm
+    assigned a variable the condition reads (`c = c + 8`), a variable each arm sets last thing; attributes
+    that start as None before the `if`; or nothing at all, where no arm wrote anything."""
 
     def __init__(self, conds: list, starts: list, ends: list, pos: int, lines: Lines):
         self.conds, self.starts, self.ends, self.pos, self.lines = conds, starts, ends, pos, lines
@@ -294,6 +305,8 @@ class _Arms:
         self.phi = any(re.search(rf"\b{v}\b", reads) for v in lines.reassigned) and not lines.exact
         self.sets: list[tuple[str, list]] = []
         self.record = False
+        self.attr: str | None = None  # the class's attribute that keeps the arm taken (None: self._plan)
+        self.flag = False  # the attribute is a bool: the first arm taken, or not
         self.before: list[str] = []
         self.gone = False
 
@@ -317,8 +330,14 @@ class _Arms:
         if self.gone and not self.sets:
             del lines.lines[self.pos:]
             return
+        if self.record and self.flag:  # `self.use_residual = cond` and `if self.use_residual:`
+            pad = "    " * lines.indent
+            assert lines.lines[self.pos] == f"{pad}if {py(self.conds[0])}:", lines.lines[self.pos]
+            lines.lines[self.pos] = f"{pad}if self.{self.attr}:"
+            self.before.append(f"self.{self.attr} = {py(self.conds[0])}")
         for k in reversed(range(len(self.ends))):
-            head = [f"self._plan.append({k})"] if self.record else []
+            head = [] if not self.record or self.flag else [
+                f"self._plan.append({k})" if self.attr is None else f"self.{self.attr} = {k}"]
             tail = [f"{var} = {_source(values[k])}" for var, values in self.sets]
             if not head and not tail:
                 continue
@@ -395,6 +414,18 @@ def _carried_name(k: tuple) -> str:
     if k[0] == "name":
         return pyname(k[1])
     return f"{k[1]}_{_SIZES[k[2]]}"
+
+
+def _decision_base(arms: list[list], cond, cls) -> str:
+    """What the attribute keeping an `if`'s arm is named after: `use_residual` where the first arm's forward
+    begins with a residual; the condition where it is a variable (`if stacked`: `self.stacked`); else
+    `choice`, or `arm` for an index."""
+    if arms[0] and isinstance(arms[0][0], Sum):
+        return "use_residual"
+    if len(arms) > 2:
+        return "arm"
+    text = py(cond)
+    return text if text.isidentifier() and attribute_free(text, cls) else "choice"
 
 
 def _source(value) -> str:

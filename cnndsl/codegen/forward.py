@@ -4,9 +4,12 @@ Reads as torchvision's resnet.py: `x = self.conv1(x)` line by line; a named outp
 (`e1 = self.e1(x)`) and `from e1` reads it again; a residual saves `identity = x`, runs its body into
 `out`, applies the shortcut where there is one and adds (`out += identity` where the body's last layer
 allows it); a merge names its branches and shows the `torch.cat`. A layer under an `if` decided at
-construction is an attribute that may be None. Where children are named at construction (a loop over an
-argument), the forward walks them in order (`next(layers)`) and replays the loops and `if`s as the
-constructor recorded them in `self._plan`.
+construction is an attribute that may be None; where the arms make the same attributes, the constructor
+keeps its decision in an attribute the forward tests, as torchvision's InvertedResidual keeps
+`use_res_connect` (`if self.use_residual:`; an int where an `if` has more than two arms: `if self.arm ==
+1:`). Where children are named at construction (a loop over an argument), the forward walks them in order
+(`next(layers)`); it tests the decisions made once as above, and replays the loops' turns and the
+decisions made in a loop as the constructor recorded them in the list `self._plan`.
 """
 
 from __future__ import annotations
@@ -68,12 +71,14 @@ class Branch:
 @dataclass
 class Sum:
     """A residual: body(x) + shortcut(x); the shortcut may be absent (test "none": an attribute that may be
-    None; "plan": recorded), and the sum may overwrite the body's output (`out += identity`)."""
+    None; "attr": the class's bool attribute `attr` says; "plan": recorded in a loop), and the sum may
+    overwrite the body's output (`out += identity`)."""
 
     body: list
     shortcut: Branch | None
     test: str | None
     inplace: bool
+    attr: str | None = None
 
 
 @dataclass
@@ -94,9 +99,11 @@ class Loop:
 
 @dataclass
 class Choice:
-    """An `if` whose arm the constructor recorded (its index)."""
+    """An `if` whose arm the constructor recorded: in the class's attribute `attr` (a bool where there are
+    two arms, true for the first; else the arm's index), or, where attr is None, in `self._plan`."""
 
     arms: list[list]
+    attr: str | None = None
 
 
 @dataclass
@@ -129,9 +136,12 @@ def _sums(steps: list) -> bool:
 
 
 def uses_plan(steps: list) -> bool:
-    """Whether the forward replays decisions: a module it calls whole replays none of its own."""
+    """Whether the forward replays decisions recorded in `self._plan` (a loop's turns, an arm taken in a
+    loop): a module it calls whole replays none of its own."""
     for s in steps:
-        if isinstance(s, (Loop, Choice)) or (isinstance(s, Sum) and s.test == "plan"):
+        if isinstance(s, Loop) or (isinstance(s, Choice) and s.attr is None):
+            return True
+        if isinstance(s, Sum) and s.test == "plan":
             return True
         if any(uses_plan(inner) for inner in _inner(s, wired=True)):
             return True
@@ -282,6 +292,8 @@ class Forward:
                 self.body(arm, run, depth + 1)
             return run
         arms = [(k, arm) for k, arm in enumerate(s.arms) if arm]
+        if s.attr is not None:
+            return self.decided(s, arms, run, depth)
         if len(arms) == 1 or len(s.arms) == 2:  # `if next(plan) == 0:`, and the other arm its `else:`
             self.add(depth, f"if next({self.plan}) == {arms[0][0]}:")
             self.body(arms[0][1], run, depth + 1)
@@ -296,6 +308,22 @@ class Forward:
             self.body(arm, run, depth + 1)
         return run
 
+    def decided(self, s: Choice, arms: list[tuple[int, list]], run: str, depth: int) -> str:
+        """The arms of a Choice the class's attribute tells: `if self.use_residual:` (`if not ...` where only
+        the second arm has steps) and `else:`, or `if self.arm == 0:`, `elif self.arm == 2:`..."""
+        attr = f"self.{s.attr}"
+        if len(s.arms) == 2:
+            self.add(depth, f"if {attr}:" if arms[0][0] == 0 else f"if not {attr}:")
+            self.body(arms[0][1], run, depth + 1)
+            if len(arms) == 2:
+                self.add(depth, "else:")
+                self.body(arms[1][1], run, depth + 1)
+            return run
+        for n, (k, arm) in enumerate(arms):
+            self.add(depth, f"{'if' if n == 0 else 'elif'} {attr} == {k}:")
+            self.body(arm, run, depth + 1)
+        return run
+
     def sum(self, s: Sum, start: str, target: str, depth: int) -> None:
         identity = self.local("identity")
         # the body writes elsewhere (a residual in it writes `out`): the input stays readable for the shortcut
@@ -306,6 +334,8 @@ class Forward:
         if s.shortcut is not None:
             if s.test == "none":
                 self.add(depth, f"if {self.module(s.shortcut.ref)} is not None:")
+            elif s.test == "attr":
+                self.add(depth, f"if self.{s.attr}:")
             elif s.test == "plan":
                 self.add(depth, f"if next({self.plan}) == 0:")
             inner = depth + bool(s.test)

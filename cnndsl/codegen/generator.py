@@ -6,8 +6,12 @@ Python `if` and `for`. A class is written in the first of these forms its body a
 - children as attributes and a forward that reads like torchvision's (`x = self.conv1(x)`);
 - an nn.Sequential subclass, where each child reads the previous output but a loop over an argument
   decides the children (`self.add_module(f"bottleneck{i + 2}", ...)`);
-- children named at construction and a forward that walks them in order (`next(layers)`), replaying
-  the loops and arms the constructor recorded in `self._plan`.
+- children named at construction and a forward that walks them in order (`next(layers)`).
+
+An `if` the constructor decides whose arm the forward must know is kept in an attribute of the class, as
+torchvision's InvertedResidual keeps `use_res_connect` (`self.use_residual = stride == 1 and in_channels ==
+filters`; control.py); a loop's turns and an arm taken in a loop, which differ from turn to turn, are
+appended to the list `self._plan`, which the forward replays in order.
 
 Either way a module's path in the built network is the layer's name in the report (codegen/naming.py). A
 class records its output size (`self.out_channels`) where a caller reads it. Values known at generation
@@ -29,7 +33,7 @@ from cnndsl.codegen.files import shown
 from cnndsl.codegen.forward import methods, sequential
 from cnndsl.codegen.lines import Lines
 from cnndsl.codegen.merges import Merges
-from cnndsl.codegen.naming import RESERVED, Names, camel, pyname
+from cnndsl.codegen.naming import RESERVED, Names, camel, child_bases, pyname
 from cnndsl.codegen.statements import Statements
 from cnndsl.codegen.symbolic import WHOLE, evaluate
 from cnndsl.codegen.wrap import wrap_all
@@ -174,12 +178,13 @@ class Generator(Statements, ControlFlow, Merges):
     def write_class(self, d: ast.Definition, in_shape: tuple, taken: set[str], overrides: dict | None = None
                     ) -> tuple[Lines, list[str], Ctx, list]:
         """The body of a class's __init__, in the first form its statements allow."""
+        bases = child_bases(self.program.definitions, d.body)
         for access, mode in _FORMS:
             lines = Lines(taken=set(taken))
             params, names = self.signature(d, lines, {}, in_shape, overrides)
             box = Box("self", Names(mode), access, "self" if access == "attr" else None)
             self.start_names(box, lines)
-            ctx = Ctx(box, in_shape, names, in_shape, [], cls=ClassState(), bound=frozenset(bound_names(d)))
+            ctx = Ctx(box, in_shape, names, in_shape, [], cls=ClassState(bases), bound=frozenset(bound_names(d)))
             self.reads = []
             try:
                 self.body(d.body, ctx, lines)

@@ -17,7 +17,7 @@ from dataclasses import replace
 from cnndsl.codegen.context import Box, Ctx, Retry
 from cnndsl.codegen.forward import Branch, Join, Merge, Ref, Sum, sequential
 from cnndsl.codegen.lines import Lines
-from cnndsl.codegen.naming import Names, name_text
+from cnndsl.codegen.naming import Names, decision_attribute, name_text
 from cnndsl.codegen.statements import overwritable
 from cnndsl.codegen.symbolic import evaluate
 from cnndsl.ops import REGISTRY, CodeArgs
@@ -48,9 +48,11 @@ class Merges:
         parent = ctx.box
         name = parent.names.claim(kind, label)
         static = isinstance(name, str)
+        held = list(ctx.cls.attrs), ctx.cls.plan
         for access, mode in _BRANCH_FORMS:
             if access == "attr" and not (static and parent.access == "attr"):
                 continue
+            ctx.cls.attrs[:], ctx.cls.plan = held  # what a form given up decided is not the class's
             sub_lines = Lines(indent=lines.indent, taken=lines.taken, optional=lines.optional,
                               running=lines.running, reassigned=lines.reassigned, scratch=lines.scratch,
                               exact=lines.exact)
@@ -102,35 +104,42 @@ class Merges:
         self.body(s.body, body, lines)
         ctx.dead = ctx.dead or body.dead
         cond = self.shortcut_if(s, ctx)
-        shortcut, test = None, None
+        shortcut, test, attr = None, None, None
         if cond is True:
             shortcut, _ = self.branch(s.shortcut, ctx, lines, "shortcut", "shortcut")
         elif cond is not False:
-            shortcut, test = self.optional_shortcut(s, cond, ctx, lines)
+            shortcut, test, attr = self.optional_shortcut(s, cond, ctx, lines)
         self.consume(ctx, lines, "add", label)
         inplace = overwritable(body.made_by) and body.made_by != "residual" and not body.moved
-        ctx.steps.append(Sum(body.steps, shortcut, test, inplace))
+        ctx.steps.append(Sum(body.steps, shortcut, test, inplace, attr))
         ctx.shape, ctx.moved = body.shape, False
         ctx.made_by = "residual" if label is None else None
 
-    def optional_shortcut(self, s: ast.Residual, cond: Src, ctx: Ctx, lines: Lines) -> tuple[Branch, str]:
-        """`shortcut if cond { }` decided at construction: an attribute that may be None, or the arm recorded."""
+    def optional_shortcut(self, s: ast.Residual, cond: Src, ctx: Ctx, lines: Lines) -> tuple[Branch, str, str | None]:
+        """`shortcut if cond { }` decided at construction: an attribute that may be None (test "none"); where
+        the forward walks the children, a bool attribute set from the condition (test "attr":
+        `self.use_shortcut = cond`, `if self.use_shortcut:`), or, in a loop, the arm recorded ("plan")."""
         box, base = ctx.box, ctx.box.names
+        attr = None
         if box.access == "attr":
             lines.add(f"{box.expr}.{_peek(base)} = None")
+        elif self.records(ctx) and not ctx.looped:
+            attr = decision_attribute("use_shortcut", ctx.cls)
+            lines.add(f"self.{attr} = {py(cond)}")
         taken = base.copy()
         box.names = taken
-        with lines.nested(f"if {py(cond)}:"):
-            self.record(ctx, lines, 0)
+        with lines.nested(f"if {py(cond) if attr is None else 'self.' + attr}:"):
+            if attr is None:
+                self.record(ctx, lines, 0)
             shortcut, _ = self.branch(s.shortcut, ctx, lines, "shortcut", "shortcut")
-        if self.records(ctx):
+        if self.records(ctx) and attr is None:
             with lines.nested("else:"):
                 self.record(ctx, lines, 1)
         box.names = base
         base.merge([taken, base.copy()])
         if box.access == "attr":
             base.nulled.add(shortcut.ref.name)
-        return shortcut, "none" if box.access == "attr" else "plan"
+        return shortcut, "none" if box.access == "attr" else "plan" if attr is None else "attr", attr
 
     # -- merges
 

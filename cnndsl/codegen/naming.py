@@ -13,6 +13,10 @@ and a sum or merge is a layer `add1` that has no module.
   `e, e_2...`) that could meet;
 - tracked: the module keeps what check keeps, a set of the names given and a counter per kind, and
   the generated `child_name` helper names each child as check does.
+
+Each way gives a child a base (a kind, a label, `shortcut`, `branch`) alone or followed by a number, with
+or without a `_` (conv1, block35_1, e_2): so an attribute of the class that is none of its bases, with or
+without a number after it, is never a child's name (`decision_attribute`).
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import re
 from dataclasses import dataclass, field
 
 from cnndsl.codegen import prelude
-from cnndsl.codegen.context import Retry
+from cnndsl.codegen.context import ClassState, Retry
 from cnndsl.codegen.linear import Lin
 from cnndsl.codegen.vet import FORBIDDEN
 from cnndsl.graph import numbered
+from cnndsl.ops import REGISTRY
 from cnndsl.ops.activation import ENTRIES as _ACTIVATIONS
 from cnndsl.ops.source import MODULE_ATTRIBUTES, Src, literal
+from cnndsl.syntax import ast
 
 # Names the generated code uses itself, Python's builtins, and what vet refuses: a spec name equal to one
 # of them gets a trailing `_` (a parameter `eval` is `eval_`).
@@ -53,6 +59,43 @@ def claim_local(base: str, taken: set[str]) -> str:
         name = f"{base}_{n}"
     taken.add(name)
     return name
+
+
+def child_bases(blocks, body: list[ast.Stmt]) -> frozenset[str]:
+    """What the names of a class's children are made of, more than enough: every kind of layer (the
+    registry's, a sum's `add`, a merge's op), every block of the program (`blocks`), `shortcut` and
+    `branch`, and every label in the definition's body (those of its branches, whose children are not the
+    class's, included)."""
+    labels = {s.label for s in ast.statements(body) if isinstance(s, ast.Labeled)}
+    return frozenset({*REGISTRY, *blocks, "shortcut", "branch", *labels})
+
+
+def decision_attribute(base: str, cls: ClassState) -> str:
+    """The attribute of a class that keeps a decision its constructor makes once (`self.use_residual`):
+    `base`, else base_2, base_3..., the first that is free (`attribute_free`), now taken.
+
+    Where a child's base is `base` (a label `use_residual`: use_residual_2... are its names too), no number
+    will do: past base_99 the name grows by `_attr` until free, which ends it, since a name that ends in a
+    letter is only ever a child's base given exactly, and they are finitely many."""
+    assert base.isidentifier() and not base.startswith("_"), base
+    name, n = base, 1
+    while not attribute_free(name, cls):
+        n += 1
+        name = f"{base}_{n}" if n < _NUMBERED else f"{name if n > _NUMBERED else base}_attr"
+    cls.attrs.append(name)
+    return name
+
+
+_NUMBERED = 100  # the numbers a decision's attribute tries
+
+
+def attribute_free(name: str, cls: ClassState) -> bool:
+    """Whether a decision's attribute may take `name`: no child of the class can be named so (no base of
+    theirs, alone or followed by a number), no attribute of nn.Module or of the generated classes has it
+    (nor any private one: no leading `_`), it is no keyword and no other decision's."""
+    if name in cls.attrs or name in MODULE_ATTRIBUTES or name.startswith("_") or keyword.iskeyword(name):
+        return False
+    return not any(name == b or re.fullmatch(re.escape(b) + r"_?\d+", name) for b in cls.bases)
 
 
 ACTIVATION_KINDS = frozenset(op.name for op in _ACTIVATIONS)

@@ -14,7 +14,7 @@ from dataclasses import replace
 from cnndsl.codegen.context import Ctx, Opaque, Retry, Slot, Unsupported, size_marker
 from cnndsl.codegen.forward import Call, Choice, Load, Ref, Save
 from cnndsl.codegen.lines import Lines
-from cnndsl.codegen.naming import ACTIVATION_KINDS, pyname
+from cnndsl.codegen.naming import ACTIVATION_KINDS, decision_attribute, pyname
 from cnndsl.codegen.symbolic import WHOLE, evaluate
 from cnndsl.elaborate.args import UNBOUND, coerce, held_activation
 from cnndsl.elaborate.binding import Slot as ArgSlot
@@ -27,6 +27,7 @@ from cnndsl.syntax import ast
 
 SHORT = 40  # a block's output channels as a formula of the caller's values at most this long; else read back
 UNKNOWN = Src("__unknown__")  # a size a caller's view cannot write (a loop over an argument changes it)
+_CALL = re.compile(r"(?<![\w.])(?!(?:round|int|float|max|min|abs)\()\w+\(")  # a call of a spec's function
 
 
 def unknown(v) -> bool:
@@ -181,8 +182,13 @@ class Statements:
         if box.names.mode not in ("tracked", "acts"):
             raise Retry("a child whose kind is a constructor argument")
         arm = [Call(Ref(box))]
-        with lines.nested(f"if {py(activation, 5)} not in (\"none\", \"linear\"):"):
-            self.record(ctx, lines, 0)
+        cond = f"{py(activation, 5)} not in (\"none\", \"linear\")"
+        attr = decision_attribute("use_activation", ctx.cls) if self.records(ctx) and not ctx.looped else None
+        if attr is not None:  # decided once: kept in a bool attribute the forward tests
+            lines.add(f"self.{attr} = {cond}")
+        with lines.nested(f"if {cond if attr is None else 'self.' + attr}:"):
+            if attr is None:
+                self.record(ctx, lines, 0)
             if box.names.acts:
                 lines.add(f"{box.expr}.add_module(*make_activation({py(activation)}, {box.names.acts}))")
             else:
@@ -190,10 +196,10 @@ class Statements:
                 kind, layer = lines.local("kind"), lines.local("layer")
                 lines.add(f"{kind}, {layer} = make_activation({py(activation)})")
                 lines.add(f"{box.expr}.add_module(child_name({names}, {counts}, {kind}), {layer})")
-        if self.records(ctx):
+        if self.records(ctx) and attr is None:
             with lines.nested("else:"):
                 self.record(ctx, lines, 1)
-        ctx.steps.append(Choice([arm, []]))
+        ctx.steps.append(Choice([arm, []], attr))
         ctx.made_by = None
 
     def records(self, ctx: Ctx) -> bool:
@@ -202,7 +208,8 @@ class Statements:
         return ctx.box.access == "iter"
 
     def record(self, ctx: Ctx, lines: Lines, value) -> None:
-        """`self._plan.append(value)`: a decision (an arm taken, a loop's turns) for the forward to replay."""
+        """`self._plan.append(value)`: a decision made in a loop (an arm taken) or a loop's turns, for the
+        forward to replay; a decision made once is an attribute instead (`decision_attribute`)."""
         if self.records(ctx):
             lines.add(f"self._plan.append({value})")
             ctx.cls.plan = True
@@ -312,7 +319,10 @@ def _size(hw: tuple) -> str:
 
 
 def _short(v) -> bool:
-    return is_known(v) or (" if " not in v.text and len(v.text) <= SHORT)
+    """Whether a caller writes a block's output size as a formula (`filters * 4`) rather than reading it back:
+    a choice or a call (`make_divisible(c * width)`) is the block's own to compute, as torchvision's
+    network keeps `input_channel = output_channel` rather than rounding again."""
+    return is_known(v) or (" if " not in v.text and not _CALL.search(v.text) and len(v.text) <= SHORT)
 
 
 def _live(var: str, ctx: Ctx, own: str | None = None) -> bool:
