@@ -451,7 +451,8 @@ def test_the_rounding_of_mobilenet_is_written_once_as_torchvision_s_make_divisib
 
 def test_an_if_decided_at_construction_is_a_bool_attribute_as_torchvision_s_use_res_connect(tmp_path):
     """MobileNetV2's inverted residual keeps its decision as torchvision's `self.use_res_connect`: set once
-    from the condition, tested by both methods; no list that the forward replays."""
+    from the condition, tested by the forward; no list that the forward replays. Both arms make the same
+    child, so the constructor makes it once."""
     out = tmp_path / "mobilenet_v2.py"
     cli = subprocess.run([sys.executable, "-m", "cnndsl.cli", "compile", str(ROOT / "specs/mobilenet_v2.cnn"),
                           "-o", str(out)], capture_output=True, text=True)
@@ -465,10 +466,7 @@ class InvertedResidual(nn.Module):
     def __init__(self, in_channels: int, filters, stride: int = 1, expand: int = 6) -> None:
         super().__init__()
         self.use_residual = stride == 1 and in_channels == filters
-        if self.use_residual:
-            self.inverted_body1 = InvertedBody(in_channels, filters, stride, expand)
-        else:
-            self.inverted_body1 = InvertedBody(in_channels, filters, stride, expand)
+        self.inverted_body1 = InvertedBody(in_channels, filters, stride, expand)
 
     def forward(self, x):
         if self.use_residual:

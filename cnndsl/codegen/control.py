@@ -335,6 +335,11 @@ class _Arms:
             assert lines.lines[self.pos] == f"{pad}if {py(self.conds[0])}:", lines.lines[self.pos]
             lines.lines[self.pos] = f"{pad}if self.{self.attr}:"
             self.before.append(f"self.{self.attr} = {py(self.conds[0])}")
+            if self.same_arms():  # both arms make the same children: made once, only the forward differs
+                (start, _), (end, _) = self.starts[0], self.ends[0]
+                lines.lines[self.pos:self.ends[1][0]] = [line[4:] for line in lines.lines[start:end]]
+                lines.insert(self.pos, self.before)
+                return
         for k in reversed(range(len(self.ends))):
             head = [] if not self.record or self.flag else [
                 f"self._plan.append({k})" if self.attr is None else f"self.{self.attr} = {k}"]
@@ -352,6 +357,15 @@ class _Arms:
             lines.lines[start:end] = ([pad + t for t in head] + ([] if body == [pad + "pass"] else body)
                                       + [pad + t for t in tail])
         lines.insert(self.pos, self.before)
+
+    def same_arms(self) -> bool:
+        """An `if` and its `else` whose constructor lines are the same (InvertedResidual's two arms)."""
+        if len(self.starts) != 2 or None in self.starts or self.sets:
+            return False
+        (s0, _), (e0, _) = self.starts[0], self.ends[0]
+        (s1, _), (e1, _) = self.starts[1], self.ends[1]
+        body = self.lines.lines[s0:e0]
+        return body == self.lines.lines[s1:e1] and not any(line.strip() == "pass" for line in body)
 
 
 class _Trial:
