@@ -1828,13 +1828,18 @@ def _run_spec(text: str, build: bool, network: str | None, params: dict | None) 
     except Exception as e:  # noqa: BLE001 (a CnnError too: what check accepts, compile writes)
         _fail("compile", text, e)
         return "failed"
-    memory = report.to_dict().get("memory", {})
-    activations = memory.get("activations_bytes", 0) if isinstance(memory, dict) else 0
-    activations += 4 * math.prod(report.input)  # the random batch the forward pass gets
-    if not build or report.params > BIG_PARAMS or activations > BIG_ACTIVATIONS or len(report.layers) > BIG_LAYERS:
+    if not build or big(report):
         return "big" if build else "compiled"
     with time_limit("build"):
         return _build(spec, report, text)
+
+
+def big(report) -> bool:
+    """Whether building the network and a forward pass would take more than the fuzz allows."""
+    memory = report.to_dict().get("memory", {})
+    activations = memory.get("activations_bytes", 0) if isinstance(memory, dict) else 0
+    activations += 4 * math.prod(report.input)  # the random batch the forward pass gets
+    return report.params > BIG_PARAMS or activations > BIG_ACTIVATIONS or len(report.layers) > BIG_LAYERS
 
 
 def _render(report) -> None:
