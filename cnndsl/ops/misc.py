@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, Window, fmt_shape, need_image
+from cnndsl.ops.base import (
+    Args,
+    ArgSpec,
+    CodeArgs,
+    Op,
+    Shape,
+    Window,
+    channels_first,
+    fmt_shape,
+    keras,
+    need_image,
+    pytorch,
+)
 from cnndsl.ops.source import binop
 from cnndsl.ops.torchsrc import ctor, two, unpair
 
@@ -28,9 +40,12 @@ INPUT = Op(
     shape=_input_shape,
     label=lambda a, ins: "input",
     shape_rule="the given shape",
+    foreign=(keras("Input", "shape batch_size", convert=(("shape", channels_first),)),
+             keras("InputLayer", "shape batch_size", convert=(("shape", channels_first),))),
 )
 
-IDENTITY = Op("identity", "Passes its input through unchanged.", "shape", torch=lambda g: "nn.Identity()")
+IDENTITY = Op("identity", "Passes its input through unchanged.", "shape", torch=lambda g: "nn.Identity()",
+              foreign=(keras("Identity"), pytorch("Identity")))
 
 
 def _upsample_shape(a: Args, ins: list[Shape]) -> Shape:
@@ -54,6 +69,8 @@ UPSAMPLE = Op(
     torch=lambda g: ctor("nn.Upsample", scale_factor=unpair(g.scale), mode=None if g.mode == "nearest" else g.mode),
     sym_shape=lambda g: (g.x[0], binop("*", g.x[1], two(g.scale)[0]), binop("*", g.x[2], two(g.scale)[1])),
     shape_rule="C x H*scale x W*scale",
+    foreign=(keras("UpSampling2D", "size data_format interpolation", renames=(("interpolation", "mode"),)),
+             pytorch("Upsample", "size scale_factor mode align_corners", renames=(("size", ""),))),
 )
 
 
@@ -90,6 +107,7 @@ ZEROPAD = Op(
     torch=lambda g: ctor("nn.ZeroPad2d", _zeropad_sides(g)),
     sym_shape=_zeropad_sym,
     shape_rule="C x H+top+bottom x W+left+right",
+    foreign=(keras("ZeroPadding2D", "padding data_format"), pytorch("ZeroPad2d", "padding")),
 )
 
 ENTRIES = (INPUT, IDENTITY, UPSAMPLE, ZEROPAD)
