@@ -27,6 +27,52 @@ def where(e: CnnError) -> tuple[int, int, int, int]:
     return e.span.line, e.span.col, e.span.end_line, e.span.end_col
 
 
+# ---- 1. Keras' H x W x C input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("shape", "fixed"), [("32x32x3", "3x32x32"), ("28x28x1", "1x28x28"),
+                                              ("224x224x3", "3x224x224"), ("64x64x4", "4x64x64")])
+def test_an_input_in_keras_order_is_an_error_at_the_shape_whose_hint_writes_it_channels_first(shape, fixed):
+    [e] = errors_of(net(f"input {shape}", "conv 8 kernel=3"))
+    assert e.message == (f"input {shape} reads as H x W x C, Keras' order; cnndsl shapes are channels first, "
+                         "C x H x W, as PyTorch's")
+    assert where(e) == (2, 11, 2, 11 + len(shape))
+    assert e.hint == f"write `input {fixed}`"
+
+
+def test_the_error_as_check_prints_it():
+    e = errors_of(net("input 32x32x3", "conv 32 kernel=3"))[0]
+    assert e.render().splitlines() == [
+        "<string>:2:11: error: input 32x32x3 reads as H x W x C, Keras' order; cnndsl shapes are channels first, "
+        "C x H x W, as PyTorch's",
+        " 2 |     input 32x32x3",
+        "   |           ^^^^^^^",
+        "  hint: write `input 3x32x32`",
+    ]
+
+
+@pytest.mark.parametrize("shape", ["3x32x32", "1x28x28", "3x224x224", "4x4x3", "3x3x3", "8x4x4", "16x4x4",
+                                   "3x2x1", "16x7x9", "8x8x8"])
+def test_channels_first_and_ambiguous_shapes_stay_valid(shape):
+    report = cnndsl.check(net(f"input {shape}", "relu"))
+    assert report.input == tuple(map(int, shape.split("x")))
+
+
+def test_an_input_shape_from_a_parameter_is_read_the_same_way():
+    [e] = errors_of("network n(image = (28, 28, 1)) {\n    input image\n}\n")
+    assert e.hint == "write `input 1x28x28`" and where(e) == (2, 11, 2, 16)
+
+
+def test_a_shape_that_is_no_image_is_underlined_at_the_shape_too():
+    [e] = errors_of(net("input 28x28"))
+    assert where(e) == (2, 11, 2, 16) and e.hint == "for a grey image write `input 1x28x28`"
+
+
+def test_every_spec_of_the_repository_still_checks():
+    for path in sorted([*ROOT.glob("specs/*.cnn"), *ROOT.glob("examples/*.cnn")]):
+        cnndsl.load(path).check()
+
+
 # ---- 2. a Keras or PyTorch call gets its cnndsl line -------------------------------------------------------------
 
 PASTED = [

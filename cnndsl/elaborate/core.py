@@ -260,7 +260,12 @@ class _Elaborator:
             raise CnnError("`input` must come once, first in the network", c.span,
                            "blocks take the current tensor; only a network has an input")
         values = layer_args(REGISTRY["input"], c, frame.env())
-        cur = self.add_layer("input", values, [], c.span, frame, label)
+        try:
+            cur = self.add_layer("input", values, [], c.span, frame, label)
+        except CnnError as e:
+            if e.span == c.span and c.args:  # what is wrong is the shape: `input 32x32x3` underlines `32x32x3`
+                e.diagnostic.span = c.args[0].value.span
+            raise
         frame.in_shape = self.by_id[cur].shape
         return cur
 
