@@ -287,6 +287,10 @@ class ShapeError(CnnError):
     """Shapes do not fit: a kernel larger than its input, merges of unequal shapes..."""
 
 
+class TooSmallError(ShapeError):
+    """An input too small for a layer (a kernel larger than it): the elaborator notes how the map shrank to it."""
+
+
 class UsageError(CnnError):
     """The command line or API call is wrong (exit code 2)."""
 

@@ -270,3 +270,34 @@ def test_the_names_are_the_registrys_data():
 
     assert [f.shown for f in REGISTRY["conv"].foreign] == ["Conv2D", "Convolution2D", "nn.Conv2d"]
     assert {f.framework for op in REGISTRY.values() for f in op.foreign} == {"keras", "torch"}
+
+
+# ---- 4. a map too small for a layer shows how it got so small -------------------------------------------------------
+
+
+def test_five_pools_on_28_show_the_trail_of_sizes():
+    [e] = errors_of(net("input 1x28x28", *["maxpool 2"] * 5, "flatten", "dense 10"))
+    assert e.message == "maxpool kernel 2x2 is larger than its 1x1 input" and where(e)[:2] == (7, 5)
+    assert [text for text, _ in e.diagnostic.notes] == [
+        "the map's size on the way here: 28 (input) → 14 (maxpool1) → 7 (maxpool2) → 3 (maxpool3) → 1 (maxpool4)"]
+
+
+def test_a_kernel_larger_than_an_oblong_map_shows_both_sides():
+    [e] = errors_of(net("input 3x32x20", "conv 8 kernel=3 stride=2", "conv 8 kernel=3 stride=2", "conv 8 kernel=5"))
+    assert e.message == "conv kernel 5x5 is larger than its 7x4 input"
+    assert e.diagnostic.notes[0][0] == "the map's size on the way here: 32x20 (input) → 15x9 (conv1) → 7x4 (conv2)"
+
+
+def test_the_trail_goes_through_blocks_and_comes_before_the_calls():
+    text = "block down(f) {\n    conv f kernel=3 padding=1\n    maxpool 2\n}\n" + net(
+        "input 3x16x16", "down 8", "down 8", "down 8", "down 8", "down 8")
+    [e] = errors_of(text)
+    assert [text for text, _ in e.diagnostic.notes] == [
+        "the map's size on the way here: 16 (input) → 8 (down1.maxpool1) → 4 (down2.maxpool1) → 2 (down3.maxpool1) "
+        "→ 1 (down4.maxpool1)",
+        "in block `down` called here"]
+
+
+def test_no_trail_where_the_size_never_changed():
+    [e] = errors_of(net("input 3x4x4", "conv 8 kernel=7"))
+    assert e.diagnostic.notes == []

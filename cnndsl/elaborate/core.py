@@ -15,7 +15,7 @@ from cnndsl.elaborate.binding import Slot, bind
 from cnndsl.elaborate.expr import Env, Work, describe, evaluate, functions_of
 from cnndsl.elaborate.ranks import check_ranks
 from cnndsl.elaborate.validate import applies_variable, bound_names, callee, validate
-from cnndsl.errors import CnnError, Diagnostic, Span, UsageError, did_you_mean
+from cnndsl.errors import CnnError, Diagnostic, Span, TooSmallError, UsageError, did_you_mean
 from cnndsl.graph import Graph, Group, Layer, build_graph, numbered, unused_layers
 from cnndsl.ops import REGISTRY, Args, Symbol
 from cnndsl.ops.base import fmt_shape
@@ -371,6 +371,10 @@ class _Elaborator:
         except CnnError as e:
             if e.span is None:
                 e.diagnostic.span = span
+            if isinstance(e, TooSmallError) and inputs:
+                trail = self.trail(inputs[0])
+                if trail:
+                    e.note(trail)
             raise
         for text in args.warnings:
             self.warnings.append(Diagnostic(text, span, severity="warning"))
@@ -380,7 +384,28 @@ class _Elaborator:
         self.by_id[lid] = layer
         return lid
 
+    def trail(self, lid: str) -> str | None:
+        """`the map's size on the way here: 28 (input) → 14 (maxpool1) → 7 (maxpool2)`: each size the map had on its
+        way to layer `lid` (along each layer's first input) and the layer that made it; None where it never changed."""
+        path = [self.by_id[lid]]
+        while path[-1].inputs:
+            path.append(self.by_id[path[-1].inputs[0]])
+        steps: list[tuple[tuple, str]] = []
+        for layer in reversed(path):
+            if len(layer.shape) != 3:  # a flat vector: the map starts again at a reshape
+                steps = []
+            elif not steps or steps[-1][0] != layer.shape[1:]:
+                steps.append((layer.shape[1:], "input" if layer.op == "input" else layer.id))
+        if len(steps) < 2:
+            return None
+        square = all(h == w for (h, w), _ in steps)
+        shown = [f"{h if square else f'{h}x{w}'} ({name})" for (h, w), name in steps]
+        if len(shown) > MAX_TRAIL:
+            shown = [*shown[:2], "…", *shown[-(MAX_TRAIL - 2):]]
+        return "the map's size on the way here: " + " → ".join(shown)
 
+
+MAX_TRAIL = 12  # sizes shown of a map's way to a layer too large for it: the first two and the last ones
 _MISSING = object()
 
 

@@ -9,7 +9,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cnndsl.errors import ShapeError
+from cnndsl.errors import ShapeError, TooSmallError
 
 Shape = tuple[int, ...]
 
@@ -290,7 +290,7 @@ def spatial(op: str, a: Args, shape: Shape, kernel: tuple, stride: tuple, dilati
     wo = axis_out(w, *pw, kw, sw, dw, ceil)
     if ho <= 0 or wo <= 0:
         ek = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-        raise ShapeError(
+        raise TooSmallError(
             f"{op} kernel {fmt_shape(ek)} is larger than its {h}x{w} input"
             + (f" padded by {ph[0] + ph[1]}x{pw[0] + pw[1]}" if ph != (0, 0) or pw != (0, 0) else ""),
             hint="use padding=same, a smaller kernel, or fewer downsampling layers before it",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnndsl.errors import ShapeError
+from cnndsl.errors import ShapeError, TooSmallError
 from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, fmt_int, keras, keras_momentum, need_image, pytorch
 from cnndsl.ops.conv import ACTIVATION
 from cnndsl.ops.torchsrc import ctor
@@ -153,7 +153,7 @@ GROUPNORM = Op(
 def _in_shape(a: Args, ins: list[Shape]) -> Shape:
     c, h, w = need_image("instancenorm", ins[0])
     if h * w == 1:  # PyTorch refuses to train it: each channel is one value, normalised to 0
-        raise ShapeError(f"instancenorm normalises each channel over its positions, but its input is {c}x1x1",
+        raise TooSmallError(f"instancenorm normalises each channel over its positions, but its input is {c}x1x1",
                          hint="put it before the global pool, where the map is larger than 1x1")
     return ins[0]
 
