@@ -301,3 +301,42 @@ def test_the_trail_goes_through_blocks_and_comes_before_the_calls():
 def test_no_trail_where_the_size_never_changed():
     [e] = errors_of(net("input 3x4x4", "conv 8 kernel=7"))
     assert e.diagnostic.notes == []
+
+
+# ---- 5. a residual hint inside a block speaks in the block's parameters ---------------------------------------------
+
+UNIT = """block unit(filters, stride = 1, width = 128) {{
+    residual {{
+        conv {conv} kernel=3 stride=stride padding=1
+        batchnorm
+    }}
+    relu
+}}
+
+network n {{
+    input 64x56x56
+    unit 128 stride=2
+}}
+"""
+
+
+def test_a_shortcut_hint_in_a_block_names_the_parameters_the_body_uses():
+    [e] = errors_of(UNIT.format(conv="filters"))
+    assert e.hint == ("the body changes channels 64 → 128 and stride 2; add a shortcut such as\n"
+                      "`shortcut { conv filters kernel=1 stride=stride }`")
+
+
+def test_of_two_parameters_with_the_size_the_one_the_body_uses_is_named():
+    [e] = errors_of(UNIT.format(conv="width"))
+    assert e.hint.endswith("`shortcut { conv width kernel=1 stride=stride }`")
+
+
+def test_a_size_no_parameter_holds_stays_a_number():
+    [e] = errors_of(UNIT.format(conv="(filters * 2)").replace("unit 128", "unit 64").replace("width = 128",
+                                                                                         "width = 96"))
+    assert e.hint.endswith("`shortcut { conv 128 kernel=1 stride=stride }`")
+
+
+def test_at_the_top_level_the_hint_keeps_numbers():
+    [e] = errors_of(net("input 64x56x56", "residual {", "    conv 128 kernel=3 stride=2 padding=1", "}"))
+    assert e.hint.endswith("`shortcut { conv 128 kernel=1 stride=2 }`")

@@ -322,8 +322,25 @@ class _Elaborator:
             return self.add_layer("add", {}, [body, short], s.span, frame, label, ["body", short_label])
         except CnnError as e:
             if s.shortcut is None or short == cur:
-                e.diagnostic.hint = _shortcut_hint(self.by_id[cur].shape, self.by_id[body].shape)
+                e.diagnostic.hint = _shortcut_hint(self.by_id[cur].shape, self.by_id[body].shape,
+                                                   self.size_names(frame, s.body))
             raise
+
+    def size_names(self, frame: Frame, body: list[ast.Stmt]) -> dict[int, str]:
+        """Inside a block, its integer parameters by value, those the body's layers are given first: a hint there
+        writes `conv filters` where `conv 128` would break the block's other calls. None at the top level."""
+        d = self.program.definitions.get(frame.block) if frame.block else None
+        if d is None:
+            return {}
+        params = {p.name for p in d.params}
+        used = [a.value.id for c in ast.statements(body) if isinstance(c, ast.Call) for a in c.args
+                if isinstance(a.value, ast.Name)]
+        names: dict[int, str] = {}
+        for name in [*used, *(p.name for p in d.params)]:
+            value = frame.vars.get(name)
+            if name in params and isinstance(value, int) and not isinstance(value, bool):
+                names.setdefault(value, name)
+        return names
 
     def merge(self, s: ast.Merge, frame: Frame, cur: str, label: str | None) -> str:
         """Each branch is a module `branch1`, `branch2`... numbered through the block; the merge is a layer
@@ -421,7 +438,8 @@ def _title(c: ast.Call, values: dict) -> str:
     return f"{text} ({', '.join(keywords)})" if keywords else text
 
 
-def _shortcut_hint(in_shape: tuple, out_shape: tuple) -> str | None:
+def _shortcut_hint(in_shape: tuple, out_shape: tuple, names: dict[int, str]) -> str | None:
+    """A shortcut that makes the identity fit the body; its sizes by the names in `names` (number → name)."""
     if len(in_shape) != 3 or len(out_shape) != 3:
         return None
     stride = in_shape[1] // out_shape[1] if out_shape[1] and in_shape[1] % out_shape[1] == 0 else 1
@@ -431,9 +449,9 @@ def _shortcut_hint(in_shape: tuple, out_shape: tuple) -> str | None:
     if stride != 1:
         changes.append(f"stride {stride}")
     what = " and ".join(changes) or f"the shape {fmt_shape(in_shape)} → {fmt_shape(out_shape)}"
-    stride_text = f" stride={stride}" if stride != 1 else ""
+    stride_text = f" stride={names.get(stride, stride)}" if stride != 1 else ""
     return (f"the body changes {what}; add a shortcut such as\n"
-            f"`shortcut {{ conv {out_shape[0]} kernel=1{stride_text} }}`")
+            f"`shortcut {{ conv {names.get(out_shape[0], out_shape[0])} kernel=1{stride_text} }}`")
 
 
 def _override(network: str, p: ast.Param, value, earlier: dict, functions: dict):
