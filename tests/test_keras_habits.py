@@ -156,6 +156,14 @@ def test_each_pasted_line_is_one_error_and_the_check_goes_on_after_them():
     ]
 
 
+def test_past_100_characters_no_token_matches_the_error_says_the_rest_is_not_read():
+    # each line has two: the lexer starts again after each (a Python string in single quotes is one)
+    errors = errors_of(net("input 3x32x32", *["layers.Dense(10, activation='relu', name='d')"] * 60, "conv 8 kernal=3"))
+    assert len(errors) == 52 and errors[-2].span.line == 53
+    assert errors[-1].message == "more than 100 characters no token matches: the rest of the file is not read"
+    assert where(errors[-1]) == (53, 33, 53, 34)  # the first quote of the 51st line
+
+
 def test_a_call_over_several_lines_is_one_error_over_them():
     [e] = errors_of(net("input 3x32x32", "Conv2D(32, 3,", '       activation="relu")', "relu"))
     assert where(e) == (3, 5, 4, 30) and e.hint == "conv 32 kernel=3 activation=relu"

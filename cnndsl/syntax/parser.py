@@ -110,10 +110,12 @@ class _Limit(Exception):
 
 
 class _BadCharacter(NamedTuple):
-    """Where the lexer found no token: reported, then lexing goes on after the run of characters."""
+    """Where the lexer found no token: reported, then lexing goes on after the run of characters (unless `last`:
+    past MAX_SYNTAX_ERRORS of them, each a new start of the lexer, the rest of the file is not read)."""
 
     line: int
     column: int
+    last: bool = False
 
 
 class _Stream:
@@ -196,9 +198,10 @@ class _Stream:
                 at = pos + e.pos_in_stream
                 line = line + e.line - 1
                 column = e.column + (column - 1 if e.line == 1 else 0)
-                yield _BadCharacter(line, column)
                 self.bad_characters += 1
-                if self.bad_characters > MAX_SYNTAX_ERRORS:
+                last = self.bad_characters > MAX_SYNTAX_ERRORS
+                yield _BadCharacter(line, column, last)
+                if last:
                     return
                 end = _resume(self.text, at)
                 column += end - at
@@ -309,6 +312,12 @@ class _Run:
         return SpecSyntaxError("this `{` is never closed", _tok_span(self.source, braces[-1]), "add the matching `}`")
 
     def _bad_character(self, bad: _BadCharacter) -> None:
+        if bad.last:  # said, not silent: a pasted Keras model has a `'...'` or two a line
+            span = Span(self.source, bad.line, bad.column, bad.line, bad.column + 1)
+            self.errors.append(SpecSyntaxError(f"more than {MAX_SYNTAX_ERRORS} characters no token matches: the rest "
+                                               "of the file is not read", span, "fix the ones above and check again"))
+            self._damage((bad.line, bad.column), (1 << 30, 0))
+            return
         if self.skipping is None:
             foreign = self._foreign()
             if foreign is not None:
