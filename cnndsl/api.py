@@ -352,12 +352,14 @@ def layers(name: str | None = None) -> list:
     """The registry's layer kinds (ops.Op: name, args with their defaults, doc, shape rule), or the one that
     `name` (or an alias of it) names."""
     from cnndsl.ops import REGISTRY, lookup
+    from cnndsl.ops.foreign import suggestion
 
     if name is None:
         return list(REGISTRY.values())
     op = lookup(name)
     if op is None:
-        raise UsageError(f"no layer `{name}`", hint=did_you_mean(name, REGISTRY) or "`cnndsl layers` lists them")
+        hint = suggestion(name) or did_you_mean(name, REGISTRY) or "`cnndsl layers` lists them"
+        raise UsageError(f"no layer `{name}`", hint=hint)
     return [op]
 
 

@@ -338,6 +338,8 @@ def cmd_layers(args: argparse.Namespace) -> int:
         print(f"{op.name:16} {' '.join(parts)}")
         if args.name:
             print(f"\n{op.doc}\nshape: {op.shape_rule}")
+            if op.foreign:
+                print(f"Keras and PyTorch: {', '.join(f.shown for f in op.foreign)}")
             for a in op.args:
                 alias = f" (also {', '.join(a.aliases)})" if a.aliases else ""
                 print(f"  {a.name}{alias}: {a.doc or a.kind}")

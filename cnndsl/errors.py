@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -17,6 +19,23 @@ class Source:
         """Line n as the lexer counts lines: only `\n` ends one (not `\u2028` or a form feed)."""
         lines = self.text.split("\n")
         return lines[n - 1].rstrip("\r") if 0 < n <= len(lines) else ""
+
+    @functools.cached_property
+    def _starts(self) -> list[int]:
+        """Where each line starts in the text: made once, so that many places cost no scan of the text each."""
+        return [0, *(i + 1 for i, ch in enumerate(self.text) if ch == "\n")]
+
+    def offset(self, line: int, col: int) -> int:
+        """The index in the text of line:col (1-based)."""
+        starts = self._starts
+        if line > len(starts):
+            return len(self.text)
+        return min(starts[max(line, 1) - 1] + max(col, 1) - 1, len(self.text))
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """The line and column (1-based) of an index in the text."""
+        line = bisect.bisect_right(self._starts, offset)
+        return line, offset - self._starts[line - 1] + 1
 
 
 @dataclass(frozen=True)
@@ -268,6 +287,10 @@ class ShapeError(CnnError):
     """Shapes do not fit: a kernel larger than its input, merges of unequal shapes..."""
 
 
+class TooSmallError(ShapeError):
+    """An input too small for a layer (a kernel larger than it): the elaborator notes how the map shrank to it."""
+
+
 class UsageError(CnnError):
     """The command line or API call is wrong (exit code 2)."""
 
@@ -279,12 +302,12 @@ def did_you_mean(word: str, choices) -> str | None:
     if len(word) > 64:  # no name is that long; and difflib is quadratic
         return None
     choices = list(choices)
-    lowered = {c.lower(): c for c in choices}
+    lowered = {c.lower(): c for c in reversed(choices)}  # the first of names that differ only in case
     if word.lower() in lowered:
         return f"did you mean `{lowered[word.lower()]}`?"
     cutoff = 0.5 if len(word) <= 3 else 0.6  # e2 → e1, but not every short name
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
-    return f"did you mean `{close[0]}`?" if close else None
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)  # case is no distance
+    return f"did you mean `{lowered[close[0]]}`?" if close else None
 
 
 class Printable:

@@ -15,7 +15,7 @@ from cnndsl.elaborate.binding import Slot, bind
 from cnndsl.elaborate.expr import Env, Work, describe, evaluate, functions_of
 from cnndsl.elaborate.ranks import check_ranks
 from cnndsl.elaborate.validate import applies_variable, bound_names, callee, validate
-from cnndsl.errors import CnnError, Diagnostic, Span, UsageError, did_you_mean
+from cnndsl.errors import CnnError, Diagnostic, Span, TooSmallError, UsageError, did_you_mean
 from cnndsl.graph import Graph, Group, Layer, build_graph, numbered, unused_layers
 from cnndsl.ops import REGISTRY, Args, Symbol
 from cnndsl.ops.base import fmt_shape
@@ -260,7 +260,12 @@ class _Elaborator:
             raise CnnError("`input` must come once, first in the network", c.span,
                            "blocks take the current tensor; only a network has an input")
         values = layer_args(REGISTRY["input"], c, frame.env())
-        cur = self.add_layer("input", values, [], c.span, frame, label)
+        try:
+            cur = self.add_layer("input", values, [], c.span, frame, label)
+        except CnnError as e:
+            if e.span == c.span and c.args:  # what is wrong is the shape: `input 32x32x3` underlines `32x32x3`
+                e.diagnostic.span = c.args[0].value.span
+            raise
         frame.in_shape = self.by_id[cur].shape
         return cur
 
@@ -317,8 +322,25 @@ class _Elaborator:
             return self.add_layer("add", {}, [body, short], s.span, frame, label, ["body", short_label])
         except CnnError as e:
             if s.shortcut is None or short == cur:
-                e.diagnostic.hint = _shortcut_hint(self.by_id[cur].shape, self.by_id[body].shape)
+                e.diagnostic.hint = _shortcut_hint(self.by_id[cur].shape, self.by_id[body].shape,
+                                                   self.size_names(frame, s.body))
             raise
+
+    def size_names(self, frame: Frame, body: list[ast.Stmt]) -> dict[int, str]:
+        """Inside a block, its integer parameters by value, those the body's layers are given first: a hint there
+        writes `conv filters` where `conv 128` would break the block's other calls. None at the top level."""
+        d = self.program.definitions.get(frame.block) if frame.block else None
+        if d is None:
+            return {}
+        params = {p.name for p in d.params}
+        used = [a.value.id for c in ast.statements(body) if isinstance(c, ast.Call) for a in c.args
+                if isinstance(a.value, ast.Name)]
+        names: dict[int, str] = {}
+        for name in [*used, *(p.name for p in d.params)]:
+            value = frame.vars.get(name)
+            if name in params and isinstance(value, int) and not isinstance(value, bool):
+                names.setdefault(value, name)
+        return names
 
     def merge(self, s: ast.Merge, frame: Frame, cur: str, label: str | None) -> str:
         """Each branch is a module `branch1`, `branch2`... numbered through the block; the merge is a layer
@@ -366,6 +388,10 @@ class _Elaborator:
         except CnnError as e:
             if e.span is None:
                 e.diagnostic.span = span
+            if isinstance(e, TooSmallError) and inputs:
+                trail = self.trail(inputs[0])
+                if trail:
+                    e.note(trail)
             raise
         for text in args.warnings:
             self.warnings.append(Diagnostic(text, span, severity="warning"))
@@ -375,7 +401,28 @@ class _Elaborator:
         self.by_id[lid] = layer
         return lid
 
+    def trail(self, lid: str) -> str | None:
+        """`the map's size on the way here: 28 (input) → 14 (maxpool1) → 7 (maxpool2)`: each size the map had on its
+        way to layer `lid` (along each layer's first input) and the layer that made it; None where it never changed."""
+        path = [self.by_id[lid]]
+        while path[-1].inputs:
+            path.append(self.by_id[path[-1].inputs[0]])
+        steps: list[tuple[tuple, str]] = []
+        for layer in reversed(path):
+            if len(layer.shape) != 3:  # a flat vector: the map starts again at a reshape
+                steps = []
+            elif not steps or steps[-1][0] != layer.shape[1:]:
+                steps.append((layer.shape[1:], "input" if layer.op == "input" else layer.id))
+        if len(steps) < 2:
+            return None
+        square = all(h == w for (h, w), _ in steps)
+        shown = [f"{h if square else f'{h}x{w}'} ({name})" for (h, w), name in steps]
+        if len(shown) > MAX_TRAIL:
+            shown = [*shown[:2], "…", *shown[-(MAX_TRAIL - 2):]]
+        return "the map's size on the way here: " + " → ".join(shown)
 
+
+MAX_TRAIL = 12  # sizes shown of a map's way to a layer too large for it: the first two and the last ones
 _MISSING = object()
 
 
@@ -391,7 +438,8 @@ def _title(c: ast.Call, values: dict) -> str:
     return f"{text} ({', '.join(keywords)})" if keywords else text
 
 
-def _shortcut_hint(in_shape: tuple, out_shape: tuple) -> str | None:
+def _shortcut_hint(in_shape: tuple, out_shape: tuple, names: dict[int, str]) -> str | None:
+    """A shortcut that makes the identity fit the body; its sizes by the names in `names` (number → name)."""
     if len(in_shape) != 3 or len(out_shape) != 3:
         return None
     stride = in_shape[1] // out_shape[1] if out_shape[1] and in_shape[1] % out_shape[1] == 0 else 1
@@ -401,9 +449,9 @@ def _shortcut_hint(in_shape: tuple, out_shape: tuple) -> str | None:
     if stride != 1:
         changes.append(f"stride {stride}")
     what = " and ".join(changes) or f"the shape {fmt_shape(in_shape)} → {fmt_shape(out_shape)}"
-    stride_text = f" stride={stride}" if stride != 1 else ""
+    stride_text = f" stride={names.get(stride, stride)}" if stride != 1 else ""
     return (f"the body changes {what}; add a shortcut such as\n"
-            f"`shortcut {{ conv {out_shape[0]} kernel=1{stride_text} }}`")
+            f"`shortcut {{ conv {names.get(out_shape[0], out_shape[0])} kernel=1{stride_text} }}`")
 
 
 def _override(network: str, p: ast.Param, value, earlier: dict, functions: dict):

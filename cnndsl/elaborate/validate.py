@@ -25,6 +25,7 @@ from cnndsl.elaborate.binding import Slot, bind
 from cnndsl.elaborate.expr import BUILTINS, Env, Work, evaluate, functions_of
 from cnndsl.errors import CnnError, did_you_mean, raise_all
 from cnndsl.ops import ALIASES, REGISTRY, Op, lookup
+from cnndsl.ops.foreign import foreign_call, suggestion
 from cnndsl.ops.source import MODULE_ATTRIBUTES
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
@@ -266,10 +267,19 @@ def callee(program: Program, c: ast.Call) -> ast.Definition | Op:
         return block
     op = lookup(c.name)
     if op is None:
-        names = [*REGISTRY, *ALIASES, *(d.name for d in program.definitions.values() if d.kind == "block")]
-        raise CnnError(f"unknown layer or block `{c.name}`", c.span,
-                       did_you_mean(c.name, names) or "`cnndsl layers` lists the built-in layers")
+        raise _unknown(program, c)
     return op
+
+
+def _unknown(program: Program, c: ast.Call) -> CnnError:
+    """An unknown layer: a pasted Keras or PyTorch call gets its cnndsl line (`MaxPooling2D(2)`: `maxpool 2`), a
+    Keras or PyTorch class name the registry's kind, another name the closest layer or block."""
+    pasted = foreign_call(c.span.source, c.span.line, c.span.col)
+    if pasted is not None:
+        return pasted
+    names = [*REGISTRY, *ALIASES, *(d.name for d in program.definitions.values() if d.kind == "block")]
+    hint = suggestion(c.name) or did_you_mean(c.name, names)
+    return CnnError(f"unknown layer or block `{c.name}`", c.span, hint or "`cnndsl layers` lists the built-in layers")
 
 
 def _signature(d: ast.Definition) -> None:

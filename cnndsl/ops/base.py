@@ -9,7 +9,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cnndsl.errors import ShapeError
+from cnndsl.errors import ShapeError, TooSmallError
 
 Shape = tuple[int, ...]
 
@@ -60,6 +60,56 @@ class ArgSpec:
 
 
 PAIRED = ("pair", "padding", "ints")  # kinds whose single number means the same on both axes: held as (h, w)
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """A Keras or PyTorch class that a layer kind is (Keras' `Conv2D`, PyTorch's `nn.Conv2d` for `conv`).
+
+    Did-you-mean knows its name, and a call of it pasted into a spec is read through it (ops/foreign.py). A
+    parameter is read as the registry argument whose name or alias it is (`kernel_size` is `kernel`), so only what
+    the aliases cannot say is written here: the order of the positional parameters, and where the class differs.
+    """
+
+    framework: str  # "keras" or "torch"
+    name: str  # the class
+    params: tuple[str, ...] = ()  # its parameters in its signature's order, as far as calls give them by position
+    renames: tuple[tuple[str, str], ...] = ()  # a parameter that is another registry argument ("" for none)
+    convert: tuple[tuple[str, Callable], ...] = ()  # a registry argument whose value the class writes otherwise
+    defaults: tuple[tuple[str, object], ...] = ()  # registry arguments whose default the class has otherwise
+
+    @property
+    def shown(self) -> str:
+        """As a program names it: `Conv2D`, `nn.Conv2d`."""
+        return f"nn.{self.name}" if self.framework == "torch" else self.name
+
+    @property
+    def owner(self) -> str:
+        return "PyTorch's" if self.framework == "torch" else "Keras'"
+
+
+def keras(name: str, params: str = "", **differences) -> Foreign:
+    """`keras("Dense", "units activation use_bias")`: a Keras layer class and its positional parameters."""
+    return Foreign("keras", name, tuple(params.split()), **differences)
+
+
+def pytorch(name: str, params: str = "", **differences) -> Foreign:
+    """`pytorch("Linear", "in_features out_features bias")`: a torch.nn class and its positional parameters."""
+    return Foreign("torch", name, tuple(params.split()), **differences)
+
+
+def channels_first(shape):
+    """Keras' (H, W, C) as (C, H, W); a Keras (H, W) image, which has no channel axis, as (1, H, W)."""
+    if isinstance(shape, tuple) and len(shape) == 3:
+        return (shape[2], shape[0], shape[1])
+    if isinstance(shape, tuple) and len(shape) == 2:
+        return (1, *shape)
+    return shape
+
+
+def keras_momentum(m):
+    """Keras' batchnorm momentum is the weight of the old statistics (0.99), PyTorch's that of the new (0.01)."""
+    return round(1 - m, 12) if isinstance(m, (int, float)) and not isinstance(m, bool) else m
 
 
 @dataclass
@@ -145,6 +195,8 @@ class Op:
     # False where autograd keeps only the inputs for the backward pass: a relu after such a layer
     # may overwrite its output in place (torchvision's ReLU(inplace=True))
     output_saved: bool = True
+    # the Keras and PyTorch classes this kind is: did-you-mean knows them, and a call of one is translated
+    foreign: tuple[Foreign, ...] = ()
 
     def arg(self, name: str) -> ArgSpec | None:
         for spec in self.args:
@@ -238,7 +290,7 @@ def spatial(op: str, a: Args, shape: Shape, kernel: tuple, stride: tuple, dilati
     wo = axis_out(w, *pw, kw, sw, dw, ceil)
     if ho <= 0 or wo <= 0:
         ek = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-        raise ShapeError(
+        raise TooSmallError(
             f"{op} kernel {fmt_shape(ek)} is larger than its {h}x{w} input"
             + (f" padded by {ph[0] + ph[1]}x{pw[0] + pw[1]}" if ph != (0, 0) or pw != (0, 0) else ""),
             hint="use padding=same, a smaller kernel, or fewer downsampling layers before it",

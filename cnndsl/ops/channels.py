@@ -4,7 +4,7 @@ channelshuffle (torchvision's `channel_shuffle`). Neither has parameters nor MAC
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, ArgSpec, Op, Shape, need_image
+from cnndsl.ops.base import Args, ArgSpec, Op, Shape, need_image, pytorch
 from cnndsl.ops.source import binop
 from cnndsl.ops.torchsrc import ctor
 
@@ -72,6 +72,7 @@ CHANNELSHUFFLE = Op(
     label=lambda a, ins: f"channelshuffle {a.groups}",
     explain=_shuffle_explain,
     torch=lambda g: ctor("ChannelShuffle", g.groups),
+    foreign=(pytorch("ChannelShuffle", "groups"),),
 )
 
 ENTRIES = (SPLIT, CHANNELSHUFFLE)

@@ -13,8 +13,10 @@ from cnndsl.ops.base import (
     Shape,
     Window,
     fmt_int,
+    keras,
     need_image,
     out_formula,
+    pytorch,
     spatial,
 )
 from cnndsl.ops.source import Src, binop, call, is_known
@@ -77,6 +79,8 @@ def _conv_class(g: CodeArgs, pads4) -> str:
     return "Conv2dSame"
 
 
+_KERAS_CONV = "filters kernel_size strides padding data_format dilation_rate groups activation use_bias"
+
 # ---- conv -----------------------------------------------------------------------------------------
 
 
@@ -136,6 +140,8 @@ CONV = Op(
     output_saved=False,
     sym_shape=lambda g: (g.filters, *spatial_out(g, g.kernel, g.stride, g.dilation)),
     aliases=("conv2d",),
+    foreign=(keras("Conv2D", _KERAS_CONV), keras("Convolution2D", _KERAS_CONV),
+             pytorch("Conv2d", "in_channels out_channels kernel_size stride padding dilation groups bias")),
     shape_rule="filters x out(H) x out(W), out(n) = floor((n + 2p - d(k-1) - 1) / s) + 1; "
     "same: ceil(n / s)",
 )
@@ -189,6 +195,8 @@ DWCONV = Op(
     output_saved=False,
     sym_shape=lambda g: (binop("*", g.x[0], g.multiplier), *spatial_out(g, g.kernel, g.stride, g.dilation)),
     aliases=("depthwiseconv",),
+    foreign=(keras("DepthwiseConv2D",
+                   "kernel_size strides padding depth_multiplier data_format dilation_rate activation use_bias"),),
     shape_rule="C*multiplier x out(H) x out(W), as conv",
 )
 
@@ -245,6 +253,8 @@ SEPCONV = Op(
     output_saved=False,
     sym_shape=lambda g: (g.filters, *spatial_out(g, g.kernel, g.stride, g.dilation)),
     aliases=("separableconv",),
+    foreign=(keras("SeparableConv2D", "filters kernel_size strides padding data_format dilation_rate "
+                   "depth_multiplier activation use_bias"),),
     shape_rule="filters x out(H) x out(W), as conv",
 )
 
@@ -403,6 +413,10 @@ CONVTRANSPOSE = Op(
     output_saved=False,
     sym_shape=_tconv_sym,
     aliases=("convtranspose2d", "conv2dtranspose", "deconv"),
+    foreign=(keras("Conv2DTranspose", "filters kernel_size strides padding output_padding data_format dilation_rate "
+                   "activation use_bias", defaults=(("padding", "valid"),)),
+             pytorch("ConvTranspose2d", "in_channels out_channels kernel_size stride padding output_padding groups "
+                     "bias dilation")),
     shape_rule="filters x out(H) x out(W), out(n) = (n-1)*s - 2p + d(k-1) + output_padding + 1; same: n*s",
 )
 

@@ -3,7 +3,21 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, Window, fmt_int, fmt_shape, need_flat, prod
+from cnndsl.ops.base import (
+    Args,
+    ArgSpec,
+    CodeArgs,
+    Op,
+    Shape,
+    Window,
+    channels_first,
+    fmt_int,
+    fmt_shape,
+    keras,
+    need_flat,
+    prod,
+    pytorch,
+)
 from cnndsl.ops.conv import ACTIVATION, BIAS
 from cnndsl.ops.source import product
 from cnndsl.ops.torchsrc import ctor
@@ -41,6 +55,7 @@ DENSE = Op(
     output_saved=False,
     sym_shape=lambda g: (g.units,),
     aliases=("linear", "fc"),
+    foreign=(keras("Dense", "units activation use_bias"), pytorch("Linear", "in_features out_features bias")),
     shape_rule="units (input must be flat)",
 )
 
@@ -63,6 +78,7 @@ FLATTEN = Op(
     torch=lambda g: "nn.Flatten()",
     sym_shape=lambda g: (product(g.x),),
     shape_rule="C*H*W",
+    foreign=(keras("Flatten", "data_format"), pytorch("Flatten", "start_dim end_dim")),
 )
 
 
@@ -93,6 +109,7 @@ RESHAPE = Op(
     torch=_reshape_torch,
     sym_shape=lambda g: g.shape if isinstance(g.shape, tuple) else (g.shape,),
     shape_rule="the given shape (same number of values)",
+    foreign=(keras("Reshape", "target_shape", convert=(("shape", channels_first),)),),
 )
 
 DROPOUT = Op(
@@ -103,6 +120,7 @@ DROPOUT = Op(
                   doc="fraction dropped, 0 <= rate < 1"),),
     label=lambda a, ins: f"dropout {a.rate:g}",
     torch=lambda g: ctor("nn.Dropout", g.rate),
+    foreign=(keras("Dropout", "rate noise_shape seed"), pytorch("Dropout", "p inplace")),
 )
 
 ENTRIES = (DENSE, FLATTEN, RESHAPE, DROPOUT)

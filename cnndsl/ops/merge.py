@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, CodeArgs, Op, Shape, Window, fmt_shape
+from cnndsl.ops.base import Args, CodeArgs, Op, Shape, Window, fmt_shape, keras
 from cnndsl.ops.source import binop
 
 
@@ -86,17 +86,17 @@ def _sym_shape(name: str):
     return shape
 
 
-def _merge(name: str, doc: str, shape, rule: str) -> Op:
+def _merge(name: str, doc: str, shape, rule: str, keras_name: str) -> Op:
     return Op(name, doc, "merge", shape=shape, window=_merge_window, shape_rule=rule,
               label=lambda a, ins: f"{name} of {len(ins)}", expression=_expression(name), sym_shape=_sym_shape(name),
-              output_saved=False)
+              output_saved=False, foreign=(keras(keras_name, "axis" if name == "concat" else ""),))
 
 
 ENTRIES = (
     _merge("add", "Element-wise sum of its inputs (a residual connection).", _add_shape,
-           "the common shape (all inputs equal)"),
+           "the common shape (all inputs equal)", "Add"),
     _merge("multiply", "Element-wise product; a C or Cx1x1 input scales each channel (squeeze-and-excitation).",
-           _multiply_shape, "the largest input shape"),
+           _multiply_shape, "the largest input shape", "Multiply"),
     _merge("concat", "Concatenation along channels (torch.cat(dim=1), Keras Concatenate).", _concat_shape,
-           "sum of channels x H x W"),
+           "sum of channels x H x W", "Concatenate"),
 )

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, Window, fmt_shape, need_image
+from cnndsl.ops.base import (
+    Args,
+    ArgSpec,
+    CodeArgs,
+    Op,
+    Shape,
+    Window,
+    channels_first,
+    fmt_shape,
+    keras,
+    need_image,
+    pytorch,
+)
 from cnndsl.ops.source import binop
 from cnndsl.ops.torchsrc import ctor, two, unpair
 
@@ -17,7 +29,24 @@ def _input_shape(a: Args, ins: list[Shape]) -> Shape:
         )
     if min(shape) < 1:
         raise ShapeError(f"input sizes must be at least 1, got {fmt_shape(shape)}")
+    if channels_last(shape):
+        raise ShapeError(f"input {fmt_shape(shape)} reads as H x W x C, Keras' order; cnndsl shapes are channels "
+                         "first, C x H x W, as PyTorch's", hint=f"write `input {fmt_shape(channels_first(shape))}`")
     return shape
+
+
+CHANNEL_COUNTS = (1, 3, 4)  # grey, RGB, RGBA: what the last size of an image in Keras' order is
+
+
+def channels_last(shape: Shape) -> bool:
+    """Whether an input shape is an image in Keras' order, H x W x C (28x28x1, 32x32x3, 224x224x3, 64x64x4).
+
+    Read so, its last size is a channel count, its first larger than that and not one itself (4x4x3 and 3x2x1 may
+    be 4 or 3 channels), and its last two sizes differ: a map C x H x W of more channels is square (8x4x4)."""
+    if len(shape) != 3:
+        return False
+    first, middle, last = shape
+    return last in CHANNEL_COUNTS and first > last and first not in CHANNEL_COUNTS and middle != last
 
 
 INPUT = Op(
@@ -28,9 +57,12 @@ INPUT = Op(
     shape=_input_shape,
     label=lambda a, ins: "input",
     shape_rule="the given shape",
+    foreign=(keras("Input", "shape batch_size", convert=(("shape", channels_first),)),
+             keras("InputLayer", "shape batch_size", convert=(("shape", channels_first),))),
 )
 
-IDENTITY = Op("identity", "Passes its input through unchanged.", "shape", torch=lambda g: "nn.Identity()")
+IDENTITY = Op("identity", "Passes its input through unchanged.", "shape", torch=lambda g: "nn.Identity()",
+              foreign=(keras("Identity"), pytorch("Identity")))
 
 
 def _upsample_shape(a: Args, ins: list[Shape]) -> Shape:
@@ -54,6 +86,8 @@ UPSAMPLE = Op(
     torch=lambda g: ctor("nn.Upsample", scale_factor=unpair(g.scale), mode=None if g.mode == "nearest" else g.mode),
     sym_shape=lambda g: (g.x[0], binop("*", g.x[1], two(g.scale)[0]), binop("*", g.x[2], two(g.scale)[1])),
     shape_rule="C x H*scale x W*scale",
+    foreign=(keras("UpSampling2D", "size data_format interpolation", renames=(("interpolation", "mode"),)),
+             pytorch("Upsample", "size scale_factor mode align_corners", renames=(("size", ""),))),
 )
 
 
@@ -90,6 +124,7 @@ ZEROPAD = Op(
     torch=lambda g: ctor("nn.ZeroPad2d", _zeropad_sides(g)),
     sym_shape=_zeropad_sym,
     shape_rule="C x H+top+bottom x W+left+right",
+    foreign=(keras("ZeroPadding2D", "padding data_format"), pytorch("ZeroPad2d", "padding")),
 )
 
 ENTRIES = (INPUT, IDENTITY, UPSAMPLE, ZEROPAD)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, fmt_int, need_image
+from cnndsl.errors import ShapeError, TooSmallError
+from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, fmt_int, keras, keras_momentum, need_image, pytorch
 from cnndsl.ops.conv import ACTIVATION
 from cnndsl.ops.torchsrc import ctor
+
+_TORCH_NORM = "num_features eps momentum affine track_running_stats"
 
 
 def _bn_torch(g: CodeArgs) -> str:
@@ -39,6 +41,9 @@ BATCHNORM = Op(
     torch=_bn_torch,
     output_saved=False,
     aliases=("bn", "batchnorm2d"),
+    foreign=(keras("BatchNormalization", "axis momentum epsilon center scale", convert=(("momentum", keras_momentum),),
+                   defaults=(("eps", 0.001), ("momentum", 0.01))),
+             pytorch("BatchNorm2d", _TORCH_NORM), pytorch("BatchNorm1d", _TORCH_NORM)),
 )
 
 def _lrn_shape(a: Args, shape: Shape) -> Shape:
@@ -62,6 +67,7 @@ LRN = Op(
     shape=lambda a, ins: _lrn_shape(a, ins[0]),
     label=lambda a, ins: f"lrn {a.size}",
     torch=lambda g: ctor("nn.LocalResponseNorm", g.size, alpha=g.alpha, beta=g.beta, k=g.k),
+    foreign=(pytorch("LocalResponseNorm", "size alpha beta k"),),
 )
 
 
@@ -105,6 +111,8 @@ LAYERNORM = Op(
         else f"the {ins[0][0]} features"),
     torch=_ln_torch,
     aliases=("layernorm2d",),
+    foreign=(keras("LayerNormalization", "axis epsilon center scale", defaults=(("eps", 0.001),)),
+             pytorch("LayerNorm", "normalized_shape eps elementwise_affine")),
 )
 
 
@@ -137,13 +145,15 @@ GROUPNORM = Op(
         + (f" x {ins[0][1]}x{ins[0][2]} positions" if len(ins[0]) == 3 else "")),
     torch=lambda g: ctor("nn.GroupNorm", g.groups, g.x[0], eps=None if g.eps == 1e-5 else g.eps,
                          affine=None if g.affine is True else g.affine),
+    foreign=(keras("GroupNormalization", "groups axis epsilon center scale", defaults=(("eps", 0.001),)),
+             pytorch("GroupNorm", "num_groups num_channels eps affine")),
 )
 
 
 def _in_shape(a: Args, ins: list[Shape]) -> Shape:
     c, h, w = need_image("instancenorm", ins[0])
     if h * w == 1:  # PyTorch refuses to train it: each channel is one value, normalised to 0
-        raise ShapeError(f"instancenorm normalises each channel over its positions, but its input is {c}x1x1",
+        raise TooSmallError(f"instancenorm normalises each channel over its positions, but its input is {c}x1x1",
                          hint="put it before the global pool, where the map is larger than 1x1")
     return ins[0]
 
@@ -171,6 +181,7 @@ INSTANCENORM = Op(
                          affine=None if g.affine is False else g.affine,
                          track_running_stats=None if g.track_running_stats is False else g.track_running_stats),
     aliases=("instancenorm2d",),
+    foreign=(pytorch("InstanceNorm2d", _TORCH_NORM),),
 )
 
 ENTRIES = (BATCHNORM, LRN, LAYERNORM, GROUPNORM, INSTANCENORM)

@@ -12,7 +12,9 @@ from cnndsl.ops.base import (
     Window,
     ceil_div,
     fmt_shape,
+    keras,
     need_image,
+    pytorch,
     spatial,
 )
 from cnndsl.ops.conv import PADDING, _kernel_text, _size_lines
@@ -100,7 +102,7 @@ def _pool_sym(g: CodeArgs) -> tuple:
     return (g.x[0], *spatial_out(g, g.kernel, g.kernel if g.stride is None else g.stride, (1, 1), g.ceil))
 
 
-def _pool(name: str, doc: str, extra=()) -> Op:
+def _pool(name: str, doc: str, foreign: tuple, extra=()) -> Op:
     return Op(
         name,
         doc,
@@ -114,13 +116,19 @@ def _pool(name: str, doc: str, extra=()) -> Op:
         sym_shape=_pool_sym,
         shape_rule="C x out(H) x out(W), as conv; with ceil=true the size rounds up "
         "(a window must start inside the input)",
+        foreign=foreign,
     )
 
 
-MAXPOOL = _pool("maxpool", "Max pooling (nn.MaxPool2d, Keras MaxPooling2D).")
+_KERAS_POOL = "pool_size strides padding data_format"
+MAXPOOL = _pool("maxpool", "Max pooling (nn.MaxPool2d, Keras MaxPooling2D).",
+                (keras("MaxPooling2D", _KERAS_POOL), keras("MaxPool2D", _KERAS_POOL),
+                 pytorch("MaxPool2d", "kernel_size stride padding dilation return_indices ceil_mode")))
 AVGPOOL = _pool(
     "avgpool",
     "Average pooling (nn.AvgPool2d, Keras AveragePooling2D).",
+    (keras("AveragePooling2D", _KERAS_POOL), keras("AvgPool2D", _KERAS_POOL),
+     pytorch("AvgPool2d", "kernel_size stride padding ceil_mode count_include_pad divisor_override")),
     (ArgSpec("count_include_pad", "bool", True, doc="average over padded zeros too (PyTorch's default)"),),
 )
 
@@ -146,7 +154,7 @@ def _global_torch(g: CodeArgs, op: str) -> str:
     return f"({pool} if {py(g.keepdims)} else {flat})"
 
 
-def _global(name: str, doc: str) -> Op:
+def _global(name: str, doc: str, foreign: tuple) -> Op:
     return Op(
         name,
         doc,
@@ -159,11 +167,16 @@ def _global(name: str, doc: str) -> Op:
         torch=lambda g: _global_torch(g, name[6:9]),
         sym_shape=lambda g: (g.x[0], 1, 1) if g.keepdims is True else (g.x[0],),
         shape_rule="C (flat), or Cx1x1 with keepdims=true",
+        foreign=foreign,
     )
 
 
-GLOBALAVGPOOL = _global("globalavgpool", "Average of each channel (Keras GlobalAveragePooling2D).")
-GLOBALMAXPOOL = _global("globalmaxpool", "Maximum of each channel (Keras GlobalMaxPooling2D).")
+GLOBALAVGPOOL = _global("globalavgpool", "Average of each channel (Keras GlobalAveragePooling2D).",
+                        (keras("GlobalAveragePooling2D", "data_format keepdims"),
+                         keras("GlobalAvgPool2D", "data_format keepdims")))
+GLOBALMAXPOOL = _global("globalmaxpool", "Maximum of each channel (Keras GlobalMaxPooling2D).",
+                        (keras("GlobalMaxPooling2D", "data_format keepdims"),
+                         keras("GlobalMaxPool2D", "data_format keepdims")))
 
 
 def _adaptive_shape(a: Args, ins: list[Shape]) -> Shape:
@@ -188,6 +201,7 @@ ADAPTIVEAVGPOOL = Op(
     torch=lambda g: ctor("nn.AdaptiveAvgPool2d", unpair(g.size)),
     sym_shape=lambda g: (g.x[0], *two(g.size)),
     shape_rule="C x size",
+    foreign=(pytorch("AdaptiveAvgPool2d", "output_size", renames=(("output_size", "size"),)),),
 )
 
 ENTRIES = (MAXPOOL, AVGPOOL, GLOBALAVGPOOL, GLOBALMAXPOOL, ADAPTIVEAVGPOOL)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnndsl.ops.base import Args, ArgSpec, Op, Shape, fmt_int
+from cnndsl.ops.base import Args, ArgSpec, Op, Shape, fmt_int, keras
 from cnndsl.ops.torchsrc import ctor
 
 SCALE = Op(
@@ -15,6 +15,7 @@ SCALE = Op(
     explain=lambda a, ins, out: [f"out = {a.factor:g} * x; params = 0"],
     torch=lambda g: ctor("Scale", g.factor),
     output_saved=False,
+    foreign=(keras("Rescaling", "scale offset", renames=(("scale", "factor"), ("offset", ""))),),
 )
 
 

@@ -110,10 +110,12 @@ class _Limit(Exception):
 
 
 class _BadCharacter(NamedTuple):
-    """Where the lexer found no token: reported, then lexing goes on after the run of characters."""
+    """Where the lexer found no token: reported, then lexing goes on after the run of characters (unless `last`:
+    past MAX_SYNTAX_ERRORS of them, each a new start of the lexer, the rest of the file is not read)."""
 
     line: int
     column: int
+    last: bool = False
 
 
 class _Stream:
@@ -196,15 +198,28 @@ class _Stream:
                 at = pos + e.pos_in_stream
                 line = line + e.line - 1
                 column = e.column + (column - 1 if e.line == 1 else 0)
-                yield _BadCharacter(line, column)
                 self.bad_characters += 1
-                if self.bad_characters > MAX_SYNTAX_ERRORS:
+                last = self.bad_characters > MAX_SYNTAX_ERRORS
+                yield _BadCharacter(line, column, last)
+                if last:
                     return
-                end = at + 1
-                while end < len(self.text) and not self.text[end].isspace():
-                    end += 1
+                end = _resume(self.text, at)
                 column += end - at
                 pos = end
+
+
+def _resume(text: str, at: int) -> int:
+    """Where lexing starts again after a character no token matches: past a Python string in single quotes on
+    its line, else past the run of non-blank characters, but never past a bracket, which the stream counts
+    (`activation='relu')` and `])` still close their `(`)."""
+    if text[at] == "'":
+        close, newline = text.find("'", at + 1), text.find("\n", at + 1)
+        if close != -1 and (newline == -1 or close < newline):
+            return close + 1
+    end = at + 1
+    while end < len(text) and not text[end].isspace() and text[end] not in "(){}":
+        end += 1
+    return end
 
 
 # ---- the parse, with recovery -----------------------------------------------------------------------
@@ -261,7 +276,7 @@ class _Run:
         self.skipping = self.statement_start
 
     def _unexpected(self, tok, expected) -> None:
-        opened = self._unclosed_paren(tok) or self._unclosed_brace(tok)
+        opened = self._foreign() or self._unclosed_paren(tok) or self._unclosed_brace(tok)
         if opened is not None:
             self._report(opened)
             return
@@ -270,6 +285,12 @@ class _Run:
         if tok.type == "_NL":  # the newline itself: the place after the line's last character
             shown, span = "end of the line", Span(self.source, tok.line, tok.column, tok.line, tok.column + 1)
         self._report(SpecSyntaxError(f"unexpected {shown}; {_expected(expected)}", span, _hint(tok, expected)))
+
+    def _foreign(self) -> CnnError | None:
+        """A Keras or PyTorch line (`Conv2D(32, 3, activation="relu")`): the error gives the cnndsl line."""
+        from cnndsl.ops.foreign import foreign_call  # the registry's names, read only when a statement is wrong
+
+        return foreign_call(self.source, *self.statement_start, SpecSyntaxError)
 
     def _unclosed_paren(self, tok) -> CnnError | None:
         """`relu(` then lines: the newlines inside the `(` were dropped, so the error comes lines later.
@@ -291,7 +312,17 @@ class _Run:
         return SpecSyntaxError("this `{` is never closed", _tok_span(self.source, braces[-1]), "add the matching `}`")
 
     def _bad_character(self, bad: _BadCharacter) -> None:
+        if bad.last:  # said, not silent: a pasted Keras model has a `'...'` or two a line
+            span = Span(self.source, bad.line, bad.column, bad.line, bad.column + 1)
+            self.errors.append(SpecSyntaxError(f"more than {MAX_SYNTAX_ERRORS} characters no token matches: the rest "
+                                               "of the file is not read", span, "fix the ones above and check again"))
+            self._damage((bad.line, bad.column), (1 << 30, 0))
+            return
         if self.skipping is None:
+            foreign = self._foreign()
+            if foreign is not None:
+                self._report(foreign)
+                return
             ch = self.source.line(bad.line)[bad.column - 1: bad.column] or "?"
             span = Span(self.source, bad.line, bad.column, bad.line, bad.column + 1)
             self._report(SpecSyntaxError(f"unexpected character `{ch}`", span,
