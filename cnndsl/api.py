@@ -11,13 +11,48 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnndsl import spec as _specs
+from cnndsl.analysis import Analysis
 from cnndsl.elaborate import parse_value
 from cnndsl.errors import CnnError, UsageError, did_you_mean
-from cnndsl.files import atomic_write, check_output, check_output_folder, free_path, run_folder_of
+from cnndsl.files import atomic_write, check_output, check_output_folder, free_path, read_bytes, run_folder_of
 from cnndsl.limits import Limits
 from cnndsl.optional import clear_imports
-from cnndsl.spec import Diagnosis, Report, Spec, check, diagnose, load, loads
+from cnndsl.spec import Diagnosis, Report, Spec, diagnose
 from cnndsl.weights import load_weights
+
+# -- specs: loaded and checked by cnndsl.spec; those given out here draw their diagram in a notebook
+
+
+def load(spec: str | Path, network: str | None = None, max_layers: int | None = None, *,
+         limits: Limits | None = None, **params) -> Spec:
+    """Loads a spec from a path or from its text (see cnndsl.spec.load); keyword arguments set network parameters.
+    In a notebook the Spec shows its table, and its diagram where Graphviz's `dot` is installed."""
+    return _drawn(_specs.load(spec, network, max_layers, limits=limits, **params))
+
+
+def loads(text: str, network: str | None = None, max_layers: int | None = None, name: str = "<string>", *,
+          limits: Limits | None = None, files: dict[str, str] | None = None, **params) -> Spec:
+    """Loads a spec from its text (see cnndsl.spec.loads); relative `use` paths start at the current directory."""
+    return _drawn(_specs.loads(text, network, max_layers, name, limits=limits, files=files, **params))
+
+
+def check(spec: str | Path, network: str | None = None, **params) -> Report:
+    """The figures of a spec (shapes, parameters, MACs, receptive field), without torch."""
+    return load(spec, network, **params).check()
+
+
+def _drawn(spec: Spec) -> Spec:
+    spec.draw = _diagram
+    return spec
+
+
+def _diagram(analysis: Analysis) -> str | None:
+    """The diagram of a Spec's or a Report's display (graphviz loads only when a notebook shows one)."""
+    from cnndsl.viz.page import notebook_diagram
+
+    return notebook_diagram(analysis)
+
 
 # -- the runner: each function imports torch when called
 
@@ -217,10 +252,25 @@ def _trained(run, spec, network: str | None, limits: Limits | None, params: dict
 
 @dataclass
 class Shown:
-    """What `show` wrote, and for a class activation map the sentence that says what it found."""
+    """What `show` wrote, and for a class activation map the sentence that says what it found. In a notebook
+    it shows the pictures themselves."""
 
     paths: list[Path]
     note: str | None = None
+
+    def _repr_html_(self) -> str:
+        """Each picture inline (a PNG as a data: address), its file's name and the note beneath."""
+        import base64
+
+        from cnndsl.report import esc
+
+        figures = []
+        for path in self.paths:
+            data = base64.b64encode(read_bytes(path, limit=64 << 20)).decode("ascii")
+            caption = esc(path.name) + (f" · {esc(self.note)}" if self.note else "")
+            figures.append(f'<figure style="margin:.3em 0"><img style="max-width:100%" alt="{esc(path.name)}" '
+                           f'src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>')
+        return "".join(figures)
 
 
 SHOW = ("filters", "maps", "cam")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cnndsl import saved
 from cnndsl.errors import CnnError
-from cnndsl.training import distributed, runs
+from cnndsl.training import distributed, runs, summary
 from cnndsl.training.augment import Augment
 from cnndsl.training.device import pick_device
 from cnndsl.training.epoch import Batches, NonFinite, evaluate_pass, train_pass
@@ -38,6 +38,7 @@ class RunResult:
     test_accuracy: float
     test_loss: float
     best_epoch: int
+    monitor: str = "val_accuracy"  # what made best_epoch the best
 
     @property
     def best(self) -> Path:
@@ -48,6 +49,17 @@ class RunResult:
     def last(self) -> Path:
         """The last finished epoch's checkpoint (what --resume continues)."""
         return self.out / "last.pt"
+
+    def summary(self) -> None:
+        """Prints every epoch's figures (the best marked) and the test's."""
+        print(summary.text(self))
+
+    def __repr__(self) -> str:
+        return f"<Run {summary.headline(self)}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the epochs' table and the learning curves."""
+        return summary.html(self)
 
 
 def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "auto", log=print,
@@ -139,4 +151,4 @@ def finish(run: Run) -> RunResult:
     final = {"test_accuracy": test_acc, "test_loss": test_loss, "best_epoch": best_epoch}
     for step in run.steps:
         step.on_train_end(final, run)
-    return RunResult(run.out, run.history, test_acc, test_loss, best_epoch)
+    return RunResult(run.out, run.history, test_acc, test_loss, best_epoch, recipe.monitor)
