@@ -10,17 +10,18 @@
     cnndsl.export(run.out, "lenet5.onnx")
 
 Importing cnndsl is cheap: the API (cnndsl.api) loads at the first name asked of it, and the parser, networkx
-and torch only when something needs them (see docs/python-api.md).
+and torch only when something needs them (see docs/python-api.md). In Jupyter, `%load_ext cnndsl` gives the
+`%%cnn` cell magic (docs/notebooks.md).
 """
 
 from __future__ import annotations
 
 from cnndsl.version import __version__
 
-_API = {"Diagnosis", "Formatted", "Report", "Shown", "Spec", "TrainingPlan", "UsageError", "check", "diagnose",
-        "evaluate", "export", "format_file", "format_spec", "launch_training", "layers", "load", "load_recipe",
-        "loads", "page", "parse_value", "plan_training", "plot", "predict", "read_run", "show", "train",
-        "write_source"}
+_API = {"Callback", "Diagnosis", "EarlyStopping", "Formatted", "Report", "Shown", "Spec", "TrainingPlan", "UsageError",
+        "check", "diagnose", "evaluate", "export", "format_file", "format_spec", "launch_training", "layers", "load",
+        "load_recipe", "loads", "page", "parse_value", "plan_training", "plot", "predict", "read_run", "show",
+        "train", "write_source"}
 
 
 def __getattr__(name: str):
@@ -44,7 +45,15 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    """The public API alone: what tab completion offers (not the modules loaded so far, nor these helpers)."""
+    return list(__all__)
+
+
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext cnndsl` in IPython or Jupyter: the `%%cnn` cell magic (cnndsl/notebook.py)."""
+    from cnndsl.notebook import load_ipython_extension as load
+
+    load(ipython)
 
 
 __all__ = sorted(_API | {"CnnError", "Limits", "load_weights"}) + ["__version__"]

@@ -11,13 +11,49 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnndsl import spec as _specs
+from cnndsl.analysis import Analysis
 from cnndsl.elaborate import parse_value
 from cnndsl.errors import CnnError, UsageError, did_you_mean
-from cnndsl.files import atomic_write, check_output, check_output_folder, free_path, run_folder_of
+from cnndsl.files import atomic_write, check_output, check_output_folder, free_path, read_bytes, run_folder_of
 from cnndsl.limits import Limits
 from cnndsl.optional import clear_imports
-from cnndsl.spec import Diagnosis, Report, Spec, check, diagnose, load, loads
+from cnndsl.spec import Diagnosis, Report, Spec, diagnose
+from cnndsl.training.callbacks import Callback, EarlyStopping
 from cnndsl.weights import load_weights
+
+# -- specs: loaded and checked by cnndsl.spec; those given out here draw their diagram in a notebook
+
+
+def load(spec: str | Path, network: str | None = None, max_layers: int | None = None, *,
+         limits: Limits | None = None, **params) -> Spec:
+    """Loads a spec from a path or from its text (see cnndsl.spec.load); keyword arguments set network parameters.
+    In a notebook the Spec shows its table, and its diagram where Graphviz's `dot` is installed."""
+    return _drawn(_specs.load(spec, network, max_layers, limits=limits, **params))
+
+
+def loads(text: str, network: str | None = None, max_layers: int | None = None, name: str = "<string>", *,
+          limits: Limits | None = None, files: dict[str, str] | None = None, **params) -> Spec:
+    """Loads a spec from its text (see cnndsl.spec.loads); relative `use` paths start at the current directory."""
+    return _drawn(_specs.loads(text, network, max_layers, name, limits=limits, files=files, **params))
+
+
+def check(spec: str | Path, network: str | None = None, **params) -> Report:
+    """The figures of a spec (shapes, parameters, MACs, receptive field), without torch."""
+    return load(spec, network, **params).check()
+
+
+def _drawn(spec: Spec) -> Spec:
+    spec.draw = _diagram
+    return spec
+
+
+def _diagram(analysis: Analysis) -> str | None:
+    """The diagram of a Spec's or a Report's display (graphviz loads only when a notebook shows one)."""
+    from cnndsl.viz.page import notebook_diagram
+
+    return notebook_diagram(analysis)
+
 
 # -- the runner: each function imports torch when called
 
@@ -37,21 +73,69 @@ class TrainingPlan:
 
 @clear_imports
 def train(spec, recipe=None, *, out: str | Path | None = None, resume: str | Path | None = None, device: str = "auto",
-          log=print, **overrides):
+          log=print, data=None, validation_data=None, test_data=None, classes: list[str] | None = None,
+          callbacks: list | None = None, **overrides):
     """Trains a spec as `cnndsl train` does and returns its RunResult (out, history, test_accuracy,
     test_loss, best_epoch, best and last checkpoint paths); the run's folder gets report.html too.
 
     `spec` is a path, spec text or a Spec; `recipe` a YAML file, a dict or a Recipe; `overrides` are recipe
-    keys over it (`epochs=3, lr=0.01, data="npz:x.npz"`). `out` is a new or empty folder (default
-    runs/NAME-TIME). `resume` is the folder of a run to finish from its last checkpoint, with its own recipe
-    (only `tensorboard=` may change). `log` receives each line of the log (default print; `log=None` is silent).
+    keys over it (`epochs=3, lr=0.01`). `data` is a dataset's name (the recipe key: "mnist", "npz:x.npz"), or
+    data held in Python: (x, y) arrays in Keras' layout (N, H, W, C) or torch's (N, C, H, W), a torch Dataset or
+    a DataLoader, with `validation_data` and `test_data` the same way and `classes` their names (see
+    cnndsl.data.arrays). `callbacks` are objects with Keras' methods (on_epoch_end(epoch, logs)...; one stops
+    the run with `self.model.stop_training = True`), and EarlyStopping(...) for the recipe's early stopping.
+    `out` is a new or empty folder (default runs/NAME-TIME). `resume` is the folder of a run to finish from its
+    last checkpoint, with its own recipe (only `tensorboard=` may change; data given in Python is given again).
+    `log` receives each line of the log (default print; `log=None` is silent).
     """
+    from cnndsl.data.arrays import PREFIX, is_given
     from cnndsl.training.loop import train as run
     from cnndsl.viz.runpage import ReportPage
 
-    plan = plan_training(spec, recipe, out=out, resume=resume, **overrides)
+    own, stopping = _callbacks(callbacks, overrides)
+    given = None
+    if is_given(data):
+        spec = _spec(spec)
+        report = spec.check()
+        given = _given(data, validation_data, test_data, classes, report)
+    elif validation_data is not None or test_data is not None or classes is not None:
+        raise UsageError("validation_data, test_data and classes go with data given in Python",
+                         hint="data=(x_train, y_train), a torch Dataset or a DataLoader; a named dataset has "
+                         "its own splits and classes")
+    keys = {**overrides, **stopping}
+    if given is None and data is not None:
+        keys["data"] = data  # a dataset's name: the recipe key
+    elif given is not None and resume is None:
+        keys["data"] = given.name  # what the run records: python:arrays...
+    plan = plan_training(spec, recipe, out=out, resume=resume, **keys)
+    if resume is not None and given is not None and not plan.recipe.data.startswith(PREFIX):
+        raise UsageError(f"resume={str(resume)!r} trained on {plan.recipe.data}, which it reads again; data= is for a "
+                         "run trained on data given in Python", hint="leave out data=")
     return run(plan.spec, plan.recipe, plan.out, resume=plan.resume, device=device, log=log or _quiet,
-               steps=[ReportPage()], named=plan.named)
+               steps=[ReportPage()], named=plan.named, data=given, callbacks=own)
+
+
+def _callbacks(callbacks, overrides: dict) -> tuple[list, dict]:
+    """(the callbacks the runner calls, the recipe keys an EarlyStopping among them sets), which no key given
+    beside them may set too."""
+    from cnndsl.training.callbacks import split
+
+    own, stopping = split(callbacks)
+    both = sorted(set(stopping) & set(overrides))
+    if both:
+        raise UsageError(f"EarlyStopping sets {', '.join(both)}, given also as {'a key' if len(both) == 1 else 'keys'}",
+                         hint="give one of them")
+    return own, stopping
+
+
+def _given(data, validation_data, test_data, classes, report: Report):
+    """Data given in Python, checked against the network's input and outputs (data.arrays.given)."""
+    from cnndsl.data.arrays import given
+
+    if len(report.output) != 1:
+        raise CnnError(f"the network's output is {'x'.join(map(str, report.output))}, not one score per class",
+                       hint="end the network with `flatten` or `globalavgpool` and `dense classes`")
+    return given(data, validation_data, test_data, classes, input_shape=report.input, outputs=report.output[0])
 
 
 @clear_imports
@@ -217,17 +301,32 @@ def _trained(run, spec, network: str | None, limits: Limits | None, params: dict
 
 @dataclass
 class Shown:
-    """What `show` wrote, and for a class activation map the sentence that says what it found."""
+    """What `show` wrote, and for a class activation map the sentence that says what it found. In a notebook
+    it shows the pictures themselves."""
 
     paths: list[Path]
     note: str | None = None
+
+    def _repr_html_(self) -> str:
+        """Each picture inline (a PNG as a data: address), its file's name and the note beneath."""
+        import base64
+
+        from cnndsl.report import esc
+
+        figures = []
+        for path in self.paths:
+            data = base64.b64encode(read_bytes(path, limit=64 << 20)).decode("ascii")
+            caption = esc(path.name) + (f" · {esc(self.note)}" if self.note else "")
+            figures.append(f'<figure style="margin:.3em 0"><img style="max-width:100%" alt="{esc(path.name)}" '
+                           f'src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>')
+        return "".join(figures)
 
 
 SHOW = ("filters", "maps", "cam")
 
 
 @clear_imports
-def show(what: str, run, image: str | Path | None = None, *, index: int | None = None,
+def show(what: str, run, image=None, *, index: int | None = None,
          layer: str | list[str] | None = None, out: str | Path | None = None, scale: str = "shared",
          target: str | None = None, method: str = "auto") -> Shown:
     """Pictures of what a run's network learned, as `cnndsl show` draws them, into `out` (default: the run's
@@ -237,7 +336,8 @@ def show(what: str, run, image: str | Path | None = None, *, index: int | None =
     `method`: auto, cam or gradcam; `layer` for Grad-CAM).
 
     `run` is a run folder, a checkpoint, a RunResult, or a read_run(...) (a spec file, other --set values).
-    The image is a file, or the test-set image `index` of the run's data (default 0).
+    The image is a file, an array or tensor (one image, as `train` takes them: (H, W), (H, W, C) or (C, H, W)),
+    or the test-set image `index` of the run's data (default 0). In a notebook the Shown shows the pictures.
     """
     from cnndsl.viz.trained import sample, trained
 
@@ -252,7 +352,7 @@ def show(what: str, run, image: str | Path | None = None, *, index: int | None =
         if image is not None or index is not None:
             raise CnnError("show filters draws the kernels alone: it takes no image", hint="leave out the image")
         return Shown([show_filters(network, layer, folder)])
-    picture = sample(network, None if image is None else str(image), index)
+    picture = sample(network, str(image) if isinstance(image, (str, Path)) else image, index)
     if what == "maps":
         from cnndsl.viz.learned import show_maps
 
@@ -380,7 +480,7 @@ def _quiet(line: str) -> None:
     pass
 
 
-__all__ = ["CnnError", "Diagnosis", "Formatted", "Limits", "Report", "Shown", "Spec", "TrainingPlan", "UsageError",
-           "check", "diagnose", "evaluate", "export", "format_file", "format_spec", "launch_training", "layers",
-           "load", "load_recipe", "load_weights", "loads", "page", "parse_value", "plan_training", "plot", "predict",
-           "read_run", "show", "train", "write_source"]
+__all__ = ["Callback", "CnnError", "Diagnosis", "EarlyStopping", "Formatted", "Limits", "Report", "Shown", "Spec",
+           "TrainingPlan", "UsageError", "check", "diagnose", "evaluate", "export", "format_file", "format_spec",
+           "launch_training", "layers", "load", "load_recipe", "load_weights", "loads", "page", "parse_value",
+           "plan_training", "plot", "predict", "read_run", "show", "train", "write_source"]

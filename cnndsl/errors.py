@@ -250,6 +250,12 @@ class CnnError(Exception):
     def __str__(self) -> str:
         return self.render()
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython and Jupyter show of this error instead of a Python traceback: the message as the command
+        line prints it, located in the spec (or the notebook cell), with its hint. (IPython's protocol: the
+        method is only called, never imported.)"""
+        return self.render().splitlines()
+
 
 class CnnErrors(CnnError):
     """Several independent errors of one spec, found in one run; the first is this error's message.

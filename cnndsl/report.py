@@ -1,7 +1,9 @@
-"""Renders an analysis: the text table of `cnndsl check`, --json, --markdown and --explain."""
+"""Renders an analysis: the text table of `cnndsl check`, --json, --markdown, --explain, and the HTML table that
+`check --html` and a notebook show."""
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
 
@@ -277,3 +279,87 @@ def markdown(a: Analysis, source: str, depth: int | None = None) -> str:
               f"| receptive field | {a.receptive_field} |", f"| weights | {mib(a.weight_bytes)} |",
               f"| activations per sample | {mib(a.activation_bytes)} |"]
     return "\n".join(lines)
+
+# ---- HTML: the pieces of `check --html` (viz/page.py) and of a Spec's or a Report's display in a notebook ----
+# Every piece of user text (file names, layer names, call arguments, warnings) goes through esc.
+
+
+def esc(text: object) -> str:
+    """Text for HTML: &, <, >, and both quotes escaped (safe in elements and attribute values)."""
+    return html.escape(str(text), quote=True)
+
+
+def summary_html(a: Analysis) -> str:
+    return (f'<p>input <code>{esc(fmt_shape(a.graph.input.shape))}</code> → output '
+            f'<code>{esc(fmt_shape(a.output.layer.shape))}</code> · {a.params:,} parameters · '
+            f"{esc(human(a.macs))} MACs · receptive field {a.receptive_field} · {len(a.layers) - 1} layers</p>")
+
+
+def table_html(a: Analysis, depth: int | None = None) -> str:
+    """The check table: one <tr> per row of `check --depth`, the layer rows with their arithmetic."""
+    right = {0, 4, 5, 6}
+    head = "".join(f'<th class="num">{h}</th>' if i in right else f"<th>{h}</th>" for i, h in enumerate(HEAD))
+    body = "\n".join(_row_html(r) for r in rows(a, depth))
+    return (f'<div class="scroll"><table class="layers"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n'
+            "</tbody></table></div>")
+
+
+def _row_html(r: Row) -> str:
+    index, name, op, output, params, macs, rf = row_cells(r)
+    level = (len(name) - len(name.lstrip(" "))) // 2
+    if r.figures is None:
+        kind = "folded" if r.folded else "group"
+        label = esc(name.strip())
+    else:
+        kind = "layer frozen" if r.figures.layer.frozen else "layer"
+        why = esc("\n".join(r.figures.explain()))
+        label = f'<details class="why"><summary>{esc(name.strip())}</summary><pre>{why}</pre></details>'
+    none = " none" if macs == "—" else ""
+    return (f'<tr class="{kind}" data-id="{esc(r.id)}" id="row-{esc(r.id)}"><td class="num">{index}</td>'
+            f'<td class="name" style="padding-left:{0.6 + 1.2 * level:.1f}em">{label}</td><td>{esc(op)}</td>'
+            f'<td class="shape">{esc(output)}</td><td class="num">{params}</td><td class="num{none}">{macs}</td>'
+            f'<td class="num">{rf}</td></tr>')
+
+
+def totals_html(a: Analysis) -> str:
+    cells = "".join(f"<tr><td>{esc(label.strip())}</td><td>{esc(value)}</td></tr>" for label, value in total_rows(a))
+    return f'<table class="totals">{cells}</table>'
+
+
+def warnings_html(warnings) -> str:
+    if not warnings:
+        return ""
+    items = "".join(f"<li><pre>{esc(w.render())}</pre></li>" for w in warnings)
+    return f'<h2>Warnings</h2><ul class="warnings">{items}</ul>'
+
+
+# a notebook's page is not ours: the styles are scoped to the report's own element, and say what Jupyter's
+# defaults would change. JupyterLab right-aligns every cell with a selector of two classes and a tag, so the
+# cells' rules name two classes too.
+NOTEBOOK_CSS = """<style>
+.cnndsl-report table { border-collapse: collapse; font-size: 12px; margin: 0; }
+.cnndsl-report table.layers th, .cnndsl-report table.layers td, .cnndsl-report table.totals td {
+  padding: 1px 8px; text-align: left; vertical-align: top; white-space: nowrap; }
+.cnndsl-report table.layers .num { text-align: right; }
+.cnndsl-report td.shape, .cnndsl-report td.num { font-family: monospace; }
+.cnndsl-report tr.group td { background: #eef3fb; font-weight: 600; }
+.cnndsl-report tr.folded td { background: #f4f7fc; } .cnndsl-report tr.frozen td.name { color: #3557a0; }
+.cnndsl-report td.none { color: #999; } .cnndsl-report details summary { cursor: pointer; }
+.cnndsl-report details.why pre { margin: 0 0 .3em 1em; font-size: 11px; white-space: pre-wrap; max-width: 36em; }
+.cnndsl-report .parts { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
+.cnndsl-report .diagram svg { max-height: 720px; width: auto; height: auto; }
+.cnndsl-report .scroll { max-height: 40em; overflow: auto; } .cnndsl-report table.totals { margin-top: .6em; }
+.cnndsl-report .warnings pre { color: #8a5a00; margin: .2em 0; }
+</style>"""
+
+
+def notebook_html(a: Analysis, source: str, warnings=(), diagram: str | None = None, depth: int | None = None) -> str:
+    """A Spec's or a Report's display in a notebook: a line naming the network and its figures, the diagram
+    (inline SVG, when one is given) beside the table of `check` (folded at `depth`), the totals, the warnings."""
+    title = f"<b>{esc(a.graph.name)}</b> · {esc(source)}"
+    figures = summary_html(a).removeprefix("<p>")
+    drawn = f'<div class="diagram">{diagram}</div>' if diagram else ""
+    notes = "".join(f"<pre>{esc(w.render())}</pre>" for w in warnings)
+    return (f'<div class="cnndsl-report">{NOTEBOOK_CSS}<p>{title} · {figures}<div class="parts">{drawn}<div>'
+            f"{table_html(a, depth)}{totals_html(a)}</div></div>"
+            + (f'<div class="warnings">{notes}</div>' if notes else "") + "</div>")

@@ -6,6 +6,7 @@ export; `cnndsl.api` re-exports these as the public API.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,8 +16,13 @@ from cnndsl.elaborate import elaborate
 from cnndsl.errors import CnnError, Diagnostic, UsageError, raise_all
 from cnndsl.graph import Graph
 from cnndsl.limits import Limits
+from cnndsl.ops.base import fmt_shape
 from cnndsl.optional import clear_imports
 from cnndsl.syntax.loader import STD_DIR, Loaded, Program, load_tolerant, read_text
+
+# draws a network's diagram for a notebook (inline SVG, or None where it cannot): the API gives its Specs and
+# Reports viz's; the core draws none, so that `check` never loads graphviz
+Draw = Callable[[Analysis], "str | None"]
 
 
 @dataclass
@@ -26,6 +32,7 @@ class Report:
     analysis: Analysis
     warnings: list[Diagnostic]
     source: str
+    draw: Draw | None = field(default=None, repr=False, compare=False)
 
     def __getattr__(self, name: str):  # params, macs, buffers, receptive_field, ...
         return getattr(self.__dict__["analysis"], name)
@@ -57,6 +64,21 @@ class Report:
         """The table as rich Text, coloured for a terminal (what `check` prints there)."""
         return report.coloured(self.analysis, self.source, depth, explain)
 
+    def summary(self, depth: int | None = None, explain: bool = False) -> None:
+        """Prints the table as `cnndsl check` does (Keras' model.summary())."""
+        print(self.text(depth, explain))
+
+    def __repr__(self) -> str:
+        a = self.analysis
+        warned = f", {len(self.warnings)} warning{'s' * (len(self.warnings) != 1)}" if self.warnings else ""
+        return (f"<Report {a.graph.name} ({self.source}): {fmt_shape(self.input)} -> {fmt_shape(self.output)}, "
+                f"{a.params:,} params, {report.human(a.macs)} MACs{warned}>")
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the table, and the diagram beside it where one can be drawn."""
+        return report.notebook_html(self.analysis, self.source, self.warnings,
+                                    self.draw(self.analysis) if self.draw else None)
+
 
 @dataclass
 class Spec:
@@ -71,6 +93,7 @@ class Spec:
     _elaborated: object = None
     _report: Report | None = None
     _source: tuple[str, str] | None = None
+    draw: Draw | None = field(default=None, repr=False, compare=False)  # its reports' diagrams, as Report.draw
 
     def _elaborate(self):
         if self._elaborated is None:
@@ -106,7 +129,28 @@ class Spec:
             with collector.paused():
                 analysis = analyse(elaborated.graph)
             self._report = Report(analysis, elaborated.warnings + memory_warnings(analysis), self.origin)
+        self._report.draw = self.draw
         return self._report
+
+    def summary(self, depth: int | None = None, explain: bool = False) -> None:
+        """Prints the table as `cnndsl check` does (Keras' model.summary())."""
+        self.check().summary(depth, explain)
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        try:
+            r = self.check()
+        except CnnError as e:  # a repr never raises: it says what is wrong
+            return f"<Spec {self.origin}{f' ({values})' if values else ''}: error: {e.message.splitlines()[0]}>"
+        name = r.analysis.graph.name + (f" ({values})" if values else "")
+        return f"<Spec {name}: {fmt_shape(r.input)} -> {fmt_shape(r.output)}, {r.params:,} params>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the report's (a spec that does not check shows its error, located)."""
+        try:
+            return self.check()._repr_html_()
+        except CnnError as e:
+            return f'<pre class="cnndsl-error">{report.esc(e.render())}</pre>'
 
     def source(self) -> str:
         """Standalone PyTorch source for the network (checks the spec first)."""

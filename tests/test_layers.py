@@ -6,7 +6,7 @@ only the parts below it (docs: "Who may import whom" in the design notes, and RE
     data      datasets and images as a network takes them        imports the core
     saved     a saved run: the checkpoint format and its network  imports the core
     training, viz, exporter                                       import the core, data and saved; never each other
-    api       the facade (and cnndsl/__init__.py)                 imports anything but the CLI
+    api       the facade (and cnndsl/__init__.py, notebook.py)    imports anything but the CLI
     cli       the command line                                    imports the API, errors and limits only
 
 Every import counts, those inside functions too, except under `if TYPE_CHECKING:` (annotations only).
@@ -21,7 +21,7 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "cnndsl"
 
-LAYER_OF = {"cnndsl": "api", "cnndsl.api": "api", "cnndsl.cli": "cli", "cnndsl.data": "data",
+LAYER_OF = {"cnndsl": "api", "cnndsl.api": "api", "cnndsl.notebook": "api", "cnndsl.cli": "cli", "cnndsl.data": "data",
             "cnndsl.saved": "saved", "cnndsl.training": "training", "cnndsl.viz": "viz",
             "cnndsl.exporter": "exporter"}  # a module in none of these (or its package) is the core's
 MAY_IMPORT = {

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnndsl.data.arrays import PREFIX
 from cnndsl.errors import CnnError, did_you_mean
 from cnndsl.files import Missing, open_file
 from cnndsl.optional import require
@@ -49,6 +50,35 @@ def load_dataset(name: str, input_shape: tuple[int, ...], seed: int = 0, val: fl
     the input's size, with `reserve` bytes more (the model's), must fit in memory.
     """
     sources, classes = _sources(name, input_shape)
+    return split_sources(name, sources, classes, input_shape, seed, val, test, splits, reserve)
+
+
+def given_dataset(given, input_shape: tuple[int, ...], seed: int = 0, splits: dict[str, str] | None = None,
+                  reserve: int = 0) -> Dataset:
+    """Data given in Python (data.arrays.Given), split as a named dataset is: a part given is kept (training,
+    validation, test); without validation_data the training data are cut 80/10/10, or 90/10 with test_data.
+    With validation_data and no test_data, the test figures are the validation data's (the log says so)."""
+    sources = {"train": given.parts["train"], **({"test": given.parts["test"]} if "test" in given.parts else {})}
+    if "val" not in given.parts:
+        data = split_sources(given.name, sources, given.classes, input_shape, seed, splits=splits, reserve=reserve)
+    else:
+        if splits:
+            raise CnnError("the recipe's `splits` cut a dataset into parts, and validation_data gives the "
+                           "validation part: leave out one of them")
+        _check_size(given.name, {**sources, "val": given.parts["val"]}, input_shape, reserve)
+        val = Split(*given.parts["val"])
+        test = Split(*sources["test"]) if "test" in sources else val
+        data = Dataset(given.name, Split(*sources["train"]), val, test, given.classes)
+        if "test" not in sources:
+            data.notes.append("no test_data: the test figures are those of validation_data")
+    data.notes[:0] = given.notes
+    return data
+
+
+def split_sources(name: str, sources: dict, classes: list[str], input_shape: tuple[int, ...], seed: int = 0,
+                  val: float = 0.1, test: float = 0.1, splits: dict[str, str] | None = None,
+                  reserve: int = 0) -> Dataset:
+    """A dataset's parts ({"train": (x, y), "test": ...}) split and adapted as `load_dataset` says."""
     _check_size(name, sources, input_shape, reserve)
     if splits:
         cut = {part: slice_expression(splits.get(part) or DEFAULT_SPLITS["test" in sources][part], sources, seed)
@@ -140,6 +170,10 @@ def _sources(name: str, input_shape: tuple[int, ...]):
     """The dataset's parts as (images, labels): `train`, and `test` where it ships one."""
     from cnndsl.data import sources
 
+    if name.startswith(PREFIX):
+        raise CnnError(f"`{name}` is data given in Python to cnndsl.train, which a run does not keep",
+                       hint="give it again: cnndsl.train(spec, resume=RUN, data=(x, y), ...); to draw one of its "
+                       "images, cnndsl.show(..., image=x[i]); or name a dataset (--data)")
     if name in IDX or name in CIFAR:
         train, test, classes = (sources.load_idx if name in IDX else sources.load_cifar)(name)
         return {"train": train, "test": test}, classes

@@ -28,12 +28,16 @@ class Batches:
     lr: Callable[[int], float] | None = None  # the learning rate for each step of the epoch
     amp: bool = False
     world: distributed.World = field(default_factory=distributed.World)
+    # after each batch (step, running loss sum, correct, examples seen): True ends the epoch there (a callback's
+    # model.stop_training); None when no callback watches batches
+    after: Callable[[int, object, object, int], bool] | None = None
 
 
 def train_pass(forward, split: Split, batches: Batches, loss_fn, optimizer,
                progress: Progress | None = None) -> tuple[float, float]:
     """Mean loss and accuracy over one pass of the training split in a shuffled order, stepping the optimizer
-    after each batch. Each process trains on its share of the same order; the means are over them all.
+    after each batch. Each process trains on its share of the same order; the means are over them all. A pass
+    that `batches.after` ends early has the means of the batches it trained.
 
     A loss that is not finite raises NonFinite, with the step where it first happened (read at the end).
     """
@@ -45,6 +49,7 @@ def train_pass(forward, split: Split, batches: Batches, loss_fn, optimizer,
     sums = _Sums(device)
     first_bad = torch.full((), -1, dtype=torch.int64, device=device)
     autocast = _autocast(device, batches.amp)
+    seen = 0
     with torch.enable_grad():
         for step, start in enumerate(range(0, len(order), batches.size)):
             index = order[start:start + batches.size]
@@ -58,9 +63,12 @@ def train_pass(forward, split: Split, batches: Batches, loss_fn, optimizer,
             bad = (first_bad < 0) & ~torch.isfinite(loss.detach())
             first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
             sums.add(loss, logits, y)
+            seen = min(start + batches.size, len(order))
             if progress:
-                progress.update(step + 1, sums.loss, sums.correct, min(start + batches.size, len(order)))
-    count = torch.tensor(len(order), device=device)
+                progress.update(step + 1, sums.loss, sums.correct, seen)
+            if batches.after and batches.after(step, sums.loss, sums.correct, seen):
+                break
+    count = torch.tensor(seen, device=device)
     distributed.all_sum(sums.loss, sums.correct, count)
     if int(first_bad) >= 0:
         raise NonFinite(int(first_bad))

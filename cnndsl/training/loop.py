@@ -16,8 +16,9 @@ from pathlib import Path
 
 from cnndsl import saved
 from cnndsl.errors import CnnError
-from cnndsl.training import distributed, runs
+from cnndsl.training import distributed, runs, summary
 from cnndsl.training.augment import Augment
+from cnndsl.training.callbacks import Callbacks, epoch_logs
 from cnndsl.training.device import pick_device
 from cnndsl.training.epoch import Batches, NonFinite, evaluate_pass, train_pass
 from cnndsl.training.monitor import Monitor
@@ -38,6 +39,7 @@ class RunResult:
     test_accuracy: float
     test_loss: float
     best_epoch: int
+    monitor: str = "val_accuracy"  # what made best_epoch the best
 
     @property
     def best(self) -> Path:
@@ -49,16 +51,28 @@ class RunResult:
         """The last finished epoch's checkpoint (what --resume continues)."""
         return self.out / "last.pt"
 
+    def summary(self) -> None:
+        """Prints every epoch's figures (the best marked) and the test's."""
+        print(summary.text(self))
+
+    def __repr__(self) -> str:
+        return f"<Run {summary.headline(self)}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the epochs' table and the learning curves."""
+        return summary.html(self)
+
 
 def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "auto", log=print,
-          steps: list[EpochStep] = (), named: bool = True) -> RunResult:
+          steps: list[EpochStep] = (), named: bool = True, data=None, callbacks: list = ()) -> RunResult:
     """Trains `spec` (a cnndsl.Spec) with `recipe`, writing checkpoints and metrics into `out`.
 
     Under torchrun every process runs this; only rank 0 logs, writes, and claims the folder. A new run (not
     `resume`) needs a folder that does not exist or is empty, and claims it before it starts (runs.claim): a run
     already there, or one starting there at the same moment, is never written over; `named` false lets a
     default name take -2, -3... when another run has it. `steps` run after the standard ones at each epoch's end
-    (cnndsl.train adds the run's page).
+    (cnndsl.train adds the run's page). `data` is data given in Python (data.arrays.Given) instead of the
+    recipe's dataset; `callbacks` are the caller's own, with Keras' methods (training/callbacks.py).
     """
     out = Path(out)
     epoch_steps = standard(Monitor(recipe.monitor), recipe.patience, recipe.tensorboard) + list(steps)
@@ -70,9 +84,11 @@ def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "
         here = distributed.start(dev)
         log = log if here.main else (lambda line: None)
         try:
-            run = setup(spec, recipe, claim.folder, dev, here, log, epoch_steps)
+            run = setup(spec, recipe, claim.folder, dev, here, log, epoch_steps, data)
             if resume:
                 restore(run, runs.last_checkpoint(claim.folder))
+            run.callbacks = Callbacks(callbacks, run.net.model, log)
+            run.callbacks.call("on_train_begin", {})
             fit(run)
             return finish(run)
         finally:
@@ -87,11 +103,15 @@ def fit(run: Run) -> None:
         phase = run.phases.of(epoch)
         if phase != run.phases.index:
             run.enter_phase(phase)
+        if run.callbacks and run.callbacks.call("on_epoch_begin", epoch - 1, {}):
+            break
         row = train_epoch(run, epoch)
         run.history.append(row)
         for step in run.steps:
             step.on_epoch_end(row, run)
         distributed.barrier()  # every process sees the checkpoint of this epoch before the next
+        if run.callbacks and run.callbacks.call("on_epoch_end", epoch - 1, epoch_logs(row)):
+            run.stop = True
         if run.stop:
             break
 
@@ -103,8 +123,9 @@ def train_epoch(run: Run, epoch: int) -> dict:
     train_mode(net.model, run.phases, recipe)  # frozen batchnorm stays in inference mode (recipe.frozen_batchnorm)
     progress = Progress(schedule.steps_per_epoch, f"epoch {epoch}/{recipe.epochs}")
     in_phase = epoch - run.phases.start(run.phases.index)
+    watch = run.callbacks.batch_end if run.callbacks and run.callbacks.batches else None
     batches = Batches(recipe.batch_size, run.rngs.shuffle, Augment(**recipe.augment), run.rngs.augment,
-                      recipe.clip_grad_norm, lambda step: schedule.lr(in_phase, step), recipe.amp, run.world)
+                      recipe.clip_grad_norm, lambda step: schedule.lr(in_phase, step), recipe.amp, run.world, watch)
     try:
         loss, acc = train_pass(net.forward, data.train, batches, net.loss_fn, run.phases.optimizer, progress)
     except NonFinite as e:
@@ -137,6 +158,9 @@ def finish(run: Run) -> RunResult:
                                         recipe.amp)
     best_epoch = run.step("best_checkpoint").epoch if recipe.restore_best else len(run.history)
     final = {"test_accuracy": test_acc, "test_loss": test_loss, "best_epoch": best_epoch}
+    logs = {**(epoch_logs(run.history[-1]) if run.history else {}), **final}  # before the class scores join it
     for step in run.steps:
         step.on_train_end(final, run)
-    return RunResult(run.out, run.history, test_acc, test_loss, best_epoch)
+    if run.callbacks:
+        run.callbacks.call("on_train_end", logs)
+    return RunResult(run.out, run.history, test_acc, test_loss, best_epoch, recipe.monitor)

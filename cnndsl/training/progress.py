@@ -1,12 +1,15 @@
-"""The progress of an epoch's batches on a terminal or in a notebook: one rich line that fits the width.
+"""The progress of an epoch's batches on a terminal or in a notebook.
 
-Batches done of the epoch's total, the running loss and accuracy, the rate and the time left. Off when
-stderr is a file or a pipe (outside a notebook): logs stay clean, and rich is then never imported. The
-line is transient, so the epoch's log line that follows is the same with or without it.
+Batches done of the epoch's total, the running loss and accuracy, the rate and the time left. On a terminal,
+one rich line that fits the width, transient, so the epoch's log line that follows is the same with or
+without it. In a Jupyter kernel, an HTML bar that IPython's display protocol updates in place (a display_id:
+no ipywidgets needed, and the notebook keeps each epoch's finished bar, as Keras' do). Off when stderr is a
+file or a pipe outside a notebook: logs stay clean, and neither rich nor IPython is imported.
 """
 
 from __future__ import annotations
 
+import html
 import os
 import sys
 import time
@@ -16,21 +19,33 @@ from cnndsl.errors import terminal
 REFRESH = 0.1  # seconds between reads of the running sums: each read waits for the device
 
 
+def where() -> str | None:
+    """"terminal" (a terminal on stderr), "notebook" (a Jupyter kernel, whose stderr is no terminal) or None;
+    under torchrun only the first process draws, as only it logs."""
+    if os.environ.get("RANK", "0") != "0":
+        return None
+    if sys.stderr.isatty():
+        return "terminal"
+    return "notebook" if "ipykernel" in sys.modules else None
+
+
 def showing() -> bool:
-    """A terminal on stderr, or a Jupyter kernel (whose stderr is no terminal; rich draws a widget there,
-    with ipywidgets installed); under torchrun only the first process draws, as only it logs."""
-    return os.environ.get("RANK", "0") == "0" and (sys.stderr.isatty() or "ipykernel" in sys.modules)
+    return where() is not None
 
 
 class Progress:
-    """A bar of `total` batches labelled `label` (e.g. "epoch 3/10"), drawn by rich on stderr."""
+    """A bar of `total` batches labelled `label` (e.g. "epoch 3/10"): rich's on a terminal, HTML in a notebook."""
 
     def __init__(self, total: int, label: str):
         self.total, self.label = total, label
-        self.on = showing()
+        place = where()
+        self.on = place is not None
         self._read = 0.0
-        if self.on:
+        if place == "terminal":
             self._bar, self._task = _start(total, label)
+        elif place == "notebook":
+            self._bar = NotebookBar(total, label)
+            self._task = None
 
     def update(self, done: int, loss_sum=None, correct=None, seen: int = 0) -> None:
         """`done` batches of `total`; the running sums (tensors on the device) are read every REFRESH seconds."""
@@ -48,6 +63,47 @@ class Progress:
             self._bar.refresh()
             self._bar.stop()
             self.on = False
+
+
+class NotebookBar:
+    """The epoch's bar in a notebook: an HTML <progress> and the figures beside it, one display updated in place
+    (at most every REFRESH seconds: each update is a message to the browser). It has rich's methods that
+    Progress calls. IPython is there already: the kernel runs on it."""
+
+    def __init__(self, total: int, label: str):
+        from IPython.display import HTML, display
+
+        self.total, self.label, self._html = total, label, HTML
+        self.done, self.fields = 0, {"loss": "loss -", "acc": "acc -"}
+        self.started = self._shown = time.perf_counter()
+        self.handle = display(HTML(self.html()), display_id=True)
+
+    def update(self, task=None, completed: int = 0, **fields) -> None:
+        self.done = completed
+        self.fields.update(fields)
+        now = time.perf_counter()
+        if now - self._shown >= REFRESH:
+            self._shown = now
+            self.refresh()
+
+    def refresh(self) -> None:
+        self.handle.update(self._html(self.html()))
+
+    def stop(self) -> None:
+        pass
+
+    def html(self) -> str:
+        elapsed = time.perf_counter() - self.started
+        rate = self.done / elapsed if self.done and elapsed > 0 else 0.0
+        if self.done >= self.total:
+            timing = f"{elapsed:.1f}s"
+        else:
+            timing = f"{(self.total - self.done) / rate:.0f}s left" if rate else "- left"
+        figures = " · ".join([f"{self.done}/{self.total}", self.fields["loss"], self.fields["acc"],
+                              f"{rate:.1f} batch/s" if rate else "- batch/s", timing])
+        return (f'<div class="cnndsl-progress" style="font-family:monospace;font-size:12px">{html.escape(self.label)} '
+                f'<progress value="{self.done}" max="{self.total}" style="width:16em;vertical-align:middle">'
+                f"</progress> {html.escape(figures)}</div>")
 
 
 def _start(total: int, label: str):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cnndsl import memory
 from cnndsl.build import initialize, scores, scores_module
-from cnndsl.data.datasets import PRESETS, Dataset, load_dataset, normalize, normalize_with, preset
+from cnndsl.data.datasets import PRESETS, Dataset, given_dataset, load_dataset, normalize, normalize_with, preset
 from cnndsl.errors import CnnError, printable
 from cnndsl.saved import Checkpoint
 from cnndsl.training import distributed, steps
@@ -69,6 +69,7 @@ class Run:
     steps: list[steps.EpochStep]
     history: list[dict] = field(default_factory=list)  # the epochs' rows
     stop: bool = False  # set by a step (early stopping) to end the run after this epoch
+    callbacks: object = None  # the caller's own (training.callbacks.Callbacks), or None
 
     def step(self, name: str) -> steps.EpochStep:
         return next(s for s in self.steps if s.name == name)
@@ -84,9 +85,10 @@ class Run:
 
 
 def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log,
-          epoch_steps: list[steps.EpochStep]) -> Run:
+          epoch_steps: list[steps.EpochStep], given=None) -> Run:
     """Checks, then the data on the device, the network and the phases, for the run claiming `out` (runs.claim);
-    `epoch_steps` are the run's (training.steps.standard and any the caller adds, checked already)."""
+    `epoch_steps` are the run's (training.steps.standard and any the caller adds, checked already). `given` is
+    data given in Python (data.arrays.Given), which replaces the recipe's dataset."""
     import torch
 
     report = spec.check()
@@ -94,7 +96,7 @@ def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log,
     # refused before anything is allocated; processes on one CPU each hold the model and a batch
     need = memory.check_training(report, recipe.batch_size, dev, copies=1 if dev.type == "cuda" else here.size)
     seed_all(recipe.seed)
-    data = load_data(recipe, report, dev, need, log)
+    data = load_data(recipe, report, dev, need, log, given)
     net = build_net(spec, recipe, dev, here, log)
     processes = f" x {here.size} processes" if here.size > 1 else ""
     log(f"training {report.analysis.graph.name} ({report.params:,} parameters) on {printable(recipe.data)}: "
@@ -110,12 +112,16 @@ def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log,
                net=net, rngs=rngs, phases=Phases(plan, spec_frozen), steps=epoch_steps)
 
 
-def load_data(recipe: Recipe, report, dev, need: memory.Need, log) -> Dataset:
-    """The dataset adapted to the input, normalised if asked, on the device (checked to fit there)."""
+def load_data(recipe: Recipe, report, dev, need: memory.Need, log, given=None) -> Dataset:
+    """The dataset (or the data `given` in Python) adapted to the input, normalised if asked, on the device
+    (checked to fit there)."""
     import torch
 
-    data = load_dataset(recipe.data, report.input, recipe.seed, splits=recipe.splits,
-                        reserve=0 if dev.type == "cuda" else need.total)
+    reserve = 0 if dev.type == "cuda" else need.total
+    if given is None:
+        data = load_dataset(recipe.data, report.input, recipe.seed, splits=recipe.splits, reserve=reserve)
+    else:
+        data = given_dataset(given, report.input, recipe.seed, recipe.splits, reserve)
     _check_classes(report.output, data.classes, recipe.data)
     if dev.type == "cuda":
         _check_device_room(data, need, dev)

@@ -9,7 +9,6 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 from string import Template
@@ -17,7 +16,7 @@ from string import Template
 from cnndsl.analysis import Analysis
 from cnndsl.errors import CnnError
 from cnndsl.files import atomic_write
-from cnndsl.report import HEAD, Row, row_cells, rows, total_rows
+from cnndsl.report import esc, summary_html, table_html, totals_html, warnings_html
 
 MAX_DIAGRAM_NODES = 90  # beyond, the diagram folds block calls (as --depth) until it fits a screen or two
 PAGE_NODES = 600  # a diagram that stays larger at every depth is left out (dot takes seconds per hundred nodes)
@@ -73,11 +72,6 @@ $body
 """)
 
 
-def esc(text: object) -> str:
-    """Text for HTML: &, <, >, and both quotes escaped (safe in elements and attribute values)."""
-    return html.escape(str(text), quote=True)
-
-
 def document(title: str, body: str) -> str:
     """A whole page around `body` (HTML already escaped); `title` is plain text."""
     return PAGE.substitute(title=esc(title), css=CSS, body=body)
@@ -102,53 +96,6 @@ def spec_section(report, spec_text: str | None = None, depth: int | None = None)
                      "</details>")
     parts.append("</section>")
     return "\n".join(p for p in parts if p)
-
-
-def summary_html(a: Analysis) -> str:
-    from cnndsl.ops.base import fmt_shape
-    from cnndsl.report import human
-
-    return (f'<p>input <code>{esc(fmt_shape(a.graph.input.shape))}</code> → output '
-            f'<code>{esc(fmt_shape(a.output.layer.shape))}</code> · {a.params:,} parameters · '
-            f"{esc(human(a.macs))} MACs · receptive field {a.receptive_field} · {len(a.layers) - 1} layers</p>")
-
-
-def table_html(a: Analysis, depth: int | None = None) -> str:
-    """The check table: one <tr> per row of `check --depth`, the layer rows with their arithmetic."""
-    right = {0, 4, 5, 6}
-    head = "".join(f'<th class="num">{h}</th>' if i in right else f"<th>{h}</th>" for i, h in enumerate(HEAD))
-    body = "\n".join(_row_html(r) for r in rows(a, depth))
-    return (f'<div class="scroll"><table class="layers"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n'
-            "</tbody></table></div>")
-
-
-def _row_html(r: Row) -> str:
-    index, name, op, output, params, macs, rf = row_cells(r)
-    level = (len(name) - len(name.lstrip(" "))) // 2
-    if r.figures is None:
-        kind = "folded" if r.folded else "group"
-        label = esc(name.strip())
-    else:
-        kind = "layer frozen" if r.figures.layer.frozen else "layer"
-        why = esc("\n".join(r.figures.explain()))
-        label = f'<details class="why"><summary>{esc(name.strip())}</summary><pre>{why}</pre></details>'
-    none = " none" if macs == "—" else ""
-    return (f'<tr class="{kind}" data-id="{esc(r.id)}" id="row-{esc(r.id)}"><td class="num">{index}</td>'
-            f'<td class="name" style="padding-left:{0.6 + 1.2 * level:.1f}em">{label}</td><td>{esc(op)}</td>'
-            f'<td class="shape">{esc(output)}</td><td class="num">{params}</td><td class="num{none}">{macs}</td>'
-            f'<td class="num">{rf}</td></tr>')
-
-
-def totals_html(a: Analysis) -> str:
-    cells = "".join(f"<tr><td>{esc(label.strip())}</td><td>{esc(value)}</td></tr>" for label, value in total_rows(a))
-    return f'<table class="totals">{cells}</table>'
-
-
-def warnings_html(warnings) -> str:
-    if not warnings:
-        return ""
-    items = "".join(f"<li><pre>{esc(w.render())}</pre></li>" for w in warnings)
-    return f'<h2>Warnings</h2><ul class="warnings">{items}</ul>'
 
 
 def diagram_depth(a: Analysis, depth: int | None) -> int | None:
@@ -191,6 +138,23 @@ def diagram_html(a: Analysis, depth: int | None = None) -> str:
         caption += "; <code>cnndsl plot SPEC</code> draws every layer"
     return (f'<figure><div class="diagram">{inline_svg(svg)}</div><figcaption>The diagram: {caption}.'
             "</figcaption></figure>")
+
+
+def notebook_diagram(a: Analysis) -> str | None:
+    """The diagram as inline SVG for a Spec's or a Report's display in a notebook, folded as the page folds it; None
+    where it cannot be drawn (no graphviz package, no `dot`, too many nodes): the display is then the table alone."""
+    try:
+        from cnndsl.viz.architecture import layout
+        from cnndsl.viz.render import render
+    except ImportError:  # the graphviz Python package
+        return None
+    shown = diagram_depth(a, None)
+    if len(layout(a, shown).nodes) > PAGE_NODES:
+        return None
+    try:
+        return inline_svg(render(a, "svg", shown).decode())
+    except CnnError:  # no `dot` here, or a diagram too large for it
+        return None
 
 
 def _missing(message: str, hint: str | None) -> str:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnndsl.data.arrays import one_image
 from cnndsl.data.datasets import apply_normalization, input_image, load_dataset
 from cnndsl.errors import UsageError
 from cnndsl.saved import TRAINED_WITH, Weights, classes_of, normalization_of, weights_of
@@ -71,8 +72,9 @@ def trained(weights: Weights) -> Trained:
                    normalization_of(saved, report.input, weights.where), recipe, report)
 
 
-def sample(trained: Trained, image: str | None = None, index: int | None = None) -> Sample:
-    """An image file, or the test-set image `index` of the run's dataset and split (default: the first)."""
+def sample(trained: Trained, image=None, index: int | None = None) -> Sample:
+    """An image file (a str), an image given in Python (an array or a tensor, as data.arrays.one_image takes it),
+    or the test-set image `index` of the run's dataset and split (default: the first)."""
     import torch
 
     shape = trained.report.input
@@ -80,9 +82,12 @@ def sample(trained: Trained, image: str | None = None, index: int | None = None)
         raise UsageError(f"{trained.name} takes {shape[0]} values, not an image: there are no maps to show")
     if image is not None and index is not None:
         raise UsageError("give an image file or --index N, not both")
-    if image is not None:
+    if isinstance(image, str):
         x = input_image(Path(image), shape)
         source, tag, label = Path(image).name, _safe(Path(image).stem), None
+    elif image is not None:
+        x = one_image(image, shape)
+        source, tag, label = "the image given", "image", None
     else:
         x, y = _test_image(trained, index or 0)
         source, tag, label = f"test image {index or 0}", f"test{index or 0}", trained.classes[y]
