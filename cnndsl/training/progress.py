@@ -26,7 +26,16 @@ def where() -> str | None:
         return None
     if sys.stderr.isatty():
         return "terminal"
-    return "notebook" if "ipykernel" in sys.modules else None
+    return "notebook" if _in_kernel() else None
+
+
+def _in_kernel() -> bool:
+    """Whether this process is a Jupyter kernel: ipykernel imported (by a test, say) is not enough."""
+    if "ipykernel" not in sys.modules:
+        return False
+    from IPython import get_ipython  # (imported already where ipykernel is)
+
+    return getattr(get_ipython(), "kernel", None) is not None
 
 
 def showing() -> bool:
