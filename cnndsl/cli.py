@@ -110,6 +110,8 @@ def _check(args: argparse.Namespace) -> int:
         print(result.json())
     elif args.markdown:
         print(result.markdown(args.depth))
+    elif args.keras:
+        _print_keras(result, args)
     elif _colour(args.color, sys.stdout):
         _print_coloured(result, args)
     else:
@@ -144,6 +146,17 @@ def _print_coloured(result, args: argparse.Namespace) -> None:
     console = Console(file=terminal(sys.stdout), force_terminal=True, no_color=False, color_system="standard",
                       highlight=False, soft_wrap=True, emoji=False, markup=False)  # its colours: the text is escaped
     console.print(result.coloured(args.depth, args.explain))
+
+
+def _print_keras(result, args: argparse.Namespace) -> None:
+    """check --keras: Keras' model.summary(), in Keras' colours on a terminal (rich draws both)."""
+    if not _colour(args.color, sys.stdout):
+        sys.stdout.write(result.keras_summary())
+        return
+    from rich.console import Console
+
+    Console(file=terminal(sys.stdout), force_terminal=True, color_system="256", highlight=False,
+            emoji=False).print(result.keras_table())
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
@@ -439,6 +452,10 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="every figure, per layer, as JSON; for a spec with errors, "
                      "{\"file\", \"errors\": [...]}, each error with its place, message and hint (exit 1)")
     out.add_argument("--markdown", action="store_true", help="the table as Markdown")
+    out.add_argument("--keras", action="store_true", help="the table as Keras 3's model.summary() prints it: Keras' "
+                     "layer names and types, (None, H, W, C) shapes, batchnorm's moving statistics and frozen "
+                     "layers' weights as non-trainable params (88 columns, or the terminal's width less 4, as "
+                     "Keras; COLUMNS sets it)")
     out.add_argument("--explain", action="store_true",
                      help="show the arithmetic behind each layer's figures (output size, params, MACs)")
     out.add_argument("--html", metavar="FILE", help="write the report as a self-contained HTML page: the diagram "

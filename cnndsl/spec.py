@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from cnndsl import collector, report
+from cnndsl import collector, keras_summary, report
 from cnndsl.analysis import Analysis, analyse, memory_warnings
 from cnndsl.elaborate import elaborate
 from cnndsl.errors import CnnError, Diagnostic, UsageError, raise_all
@@ -56,6 +56,19 @@ class Report:
     def coloured(self, depth: int | None = None, explain: bool = False):
         """The table as rich Text, coloured for a terminal (what `check` prints there)."""
         return report.coloured(self.analysis, self.source, depth, explain)
+
+    def keras(self) -> keras_summary.KerasSummary:
+        """The rows and totals of Keras' `model.summary()` for the equivalent Keras model, as data."""
+        return keras_summary.summarise(self.analysis)
+
+    def keras_summary(self, width: int | None = None) -> str:
+        """The report as Keras 3's `model.summary()` prints it (`check --keras`): `width` is its line_length,
+        by default Keras' own (88 columns, 108 with a merge, less on a narrower terminal)."""
+        return keras_summary.text(self.keras(), width)
+
+    def keras_table(self, width: int | None = None):
+        """`keras_summary` as a rich renderable, in Keras' colours on a terminal."""
+        return keras_summary.renderable(self.keras(), width)
 
 
 @dataclass

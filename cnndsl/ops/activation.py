@@ -6,11 +6,13 @@ from cnndsl.ops.base import ArgSpec, Op
 from cnndsl.ops.torchsrc import ctor
 
 
-def _act(name: str, doc: str, args=(), aliases=(), module: str = "", extra: dict | None = None) -> Op:
-    """An activation entry; `module` is its torch.nn class, built with its arguments in order."""
+def _act(name: str, doc: str, args=(), aliases=(), module: str = "", extra: dict | None = None,
+         keras: str = "Activation") -> Op:
+    """An activation entry; `module` is its torch.nn class, built with its arguments in order. As a layer of its
+    own, Keras writes most activations `Activation("relu")`, as the books do; its LeakyReLU takes the slope."""
     names = [a.name for a in args]
     return Op(name, doc, "activation", args=tuple(args), aliases=tuple(aliases),
-              torch=lambda g: ctor(f"nn.{module}", *(g.values[n] for n in names), **(extra or {})))
+              torch=lambda g: ctor(f"nn.{module}", *(g.values[n] for n in names), **(extra or {})), keras=keras)
 
 
 ENTRIES = (
@@ -18,7 +20,7 @@ ENTRIES = (
     _act("relu6", "min(max(0, x), 6), as MobileNet uses.", module="ReLU6"),
     _act("leakyrelu", "x if x > 0 else slope * x.",
          [ArgSpec("slope", "float", 0.01, aliases=("negative_slope", "alpha"), positional=True,
-                  doc="PyTorch's default 0.01 (Keras uses 0.3)")], module="LeakyReLU"),
+                  doc="PyTorch's default 0.01 (Keras uses 0.3)")], module="LeakyReLU", keras="LeakyReLU"),
     _act("elu", "x if x > 0 else alpha * (exp(x) - 1).", [ArgSpec("alpha", "float", 1.0, positional=True)],
          module="ELU"),
     _act("gelu", "x * Phi(x).", module="GELU"),

@@ -145,6 +145,10 @@ class Op:
     # False where autograd keeps only the inputs for the backward pass: a relu after such a layer
     # may overwrite its output in place (torchvision's ReLU(inplace=True))
     output_saved: bool = True
+    # the class of Keras' equivalent layer, as `check --keras` names its rows (conv: Conv2D, layer name conv2d);
+    # in_keras=False where Keras has no such layer and the name is ours, in Keras' style (docs/python-api.md)
+    keras: str = ""
+    in_keras: bool = True
 
     def arg(self, name: str) -> ArgSpec | None:
         for spec in self.args:

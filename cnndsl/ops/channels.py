@@ -45,6 +45,8 @@ SPLIT = Op(
     sym_shape=lambda g: (binop("//", g.x[0], g.parts), *g.x[1:]),
     aliases=("chunk",),
     shape_rule="C/parts x H x W (or F/parts)",
+    keras="Split",
+    in_keras=False,
 )
 
 
@@ -72,6 +74,8 @@ CHANNELSHUFFLE = Op(
     label=lambda a, ins: f"channelshuffle {a.groups}",
     explain=_shuffle_explain,
     torch=lambda g: ctor("ChannelShuffle", g.groups),
+    keras="ChannelShuffle",
+    in_keras=False,
 )
 
 ENTRIES = (SPLIT, CHANNELSHUFFLE)

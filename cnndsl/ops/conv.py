@@ -138,6 +138,7 @@ CONV = Op(
     aliases=("conv2d",),
     shape_rule="filters x out(H) x out(W), out(n) = floor((n + 2p - d(k-1) - 1) / s) + 1; "
     "same: ceil(n / s)",
+    keras="Conv2D",
 )
 
 # ---- dwconv -----------------------------------------------------------------------------------------
@@ -190,6 +191,7 @@ DWCONV = Op(
     sym_shape=lambda g: (binop("*", g.x[0], g.multiplier), *spatial_out(g, g.kernel, g.stride, g.dilation)),
     aliases=("depthwiseconv",),
     shape_rule="C*multiplier x out(H) x out(W), as conv",
+    keras="DepthwiseConv2D",
 )
 
 # ---- sepconv ----------------------------------------------------------------------------------------
@@ -246,6 +248,7 @@ SEPCONV = Op(
     sym_shape=lambda g: (g.filters, *spatial_out(g, g.kernel, g.stride, g.dilation)),
     aliases=("separableconv",),
     shape_rule="filters x out(H) x out(W), as conv",
+    keras="SeparableConv2D",
 )
 
 
@@ -404,6 +407,7 @@ CONVTRANSPOSE = Op(
     sym_shape=_tconv_sym,
     aliases=("convtranspose2d", "conv2dtranspose", "deconv"),
     shape_rule="filters x out(H) x out(W), out(n) = (n-1)*s - 2p + d(k-1) + output_padding + 1; same: n*s",
+    keras="Conv2DTranspose",
 )
 
 ENTRIES = (CONV, DWCONV, SEPCONV, CONVTRANSPOSE)

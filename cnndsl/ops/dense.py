@@ -42,6 +42,7 @@ DENSE = Op(
     sym_shape=lambda g: (g.units,),
     aliases=("linear", "fc"),
     shape_rule="units (input must be flat)",
+    keras="Dense",
 )
 
 
@@ -63,6 +64,7 @@ FLATTEN = Op(
     torch=lambda g: "nn.Flatten()",
     sym_shape=lambda g: (product(g.x),),
     shape_rule="C*H*W",
+    keras="Flatten",
 )
 
 
@@ -93,6 +95,7 @@ RESHAPE = Op(
     torch=_reshape_torch,
     sym_shape=lambda g: g.shape if isinstance(g.shape, tuple) else (g.shape,),
     shape_rule="the given shape (same number of values)",
+    keras="Reshape",
 )
 
 DROPOUT = Op(
@@ -103,6 +106,7 @@ DROPOUT = Op(
                   doc="fraction dropped, 0 <= rate < 1"),),
     label=lambda a, ins: f"dropout {a.rate:g}",
     torch=lambda g: ctor("nn.Dropout", g.rate),
+    keras="Dropout",
 )
 
 ENTRIES = (DENSE, FLATTEN, RESHAPE, DROPOUT)

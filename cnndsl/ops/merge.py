@@ -89,7 +89,7 @@ def _sym_shape(name: str):
 def _merge(name: str, doc: str, shape, rule: str) -> Op:
     return Op(name, doc, "merge", shape=shape, window=_merge_window, shape_rule=rule,
               label=lambda a, ins: f"{name} of {len(ins)}", expression=_expression(name), sym_shape=_sym_shape(name),
-              output_saved=False)
+              output_saved=False, keras={"add": "Add", "multiply": "Multiply", "concat": "Concatenate"}[name])
 
 
 ENTRIES = (

@@ -28,9 +28,11 @@ INPUT = Op(
     shape=_input_shape,
     label=lambda a, ins: "input",
     shape_rule="the given shape",
+    keras="InputLayer",
 )
 
-IDENTITY = Op("identity", "Passes its input through unchanged.", "shape", torch=lambda g: "nn.Identity()")
+IDENTITY = Op("identity", "Passes its input through unchanged.", "shape", torch=lambda g: "nn.Identity()",
+              keras="Identity")
 
 
 def _upsample_shape(a: Args, ins: list[Shape]) -> Shape:
@@ -54,6 +56,7 @@ UPSAMPLE = Op(
     torch=lambda g: ctor("nn.Upsample", scale_factor=unpair(g.scale), mode=None if g.mode == "nearest" else g.mode),
     sym_shape=lambda g: (g.x[0], binop("*", g.x[1], two(g.scale)[0]), binop("*", g.x[2], two(g.scale)[1])),
     shape_rule="C x H*scale x W*scale",
+    keras="UpSampling2D",
 )
 
 
@@ -90,6 +93,7 @@ ZEROPAD = Op(
     torch=lambda g: ctor("nn.ZeroPad2d", _zeropad_sides(g)),
     sym_shape=_zeropad_sym,
     shape_rule="C x H+top+bottom x W+left+right",
+    keras="ZeroPadding2D",
 )
 
 ENTRIES = (INPUT, IDENTITY, UPSAMPLE, ZEROPAD)

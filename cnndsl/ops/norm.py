@@ -39,6 +39,7 @@ BATCHNORM = Op(
     torch=_bn_torch,
     output_saved=False,
     aliases=("bn", "batchnorm2d"),
+    keras="BatchNormalization",
 )
 
 def _lrn_shape(a: Args, shape: Shape) -> Shape:
@@ -62,6 +63,8 @@ LRN = Op(
     shape=lambda a, ins: _lrn_shape(a, ins[0]),
     label=lambda a, ins: f"lrn {a.size}",
     torch=lambda g: ctor("nn.LocalResponseNorm", g.size, alpha=g.alpha, beta=g.beta, k=g.k),
+    keras="LocalResponseNormalization",
+    in_keras=False,
 )
 
 
@@ -105,6 +108,7 @@ LAYERNORM = Op(
         else f"the {ins[0][0]} features"),
     torch=_ln_torch,
     aliases=("layernorm2d",),
+    keras="LayerNormalization",
 )
 
 
@@ -137,6 +141,7 @@ GROUPNORM = Op(
         + (f" x {ins[0][1]}x{ins[0][2]} positions" if len(ins[0]) == 3 else "")),
     torch=lambda g: ctor("nn.GroupNorm", g.groups, g.x[0], eps=None if g.eps == 1e-5 else g.eps,
                          affine=None if g.affine is True else g.affine),
+    keras="GroupNormalization",
 )
 
 
@@ -171,6 +176,8 @@ INSTANCENORM = Op(
                          affine=None if g.affine is False else g.affine,
                          track_running_stats=None if g.track_running_stats is False else g.track_running_stats),
     aliases=("instancenorm2d",),
+    keras="InstanceNormalization",
+    in_keras=False,
 )
 
 ENTRIES = (BATCHNORM, LRN, LAYERNORM, GROUPNORM, INSTANCENORM)

@@ -114,6 +114,7 @@ def _pool(name: str, doc: str, extra=()) -> Op:
         sym_shape=_pool_sym,
         shape_rule="C x out(H) x out(W), as conv; with ceil=true the size rounds up "
         "(a window must start inside the input)",
+        keras={"maxpool": "MaxPooling2D", "avgpool": "AveragePooling2D"}[name],
     )
 
 
@@ -159,6 +160,7 @@ def _global(name: str, doc: str) -> Op:
         torch=lambda g: _global_torch(g, name[6:9]),
         sym_shape=lambda g: (g.x[0], 1, 1) if g.keepdims is True else (g.x[0],),
         shape_rule="C (flat), or Cx1x1 with keepdims=true",
+        keras={"globalavgpool": "GlobalAveragePooling2D", "globalmaxpool": "GlobalMaxPooling2D"}[name],
     )
 
 
@@ -188,6 +190,7 @@ ADAPTIVEAVGPOOL = Op(
     torch=lambda g: ctor("nn.AdaptiveAvgPool2d", unpair(g.size)),
     sym_shape=lambda g: (g.x[0], *two(g.size)),
     shape_rule="C x size",
+    keras="AdaptiveAveragePooling2D",
 )
 
 ENTRIES = (MAXPOOL, AVGPOOL, GLOBALAVGPOOL, GLOBALMAXPOOL, ADAPTIVEAVGPOOL)

@@ -15,6 +15,7 @@ SCALE = Op(
     explain=lambda a, ins, out: [f"out = {a.factor:g} * x; params = 0"],
     torch=lambda g: ctor("Scale", g.factor),
     output_saved=False,
+    keras="Rescaling",
 )
 
 
@@ -34,6 +35,8 @@ LAYERSCALE = Op(
     explain=lambda a, ins, out: [f"params = {ins[0][0]} channels = {fmt_int(ins[0][0])} (gamma, "
                                  f"starting at {a.init:g})"],
     torch=lambda g: ctor("LayerScale", g.x[0], g.init, **({"image": True} if len(g.x) == 3 else {})),
+    keras="LayerScale",
+    in_keras=False,
 )
 
 DROPPATH = Op(
@@ -49,6 +52,8 @@ DROPPATH = Op(
                                  f"kept ones scaled by {1 / (1 - a.rate):g}; eval: identity; params = 0"],
     torch=lambda g: ctor("DropPath", g.rate),
     aliases=("stochasticdepth",),
+    keras="StochasticDepth",
+    in_keras=False,
 )
 
 ENTRIES = (SCALE, LAYERSCALE, DROPPATH)
