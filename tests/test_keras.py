@@ -19,6 +19,8 @@ from cnndsl import keras_summary
 from conftest import ROOT
 
 EXAMPLES = ROOT / "examples"
+# Keras 3.15 converts its tensors with np.array(x, copy=False), which numpy 2 warns about on every call
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
 # What Keras 3.15 prints for the 혼공 머신러닝 8-2 model built as keras.Sequential(..., name="fashion_cnn_honkong")
 # at its 76 columns (an 80-column terminal)
@@ -216,3 +218,134 @@ def test_frozen_layers_as_keras_counts_them(keras, monkeypatch):
     model.layers[2].trainable = False  # conv2d_1
     text = (EXAMPLES / "fashion_cnn_honkong.cnn").read_text().replace("    conv 64", "    frozen conv 64")
     assert cnndsl.loads(text).check().keras_summary() == printed(model)
+
+
+# ---- Keras' weights ----------------------------------------------------------------------------------------------
+
+FORMATS = (".keras", ".weights.h5", ".h5")  # model.save, model.save_weights, and Keras 2's HDF5 (model.save)
+TOLERANCE = 1e-5  # float32 arithmetic in another order: the largest difference seen is 6e-7
+
+
+def randomised(keras, model, seed: int = 0):
+    """Weights away from Keras' initial values (zero biases, unit batchnorm statistics would hide a swap)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") if "variance" in v.path else
+                           rng.normal(0, 0.2, w.shape).astype("float32")
+                           for w, v in zip(layer.get_weights(), layer.weights)])
+    return model
+
+
+def saved(keras, model, folder, suffix: str):
+    path = folder / f"model{suffix}"
+    model.save_weights(path) if suffix == ".weights.h5" else model.save(path)
+    return path
+
+
+def difference(keras, model, module, seed: int = 1) -> float:
+    """The largest difference between the Keras model's outputs and the module's, on the same images (NHWC to
+    Keras, NCHW to PyTorch), both in inference mode."""
+    import numpy as np
+    import torch
+
+    x = np.random.default_rng(seed).normal(size=(4, *model.inputs[0].shape[1:])).astype("float32")
+    want = np.asarray(keras.ops.convert_to_numpy(model(x, training=False)))
+    with torch.no_grad():
+        got = module.eval()(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+    return float(np.abs(got - want).max())
+
+
+def keras_eps(name: str) -> str:
+    """The example's spec with Keras' batchnorm epsilon (0.001; PyTorch's is 1e-5)."""
+    return (EXAMPLES / f"{name}.cnn").read_text().replace("batchnorm\n", "batchnorm eps=0.001\n")
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+@pytest.mark.parametrize("name", ["fashion_cnn_honkong", "cifar_cnn_bn", "cifar_resnet_small"])
+def test_keras_weights_give_keras_outputs(keras, tmp_path, name, suffix):
+    keras.backend.clear_session()
+    model = randomised(keras, MODELS[name](keras))
+    path = saved(keras, model, tmp_path, suffix)
+    module = cnndsl.loads(keras_eps(name)).build()
+    report = cnndsl.load_weights(module, path)
+    assert report.complete and report.keras and len(report.loaded) == len(module.state_dict()) - sum(
+        1 for n in module.state_dict() if n.endswith("num_batches_tracked"))
+    assert difference(keras, model, module) < TOLERANCE
+    if name != "cifar_resnet_small":  # a flatten then dense: Keras flattens (H, W, C), PyTorch (C, H, W)
+        assert any("reordered from Keras' (H, W, C)" in note for note in report.notes)
+
+
+def test_keras_batchnorm_epsilon_is_noted(keras, tmp_path):
+    keras.backend.clear_session()
+    model = randomised(keras, cifar(keras))
+    module = cnndsl.load(EXAMPLES / "cifar_cnn_bn.cnn").build()  # batchnorm's eps is PyTorch's 1e-5
+    report = cnndsl.load_weights(module, saved(keras, model, tmp_path, ".keras"))
+    assert "5 batchnorm layers divide by sqrt(var + 1e-05) where Keras' divided by sqrt(var + 0.001)" in \
+        report.summary()
+    assert "`batchnorm momentum=0.01` to match" in report.summary()
+    assert TOLERANCE < difference(keras, model, module) < 1e-2  # close, not equal
+
+
+def test_depthwise_and_separable_convolutions(keras, tmp_path):
+    L = keras.layers
+    keras.backend.clear_session()
+    model = randomised(keras, keras.Sequential([
+        keras.Input((12, 12, 3)), L.DepthwiseConv2D(3, depth_multiplier=2, padding="same"),
+        L.SeparableConv2D(8, 3, strides=2, padding="same", depth_multiplier=2, activation="relu"),
+        L.Conv2D(6, 3, groups=2), L.GlobalAveragePooling2D(), L.Dense(5)]))
+    spec = cnndsl.loads("network s {\n    input 3x12x12\n    dwconv 3 multiplier=2 padding=same\n"
+                        "    sepconv 8 3 stride=2 padding=same multiplier=2 activation=relu\n"
+                        "    conv 6 kernel=3 groups=2\n    globalavgpool\n    dense 5\n}")
+    for suffix in FORMATS:
+        module = spec.build()
+        assert cnndsl.load_weights(module, saved(keras, model, tmp_path, suffix)).complete
+        assert difference(keras, model, module) < TOLERANCE
+
+
+def test_a_keras_layer_that_does_not_fit_is_named(keras, tmp_path):
+    keras.backend.clear_session()
+    path = saved(keras, honkong(keras), tmp_path, ".keras")
+    module = cnndsl.load(EXAMPLES / "fashion_cnn_handson.cnn").build()
+    with pytest.raises(cnndsl.CnnError) as info:
+        cnndsl.load_weights(module, path)
+    assert info.value.message.startswith("Keras' Conv2D `conv2d` does not fit `default_conv1.conv1`: its kernel "
+                                         "(3, 3, 1, 32) gives (32, 1, 3, 3) where `default_conv1.conv1.weight` is "
+                                         "(64, 1, 7, 7)")
+    assert "the file's 1st Conv2D" in info.value.hint
+    headless = (EXAMPLES / "fashion_cnn_honkong.cnn").read_text().replace("    dense classes activation=softmax\n", "")
+    with pytest.raises(cnndsl.CnnError, match="do not fit the model exactly") as info:
+        cnndsl.load_weights(cnndsl.loads(headless).build(), path)  # a dense too few: strict says which
+    assert "theirs dense_1/kernel (100, 10): fits nothing" in info.value.message
+    five = cnndsl.load(EXAMPLES / "fashion_cnn_honkong.cnn", classes=5).build()  # a new head: strict=False
+    report = cnndsl.load_weights(five, path, strict=False)
+    assert report.missing == ["dense2.weight", "dense2.bias"] and report.skipped == ["dense_1/kernel", "dense_1/bias"]
+    assert "Keras' Dense `dense_1` does not fit `dense2`: its kernel (100, 10) gives (10, 100) where `dense2.weight` " \
+           "is (5, 100): left as it was" in report.notes
+
+
+def test_links_out_of_the_file_are_refused(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    pytest.importorskip("torch")
+    with h5py.File(tmp_path / "other.h5", "w") as other:
+        other["kernel"] = [[1.0]]
+    with h5py.File(tmp_path / "model.weights.h5", "w") as f:
+        f["layers/dense/vars/0"] = h5py.ExternalLink("other.h5", "kernel")
+    module = cnndsl.loads("network d {\n    input 1\n    dense 1 bias=false\n}").build()
+    with pytest.raises(cnndsl.CnnError, match="`0` is a ExternalLink, not part of the file"):
+        cnndsl.load_weights(module, tmp_path / "model.weights.h5")
+    (tmp_path / "not.keras").write_bytes(b"not a zip")
+    with pytest.raises(cnndsl.CnnError, match="is not a Keras weights file"):
+        cnndsl.load_weights(module, tmp_path / "not.keras")
+
+
+def test_train_init_from_a_keras_file(keras, tmp_path):
+    pytest.importorskip("sklearn")
+    keras.backend.clear_session()
+    path = saved(keras, randomised(keras, honkong(keras)), tmp_path, ".keras")
+    lines = []
+    cnndsl.train(EXAMPLES / "fashion_cnn_honkong.cnn", epochs=1, init=str(path), out=tmp_path / "run",
+                 log=lines.append)
+    init = next(line for line in lines if line.startswith("init from"))
+    assert "loaded 8 tensors (from Keras, by kind and order, in PyTorch's layouts), skipped 0, missing 0" in init

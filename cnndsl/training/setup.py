@@ -160,13 +160,15 @@ def build_net(spec, recipe: Recipe, dev, here: distributed.World, log) -> Net:
     initialize(model, recipe.initializer)
     if recipe.init:
         from cnndsl import pretrained
+        from cnndsl.keras_weights import is_keras_file
         from cnndsl.saved import read_weights
         from cnndsl.weights import load_weights
 
         source = pretrained.resolve(recipe.init)  # torchvision:NAME: the hub cache's file, downloaded if missing
         where = f"{recipe.init} ({source})" if source != recipe.init else recipe.init
-        state, _ = read_weights(source)  # a checkpoint's fields checked, as every reader of one checks them
-        log(f"init from {printable(where)}: " + load_weights(model, state, strict=False).summary())
+        if not is_keras_file(source):  # a Keras file pairs with the module's layers, so it is read with them
+            source, _ = read_weights(source)  # a checkpoint's fields checked, as every reader of one checks them
+        log(f"init from {printable(where)}: " + load_weights(model, source, strict=False).summary())
     evaluate = forward = scores(model)
     if here.size > 1:
         from torch.nn.parallel import DistributedDataParallel
