@@ -491,8 +491,9 @@ def parser() -> argparse.ArgumentParser:
                     "own recipe (flags that would change it are refused; --tensorboard and --no-tensorboard are "
                     "not); refused while another process trains it")
     tr.add_argument("--init", metavar="WEIGHTS", help="start from these weights (a run's best.pt, any state_dict, a "
-                    "Keras model.keras or .weights.h5, or torchvision:NAME, e.g. torchvision:resnet50, from the hub "
-                    "cache or downloaded); what fits by name or shape is loaded, and the log says what")
+                    "Keras model.keras or .weights.h5, or torchvision:NAME or timm:NAME, e.g. torchvision:resnet50 or "
+                    "timm:xception, from the hub cache or downloaded); what fits by name or shape is loaded, and "
+                    "the log says what")
     tr.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on the CPU, float16 on CUDA)")
     tr.add_argument("--compile", action="store_true", help="torch.compile the model")
     tr.add_argument("--channels-last", action="store_true", help="NHWC memory layout for weights and images")

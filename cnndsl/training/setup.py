@@ -144,7 +144,8 @@ def preprocessing_mismatch(recipe: Recipe) -> str | None:
     if not pretrained.is_named(recipe.init):
         return None
     expected = pretrained.lookup(recipe.init).normalize
-    if recipe.normalize == expected:
+    same = recipe.normalize in PRESETS and preset(recipe.normalize, 3) == preset(expected, 3)
+    if recipe.normalize == expected or same:  # inception and keras_xception are one scaling under two names
         return None
     now = f"`normalize: {str(recipe.normalize).lower()}`"
     return (f"{recipe.init}'s weights were trained on images normalised with the {expected} preset, and this run "
