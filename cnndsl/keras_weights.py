@@ -30,6 +30,7 @@ from cnndsl.optional import require
 SUFFIXES = (".keras", ".h5")
 MAX_BYTES = 8 << 30  # larger than any Keras model we could load (VGG-19's weights are 548 MB)
 MAX_CONFIG_BYTES = 64 << 20
+MAX_ARRAY_BYTES = 2 << 30  # one layer's weights: VGG-16's largest is 411 MB
 KINDS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "BatchNormalization")
 
 
@@ -125,8 +126,8 @@ def _read_store(store, configs: dict, path: Path) -> list[KerasLayer]:
 
 
 def _walk(layers, configs: dict, found: list[KerasLayer], path: Path) -> None:
-    """A Keras 3 `layers` group: its layers in the model's order (the key's number), nested models' in place."""
-    for key in sorted(layers, key=_key_order):
+    """A Keras 3 `layers` group: each class's layers in the model's order (the key's number), nested models' too."""
+    for key in sorted(layers, key=_split_name):
         group = _inside(layers, key, path)
         if "vars" in group:
             variables = _inside(group, "vars", path)
@@ -165,7 +166,7 @@ def _inside(group, key: str, path: Path):
 
     link = group.get(key, getlink=True)
     if not isinstance(link, h5py.HardLink):
-        raise CnnError(f"{path}: `{key}` is a {type(link).__name__}, not part of the file; Keras writes none",
+        raise CnnError(f"{path}: `{key}` is a link ({type(link).__name__}), not part of the file; Keras writes none",
                        hint="the file is read as data, and a link could read another file")
     return group[key]
 
@@ -181,16 +182,13 @@ def _dataset(node, what: str, path: Path):
         raise CnnError(f"{path}: the weight `{what}` is not an array stored in the file")
     if node.dtype.kind != "f":
         raise CnnError(f"{path}: the weight `{what}` holds {node.dtype}, not floating-point numbers")
+    if node.nbytes > MAX_ARRAY_BYTES:  # compressed, a small file can declare any size
+        raise CnnError(f"{path}: the weight `{what}` is {node.nbytes:,} bytes, more than any layer's")
     return node[()]
 
 
 def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _key_order(key: str) -> tuple:
-    base, n = _split_name(key)
-    return base, n
 
 
 def _split_name(name: str) -> tuple[str, int]:

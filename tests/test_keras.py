@@ -346,8 +346,13 @@ def test_links_out_of_the_file_are_refused(tmp_path):
     with h5py.File(tmp_path / "model.weights.h5", "w") as f:
         f["layers/dense/vars/0"] = h5py.ExternalLink("other.h5", "kernel")
     module = cnndsl.loads("network d {\n    input 1\n    dense 1 bias=false\n}").build()
-    with pytest.raises(cnndsl.CnnError, match="`0` is a ExternalLink, not part of the file"):
+    with pytest.raises(cnndsl.CnnError, match=r"`0` is a link \(ExternalLink\), not part of the file"):
         cnndsl.load_weights(module, tmp_path / "model.weights.h5")
+    with h5py.File(tmp_path / "huge.weights.h5", "w") as f:  # 8 GiB declared, nothing written: a tiny file
+        f.create_dataset("layers/dense/vars/0", shape=(1 << 31, 1), dtype="float32", chunks=(1 << 20, 1),
+                         compression="gzip")
+    with pytest.raises(cnndsl.CnnError, match="is 8,589,934,592 bytes, more than any layer's"):
+        cnndsl.load_weights(module, tmp_path / "huge.weights.h5")
     (tmp_path / "not.keras").write_bytes(b"not a zip")
     with pytest.raises(cnndsl.CnnError, match="is not a Keras weights file"):
         cnndsl.load_weights(module, tmp_path / "not.keras")
