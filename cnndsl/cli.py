@@ -110,6 +110,8 @@ def _check(args: argparse.Namespace) -> int:
         print(result.json())
     elif args.markdown:
         print(result.markdown(args.depth))
+    elif args.keras:
+        _print_keras(result, args)
     elif _colour(args.color, sys.stdout):
         _print_coloured(result, args)
     else:
@@ -144,6 +146,17 @@ def _print_coloured(result, args: argparse.Namespace) -> None:
     console = Console(file=terminal(sys.stdout), force_terminal=True, no_color=False, color_system="standard",
                       highlight=False, soft_wrap=True, emoji=False, markup=False)  # its colours: the text is escaped
     console.print(result.coloured(args.depth, args.explain))
+
+
+def _print_keras(result, args: argparse.Namespace) -> None:
+    """check --keras: Keras' model.summary(), in Keras' colours on a terminal (rich draws both)."""
+    if not _colour(args.color, sys.stdout):
+        sys.stdout.write(result.keras_summary())
+        return
+    from rich.console import Console
+
+    Console(file=terminal(sys.stdout), force_terminal=True, color_system="256", highlight=False,
+            emoji=False).print(result.keras_table())
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
@@ -441,6 +454,10 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="every figure, per layer, as JSON; for a spec with errors, "
                      "{\"file\", \"errors\": [...]}, each error with its place, message and hint (exit 1)")
     out.add_argument("--markdown", action="store_true", help="the table as Markdown")
+    out.add_argument("--keras", action="store_true", help="the table as Keras 3's model.summary() prints it: Keras' "
+                     "layer names and types, (None, H, W, C) shapes, batchnorm's moving statistics and frozen "
+                     "layers' weights as non-trainable params (88 columns, or the terminal's width less 4, as "
+                     "Keras; COLUMNS sets it)")
     out.add_argument("--explain", action="store_true",
                      help="show the arithmetic behind each layer's figures (output size, params, MACs)")
     out.add_argument("--html", metavar="FILE", help="write the report as a self-contained HTML page: the diagram "
@@ -475,9 +492,10 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last finished epoch, with its "
                     "own recipe (flags that would change it are refused; --tensorboard and --no-tensorboard are "
                     "not); refused while another process trains it")
-    tr.add_argument("--init", metavar="WEIGHTS", help="start from these weights (a run's best.pt, any state_dict, or "
-                    "torchvision:NAME, e.g. torchvision:resnet50, from the hub cache or downloaded); "
-                    "what fits by name or shape is loaded, and the log says what")
+    tr.add_argument("--init", metavar="WEIGHTS", help="start from these weights (a run's best.pt, any state_dict, a "
+                    "Keras model.keras or .weights.h5, or torchvision:NAME or timm:NAME, e.g. torchvision:resnet50 or "
+                    "timm:xception, from the hub cache or downloaded); what fits by name or shape is loaded, and "
+                    "the log says what")
     tr.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on the CPU, float16 on CUDA)")
     tr.add_argument("--compile", action="store_true", help="torch.compile the model")
     tr.add_argument("--channels-last", action="store_true", help="NHWC memory layout for weights and images")

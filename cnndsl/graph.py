@@ -32,6 +32,7 @@ class Layer:
     span: Span
     groups: tuple[str, ...] = ()  # ids of the enclosing groups, outermost first
     frozen: bool = False
+    fused: bool = False  # an activation its input layer's `activation=` applies: one layer in Keras (check --keras)
 
 
 @dataclass

@@ -1,14 +1,17 @@
-"""Pretrained weights by name: `torchvision:resnet50` is torchvision's published ImageNet file.
+"""Pretrained weights by name: `torchvision:resnet50` is torchvision's published ImageNet file, `timm:xception`
+timm's (Hands-On ML's Xception).
 
-The table gives each name its canonical address, as torchvision publishes it (its `Weights.DEFAULT`). The
-file name carries the first hex digits of the file's SHA-256, as torch.hub checks it. Files go to
-PyTorch's hub cache (`$TORCH_HOME/hub/checkpoints`), so a file torchvision already downloaded is used as it
-is, and a file put there by hand makes a machine without network work. Loading goes through
-`load_weights`, which maps torchvision's names onto the spec's (the reference specs in `specs/` are laid out
-as torchvision's models).
+The tables give each name its canonical address: torchvision's `Weights.DEFAULT`, and for timm the file of
+the model's default pretrained tag where timm's config names one on GitHub (`legacy_xception.tf_in1k`,
+`resnet50.a1_in1k`...). Each file name carries the first hex digits of the file's SHA-256, as torch.hub
+checks it. Files go to PyTorch's hub cache (`$TORCH_HOME/hub/checkpoints`), so a file torchvision (or timm,
+through torch.hub) already downloaded is used as it is, and a file put there by hand makes a machine without
+network work. Loading goes through `load_weights`, which maps their names onto the spec's (the reference
+specs in `specs/` are laid out as torchvision's models, whose tensors timm's come in the same order as).
 
-timm's Xception and SE-ResNet-50 are not in the table: timm publishes them on the Hugging Face Hub as
-`model.safetensors`, with no checksum to pin. Download such a file yourself and pass its path to `--init`.
+timm's models whose weights are only on the Hugging Face Hub (its VGG, DenseNet and ConvNeXt weights, as
+`model.safetensors`) are not in the table: there is no checksum to pin. Download such a file yourself and
+pass its path to `--init`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnndsl.download import digest, download
-from cnndsl.errors import CnnError, did_you_mean
+from cnndsl.errors import CnnError
 
 PREFIX = "torchvision:"
 _BASE = "https://download.pytorch.org/models/"
@@ -30,6 +33,11 @@ class Pretrained:
     name: str
     url: str
     normalize: str = "imagenet"  # the preprocessing the weights were trained with (data/datasets.py presets)
+    hub: str = "torchvision"  # whose name it is: torchvision or timm
+
+    @property
+    def label(self) -> str:
+        return f"{self.hub}:{self.name}"
 
     @property
     def file_name(self) -> str:
@@ -68,6 +76,33 @@ TORCHVISION = {e.name: e for e in (
 )}
 
 
+def _timm(name: str, path: str, normalize: str = "imagenet") -> Pretrained:
+    return Pretrained(name, "https://github.com/" + path, normalize, "timm")
+
+
+# timm 1.0's default pretrained tag of each model with a spec in specs/ whose file timm's config places on GitHub
+# (tests/test_pretrained.py: each spec takes timm's tensors and gives timm's outputs; legacy_xception within 1%,
+# since its port pads one max pool symmetrically where Keras' Xception, which specs/xception.cnn follows, pads after)
+TIMM = {e.name: e for e in (
+    _timm("legacy_xception", "rwightman/pytorch-image-models/releases/download/v0.1-cadene/xception-43020ad28.pth",
+          "inception"),  # tf_in1k: Keras' ImageNet weights, on images scaled to [-1, 1]
+    _timm("seresnet50", "huggingface/pytorch-image-models/releases/download/v0.1-rsb-weights/"
+          "seresnet50_a1_0-ffa00869.pth"),
+    _timm("resnet18", "huggingface/pytorch-image-models/releases/download/v0.1-rsb-weights/resnet18_a1_0-d63eafa0.pth"),
+    _timm("resnet34", "huggingface/pytorch-image-models/releases/download/v0.1-rsb-weights/resnet34_a1_0-46f8f793.pth"),
+    _timm("resnet50", "rwightman/pytorch-image-models/releases/download/v0.1-rsb-weights/resnet50_a1_0-14fe96d1.pth"),
+    _timm("resnet152", "rwightman/pytorch-image-models/releases/download/v0.1-rsb-weights/resnet152_a1h-dc400468.pth"),
+    _timm("resnext50_32x4d", "rwightman/pytorch-image-models/releases/download/v0.1-rsb-weights/"
+          "resnext50_32x4d_a1h-0146ab0a.pth"),
+    _timm("mobilenetv2_100", "rwightman/pytorch-image-models/releases/download/v0.1-weights/"
+          "mobilenetv2_100_ra-b33bc2c4.pth"),
+    _timm("efficientnet_b0", "rwightman/pytorch-image-models/releases/download/v0.1-weights/"
+          "efficientnet_b0_ra-3dd342df.pth"),
+)}
+HUBS = {"torchvision": TORCHVISION, "timm": TIMM}
+ALIASES = {"timm:xception": "timm:legacy_xception"}  # timm's own: it renamed xception, and still takes the name
+
+
 def hub_dir() -> Path:
     """Where torch.hub keeps downloaded weights (torch.hub.get_dir() / "checkpoints"), without importing torch."""
     home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "torch")
@@ -75,20 +110,55 @@ def hub_dir() -> Path:
 
 
 def is_named(source) -> bool:
-    return isinstance(source, str) and source.startswith(PREFIX)
+    return isinstance(source, str) and source.partition(":")[0] in HUBS
 
 
 def lookup(source: str) -> Pretrained:
-    name = source[len(PREFIX):]
-    if name not in TORCHVISION:
-        guess = did_you_mean(PREFIX + name, [PREFIX + n for n in TORCHVISION])
-        raise CnnError(f"no pretrained weights named {source!r}",
-                       hint=(guess + " " if guess else "") + "known: " + ", ".join(PREFIX + n for n in TORCHVISION))
-    return TORCHVISION[name]
+    hub, _, name = ALIASES.get(source, source).partition(":")
+    if name in HUBS.get(hub, {}):
+        return HUBS[hub][name]
+    known = ", ".join(e.label for table in HUBS.values() for e in table.values())
+    raise CnnError(f"no pretrained weights named {source!r}", hint=_suggestion(hub, name) + "known: " + known)
+
+
+def _suggestion(hub: str, name: str) -> str:
+    """The nearest name, compared by the model's name alone (a shared `torchvision:` made every name look near):
+    the same name in the other hub (torchvision has no Xception; timm has `timm:legacy_xception`), else a near
+    name in the hub asked (`torchvision:resnet05` → resnet50), else a near one in the other."""
+    ours = {label: n for label, n in _labels().items() if label.startswith(hub + ":")}
+    others = {label: n for label, n in _labels().items() if not label.startswith(hub + ":")}
+    bare = name.lower()
+    same = next((label for label, n in others.items() if n == bare), None)
+    near = same or _nearest(bare, ours) or _nearest(bare, others)
+    if near is None:
+        return ""
+    near = ALIASES.get(near, near)
+    if near.startswith(hub + ":"):
+        return f"did you mean `{near}`? "
+    return f"cnndsl knows no {hub} weights named `{name}`; {near.partition(':')[0]}'s are `{near}`. "
+
+
+def _labels() -> dict[str, str]:
+    """Every name we know, with its model's name: {"timm:legacy_xception": "legacy_xception", "timm:xception": ...}."""
+    labels = {e.label: e.name for table in HUBS.values() for e in table.values()}
+    return {**labels, **{alias: alias.partition(":")[2] for alias in ALIASES}}
+
+
+def _nearest(bare: str, labels: dict[str, str]) -> str | None:
+    """The label whose name is nearest `bare`: a typo away (difflib's ratio, as did_you_mean), else one that holds
+    it or that it holds (xception in legacy_xception)."""
+    import difflib
+
+    close = difflib.get_close_matches(bare, list(labels.values()), n=1, cutoff=0.6)
+    if close:
+        return next(label for label, n in labels.items() if n == close[0])
+    held = [label for label, n in labels.items() if len(bare) >= 4 and (bare in n or n in bare)]
+    return held[0] if held else None
 
 
 def resolve(source, timeout: float = 60.0):
-    """`source` itself, or for `torchvision:NAME` the path of that file in the hub cache (downloaded if missing)."""
+    """`source` itself, or for `torchvision:NAME` or `timm:NAME` the path of that file in the hub cache
+    (downloaded if missing)."""
     return fetch(lookup(source), timeout=timeout) if is_named(source) else source
 
 
@@ -103,7 +173,7 @@ def fetch(entry: Pretrained, folder: Path | None = None, timeout: float = 60.0) 
         folder.mkdir(parents=True, exist_ok=True)
         download(url, target, lambda part: _check(part, entry), timeout)
     except (OSError, ValueError) as e:
-        raise CnnError(f"cannot download {PREFIX}{entry.name} from {url}: {e}",
+        raise CnnError(f"cannot download {entry.label} from {url}: {e}",
                        hint=f"offline? download {entry.url} on another machine and put it at {target} "
                        "(or set TORCH_HOME to a folder whose hub/checkpoints holds it)") from None
     return target

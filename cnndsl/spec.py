@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from cnndsl import collector, report
+from cnndsl import collector, keras_summary, report
 from cnndsl.analysis import Analysis, analyse, memory_warnings
 from cnndsl.elaborate import elaborate
 from cnndsl.errors import CnnError, Diagnostic, UsageError, raise_all
@@ -78,6 +78,19 @@ class Report:
         """Jupyter's display: the table, and the diagram beside it where one can be drawn."""
         return report.notebook_html(self.analysis, self.source, self.warnings,
                                     self.draw(self.analysis) if self.draw else None)
+
+    def keras(self) -> keras_summary.KerasSummary:
+        """The rows and totals of Keras' `model.summary()` for the equivalent Keras model, as data."""
+        return keras_summary.summarise(self.analysis)
+
+    def keras_summary(self, width: int | None = None) -> str:
+        """The report as Keras 3's `model.summary()` prints it (`check --keras`): `width` is its line_length,
+        by default Keras' own (88 columns, 108 with a merge, less on a narrower terminal)."""
+        return keras_summary.text(self.keras(), width)
+
+    def keras_table(self, width: int | None = None):
+        """`keras_summary` as a rich renderable, in Keras' colours on a terminal."""
+        return keras_summary.renderable(self.keras(), width)
 
 
 @dataclass

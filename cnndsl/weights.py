@@ -17,8 +17,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnndsl import keras_weights
 from cnndsl.errors import CnnError
 from cnndsl.files import name_of, open_file, torch_load
+from cnndsl.keras_weights import is_keras_file
 from cnndsl.optional import clear_imports, require
 
 
@@ -28,6 +30,8 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)  # their tensors that went nowhere
     missing: list[str] = field(default_factory=list)  # our tensors that got nothing
     reshaped: list[str] = field(default_factory=list)  # ours that got a tensor of another shape, same values
+    notes: list[str] = field(default_factory=list)  # what the values do not show (Keras' batchnorm epsilon...)
+    keras: bool = False  # from a Keras file: paired by kind in order, transposed to PyTorch's layouts
 
     @property
     def complete(self) -> bool:
@@ -35,13 +39,23 @@ class LoadReport:
 
     def summary(self) -> str:
         by_name = sum(1 for ours, theirs in self.loaded if ours == theirs)
-        lines = [f"loaded {len(self.loaded)} tensors ({by_name} by name, {len(self.loaded) - by_name} by order "
-                 f"and shape), skipped {len(self.skipped)}, missing {len(self.missing)}"]
+        how = ("from Keras, by kind and order, in PyTorch's layouts" if self.keras else
+               f"{by_name} by name, {len(self.loaded) - by_name} by order and shape")
+        lines = [f"loaded {len(self.loaded)} tensors ({how}), skipped {len(self.skipped)}, "
+                 f"missing {len(self.missing)}"]
         if self.reshaped:
             lines[0] += f"; {len(self.reshaped)} reshaped (same values, e.g. a Linear's (out, in) into a 1x1 conv)"
         lines += [f"  skipped {name}" for name in self.skipped[:20]]
         lines += [f"  missing {name}" for name in self.missing[:20]]
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+def _from_keras(module, path: Path, strict: bool) -> tuple[dict, LoadReport]:
+    if not (path.exists() or path.is_symlink()):
+        raise CnnError(f"no such weights file: {path}")
+    found = keras_weights.load(module, path, strict)
+    return found.theirs, LoadReport(found.loaded, found.skipped, found.missing, notes=found.notes, keras=True)
 
 
 def read_state_dict(source) -> dict:
@@ -172,14 +186,19 @@ def match(ours: dict, theirs: dict) -> LoadReport:
 def load_weights(module, source, strict: bool = True) -> LoadReport:
     """Copies matching tensors from `source` into `module` and reports what happened.
 
-    strict=True (the default) refuses a load that leaves any of our tensors or theirs unmatched;
-    strict=False loads what fits. A load where nothing fits is always an error.
+    `source` is a state_dict, a module, a weights file (torch.save, safetensors, a cnndsl checkpoint) or a Keras
+    file (.keras, .weights.h5, Keras 2's .h5: see cnndsl.keras_weights). strict=True (the default) refuses a load
+    that leaves any of our tensors or theirs unmatched; strict=False loads what fits. A load where nothing fits
+    is always an error.
     """
     import torch
 
-    theirs = read_state_dict(source)
     ours = module.state_dict()
-    result = match(ours, theirs)
+    if is_keras_file(source):
+        theirs, result = _from_keras(module, Path(source), strict)
+    else:
+        theirs = read_state_dict(source)
+        result = match(ours, theirs)
     if not result.loaded:
         raise CnnError("no tensor of the weights fits this model",
                        hint=f"the model has {len(ours)} tensors, the weights {len(theirs)}; are they the same "

@@ -1843,13 +1843,14 @@ def big(report) -> bool:
 
 
 def _render(report) -> None:
-    """Every form of the report: text, --explain, --depth, JSON, Markdown, and the warnings."""
+    """Every form of the report: text, --explain, --depth, JSON, Markdown, Keras' rows, and the warnings."""
     report.text()
     report.text(explain=True)
     report.text(depth=1)
     json.loads(report.json())
     report.markdown()
     report.markdown(depth=1)
+    report.keras()  # the rows of --keras (drawing them is rich's work)
     for w in report.warnings:
         w.render()
 

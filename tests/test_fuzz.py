@@ -37,6 +37,7 @@ def check(text: str) -> None:
     report.text(explain=True)
     report.json()
     report.markdown(depth=1)
+    report.keras()
 
 
 def mutate(text: str, data) -> str:

@@ -127,7 +127,8 @@ SET_SPEC = """network n(f = 4, rate = 0.5, deep = true, act = relu, size = 2x2, 
 @fuzz_settings(ci=80, deep=1000)
 @given(st.lists(st.tuples(st.sampled_from(["f", "rate", "deep", "act", "size", "label", "pad", "nokey"]),
                           st.sampled_from(SET_VALUES)), min_size=1, max_size=3),
-       st.sampled_from([[], ["--json"], ["--markdown"], ["--explain"], ["--depth", "1"], ["--max-layers", "3"]]))
+       st.sampled_from([[], ["--json"], ["--markdown"], ["--keras"], ["--explain"], ["--depth", "1"],
+                        ["--max-layers", "3"]]))
 def test_set_values_past_every_limit(tmp_path_factory, pairs, options):
     from cnndsl.cli import main
 

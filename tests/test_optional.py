@@ -64,6 +64,7 @@ def work(tmp_path):
     (tmp_path / "r.yaml").write_text("epochs: 1\n")
     (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (tmp_path / "w.pt").write_bytes(b"weights")
+    (tmp_path / "w.keras").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: read only once h5py is there
     return tmp_path
 
 
@@ -79,6 +80,7 @@ CASES = [
     ("yaml", ["train", "tiny.cnn", "--recipe", "r.yaml", "--out", "run"], "pip install pyyaml"),
     ("torch", ["train", "tiny.cnn", "--out", "run"], "pip install torch"),
     ("graphviz", ["plot", "tiny.cnn", "-o", "t.svg"], "pip install graphviz"),
+    ("h5py", ["train", "tiny.cnn", "--init", "w.keras", "--out", "run"], "pip install h5py"),
 ]
 
 
@@ -112,10 +114,12 @@ def test_without_graphviz_dot_the_diagram_says_how_to_install_it(work):
 
 
 def test_check_needs_none_of_them(work):
-    hidden = "torch,numpy,onnx,onnxscript,onnxruntime,tensorboard,matplotlib,PIL,sklearn,yaml,graphviz,safetensors"
+    hidden = "torch,numpy,onnx,onnxscript,onnxruntime,tensorboard,matplotlib,PIL,sklearn,yaml,graphviz,safetensors,h5py"
     done = cnndsl_without(hidden, "check", "tiny.cnn", cwd=work)
     assert done.returncode == 0 and "Total params" in done.stdout, done.stderr
     assert cnndsl_without(hidden, "compile", "tiny.cnn", "-o", "t.py", cwd=work).returncode == 0
+    keras = cnndsl_without(hidden + ",keras", "check", "tiny.cnn", "--keras", cwd=work)  # Keras' table needs no Keras
+    assert keras.returncode == 0 and "Total params: 1,490 (5.82 KB)" in keras.stdout, keras.stderr
 
 
 def test_the_table_names_every_optional_package_of_pyproject():
@@ -125,6 +129,6 @@ def test_the_table_names_every_optional_package_of_pyproject():
     from cnndsl.optional import PACKAGES
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    wanted = {"torch", "train", "export", "tensorboard"}
+    wanted = {"torch", "train", "export", "tensorboard", "keras"}
     names = {req.split(">")[0].split("=")[0].strip().lower() for extra in wanted for req in extras[extra]}
     assert names <= {p.pip for p in PACKAGES.values()}

@@ -40,6 +40,28 @@ def test_every_entry_is_a_torchvision_address_with_a_checksum():
     assert pretrained.TORCHVISION["alexnet"].hash_prefix == "7be5be79"  # alexnet-owt-7be5be79.pth
 
 
+# timm's names → the spec each fills (specs/NAME.cnn): timm's tensors come in the spec's order with its shapes
+TIMM_SPECS = {"legacy_xception": "xception", "seresnet50": "seresnet50", "resnet18": "resnet18",
+              "resnet34": "resnet34", "resnet50": "resnet50", "resnet152": "resnet152",
+              "resnext50_32x4d": "resnext50_32x4d", "mobilenetv2_100": "mobilenet_v2",
+              "efficientnet_b0": "efficientnet_b0"}
+
+
+def test_every_timm_entry_is_timms_github_file_with_a_checksum_and_a_spec():
+    from conftest import ROOT
+
+    assert set(pretrained.TIMM) == set(TIMM_SPECS)
+    for name, entry in pretrained.TIMM.items():
+        assert entry.hub == "timm" and entry.label == f"timm:{name}"
+        assert entry.url.startswith("https://github.com/") and "/pytorch-image-models/releases/download/" in entry.url
+        assert len(entry.hash_prefix) >= 8 and entry.file_name.endswith(".pth")
+        assert (ROOT / "specs" / f"{TIMM_SPECS[name]}.cnn").is_file()
+    assert pretrained.lookup("timm:xception") is pretrained.TIMM["legacy_xception"]  # timm's own alias
+    assert pretrained.TIMM["legacy_xception"].normalize == "inception"  # (x - 0.5) / 0.5, as timm's config says
+    files = {e.file_name for e in pretrained.TORCHVISION.values()}
+    assert files.isdisjoint(e.file_name for e in pretrained.TIMM.values())  # one hub cache holds both
+
+
 def test_hub_dir_follows_torch(monkeypatch, tmp_path):
     monkeypatch.delenv("TORCH_HOME", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -102,6 +124,44 @@ def test_unknown_names_get_a_suggestion():
         pretrained.resolve("torchvision:resnet05")
     assert "no pretrained weights named 'torchvision:resnet05'" in e.value.message
     assert e.value.hint.startswith("did you mean `torchvision:resnet50`?")
+    hints = {}
+    for asked in ("torchvision:xception", "torchvision:seresnet50", "timm:legacy_xeption", "timm:vgg16"):
+        with pytest.raises(CnnError) as e:
+            pretrained.lookup(asked)
+        hints[asked] = e.value.hint.split(" known: ")[0]
+    assert hints == {  # by the model's name alone: `torchvision:xception` once suggested torchvision:alexnet
+        "torchvision:xception": "cnndsl knows no torchvision weights named `xception`; timm's are "
+                                "`timm:legacy_xception`.",
+        "torchvision:seresnet50": "cnndsl knows no torchvision weights named `seresnet50`; timm's are "
+                                  "`timm:seresnet50`.",
+        "timm:legacy_xeption": "did you mean `timm:legacy_xception`?",
+        "timm:vgg16": "cnndsl knows no timm weights named `vgg16`; torchvision's are `torchvision:vgg16`."}
+
+
+def test_timm_weights_from_a_local_server_are_verified_and_fill_the_spec(server, hub, monkeypatch):
+    """`--init timm:resnet18`: the same checked download as torchvision's, into the same hub cache."""
+    import cnndsl
+    from conftest import ROOT
+
+    root, url = server
+    torch.manual_seed(0)
+    spec = (ROOT / "specs/resnet18.cnn").read_text().replace("input 3x224x224", "input 3x32x32")
+    served = cnndsl.loads(spec).build().state_dict()
+    torch.save(served, root / "tmp.pth")
+    data = (root / "tmp.pth").read_bytes()
+    name = f"resnet18_a1_0-{hashlib.sha256(data).hexdigest()[:8]}.pth"  # timm's file name, this file's checksum
+    (root / name).write_bytes(data)
+    monkeypatch.setitem(pretrained.TIMM, "resnet18", pretrained.Pretrained("resnet18", url + name, hub="timm"))
+    path = pretrained.resolve("timm:resnet18")
+    assert path == hub / name and path.read_bytes() == data
+    model = cnndsl.loads(spec, classes=10).build()
+    report = cnndsl.load_weights(model, path, strict=False)
+    assert (len(report.loaded), report.missing) == (len(served) - 2, ["dense1.weight", "dense1.bias"])
+    (root / name).write_bytes(data + b"tampered")
+    path.unlink()
+    with pytest.raises(CnnError, match="cannot download timm:resnet18 from .* does not start with"):
+        pretrained.resolve("timm:resnet18")
+    assert not path.exists()
 
 
 def test_oversized_downloads_are_refused(server, tmp_path):

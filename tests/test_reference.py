@@ -74,6 +74,7 @@ TUTORIAL = {
     "cifar_mlp": (646_260, [614_600, 30_150, 1_510]),
     "cifar_small_cnn": (15_120, [490, 1_820, 12_810]),
     "cifar_cnn_bn": (591_914, None),
+    "cifar_resnet_small": (77_866, None),
     "two_filters": (56, [56]),
 }
 

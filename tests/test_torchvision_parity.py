@@ -72,3 +72,29 @@ def test_convnext_stochastic_depth_rises_as_torchvision():
     ours = [m.p for m in cnndsl.load(ROOT / "specs/convnext_tiny.cnn").build().modules()
             if type(m).__name__ == "DropPath"]
     assert len(ours) == 18 and ours == theirs and ours[-1] == 0.1
+
+
+# timm's models with pinned weights (cnndsl/pretrained.py: `--init timm:NAME`) → the spec each fills
+TIMM_SPECS = {"legacy_xception": "xception", "seresnet50": "seresnet50", "resnet18": "resnet18",
+              "resnet34": "resnet34", "resnet50": "resnet50", "resnet152": "resnet152",
+              "resnext50_32x4d": "resnext50_32x4d", "mobilenetv2_100": "mobilenet_v2",
+              "efficientnet_b0": "efficientnet_b0"}
+
+
+@pytest.mark.parametrize("name", TIMM_SPECS)
+def test_same_outputs_with_timm_weights(name):
+    """Where timm is installed too. Checked with timm 1.0.31: equal for the ResNets, MobileNetV2 and EfficientNet-B0;
+    SE-ResNet-50 within 2e-6 of its outputs' size (its squeeze is a mean, ours a pool); legacy_xception within 1%,
+    as its port pads the max pool of 74x74 maps by 1 on each side where Keras' Xception (specs/xception.cnn) pads
+    1 after: the weights are Keras', so the spec runs them as Keras did."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    theirs = timm.create_model(name, pretrained=False).eval()
+    randomise_norms(theirs)
+    ours = cnndsl.load(ROOT / f"specs/{TIMM_SPECS[name]}.cnn").build().eval()
+    assert cnndsl.load_weights(ours, theirs.state_dict()).complete
+    x = torch.randn(2, *ours.input_shape)
+    with torch.no_grad():  # timm's logits; the Keras Xception spec ends in a softmax
+        expected, got = theirs(x), ours.logits(x) if getattr(ours, "ends_in_softmax", False) else ours(x)
+    scale = float(expected.abs().max())
+    assert float((got - expected).abs().max()) <= (2e-2 if name == "legacy_xception" else 1e-5) * scale

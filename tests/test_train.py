@@ -367,6 +367,35 @@ def test_keras_initializer():
         load_recipe(None, initializer="glorot")
 
 
+# torch.optim's NAdam, Adamax, Adagrad and Adadelta, each at a rate that learns the digits in 6 epochs (Adadelta's
+# rate multiplies its step: torch's default is 1.0, Keras' 0.001)
+OPTIMIZERS = {"nadam": 0.01, "adamax": 0.05, "adagrad": 0.1, "adadelta": 5.0}
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_keras_optimizers_learn_the_digits(tmp_path, optimizer):
+    recipe = load_recipe(None, epochs=6, lr=OPTIMIZERS[optimizer], optimizer=optimizer)
+    result = train(cnndsl.loads(SMALL), recipe, tmp_path, log=quiet)
+    assert result.test_accuracy >= 0.8, result.test_accuracy
+    assert result.history[-1]["loss"] < result.history[0]["loss"] / 3
+
+
+def test_optimizer_defaults_keras_are_keras_settings():
+    from cnndsl.training.phases import make_optimizer
+
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    wanted = {"adam": {"eps": 1e-7}, "nadam": {"eps": 1e-7, "betas": (0.9, 0.999)}, "adamax": {"eps": 1e-7},
+              "adagrad": {"eps": 1e-7, "initial_accumulator_value": 0.1}, "adadelta": {"eps": 1e-7, "rho": 0.95},
+              "rmsprop": {"eps": 1e-7, "alpha": 0.9, "momentum": 0.9}}
+    for name, settings in wanted.items():
+        group = make_optimizer(load_recipe(None, optimizer=name, optimizer_defaults="keras"), params).param_groups[0]
+        assert {k: group[k] for k in settings} == settings, name
+    torch_own = make_optimizer(load_recipe(None, optimizer="adadelta"), params).param_groups[0]
+    assert (torch_own["eps"], torch_own["rho"], torch_own["lr"]) == (1e-6, 0.9, 1e-3)  # the recipe's rate
+    with pytest.raises(CnnError, match="`optimizer_defaults` takes one of pytorch, keras"):
+        load_recipe(None, optimizer_defaults="tensorflow")
+
+
 def test_monitor_patience_and_restore_best(tmp_path):
     lines = []
     result = train(cnndsl.loads(SMALL), load_recipe(None, epochs=30, lr=0.05, optimizer="sgd", monitor="val_loss",

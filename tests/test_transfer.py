@@ -181,3 +181,6 @@ def test_named_weights_without_their_normalisation_are_warned_of():
     assert preprocessing_mismatch(load_recipe(None, init="torchvision:resnet18", normalize="imagenet")) is None
     assert preprocessing_mismatch(load_recipe(None, init="runs/a/best.pt")) is None  # a file: its own business
     assert preprocessing_mismatch(load_recipe(None)) is None
+    assert "the inception preset" in preprocessing_mismatch(load_recipe(None, init="timm:xception"))
+    for scaled in ("inception", "keras_xception"):  # one scaling, to [-1, 1], under two names
+        assert preprocessing_mismatch(load_recipe(None, init="timm:xception", normalize=scaled)) is None

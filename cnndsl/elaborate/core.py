@@ -245,6 +245,7 @@ class _Elaborator:
         if activation != "none":
             act_span = next((a.value.span for a in c.args if a.name == "activation"), c.span)
             cur = self.add_layer(activation, REGISTRY[activation].defaults(), [cur], act_span, frame, None)
+            self.by_id[cur].fused = True
         return cur
 
     def apply(self, c: ast.Call, frame: Frame, cur: str | None, label: str | None) -> str | None:

@@ -197,6 +197,20 @@ class Op:
     output_saved: bool = True
     # the Keras and PyTorch classes this kind is: did-you-mean knows them, and a call of one is translated
     foreign: tuple[Foreign, ...] = ()
+    # the class `check --keras` names this kind's rows by, where it is not the first Keras class above (Keras
+    # writes most activations `Activation("relu")`), or a name in Keras' style for a kind Keras lacks
+    keras: str = ""
+
+    @property
+    def keras_class(self) -> str:
+        """The class `check --keras` shows: its own `keras` name, else its first Keras class."""
+        return self.keras or next((f.name for f in self.foreign if f.framework == "keras"), "")
+
+    @property
+    def in_keras(self) -> bool:
+        """Whether Keras has this kind of layer (else its summary name is ours, in Keras' style); every
+        activation is Keras' `Activation("name")`."""
+        return self.category == "activation" or any(f.framework == "keras" for f in self.foreign)
 
     def arg(self, name: str) -> ArgSpec | None:
         for spec in self.args:

@@ -45,6 +45,7 @@ SPLIT = Op(
     sym_shape=lambda g: (binop("//", g.x[0], g.parts), *g.x[1:]),
     aliases=("chunk",),
     shape_rule="C/parts x H x W (or F/parts)",
+    keras="Split",
 )
 
 
@@ -73,6 +74,7 @@ CHANNELSHUFFLE = Op(
     explain=_shuffle_explain,
     torch=lambda g: ctor("ChannelShuffle", g.groups),
     foreign=(pytorch("ChannelShuffle", "groups"),),
+    keras="ChannelShuffle",
 )
 
 ENTRIES = (SPLIT, CHANNELSHUFFLE)

@@ -59,6 +59,7 @@ INPUT = Op(
     shape_rule="the given shape",
     foreign=(keras("Input", "shape batch_size", convert=(("shape", channels_first),)),
              keras("InputLayer", "shape batch_size", convert=(("shape", channels_first),))),
+    keras="InputLayer",  # a model's summary shows its Input as an InputLayer row
 )
 
 IDENTITY = Op("identity", "Passes its input through unchanged.", "shape", torch=lambda g: "nn.Identity()",

@@ -68,6 +68,7 @@ LRN = Op(
     label=lambda a, ins: f"lrn {a.size}",
     torch=lambda g: ctor("nn.LocalResponseNorm", g.size, alpha=g.alpha, beta=g.beta, k=g.k),
     foreign=(pytorch("LocalResponseNorm", "size alpha beta k"),),
+    keras="LocalResponseNormalization",
 )
 
 
@@ -182,6 +183,7 @@ INSTANCENORM = Op(
                          track_running_stats=None if g.track_running_stats is False else g.track_running_stats),
     aliases=("instancenorm2d",),
     foreign=(pytorch("InstanceNorm2d", _TORCH_NORM),),
+    keras="InstanceNormalization",
 )
 
 ENTRIES = (BATCHNORM, LRN, LAYERNORM, GROUPNORM, INSTANCENORM)

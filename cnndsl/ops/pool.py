@@ -201,7 +201,8 @@ ADAPTIVEAVGPOOL = Op(
     torch=lambda g: ctor("nn.AdaptiveAvgPool2d", unpair(g.size)),
     sym_shape=lambda g: (g.x[0], *two(g.size)),
     shape_rule="C x size",
-    foreign=(pytorch("AdaptiveAvgPool2d", "output_size", renames=(("output_size", "size"),)),),
+    foreign=(keras("AdaptiveAveragePooling2D", "output_size data_format", renames=(("output_size", "size"),)),
+             pytorch("AdaptiveAvgPool2d", "output_size", renames=(("output_size", "size"),))),
 )
 
 ENTRIES = (MAXPOOL, AVGPOOL, GLOBALAVGPOOL, GLOBALMAXPOOL, ADAPTIVEAVGPOOL)

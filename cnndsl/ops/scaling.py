@@ -35,6 +35,7 @@ LAYERSCALE = Op(
     explain=lambda a, ins, out: [f"params = {ins[0][0]} channels = {fmt_int(ins[0][0])} (gamma, "
                                  f"starting at {a.init:g})"],
     torch=lambda g: ctor("LayerScale", g.x[0], g.init, **({"image": True} if len(g.x) == 3 else {})),
+    keras="LayerScale",
 )
 
 DROPPATH = Op(
@@ -50,6 +51,7 @@ DROPPATH = Op(
                                  f"kept ones scaled by {1 / (1 - a.rate):g}; eval: identity; params = 0"],
     torch=lambda g: ctor("DropPath", g.rate),
     aliases=("stochasticdepth",),
+    keras="StochasticDepth",
 )
 
 ENTRIES = (SCALE, LAYERSCALE, DROPPATH)

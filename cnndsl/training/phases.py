@@ -111,6 +111,16 @@ def steps_per_epoch(train_size: int, processes: int, batch_size: int) -> int:
     return math.ceil(train_size / processes / batch_size)
 
 
+# `optimizer_defaults: keras`: Keras' values of the settings where its defaults differ from torch.optim's
+# (docs/training.md has both); the learning rate, momentum and weight decay stay the recipe's own keys
+KERAS_DEFAULTS = {
+    "adam": {"eps": 1e-7}, "adamw": {"eps": 1e-7}, "nadam": {"eps": 1e-7}, "adamax": {"eps": 1e-7},
+    "rmsprop": {"alpha": 0.9, "eps": 1e-7},  # Keras' rho is torch's alpha
+    "adagrad": {"eps": 1e-7, "initial_accumulator_value": 0.1},
+    "adadelta": {"rho": 0.95, "eps": 1e-7},
+}
+
+
 def make_optimizer(recipe: Recipe, params, lr: float | None = None):
     import torch
 
@@ -118,10 +128,13 @@ def make_optimizer(recipe: Recipe, params, lr: float | None = None):
     if kind == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
                                weight_decay=recipe.weight_decay)
+    settings = KERAS_DEFAULTS[kind] if recipe.optimizer_defaults == "keras" else {}
     if kind == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-    cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
-    return cls(params, lr=lr, weight_decay=recipe.weight_decay)
+        settings = {**settings, "momentum": recipe.momentum}
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop,
+           "nadam": torch.optim.NAdam, "adamax": torch.optim.Adamax, "adagrad": torch.optim.Adagrad,
+           "adadelta": torch.optim.Adadelta}[kind]
+    return cls(params, lr=lr, weight_decay=recipe.weight_decay, **settings)
 
 
 def check_phase_names(model, plan: list[dict]) -> None:

@@ -10,7 +10,8 @@ from cnndsl.errors import CnnError, UsageError, did_you_mean
 from cnndsl.files import Missing, read_text
 from cnndsl.limits import NUMBER
 
-CHOICES = {"optimizer": ("sgd", "adam", "adamw", "rmsprop"),
+CHOICES = {"optimizer": ("sgd", "adam", "adamw", "rmsprop", "nadam", "adamax", "adagrad", "adadelta"),
+           "optimizer_defaults": ("pytorch", "keras"),
            "schedule": ("none", "cosine", "step", "onecycle", "plateau"),
            "initializer": ("pytorch", "keras"), "monitor": ("val_accuracy", "val_loss"),
            "frozen_batchnorm": ("inference", "train")}
@@ -24,7 +25,8 @@ class Recipe:
     epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3
-    optimizer: str = "adam"
+    optimizer: str = "adam"  # sgd, adam, adamw, rmsprop, nadam, adamax, adagrad, adadelta: torch.optim's
+    optimizer_defaults: str = "pytorch"  # keras: Keras' epsilon (1e-7), rho and initial accumulator (phases.py)
     momentum: float = 0.9  # sgd and rmsprop
     nesterov: bool = False
     weight_decay: float = 0.0

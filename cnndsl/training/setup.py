@@ -150,7 +150,8 @@ def preprocessing_mismatch(recipe: Recipe) -> str | None:
     if not pretrained.is_named(recipe.init):
         return None
     expected = pretrained.lookup(recipe.init).normalize
-    if recipe.normalize == expected:
+    same = recipe.normalize in PRESETS and preset(recipe.normalize, 3) == preset(expected, 3)
+    if recipe.normalize == expected or same:  # inception and keras_xception are one scaling under two names
         return None
     now = f"`normalize: {str(recipe.normalize).lower()}`"
     return (f"{recipe.init}'s weights were trained on images normalised with the {expected} preset, and this run "
@@ -166,13 +167,15 @@ def build_net(spec, recipe: Recipe, dev, here: distributed.World, log) -> Net:
     initialize(model, recipe.initializer)
     if recipe.init:
         from cnndsl import pretrained
+        from cnndsl.keras_weights import is_keras_file
         from cnndsl.saved import read_weights
         from cnndsl.weights import load_weights
 
         source = pretrained.resolve(recipe.init)  # torchvision:NAME: the hub cache's file, downloaded if missing
         where = f"{recipe.init} ({source})" if source != recipe.init else recipe.init
-        state, _ = read_weights(source)  # a checkpoint's fields checked, as every reader of one checks them
-        log(f"init from {printable(where)}: " + load_weights(model, state, strict=False).summary())
+        if not is_keras_file(source):  # a Keras file pairs with the module's layers, so it is read with them
+            source, _ = read_weights(source)  # a checkpoint's fields checked, as every reader of one checks them
+        log(f"init from {printable(where)}: " + load_weights(model, source, strict=False).summary())
     evaluate = forward = scores(model)
     if here.size > 1:
         from torch.nn.parallel import DistributedDataParallel
