@@ -181,9 +181,9 @@ class _Scope:
 def _defaults(d: ast.Definition, functions: dict, work: Work) -> dict:
     """A network's parameters as their defaults give them (for `input shape`)."""
     values: dict = {}
-    for p in d.params if d.kind == "network" else ():
+    given = Env(values, None, functions, work=work)  # one table a default reads the earlier ones from: 40,000
+    for p in d.params if d.kind == "network" else ():  # parameters copied at each would be 800 million steps
         try:
-            given = Env(dict(values), None, functions, work=work)
             values[p.name] = evaluate(p.default, given) if p.default is not None else None
         except CnnError:
             values[p.name] = None
