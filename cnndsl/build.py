@@ -5,6 +5,7 @@ It runs what the code generator wrote (after codegen.vet's check), and imports c
 
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 
@@ -26,7 +27,10 @@ def build_module(source: str, class_name: str, params: dict):
     sys.modules[module.__name__] = module  # so that torch.compile and pickling can find the classes
     exec(compile(source, module.__file__, "exec"), module.__dict__)
     network = getattr(module, class_name)
-    return network(**{pyname(k): _plain(v) for k, v in params.items()})  # `x` is the argument `x_`
+    given = {pyname(k): _plain(v) for k, v in params.items()}  # `x` is the argument `x_`
+    if list(inspect.signature(network).parameters) == list(given):  # by position: Python matches each keyword
+        return network(*given.values())  # against the names one by one (40,000 parameters: 25 s, not 0.1)
+    return network(**given)
 
 
 def _plain(value):
