@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnndsl.data.datasets import apply_normalization, input_image, load_dataset
+from cnndsl.data.datasets import apply_normalization, input_image, load_test_split
 from cnndsl.errors import UsageError
 from cnndsl.saved import TRAINED_WITH, Weights, classes_of, normalization_of, weights_of
 from cnndsl.spec import Spec, load
@@ -96,7 +96,7 @@ def _test_image(trained: Trained, index: int):
     if not recipe.get("data"):
         raise UsageError(f"{trained.path} does not say which data it was trained on", hint="give an image file")
     splits = recipe.get("splits") if isinstance(recipe.get("splits"), dict) else None
-    test = load_dataset(str(recipe["data"]), trained.report.input, int(recipe.get("seed", 0)), splits=splits).test
+    test = load_test_split(str(recipe["data"]), trained.report.input, int(recipe.get("seed", 0)), splits=splits)
     if not 0 <= index < len(test):
         raise UsageError(f"--index {index}: the test split of {recipe['data']} has {len(test)} images "
                          f"(0 to {len(test) - 1})")
