@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from cnndsl import limits
-from cnndsl.errors import CnnError, CnnErrors, Printable, UsageError, terminal
+from cnndsl.errors import CnnError, CnnErrors, Printable, UsageError, UserNote, terminal
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -627,9 +628,19 @@ def main(argv: list[str] | None = None) -> int:
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = Printable(sys.stdout), Printable(sys.stderr)
     try:
-        return _main(sys.argv[1:] if argv is None else argv)
+        with warnings.catch_warnings():  # the command's notes as lines of its own, not as Python warnings
+            warnings.showwarning = _show_note
+            return _main(sys.argv[1:] if argv is None else argv)
     finally:
         sys.stdout, sys.stderr = streams
+
+
+def _show_note(message, category, filename, lineno, file=None, line=None) -> None:
+    """A UserNote as `note: TEXT` on stderr; any other warning as Python shows it."""
+    if issubclass(category, UserNote):
+        print(f"note: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=file or sys.stderr)
 
 
 def _main(argv: list[str]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html.parser
 import json
 import re
@@ -179,12 +180,46 @@ def test_a_run_leaves_its_page_with_the_results_and_pictures(run):
     assert all(t != p for t, _, p in mistakes)
     assert [float(p) for _, p, _ in mistakes] == sorted(float(p) for _, p, _ in mistakes)  # the worst first
     curves = (result.out / "curves.png").read_bytes()
-    import base64
-
     assert base64.b64encode(curves).decode() in text  # the curves the plots step drew, best epoch marked
-    assert "conv1: 16 filters of 3x3x1" in text and "under way" not in text
+    assert "under way" not in text
     assert text.count("<tr class=best>") == 1 and len(re.findall(r"<tr(?: class=best)?><td class=\"num\">\d+</td>"
                                                                   r"<td class=\"num\">\d\.\d{4}</td>", text)) == 2
+
+
+def test_the_run_page_shows_the_filters_as_show_filters_draws_them(run):
+    from cnndsl.viz.learned import colours, draw_filters, filters_png, filters_title
+    from cnndsl.viz.trained import read_checkpoint
+
+    result, _, _ = run
+    text = (result.out / "report.html").read_text()
+    section = re.search(r'<h2 id="filters">.*?</figure>', text, re.S).group(0)
+    trained = read_checkpoint(result.out)  # best.pt: the weights the run ends with
+    grid, png = filters_png(trained)
+    assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in section  # the same picture, byte for byte
+    assert 'alt="the 16 filters of conv1, 3x3x1 each, numbered"' in section
+    caption = re.search(r"<figcaption>(.*?)</figcaption>", section).group(1)
+    assert caption.startswith(f"white is 0, red positive, blue negative; one scale for all: ±{grid.vmax:.3g}. ")
+    assert caption == colours(grid) + (". <code>cnndsl show filters RUN</code> draws this picture, and <code>--layer "
+                                       "NAME</code> another layer's.")
+    fig = draw_filters(grid, filters_title(trained, grid))
+    assert [t.get_text() for t in fig.axes[0].texts] == [str(i) for i in range(16)]  # each tile numbered
+    assert fig.axes[1].get_ylabel() == "weight"  # and the colour scale beside them
+
+
+def test_the_epochs_table_is_rounded_for_people(run):
+    result, metrics, _ = run
+    table = re.search(r'<table class="epochs">.*?</table>', (result.out / "report.html").read_text()).group(0)
+    head = re.findall(r'<th class="num">(\w+)</th>', table)
+    assert head == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+    rows = [re.findall(r'<td class="num">([^<]*)</td>', row) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table)[1:]]
+    assert len(rows) == 2
+    for cells, row in zip(rows, metrics["epochs"]):
+        assert cells[0] == str(row["epoch"]) and cells[1] == f"{row['loss']:.4f}" and cells[5] == "1.00e-02"
+        assert re.fullmatch(r"\d+\.\d s|0\.0\d s", cells[6]) and abs(float(cells[6][:-2]) - row["seconds"]) <= 0.05
+    from cnndsl.viz.runpage import _cell
+
+    assert [_cell("seconds", 8.118), _cell("lr", 0.001), _cell("lr", 2e-07), _cell("val_loss", 0.0377)] == \
+        ["8.1 s", "1.00e-03", "2.00e-07", "0.0377"]
 
 
 def test_a_stopped_run_leaves_a_consistent_page_of_its_epochs(run):

@@ -17,17 +17,18 @@ from string import Template
 from cnndsl.analysis import Analysis
 from cnndsl.errors import CnnError
 from cnndsl.files import atomic_write
+from cnndsl.fonts import CSS_FAMILIES, CSS_MONO
 from cnndsl.report import HEAD, Row, row_cells, rows, total_rows
 
 MAX_DIAGRAM_NODES = 90  # beyond, the diagram folds block calls (as --depth) until it fits a screen or two
 PAGE_NODES = 600  # a diagram that stays larger at every depth is left out (dot takes seconds per hundred nodes)
 
 CSS = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
+body { font: 14px/1.45 $families; color: #222;
        margin: 0 auto; padding: 1em 2em 4em; max-width: 1280px; }
 h1 { font-size: 1.6em; margin: .3em 0; } h2 { font-size: 1.25em; margin: 1.6em 0 .5em;
      border-bottom: 1px solid #ddd; padding-bottom: .2em; }
-.sub { color: #555; } code, pre, td.num, td.shape { font-family: ui-monospace, Menlo, Consolas, monospace; }
+.sub { color: #555; } code, pre, td.num, td.shape { font-family: $mono; }
 nav a { margin-right: 1em; }
 .diagram { overflow: auto; max-height: 90vh; border: 1px solid #e4e4e4; border-radius: 4px; padding: .5em;
            background: #fff; }
@@ -80,7 +81,8 @@ def esc(text: object) -> str:
 
 def document(title: str, body: str) -> str:
     """A whole page around `body` (HTML already escaped); `title` is plain text."""
-    return PAGE.substitute(title=esc(title), css=CSS, body=body)
+    css = Template(CSS).substitute(families=CSS_FAMILIES, mono=CSS_MONO)
+    return PAGE.substitute(title=esc(title), css=css, body=body)
 
 
 def spec_page(report, spec_text: str | None = None, depth: int | None = None) -> str:

@@ -104,5 +104,8 @@ def _test_image(trained: Trained, index: int):
 
 
 def _safe(text: str) -> str:
-    """A name for a file: letters, digits, '.', '_' and '-'."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "image"
+    """A name for a file: letters and digits of any script (a class 장미 stays 장미), '.', '_' and '-'; the rest,
+    separators and control characters among them, become '_'."""
+    import unicodedata
+
+    return re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", text)).strip("._") or "image"
