@@ -87,6 +87,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     except UsageError:
         raise
     except CnnError as e:
+        if args.html:  # the page of a wrong spec: its errors, as they are printed below
+            return _error_page(args, e)
         if not args.json:
             raise
         import json
@@ -116,6 +118,23 @@ def _check(args: argparse.Namespace) -> int:
     else:
         print(result.text(args.depth, args.explain))
     return EXIT_OK
+
+
+def _error_page(args: argparse.Namespace, error: CnnError) -> int:
+    """check --html FILE of a spec that does not check: the errors on stderr, as always, and on the page."""
+    from cnndsl.api import error_page
+
+    target = error_page(args.spec, error, args.html)  # refused (exit 2) where the spec's own file would be lost
+    _print_errors(error, args)
+    print(f"wrote {target}", file=sys.stderr)
+    return EXIT_SPEC
+
+
+def _print_errors(error: CnnError, args: argparse.Namespace) -> None:
+    print(error.render(), file=sys.stderr)
+    if isinstance(error, CnnErrors):  # after them all, as rustc does: how many
+        spec = getattr(args, "spec", "the spec")
+        print(f"\nerror: could not check {spec}: {len(error.errors):,} errors", file=sys.stderr)
 
 
 def _write_page(args: argparse.Namespace, spec) -> None:
@@ -444,7 +463,8 @@ def parser() -> argparse.ArgumentParser:
                      help="show the arithmetic behind each layer's figures (output size, params, MACs)")
     out.add_argument("--html", metavar="FILE", help="write the report as a self-contained HTML page: the diagram "
                      "(inline SVG; needs Graphviz's dot), the table with each layer's arithmetic a click away, "
-                     "the totals and the spec's text (never over the spec, a file it uses, or into a run's folder)")
+                     "the totals and the spec's text (never over the spec, a file it uses, or into a run's folder); "
+                     "for a spec with errors, a page of its errors as check prints them (exit 1)")
     c.add_argument("--depth", type=_positive, metavar="N",
                    help="fold block calls nested deeper than N into one row each (1: top-level rows only); "
                    "with --html, the diagram too")
@@ -652,10 +672,7 @@ def _main(argv: list[str]) -> int:
         print(f"cnndsl: {e.render()}", file=sys.stderr)
         return EXIT_USAGE
     except CnnError as e:
-        print(e.render(), file=sys.stderr)
-        if isinstance(e, CnnErrors):  # after them all, as rustc does: how many
-            spec = getattr(args, "spec", "the spec")
-            print(f"\nerror: could not check {spec}: {len(e.errors):,} errors", file=sys.stderr)
+        _print_errors(e, args)
         return EXIT_SPEC
     except RecursionError:
         print("error: the spec is nested too deeply to check", file=sys.stderr)

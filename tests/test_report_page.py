@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import html.parser
 import json
 import re
@@ -68,8 +69,12 @@ def test_the_table_has_one_row_per_check_row_and_each_layer_its_arithmetic(tmp_p
     conv = a.by_id["stage2.basic1.conv1"]
     why = "\n".join(conv.explain())
     assert why.startswith("out H,W = floor((56 + 2*1 - 3) / 2) + 1 = 28")
-    row = re.search(r'<tr class="layer" data-id="stage2\.basic1\.conv1".*?</tr>', text, re.S).group(0)
-    assert f"<pre>{why}</pre>" in row and "conv 3x3/2 → 128" in row and ">28x28x128<" not in row
+    body = re.search(r'<tbody><tr class="layer" data-id="stage2\.basic1\.conv1".*?</tbody>', text, re.S).group(0)
+    row, below = body[len("<tbody>"):].split("</tr>", 1)
+    assert "conv 3x3/2 → 128" in row and ">28x28x128<" not in row and "<pre>" not in row
+    # the arithmetic in a row of its own under the layer's, the whole table wide (not in the narrow name column)
+    assert below == f'<tr class="why"><td></td><td colspan="6"><pre>{why}</pre></td></tr></tbody>'
+    assert '<details class="why"><summary>conv1</summary></details>' in row  # the name, a click to show it
     # the figures check prints: 3*3*64*128 weights, 28*28 positions * 128 filters * 576 multiplications
     assert ">128x28x28<" in row and ">73,728<" in row and ">57.8 M<" in row and ">19<" in row
     assert "11,689,512" in text and not list(tmp_path.glob("*.tmp"))
@@ -135,6 +140,39 @@ def test_html_never_replaces_the_spec_and_check_html_never_imports_torch(tmp_pat
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "wrote" in result.stderr and (tmp_path / "p.html").stat().st_size > 10_000
+
+
+WRONG = """# </pre><script>alert(1)</script>
+network wrong {
+    input 1x8x8
+    conv 8 kernal=3
+    dense "<b>x</b>"
+    poool 2
+}
+"""
+
+
+def test_a_wrong_spec_gets_a_page_of_its_located_errors_and_exit_1(tmp_path, capsys):
+    spec = tmp_path / HOSTILE_NAME
+    spec.write_text(WRONG)
+    out = tmp_path / "wrong.html"
+    assert main(["check", str(spec), "--html", str(out)]) == 1
+    err = capsys.readouterr().err
+    with pytest.raises(cnndsl.CnnError) as e:
+        cnndsl.load(spec).check()
+    rendered = [x.render() for x in e.value.errors]
+    assert len(rendered) == 3 and err.startswith("\n\n".join(rendered)) and err.endswith(f"wrote {out}\n")
+    text = out.read_text()
+    page = Page(text)
+    assert page.count("script") == 0 and page.count("img") == 0 and page.count("b") == 0  # all of it escaped
+    errors = re.findall(r'<pre class="error">(.*?)</pre>', text, re.S)
+    assert [html.unescape(x) for x in errors] == rendered  # the terminal's messages, in source order
+    first = html.unescape(errors[0]).splitlines()
+    assert first == [f"{spec}:4:12: error: `conv` has no argument `kernal`", " 4 |     conv 8 kernal=3",
+                     "   |            ^^^^^^^^", "  hint: did you mean `kernel`?"]  # the source line and its carets
+    assert '`units` of dense expects an integer, got &quot;&lt;b&gt;x&lt;/b&gt;&quot;' in errors[1]
+    assert "3 errors: " in text and "".join(page.text).count("# </pre><script>alert(1)</script>") == 1  # the text
+    assert main(["check", str(spec), "--html", str(spec)]) == 2 and spec.read_text() == WRONG  # never over it
 
 
 # ---- a run's page -------------------------------------------------------------------------------------------
@@ -243,17 +281,18 @@ window.addEventListener('error', e => window.__errors.push(String(e.message || e
 window.alert = () => { window.__alerts += 1; };
 window.addEventListener('load', () => {
   const imgs = [...document.images].map(i => i.complete && i.naturalWidth > 0);
-  const d = document.querySelector('tr.layer details'), pre = d && d.querySelector('pre');
+  const d = document.querySelector('tr.layer details'), pre = d && d.closest('tbody').querySelector('tr.why pre');
   const before = pre ? pre.checkVisibility() : null;
   if (d) d.querySelector('summary').click();
   const after = pre ? pre.checkVisibility() && pre.getBoundingClientRect().height > 10 : null;
+  const wide = pre ? pre.getBoundingClientRect().width > 2 * d.closest('td').getBoundingClientRect().width : null;
   document.documentElement.setAttribute('data-probe', JSON.stringify({
     imgs, svg: document.querySelectorAll('.diagram svg g.node').length,
     links: [...document.querySelectorAll('.diagram svg a')].map(a => a.getAttribute('xlink:href'))
       .map(h => h.startsWith('#row-') && document.getElementById(h.slice(1)).tagName === 'TR'),
     rows: [...document.querySelectorAll('tr.layer')].map(r => r.dataset.id),
     scripts: document.scripts.length, errors: window.__errors, alerts: window.__alerts,
-    hidden: before, shown: after, width: document.documentElement.scrollWidth}));
+    hidden: before, shown: after, wide, width: document.documentElement.scrollWidth}));
 });
 </script>"""
 
@@ -288,6 +327,7 @@ def assert_sound(probe: dict, console: list[str]) -> None:
     assert probe["scripts"] == 1  # the probe's: the page runs none of its own
     assert all(probe["links"]) and len(probe["links"]) == probe["svg"] - 1  # every node but the input: its row
     assert all(probe["imgs"]) and probe["hidden"] is False and probe["shown"] is True  # a click shows the arithmetic
+    assert probe["wide"] is True  # under the layer's row, wider than the name column it was once wrapped in
 
 
 def test_chromium_shows_the_spec_page(tmp_path):

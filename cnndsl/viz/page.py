@@ -15,7 +15,7 @@ from pathlib import Path
 from string import Template
 
 from cnndsl.analysis import Analysis
-from cnndsl.errors import CnnError
+from cnndsl.errors import MAX_ERRORS, CnnError
 from cnndsl.files import atomic_write
 from cnndsl.fonts import CSS_FAMILIES, CSS_MONO
 from cnndsl.report import HEAD, Row, row_cells, rows, total_rows
@@ -38,14 +38,19 @@ table { border-collapse: collapse; font-size: 13px; }
 th, td { padding: 2px 10px; text-align: left; vertical-align: top; white-space: nowrap; }
 th { background: #f0f2f5; position: sticky; top: 0; }
 td.num, th.num { text-align: right; }
-tbody tr:nth-child(even) { background: #fafafa; }
+tbody:nth-of-type(even) tr { background: #fafafa; }  /* a tbody per check row: its layer and arithmetic */
 tr.group td { background: #eef3fb; font-weight: 600; } tr.folded td { background: #f4f7fc; font-weight: 500; }
 tr.frozen td.name { color: #3557a0; }
 td.none { color: #999; }
 tr:target td { background: #fff1a8; }
 tr.best td { background: #fdecea; font-weight: 600; }
 details summary { cursor: pointer; }
-details.why pre { margin: .2em 0 .4em 1.2em; color: #444; font-size: 12px; white-space: pre-wrap; max-width: 36em; }
+tr.why td { padding: .1em 10px .6em; white-space: normal; }
+tr.why pre { margin: 0; color: #444; font-size: 12px; white-space: pre; overflow-x: auto; }
+@supports selector(:has(a)) {  /* a click on a layer's name shows its arithmetic; without :has, all of it shows */
+  tr.why { display: none; } tbody:has(details.why[open]) tr.why { display: table-row; }
+}
+pre.error { background: #fff5f5; border-left: 3px solid #c62828; padding: .6em .8em; overflow-x: auto; }
 table.totals td:first-child { font-weight: 600; }
 .spec pre { background: #f7f7f7; border: 1px solid #e4e4e4; padding: .6em; overflow: auto; max-height: 40em; }
 .warnings li { color: #8a5a00; }
@@ -116,29 +121,31 @@ def summary_html(a: Analysis) -> str:
 
 
 def table_html(a: Analysis, depth: int | None = None) -> str:
-    """The check table: one <tr> per row of `check --depth`, the layer rows with their arithmetic."""
+    """The check table: a <tbody> per row of `check --depth`; a layer's holds a second row under it, the whole
+    table wide, with the arithmetic `--explain` prints (shown by a click on the layer's name)."""
     right = {0, 4, 5, 6}
     head = "".join(f'<th class="num">{h}</th>' if i in right else f"<th>{h}</th>" for i, h in enumerate(HEAD))
     body = "\n".join(_row_html(r) for r in rows(a, depth))
-    return (f'<div class="scroll"><table class="layers"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n'
-            "</tbody></table></div>")
+    return f'<div class="scroll"><table class="layers"><thead><tr>{head}</tr></thead>\n{body}\n</table></div>'
 
 
 def _row_html(r: Row) -> str:
     index, name, op, output, params, macs, rf = row_cells(r)
     level = (len(name) - len(name.lstrip(" "))) // 2
+    why = ""
     if r.figures is None:
         kind = "folded" if r.folded else "group"
         label = esc(name.strip())
     else:
         kind = "layer frozen" if r.figures.layer.frozen else "layer"
-        why = esc("\n".join(r.figures.explain()))
-        label = f'<details class="why"><summary>{esc(name.strip())}</summary><pre>{why}</pre></details>'
+        label = f'<details class="why"><summary>{esc(name.strip())}</summary></details>'  # opens the row below
+        why = (f'<tr class="why"><td></td><td colspan="{len(HEAD) - 1}"><pre>{esc(chr(10).join(r.figures.explain()))}'
+               "</pre></td></tr>")
     none = " none" if macs == "—" else ""
-    return (f'<tr class="{kind}" data-id="{esc(r.id)}" id="row-{esc(r.id)}"><td class="num">{index}</td>'
+    return (f'<tbody><tr class="{kind}" data-id="{esc(r.id)}" id="row-{esc(r.id)}"><td class="num">{index}</td>'
             f'<td class="name" style="padding-left:{0.6 + 1.2 * level:.1f}em">{label}</td><td>{esc(op)}</td>'
             f'<td class="shape">{esc(output)}</td><td class="num">{params}</td><td class="num{none}">{macs}</td>'
-            f'<td class="num">{rf}</td></tr>')
+            f'<td class="num">{rf}</td></tr>{why}</tbody>')
 
 
 def totals_html(a: Analysis) -> str:
@@ -151,6 +158,23 @@ def warnings_html(warnings) -> str:
         return ""
     items = "".join(f"<li><pre>{esc(w.render())}</pre></li>" for w in warnings)
     return f'<h2>Warnings</h2><ul class="warnings">{items}</ul>'
+
+
+def error_page(source: str, errors: list[CnnError]) -> str:
+    """The page of `check --html` for a spec that does not check: every error as `check` prints it (the place,
+    the message, the source lines with the spans underlined, the notes and the hint), escaped, in source order
+    (MAX_ERRORS of them, and how many more), then the spec's text."""
+    count = f"{len(errors):,} error{'s' if len(errors) > 1 else ''}"
+    shown = [f'<pre class="error">{esc(e.render())}</pre>' for e in errors[:MAX_ERRORS]]
+    if len(errors) > MAX_ERRORS:
+        shown.append(f"<p>and {len(errors) - MAX_ERRORS:,} more errors.</p>")
+    head = (f"<h1>{esc(source)}</h1>\n<p class=\"sub\">{count}: <code>cnndsl check</code> finds what is wrong "
+            "below and exits with 1; the diagram and the table come when the spec checks.</p>")
+    text = next((e.span.source.text for e in errors if e.span is not None and e.span.source.name == source), None)
+    spec = (f'<details class="spec"><summary>The spec\'s text</summary><pre>{esc(text)}</pre></details>'
+            if text else "")
+    return document(f"{source} · cnndsl check: {count}", "\n".join([head, '<h2 id="errors">Errors</h2>', *shown,
+                                                                     spec]))
 
 
 def diagram_depth(a: Analysis, depth: int | None) -> int | None:
