@@ -653,6 +653,17 @@ def main(argv: list[str] | None = None) -> int:
             return _main(sys.argv[1:] if argv is None else argv)
     finally:
         sys.stdout, sys.stderr = streams
+        if argv is None:  # the process ends with the command (a caller passing argv goes on)
+            _skip_the_last_collection()
+
+
+def _skip_the_last_collection() -> None:
+    """Python's last garbage collection, as it exits, walks every object torch made: 0.4-0.5 s of CPU after a
+    `show`, `eval` or `train` had finished (torch imported and nothing else: 0.55 s at exit, against 0.17 s
+    frozen). Frozen objects are skipped by it; reference counting and atexit handlers still run as before."""
+    import gc
+
+    gc.freeze()
 
 
 def _show_note(message, category, filename, lineno, file=None, line=None) -> None:

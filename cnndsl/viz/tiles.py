@@ -91,7 +91,8 @@ def number_tiles(ax, count: int, columns: int, shape: tuple[int, int], gap: int 
     for i in range(count):
         r, c = divmod(i, columns)
         ax.text(c * (w + gap) - 0.5, r * (h + gap) - 0.5, str(i), fontsize=6, va="top", ha="left",
-                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "alpha": 0.6, "linewidth": 0})
+                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "alpha": 0.6, "linewidth": 0},
+                in_layout=False)  # inside its tile: the layout pass need not measure 64 labels
 
 
 def png(fig) -> bytes:
