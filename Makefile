@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make test   creates .venv, installs torch (CPU), the package and its dev tools (and, where missing,
-#               Graphviz and a headless Chromium for the page tests), runs the tests
+#               Graphviz, a headless Chromium for the page tests and fonts for every script), runs the tests
 #   make run    the main job: trains the Fashion-MNIST CNN of the tutorials on the offline digits
 #               (it leaves report.html, and prints the `cnndsl show` commands that draw what it learned)
 #   make check  checks every reference spec (the report of each, folded to top-level rows)
@@ -10,10 +10,13 @@ PY    := $(VENV)/bin/python
 PIP   := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
+# fonts for class names in Hangul, Chinese, Japanese (WenQuanYi Micro Hei) and emoji (Symbola, monochrome: matplotlib
+# cannot draw colour emoji): 8 MB installed, 2.9 MB to download; Arabic is in matplotlib's own DejaVu Sans
+FONTS := fonts-wqy-microhei fonts-symbola
 # the oldest Lark pyproject.toml allows, installed beside the newest: tests/test_syntax.py parses with both
 LARK_OLDEST := 1.1.0
 
-.PHONY: test run check bench lint clean
+.PHONY: test run check bench lint clean fonts
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,11 +32,18 @@ $(STAMP): pyproject.toml
 		|| echo "warning: could not install chromium-headless-shell; the browser test of report.html will skip"
 	touch $(STAMP)
 
-test: $(STAMP)
+# not in the stamp: a machine whose .venv is older than this step gets the fonts too (fc-list: 20 ms when present)
+fonts:
+	@fc-list -q "WenQuanYi Micro Hei" && fc-list -q Symbola \
+		|| (apt-get update -qq && apt-get install -y -qq $(FONTS) >/dev/null) \
+		|| echo "warning: could not install $(FONTS): class names in Hangul, Chinese, Japanese and emoji will be" \
+			"empty boxes in the pictures (the tests that draw them skip)"
+
+test: $(STAMP) fonts
 	$(VENV)/bin/ruff check cnndsl tests bench
 	$(PY) -m pytest -q -n 2 --dist loadfile  # two workers, a test file each at a time (its module fixtures run once)
 
-run: $(STAMP)
+run: $(STAMP) fonts
 	$(VENV)/bin/cnndsl train examples/fashion_cnn_honkong.cnn
 	@run=$$(ls -td runs/fashion_cnn_honkong-* | head -1); \
 	echo "the run as a page (open it in a browser): $$run/report.html"; \

@@ -393,6 +393,21 @@ def page(spec, out: str | Path, *, depth: int | None = None) -> Path:
     return Path(out)
 
 
+@clear_imports
+def error_page(source: str | Path, error: CnnError, out: str | Path) -> Path:
+    """Writes the page of a spec that does not check (`check --html` of a wrong spec): its errors as `check`
+    prints them, with their source lines and carets, escaped, and the spec's text. Never over the spec or a
+    file its errors are in. Returns the file written."""
+    from cnndsl.viz import page as pages
+
+    errors = getattr(error, "errors", [error])
+    used = dict.fromkeys(e.span.source.name for e in errors if e.span is not None)
+    inputs = [(Path(source), "the spec itself"), *((Path(n), "a file the spec uses") for n in used if n != str(source))]
+    check_output(Path(out), inputs, "--html")
+    pages.write(Path(out), pages.error_page(str(source), errors))
+    return Path(out)
+
+
 # -- the compiler's other outputs
 
 
@@ -481,6 +496,6 @@ def _quiet(line: str) -> None:
 
 
 __all__ = ["Callback", "CnnError", "Diagnosis", "EarlyStopping", "Formatted", "Limits", "Report", "Shown", "Spec",
-           "TrainingPlan", "UsageError", "check", "diagnose", "evaluate", "export", "format_file", "format_spec",
-           "launch_training", "layers", "load", "load_recipe", "load_weights", "loads", "page", "parse_value",
-           "plan_training", "plot", "predict", "read_run", "show", "train", "write_source"]
+           "TrainingPlan", "UsageError", "check", "diagnose", "error_page", "evaluate", "export", "format_file",
+           "format_spec", "launch_training", "layers", "load", "load_recipe", "load_weights", "loads", "page",
+           "parse_value", "plan_training", "plot", "predict", "read_run", "show", "train", "write_source"]

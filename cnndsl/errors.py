@@ -301,6 +301,11 @@ class UsageError(CnnError):
     """The command line or API call is wrong (exit code 2)."""
 
 
+class UserNote(UserWarning):
+    """Something the user should know that is no error (a font this machine lacks): a Python warning of this
+    category, so that the API's callers can filter or catch it; the command line prints it as `note: TEXT`."""
+
+
 def did_you_mean(word: str, choices) -> str | None:
     """A hint naming the closest of `choices`, as rustc and Elm do."""
     import difflib

@@ -296,29 +296,31 @@ def summary_html(a: Analysis) -> str:
 
 
 def table_html(a: Analysis, depth: int | None = None) -> str:
-    """The check table: one <tr> per row of `check --depth`, the layer rows with their arithmetic."""
+    """The check table: a <tbody> per row of `check --depth`; a layer's holds a second row under it, the whole
+    table wide, with the arithmetic `--explain` prints (shown by a click on the layer's name)."""
     right = {0, 4, 5, 6}
     head = "".join(f'<th class="num">{h}</th>' if i in right else f"<th>{h}</th>" for i, h in enumerate(HEAD))
     body = "\n".join(_row_html(r) for r in rows(a, depth))
-    return (f'<div class="scroll"><table class="layers"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n'
-            "</tbody></table></div>")
+    return f'<div class="scroll"><table class="layers"><thead><tr>{head}</tr></thead>\n{body}\n</table></div>'
 
 
 def _row_html(r: Row) -> str:
     index, name, op, output, params, macs, rf = row_cells(r)
     level = (len(name) - len(name.lstrip(" "))) // 2
+    why = ""
     if r.figures is None:
         kind = "folded" if r.folded else "group"
         label = esc(name.strip())
     else:
         kind = "layer frozen" if r.figures.layer.frozen else "layer"
-        why = esc("\n".join(r.figures.explain()))
-        label = f'<details class="why"><summary>{esc(name.strip())}</summary><pre>{why}</pre></details>'
+        label = f'<details class="why"><summary>{esc(name.strip())}</summary></details>'  # opens the row below
+        why = (f'<tr class="why"><td></td><td colspan="{len(HEAD) - 1}"><pre>{esc(chr(10).join(r.figures.explain()))}'
+               "</pre></td></tr>")
     none = " none" if macs == "—" else ""
-    return (f'<tr class="{kind}" data-id="{esc(r.id)}" id="row-{esc(r.id)}"><td class="num">{index}</td>'
+    return (f'<tbody><tr class="{kind}" data-id="{esc(r.id)}" id="row-{esc(r.id)}"><td class="num">{index}</td>'
             f'<td class="name" style="padding-left:{0.6 + 1.2 * level:.1f}em">{label}</td><td>{esc(op)}</td>'
             f'<td class="shape">{esc(output)}</td><td class="num">{params}</td><td class="num{none}">{macs}</td>'
-            f'<td class="num">{rf}</td></tr>')
+            f'<td class="num">{rf}</td></tr>{why}</tbody>')
 
 
 def totals_html(a: Analysis) -> str:
@@ -345,7 +347,8 @@ NOTEBOOK_CSS = """<style>
 .cnndsl-report tr.group td { background: #eef3fb; font-weight: 600; }
 .cnndsl-report tr.folded td { background: #f4f7fc; } .cnndsl-report tr.frozen td.name { color: #3557a0; }
 .cnndsl-report td.none { color: #999; } .cnndsl-report details summary { cursor: pointer; }
-.cnndsl-report details.why pre { margin: 0 0 .3em 1em; font-size: 11px; white-space: pre-wrap; max-width: 36em; }
+.cnndsl-report tr.why td { white-space: normal; } .cnndsl-report tr.why pre { margin: 0; font-size: 11px; }
+.cnndsl-report tr.why { display: none; } .cnndsl-report tbody:has(details.why[open]) tr.why { display: table-row; }
 .cnndsl-report .parts { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
 .cnndsl-report .diagram svg { max-height: 720px; width: auto; height: auto; }
 .cnndsl-report .scroll { max-height: 40em; overflow: auto; } .cnndsl-report table.totals { margin-top: .6em; }

@@ -148,6 +148,33 @@ def test_npz_arrays_in_keras_layout(tmp_path):
         load_dataset(f"npz:{path}", (1, 3, 3))
 
 
+def test_the_digits_are_scikit_learns_read_without_importing_it():
+    """load_digits' own file, read as it reads it: scikit-learn's import (scipy's with it) took 1.8 s of a `show`."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from cnndsl.data.datasets import _digits
+
+    x, y, classes = _digits()
+    digits = load_digits()
+    assert torch.equal(x, torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0)
+    assert torch.equal(y, torch.tensor(digits.target, dtype=torch.int64)) and classes == [str(i) for i in range(10)]
+    code = "import sys; from cnndsl.data.datasets import _digits; _digits(); assert 'sklearn' not in sys.modules"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_test_split_alone_is_load_datasets(tmp_path):
+    from cnndsl.data.datasets import load_test_split
+
+    for splits in (None, {"train": "train[:50%]", "val": "train[50%:60%]", "test": "train[60%:]"}):
+        whole = load_dataset("digits", (1, 12, 12), seed=3, splits=splits).test
+        alone = load_test_split("digits", (1, 12, 12), seed=3, splits=splits)
+        assert torch.equal(alone.x, whole.x) and torch.equal(alone.y, whole.y) and alone.x.shape[1:] == (1, 12, 12)
+
+
 def test_unknown_dataset():
     with pytest.raises(CnnError, match="unknown dataset `minst`") as info:
         load_dataset("minst", (1, 28, 28))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import html.parser
 import json
 import re
@@ -67,8 +69,12 @@ def test_the_table_has_one_row_per_check_row_and_each_layer_its_arithmetic(tmp_p
     conv = a.by_id["stage2.basic1.conv1"]
     why = "\n".join(conv.explain())
     assert why.startswith("out H,W = floor((56 + 2*1 - 3) / 2) + 1 = 28")
-    row = re.search(r'<tr class="layer" data-id="stage2\.basic1\.conv1".*?</tr>', text, re.S).group(0)
-    assert f"<pre>{why}</pre>" in row and "conv 3x3/2 → 128" in row and ">28x28x128<" not in row
+    body = re.search(r'<tbody><tr class="layer" data-id="stage2\.basic1\.conv1".*?</tbody>', text, re.S).group(0)
+    row, below = body[len("<tbody>"):].split("</tr>", 1)
+    assert "conv 3x3/2 → 128" in row and ">28x28x128<" not in row and "<pre>" not in row
+    # the arithmetic in a row of its own under the layer's, the whole table wide (not in the narrow name column)
+    assert below == f'<tr class="why"><td></td><td colspan="6"><pre>{why}</pre></td></tr></tbody>'
+    assert '<details class="why"><summary>conv1</summary></details>' in row  # the name, a click to show it
     # the figures check prints: 3*3*64*128 weights, 28*28 positions * 128 filters * 576 multiplications
     assert ">128x28x28<" in row and ">73,728<" in row and ">57.8 M<" in row and ">19<" in row
     assert "11,689,512" in text and not list(tmp_path.glob("*.tmp"))
@@ -136,6 +142,39 @@ def test_html_never_replaces_the_spec_and_check_html_never_imports_torch(tmp_pat
     assert "wrote" in result.stderr and (tmp_path / "p.html").stat().st_size > 10_000
 
 
+WRONG = """# </pre><script>alert(1)</script>
+network wrong {
+    input 1x8x8
+    conv 8 kernal=3
+    dense "<b>x</b>"
+    poool 2
+}
+"""
+
+
+def test_a_wrong_spec_gets_a_page_of_its_located_errors_and_exit_1(tmp_path, capsys):
+    spec = tmp_path / HOSTILE_NAME
+    spec.write_text(WRONG)
+    out = tmp_path / "wrong.html"
+    assert main(["check", str(spec), "--html", str(out)]) == 1
+    err = capsys.readouterr().err
+    with pytest.raises(cnndsl.CnnError) as e:
+        cnndsl.load(spec).check()
+    rendered = [x.render() for x in e.value.errors]
+    assert len(rendered) == 3 and err.startswith("\n\n".join(rendered)) and err.endswith(f"wrote {out}\n")
+    text = out.read_text()
+    page = Page(text)
+    assert page.count("script") == 0 and page.count("img") == 0 and page.count("b") == 0  # all of it escaped
+    errors = re.findall(r'<pre class="error">(.*?)</pre>', text, re.S)
+    assert [html.unescape(x) for x in errors] == rendered  # the terminal's messages, in source order
+    first = html.unescape(errors[0]).splitlines()
+    assert first == [f"{spec}:4:12: error: `conv` has no argument `kernal`", " 4 |     conv 8 kernal=3",
+                     "   |            ^^^^^^^^", "  hint: did you mean `kernel`?"]  # the source line and its carets
+    assert '`units` of dense expects an integer, got &quot;&lt;b&gt;x&lt;/b&gt;&quot;' in errors[1]
+    assert "3 errors: " in text and "".join(page.text).count("# </pre><script>alert(1)</script>") == 1  # the text
+    assert main(["check", str(spec), "--html", str(spec)]) == 2 and spec.read_text() == WRONG  # never over it
+
+
 # ---- a run's page -------------------------------------------------------------------------------------------
 
 
@@ -179,12 +218,46 @@ def test_a_run_leaves_its_page_with_the_results_and_pictures(run):
     assert all(t != p for t, _, p in mistakes)
     assert [float(p) for _, p, _ in mistakes] == sorted(float(p) for _, p, _ in mistakes)  # the worst first
     curves = (result.out / "curves.png").read_bytes()
-    import base64
-
     assert base64.b64encode(curves).decode() in text  # the curves the plots step drew, best epoch marked
-    assert "conv1: 16 filters of 3x3x1" in text and "under way" not in text
+    assert "under way" not in text
     assert text.count("<tr class=best>") == 1 and len(re.findall(r"<tr(?: class=best)?><td class=\"num\">\d+</td>"
                                                                   r"<td class=\"num\">\d\.\d{4}</td>", text)) == 2
+
+
+def test_the_run_page_shows_the_filters_as_show_filters_draws_them(run):
+    from cnndsl.viz.learned import colours, draw_filters, filters_png, filters_title
+    from cnndsl.viz.trained import read_checkpoint
+
+    result, _, _ = run
+    text = (result.out / "report.html").read_text()
+    section = re.search(r'<h2 id="filters">.*?</figure>', text, re.S).group(0)
+    trained = read_checkpoint(result.out)  # best.pt: the weights the run ends with
+    grid, png = filters_png(trained)
+    assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in section  # the same picture, byte for byte
+    assert 'alt="the 16 filters of conv1, 3x3x1 each, numbered"' in section
+    caption = re.search(r"<figcaption>(.*?)</figcaption>", section).group(1)
+    assert caption.startswith(f"white is 0, red positive, blue negative; one scale for all: ±{grid.vmax:.3g}. ")
+    assert caption == colours(grid) + (". <code>cnndsl show filters RUN</code> draws this picture, and <code>--layer "
+                                       "NAME</code> another layer's.")
+    fig = draw_filters(grid, filters_title(trained, grid))
+    assert [t.get_text() for t in fig.axes[0].texts] == [str(i) for i in range(16)]  # each tile numbered
+    assert fig.axes[1].get_ylabel() == "weight"  # and the colour scale beside them
+
+
+def test_the_epochs_table_is_rounded_for_people(run):
+    result, metrics, _ = run
+    table = re.search(r'<table class="epochs">.*?</table>', (result.out / "report.html").read_text()).group(0)
+    head = re.findall(r'<th class="num">(\w+)</th>', table)
+    assert head == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+    rows = [re.findall(r'<td class="num">([^<]*)</td>', row) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table)[1:]]
+    assert len(rows) == 2
+    for cells, row in zip(rows, metrics["epochs"]):
+        assert cells[0] == str(row["epoch"]) and cells[1] == f"{row['loss']:.4f}" and cells[5] == "1.00e-02"
+        assert re.fullmatch(r"\d+\.\d s|0\.0\d s", cells[6]) and abs(float(cells[6][:-2]) - row["seconds"]) <= 0.05
+    from cnndsl.viz.runpage import _cell
+
+    assert [_cell("seconds", 8.118), _cell("lr", 0.001), _cell("lr", 2e-07), _cell("val_loss", 0.0377)] == \
+        ["8.1 s", "1.00e-03", "2.00e-07", "0.0377"]
 
 
 def test_a_stopped_run_leaves_a_consistent_page_of_its_epochs(run):
@@ -208,17 +281,18 @@ window.addEventListener('error', e => window.__errors.push(String(e.message || e
 window.alert = () => { window.__alerts += 1; };
 window.addEventListener('load', () => {
   const imgs = [...document.images].map(i => i.complete && i.naturalWidth > 0);
-  const d = document.querySelector('tr.layer details'), pre = d && d.querySelector('pre');
+  const d = document.querySelector('tr.layer details'), pre = d && d.closest('tbody').querySelector('tr.why pre');
   const before = pre ? pre.checkVisibility() : null;
   if (d) d.querySelector('summary').click();
   const after = pre ? pre.checkVisibility() && pre.getBoundingClientRect().height > 10 : null;
+  const wide = pre ? pre.getBoundingClientRect().width > 2 * d.closest('td').getBoundingClientRect().width : null;
   document.documentElement.setAttribute('data-probe', JSON.stringify({
     imgs, svg: document.querySelectorAll('.diagram svg g.node').length,
     links: [...document.querySelectorAll('.diagram svg a')].map(a => a.getAttribute('xlink:href'))
       .map(h => h.startsWith('#row-') && document.getElementById(h.slice(1)).tagName === 'TR'),
     rows: [...document.querySelectorAll('tr.layer')].map(r => r.dataset.id),
     scripts: document.scripts.length, errors: window.__errors, alerts: window.__alerts,
-    hidden: before, shown: after, width: document.documentElement.scrollWidth}));
+    hidden: before, shown: after, wide, width: document.documentElement.scrollWidth}));
 });
 </script>"""
 
@@ -253,6 +327,7 @@ def assert_sound(probe: dict, console: list[str]) -> None:
     assert probe["scripts"] == 1  # the probe's: the page runs none of its own
     assert all(probe["links"]) and len(probe["links"]) == probe["svg"] - 1  # every node but the input: its row
     assert all(probe["imgs"]) and probe["hidden"] is False and probe["shown"] is True  # a click shows the arithmetic
+    assert probe["wide"] is True  # under the layer's row, wider than the name column it was once wrapped in
 
 
 def test_chromium_shows_the_spec_page(tmp_path):

@@ -21,6 +21,7 @@ from cnndsl.viz import tiles  # noqa: E402
 from cnndsl.viz.cam import cam_structure, class_map, last_maps  # noqa: E402
 from cnndsl.viz.capture import capture, module_of  # noqa: E402
 from cnndsl.viz.learned import (  # noqa: E402
+    colours,
     draw_filters,
     draw_maps,
     feature_maps,
@@ -216,12 +217,13 @@ def test_large_layers_show_their_first_filters_and_say_so():
     wide = Trained(None, spec, spec.build().eval(), ["0", "1"], {})
     first, second = filter_grid(wide), filter_grid(wide, "conv2")
     assert len(first.tiles) == 256 and first.columns == 16
-    assert filters_title(wide, first) == "wide · conv1: 300 filters of 3x3x1, the first 256\none scale for all: " \
-        f"±{first.vmax:.3g}"
+    assert filters_title(wide, first) == ("wide · conv1: 300 filters of 3x3x1, the first 256\nwhite is 0, red "
+                                          f"positive, blue negative\none scale for all: ±{first.vmax:.3g}")
     assert len(second.tiles) == 32 * 16 and second.columns == 16 and second.shown_filters == 32
     assert np.array_equal(second.tiles[31 * 16 + 15], wide.model.conv2.weight.detach().numpy()[31, 15])
-    assert filters_title(wide, second).startswith("wide · conv2: 40 filters of 3x3x300, the first 32\n"
-                                                  "the first 16 input channels a row; one scale for all: ±")
+    assert filters_title(wide, second) == ("wide · conv2: 40 filters of 3x3x300, the first 32; the first 16 input "
+                                           "channels a row\nwhite is 0, red positive, blue negative\n"
+                                           f"one scale for all: ±{second.vmax:.3g}")
     fig = draw_filters(first, "t")
     assert len(fig.axes[0].texts) == 0 and len(fig.axes[0].get_yticks()) == 16  # rows labelled, not tiles
 
@@ -238,7 +240,23 @@ def test_rgb_filters_are_colour_images_with_grey_for_zero(tmp_path):
     assert 0 <= low and high <= 1 and (low == pytest.approx(0, abs=1e-6) or high == pytest.approx(1))
     fig = draw_filters(grid, "t")
     assert fig.axes[0].images[0].get_array().shape == (4 * 3 + 3, 4 * 3 + 3, 3)
+    assert len(fig.axes) == 1 and [t.get_text() for t in fig.axes[0].texts] == [str(i) for i in range(16)]
     assert filter_grid(read_checkpoint(tmp_path), rgb=False).per_channel
+    # the caption says how colour tiles read: grey is 0 (not white, as for one channel's diverging map)
+    v = f"{grid.vmax:.3g}"
+    assert colours(grid) == ("each filter as an RGB image: mid grey is 0; a channel brighter than grey is a positive "
+                             f"weight, darker a negative one; one scale for all: a channel at full brightness is +{v}, "
+                             f"at none -{v}")
+    assert filters_title(read_checkpoint(tmp_path), grid).splitlines() == [
+        "digits_net · conv1: 16 filters of 3x3x3", "each filter as an RGB image: mid grey is 0",
+        "a channel brighter than grey is a positive weight, darker a negative one",
+        f"one scale for all: a channel at full brightness is +{v}, at none -{v}"]
+
+
+def test_one_channel_filters_read_white_as_zero(trained):
+    grid = filter_grid(trained)
+    assert colours(grid) == f"white is 0, red positive, blue negative; one scale for all: ±{grid.vmax:.3g}"
+    assert "grey" not in filters_title(trained, grid)
 
 
 # ---- feature maps -----------------------------------------------------------------------------------------------
@@ -381,8 +399,11 @@ def test_show_filters_writes_a_png_and_never_replaces_one(run, capsys, tmp_path)
     assert capsys.readouterr().out == f"wrote {tmp_path / 'filters-conv1.png'}\n"
     assert main(["show", "filters", str(run), "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().out == f"wrote {tmp_path / 'filters-conv1-2.png'}\n"
-    fig = draw_filters(filter_grid(read_checkpoint(run)), "t")
+    trained = read_checkpoint(run)
+    grid = filter_grid(trained)
+    fig = draw_filters(grid, filters_title(trained, grid))  # three lines of title: a little taller than one
     assert png_size(tmp_path / "filters-conv1.png") == figure_pixels(fig)
+    assert figure_pixels(fig)[1] > figure_pixels(draw_filters(grid, "t"))[1]
 
 
 def test_show_maps_and_cam_write_into_the_run_folder(run, capsys):

@@ -49,6 +49,25 @@ def load_dataset(name: str, input_shape: tuple[int, ...], seed: int = 0, val: fl
     expressions such as {"train": "train[:10%]", "val": "train[90%:]", "test": "test"}. The images at
     the input's size, with `reserve` bytes more (the model's), must fit in memory.
     """
+    parts, classes = _cut(name, input_shape, seed, val, test, splits, reserve)
+    notes: list[str] = []
+    for split in parts:
+        split.x, notes = adapt(split.x, input_shape)
+    return Dataset(name, *parts, classes, notes)
+
+
+def load_test_split(name: str, input_shape: tuple[int, ...], seed: int = 0, val: float = 0.1, test: float = 0.1,
+                    splits: dict[str, str] | None = None) -> Split:
+    """The test split of load_dataset(...) with the same arguments, alone: cut the same way, and only it adapted
+    to the input (what `show` needs of a run's data; resizing the training images was a tenth of a `show`)."""
+    (_, _, test_split), _ = _cut(name, input_shape, seed, val, test, splits, 0)
+    test_split.x, _ = adapt(test_split.x, input_shape)
+    return test_split
+
+
+def _cut(name: str, input_shape: tuple[int, ...], seed: int, val: float, test: float, splits: dict[str, str] | None,
+         reserve: int) -> tuple[tuple[Split, Split, Split], list[str]]:
+    """((train, validation, test) as they come, not yet adapted to the input; the class names)."""
     sources, classes = _sources(name, input_shape)
     return split_sources(name, sources, classes, input_shape, seed, val, test, splits, reserve)
 
@@ -91,10 +110,7 @@ def split_sources(name: str, sources: dict, classes: list[str], input_shape: tup
         train_split, val_split, test_split = _split(*sources["train"], seed, val, test)
     _check_filled(name, {"training": train_split, "validation": val_split, "test": test_split}, sources,
                   len(classes), val, test if "test" not in sources else 0.0)
-    notes: list[str] = []
-    for split in (train_split, val_split, test_split):
-        split.x, notes = adapt(split.x, input_shape)
-    return Dataset(name, train_split, val_split, test_split, classes, notes)
+    return (train_split, val_split, test_split), classes
 
 
 def _check_filled(name: str, parts: dict, sources: dict, classes: int, val: float, test: float) -> None:
@@ -335,10 +351,27 @@ def _check_npz(path: str, x, y) -> None:
 def _digits():
     import torch
 
+    table = _digits_table()  # a row per image: 64 pixel values 0..16, then the class
+    x = torch.tensor(table[:, :-1].reshape(-1, 8, 8), dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(table[:, -1].astype("int64"))
+    return x, y, [str(c) for c in range(10)]
+
+
+def _digits_table():
+    """scikit-learn's digits as load_digits reads them (its own digits.csv.gz), without importing scikit-learn:
+    that import (scipy's with it) took 1.8 s of the 4.5 s of a `cnndsl show`. load_digits where the file is not
+    where this scikit-learn keeps it."""
+    import importlib.util
+
+    import numpy as np
+
+    found = importlib.util.find_spec("sklearn")  # finds the package without running it
+    for folder in (found.submodule_search_locations or []) if found else []:
+        path = Path(folder, "datasets", "data", "digits.csv.gz")
+        if path.is_file():
+            return np.loadtxt(path, delimiter=",")
     data = require("sklearn.datasets", "the offline digits dataset (`--data digits`, the default)").load_digits()
-    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0  # pixel values 0..16
-    y = torch.tensor(data.target, dtype=torch.int64)
-    return x, y, [str(c) for c in data.target_names]
+    return np.column_stack([data.data, data.target])
 
 
 def adapt(x, shape: tuple[int, ...]):

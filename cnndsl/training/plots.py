@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from cnndsl import fonts
 from cnndsl.errors import label
 from cnndsl.files import atomic_write
 
@@ -31,7 +32,8 @@ def _save(fig, path: Path) -> None:
 
 def curves(history: list[dict], path: Path, best_epoch: int = 0, phase_starts: list[int] = ()) -> None:
     """curves_figure's picture, written to `path`."""
-    _save(curves_figure(history, best_epoch, phase_starts), path)
+    with fonts.pictures():  # made and saved with fonts for every script
+        _save(curves_figure(history, best_epoch, phase_starts), path)
 
 
 def curves_figure(history: list[dict], best_epoch: int = 0, phase_starts: list[int] = ()):
@@ -71,8 +73,9 @@ def _marks(ax, best_epoch: int, phase_starts: list[int]) -> None:
 
 
 def confusion(truth, predicted, classes: list[str], path: Path, title: str = "test set") -> None:
-    """confusion_figure's picture, written to `path`."""
-    _save(confusion_figure(truth, predicted, classes, title), path)
+    """confusion_figure's picture, written to `path`: class names in any script (fonts.pictures)."""
+    with fonts.pictures():
+        _save(confusion_figure(truth, predicted, classes, title), path)
 
 
 def confusion_figure(truth, predicted, classes: list[str], title: str = "test set"):

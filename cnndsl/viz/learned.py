@@ -11,13 +11,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnndsl import fonts
 from cnndsl.errors import UsageError, label
 from cnndsl.viz import tiles
 from cnndsl.viz.capture import capture, module_of
 from cnndsl.viz.trained import Sample, Trained
 
-DIVERGING = "RdBu_r"
-GAP_COLOUR = "#a0a0a0"  # between tiles: a mid grey, which the diverging map never draws
 MAX_FILTERS = 256  # tiles of one picture; beyond, the first MAX_FILTERS are shown and the title says so
 MAX_CHANNELS = 16  # input channels per filter, for a layer that sees neither 1 nor 3 channels
 MAX_ROWS = 32  # filters of such a layer: a row each
@@ -79,16 +78,17 @@ def filter_grid(trained: Trained, layer: str | None = None, rgb: bool | None = N
 
 def draw_filters(grid: FilterGrid, title: str):
     """The grid as a figure: one image of all tiles, numbered (or rows labelled with their filter)."""
-    plt = tiles.pyplot()
     image = tiles.mosaic(grid.tiles, grid.columns)
-    fig, ax = plt.subplots(figsize=tiles.figure_size(image.shape[:2], 0 if grid.rgb else 1.2), layout="constrained")
+    width, height = tiles.figure_size(image.shape[:2], 0 if grid.rgb else 1.2)
+    extra = 0.18 * max(0, title.count("\n") - 1)  # figure_size leaves room for two lines of title
+    fig = tiles.figure(figsize=(width, height + extra), layout="constrained")
+    ax = fig.subplots()
     if grid.rgb:
         import numpy as np
 
-        shown = ax.imshow(np.nan_to_num(image, nan=1.0).clip(0, 1), interpolation="nearest")
+        ax.imshow(np.nan_to_num(image, nan=1.0).clip(0, 1), interpolation="nearest")  # white between tiles
     else:
-        cmap = plt.get_cmap(DIVERGING).with_extremes(bad=GAP_COLOUR)
-        shown = ax.imshow(image, cmap=cmap, vmin=-grid.vmax, vmax=grid.vmax, interpolation="nearest")
+        shown = ax.imshow(image, cmap=tiles.diverging(), vmin=-grid.vmax, vmax=grid.vmax, interpolation="nearest")
         fig.colorbar(shown, ax=ax, fraction=0.04, pad=0.02, label="weight")
     _label(ax, grid)
     ax.set_title(title, fontsize=9)
@@ -111,24 +111,38 @@ def _label(ax, grid: FilterGrid) -> None:
 
 
 def filters_title(trained: Trained, grid: FilterGrid) -> str:
+    """What the picture shows, its colours included (a title of two or three lines)."""
     f, c, kh, kw = grid.shape
-    first = f"{trained.name} · {grid.layer}: {f} filters of {kh}x{kw}x{c}"
+    first = f"{label(trained.name)} · {grid.layer}: {f} filters of {kh}x{kw}x{c}"
     if grid.shown_filters < f:
         first += f", the first {grid.shown_filters}"
-    second = "as RGB, grey is 0; " if grid.rgb else ""
     if grid.per_channel:
-        second = f"{'the first ' if grid.shown_channels < c else ''}{grid.shown_channels} input channels a row; "
-    return f"{first}\n{second}one scale for all: ±{grid.vmax:.3g}"
+        first += f"; {'the first ' if grid.shown_channels < c else ''}{grid.shown_channels} input channels a row"
+    return f"{first}\n" + "\n".join(colours(grid).split("; "))
+
+
+def colours(grid: FilterGrid) -> str:
+    """How the tiles' colours read, for the title and the run page's caption: a colour image of each filter's
+    three channels (grey 0), or one weight a pixel on the diverging map (white 0)."""
+    if grid.rgb:
+        return ("each filter as an RGB image: mid grey is 0; a channel brighter than grey is a positive weight, "
+                f"darker a negative one; one scale for all: a channel at full brightness is +{grid.vmax:.3g}, at none "
+                f"-{grid.vmax:.3g}")
+    return f"white is 0, red positive, blue negative; one scale for all: ±{grid.vmax:.3g}"
 
 
 def show_filters(trained: Trained, layer: str | None, out: Path, rgb: bool | None = None) -> Path:
     """filters-LAYER.png in `out`: the kernels of the layer."""
     grid = filter_grid(trained, layer, rgb)
-    fig = draw_filters(grid, filters_title(trained, grid))
-    try:
-        return tiles.save(fig, out / f"filters-{grid.layer}.png")
-    finally:
-        tiles.pyplot().close(fig)
+    with fonts.pictures():
+        return tiles.save(draw_filters(grid, filters_title(trained, grid)), out / f"filters-{grid.layer}.png")
+
+
+def filters_png(trained: Trained, layer: str | None = None) -> tuple[FilterGrid, bytes]:
+    """The picture of `show filters` as PNG bytes, with its grid (for the run's page: one drawing for both)."""
+    grid = filter_grid(trained, layer)
+    with fonts.pictures():
+        return grid, tiles.png(draw_filters(grid, filters_title(trained, grid)))
 
 
 @dataclass
@@ -177,16 +191,14 @@ def feature_maps(trained: Trained, sample: Sample, layers: list[str] | None = No
 
 def draw_maps(fm: FeatureMaps, sample: Sample, title: str):
     """The input image beside a grid of the layer's channels."""
-    plt = tiles.pyplot()
     scaled = [m / v for m, v in zip(fm.maps, fm.vmax)]  # each tile in -1..1 of its own scale
     image = tiles.mosaic(scaled)
     width, height = tiles.figure_size(image.shape[:2], 1.2)
     side = min(2.5, 0.35 * height)  # the input image
-    fig, (left, right) = plt.subplots(1, 2, figsize=(width + side, height),
-                                      gridspec_kw={"width_ratios": [side, width]}, layout="constrained")
+    fig = tiles.figure(figsize=(width + side, height), layout="constrained")
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [side, width]})
     tiles.show_image(left, sample.shown.numpy(), label(sample.source))
-    cmap = plt.get_cmap(DIVERGING).with_extremes(bad=GAP_COLOUR)
-    shown = right.imshow(image, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+    shown = right.imshow(image, cmap=tiles.diverging(), vmin=-1, vmax=1, interpolation="nearest")
     tiles.number_tiles(right, len(scaled), tiles.columns_for(len(scaled)), fm.maps.shape[1:])
     if fm.scale == "shared":
         bar = fig.colorbar(shown, ax=right, fraction=0.04, pad=0.02)
@@ -200,7 +212,7 @@ def draw_maps(fm: FeatureMaps, sample: Sample, title: str):
 def maps_title(trained: Trained, fm: FeatureMaps, sample: Sample, scores) -> str:
     c, h, w = fm.maps.shape
     scale = "one scale for all channels" if fm.scale == "shared" else "each channel on its own scale"
-    return (f"{trained.name} · {fm.layer}: {c} maps of {h}x{w}, {scale}\n"
+    return (f"{label(trained.name)} · {fm.layer}: {c} maps of {h}x{w}, {scale}\n"
             f"{label(sample.source)}{_verdict(trained, sample, scores)}")
 
 
@@ -216,13 +228,7 @@ def _verdict(trained: Trained, sample: Sample, scores) -> str:
 def show_maps(trained: Trained, sample: Sample, layers: list[str] | None, out: Path,
               scale: str = "shared") -> list[Path]:
     """maps-IMAGE-LAYER.png in `out` for each layer."""
-    plt = tiles.pyplot()
     scores, found = feature_maps(trained, sample, layers, scale)
-    written = []
-    for fm in found:
-        fig = draw_maps(fm, sample, maps_title(trained, fm, sample, scores))
-        try:
-            written.append(tiles.save(fig, out / f"maps-{sample.tag}-{fm.layer}.png"))
-        finally:
-            plt.close(fig)
-    return written
+    with fonts.pictures():
+        return [tiles.save(draw_maps(fm, sample, maps_title(trained, fm, sample, scores)),
+                           out / f"maps-{sample.tag}-{fm.layer}.png") for fm in found]

@@ -14,19 +14,20 @@ from pathlib import Path
 from string import Template
 
 from cnndsl.analysis import Analysis
-from cnndsl.errors import CnnError
+from cnndsl.errors import MAX_ERRORS, CnnError
 from cnndsl.files import atomic_write
+from cnndsl.fonts import CSS_FAMILIES, CSS_MONO
 from cnndsl.report import esc, summary_html, table_html, totals_html, warnings_html
 
 MAX_DIAGRAM_NODES = 90  # beyond, the diagram folds block calls (as --depth) until it fits a screen or two
 PAGE_NODES = 600  # a diagram that stays larger at every depth is left out (dot takes seconds per hundred nodes)
 
 CSS = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
+body { font: 14px/1.45 $families; color: #222;
        margin: 0 auto; padding: 1em 2em 4em; max-width: 1280px; }
 h1 { font-size: 1.6em; margin: .3em 0; } h2 { font-size: 1.25em; margin: 1.6em 0 .5em;
      border-bottom: 1px solid #ddd; padding-bottom: .2em; }
-.sub { color: #555; } code, pre, td.num, td.shape { font-family: ui-monospace, Menlo, Consolas, monospace; }
+.sub { color: #555; } code, pre, td.num, td.shape { font-family: $mono; }
 nav a { margin-right: 1em; }
 .diagram { overflow: auto; max-height: 90vh; border: 1px solid #e4e4e4; border-radius: 4px; padding: .5em;
            background: #fff; }
@@ -36,14 +37,19 @@ table { border-collapse: collapse; font-size: 13px; }
 th, td { padding: 2px 10px; text-align: left; vertical-align: top; white-space: nowrap; }
 th { background: #f0f2f5; position: sticky; top: 0; }
 td.num, th.num { text-align: right; }
-tbody tr:nth-child(even) { background: #fafafa; }
+tbody:nth-of-type(even) tr { background: #fafafa; }  /* a tbody per check row: its layer and arithmetic */
 tr.group td { background: #eef3fb; font-weight: 600; } tr.folded td { background: #f4f7fc; font-weight: 500; }
 tr.frozen td.name { color: #3557a0; }
 td.none { color: #999; }
 tr:target td { background: #fff1a8; }
 tr.best td { background: #fdecea; font-weight: 600; }
 details summary { cursor: pointer; }
-details.why pre { margin: .2em 0 .4em 1.2em; color: #444; font-size: 12px; white-space: pre-wrap; max-width: 36em; }
+tr.why td { padding: .1em 10px .6em; white-space: normal; }
+tr.why pre { margin: 0; color: #444; font-size: 12px; white-space: pre; overflow-x: auto; }
+@supports selector(:has(a)) {  /* a click on a layer's name shows its arithmetic; without :has, all of it shows */
+  tr.why { display: none; } tbody:has(details.why[open]) tr.why { display: table-row; }
+}
+pre.error { background: #fff5f5; border-left: 3px solid #c62828; padding: .6em .8em; overflow-x: auto; }
 table.totals td:first-child { font-weight: 600; }
 .spec pre { background: #f7f7f7; border: 1px solid #e4e4e4; padding: .6em; overflow: auto; max-height: 40em; }
 .warnings li { color: #8a5a00; }
@@ -74,7 +80,8 @@ $body
 
 def document(title: str, body: str) -> str:
     """A whole page around `body` (HTML already escaped); `title` is plain text."""
-    return PAGE.substitute(title=esc(title), css=CSS, body=body)
+    css = Template(CSS).substitute(families=CSS_FAMILIES, mono=CSS_MONO)
+    return PAGE.substitute(title=esc(title), css=css, body=body)
 
 
 def spec_page(report, spec_text: str | None = None, depth: int | None = None) -> str:
@@ -96,6 +103,23 @@ def spec_section(report, spec_text: str | None = None, depth: int | None = None)
                      "</details>")
     parts.append("</section>")
     return "\n".join(p for p in parts if p)
+
+
+def error_page(source: str, errors: list[CnnError]) -> str:
+    """The page of `check --html` for a spec that does not check: every error as `check` prints it (the place,
+    the message, the source lines with the spans underlined, the notes and the hint), escaped, in source order
+    (MAX_ERRORS of them, and how many more), then the spec's text."""
+    count = f"{len(errors):,} error{'s' if len(errors) > 1 else ''}"
+    shown = [f'<pre class="error">{esc(e.render())}</pre>' for e in errors[:MAX_ERRORS]]
+    if len(errors) > MAX_ERRORS:
+        shown.append(f"<p>and {len(errors) - MAX_ERRORS:,} more errors.</p>")
+    head = (f"<h1>{esc(source)}</h1>\n<p class=\"sub\">{count}: <code>cnndsl check</code> finds what is wrong "
+            "below and exits with 1; the diagram and the table come when the spec checks.</p>")
+    text = next((e.span.source.text for e in errors if e.span is not None and e.span.source.name == source), None)
+    spec = (f'<details class="spec"><summary>The spec\'s text</summary><pre>{esc(text)}</pre></details>'
+            if text else "")
+    return document(f"{source} · cnndsl check: {count}", "\n".join([head, '<h2 id="errors">Errors</h2>', *shown,
+                                                                     spec]))
 
 
 def diagram_depth(a: Analysis, depth: int | None) -> int | None:

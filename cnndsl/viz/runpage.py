@@ -20,14 +20,13 @@ from cnndsl.errors import CnnError
 from cnndsl.files import read_bytes
 from cnndsl.optional import require
 from cnndsl.viz.page import document, esc, spec_section
+from cnndsl.viz.tiles import NUMBERED
 
 if TYPE_CHECKING:
     from cnndsl.training.setup import Run
 
 WORST = 16  # misclassified test images shown
 THUMB = 112  # pixels a side that small images are enlarged to (nearest), larger ones reduced to
-TILE_PIXELS = 24  # a kernel of the filters' mosaic is enlarged (nearest) to about this many pixels a side
-FILTER_PIXELS = 480  # and the whole mosaic to about this width
 PICTURE_BYTES = 64 << 20  # a plot the run drew is far smaller
 
 
@@ -239,8 +238,8 @@ def _gallery(mistakes: list[Mistake]) -> str:
 
 
 def _filters(run: Run) -> str:
-    """The first conv's kernels (show filters' grid, viz/learned.py), drawn as one PNG with its colour scale."""
-    from cnndsl.errors import CnnError
+    """The first conv's kernels: the picture `cnndsl show filters` draws (viz/learned.py, one drawing for both),
+    numbered, on its colour scale, with a caption that says how its colours read (RGB or one channel)."""
     from cnndsl.viz import learned
     from cnndsl.viz.trained import Trained
 
@@ -248,53 +247,41 @@ def _filters(run: Run) -> str:
     d = run.data
     trained = Trained(run.out / "best.pt", run.spec, run.net.model, d.classes, d.normalization)
     try:
-        grid = learned.filter_grid(trained)
+        grid, png = learned.filters_png(trained)
     except CnnError as e:
         return f"{head}<p>{esc(e.message)}.</p>"
-    title = learned.filters_title(trained, grid).replace("\n", "; ")
-    picture = data_uri(filters_png(grid))
-    return (f'{head}<figure><img class="filters" alt="filters of {esc(grid.layer)}" src="{picture}">'
-            f"<figcaption>{esc(title)}; red positive, blue negative, white 0 (<code>cnndsl show filters RUN</code> "
-            "draws them numbered)</figcaption></figure>")
-
-
-def filters_png(grid) -> bytes:
-    """The grid's mosaic through the diverging colour map of `show filters` (RGB kernels as they are)."""
-    import numpy as np
-    from matplotlib import colormaps
-    from PIL import Image
-
-    from cnndsl.viz import tiles
-    from cnndsl.viz.learned import DIVERGING
-
-    side = max(grid.tiles[0].shape[:2])
-    k = max(1, TILE_PIXELS // side)  # each kernel enlarged first, so that the gaps stay thin lines
-    mosaic = tiles.mosaic([t.repeat(k, 0).repeat(k, 1) for t in grid.tiles], grid.columns)
-    gap = np.isnan(mosaic)
-    if grid.rgb:
-        rgb = np.nan_to_num(mosaic, nan=1.0).clip(0, 1)
-    else:
-        rgb = colormaps[DIVERGING]((np.nan_to_num(mosaic) / grid.vmax + 1) / 2)[..., :3]
-        rgb[gap] = 0.63  # the light grey between tiles, as show filters draws it
-    image = Image.fromarray((rgb * 255).round().astype("uint8"))
-    factor = max(1, FILTER_PIXELS // image.width)
-    return _png(image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST))
+    f, c, kh, kw = grid.shape
+    numbered = ("a row per filter, a column per input channel" if grid.per_channel else
+                "numbered" if len(grid.tiles) <= NUMBERED else "each row labelled with its first filter")
+    alt = f"the {grid.shown_filters} filters of {grid.layer}, {kh}x{kw}x{c} each, {numbered}"
+    return (f'{head}<figure><img class="plot" alt="{esc(alt)}" src="{data_uri(png)}"><figcaption>'
+            f"{esc(learned.colours(grid))}. <code>cnndsl show filters RUN</code> draws this picture, and "
+            "<code>--layer NAME</code> another layer's.</figcaption></figure>")
 
 
 def _epochs(history: list[dict], best: int) -> str:
-    """metrics.csv as a table, the best epoch's row marked."""
+    """metrics.csv as a table for people (see _cell), the best epoch's row marked."""
     if not history:
         return ""
     keys = list(history[0])
     head = "".join(f'<th class="num">{esc(k)}</th>' for k in keys)
     body = "".join(f'<tr{" class=best" if row.get("epoch") == best else ""}>'
-                   + "".join(f'<td class="num">{_cell(row.get(k))}</td>' for k in keys) + "</tr>" for row in history)
-    return (f'<h2 id="epochs">Epochs</h2><details{" open" if len(history) <= 12 else ""}><summary>every epoch\'s '
-            f'row (metrics.csv)</summary><div class="scroll"><table class="epochs"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div></details>")
+                   + "".join(f'<td class="num">{_cell(k, row.get(k))}</td>' for k in keys) + "</tr>" for row in history)
+    return (f'<h2 id="epochs">Epochs</h2><p class="sub">Losses and accuracies to 4 decimals (as the terminal prints '
+            "them), the learning rate in scientific notation, each epoch's time in seconds.</p>"
+            f'<details{" open" if len(history) <= 12 else ""}><summary>every epoch\'s row (metrics.csv)</summary>'
+            f'<div class="scroll"><table class="epochs"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+            "</div></details>")
 
 
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e-3 and value else f"{value:.4f}"
-    return esc(value)
+def _cell(key: str, value) -> str:
+    """A value of metrics.csv rounded for people, one form a column: seconds to a tenth (`8.1 s`), the learning
+    rate in scientific notation with 3 significant digits (`1.00e-03` beside `2.00e-07`, never `0.0010` beside
+    `2e-07`), losses and accuracies (fractions) to 4 decimals."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return esc(value)
+    if key == "seconds":
+        return f"{value:.1f} s" if value >= 0.1 else f"{value:.2f} s"  # a tiny run's 0.04 s is not 0.0 s
+    if key == "lr":
+        return f"{value:.2e}"
+    return str(value) if isinstance(value, int) else f"{value:.4f}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnndsl.data.arrays import one_image
-from cnndsl.data.datasets import apply_normalization, input_image, load_dataset
+from cnndsl.data.datasets import apply_normalization, input_image, load_test_split
 from cnndsl.errors import UsageError
 from cnndsl.saved import TRAINED_WITH, Weights, classes_of, normalization_of, weights_of
 from cnndsl.spec import Spec, load
@@ -101,7 +101,7 @@ def _test_image(trained: Trained, index: int):
     if not recipe.get("data"):
         raise UsageError(f"{trained.path} does not say which data it was trained on", hint="give an image file")
     splits = recipe.get("splits") if isinstance(recipe.get("splits"), dict) else None
-    test = load_dataset(str(recipe["data"]), trained.report.input, int(recipe.get("seed", 0)), splits=splits).test
+    test = load_test_split(str(recipe["data"]), trained.report.input, int(recipe.get("seed", 0)), splits=splits)
     if not 0 <= index < len(test):
         raise UsageError(f"--index {index}: the test split of {recipe['data']} has {len(test)} images "
                          f"(0 to {len(test) - 1})")
@@ -109,5 +109,8 @@ def _test_image(trained: Trained, index: int):
 
 
 def _safe(text: str) -> str:
-    """A name for a file: letters, digits, '.', '_' and '-'."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "image"
+    """A name for a file: letters and digits of any script (a class 장미 stays 장미), '.', '_' and '-'; the rest,
+    separators and control characters among them, become '_'."""
+    import unicodedata
+
+    return re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", text)).strip("._") or "image"
