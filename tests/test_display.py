@@ -65,7 +65,9 @@ def test_the_notebook_display_is_the_table_of_check():
     printed = [line.split() for line in report.text().splitlines()[2:14]]
     assert [" ".join(_cells(r)).split() for r in rows] == printed  # every row, every cell, as check prints it
     assert _cells(rows[0]) == ["1", "conv1", "conv 5x5 → 6", "6x28x28", "156", "117.6 K", "5"]
-    assert "<pre>out H,W = floor((32 + 2*0 - 5) / 1) + 1 = 28\nparams = (5*5*1 + 1) * 6 = 156\n" in rows[0]
+    why = re.findall(r'<tr class="why">.*?</tr>', page, re.S)  # the --explain row under each layer's
+    assert len(why) == len(rows)
+    assert "<pre>out H,W = floor((32 + 2*0 - 5) / 1) + 1 = 28\nparams = (5*5*1 + 1) * 6 = 156\n" in why[0]
     assert "<tr><td>Total params</td><td>61,706  (trainable 61,706, frozen 0)</td></tr>" in page
     assert "<tr><td>MACs</td><td>416,520  (416.5 K; conv and dense multiply-accumulates, bias excluded)</td></tr>" \
         in page
