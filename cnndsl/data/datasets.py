@@ -79,7 +79,12 @@ def given_dataset(given, input_shape: tuple[int, ...], seed: int = 0, splits: di
     With validation_data and no test_data, the test figures are the validation data's (the log says so)."""
     sources = {"train": given.parts["train"], **({"test": given.parts["test"]} if "test" in given.parts else {})}
     if "val" not in given.parts:
-        data = split_sources(given.name, sources, given.classes, input_shape, seed, splits=splits, reserve=reserve)
+        parts, classes = split_sources(given.name, sources, given.classes, input_shape, seed, splits=splits,
+                                       reserve=reserve)
+        notes: list[str] = []
+        for split in parts:
+            split.x, notes = adapt(split.x, input_shape)
+        data = Dataset(given.name, *parts, classes, notes)
     else:
         if splits:
             raise CnnError("the recipe's `splits` cut a dataset into parts, and validation_data gives the "
@@ -96,8 +101,9 @@ def given_dataset(given, input_shape: tuple[int, ...], seed: int = 0, splits: di
 
 def split_sources(name: str, sources: dict, classes: list[str], input_shape: tuple[int, ...], seed: int = 0,
                   val: float = 0.1, test: float = 0.1, splits: dict[str, str] | None = None,
-                  reserve: int = 0) -> Dataset:
-    """A dataset's parts ({"train": (x, y), "test": ...}) split and adapted as `load_dataset` says."""
+                  reserve: int = 0) -> tuple[tuple[Split, Split, Split], list[str]]:
+    """A dataset's parts ({"train": (x, y), "test": ...}) split as `load_dataset` says, not yet adapted; the
+    class names."""
     _check_size(name, sources, input_shape, reserve)
     if splits:
         cut = {part: slice_expression(splits.get(part) or DEFAULT_SPLITS["test" in sources][part], sources, seed)
