@@ -25,6 +25,7 @@ from pathlib import Path
 
 from cnndsl.errors import CnnError
 from cnndsl.files import open_file
+from cnndsl.keras_summary import snake_case
 from cnndsl.optional import require
 
 SUFFIXES = (".keras", ".h5")
@@ -197,15 +198,10 @@ def _split_name(name: str) -> tuple[str, int]:
     return found.group(1), int(found.group(2) or 0)
 
 
-def _snake(kind: str) -> str:
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", kind)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
 def _kind_of_key(key: str) -> str:
     """The class a Keras 3 key names: its snake-cased class (conv2d_1 → Conv2D); "" for one we do not load."""
     base = _split_name(key)[0]
-    return next((kind for kind in KINDS if _snake(kind) == base), "")
+    return next((kind for kind in KINDS if snake_case(kind) == base), "")
 
 
 def _kind_of_names(arrays: dict) -> str:
@@ -311,7 +307,7 @@ def in_made_order(layers: list[KerasLayer]) -> list[KerasLayer]:
     Keras' default for the class (a functional model lists its layers deepest first), else in the model's order."""
     if not layers:
         return layers
-    base = _snake(layers[0].kind)
+    base = snake_case(layers[0].kind)
     if all(_split_name(k.name)[0] == base for k in layers):
         return sorted(layers, key=lambda k: _split_name(k.name)[1])
     return sorted(layers, key=lambda k: k.position)

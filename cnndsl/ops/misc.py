@@ -29,7 +29,7 @@ def _input_shape(a: Args, ins: list[Shape]) -> Shape:
         )
     if min(shape) < 1:
         raise ShapeError(f"input sizes must be at least 1, got {fmt_shape(shape)}")
-    if channels_last(shape):
+    if in_keras_order(shape):
         raise ShapeError(f"input {fmt_shape(shape)} reads as H x W x C, Keras' order; cnndsl shapes are channels "
                          "first, C x H x W, as PyTorch's", hint=f"write `input {fmt_shape(channels_first(shape))}`")
     return shape
@@ -38,7 +38,7 @@ def _input_shape(a: Args, ins: list[Shape]) -> Shape:
 CHANNEL_COUNTS = (1, 3, 4)  # grey, RGB, RGBA: what the last size of an image in Keras' order is
 
 
-def channels_last(shape: Shape) -> bool:
+def in_keras_order(shape: Shape) -> bool:
     """Whether an input shape is an image in Keras' order, H x W x C (28x28x1, 32x32x3, 224x224x3, 64x64x4).
 
     Read so, its last size is a channel count, its first larger than that and not one itself (4x4x3 and 3x2x1 may
