@@ -200,6 +200,12 @@ class Op:
     # the class `check --keras` names this kind's rows by, where it is not the first Keras class above (Keras
     # writes most activations `Activation("relu")`), or a name in Keras' style for a kind Keras lacks
     keras: str = ""
+    # import (`cnndsl import`, cnndsl/interop/): the dotted path of the torch module class this kind's layers are
+    # built as, when it is not one of `foreign`'s `torch.nn` classes (a plugin's "cnndsl_cbam.layers.CBAM"; generated
+    # code imports it by that path), and a function reading such a module's spec arguments back (None: the importer
+    # reads the module's attributes named as the torch Foreign's parameters)
+    torch_class: str = ""
+    from_torch: Callable[[object], dict[str, object]] | None = None
 
     @property
     def keras_class(self) -> str:
