@@ -480,13 +480,14 @@ def layers(name: str | None = None) -> list:
     return [op]
 
 
-def enable_plugins(*names: str) -> list:
+def enable_plugins(*names: str, source: str = "plugin") -> list:
     """Enables installed plugins by their package's name (`cnndsl-cbam`): their layer kinds join the registry for
     the rest of the process. CNNDSL_PLUGINS=NAME,NAME does the same for every spec loaded. Returns the kinds
-    added (ops.Op). A UsageError names the installed plugins when one is not installed (docs/plugins.md)."""
+    added (ops.Op). A UsageError names the installed plugins when one is not installed (docs/plugins.md); `source`
+    is how its message names what named it (the command line's `--plugin`)."""
     from cnndsl.ops import plugins
 
-    return plugins.enable(*names, source="plugin")
+    return plugins.enable(*names, source=source)
 
 
 def installed_plugins() -> dict[str, list[str]]:

@@ -399,7 +399,7 @@ def _enable(args: argparse.Namespace) -> None:
     if getattr(args, "plugin", None):
         from cnndsl.api import enable_plugins
 
-        enable_plugins(*args.plugin)
+        enable_plugins(*args.plugin, source="--plugin")
 
 
 def _show(v) -> str:

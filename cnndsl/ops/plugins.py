@@ -16,7 +16,7 @@ import functools
 import keyword
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cnndsl.errors import CnnError, UsageError
 from cnndsl.ops import ALIASES, REGISTRY
@@ -115,7 +115,8 @@ def enable(*names: str, source: str = "--plugin") -> list[Op]:
         plugin = by_name.get(normalized(given))
         if plugin is None:
             have = ", ".join(installed()) or "none"
-            raise UsageError(f"{source} {given}: no installed cnndsl plugin of that name",
+            named = f"{source}={given}" if source == ENVIRONMENT else f"{source} {given}"
+            raise UsageError(f"{named}: no installed cnndsl plugin of that name",
                              hint=f"installed plugins: {have}; a plugin is a package offering entry points in the "
                              f"group `{GROUP}` (docs/plugins.md)")
         for offer in offers():
@@ -140,13 +141,15 @@ def register(op: Op, plugin: str = "python") -> Op:
         if not name.isidentifier() or keyword.iskeyword(name):
             raise CnnError(f"plugin {plugin}: `{name}` cannot be a layer name (a spec names layers with identifiers)")
         taken = REGISTRY.get(name) or REGISTRY.get(ALIASES.get(name, ""))
-        if taken is not None and taken is not op:
+        if taken is not None and not (_ENABLED.get(taken.name) == plugin and taken.name == op.name):
             owner = _ENABLED.get(taken.name, "cnndsl")
             raise CnnError(f"plugin {plugin}: layer `{name}` is taken by {owner}'s `{taken.name}`",
                            hint="a plugin adds kinds and never replaces one: rename it")
     if op.torch_class and not _DOTTED.fullmatch(op.torch_class):
         raise CnnError(f"plugin {plugin}: torch_class {op.torch_class!r} of `{op.name}` is not a dotted path",
                        hint="write it as `package.module.Class`; generated code imports Class from package.module")
+    if not op.keras_class:  # `check --keras` names rows by a class: the torch module's, as Keras would name it
+        op = replace(op, keras=op.torch_class.rpartition(".")[2] or op.name.capitalize())
     REGISTRY[op.name] = op
     for alias in op.aliases:
         ALIASES[alias] = op.name
