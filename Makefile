@@ -41,7 +41,7 @@ fonts:
 			"empty boxes in the pictures (the tests that draw them skip)"
 
 test: $(STAMP) fonts
-	$(VENV)/bin/ruff check cnndsl tests bench
+	$(VENV)/bin/ruff check cnndsl tests bench plugins
 	$(PY) -m pytest -q -n 2 --dist loadfile  # two workers, a test file each at a time (its module fixtures run once)
 
 run: $(STAMP) fonts
@@ -61,7 +61,7 @@ bench: $(STAMP)
 	$(PY) bench/check_speed.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check cnndsl tests bench
+	$(VENV)/bin/ruff check cnndsl tests bench plugins
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
