@@ -163,6 +163,37 @@ def test_params_and_macs_equal_the_torch_modules(enabled, shape, reduction, kern
     assert report.macs == 4 * c * hidden + 2 * kernel * kernel * h * w
 
 
+def test_a_block_passes_its_parameters_to_the_plugin_kind(enabled):
+    text = """block gated(filters, r) {
+    conv filters kernel=3 padding=same activation=relu
+    cbam r kernel=(2 * r + 1)
+}
+network n(width = 24) {
+    input 3x12x12
+    gated width 3
+    gated (width * 2) 4
+}"""
+    spec = cnndsl.loads(text)
+    source = spec.source()
+    assert "CBAM(filters, reduction=r, kernel=2 * r + 1)" in source
+    for width in (24, 16):
+        report = spec.check() if width == 24 else cnndsl.loads(text, width=width).check()
+        model = (spec if width == 24 else cnndsl.loads(text, width=width)).build()
+        assert report.params == sum(p.numel() for p in model.parameters())
+        assert model(torch.randn(2, 3, 12, 12)).shape == (2, 2 * width, 12, 12)
+
+
+def test_from_torch_reads_an_equal_module_back(enabled):
+    from cnndsl_cbam.entries import CBAM_ENTRY
+    from cnndsl_cbam.layers import CBAM
+
+    for c, r, k in ((16, 4, 7), (24, 5, 3), (64, 16, 7)):
+        module = CBAM(c, r, k)
+        args = CBAM_ENTRY.from_torch(module)
+        again = CBAM(c, **args)
+        assert args["kernel"] == k and [p.shape for p in again.parameters()] == [p.shape for p in module.parameters()]
+
+
 def test_figures_of_the_example_spec(enabled):
     report = cnndsl.check(SPEC)
     assert (report.params, report.macs, report.output) == (5686, 90592, (10,))
