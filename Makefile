@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine:
-#   make test   creates .venv, installs torch (CPU), the package and its dev tools (and, where missing,
+#   make test   creates .venv, installs torch (CPU), the package, its dev tools and the example plugin (and, where missing,
 #               Graphviz, a headless Chromium for the page tests and fonts for every script), runs the tests
 #   make run    the main job: trains the Fashion-MNIST CNN of the tutorials on the offline digits
 #               (it leaves report.html, and prints the `cnndsl show` commands that draw what it learned)
@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH)"
 	$(PIP) install -q -e '.[dev,train,export,tensorboard]'
+	$(PIP) install -q --no-deps --no-build-isolation -e plugins/cnndsl-cbam  # the example plugin (tests/test_plugins.py)
 	$(PIP) install -q --no-deps --target $(VENV)/lark-oldest "lark==$(LARK_OLDEST)" \
 		|| echo "warning: could not install lark $(LARK_OLDEST); the test against the oldest Lark will skip"
 	@command -v dot >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) \
@@ -40,7 +41,7 @@ fonts:
 			"empty boxes in the pictures (the tests that draw them skip)"
 
 test: $(STAMP) fonts
-	$(VENV)/bin/ruff check cnndsl tests bench
+	$(VENV)/bin/ruff check cnndsl tests bench plugins
 	$(PY) -m pytest -q -n 2 --dist loadfile  # two workers, a test file each at a time (its module fixtures run once)
 
 run: $(STAMP) fonts
@@ -60,7 +61,7 @@ bench: $(STAMP)
 	$(PY) bench/check_speed.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check cnndsl tests bench
+	$(VENV)/bin/ruff check cnndsl tests bench plugins
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -465,17 +465,44 @@ def _inputs(spec: Spec) -> list[tuple[Path, str]]:
 
 def layers(name: str | None = None) -> list:
     """The registry's layer kinds (ops.Op: name, args with their defaults, doc, shape rule), or the one that
-    `name` (or an alias of it) names."""
-    from cnndsl.ops import REGISTRY, lookup
+    `name` (or an alias of it) names. Kinds of enabled plugins are among them (`plugin_of` says whose)."""
+    from cnndsl.ops import REGISTRY, lookup, plugins
     from cnndsl.ops.foreign import suggestion
 
+    plugins.enable_environment()
     if name is None:
         return list(REGISTRY.values())
     op = lookup(name)
     if op is None:
-        hint = suggestion(name) or did_you_mean(name, REGISTRY) or "`cnndsl layers` lists them"
+        hint = (plugins.enabling_hint(name) or suggestion(name) or did_you_mean(name, REGISTRY)
+                or "`cnndsl layers` lists them")
         raise UsageError(f"no layer `{name}`", hint=hint)
     return [op]
+
+
+def enable_plugins(*names: str, source: str = "plugin") -> list:
+    """Enables installed plugins by their package's name (`cnndsl-cbam`): their layer kinds join the registry for
+    the rest of the process. CNNDSL_PLUGINS=NAME,NAME does the same for every spec loaded. Returns the kinds
+    added (ops.Op). A UsageError names the installed plugins when one is not installed (docs/plugins.md); `source`
+    is how its message names what named it (the command line's `--plugin`)."""
+    from cnndsl.ops import plugins
+
+    return plugins.enable(*names, source=source)
+
+
+def installed_plugins() -> dict[str, list[str]]:
+    """The installed plugins (package name) and the layer kinds each offers, read from their metadata: nothing
+    is imported, enabled or not."""
+    from cnndsl.ops import plugins
+
+    return plugins.installed()
+
+
+def plugin_of(kind: str) -> str | None:
+    """The plugin an enabled layer kind came from (its package's name); None for a built-in kind."""
+    from cnndsl.ops import plugins
+
+    return plugins.plugin_of(kind)
 
 
 def _spec(spec, params: dict | None = None, network: str | None = None, limits: Limits | None = None) -> Spec:
@@ -496,6 +523,7 @@ def _quiet(line: str) -> None:
 
 
 __all__ = ["Callback", "CnnError", "Diagnosis", "EarlyStopping", "Formatted", "Limits", "Report", "Shown", "Spec",
-           "TrainingPlan", "UsageError", "check", "diagnose", "error_page", "evaluate", "export", "format_file",
-           "format_spec", "launch_training", "layers", "load", "load_recipe", "load_weights", "loads", "page",
-           "parse_value", "plan_training", "plot", "predict", "read_run", "show", "train", "write_source"]
+           "TrainingPlan", "UsageError", "check", "diagnose", "enable_plugins", "error_page", "evaluate", "export",
+           "format_file", "format_spec", "installed_plugins", "launch_training", "layers", "load", "load_recipe",
+           "load_weights", "loads", "page", "parse_value", "plan_training", "plot", "plugin_of", "predict", "read_run",
+           "show", "train", "write_source"]

@@ -364,11 +364,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    from cnndsl.api import layers
+    from cnndsl.api import layers, plugin_of
 
     for op in layers(args.name):
         parts = [a.name if a.required else f"{a.name}={_show(a.default)}" for a in op.args]
-        print(f"{op.name:16} {' '.join(parts)}")
+        plugin = plugin_of(op.name)
+        print(f"{op.name:16} {' '.join(parts)}" + (f"  [plugin {plugin}]" if plugin else ""))
         if args.name:
             print(f"\n{op.doc}\nshape: {op.shape_rule}")
             if op.foreign:
@@ -376,7 +377,29 @@ def cmd_layers(args: argparse.Namespace) -> int:
             for a in op.args:
                 alias = f" (also {', '.join(a.aliases)})" if a.aliases else ""
                 print(f"  {a.name}{alias}: {a.doc or a.kind}")
+    if not args.name:
+        _not_enabled()
     return EXIT_OK
+
+
+def _not_enabled() -> None:
+    from cnndsl.api import installed_plugins, plugin_of
+
+    idle = {name: kinds for name, kinds in installed_plugins().items()
+            if not all(plugin_of(k) == name for k in kinds)}
+    if idle:
+        print("\ninstalled plugins, not enabled (--plugin NAME or CNNDSL_PLUGINS=NAME):")
+        for name, kinds in idle.items():
+            print(f"  {name}: {', '.join(kinds)}")
+
+
+def _enable(args: argparse.Namespace) -> None:
+    """--plugin NAME: the user's explicit choice to run an installed plugin's code (CNNDSL_PLUGINS is read where
+    a spec is loaded)."""
+    if getattr(args, "plugin", None):
+        from cnndsl.api import enable_plugins
+
+        enable_plugins(*args.plugin, source="--plugin")
 
 
 def _show(v) -> str:
@@ -414,6 +437,7 @@ def _spec_arguments(p: argparse.ArgumentParser, device: bool = False, spec: tupl
                    help="override a network parameter, e.g. --set classes=10 (repeatable)"
                    + ("; over the run's own" if spec else ""))
     p.add_argument("--network", help="which network, when the file defines several")
+    _plugin_argument(p)
     p.add_argument("--max-layers", type=_positive, default=limits.LAYERS, metavar="N",
                    help=f"refuse specs that expand to more layers or repeat iterations, or files of more "
                    f"statements (default {limits.LAYERS:,})")
@@ -422,6 +446,12 @@ def _spec_arguments(p: argparse.ArgumentParser, device: bool = False, spec: tupl
                    f"{limits.SPEC_BYTES >> 10}K)")
     if device:
         p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where to run")
+
+
+def _plugin_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="NAME",
+                   help="enable an installed plugin's layer kinds, e.g. --plugin cnndsl-cbam (repeatable; "
+                   "CNNDSL_PLUGINS=NAME,NAME enables them too; see docs/plugins.md)")
 
 
 def _trained_arguments(p: argparse.ArgumentParser, device: bool = True) -> None:
@@ -608,10 +638,12 @@ def parser() -> argparse.ArgumentParser:
 
     _show_parser(sub)
 
-    la = sub.add_parser("layers", help="list the built-in layers and their arguments",
-                        description="List the built-in layers with their arguments and defaults; "
-                        "with a NAME, describe that layer.")
+    la = sub.add_parser("layers", help="list the layers and their arguments",
+                        description="List the built-in layers, and those of the enabled plugins (marked with "
+                        "their plugin), with their arguments and defaults; with a NAME, describe that layer. "
+                        "Installed plugins that are not enabled are named at the end.")
     la.add_argument("name", nargs="?", help="one layer to describe")
+    _plugin_argument(la)
     la.set_defaults(run=cmd_layers)
     return p
 
@@ -644,6 +676,7 @@ def _show_parser(sub) -> None:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="a network parameter over the run's own (repeatable)")
         p.add_argument("--network", help="which network, when the spec defines several")
+        _plugin_argument(p)
         p.add_argument("--out", metavar="DIR", help="where to write the pictures (default: the run folder; never "
                        "another run's)")
         p.set_defaults(run=cmd_show)
@@ -698,6 +731,7 @@ def _main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     args.argv = argv
     try:
+        _enable(args)
         return args.run(args)
     except UsageError as e:
         print(f"cnndsl: {e.render()}", file=sys.stderr)

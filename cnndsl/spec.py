@@ -16,6 +16,7 @@ from cnndsl.elaborate import elaborate
 from cnndsl.errors import CnnError, Diagnostic, UsageError, raise_all
 from cnndsl.graph import Graph
 from cnndsl.limits import Limits
+from cnndsl.ops import plugins
 from cnndsl.ops.base import fmt_shape
 from cnndsl.optional import clear_imports
 from cnndsl.syntax.loader import STD_DIR, Loaded, Program, load_tolerant, read_text
@@ -210,6 +211,7 @@ def load(spec: str | Path, network: str | None = None, max_layers: int | None = 
     for `limits=Limits(layers=...)`.
     """
     limits = _limits(limits, max_layers)
+    plugins.enable_environment()
     if isinstance(spec, Path) or _looks_like_path(spec):
         return Spec(_checked(_read(spec, limits), network), str(spec), network, params, limits, Path(spec))
     return loads(spec, network, limits=limits, **params)
@@ -223,6 +225,7 @@ def loads(text: str, network: str | None = None, max_layers: int | None = None, 
     uses: then only those texts (and the standard library) are read, never a file on disk.
     """
     limits = _limits(limits, max_layers)
+    plugins.enable_environment()
     return Spec(_checked(load_tolerant(text, name, limits=limits, files=files), network), name, network, params,
                 limits)
 
@@ -279,6 +282,7 @@ def diagnose(text: str, name: str = "<string>", network: str | None = None, *, o
     A text with syntax errors gets them and the errors of the checks that need no shapes, outside the
     statements the syntax errors broke; a text without gets what `check` finds, shapes included.
     `origin` is the file the text is of (relative `use`s start there)."""
+    plugins.enable_environment()
     loaded = load_tolerant(text, name, Path(origin).resolve() if origin else None, limits or Limits(), files)
     if loaded.errors:
         return Diagnosis(loaded.program, _with_semantic(loaded, network), [])

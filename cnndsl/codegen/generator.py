@@ -39,6 +39,7 @@ from cnndsl.codegen.symbolic import WHOLE, evaluate
 from cnndsl.codegen.wrap import wrap_all
 from cnndsl.elaborate.validate import bound_names
 from cnndsl.errors import CnnError, Span
+from cnndsl.ops import plugins
 from cnndsl.ops.base import Symbol
 from cnndsl.ops.source import Src, docstring, is_real, py
 from cnndsl.syntax import ast
@@ -107,7 +108,7 @@ class Generator(Statements, ControlFlow, Merges):
         self.program = program
         self.classes: dict[tuple[str, int], BlockClass] = {}
         self.generating: list[str] = []  # blocks whose class is being written, to refuse recursion
-        self.class_names: set[str] = set(prelude.HELPERS)
+        self.class_names: set[str] = set(prelude.HELPERS) | _plugin_classes()  # no class of ours shadows them
         self.examples: dict[str, object] = {}  # the network's parameters as check saw them (the input's rank)
         self.types = ParamTypes(program)  # what calls give a required parameter: its annotation
         self.numeric: dict[str, set[str]] = {}  # block → parameters only ever given numbers (numeric_params)
@@ -131,7 +132,7 @@ class Generator(Statements, ControlFlow, Merges):
         called = [network, *(self.program.definitions[name] for name, _ in self.classes)]
         helpers += functions.source(functions.used(self.program, called))  # the spec's `def`s
         main = _MAIN.format(name=net.name)
-        parts = [header, prelude.imports(helpers + "".join(classes) + main), helpers]
+        parts = [header, prelude.imports(helpers + "".join(classes) + main, plugins.torch_classes()), helpers]
         parts += ["\n" + c for c in classes]
         parts.append(main)
         text = "\n".join(p.rstrip("\n") + "\n" for p in parts if p)
@@ -331,3 +332,14 @@ if __name__ == "__main__":
     params = sum(p.numel() for p in model.parameters())
     print(f"{name}: input {{tuple(x.shape)}} -> output {{tuple(y.shape)}}, {{params:,}} parameters")
 '''
+
+
+def _plugin_classes() -> set[str]:
+    """The enabled plugins' module class names, which the generated file imports: a plugin class that has the
+    name of one of the file's own helpers could not be told from it, so it is refused."""
+    classes = plugins.torch_classes()
+    clash = sorted(set(classes) & set(prelude.HELPERS))
+    if clash:
+        raise CnnError(f"the plugin class {classes[clash[0]]} has the name of a helper of the generated code",
+                       hint=f"the plugin {plugins.plugin_of_class(clash[0])} must name its class otherwise")
+    return set(classes)

@@ -10,8 +10,9 @@ import re
 from cnndsl.ops.source import MODULE_ATTRIBUTES
 
 
-def imports(body: str) -> str:
-    """The import lines the generated body needs, sorted as isort would."""
+def imports(body: str, plugin_classes: dict[str, str] | None = None) -> str:
+    """The import lines the generated body needs, sorted as isort would: the standard library, torch, then the
+    enabled plugins' module classes the body constructs (`plugin_classes`: class name → dotted path)."""
     lines = ["import math"] if re.search(r"\bmath\.", body) else []
     if re.search(r"\bOrderedDict\(", body):
         lines.append("from collections import OrderedDict")
@@ -20,7 +21,15 @@ def imports(body: str) -> str:
     if re.search(r"\bF\.", body):
         lines.append("import torch.nn.functional as F")
     lines.append("from torch import nn")
+    lines += plugin_imports(body, plugin_classes or {})
     return "\n".join(lines) + "\n"
+
+
+def plugin_imports(body: str, plugin_classes: dict[str, str]) -> list[str]:
+    """`from cnndsl_cbam.layers import CBAM` for each plugin class the body constructs, after a blank line."""
+    used = sorted(path for name, path in plugin_classes.items() if re.search(rf"\b{name}\(", body))
+    lines = [f"from {path.rpartition('.')[0]} import {path.rpartition('.')[2]}" for path in used]
+    return ["", *lines] if lines else []
 
 HELPERS: dict[str, str] = {
     "conv_out": '''

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 
 from cnndsl.errors import CnnError
+from cnndsl.ops import plugins
 
 _IMPORTS = {"math", "torch", "torch.nn.functional", "torch.nn", "collections"}
 FORBIDDEN = {"eval", "exec", "compile", "open", "__import__", "getattr", "setattr", "delattr", "globals", "locals",
@@ -18,8 +19,9 @@ _DUNDERS = {"__init__", "__name__"}
 
 
 def vet(source: str) -> None:
-    """Refuses generated source that imports anything but torch, math and collections' OrderedDict, or
-    reaches for the host."""
+    """Refuses generated source that imports anything but torch, math, collections' OrderedDict and the module
+    classes of the enabled plugins (each by its dotted path), or reaches for the host."""
+    plugin_paths = set(plugins.torch_classes().values())
     for node in ast.walk(ast.parse(source)):
         bad = None
         if isinstance(node, ast.Import):
@@ -27,6 +29,8 @@ def vet(source: str) -> None:
         elif isinstance(node, ast.ImportFrom):
             allowed = node.module in _IMPORTS and (node.module != "collections"
                                                    or [a.name for a in node.names] == ["OrderedDict"])
+            allowed = allowed or all(f"{node.module}.{a.name}" in plugin_paths and a.asname is None and node.level == 0
+                                     for a in node.names)
             bad = None if allowed else f"from {node.module}"
         elif isinstance(node, ast.Name) and (node.id in FORBIDDEN or _dunder(node.id)):
             bad = node.id

@@ -24,7 +24,7 @@ from cnndsl.elaborate.args import coerce, held_activation, op_slots
 from cnndsl.elaborate.binding import Slot, bind
 from cnndsl.elaborate.expr import BUILTINS, Env, Work, evaluate, functions_of
 from cnndsl.errors import CnnError, did_you_mean, raise_all
-from cnndsl.ops import ALIASES, REGISTRY, Op, lookup
+from cnndsl.ops import ALIASES, REGISTRY, Op, lookup, plugins
 from cnndsl.ops.foreign import foreign_call, suggestion
 from cnndsl.ops.source import MODULE_ATTRIBUTES
 from cnndsl.syntax import ast
@@ -274,6 +274,9 @@ def callee(program: Program, c: ast.Call) -> ast.Definition | Op:
 def _unknown(program: Program, c: ast.Call) -> CnnError:
     """An unknown layer: a pasted Keras or PyTorch call gets its cnndsl line (`MaxPooling2D(2)`: `maxpool 2`), a
     Keras or PyTorch class name the registry's kind, another name the closest layer or block."""
+    enabling = plugins.enabling_hint(c.name)  # before any guess: an installed plugin that offers it
+    if enabling is not None:
+        return CnnError(f"unknown layer `{c.name}`: its plugin is not enabled", c.span, enabling)
     pasted = foreign_call(c.span.source, c.span.line, c.span.col)
     if pasted is not None:
         return pasted
