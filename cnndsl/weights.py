@@ -166,6 +166,23 @@ def _modules(state: dict, names) -> dict[str, dict[str, str]]:
     return out
 
 
+def _children_first(names: list[str]) -> list[str]:
+    """The names with a module's own tensors after its children's. A state_dict lists a module's own
+    parameters first, wherever its forward uses them: torchvision's ConvNeXt block keeps `layer_scale` on
+    itself and applies it after its `block` of layers, where a spec writes `layerscale` last."""
+    first: dict[tuple, int] = {}  # module path → where a name under it first appears
+    for i, name in enumerate(names):
+        parts = tuple(name.split("."))
+        for depth in range(1, len(parts) + 1):
+            first.setdefault(parts[:depth], i)
+
+    def key(name: str) -> list:
+        parts = tuple(name.split("."))
+        return [(0, first[parts[:depth]]) for depth in range(1, len(parts))] + [(1, first[parts])]
+
+    return sorted(names, key=key)
+
+
 def natural(name: str) -> list:
     """`layer10` after `layer2`: the order a file sorted by name had before sorting."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
@@ -221,11 +238,11 @@ def match(ours: dict, theirs: dict) -> LoadReport:
     """
     pairs = {n: n for n, t in ours.items() if n in theirs and tuple(theirs[n].shape) == tuple(t.shape)}
     taken = set(pairs.values())
-    their_modules = _modules(theirs, [n for n in theirs if n not in taken])
+    their_modules = _modules(theirs, _children_first([n for n in theirs if n not in taken]))
     queues: dict[tuple, list[tuple[int, str]]] = {}  # signature → their modules of it, in order
     for where, (other, candidates) in enumerate(their_modules.items()):
         queues.setdefault(_signature(theirs, candidates), []).append((where, other))
-    our_modules = _modules(ours, [n for n in ours if n not in pairs])
+    our_modules = _modules(ours, _children_first([n for n in ours if n not in pairs]))
     order: list[_Pair] = []
     for mine, tensors in our_modules.items():
         kind = _signature(ours, tensors)
@@ -415,7 +432,8 @@ def _by_structure(module, source, ours: dict, theirs: dict) -> LoadReport:
 def _along(mapping: dict[str, str], mine, other, ours: dict, theirs: dict) -> LoadReport:
     pairs: dict[str, str] = {}
     for unit, partner in mapping.items():
-        pairs.update(_fit(ours, mine.units[unit], theirs, other.units[partner]))
+        pairs.update(_fit(ours, _counted(mine.units[unit], unit, ours), theirs,
+                          _counted(other.units[partner], partner, theirs)))
     taken = set(pairs.values())
     rest = match({n: t for n, t in ours.items() if n not in pairs}, {n: t for n, t in theirs.items()
                                                                     if n not in taken})
@@ -424,6 +442,12 @@ def _along(mapping: dict[str, str], mine, other, ours: dict, theirs: dict) -> Lo
         loaded=[(n, pairs[n]) for n in ours if n in pairs], skipped=rest.skipped, missing=rest.missing,
         reshaped=[n for n in ours if n in pairs and tuple(ours[n].shape) != tuple(theirs[pairs[n]].shape)],
         ambiguous=rest.ambiguous, structural=len(pairs) - len(rest.loaded))
+
+
+def _counted(tensors: dict[str, str], unit: str, state: dict) -> dict[str, str]:
+    """A unit's tensors with its batchnorm counter, which a traced batchnorm's code does not read in eval."""
+    counter = f"{unit}.{OPTIONAL}"
+    return {**tensors, OPTIONAL: counter} if counter in state and OPTIONAL not in tensors else tensors
 
 
 def _fallback(ours: dict, theirs: dict, why: str) -> LoadReport:
@@ -456,7 +480,7 @@ def _difference(module, source) -> tuple[float | None, float | None]:
     shape = getattr(module, "input_shape", None) or getattr(source, "input_shape", None)
     if shape is None:
         return None, None
-    x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(0))
+    x = torch.randn((1, *shape), generator=torch.Generator().manual_seed(0))  # one: the check runs once per load
     modes = module.training, source.training
     module.eval(), source.eval()
     try:

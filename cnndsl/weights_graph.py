@@ -26,9 +26,11 @@ class Dataflow:
 
 
 def dataflow(module, label: Callable[[dict], Hashable]) -> Dataflow:
-    """The module's dataflow between its units: the leaf modules (torch.fx's default leaves) and the bare
-    parameters or buffers (a layer scale read as `self.gamma`) that hold tensors of its state_dict.
+    """The module's dataflow between its units: the leaf modules (torch.fx's default leaves) that hold tensors
+    of its state_dict, and the modules whose tensors the traced code reads itself (a layer norm written as
+    `F.layer_norm(x, ..., self.weight, self.bias)`, a layer scale `self.gamma * x`).
 
+    A unit of the second kind sits where its tensors first meet the data, so that both kinds look alike.
     `label(tensors)` names what a unit holds (kind → tensor); two units can exchange weights when their
     labels are equal. Raises whatever torch.fx raises on a module it cannot trace.
     """
@@ -41,39 +43,55 @@ def dataflow(module, label: Callable[[dict], Hashable]) -> Dataflow:
     finally:
         module.train(was_training)
     state = module.state_dict(keep_vars=True)
-    flow = Dataflow(nx.DiGraph())
-    reaches: dict[torch.fx.Node, set[str]] = {}  # fx node → the units (or the input) its value comes from
-    inputs = 0
+    walk = _Walk(Dataflow(nx.DiGraph()), state, label)
     for node in traced.graph.nodes:
-        before = set().union(*(reaches.get(arg, set()) for arg in node.all_input_nodes))
-        unit = _unit(node, traced, state)
+        walk.visit(node)
+    return walk.flow
+
+
+@dataclass
+class _Walk:
+    flow: Dataflow
+    state: dict
+    label: Callable[[dict], Hashable]
+    reaches: dict = field(default_factory=dict)  # fx node → the units (or inputs) its data comes from
+    reads: dict = field(default_factory=dict)  # fx node → {owner: {kind: tensor}}: computed from tensors only
+    inputs: int = 0
+
+    def visit(self, node) -> None:
+        before = set().union(*(self.reaches.get(arg, set()) for arg in node.all_input_nodes))
+        tensors: dict[str, dict[str, str]] = {}
+        for arg in node.all_input_nodes:
+            for owner, kinds in self.reads.get(arg, {}).items():
+                tensors.setdefault(owner, {}).update(kinds)
         if node.op == "placeholder":
-            name, inputs = f"{INPUT}{inputs}", inputs + 1
-            flow.graph.add_node(name, label=(INPUT, inputs))
-            reaches[node] = {name}
+            name, self.inputs = f"{INPUT}{self.inputs}", self.inputs + 1
+            self.flow.graph.add_node(name, label=(INPUT, self.inputs))
+            self.reaches[node] = {name}
         elif node.op == "output":
-            flow.graph.add_node(OUTPUT, label=(OUTPUT,))
-            flow.graph.add_edges_from((source, OUTPUT) for source in before)
-        elif unit is not None:
-            name, tensors = unit
-            flow.units[name] = tensors
-            flow.graph.add_node(name, label=label({kind: state[n] for kind, n in tensors.items()}))
-            flow.graph.add_edges_from((source, name) for source in before)
-            reaches[node] = {name}
+            self.flow.graph.add_node(OUTPUT, label=(OUTPUT,))
+            self.flow.graph.add_edges_from((source, OUTPUT) for source in before)
+        elif node.op == "call_module" and self._held(f"{node.target}."):
+            self.reaches[node] = {self._unit(node.target, self._held(f"{node.target}."), before)}
+        elif node.op == "get_attr" and node.target in self.state:
+            owner, _, kind = node.target.rpartition(".")
+            self.reads[node] = {owner or node.target: {kind: node.target}}
+        elif tensors and not before:  # still only tensors (gamma.view(-1, 1, 1)): not yet a unit
+            self.reads[node] = tensors
+        elif tensors:  # the tensors meet the data here: their owner applies
+            self.reaches[node] = {self._unit(owner, kinds, before) for owner, kinds in tensors.items()}
         else:  # holds nothing: data flows through it
-            reaches[node] = before
-    return flow
+            self.reaches[node] = before
 
+    def _held(self, prefix: str) -> dict[str, str]:
+        return {n[len(prefix):]: n for n in self.state if n.startswith(prefix)}
 
-def _unit(node, traced, state: dict) -> tuple[str, dict[str, str]] | None:
-    """(its name, kind → tensor name) where the fx node is a module or a tensor of the state_dict."""
-    if node.op == "call_module":
-        prefix = f"{node.target}."
-        tensors = {n[len(prefix):]: n for n in state if n.startswith(prefix)}
-        return (node.target, tensors) if tensors else None
-    if node.op == "get_attr" and node.target in state:
-        return node.target, {node.target.rpartition(".")[2]: node.target}
-    return None
+    def _unit(self, name: str, tensors: dict[str, str], before: set[str]) -> str:
+        held = self.flow.units.setdefault(name, {})
+        held.update(tensors)
+        self.flow.graph.add_node(name, label=self.label({kind: self.state[n] for kind, n in held.items()}))
+        self.flow.graph.add_edges_from((source, name) for source in before if source != name)
+        return name
 
 
 def isomorphisms(ours: Dataflow, theirs: Dataflow) -> Iterator[dict[str, str]]:
