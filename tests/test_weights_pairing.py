@@ -259,3 +259,47 @@ def test_a_structure_that_matches_but_computes_otherwise_is_refused_and_undone()
     with pytest.warns(UserWarning, match="outputs differ"):
         report = cnndsl.load_weights(ours, randomized(OtherEnd()), strict=False)
     assert report.complete and report.max_difference > report.tolerance >= 1e-4
+
+
+class Concat(nn.Module):
+    """Two branches of equal shapes, registered a then b, concatenated in either order: the dataflow graphs
+    cannot tell the two apart (each has two matches: both orders are tried here, so one of them is found
+    second) and order and shape cannot either; only the outputs can."""
+
+    def __init__(self, crossed: bool):
+        super().__init__()
+        self.crossed = crossed
+        self.a, self.b = nn.Conv2d(8, 4, 3, padding=1), nn.Conv2d(8, 4, 3, padding=1)
+        self.head = nn.Sequential(nn.Conv2d(8, 3, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x):
+        first, second = (self.b, self.a) if self.crossed else (self.a, self.b)
+        return self.head(torch.cat([first(x), second(x)], dim=1))
+
+
+CONCAT = """
+network two_branches {
+    input 8x6x6
+    concat {
+        branch { conv 4 kernel=3 padding=1 }
+        branch { conv 4 kernel=3 padding=1 }
+    }
+    conv 3 kernel=1
+    globalavgpool
+}
+"""
+
+
+@pytest.mark.parametrize("crossed", [False, True])
+def test_of_several_structural_matches_the_one_with_the_sources_outputs_is_kept(crossed):
+    theirs = randomized(Concat(crossed))
+    ours = cnndsl.loads(CONCAT).build().eval()
+    by_order = cnndsl.load_weights(ours, theirs.state_dict())  # the same registration order: no complaint
+    assert by_order.complete and dict(by_order.loaded)["branch1.conv1.weight"] == "a.weight"
+    a, b = outputs(ours, theirs)
+    assert torch.equal(a, b) != crossed  # and wrong where the forward crosses them
+    report = cnndsl.load_weights(ours, theirs)
+    assert dict(report.loaded)["branch1.conv1.weight"] == ("b.weight" if crossed else "a.weight")
+    assert report.max_difference == 0
+    a, b = outputs(ours, theirs)
+    assert torch.equal(a, b)
