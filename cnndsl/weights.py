@@ -5,6 +5,12 @@ Transfer learning starts from a pretrained network whose names are not ours (tor
 in the same order with the same shapes. Nothing loads silently: the result says what was loaded,
 skipped and missing, and a strict load that does not fit completely is an error naming each tensor.
 
+Nothing loads silently wrong either. Where the source registers modules of equal shapes in another order
+than ours (RegNet's shortcut before its body), order cannot tell which is which: `match` finds such pairs
+and reports them as ambiguous instead of loading them (a strict load refuses). Given the source module
+itself, the two networks are paired by the structure of their dataflow (weights_graph) and run on one
+random input to check that they now compute the same function.
+
 A module that fits no other exactly may still take one that holds the same values in the same order
 under another shape or name: torchvision's ConvNeXt applies nn.Linear to the channels at every position
 (weight (out, in)) where a spec writes a 1x1 conv (weight (out, in, 1, 1)), and keeps its layer scale
@@ -18,7 +24,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnndsl import keras_weights, weights_graph
+from cnndsl import keras_weights
 from cnndsl.errors import CnnError
 from cnndsl.files import name_of, open_file, torch_load
 from cnndsl.keras_weights import is_keras_file
@@ -408,6 +414,8 @@ def _by_structure(module, source, ours: dict, theirs: dict) -> LoadReport:
     """Pairs along an isomorphism of the two dataflow graphs (weights_graph) whose load gives the source's
     outputs; the tensors no unit holds pair by name or order. Falls back to `match` where either network
     cannot be traced or the graphs differ, and says so in the report's notes."""
+    from cnndsl import weights_graph  # networkx: only here, so that `check` does not import it
+
     try:
         mine = weights_graph.dataflow(module, _label)
         other = weights_graph.dataflow(source, _label)
