@@ -344,8 +344,8 @@ def _from_module(module, source, ours: dict, strict: bool) -> LoadReport:
         result = match(ours, theirs) if _by_name(ours, theirs) else _by_structure(module, source, ours, theirs)
         _refuse(result, ours, theirs, strict)
         _copy(ours, theirs, result.loaded)
-        if result.max_difference is None:  # by name, or by order where structure failed: measured now
-            result.max_difference, result.tolerance = _difference(module, source)
+        if not result.structural:  # by name, or by order where structure failed: measured now
+            _measure(result, module, source)
         if strict and not _close(result):
             raise CnnError(f"after the load the outputs differ from the source's by {result.max_difference:.3g} "
                            f"on a random input (tolerance {result.tolerance:.3g}: {TOLERANCE:g} times the largest "
@@ -425,7 +425,7 @@ def _by_structure(module, source, ours: dict, theirs: dict) -> LoadReport:
     for tries, mapping in enumerate(weights_graph.isomorphisms(mine, other)):
         report = _along(mapping, mine, other, ours, theirs)
         _copy(ours, theirs, report.loaded)
-        report.max_difference, report.tolerance = _difference(module, source)
+        _measure(report, module, source)
         if best is None or (report.max_difference or 0) < (best.max_difference or 0):
             best = report
         if _close(best) or tries + 1 == TRIES:
@@ -480,14 +480,23 @@ def _close(report: LoadReport) -> bool:
     return report.max_difference is None or report.max_difference <= report.tolerance
 
 
-def _difference(module, source) -> tuple[float | None, float | None]:
-    """The largest absolute difference between the two networks' outputs on one random input (eval mode,
-    seeded) and its tolerance; (None, None) where no input shape is known."""
-    import torch
-
+def _measure(report: LoadReport, module, source) -> None:
+    """Sets the report's max_difference and tolerance, or notes why the two networks could not be run."""
     shape = getattr(module, "input_shape", None) or getattr(source, "input_shape", None)
     if shape is None:
-        return None, None
+        report.notes.append("outputs not compared: neither module has an `input_shape`")
+        return
+    try:
+        report.max_difference, report.tolerance = _difference(module, source, tuple(shape))
+    except Exception as e:  # the source is the user's code: whatever it raises, the load itself stands
+        report.notes.append(f"outputs not compared: running the networks failed ({_first_line(e)})")
+
+
+def _difference(module, source, shape: tuple) -> tuple[float, float]:
+    """The largest absolute difference between the two networks' outputs on one random input (eval mode,
+    seeded), and the most a strict load allows."""
+    import torch
+
     x = torch.randn((1, *shape), generator=torch.Generator().manual_seed(0))  # one: the check runs once per load
     modes = module.training, source.training
     module.eval(), source.eval()

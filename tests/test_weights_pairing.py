@@ -303,3 +303,18 @@ def test_of_several_structural_matches_the_one_with_the_sources_outputs_is_kept(
     assert report.max_difference == 0
     a, b = outputs(ours, theirs)
     assert torch.equal(a, b)
+
+
+def test_outputs_that_cannot_be_compared_are_noted_not_raised():
+    theirs = randomized(RegNetLike())
+    ours = cnndsl.loads(REGNET).build().eval()
+    del ours.input_shape  # as a module of the user's own would be: nothing says what to feed it
+    report = cnndsl.load_weights(ours, theirs)
+    assert report.complete and report.structural == 26 and report.max_difference is None
+    assert report.notes == ["outputs not compared: neither module has an `input_shape`"]
+    theirs.input_shape = (8, 6)  # a wrong one: running the source fails
+    report = cnndsl.load_weights(ours, theirs)
+    assert report.max_difference is None and report.notes[0].startswith(
+        "outputs not compared: running the networks failed (RuntimeError: ")
+    a, b = outputs(ours, theirs)
+    assert torch.equal(a, b)  # the structure alone paired them right
