@@ -73,10 +73,13 @@ class LoadReport:
 
     def summary(self) -> str:
         by_name = sum(1 for ours, theirs in self.loaded if ours == theirs)
-        by_order = len(self.loaded) - by_name - self.structural
-        how = ("from Keras, by kind and order, in PyTorch's layouts" if self.keras else
-               f"{by_name} by name, " + (f"{self.structural} by structure, " if self.structural else "")
-               + f"{by_order} by order and shape")
+        rest = len(self.loaded) - self.structural  # beside a structural match: what no traced unit holds
+        if self.keras:
+            how = "from Keras, by kind and order, in PyTorch's layouts"
+        elif self.structural:
+            how = f"{self.structural} by structure" + (f", {rest} by name, order and shape" if rest else "")
+        else:
+            how = f"{by_name} by name, {rest - by_name} by order and shape"
         lines = [f"loaded {len(self.loaded)} tensors ({how}), skipped {len(self.skipped)}, "
                  f"missing {len(self.missing)}"]
         if self.ambiguous:

@@ -84,20 +84,27 @@ TIMM_SPECS = {"legacy_xception": "xception", "seresnet50": "seresnet50", "resnet
 @pytest.mark.parametrize("name", TIMM_SPECS)
 def test_same_outputs_with_timm_weights(name):
     """Where timm is installed too. Checked with timm 1.0.31: equal for the ResNets, MobileNetV2 and EfficientNet-B0;
-    SE-ResNet-50 within 2e-6 of its outputs' size (its squeeze is a mean, ours a pool); legacy_xception within 1%,
-    as its port pads the max pool of 74x74 maps by 1 on each side where Keras' Xception (specs/xception.cnn) pads
-    1 after: the weights are Keras', so the spec runs them as Keras did."""
+    SE-ResNet-50 within 2e-6 of its outputs' size (its squeeze is a mean, ours a pool), legacy_xception too.
+    legacy_xception's state_dict pairs only ambiguously: timm registers each downsampling block's projection
+    (`skip`, a 1x1 conv 64 → 128) before its body (`rep`), whose first pointwise conv has the same shape. Paired
+    by order it was 0.9% off (which this test used to allow, as a padding difference); from the module, by
+    structure, it is exact to rounding."""
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
     theirs = timm.create_model(name, pretrained=False).eval()
     randomise_norms(theirs)
     ours = cnndsl.load(ROOT / f"specs/{TIMM_SPECS[name]}.cnn").build().eval()
-    assert cnndsl.load_weights(ours, theirs.state_dict()).complete
+    if name == "legacy_xception":
+        with pytest.raises(cnndsl.CnnError, match="15 modules pair by order and shape only ambiguously"):
+            cnndsl.load_weights(ours, theirs.state_dict())
+        assert cnndsl.load_weights(ours, theirs).structural == 276
+    else:
+        assert cnndsl.load_weights(ours, theirs.state_dict()).complete
     x = torch.randn(2, *ours.input_shape)
     with torch.no_grad():  # timm's logits; the Keras Xception spec ends in a softmax
         expected, got = theirs(x), ours.logits(x) if getattr(ours, "ends_in_softmax", False) else ours(x)
     scale = float(expected.abs().max())
-    assert float((got - expected).abs().max()) <= (2e-2 if name == "legacy_xception" else 1e-5) * scale
+    assert float((got - expected).abs().max()) <= 1e-5 * scale
 
 
 # torchvision's regnet_y_400mf written as one would from the paper: each block's body, then its shortcut.
