@@ -500,17 +500,14 @@ def _difference(module, source, shape: tuple) -> tuple[float, float]:
     seeded), and the most a strict load allows."""
     import torch
 
+    from cnndsl.weights_graph import evaluating
+
     x = torch.randn((1, *shape), generator=torch.Generator().manual_seed(0))  # one: the check runs once per load
-    modes = module.training, source.training
-    module.eval(), source.eval()
-    try:
-        with torch.no_grad():
-            want = _outputs(source(_like(x, source)))
-            runs = [module] + ([module.logits] if getattr(module, "ends_in_softmax", False) else [])
-            scale = max([1.0] + [float(y.abs().max()) for y in want if y.numel()])
-            return min(_apart(_outputs(run(_like(x, module))), want) for run in runs), TOLERANCE * scale
-    finally:
-        module.train(modes[0]), source.train(modes[1])
+    with evaluating(module, source), torch.no_grad():
+        want = _outputs(source(_like(x, source)))
+        runs = [module] + ([module.logits] if getattr(module, "ends_in_softmax", False) else [])
+        scale = max([1.0] + [float(y.abs().max()) for y in want if y.numel()])
+        return min(_apart(_outputs(run(_like(x, module))), want) for run in runs), TOLERANCE * scale
 
 
 def _like(x, module):

@@ -11,6 +11,7 @@ tensors along one and checks it by running both networks.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 
@@ -36,17 +37,27 @@ def dataflow(module, label: Callable[[dict], Hashable]) -> Dataflow:
     """
     import torch.fx
 
-    was_training = module.training
-    module.eval()  # the inference graph: a training-only branch (an auxiliary head) is not followed
-    try:
+    with evaluating(module):  # the inference graph: a training-only branch (an auxiliary head) is not followed
         traced = torch.fx.symbolic_trace(module)
-    finally:
-        module.train(was_training)
     state = module.state_dict(keep_vars=True)
     walk = _Walk(Dataflow(nx.DiGraph()), state, label)
     for node in traced.graph.nodes:
         walk.visit(node)
     return walk.flow
+
+
+@contextlib.contextmanager
+def evaluating(*modules):
+    """The modules in eval mode for a while, then each submodule back in its own mode (a frozen batchnorm
+    stays in eval inside a network that trains)."""
+    modes = [(m, m.training) for module in modules for m in module.modules()]
+    for module in modules:
+        module.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 @dataclass

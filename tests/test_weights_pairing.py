@@ -318,3 +318,13 @@ def test_outputs_that_cannot_be_compared_are_noted_not_raised():
         "outputs not compared: running the networks failed (RuntimeError: ")
     a, b = outputs(ours, theirs)
     assert torch.equal(a, b)  # the structure alone paired them right
+
+
+def test_each_submodules_mode_is_kept():
+    theirs = randomized(RegNetLike()).train()
+    theirs.f[0][1].eval()  # a frozen batchnorm inside a network that trains
+    ours = cnndsl.loads(REGNET).build().train()
+    ours.batchnorm1.eval()
+    cnndsl.load_weights(ours, theirs)
+    assert ours.training and not ours.batchnorm1.training and ours.batchnorm2.training
+    assert theirs.training and not theirs.f[0][1].training and theirs.proj[1].training
