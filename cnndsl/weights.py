@@ -435,7 +435,7 @@ def _by_structure(module, source, ours: dict, theirs: dict) -> LoadReport:
             break
     if best is None:
         return _fallback(ours, theirs, f"the dataflow graphs differ ({len(mine.units)} modules with weights in "
-                         f"ours, {len(other.units)} in theirs, or other connections)")
+                         f"ours and {len(other.units)} in theirs, not of the same shapes and connections)")
     _copy(ours, theirs, best.loaded)
     return best
 

@@ -328,3 +328,13 @@ def test_each_submodules_mode_is_kept():
     cnndsl.load_weights(ours, theirs)
     assert ours.training and not ours.batchnorm1.training and ours.batchnorm2.training
     assert theirs.training and not theirs.f[0][1].training and theirs.proj[1].training
+
+
+def test_a_new_head_makes_the_graphs_differ_and_falls_back_to_order():
+    theirs = randomized(RegNetLike())
+    ours = cnndsl.loads(REGNET.replace("dense 3", "dense 5")).build().eval()
+    with pytest.warns(UserWarning):
+        report = cnndsl.load_weights(ours, theirs, strict=False)
+    assert report.notes[0] == ("paired by order and shape, not by structure: the dataflow graphs differ (9 modules "
+                               "with weights in ours and 9 in theirs, not of the same shapes and connections)")
+    assert report.missing == ["dense1.weight", "dense1.bias"] and len(report.ambiguous) == 18
