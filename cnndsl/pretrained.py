@@ -81,8 +81,9 @@ def _timm(name: str, path: str, normalize: str = "imagenet") -> Pretrained:
 
 
 # timm 1.0's default pretrained tag of each model with a spec in specs/ whose file timm's config places on GitHub
-# (tests/test_pretrained.py: each spec takes timm's tensors and gives timm's outputs; legacy_xception within 1%,
-# since its port pads one max pool symmetrically where Keras' Xception, which specs/xception.cnn follows, pads after)
+# (tests/test_torchvision_parity.py: each spec takes timm's tensors and gives timm's outputs. legacy_xception's
+# file pairs ambiguously by order: timm registers blocks 1-3's projection `skip` before their body `rep`, so
+# load_weights leaves those 15 modules unloaded and says so; from timm's module it pairs by structure, exactly)
 TIMM = {e.name: e for e in (
     _timm("legacy_xception", "rwightman/pytorch-image-models/releases/download/v0.1-cadene/xception-43020ad28.pth",
           "inception"),  # tf_in1k: Keras' ImageNet weights, on images scaled to [-1, 1]
