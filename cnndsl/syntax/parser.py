@@ -330,7 +330,7 @@ class _Run:
         if self.mark is None or not parens or not any(dropped for _, dropped in parens):
             return False
         first = next(lpar for lpar, dropped in parens if dropped)
-        if tok.line == first.line:
+        if tok.line == first.line or self._foreign() is not None:  # a Keras call over lines is one error
             return False
         (ip, kept), self.mark = self.mark, None
         end = len(self.source.line(first.line)) + 1
