@@ -82,7 +82,7 @@ def _call_hover(doc: Analysed, line: int, word: str) -> str | None:
     d = doc.diagnosis.program.definitions.get(word)
     if not calls and (d is None or d.kind != "block"):
         return None
-    parts = [_signature(d)] if d is not None else []
+    parts = [_signature(d, doc.name)] if d is not None else []
     comment = _comment_above(d)
     if comment:
         parts.append(comment)
@@ -100,12 +100,13 @@ def _call_figures(call: Call) -> str:
             f"{out.receptive_field}")
 
 
-def _signature(d: ast.Definition) -> str:
+def _signature(d: ast.Definition, main: str) -> str:
+    """`block stage(filters, blocks, stride = 1)`, and the file it is in where that is another."""
     from cnndsl.syntax.printer import _param  # the printer's own way of writing a parameter
 
     params = ", ".join(_param(p) for p in d.params)
-    where = d.span.source.name if d.span is not None else ""
-    return f"```cnn\n{d.kind} {d.name}({params})\n```\n*{where}*"
+    where = d.span.source.name if d.span is not None else main
+    return f"```cnn\n{d.kind} {d.name}({params})\n```" + (f"\n*{where}*" if where != main else "")
 
 
 def _comment_above(d: ast.Definition | None) -> str:
