@@ -242,6 +242,35 @@ async def test_every_prefix_of_every_spec_is_answered_without_a_failure_within_a
     assert steps > 1800 and slowest < 1.0, (steps, slowest)
 
 
+def _applied(text: str, edits: list[t.TextEdit]) -> str:
+    """The text with LSP edits made (from the last, so that the earlier places stay where they are)."""
+    lines = text.split("\n")
+    offset = lambda p: sum(len(line) + 1 for line in lines[:p.line]) + p.character
+    for e in sorted(edits, key=lambda e: offset(e.range.start), reverse=True):
+        text = text[:offset(e.range.start)] + e.new_text + text[offset(e.range.end):]
+    return text
+
+
+@pytest.mark.parametrize("text, title", [
+    ("    input 3x8x8\n    convv 4 kernel=3", "change `convv` to `conv`"),
+    ("    input 3x8x8\n    conv 4 kernel=3\n    dense 10", "insert `flatten` before it"),
+    ("    input 32x32x3\n    conv 4 kernel=3", "write `input 3x32x32` (C x H x W)"),
+    ("    input 3x8x8\n    residual {\n        conv 16 kernel=3 stride=2 padding=same\n    }",
+     "add `shortcut { conv 16 kernel=1 stride=2 }`"),
+])
+def test_each_quick_fix_makes_the_spec_check(text, title):
+    from cnndsl.lsp import features
+    from cnndsl.lsp.document import analyse
+
+    spec = f"network n {{\n{text}\n}}\n"
+    before = analyse(spec, "/tmp/fix.cnn")
+    assert len(before.diagnosis.errors) == 1
+    [action] = features.code_actions(before, "file:///tmp/fix.cnn", 1, 10)
+    assert action.title == title
+    after = analyse(_applied(spec, action.edit.changes["file:///tmp/fix.cnn"]), "/tmp/fix.cnn")
+    assert after.diagnosis.errors == [] and len(after.reports) == 1
+
+
 def test_the_server_never_imports_torch():
     code = ("import sys, cnndsl.lsp.server as s; from cnndsl.lsp.document import analyse; "
             "from cnndsl.lsp import features; a = analyse(open('specs/resnet50.cnn').read(), 'specs/resnet50.cnn'); "

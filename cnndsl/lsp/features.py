@@ -1,8 +1,8 @@
 """What the language server answers, each from a document's cached analysis (document.py), as LSP data.
 
-Lines and columns: the core counts from 1, LSP from 0. Columns are counted in characters (LSP's UTF-32),
-which the server asks the client for; a client that only knows UTF-16 gets the same numbers on every line
-without characters outside the Basic Multilingual Plane (all of a spec's code: names are ASCII).
+Lines and columns: the core counts from 1, LSP from 0. Columns are counted in characters, and sent as they are:
+LSP's default unit, UTF-16, counts the same on every line without a character outside the Basic Multilingual
+Plane (an emoji in a comment moves the positions after it on its line by one each; names and numbers are ASCII).
 """
 
 from __future__ import annotations
