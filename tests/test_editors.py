@@ -79,3 +79,10 @@ def test_the_grammar_knows_every_layer_kind_of_the_registry():
                 if p.get("name") == "support.function.layer.cnn"]
     names = set(re.match(r"\\b\(([^)]*)\)", layers).group(1).split("|"))
     assert names == set(REGISTRY) | set(ALIASES)
+
+
+def test_the_vscode_client_starts_the_configured_python_with_cnndsl_lsp():
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    done = subprocess.run(["node", "tests/extension.test.js"], cwd=VSCODE, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "extension wiring ok" in done.stdout, done.stdout + done.stderr
