@@ -271,6 +271,28 @@ def test_each_quick_fix_makes_the_spec_check(text, title):
     assert after.diagnosis.errors == [] and len(after.reports) == 1
 
 
+@pytest.mark.parametrize("name", ["specs/resnet18.cnn", "examples/cifar_resnet_small.cnn", "cnndsl/std/inception.cnn"])
+def test_every_request_at_every_place_of_a_whole_and_a_half_file_answers(name):
+    """In-process, every place of each line: hover, completion, definition, rename (a failure would be logged and
+    answered with nothing by the server; here it raises)."""
+    from cnndsl.lsp import features
+    from cnndsl.lsp.document import analyse
+
+    text = (ROOT / name).read_text()
+    answered = places = 0
+    for cut in (len(text), len(text) // 2):
+        doc = analyse(text[:cut], str(ROOT / name))
+        features.diagnostics(doc), features.symbols(doc), features.folding(doc), features.formatting(doc)
+        features.code_actions(doc, "file:///x.cnn", 1, len(doc.lines))
+        for n, line in enumerate(doc.lines, 1):
+            for col in range(len(line) + 1):
+                places += 1
+                answered += sum(x is not None for x in (
+                    features.hover(doc, n, col), features.completion(doc, n, col), features.definition(doc, n, col),
+                    features.prepare_rename(doc, n, col) and features.rename(doc, "file:///x.cnn", n, col, "renamed")))
+    assert answered > places  # a completion list at every place, and more
+
+
 def test_the_server_never_imports_torch():
     code = ("import sys, cnndsl.lsp.server as s; from cnndsl.lsp.document import analyse; "
             "from cnndsl.lsp import features; a = analyse(open('specs/resnet50.cnn').read(), 'specs/resnet50.cnn'); "

@@ -102,11 +102,14 @@ def _call_figures(call: Call) -> str:
 
 def _signature(d: ast.Definition, main: str) -> str:
     """`block stage(filters, blocks, stride = 1)`, and the file it is in where that is another."""
-    from cnndsl.syntax.printer import _param  # the printer's own way of writing a parameter
-
     params = ", ".join(_param(p) for p in d.params)
     where = d.span.source.name if d.span is not None else main
     return f"```cnn\n{d.kind} {d.name}({params})\n```" + (f"\n*{where}*" if where != main else "")
+
+
+def _param(p: ast.Param) -> str:
+    """`stride = 1`, as the printer writes a parameter."""
+    return p.name if p.default is None else f"{p.name} = {ast.show(p.default)}"
 
 
 def _comment_above(d: ast.Definition | None) -> str:
@@ -144,9 +147,7 @@ def _param_hover(doc: Analysed, line: int, word: str) -> str | None:
     if d is None or word not in {p.name for p in d.params}:
         return None
     p = next(p for p in d.params if p.name == word)
-    from cnndsl.syntax.printer import _expr
-
-    default = f" (default `{_expr(p.default)}`)" if p.default is not None else " (no default)"
+    default = f" (default `{ast.show(p.default)}`)" if p.default is not None else " (no default)"
     if d.kind == "network":
         values = [r.analysis.graph.params.get(word) for r in doc.reports if r.analysis.graph.name == d.name]
         if values:
