@@ -293,6 +293,27 @@ def test_every_request_at_every_place_of_a_whole_and_a_half_file_answers(name):
     assert answered > places  # a completion list at every place, and more
 
 
+def test_a_burst_of_changes_is_analysed_once_after_the_pause():
+    import asyncio
+
+    from cnndsl.lsp import server
+
+    published = []
+
+    async def type_five_keys():
+        ls = server.CnnServer()
+        ls.publish = published.append
+        for _ in range(5):
+            ls.later("file:///a.cnn")
+            await asyncio.sleep(server.DEBOUNCE / 5)
+        ls.later("file:///b.cnn")
+        assert published == []
+        await asyncio.sleep(server.DEBOUNCE * 2)
+
+    asyncio.run(type_five_keys())
+    assert published == ["file:///a.cnn", "file:///b.cnn"]
+
+
 def test_the_server_never_imports_torch():
     code = ("import sys, cnndsl.lsp.server as s; from cnndsl.lsp.document import analyse; "
             "from cnndsl.lsp import features; a = analyse(open('specs/resnet50.cnn').read(), 'specs/resnet50.cnn'); "
