@@ -132,6 +132,17 @@ async def test_inlay_hints_show_each_lines_output_shape_and_a_block_calls_totals
         (5, 17, "3x32x32"), (6, 33, "16x32x32"), (7, 8, "16x32x32"), (8, 12, "16x32x32, 4.7 K params"),
         (9, 14, "32x16x16"), (10, 46, "32x16x16"), (11, 44, "32x16x16"), (12, 17, "32"), (13, 17, "10")]
 
+    # a line being typed (`con`, an error) stops the network's elaboration: the other lines keep their hints
+    _change(client, uri, SPEC.replace("    relu\n", "    relu\n    con\n"), 2)
+    hints = await client.text_document_inlay_hint_async(t.InlayHintParams(
+        t.TextDocumentIdentifier(uri), t.Range(_pos(1, 0), _pos(16, 0))))
+    assert [(h.position.line + 1, h.label.strip()) for h in hints] == [
+        (5, "3x32x32"), (6, "16x32x32"), (7, "16x32x32"), (9, "16x32x32, 4.7 K params"), (10, "32x16x16"),
+        (11, "32x16x16"), (12, "32x16x16"), (13, "32"), (14, "10")]
+    hover = await client.text_document_hover_async(t.HoverParams(t.TextDocumentIdentifier(uri), _pos(14, 5)))
+    assert hover.contents.value.endswith("*(the figures of the last version without errors)*")
+    assert "→ **10**" in hover.contents.value
+
 
 @ASYNC
 async def test_completion_offers_layer_kinds_with_docs_arguments_values_blocks_and_names(client, tmp_path):

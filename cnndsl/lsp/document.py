@@ -53,6 +53,7 @@ class Analysed:
     diagnosis: Diagnosis
     layers: dict[int, list[LayerFigures]] = field(default_factory=dict)  # line → the layers its statement made
     calls: dict[int, list[Call]] = field(default_factory=dict)  # line → the block calls that start there
+    stale: bool = False  # the figures are the last version's without errors (this one has errors)
 
     @property
     def lines(self) -> list[str]:
@@ -79,6 +80,29 @@ def analyse(text: str, path: str | None = None, version: int | None = None) -> A
     for report in diagnosis.reports:
         _index(done, report)
     return done
+
+
+def with_last_figures(doc: Analysed, good: Analysed | None) -> Analysed:
+    """A text with errors has no figures of its own (a half-typed `conv 6` stops the network's elaboration): the
+    lines it shares with the last version without errors keep that version's figures, as an editor keeps its
+    hints while a line is being typed, until the text checks again."""
+    if doc.reports or not doc.diagnosis.errors or good is None:
+        return doc
+    moved = _same_lines(good.lines, doc.lines)
+    doc.layers = {moved[n]: found for n, found in good.layers.items() if n in moved}
+    doc.calls = {moved[n]: found for n, found in good.calls.items() if n in moved}
+    doc.stale = True
+    return doc
+
+
+def _same_lines(old: list[str], new: list[str]) -> dict[int, int]:
+    """Line numbers (1-based) of the old text → the new text's, for the lines the edit left as they were."""
+    import difflib
+
+    moved = {}
+    for a, b, size in difflib.SequenceMatcher(None, old, new, autojunk=False).get_matching_blocks():
+        moved.update((a + i + 1, b + i + 1) for i in range(size))
+    return moved
 
 
 def _index(done: Analysed, report: Report) -> None:

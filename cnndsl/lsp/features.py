@@ -70,10 +70,12 @@ def hover(doc: Analysed, line: int, col: int) -> t.Hover | None:
         return None
     word, start = found
     place = t.Range(t.Position(line - 1, start), t.Position(line - 1, start + len(word)))
-    body = (_call_hover(doc, line, word) or _param_hover(doc, line, word) or _layer_hover(doc, line, word)
-            or _kind_hover(doc, word))
+    figures = _call_hover(doc, line, word) or _param_hover(doc, line, word) or _layer_hover(doc, line, word)
+    body = figures or _kind_hover(doc, word)
     if body is None:
         return None
+    if doc.stale and figures:
+        body += "\n\n*(the figures of the last version without errors)*"
     return t.Hover(t.MarkupContent(t.MarkupKind.Markdown, body), place)
 
 

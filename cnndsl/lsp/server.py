@@ -16,7 +16,7 @@ from lsprotocol import types as t
 from pygls.lsp.server import LanguageServer
 
 from cnndsl.lsp import features
-from cnndsl.lsp.document import Analysed, analyse, file_of
+from cnndsl.lsp.document import Analysed, analyse, file_of, with_last_figures
 from cnndsl.version import __version__
 
 DEBOUNCE = 0.15  # seconds of quiet after a change before its diagnostics are made and sent
@@ -27,6 +27,7 @@ class CnnServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("cnndsl", __version__)
         self.cache: dict[str, Analysed] = {}  # uri → the analysis of its latest version asked for
+        self.good: dict[str, Analysed] = {}  # uri → the analysis of its last version without errors
         self.published: dict[str, set[str]] = {}  # uri → the other files' uris given its diagnostics
         self.pending: dict[str, asyncio.TimerHandle] = {}
 
@@ -36,7 +37,10 @@ class CnnServer(LanguageServer):
         done = self.cache.get(uri)
         if done is None or done.version != doc.version or done.text != doc.source:
             path = doc.path if uri.startswith("file:") else None
-            done = self.cache[uri] = analyse(doc.source, path, doc.version)
+            done = analyse(doc.source, path, doc.version)
+            if done.reports and not done.diagnosis.errors:
+                self.good[uri] = done
+            self.cache[uri] = done = with_last_figures(done, self.good.get(uri))
         return done
 
     def publish(self, uri: str) -> None:
@@ -122,6 +126,7 @@ def did_save(ls: CnnServer, params: t.DidSaveTextDocumentParams):
 def did_close(ls: CnnServer, params: t.DidCloseTextDocumentParams):
     uri = params.text_document.uri
     ls.cache.pop(uri, None)
+    ls.good.pop(uri, None)
     handle = ls.pending.pop(uri, None)
     if handle is not None:
         handle.cancel()
