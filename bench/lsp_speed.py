@@ -20,7 +20,7 @@ from lsprotocol import types as t
 from pygls.workspace import TextDocument
 
 from cnndsl.lsp import features
-from cnndsl.lsp.document import analyse
+from cnndsl.lsp.document import analyse, with_last_figures
 from cnndsl.syntax import loader
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "resnet152.cnn"
@@ -51,7 +51,7 @@ def keystrokes(text: str, n: int) -> list[t.TextDocumentContentChangePartial]:
 
 def run(keys: int, cached: bool) -> tuple[list[float], list[float], int]:
     doc = TextDocument(SPEC.resolve().as_uri(), SPEC.read_text(), version=0)
-    analyse(doc.source, doc.path, 0)  # the process's first analysis (the grammar's tables, the registry) is not a key
+    good = analyse(doc.source, doc.path, 0)  # the process's first analysis (the grammar's tables...) is not a key
     took, answers, errors = [], [], 0
     for version, change in enumerate(keystrokes(doc.source, keys), 1):
         if not cached:
@@ -59,6 +59,9 @@ def run(keys: int, cached: bool) -> tuple[list[float], list[float], int]:
         start = time.perf_counter()
         doc.apply_change(change)
         done = analyse(doc.source, doc.path, version)
+        if done.reports and not done.diagnosis.errors:
+            good = done
+        done = with_last_figures(done, good)  # as the server does: a version with an error keeps the last figures
         found = features.diagnostics(done)
         took.append(time.perf_counter() - start)
         errors = max(errors, sum(len(v) for v in found.values()))
