@@ -326,7 +326,7 @@ def test_a_burst_of_changes_is_analysed_once_after_the_pause():
 
 
 def test_the_server_never_imports_torch():
-    code = ("import sys, cnndsl.lsp.server as s; from cnndsl.lsp.document import analyse; "
+    code = ("import sys, cnndsl.cli, cnndsl.api, cnndsl.lsp.server; from cnndsl.lsp.document import analyse; "
             "from cnndsl.lsp import features; a = analyse(open('specs/resnet50.cnn').read(), 'specs/resnet50.cnn'); "
             "features.hover(a, 9, 5); features.inlay_hints(a, 1, 20); features.completion(a, 9, 4); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'matplotlib')))")
