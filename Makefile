@@ -4,6 +4,7 @@
 #   make run    the main job: trains the Fashion-MNIST CNN of the tutorials on the offline digits
 #               (it leaves report.html, and prints the `cnndsl show` commands that draw what it learned)
 #   make check  checks every reference spec (the report of each, folded to top-level rows)
+#   make vsix   builds the VS Code extension, editors/vscode/cnndsl.vsix (needs node and npm)
 
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
@@ -16,7 +17,7 @@ FONTS := fonts-wqy-microhei fonts-symbola
 # the oldest Lark pyproject.toml allows, installed beside the newest: tests/test_syntax.py parses with both
 LARK_OLDEST := 1.1.0
 
-.PHONY: test run check bench lint clean fonts
+.PHONY: test run check bench lint clean fonts editors vsix
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -40,7 +41,21 @@ fonts:
 		|| echo "warning: could not install $(FONTS): class names in Hangul, Chinese, Japanese and emoji will be" \
 			"empty boxes in the pictures (the tests that draw them skip)"
 
-test: $(STAMP) fonts
+# not in the stamp either: Neovim for tests/test_editors.py's headless client, and the VS Code extension's npm
+# packages (its grammar tests) where node is; without them those tests skip
+editors:
+	@command -v nvim >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq neovim >/dev/null) \
+		|| echo "warning: could not install neovim; the headless Neovim test will skip"
+	@if command -v npm >/dev/null 2>&1; then \
+		[ editors/vscode/node_modules/.package-lock.json -nt editors/vscode/package-lock.json ] \
+		|| (cd editors/vscode && npm ci --no-audit --no-fund --loglevel=error) \
+		|| echo "warning: npm ci failed in editors/vscode; the grammar tests will skip"; \
+	else echo "warning: node/npm not found; the VS Code extension's grammar tests will skip"; fi
+
+vsix: editors
+	cd editors/vscode && npx --no-install vsce package --out cnndsl.vsix
+
+test: $(STAMP) fonts editors
 	$(VENV)/bin/ruff check cnndsl tests bench plugins
 	$(PY) -m pytest -q -n 2 --dist loadfile  # two workers, a test file each at a time (its module fixtures run once)
 
@@ -64,4 +79,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check cnndsl tests bench plugins
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis editors/vscode/node_modules editors/vscode/cnndsl.vsix

@@ -463,6 +463,14 @@ def _inputs(spec: Spec) -> list[tuple[Path, str]]:
             for i, path in enumerate(spec.paths())]
 
 
+@clear_imports
+def serve_language_server() -> None:
+    """Runs `cnndsl lsp`: the language server for editors, over stdin and stdout, until the editor exits."""
+    from cnndsl.lsp.server import serve
+
+    serve()
+
+
 def layers(name: str | None = None) -> list:
     """The registry's layer kinds (ops.Op: name, args with their defaults, doc, shape rule), or the one that
     `name` (or an alias of it) names. Kinds of enabled plugins are among them (`plugin_of` says whose)."""
@@ -526,4 +534,4 @@ __all__ = ["Callback", "CnnError", "Diagnosis", "EarlyStopping", "Formatted", "L
            "TrainingPlan", "UsageError", "check", "diagnose", "enable_plugins", "error_page", "evaluate", "export",
            "format_file", "format_spec", "installed_plugins", "launch_training", "layers", "load", "load_recipe",
            "load_weights", "loads", "page", "parse_value", "plan_training", "plot", "plugin_of", "predict", "read_run",
-           "show", "train", "write_source"]
+           "serve_language_server", "show", "train", "write_source"]

@@ -402,6 +402,13 @@ def _enable(args: argparse.Namespace) -> None:
         enable_plugins(*args.plugin, source="--plugin")
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    from cnndsl.api import serve_language_server
+
+    serve_language_server()
+    return EXIT_OK
+
+
 def _show(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -645,6 +652,12 @@ def parser() -> argparse.ArgumentParser:
     la.add_argument("name", nargs="?", help="one layer to describe")
     _plugin_argument(la)
     la.set_defaults(run=cmd_layers)
+
+    ls = sub.add_parser("lsp", help="the language server for editors, over stdin and stdout (docs/editors.md)",
+                        description="Serve the Language Server Protocol over stdin and stdout: diagnostics, hover "
+                        "with shapes and figures, inlay hints, completion, go to definition, formatting, rename. "
+                        "An editor starts it; it needs the `lsp` extra (pip install 'cnndsl[lsp]').")
+    ls.set_defaults(run=cmd_lsp)
     return p
 
 

@@ -34,6 +34,8 @@ PACKAGES = {  # by the name it is imported as
     "onnxruntime": Package("onnxruntime", "checking an ONNX export", "export"),
     "tensorboard": Package("tensorboard", "TensorBoard logs", "tensorboard"),
     "graphviz": Package("graphviz", "drawing diagrams"),
+    "pygls": Package("pygls", "the language server `cnndsl lsp`", "lsp"),
+    "lsprotocol": Package("pygls", "the language server `cnndsl lsp`", "lsp"),
     "h5py": Package("h5py", "reading Keras weights (.keras, .weights.h5, .h5)", "keras"),
 }
 

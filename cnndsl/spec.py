@@ -267,12 +267,13 @@ def _roots(program: Program, network: str | None) -> list:
 
 @dataclass
 class Diagnosis:
-    """What an editor shows for a text: the program as far as it could be read, and every error and
-    warning found, in source order."""
+    """What an editor shows for a text: the program as far as it could be read, every error and warning
+    found, in source order, and the report of each network checked whole (none where the text has errors)."""
 
     program: Program
     errors: list[CnnError]
     warnings: list[Diagnostic]
+    reports: list[Report] = field(default_factory=list)
 
 
 def diagnose(text: str, name: str = "<string>", network: str | None = None, *, origin: str | Path | None = None,
@@ -280,23 +281,40 @@ def diagnose(text: str, name: str = "<string>", network: str | None = None, *, o
     """Every error and warning of a spec's text, without raising (`check` raises the same errors).
 
     A text with syntax errors gets them and the errors of the checks that need no shapes, outside the
-    statements the syntax errors broke; a text without gets what `check` finds, shapes included.
-    `origin` is the file the text is of (relative `use`s start there)."""
+    statements the syntax errors broke; a text without gets what `check` finds, shapes included, for the
+    network named, else for each network of the text (a text of blocks only gets the checks that need no
+    shapes). `origin` is the file the text is of (relative `use`s start there)."""
     plugins.enable_environment()
     loaded = load_tolerant(text, name, Path(origin).resolve() if origin else None, limits or Limits(), files)
+    program = loaded.program
     if loaded.errors:
-        return Diagnosis(loaded.program, _with_semantic(loaded, network), [])
-    spec = Spec(loaded.program, name, network, params, limits or Limits())
-    try:
-        report = spec.check()
-    except UsageError:  # which network, or a parameter without a default: check what needs none
-        from cnndsl.elaborate.validate import collect
+        return Diagnosis(program, _with_semantic(loaded, network), [])
+    names = [network] if network is not None else [d.name for d in program.main if d.kind == "network"]
+    errors: dict[tuple, CnnError] = {}  # a block's error is found once for each network that calls it
+    warnings: dict[tuple, Diagnostic] = {}
+    reports = []
+    for each in names:
+        try:
+            report = Spec(program, name, each, params, limits or Limits()).check()
+        except UsageError:  # a parameter without a default, or no such network: check what needs none
+            found = _semantic(program, network)
+        except CnnError as e:
+            found = getattr(e, "errors", [e])
+        else:
+            reports.append(report)
+            found = []
+            warnings.update(((w.message, str(w.span)), w) for w in report.warnings)
+        errors.update(((e.message, str(e.span)), e) for e in found)
+    if not names:
+        errors.update(((e.message, str(e.span)), e) for e in _semantic(program, None))
+    return Diagnosis(program, program.in_source_order(list(errors.values())), list(warnings.values()), reports)
 
-        found = collect(loaded.program, _roots(loaded.program, None))
-        return Diagnosis(loaded.program, loaded.program.in_source_order(found), [])
-    except CnnError as e:
-        return Diagnosis(loaded.program, loaded.program.in_source_order(getattr(e, "errors", [e])), [])
-    return Diagnosis(loaded.program, [], report.warnings)
+
+def _semantic(program: Program, network: str | None) -> list[CnnError]:
+    """The checks that need no shapes, of what `_roots` picks."""
+    from cnndsl.elaborate.validate import collect
+
+    return collect(program, _roots(program, network))
 
 
 def _limits(limits: Limits | None, max_layers: int | None) -> Limits:

@@ -6,6 +6,7 @@ only the parts below it (docs: "Who may import whom" in the design notes, and RE
     data      datasets and images as a network takes them        imports the core
     saved     a saved run: the checkpoint format and its network  imports the core
     training, viz, exporter                                       import the core, data and saved; never each other
+    lsp       the language server (cnndsl lsp)                   imports the core only (never torch)
     api       the facade (and cnndsl/__init__.py, notebook.py)    imports anything but the CLI
     cli       the command line                                    imports the API, errors and limits only
 
@@ -21,9 +22,10 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "cnndsl"
 
-LAYER_OF = {"cnndsl": "api", "cnndsl.api": "api", "cnndsl.notebook": "api", "cnndsl.cli": "cli", "cnndsl.data": "data",
-            "cnndsl.saved": "saved", "cnndsl.training": "training", "cnndsl.viz": "viz",
-            "cnndsl.exporter": "exporter"}  # a module in none of these (or its package) is the core's
+LAYER_OF = {"cnndsl": "api", "cnndsl.api": "api", "cnndsl.notebook": "api", "cnndsl.cli": "cli",
+            "cnndsl.__main__": "cli", "cnndsl.data": "data",
+            "cnndsl.saved": "saved", "cnndsl.training": "training", "cnndsl.viz": "viz", "cnndsl.exporter": "exporter",
+            "cnndsl.lsp": "lsp"}  # a module in none of these (or its package) is the core's
 MAY_IMPORT = {
     "core": {"core"},
     "data": {"core", "data"},
@@ -31,9 +33,11 @@ MAY_IMPORT = {
     "training": {"core", "data", "saved", "training"},
     "viz": {"core", "data", "saved", "viz"},
     "exporter": {"core", "saved", "exporter"},
-    "api": {"core", "data", "saved", "training", "viz", "exporter", "api"},
+    "lsp": {"core", "lsp"},
+    "api": {"core", "data", "saved", "training", "viz", "exporter", "lsp", "api"},
 }
-CLI_MAY_IMPORT = {"cnndsl", "cnndsl.api", "cnndsl.errors", "cnndsl.limits"}  # exit codes and option defaults
+CLI_MAY_IMPORT = {"cnndsl", "cnndsl.api", "cnndsl.errors", "cnndsl.limits",  # exit codes and option defaults
+                  "cnndsl.cli"}  # `python -m cnndsl` (__main__.py) is the command line
 
 
 def modules() -> dict[str, Path]:

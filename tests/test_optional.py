@@ -81,6 +81,7 @@ CASES = [
     ("torch", ["train", "tiny.cnn", "--out", "run"], "pip install torch"),
     ("graphviz", ["plot", "tiny.cnn", "-o", "t.svg"], "pip install graphviz"),
     ("h5py", ["train", "tiny.cnn", "--init", "w.keras", "--out", "run"], "pip install h5py"),
+    ("pygls", ["lsp"], "pip install pygls"),
 ]
 
 
@@ -129,6 +130,6 @@ def test_the_table_names_every_optional_package_of_pyproject():
     from cnndsl.optional import PACKAGES
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    wanted = {"torch", "train", "export", "tensorboard", "keras"}
+    wanted = {"torch", "train", "export", "tensorboard", "keras", "lsp"}
     names = {req.split(">")[0].split("=")[0].strip().lower() for extra in wanted for req in extras[extra]}
     assert names <= {p.pip for p in PACKAGES.values()}

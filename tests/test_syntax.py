@@ -57,9 +57,22 @@ def test_two_syntax_errors_and_two_semantic_errors_are_all_reported_where_they_a
         (3, 20, "unexpected end of the line; expected one of `(`, `false`, `in`, `true`, a call such as `max(`, "
                 "a name, ..."),
         (4, 5, "unknown layer or block `convv`"),
-        (5, 9, "this `(` is never closed"),  # at the `(`, not at `dense` below it, whose line it swallowed
+        (5, 9, "this `(` is never closed"),  # at the `(`, not at `dense` below it, parsed as a statement
         (7, 12, "`conv` has no argument `kernal`"),
     ]
+
+
+def test_an_unclosed_paren_at_the_end_of_a_line_keeps_the_next_lines_errors():
+    # the newlines inside the `(` were dropped: the lines after it are parsed again as statements of their own
+    text = ("network n {\n    input 3x8x8\n    relu(\n    conv 32 kernal=3\n    flatten\n    dense 10 (\n"
+            "    dense 5\n}\n")
+    assert errors_of(text) == [
+        (3, 9, "this `(` is never closed"),
+        (4, 13, "`conv` has no argument `kernal`"),
+        (6, 14, "this `(` is never closed"),
+    ]
+    parsed = parse_tolerant(text)
+    assert [s.name for s in parsed.module.definitions[0].body] == ["input", "relu", "conv", "flatten", "dense", "dense"]
 
 
 def test_the_command_line_prints_them_all_and_json_lists_them(tmp_path, capsys):

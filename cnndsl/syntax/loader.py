@@ -6,6 +6,7 @@ used, names defined twice) file by file; `load_program` raises them.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,12 +168,27 @@ def _uses(loaded: Loaded, module: ast.Module, origin: _File, budget: _Budget, la
         except CnnError as e:
             loaded.errors.append(e)
             return
-        child = parse_tolerant(text, shown, budget.statements, layers)
+        child = _parse_used(text, shown, budget.statements, layers)
         program.files.append(shown)
         _keep(program, target, text)
         _parsed(loaded, child, budget)
         path.append(target)
         pending.append(iter(child.module.uses))
+
+
+def _parse_used(text: str, shown: str, statements: int, limit: int) -> Parsed:
+    """A used file's parse: the same file (a standard library file above all) is parsed once a process, for an
+    editor that checks its spec at every keystroke. Parses are never changed after they are made, and one made
+    with the whole limit is the same as one with what is left of it when the file has no more statements."""
+    parsed = _parse_whole(text, shown, limit)
+    if parsed.module.statements > statements:
+        return parse_tolerant(text, shown, statements, limit)  # past what is left: the limit's error is its own
+    return parsed
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_whole(text: str, shown: str, limit: int) -> Parsed:
+    return parse_tolerant(text, shown, limit, limit)
 
 
 def _keep(program: Program, target: _File, text: str) -> None:

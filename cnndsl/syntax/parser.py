@@ -12,6 +12,7 @@ raising (an editor calls it on every keystroke); `parse` raises them.
 from __future__ import annotations
 
 import functools
+from collections import deque
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -208,6 +209,22 @@ class _Stream:
                 pos = end
 
 
+def _with_newlines(tokens: list, like) -> list:
+    """Tokens of lines read inside a `(` that was never closed, with the newlines the stream dropped put back
+    between lines (outside brackets opened among them, and not before a token that continues a statement)."""
+    from lark import Token
+
+    out, depth = [], 0
+    for tok in tokens:
+        if out and tok.line > out[-1].end_line and depth == 0 and tok.type not in _CONTINUES:
+            prev = out[-1]
+            out.append(Token("_NL", "\n", prev.end_pos, prev.end_line, prev.end_column, prev.end_line,
+                             prev.end_column + 1, prev.end_pos))
+        depth = max(0, depth + (tok.type == "LPAR") - (tok.type == "RPAR"))
+        out.append(tok)
+    return out
+
+
 def _resume(text: str, at: int) -> int:
     """Where lexing starts again after a character no token matches: past a Python string in single quotes on
     its line, else past the run of non-blank characters, but never past a bracket, which the stream counts
@@ -236,12 +253,27 @@ class _Run:
         self.skipping: tuple[int, int] | None = None  # where the broken statement starts, while skipping it
         self.statement_start: tuple[int, int] = (1, 1)
         self.last = None
+        # inside a `(` whose line ended: the parser as it was at the next line, and the tokens fed since, so that an
+        # unclosed `(` is closed at its own line and the lines after it are parsed again as statements
+        self.mark: tuple[object, list] | None = None
+        self.pending: deque = deque()  # tokens to feed again before the stream's next
+
+    def _tokens(self):
+        stream = iter(self.stream)
+        while True:
+            if self.pending:
+                yield self.pending.popleft()
+                continue
+            tok = next(stream, None)
+            if tok is None:
+                return
+            yield tok
 
     def parse(self) -> ast.Module:
         from lark.exceptions import UnexpectedToken
 
         try:
-            for tok in self.stream:
+            for tok in self._tokens():
                 if len(self.errors) >= MAX_SYNTAX_ERRORS:
                     self._give_up(tok)
                     break
@@ -251,9 +283,12 @@ class _Run:
                 if self.skipping is not None:
                     self._skip(tok)
                     continue
+                self._keep(tok)
                 try:
                     self.ip.feed_token(tok)
                 except UnexpectedToken:
+                    if self._reopen(tok):
+                        continue
                     self._unexpected(tok, self.ip.accepts())  # what may come: exact, where LALR's row is not
                     self._skip(tok)
                     continue
@@ -266,6 +301,8 @@ class _Run:
 
     def _fed(self, tok) -> None:
         self.last = tok
+        if self.mark is not None and not self.stream.parens:
+            self.mark = None
         if tok.type in _ENDS or tok.type == "LBRACE":
             self.statement_start = (tok.end_line, tok.end_column)
 
@@ -274,6 +311,48 @@ class _Run:
     def _report(self, error: CnnError) -> None:
         self.errors.append(error)
         self.skipping = self.statement_start
+        self.mark = None
+
+    def _keep(self, tok) -> None:
+        """Marks the parser at the first token after a line that ended inside a `(`, and keeps the tokens from there."""
+        if self.mark is None and not self.pending and any(dropped for _, dropped in self.stream.parens):
+            self.mark = (self.ip.copy(), [])
+        if self.mark is not None:
+            self.mark[1].append(tok)
+
+    def _reopen(self, tok) -> bool:
+        """`relu(` then `conv 32 kernal=3`: the `(` is reported, its statement ends at its own line, and the lines
+        after it are fed again as statements (their own errors are reported too)."""
+        from lark import Token
+        from lark.exceptions import UnexpectedToken
+
+        parens = self.stream.parens
+        if self.mark is None or not parens or not any(dropped for _, dropped in parens):
+            return False
+        first = next(lpar for lpar, dropped in parens if dropped)
+        if tok.line == first.line or self._foreign() is not None:  # a Keras call over lines is one error
+            return False
+        (ip, kept), self.mark = self.mark, None
+        end = len(self.source.line(first.line)) + 1
+        newline = Token("_NL", "\n", first.start_pos, first.line, end, first.line, end + 1, first.start_pos)
+        saved, self.ip = self.ip, ip
+        fill = self._completion(newline)
+        if fill is None:
+            self.ip = saved
+            return False
+        try:
+            for placeholder in [*fill, newline]:
+                self.ip.feed_token(placeholder)
+        except UnexpectedToken:
+            self.ip = saved
+            return False
+        parens.clear()
+        self.errors.append(SpecSyntaxError("this `(` is never closed", _tok_span(self.source, first),
+                                           "add the matching `)`"))
+        self._damage(self.statement_start, (first.line, end))
+        self._fed(newline)
+        self.pending.extend(_with_newlines(kept, newline))
+        return True
 
     def _unexpected(self, tok, expected) -> None:
         opened = self._foreign() or self._unclosed_paren(tok) or self._unclosed_brace(tok)
