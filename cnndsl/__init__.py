@@ -19,9 +19,9 @@ from __future__ import annotations
 from cnndsl.version import __version__
 
 _API = {"Callback", "Diagnosis", "EarlyStopping", "Formatted", "Report", "Shown", "Spec", "TrainingPlan", "UsageError",
-        "check", "diagnose", "error_page", "evaluate", "export", "format_file", "format_spec", "launch_training",
-        "layers", "load", "load_recipe", "loads", "page", "parse_value", "plan_training", "plot", "predict",
-        "read_run", "show", "train", "write_source"}
+        "check", "diagnose", "error_page", "evaluate", "export", "format_file", "format_spec", "from_keras",
+        "import_model", "launch_training", "layers", "load", "load_recipe", "loads", "page", "parse_value",
+        "plan_training", "plot", "predict", "read_run", "show", "train", "write_source"}
 
 
 def __getattr__(name: str):

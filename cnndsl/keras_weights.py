@@ -313,6 +313,19 @@ def in_made_order(layers: list[KerasLayer]) -> list[KerasLayer]:
     return sorted(layers, key=lambda k: k.position)
 
 
+def by_name(layers: list[KerasLayer], modules: list[str]) -> list[KerasLayer]:
+    """The layers of one kind in the order of the modules that bear their names (a spec `cnndsl import` wrote
+    names its layers as Keras did: `conv2d_3`, or `branch2.conv2d_3` inside a merge), where every module does;
+    else in the order they were made."""
+    from cnndsl.interop.keras_import import spec_name
+
+    named = {spec_name(k.name): k for k in layers}
+    paired = [named.get(m.rsplit(".", 1)[-1]) for m in modules]
+    if len(modules) == len(layers) == len(named) and all(paired):
+        return paired
+    return in_made_order(layers)
+
+
 def load(module, path: Path, strict: bool = True) -> KerasLoad:
     """The tensors of a Keras file for `module`, each in PyTorch's layout under Keras' name, paired by kind in
     order. A pair whose shapes differ is an error naming both layers; with strict=False (a new head for other
@@ -325,8 +338,8 @@ def load(module, path: Path, strict: bool = True) -> KerasLoad:
     maps = flattened_maps(module) if any(kind == "Dense" for _, _, kind in units) else {}
     done = KerasLoad()
     for kind in KINDS:
-        theirs = in_made_order([k for k in layers if k.kind == kind])
         mine = [name for name, _, own in units if own == kind]
+        theirs = by_name([k for k in layers if k.kind == kind], mine)
         for i, (keras_layer, name) in enumerate(zip(theirs, mine)):
             _pair(keras_layer, name, i, maps.get(name), ours, done, strict)
         for keras_layer in theirs[len(mine):]:

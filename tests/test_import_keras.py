@@ -1,0 +1,311 @@
+"""`cnndsl.from_keras` and `cnndsl import model.keras`: a Keras 3 model as a spec that computes what it does.
+
+Models are built in Keras itself (the torch backend, as tests/test_keras.py does), saved, imported, checked against
+Keras' own parameter count, built, loaded with the saved file's weights and run beside Keras' prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import pytest
+
+import cnndsl
+from cnndsl.errors import CnnError
+from cnndsl.interop.keras_import import ImportRefused, from_config
+from conftest import ROOT
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+
+RESCONCAT = """\
+# Imported by `cnndsl import` from resconcat.keras: layer names are Keras'.
+network resconcat {
+    input_layer: input 3x12x12
+    stem: conv 8 kernel=3 padding=same activation=relu
+    add_: residual {
+        conv2d: conv 8 kernel=3 padding=same
+        batch_normalization: batchnorm eps=0.001 momentum=0.01
+        re_lu: relu
+        conv2d_1: conv 8 kernel=3 padding=same bias=false
+    }
+    mixed: concat {
+        branch {
+            conv2d_2: conv 4 kernel=1
+        }
+        branch {
+            conv2d_3: conv 6 kernel=3x1 padding=same
+            conv2d_4: conv 6 kernel=1x3 padding=same activation=relu
+        }
+        branch {
+            average_pooling2d: avgpool 3 stride=1 padding=same count_include_pad=false
+        }
+    }
+    down: conv 16 kernel=3 stride=2 padding=same activation=relu
+    flatten: flatten
+    dropout: dropout 0.3
+    head: dense 5 activation=softmax
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def keras():
+    """Keras 3 on the torch backend, or a skip."""
+    if os.environ.setdefault("KERAS_BACKEND", "torch") != "torch":
+        pytest.skip("KERAS_BACKEND is not torch")
+    pytest.importorskip("torch")
+    pytest.importorskip("h5py")
+    return pytest.importorskip("keras")
+
+
+def resconcat(keras):
+    """A functional model: a stem, a residual block (Add of the stem and a body), an Inception-like Concatenate of
+    three branches, a strided conv, and a flattened 6x6 map read by a Dense (whose rows the loader reorders)."""
+    keras.backend.clear_session()  # Keras' default names count from 0 again
+    L = keras.layers
+    inp = keras.Input((12, 12, 3))
+    x = L.Conv2D(8, 3, padding="same", activation="relu", name="stem")(inp)
+    y = L.Conv2D(8, 3, padding="same")(x)
+    y = L.BatchNormalization()(y)
+    y = L.ReLU()(y)
+    y = L.Conv2D(8, 3, padding="same", use_bias=False)(y)
+    x = L.Add()([y, x])
+    a = L.Conv2D(4, 1)(x)
+    b = L.Conv2D(6, (3, 1), padding="same")(x)
+    b = L.Conv2D(6, (1, 3), padding="same", activation="relu")(b)
+    c = L.AveragePooling2D(3, strides=1, padding="same")(x)
+    x = L.Concatenate(name="mixed")([a, b, c])
+    x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="down")(x)
+    x = L.Flatten()(x)
+    x = L.Dropout(0.3)(x)
+    out = L.Dense(5, activation="softmax", name="head")(x)
+    return keras.Model(inp, out, name="resconcat")
+
+
+def _trained_statistics(keras, model):
+    """Batchnorm statistics that are not the initial 0 and 1, so that loading them is tested."""
+    import numpy as np
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            rng = np.random.default_rng(1)
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(size=n).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 2, size=n).astype("float32"))
+
+
+def _round_trip(keras, model, path, text):
+    """The spec built, loaded from the .keras file: the largest difference from Keras' own prediction."""
+    import numpy as np
+    import torch
+
+    module = cnndsl.loads(text).build().eval()
+    report = cnndsl.load_weights(module, path)
+    x = np.random.default_rng(0).normal(size=(4, *model.input_shape[1:])).astype("float32")
+    expected = np.asarray(model.predict(x, verbose=0))
+    with torch.no_grad():
+        got = module(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+    return report, float(np.abs(got - expected).max())
+
+
+def test_a_functional_model_with_a_residual_and_a_concat_imports_exactly(keras, tmp_path):
+    model = resconcat(keras)
+    _trained_statistics(keras, model)
+    path = tmp_path / "resconcat.keras"
+    model.save(path)
+    text = cnndsl.from_keras(path)
+    assert text == RESCONCAT
+    report = cnndsl.loads(text).check()
+    assert report.params + report.buffers == model.count_params() == 7_209
+    load, diff = _round_trip(keras, model, path, text)
+    assert (len(load.loaded), len(load.skipped), len(load.missing)) == (19, 0, 0)
+    assert diff < 1e-6  # measured 6e-8 (float32 sums in another order)
+    assert cnndsl.from_keras(model) == text.replace("from resconcat.keras", "from the Keras model `resconcat`")
+
+
+def test_layers_pair_with_the_weights_by_name(keras, tmp_path):
+    """Two convs of equal shape made in the other order than they run: Keras names the one made first `conv2d`
+    though it runs second. Paired by made order they would swap without a word; by name each gets its own."""
+    keras.backend.clear_session()
+    L = keras.layers
+    inp = keras.Input((6, 6, 4))
+    runs_second, runs_first = L.Conv2D(4, 3, padding="same"), L.Conv2D(4, 3, padding="same")
+    out = L.Dense(3)(L.GlobalAveragePooling2D()(runs_second(runs_first(inp))))
+    model = keras.Model(inp, out, name="made_late")
+    path = tmp_path / "made_late.keras"
+    model.save(path)
+    text = cnndsl.from_keras(path)
+    assert "conv2d_1: conv 4 kernel=3 padding=same\n    conv2d: conv 4" in text  # in the order they run
+    load, diff = _round_trip(keras, model, path, text)
+    assert ("conv2d_1.weight", "conv2d_1/kernel") in load.loaded and ("conv2d.weight", "conv2d/kernel") in load.loaded
+    assert diff < 1e-6
+
+
+def honkong(keras):
+    """혼자 공부하는 머신러닝+딥러닝, 8-2 (examples/fashion_cnn_honkong.cnn is its spec)."""
+    keras.backend.clear_session()
+    L = keras.layers
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        L.Conv2D(32, kernel_size=3, activation="relu", padding="same"), L.MaxPooling2D(2),
+        L.Conv2D(64, kernel_size=3, activation="relu", padding="same"), L.MaxPooling2D(2),
+        L.Flatten(), L.Dense(100, activation="relu"), L.Dropout(0.4), L.Dense(10, activation="softmax"),
+    ], name="fashion_cnn_honkong")
+
+
+def test_the_books_sequential_fashion_cnn_is_its_example_spec(keras, tmp_path):
+    model = honkong(keras)
+    path = tmp_path / "honkong.keras"
+    model.save(path)
+    text = cnndsl.from_keras(path)
+    imported = cnndsl.loads(text).check()
+    example = cnndsl.check(ROOT / "examples/fashion_cnn_honkong.cnn")
+    assert imported.params == example.params == model.count_params() == 333_526
+    assert imported.macs == example.macs
+    assert [row.layer.shape for row in imported.layers] == [row.layer.shape for row in example.layers]
+    load, diff = _round_trip(keras, model, path, text)
+    assert (len(load.loaded), len(load.skipped), len(load.missing)) == (8, 0, 0)
+    assert diff < 1e-6
+
+
+def _with_config(tmp_path, name, edit):
+    """A copy of a saved model's file whose config.json `edit` changed."""
+    source = tmp_path / "base.keras"
+    with zipfile.ZipFile(source) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    config = json.loads(files["config.json"])
+    edit(config)
+    files["config.json"] = json.dumps(config).encode()
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+    return path
+
+
+def test_a_lambda_layer_is_refused_with_the_tree_and_never_run(keras, tmp_path):
+    keras.backend.clear_session()
+    L = keras.layers
+    inp = keras.Input((8, 8, 3))
+    x = L.Conv2D(4, 3)(inp)
+    x = L.Lambda(lambda t: t * 2, name="doubled")(x)
+    out = L.Dense(2)(L.GlobalAveragePooling2D()(x))
+    path = tmp_path / "lambda.keras"
+    keras.Model(inp, out, name="with_lambda").save(path)
+    with pytest.raises(ImportRefused) as caught:
+        cnndsl.from_keras(path)
+    assert caught.value.tree.splitlines() == [
+        "with_lambda (Functional)",
+        "    input_layer (InputLayer)",
+        "    conv2d (Conv2D)",
+        "    doubled (Lambda)  ✗ a Lambda layer is Python code, which an import never runs",
+        "    global_average_pooling2d (GlobalAveragePooling2D)",
+        "    dense (Dense)",
+    ]
+    assert "1 layer has no cnndsl form" in caught.value.message
+
+
+def test_a_custom_class_is_refused_unless_the_user_names_its_kind(keras, tmp_path):
+    honkong(keras).save(tmp_path / "base.keras")
+
+    def rename(config):
+        config["config"]["layers"][1]["class_name"] = "MyConv"
+
+    path = _with_config(tmp_path, "custom.keras", rename)
+    with pytest.raises(ImportRefused, match=r"conv2d \(MyConv\)  ✗ a class cnndsl does not know \(a custom class"):
+        cnndsl.from_keras(path)
+    text = cnndsl.from_keras(path, custom={"MyConv": "conv"})
+    assert "conv2d: conv 32 kernel=3 padding=same activation=relu" in text
+    with pytest.raises(CnnError, match="`nothing`, which is no layer kind"):
+        cnndsl.from_keras(path, custom={"MyConv": "nothing"})
+
+
+def test_an_option_cnndsl_lacks_is_refused_never_dropped(keras, tmp_path):
+    honkong(keras).save(tmp_path / "base.keras")
+
+    def channels_first(config):
+        config["config"]["layers"][1]["config"]["data_format"] = "channels_first"
+
+    def causal(config):
+        config["config"]["layers"][1]["config"]["padding"] = "causal"
+
+    for edit, marked in ((channels_first, "data_format='channels_first'"), (causal, "padding='causal'")):
+        with pytest.raises(ImportRefused, match=marked):
+            cnndsl.from_keras(_with_config(tmp_path, "edited.keras", edit))
+
+
+def test_malformed_and_truncated_files_are_clean_errors(keras, tmp_path):
+    honkong(keras).save(tmp_path / "base.keras")
+    data = (tmp_path / "base.keras").read_bytes()
+    cases = {
+        "truncated.keras": data[: len(data) // 2],
+        "empty.keras": b"",
+        "text.keras": b"not a zip at all",
+    }
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+    cases["noconfig"] = None
+    with zipfile.ZipFile(tmp_path / "noconfig.keras", "w") as z:
+        z.writestr("model.weights.h5", b"")
+    with zipfile.ZipFile(tmp_path / "badjson.keras", "w") as z:
+        z.writestr("config.json", b"{\"class_name\": ")
+    with zipfile.ZipFile(tmp_path / "nolayers.keras", "w") as z:
+        z.writestr("config.json", json.dumps({"class_name": "Functional", "config": {"layers": 3}}))
+    for name in ("truncated", "empty", "text", "noconfig", "badjson", "nolayers"):
+        with pytest.raises(CnnError) as caught:
+            cnndsl.from_keras(tmp_path / f"{name}.keras")
+        assert "Traceback" not in caught.value.render()
+
+
+def test_the_command_line_writes_the_spec_or_exits_1_with_the_tree(keras, tmp_path, capsys):
+    from cnndsl.cli import main
+
+    honkong(keras).save(tmp_path / "honkong.keras")
+    out = tmp_path / "honkong.cnn"
+    assert main(["import", str(tmp_path / "honkong.keras"), "-o", str(out)]) == 0
+    assert cnndsl.check(out).params == 333_526
+    assert main(["import", str(tmp_path / "honkong.keras"), "-o", str(out)]) == 0  # replaces its own output
+    assert main(["import", str(tmp_path / "honkong.keras"), "-o", str(tmp_path / "honkong.keras")]) == 2
+
+    def lam(config):
+        config["config"]["layers"][2]["class_name"] = "Lambda"
+
+    (tmp_path / "base.keras").write_bytes((tmp_path / "honkong.keras").read_bytes())
+    bad = _with_config(tmp_path, "lambda.keras", lam)
+    assert main(["import", str(bad), "-o", str(tmp_path / "lambda.cnn")]) == 1
+    err = capsys.readouterr().err
+    assert "max_pooling2d (Lambda)  ✗ a Lambda layer is Python code" in err and "Traceback" not in err
+    assert not (tmp_path / "lambda.cnn").exists()
+
+
+def test_a_graph_that_is_no_nest_is_written_with_names_and_from():
+    """Two merges that share a fork (a DenseNet-like skip across two blocks): named outputs and `from`."""
+    def conv(name, source, filters):
+        return {"class_name": "Conv2D", "name": name, "config": {"name": name, "filters": filters,
+                "kernel_size": [1, 1], "padding": "same"}, "inbound_nodes": [[[source, 0, 0, {}]]]}
+
+    layers = [{"class_name": "InputLayer", "name": "inp", "config": {"name": "inp", "batch_shape": [None, 4, 4, 2]},
+               "inbound_nodes": []},
+              conv("a", "inp", 3), conv("b", "a", 3),
+              {"class_name": "Concatenate", "name": "c1", "config": {"axis": -1},
+               "inbound_nodes": [[["a", 0, 0, {}], ["b", 0, 0, {}]]]},
+              conv("d", "c1", 3),
+              {"class_name": "Concatenate", "name": "c2", "config": {"axis": -1},
+               "inbound_nodes": [[["a", 0, 0, {}], ["d", 0, 0, {}]]]}]
+    text = from_config({"class_name": "Functional", "config": {"name": "skips", "layers": layers,
+                                                               "output_layers": [["c2", 0, 0]]}}, "a test")
+    assert text.split("\n", 1)[1] == """\
+network skips {
+    inp: input 2x4x4
+    a: conv 3 kernel=1 padding=same
+    b: conv 3 kernel=1 padding=same
+    from a
+    c1: concat b
+    d: conv 3 kernel=1 padding=same
+    from a
+    c2: concat d
+}
+"""
+    assert cnndsl.loads(text).check().output == (6, 4, 4)
