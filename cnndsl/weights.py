@@ -24,6 +24,20 @@ from cnndsl.keras_weights import is_keras_file
 from cnndsl.optional import clear_imports, require
 
 
+def _keras_pairing(loaded: list[tuple[str, str]]) -> str:
+    """How Keras' tensors were paired: by the layer names a spec that `cnndsl import` wrote bears, else by kind
+    and order (keras_weights.by_name)."""
+    from cnndsl.interop.keras_import import spec_name
+
+    named = sum(1 for ours, theirs in loaded
+                if "." in ours and ours.rsplit(".", 2)[-2] == spec_name(theirs.split("/")[0]))
+    if not named:
+        return "by kind and order"
+    if named == len(loaded):
+        return "by layer name"
+    return f"{named} by layer name, {len(loaded) - named} by kind and order"
+
+
 @dataclass
 class LoadReport:
     loaded: list[tuple[str, str]] = field(default_factory=list)  # (our name, their name)
@@ -39,7 +53,7 @@ class LoadReport:
 
     def summary(self) -> str:
         by_name = sum(1 for ours, theirs in self.loaded if ours == theirs)
-        how = ("from Keras, by kind and order, in PyTorch's layouts" if self.keras else
+        how = (f"from Keras, {_keras_pairing(self.loaded)}, in PyTorch's layouts" if self.keras else
                f"{by_name} by name, {len(self.loaded) - by_name} by order and shape")
         lines = [f"loaded {len(self.loaded)} tensors ({how}), skipped {len(self.skipped)}, "
                  f"missing {len(self.missing)}"]

@@ -121,6 +121,7 @@ def test_a_functional_model_with_a_residual_and_a_concat_imports_exactly(keras, 
     assert report.params + report.buffers == model.count_params() == 7_209
     load, diff = _round_trip(keras, model, path, text)
     assert (len(load.loaded), len(load.skipped), len(load.missing)) == (19, 0, 0)
+    assert load.summary().startswith("loaded 19 tensors (from Keras, by layer name, in PyTorch's layouts), skipped 0")
     assert diff < 1e-6  # measured 6e-8 (float32 sums in another order)
     assert cnndsl.from_keras(model) == text.replace("from resconcat.keras", "from the Keras model `resconcat`")
 
@@ -309,3 +310,42 @@ network skips {
 }
 """
     assert cnndsl.loads(text).check().output == (6, 4, 4)
+
+
+def test_nested_models_become_blocks(keras, tmp_path):
+    keras.backend.clear_session()
+    L = keras.layers
+    stage = keras.Sequential([L.Conv2D(8, 3, padding="same", activation="relu"), L.BatchNormalization()],
+                             name="stage")
+    inner_input = keras.Input((8, 8, 8))
+    residual = keras.Model(inner_input, L.Add()([inner_input, L.Conv2D(8, 1)(inner_input)]), name="resblock")
+    inp = keras.Input((8, 8, 3))
+    out = L.Dense(2)(L.GlobalAveragePooling2D()(residual(stage(inp))))
+    model = keras.Model(inp, out, name="nested")
+    _trained_statistics(keras, stage)
+    path = tmp_path / "nested.keras"
+    model.save(path)
+    text = cnndsl.from_keras(path)
+    assert text.split("\n", 1)[1] == """\
+block stage_block {
+    conv2d: conv 8 kernel=3 padding=same activation=relu
+    batch_normalization: batchnorm eps=0.001 momentum=0.01
+}
+
+block resblock_block {
+    add_: residual {
+        conv2d_1: conv 8 kernel=1
+    }
+}
+
+network nested {
+    input_layer_1: input 3x8x8
+    stage: stage_block
+    resblock: resblock_block
+    global_average_pooling2d: globalavgpool
+    dense: dense 2
+}
+"""
+    load, diff = _round_trip(keras, model, path, text)
+    assert ("stage.batch_normalization.running_mean", "batch_normalization/moving_mean") in load.loaded
+    assert (len(load.loaded), load.missing) == (10, []) and diff < 1e-6
