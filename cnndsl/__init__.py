@@ -20,7 +20,7 @@ from cnndsl.version import __version__
 
 _API = {"Callback", "Diagnosis", "EarlyStopping", "Formatted", "Report", "Shown", "Spec", "TrainingPlan", "UsageError",
         "check", "diagnose", "error_page", "evaluate", "export", "format_file", "format_spec", "from_keras",
-        "import_model", "launch_training", "layers", "load", "load_recipe", "loads", "page", "parse_value",
+        "import_keras", "launch_training", "layers", "load", "load_recipe", "loads", "page", "parse_value",
         "plan_training", "plot", "predict", "read_run", "show", "train", "write_source"}
 
 

@@ -497,7 +497,7 @@ def _quiet(line: str) -> None:
 
 __all__ = ["Callback", "CnnError", "Diagnosis", "EarlyStopping", "Formatted", "Limits", "Report", "Shown", "Spec",
            "TrainingPlan", "UsageError", "check", "diagnose", "error_page", "evaluate", "export", "format_file",
-           "format_spec", "from_keras", "import_model", "launch_training", "layers", "load", "load_recipe",
+           "format_spec", "from_keras", "import_keras", "launch_training", "layers", "load", "load_recipe",
            "load_weights", "loads", "page", "parse_value", "plan_training", "plot", "predict", "read_run", "show",
            "train", "write_source"]
 
@@ -549,14 +549,17 @@ def _same_count(text: str, source: str, count: int | None) -> None:
                        hint="a layer option the importer does not read; please report the model")
 
 
-def import_model(source: str | Path, out: str | Path, custom: dict[str, str] | None = None) -> Path:
-    """`cnndsl import SOURCE -o OUT`: a `.keras` file's spec written to `out` (whole or not at all, never over the
-    source). Returns the file written."""
-    source = Path(source)
+def import_keras(source: str | Path, out: str | Path, *, force: bool = False,
+                 custom: dict[str, str] | None = None) -> str:
+    """`cnndsl import MODEL.keras -o OUT`: the spec of a `.keras` file (`from_keras`) written to `out`, whole or
+    not at all; never over a file unless `force`, never over the model. Returns the spec's text."""
+    source, out = Path(source), Path(out)
     if source.suffix != ".keras":
-        raise UsageError(f"{source}: cnndsl imports Keras 3 .keras files here", hint="save the model with "
+        raise UsageError(f"{source}: a Keras model is imported from a .keras file", hint="save it with "
                          "model.save('NAME.keras')")
-    check_output(Path(out), [(source, "the Keras model")])
+    if out.exists() and not force:
+        raise UsageError(f"{out} exists", hint="pass --force to replace it, or name another file with -o")
+    check_output(out, [(source, "the Keras model")])
     text = from_keras(source, custom)
-    atomic_write(Path(out), text.encode())
-    return Path(out)
+    atomic_write(out, text.encode())
+    return text

@@ -310,7 +310,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from cnndsl.api import import_model
+    """A .keras SOURCE (the PyTorch importer's verb takes factories: a SOURCE ending in .keras comes here)."""
+    from cnndsl.api import import_keras
 
     custom = {}
     for item in args.custom:
@@ -318,8 +319,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         if not cls.strip() or not kind.strip():
             raise UsageError(f"--custom {item}: expected CLASS=KIND", hint="e.g. --custom MyConv=conv")
         custom[cls.strip()] = kind.strip()
-    written = import_model(args.source, args.output, custom)
-    print(f"wrote {written}", file=sys.stderr)
+    text = import_keras(args.source, args.output, force=args.force, custom=custom)
+    print(f"wrote {args.output} ({len(text.splitlines())} lines; layer names as the Keras model's)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -581,7 +582,9 @@ def parser() -> argparse.ArgumentParser:
                         "load_weights pairs the file's weights with the built module by name. A model with layers "
                         "cnndsl cannot express is shown as a tree with them marked (exit 1); no spec is written.")
     im.add_argument("source", metavar="MODEL.keras", help="a Keras 3 model file")
-    im.add_argument("-o", "--output", metavar="FILE", required=True, help="the spec to write (never the model)")
+    im.add_argument("-o", "--output", metavar="FILE", required=True, help="the spec to write (never over a file "
+                    "unless --force)")
+    im.add_argument("--force", action="store_true", help="replace FILE if it exists")
     im.add_argument("--custom", action="append", default=[], metavar="CLASS=KIND",
                     help="read a custom layer class as a registry kind (repeatable): --custom MyConv=conv")
     im.set_defaults(run=cmd_import)

@@ -7,9 +7,11 @@ layers in the attribute `layer_names`, each with its `weight_names`. They are re
 h5py as data: no Keras deserialisation, which could run code (Lambda layers, custom objects), and no HDF5
 link that leaves the file (external links and datasets, virtual datasets).
 
-Keras layers pair with the module's layers by kind, in order: the i-th Conv2D of the file with the i-th
-convolution of the spec, the i-th BatchNormalization with the i-th batchnorm... Within a kind, the order is
-the order the layers were made, which Keras' default names keep (conv2d, conv2d_1...), else the model's.
+Where the module's layers bear the Keras layers' names (a spec `cnndsl import` wrote: cnndsl/interop), each
+kind's layers pair by name. Otherwise Keras layers pair with the module's layers by kind, in order: the i-th
+Conv2D of the file with the i-th convolution of the spec, the i-th BatchNormalization with the i-th
+batchnorm... Within a kind, the order is the order the layers were made, which Keras' default names keep
+(conv2d, conv2d_1...), else the model's.
 Tensors change layout on the way: a Conv2D kernel (kh, kw, in, out) becomes (out, in, kh, kw); a Dense
 kernel (in, out) becomes (out, in), and a Dense that reads a Flatten of an (H, W, C) map has its input rows
 reordered to PyTorch's (C, H, W) flatten order.

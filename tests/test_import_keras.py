@@ -267,8 +267,10 @@ def test_the_command_line_writes_the_spec_or_exits_1_with_the_tree(keras, tmp_pa
     out = tmp_path / "honkong.cnn"
     assert main(["import", str(tmp_path / "honkong.keras"), "-o", str(out)]) == 0
     assert cnndsl.check(out).params == 333_526
-    assert main(["import", str(tmp_path / "honkong.keras"), "-o", str(out)]) == 0  # replaces its own output
-    assert main(["import", str(tmp_path / "honkong.keras"), "-o", str(tmp_path / "honkong.keras")]) == 2
+    assert main(["import", str(tmp_path / "honkong.keras"), "-o", str(out)]) == 2  # exists: not replaced
+    assert main(["import", str(tmp_path / "honkong.keras"), "-o", str(out), "--force"]) == 0
+    assert main(["import", str(tmp_path / "honkong.keras"), "-o", str(tmp_path / "honkong.keras"), "--force"]) == 2
+    assert (tmp_path / "honkong.keras").stat().st_size > 1000  # the model is never written over
 
     def lam(config):
         config["config"]["layers"][2]["class_name"] = "Lambda"
