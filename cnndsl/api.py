@@ -519,7 +519,8 @@ def from_keras(model_or_path, custom: dict[str, str] | None = None) -> str:
         path = Path(model_or_path)
         config, source = keras_import.read_config(path), path.name
     else:
-        config, source = keras_import.live_config(model_or_path), f"the Keras model `{model_or_path.name}`"
+        config = keras_import.live_config(model_or_path)
+        source = f"the Keras model `{config['config'].get('name', type(model_or_path).__name__)}`"
     text = keras_import.from_config(config, source, custom)
     _same_count(text, source, _keras_count(model_or_path))
     return text
@@ -529,7 +530,10 @@ def _keras_count(model_or_path) -> int | None:
     """The model's weights' count (Keras' count_params(): batchnorm statistics included); None when the file's
     weights cannot be read (no h5py)."""
     if not isinstance(model_or_path, (str, Path)):
-        return int(model_or_path.count_params())
+        try:
+            return int(model_or_path.count_params())
+        except ValueError:  # a model not built yet: Keras knows no count
+            return None
     import importlib.util
 
     from cnndsl.keras_weights import read_keras
@@ -540,10 +544,9 @@ def _keras_count(model_or_path) -> int | None:
 
 
 def _same_count(text: str, source: str, count: int | None) -> None:
-    if count is None:
-        return
+    """The spec checks (its values are the model's: a bad one is a located error) and holds the model's count."""
     report = loads(text, name="<imported spec>").check()
-    if report.params + report.buffers != count:
+    if count is not None and report.params + report.buffers != count:
         raise CnnError(f"the spec imported from {source} holds {report.params + report.buffers:,} parameters and "
                        f"statistics where the model holds {count:,}: not written",
                        hint="a layer option the importer does not read; please report the model")

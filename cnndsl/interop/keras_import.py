@@ -27,7 +27,7 @@ from cnndsl.files import open_file
 from cnndsl.keras_summary import snake_case
 from cnndsl.ops import ACTIVATIONS, REGISTRY, Op
 from cnndsl.ops.base import Foreign
-from cnndsl.ops.foreign import KERAS_ACTIVATIONS, Translation, class_defaults, convert_argument, is_default
+from cnndsl.ops.foreign import KERAS_ACTIVATIONS, NO_FORM, Translation, class_defaults, convert_argument, is_default
 from cnndsl.ops.foreign import find_class as _registry_class
 from cnndsl.syntax import ast
 from cnndsl.syntax.printer import KEYWORDS, print_module
@@ -109,6 +109,8 @@ def read_config(path: str | Path) -> dict:
 def live_config(model) -> dict:
     """A live keras.Model's config, through its public get_config() (the same form as a file's config.json)."""
     cls = type(model).__name__
+    if not callable(getattr(model, "get_config", None)):
+        raise CnnError(f"a {cls} is not a Keras model", hint="pass a keras.Model or the path of a .keras file")
     try:
         config = model.get_config()
     except NotImplementedError:
@@ -138,12 +140,31 @@ def parse_model(node: dict, where: str = "the model") -> KerasModel:
                 layers[1].inputs = [layers[0].name]
         return KerasModel(name, "Sequential", layers, [layers[-1].name] if layers else [])
     layers = [_layer(item, where, functional=True) for item in config["layers"]]
-    return KerasModel(name, str(node.get("class_name")), layers, _endpoints(config.get("output_layers")))
+    model = KerasModel(name, str(node.get("class_name")), layers, _endpoints(config.get("output_layers")))
+    _check_graph(model, where)
+    return model
+
+
+def _check_graph(model: KerasModel, where: str) -> None:
+    """Names unique, every input a layer of the model, no cycle: else the config is no Keras model's."""
+    names = [k.name for k in model.layers]
+    known = set(names)
+    if len(known) != len(names):
+        raise CnnError(f"{where}: two of its layers have the same name; Keras' names are unique")
+    graph = nx.DiGraph()
+    for k in model.layers:
+        for i in k.inputs:
+            if i not in known:
+                raise CnnError(f"{where}: the layer `{printable(k.name, False)}` takes the output of "
+                               f"`{printable(i, False)}`, which is no layer of it")
+            graph.add_edge(i, k.name)
+    if not nx.is_directed_acyclic_graph(graph) or any(o not in known for o in model.outputs):
+        raise CnnError(f"{where}: its layer graph is not a Keras model's (a cycle, or an unknown output)")
 
 
 def _sequential_input(config: dict, first: KerasLayer):
     shape = config.get("build_input_shape") or first.config.get("batch_input_shape") \
-        or (first.config.get("build_config") or {}).get("input_shape")
+        or _mapping(first.config.get("build_config")).get("input_shape")
     return shape if isinstance(shape, list) else None
 
 
@@ -158,12 +179,19 @@ def _layer(item, where: str, functional: bool = False) -> KerasLayer:
         layer.inner = parse_model(item, f"the nested model `{name}`")
     if functional:
         nodes = item.get("inbound_nodes") or []
+        if not isinstance(nodes, list):
+            raise CnnError(f"{where}: the layer `{printable(name, False)}` has inbound_nodes that are no list")
         if len(nodes) > 1:
             layer.problem = f"called {len(nodes)} times (a shared layer): a spec's layer has one input"
         layer.inputs = [t[0] for t in _tensors(nodes[0] if nodes else [])]
         if any(t[1:] != [0, 0] for t in _tensors(nodes[0] if nodes else [])):
             layer.problem = layer.problem or "takes an output of a layer with several outputs"
     return layer
+
+
+def _mapping(value) -> dict:
+    """A config's object, or an empty one where the config holds something else there."""
+    return value if isinstance(value, dict) else {}
 
 
 def _tensors(node) -> list[list]:
@@ -174,7 +202,7 @@ def _tensors(node) -> list[list]:
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            history = (item.get("config") or {}).get("keras_history") if item.get("class_name") == \
+            history = _mapping(item.get("config")).get("keras_history") if item.get("class_name") == \
                 "__keras_tensor__" else None
             if isinstance(history, list) and len(history) == 3:
                 found.append([str(history[0]), *history[1:]])
@@ -192,7 +220,7 @@ def _endpoints(value) -> list[str]:
     """Keras' input_layers / output_layers: [name, 0, 0] or a list of them."""
     if isinstance(value, list) and value and isinstance(value[0], str):
         return [value[0]]
-    return [str(v[0]) for v in value or [] if isinstance(v, list) and v]
+    return [str(v[0]) for v in value if isinstance(v, list) and v] if isinstance(value, list) else []
 
 
 # ---- layers as statements ----------------------------------------------------------------------------------------
@@ -211,7 +239,7 @@ def convert_layer(layer: KerasLayer, custom: dict[str, str]) -> ast.Call | None:
     `layer.problem` where it has no cnndsl form."""
     if layer.problem or layer.inner is not None or layer.cls in MERGES:
         if layer.cls in MERGES and layer.config.get("axis", -1) not in _CHANNEL_AXES:
-            layer.problem = f"concatenates along axis {layer.config.get('axis')}; a spec's concat joins channels"
+            layer.problem = f"merges along axis {layer.config.get('axis')!r}; a spec's merges join channels"
         return None
     if layer.cls == "InputLayer":
         return _input(layer)
@@ -306,9 +334,9 @@ def _value(raw):
     """A JSON value as convert_argument takes it: lists as tuples, objects as no value."""
     if isinstance(raw, list):
         items = tuple(_value(v) for v in raw)
-        return items if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items) else object()
+        return items if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items) else NO_FORM
     if isinstance(raw, dict):
-        return object()
+        return NO_FORM
     return raw
 
 
@@ -492,7 +520,7 @@ def _layout_problems(model: KerasModel) -> None:
         for i in k.inputs:
             users.setdefault(i, []).append(k)
     for k in model.layers:
-        shape = (k.config.get("build_config") or {}).get("input_shape")
+        shape = _mapping(k.config.get("build_config")).get("input_shape")
         is_map = isinstance(shape, list) and len(shape) == 4 and all(isinstance(d, int) for d in shape[1:3]) \
             and shape[1] * shape[2] > 1
         if k.problem:
@@ -500,10 +528,14 @@ def _layout_problems(model: KerasModel) -> None:
         if k.cls == "Flatten" and is_map and not _read_by_dense(k, users):
             k.problem = "flattens H, W, C where a spec flattens C, H, W, and its reader is no Dense (whose " \
                 "weights could be reordered)"
-        elif k.cls == "Reshape" and (is_map or len(k.config.get("target_shape") or ()) == 3):
+        elif k.cls == "Reshape" and (is_map or _rank(k.config.get("target_shape")) == 3):
             k.problem = "reshapes in Keras' H, W, C order, where a spec's reshape orders C, H, W"
         elif k.cls == "Dense" and isinstance(shape, list) and len(shape) > 2:
             k.problem = "a Dense on each position of a map: write it as a 1x1 conv"
+
+
+def _rank(shape) -> int:
+    return len(shape) if isinstance(shape, list) else 0
 
 
 def _read_by_dense(k: KerasLayer, users: dict[str, list[KerasLayer]]) -> bool:
@@ -553,7 +585,6 @@ def spec_text(module: ast.Module, source: str) -> str:
 def from_config(config: dict, source: str, custom: dict[str, str] | None = None) -> str:
     """The spec text of a Keras model config ({"class_name", "config"})."""
     try:
-        model = parse_model(config)
-    except RecursionError:
+        return spec_text(to_module(parse_model(config), custom), source)
+    except RecursionError:  # a config nested thousands deep (models in models, lists in lists)
         raise CnnError(f"{source}: the model nests too deep to read") from None
-    return spec_text(to_module(model, custom), source)

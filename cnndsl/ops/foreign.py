@@ -44,6 +44,7 @@ class _Code:
 
 
 _BAD = object()  # a value that has no cnndsl form
+NO_FORM = _BAD  # the same, for the importer's values (convert_argument notes it and leaves it out)
 
 
 @dataclass
