@@ -29,8 +29,7 @@ def _keras_pairing(loaded: list[tuple[str, str]]) -> str:
     and order (keras_weights.by_name)."""
     from cnndsl.interop.keras_import import spec_name
 
-    named = sum(1 for ours, theirs in loaded
-                if "." in ours and ours.rsplit(".", 2)[-2] == spec_name(theirs.split("/")[0]))
+    named = sum(1 for ours, theirs in loaded if spec_name(theirs.split("/")[0]) in ours.split(".")[:-1])
     if not named:
         return "by kind and order"
     if named == len(loaded):

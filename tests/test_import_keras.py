@@ -437,3 +437,44 @@ def _mangle(node, rng) -> None:
         del node[key]
     else:
         node[key] = copy.deepcopy(rng.choice(JUNK))
+
+
+def test_every_class_the_importer_maps_computes_what_keras_does(keras, tmp_path):
+    """Rescaling, ZeroPadding2D, strided and dilated and grouped Conv2D, LeakyReLU, DepthwiseConv2D, Activation,
+    SeparableConv2D, MaxPooling2D and AveragePooling2D with `same` padding (Keras leaves the padding out of the
+    average), a squeeze-and-excitation Multiply, bilinear UpSampling2D, ELU, an Add of three, GlobalMaxPooling2D:
+    imported, loaded from the file by name, run beside Keras' prediction."""
+    keras.backend.clear_session()
+    L = keras.layers
+    inp = keras.Input((15, 15, 3))
+    x = L.ZeroPadding2D(1)(L.Rescaling(1 / 255)(inp))
+    x = L.LeakyReLU(0.2)(L.Conv2D(8, 3, strides=2, padding="same")(x))
+    x = L.Activation("swish")(L.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(x))
+    x = L.SeparableConv2D(12, 3, padding="same", activation="relu")(x)
+    x = L.MaxPooling2D(3, strides=2, padding="same")(x)
+    gate = L.Conv2D(12, 1, activation="sigmoid")(L.GlobalAveragePooling2D(keepdims=True)(x))
+    x = L.UpSampling2D(2, interpolation="bilinear")(L.Multiply()([x, gate]))
+    x = L.ELU()(L.AveragePooling2D(3, strides=2, padding="same")(x))
+    x = L.Conv2D(6, 3, dilation_rate=2, padding="same", groups=2)(x)
+    x = L.Add()([L.Activation("tanh")(x), L.Activation("sigmoid")(x), L.Activation("relu")(x)])
+    model = keras.Model(inp, L.Dense(4, activation="softmax")(L.GlobalMaxPooling2D()(x)), name="every")
+    path = tmp_path / "every.keras"
+    model.save(path)
+    text = cnndsl.from_keras(path)
+    for line in ("zero_padding2d: zeropad 1", "depthwise_conv2d: dwconv 3 padding=same multiplier=2",
+                 "avgpool 3 stride=2 padding=same count_include_pad=false", "multiply_: multiply {",
+                 "conv2d_2: conv 6 kernel=3 padding=same dilation=2 groups=2",
+                 "up_sampling2d: upsample 2 mode=bilinear", "add_: add {"):
+        assert line in text
+    load, diff = _round_trip(keras, model, path, text)
+    assert load.summary().startswith("loaded 13 tensors (from Keras, by layer name")
+    assert diff < 1e-5  # measured 7e-7 (the bilinear interpolation's arithmetic; 3e-8 with nearest)
+
+
+def test_asymmetric_zero_padding_is_left_right_top_bottom():
+    """Keras' ((top, bottom), (left, right)) as zeropad's (left, right, top, bottom), nn.ZeroPad2d's order."""
+    layers = [{"class_name": "InputLayer", "config": {"name": "inp", "batch_shape": [None, 6, 6, 4]}},
+              {"class_name": "ZeroPadding2D", "config": {"name": "pad", "padding": [[1, 2], [3, 4]]}}]
+    text = from_config({"class_name": "Sequential", "config": {"name": "pads", "layers": layers}}, "a test")
+    assert "pad: zeropad 3x4x1x2" in text
+    assert cnndsl.loads(text).check().output == (4, 6 + 1 + 2, 6 + 3 + 4)

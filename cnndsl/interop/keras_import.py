@@ -39,8 +39,8 @@ MERGES = {"Add": "add", "Concatenate": "concat", "Multiply": "multiply"}
 # config keys that change nothing the spec computes: training-time settings and bookkeeping
 _SKIPPED = re.compile(r"name|trainable|dtype|seed|build_config|renorm_momentum|.*_(initializer|regularizer|constraint)")
 # values of Keras options that mean "as cnndsl does" (anything else with no registry argument is refused)
-NEUTRAL = {"negative_slope": 0.0, "threshold": 0.0, "center": True, "synchronized": False, "renorm": False,
-           "renorm_clipping": None, "noise_shape": None, "max_value": None, "interpolation": "nearest"}
+NEUTRAL = {"offset": 0.0, "negative_slope": 0.0, "threshold": 0.0, "center": True, "synchronized": False,
+           "renorm": False, "renorm_clipping": None, "noise_shape": None, "max_value": None, "interpolation": "nearest"}
 _CHANNEL_AXES = (-1, 3, [-1], [3])
 _VALUEWISE = frozenset({"Dropout", "Activation", "ReLU", "LeakyReLU", "ELU"})  # the order of values is theirs
 
@@ -304,7 +304,8 @@ def _registry_call(layer: KerasLayer, f: Foreign, op: Op) -> ast.Call | None:
         elif key == "axis" and raw not in _CHANNEL_AXES:
             out.notes.append(f"axis={raw!r}: cnndsl's {op.name} works on the channel axis")
             out.partial = True
-        convert_argument(key, _value(raw), f"`{key}={raw!r}`", f, op, values, out)
+        value = _zero_padding(raw) if op.name == "zeropad" and key == "padding" else _value(raw)
+        convert_argument(key, value, f"`{key}={raw!r}`", f, op, values, out)
     class_defaults(f, values)
     _keras_semantics(layer, op, values, out)
     missing = [a.name for a in op.args if a.required and a.name not in values]
@@ -328,6 +329,14 @@ def _keras_semantics(layer: KerasLayer, op: Op, values: dict, out: Translation) 
         if isinstance(value, str) and value not in words:
             out.notes.append(f"{spec.name}={value!r}, which cnndsl's {op.name} lacks")
             out.partial = True
+
+
+def _zero_padding(raw):
+    """ZeroPadding2D's ((top, bottom), (left, right)) as zeropad's (rows, columns) or (left, right, top, bottom)."""
+    if isinstance(raw, list) and len(raw) == 2 and all(isinstance(p, list) and len(p) == 2 for p in raw):
+        (top, bottom), (left, right) = raw
+        return (top, left) if top == bottom and left == right else (left, right, top, bottom)
+    return _value(raw)
 
 
 def _value(raw):
