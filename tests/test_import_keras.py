@@ -283,6 +283,20 @@ def test_the_command_line_writes_the_spec_or_exits_1_with_the_tree(keras, tmp_pa
     assert not (tmp_path / "lambda.cnn").exists()
 
 
+def test_reading_a_keras_file_imports_neither_keras_nor_torch(keras, tmp_path):
+    """The file is data: the command reads it with zipfile, json and h5py, never through Keras."""
+    import subprocess
+    import sys
+
+    honkong(keras).save(tmp_path / "honkong.keras")
+    code = ("import sys; from cnndsl.cli import main; code = main(['import', sys.argv[1], '-o', sys.argv[2]]); "
+            "assert not {'torch', 'keras'} & set(sys.modules), 'imported'; sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "honkong.keras"), str(tmp_path / "h.cnn")],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert cnndsl.check(tmp_path / "h.cnn").params == 333_526
+
+
 def test_a_graph_that_is_no_nest_is_written_with_names_and_from():
     """Two merges that share a fork (a DenseNet-like skip across two blocks): named outputs and `from`."""
     def conv(name, source, filters):
