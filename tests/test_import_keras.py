@@ -215,7 +215,7 @@ def test_a_custom_class_is_refused_unless_the_user_names_its_kind(keras, tmp_pat
         config["config"]["layers"][1]["class_name"] = "MyConv"
 
     path = _with_config(tmp_path, "custom.keras", rename)
-    with pytest.raises(ImportRefused, match=r"conv2d \(MyConv\)  ✗ a class cnndsl does not know \(a custom class"):
+    with pytest.raises(ImportRefused, match=r"conv2d \(MyConv\)  ✗ a class no layer kind is \(.*--custom CLASS=KIND"):
         cnndsl.from_keras(path)
     text = cnndsl.from_keras(path, custom={"MyConv": "conv"})
     assert "conv2d: conv 32 kernel=3 padding=same activation=relu" in text
@@ -492,3 +492,28 @@ def test_asymmetric_zero_padding_is_left_right_top_bottom():
     text = from_config({"class_name": "Sequential", "config": {"name": "pads", "layers": layers}}, "a test")
     assert "pad: zeropad 3x4x1x2" in text
     assert cnndsl.loads(text).check().output == (4, 6 + 1 + 2, 6 + 3 + 4)
+
+
+def test_keras_defaults_that_are_not_cnndsls_are_written_or_refused():
+    """Keras' leaky_relu function slopes 0.2 (cnndsl's leakyrelu 0.01): an Activation layer writes the slope, an
+    activation= of a layer, which cannot say it, is refused. Batchnorm with neither center nor scale is affine=false;
+    with one of them, refused."""
+    def model(*layers):
+        first = {"class_name": "InputLayer", "config": {"name": "inp", "batch_shape": [None, 6, 6, 4]}}
+        return {"class_name": "Sequential", "config": {"name": "m", "layers": [first, *layers]}}
+
+    def conv(**config):
+        return {"class_name": "Conv2D", "config": {"name": "c", "filters": 4, "kernel_size": [3, 3], **config}}
+
+    def batchnorm(**config):
+        return {"class_name": "BatchNormalization", "config": {"name": "bn", **config}}
+
+    text = from_config(model({"class_name": "Activation", "config": {"name": "a", "activation": "leaky_relu"}}), "t")
+    assert "a: leakyrelu 0.2" in text
+    with pytest.raises(ImportRefused, match="slopes 0.2 in Keras"):
+        from_config(model(conv(activation="leaky_relu")), "t")
+    assert "c: conv 4 kernel=3 activation=gelu" in from_config(model(conv(activation="gelu")), "t")
+    assert "bn: batchnorm eps=0.001 momentum=0.01 affine=false" in \
+        from_config(model(batchnorm(center=False, scale=False)), "t")
+    with pytest.raises(ImportRefused, match="center and scale differ"):
+        from_config(model(batchnorm(center=False, scale=True)), "t")

@@ -39,9 +39,10 @@ MERGES = {"Add": "add", "Concatenate": "concat", "Multiply": "multiply"}
 # config keys that change nothing the spec computes: training-time settings and bookkeeping
 _SKIPPED = re.compile(r"name|trainable|dtype|seed|build_config|renorm_momentum|.*_(initializer|regularizer|constraint)")
 # values of Keras options that mean "as cnndsl does" (anything else with no registry argument is refused)
-NEUTRAL = {"offset": 0.0, "negative_slope": 0.0, "threshold": 0.0, "center": True, "synchronized": False,
+NEUTRAL = {"offset": 0.0, "negative_slope": 0.0, "threshold": 0.0, "synchronized": False,
            "renorm": False, "renorm_clipping": None, "noise_shape": None, "max_value": None, "interpolation": "nearest"}
 _CHANNEL_AXES = (-1, 3, [-1], [3])
+KERAS_LEAKY_SLOPE = 0.2  # keras.activations.leaky_relu's negative_slope
 _VALUEWISE = frozenset({"Dropout", "Activation", "ReLU", "LeakyReLU", "ELU"})  # the order of values is theirs
 
 
@@ -250,8 +251,7 @@ def convert_layer(layer: KerasLayer, custom: dict[str, str]) -> ast.Call | None:
         return None
     found = _class(layer.cls, custom)
     if found is None:
-        layer.problem = "a class cnndsl does not know" + ("" if layer.cls in _builtin_names() else
-                                                            " (a custom class: name its kind with custom=)")
+        layer.problem = "a class no layer kind is (one that computes what a kind does: --custom CLASS=KIND)"
         return None
     f, op = found
     return _registry_call(layer, f, op)
@@ -265,10 +265,6 @@ def _class(cls: str, custom: dict[str, str]) -> tuple[Foreign, Op] | None:
                            hint="`cnndsl layers` lists the kinds")
         return Foreign("keras", cls), REGISTRY[kind]
     return _registry_class(cls, "keras")
-
-
-def _builtin_names() -> set[str]:
-    return {f.name for op in REGISTRY.values() for f in op.foreign if f.framework == "keras"}
 
 
 def _input(layer: KerasLayer) -> ast.Call | None:
@@ -286,6 +282,8 @@ def _activation_layer(layer: KerasLayer) -> ast.Call | None:
     name = KERAS_ACTIVATIONS.get(name, name) if isinstance(name, str) else name
     if name is None:
         return ast.Call("identity", [])
+    if name == "leakyrelu":  # Keras' leaky_relu function slopes 0.2 (its LeakyReLU layer says its own)
+        return ast.Call("leakyrelu", [ast.Arg(None, ast.Const(KERAS_LEAKY_SLOPE))])
     if name not in ACTIVATIONS or REGISTRY[name].args and any(a.required for a in REGISTRY[name].args):
         layer.problem = f"the activation {layer.config.get('activation')!r}, which cnndsl lacks"
         return None
@@ -296,7 +294,7 @@ def _registry_call(layer: KerasLayer, f: Foreign, op: Op) -> ast.Call | None:
     """The call of `op` the config means; a problem where an option has no cnndsl form."""
     out, values = Translation(f"Keras' {layer.cls}"), {}
     for key, raw in layer.config.items():
-        if _SKIPPED.fullmatch(key) or key in NEUTRAL and NEUTRAL[key] == raw and type(raw) is type(NEUTRAL[key]):
+        if _ignored(op, key, raw):
             continue
         if key == "data_format" and raw != "channels_last":
             out.notes.append(f"data_format={raw!r}: the importer reads channels_last models")
@@ -315,12 +313,22 @@ def _registry_call(layer: KerasLayer, f: Foreign, op: Op) -> ast.Call | None:
     return _call(op, values)
 
 
+def _ignored(op: Op, key: str, raw) -> bool:
+    """A config key that changes nothing a spec computes (batchnorm's `center` is checked with `scale`)."""
+    neutral = key in NEUTRAL and NEUTRAL[key] == raw and type(raw) is type(NEUTRAL[key])
+    return bool(_SKIPPED.fullmatch(key)) or neutral or (op.name, key) == ("batchnorm", "center")
+
+
 def _keras_semantics(layer: KerasLayer, op: Op, values: dict, out: Translation) -> None:
     """Where a Keras class computes otherwise than the registry's kind at the same values."""
     if op.name == "avgpool":  # Keras' average leaves the padding out
         values["count_include_pad"] = False
     if op.name == "batchnorm" and layer.config.get("center", True) != layer.config.get("scale", True):
         out.notes.append("center and scale differ: cnndsl's batchnorm learns both or neither")
+        out.partial = True
+    if values.get("activation") == "leakyrelu":
+        out.notes.append(f"activation='leaky_relu' slopes {KERAS_LEAKY_SLOPE} in Keras, a spec's activation=leakyrelu "
+                         "0.01: write a LeakyReLU layer")
         out.partial = True
     for name, value in values.items():  # a word the registry's argument does not take: `padding="causal"`
         spec = op.arg(name)
