@@ -39,7 +39,7 @@ network resconcat {
             conv2d_4: conv 6 kernel=1x3 padding=same activation=relu
         }
         branch {
-            average_pooling2d: avgpool 3 stride=1 padding=same count_include_pad=false
+            average_pooling2d: avgpool 3 stride=1 padding=same
         }
     }
     down: conv 16 kernel=3 stride=2 padding=same activation=relu
@@ -476,7 +476,7 @@ def test_every_class_the_importer_maps_computes_what_keras_does(keras, tmp_path)
     model.save(path)
     text = cnndsl.from_keras(path)
     for line in ("zero_padding2d: zeropad 1", "depthwise_conv2d: dwconv 3 padding=same multiplier=2",
-                 "avgpool 3 stride=2 padding=same count_include_pad=false", "multiply_: multiply {",
+                 "avgpool 3 stride=2 padding=same", "multiply_: multiply {",
                  "conv2d_2: conv 6 kernel=3 padding=same dilation=2 groups=2",
                  "up_sampling2d: upsample 2 mode=bilinear", "add_: add {"):
         assert line in text

@@ -321,8 +321,6 @@ def _ignored(op: Op, key: str, raw) -> bool:
 
 def _keras_semantics(layer: KerasLayer, op: Op, values: dict, out: Translation) -> None:
     """Where a Keras class computes otherwise than the registry's kind at the same values."""
-    if op.name == "avgpool":  # Keras' average leaves the padding out
-        values["count_include_pad"] = False
     if op.name == "batchnorm" and layer.config.get("center", True) != layer.config.get("scale", True):
         out.notes.append("center and scale differ: cnndsl's batchnorm learns both or neither")
         out.partial = True
