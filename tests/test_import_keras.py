@@ -517,3 +517,28 @@ def test_keras_defaults_that_are_not_cnndsls_are_written_or_refused():
         from_config(model(batchnorm(center=False, scale=False)), "t")
     with pytest.raises(ImportRefused, match="center and scale differ"):
         from_config(model(batchnorm(center=False, scale=True)), "t")
+
+
+def test_a_gate_multiplied_first_is_written_second():
+    """Keras' Multiply([gate, x]): a spec's multiply takes the per-channel gate later; the product is the same."""
+    def tensor(name):
+        return {"class_name": "__keras_tensor__", "config": {"keras_history": [name, 0, 0]}}
+
+    def layer(cls, name, inputs, **config):
+        args = [tensor(i) for i in inputs]
+        return {"class_name": cls, "name": name, "config": {"name": name, **config},
+                "inbound_nodes": [{"args": args if len(args) == 1 else [args]}] if inputs else []}
+
+    layers = [layer("InputLayer", "inp", [], batch_shape=[None, 6, 6, 4]),
+              layer("GlobalAveragePooling2D", "squeeze", ["inp"], keepdims=True),
+              layer("Activation", "gate", ["squeeze"], activation="sigmoid"),
+              layer("Multiply", "scaled", ["gate", "inp"]),
+              layer("Add", "alone", ["scaled"])]
+    config = {"class_name": "Functional", "config": {"name": "se", "layers": layers[:4],
+                                                    "output_layers": [["scaled", 0, 0]]}}
+    text = from_config(config, "a test")
+    assert "    scaled: multiply {\n        branch { }\n        branch {\n            squeeze:" in text
+    assert cnndsl.loads(text).check().output == (4, 6, 6)
+    config["config"].update(layers=layers, output_layers=[["alone", 0, 0]])
+    with pytest.raises(ImportRefused, match=r"alone \(Add\)  ✗ a merge of 1 input"):
+        from_config(config, "a test")

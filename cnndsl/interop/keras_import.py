@@ -241,6 +241,8 @@ def convert_layer(layer: KerasLayer, custom: dict[str, str]) -> ast.Call | None:
     if layer.problem or layer.inner is not None or layer.cls in MERGES:
         if layer.cls in MERGES and layer.config.get("axis", -1) not in _CHANNEL_AXES:
             layer.problem = f"merges along axis {layer.config.get('axis')!r}; a spec's merges join channels"
+        elif layer.cls in MERGES and len(layer.inputs) < 2:
+            layer.problem = f"a merge of {len(layer.inputs)} input{'s' * (len(layer.inputs) != 1)}"
         return None
     if layer.cls == "InputLayer":
         return _input(layer)
@@ -442,6 +444,8 @@ class _Writer:
             return None
         branches = [ends[i] for i in inputs]
         op = MERGES[self.layer[join].cls]
+        if op == "multiply":  # the input itself first: a spec's multiply takes its gate (C or Cx1x1) later
+            branches.sort(key=lambda b: b != [])  # (a product of two is the same either way round)
         if op == "add" and len(branches) == 2 and [] in branches:
             merged = ast.Residual(next(b for b in branches if b), None, None)
         elif op == "add" and len(branches) == 2:
