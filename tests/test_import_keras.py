@@ -559,3 +559,19 @@ def test_a_gate_multiplied_first_is_written_second():
     config["config"].update(layers=layers, output_layers=[["alone", 0, 0]])
     with pytest.raises(ImportRefused, match=r"alone \(Add\)  ✗ a merge of 1 input"):
         from_config(config, "a test")
+
+
+def test_the_models_output_is_the_specs_output():
+    """A graph with a second end (not Keras' own, but a config may say so): flat, and ending `from` the output."""
+    import copy
+
+    config = _small_config()
+    layers = config["config"]["layers"]
+    extra = copy.deepcopy(layers[-1])
+    extra["name"] = extra["config"]["name"] = "extra"
+    extra["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = ["gap", 0, 0]
+    layers.append(extra)
+    text = from_config(config, "a test")
+    assert text.endswith("    from gap\n    extra: dense 3 activation=softmax\n    from out\n}\n")
+    with pytest.raises(CnnError, match="`empty` has no layers"):
+        from_config({"class_name": "Sequential", "config": {"name": "empty", "layers": []}}, "a test")

@@ -394,6 +394,8 @@ class _Writer:
             for i in k.inputs:
                 self.graph.add_edge(i, k.name)
         self.layer = self.model.by_name()
+        sinks = [k.name for k in self.model.layers if not self.graph.out_degree(k.name)]
+        self.output = self.model.outputs[0] if self.model.outputs else sinks[-1]
 
     def statement(self, name: str) -> ast.Stmt:
         call = self.calls[name] or ast.Call(self.names[name] + "_block", [])
@@ -402,7 +404,7 @@ class _Writer:
     # structured: forks and their merges as residual / merge statements
     def structured(self, start: str) -> list[ast.Stmt] | None:
         body, last = self.chain(start, None)
-        if last is None or list(self.graph.successors(last)):
+        if last is None or list(self.graph.successors(last)) or last != self.output:
             return None
         written = sum(isinstance(s, ast.Labeled) for s in ast.statements(body))
         return body if written == len(self.model.layers) - 1 else None  # every layer but the input, once
@@ -468,6 +470,8 @@ class _Writer:
             else:
                 out.append(self.statement(name))
             current = name
+        if current != self.output:  # layers after the output that it does not read: the output is the spec's
+            out.append(ast.From(ast.Name(self.names[self.output])))
         return out
 
 
@@ -502,6 +506,9 @@ def to_module(model: KerasModel, custom: dict[str, str] | None = None) -> ast.Mo
 
 
 def _definition(model: KerasModel, kind: str, custom: dict, blocks: list, taken: set) -> ast.Definition:
+    """The network (or a nested model's block): its body empty where a layer has a problem (the caller refuses)."""
+    if not model.layers:
+        raise CnnError(f"the Keras model `{printable(model.name, False)}` has no layers")
     names = _names(model, taken)
     calls = {k.name: convert_layer(k, custom) for k in model.layers}
     for k in model.layers:
@@ -512,22 +519,22 @@ def _definition(model: KerasModel, kind: str, custom: dict, blocks: list, taken:
     if len(inputs) != 1 or len(model.outputs) > 1:
         model.layers[0].problem = model.layers[0].problem or \
             f"{len(inputs)} inputs and {len(model.outputs)} outputs: a spec's network has one of each"
-        return ast.Definition(kind, spec_name(model.name), [], [])
     _layout_problems(model)
-    writer = _Writer(model, calls, names)
-    first = inputs[0].name
     if any(k.problem for k in model.layers):
-        body = []
-    else:
-        body = writer.structured(first)
-        if body is None:
-            body = writer.flat(list(nx.lexicographical_topological_sort(
-                writer.graph, key=[k.name for k in model.layers].index)))[1:]
-        if kind == "network":
-            body.insert(0, writer.statement(first))
-    if kind == "block" and inputs[0].cls != "InputLayer":  # a Sequential without an input layer: the first is a layer
-        body.insert(0, writer.statement(first))
-    return ast.Definition(kind, spec_name(model.name), [], body)
+        return ast.Definition(kind, spec_name(model.name), [], [])
+    return ast.Definition(kind, spec_name(model.name), [], _body(_Writer(model, calls, names), inputs[0], kind))
+
+
+def _body(writer: _Writer, first: KerasLayer, kind: str) -> list[ast.Stmt]:
+    """Forks and merges as residuals and merges where they nest, else every layer in order with `from`; the input
+    layer written in a network (a block's input is its caller's tensor)."""
+    body = writer.structured(first.name)
+    if body is None:
+        order = nx.lexicographical_topological_sort(writer.graph, key=[k.name for k in writer.model.layers].index)
+        body = writer.flat(list(order))[1:]
+    if kind == "network" or first.cls != "InputLayer":  # a Sequential block without an input layer starts with one
+        body.insert(0, writer.statement(first.name))
+    return body
 
 
 def _layout_problems(model: KerasModel) -> None:
