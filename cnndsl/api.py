@@ -532,6 +532,72 @@ def _quiet(line: str) -> None:
 
 __all__ = ["Callback", "CnnError", "Diagnosis", "EarlyStopping", "Formatted", "Limits", "Report", "Shown", "Spec",
            "TrainingPlan", "UsageError", "check", "diagnose", "enable_plugins", "error_page", "evaluate", "export",
-           "format_file", "format_spec", "installed_plugins", "launch_training", "layers", "load", "load_recipe",
-           "load_weights", "loads", "page", "parse_value", "plan_training", "plot", "plugin_of", "predict", "read_run",
-           "serve_language_server", "show", "train", "write_source"]
+           "format_file", "format_spec", "from_keras", "import_keras", "installed_plugins", "launch_training", "layers",
+           "load", "load_recipe", "load_weights", "loads", "page", "parse_value", "plan_training", "plot", "plugin_of",
+           "predict", "read_run", "serve_language_server", "show", "train", "write_source"]
+
+
+# ---- import ------------------------------------------------------------------------------------------------------
+
+
+def from_keras(model_or_path, custom: dict[str, str] | None = None) -> str:
+    """The spec text of a Keras 3 model: a live `keras.Model` (read through its public get_config()) or a
+    `.keras` file (its config.json read as JSON: nothing in it runs). `custom` maps a custom layer class's name
+    to the registry kind that computes the same (`{"MyConv": "conv"}`); Lambda layers are always refused.
+
+    Layers keep their Keras names, so `cnndsl.load_weights(module, "model.keras")` pairs them by name. A model
+    with layers cnndsl cannot express raises a CnnError holding the model's tree with those layers marked;
+    the spec written is checked to hold exactly as many parameters as the model."""
+    from cnndsl.interop import keras_import
+
+    if isinstance(model_or_path, (str, Path)):
+        path = Path(model_or_path)
+        config, source = keras_import.read_config(path), path.name
+    else:
+        config = keras_import.live_config(model_or_path)
+        source = f"the Keras model `{config['config'].get('name', type(model_or_path).__name__)}`"
+    text = keras_import.from_config(config, source, custom)
+    _same_count(text, source, _keras_count(model_or_path))
+    return text
+
+
+def _keras_count(model_or_path) -> int | None:
+    """The model's weights' count (Keras' count_params(): batchnorm statistics included); None when the file's
+    weights cannot be read (no h5py)."""
+    if not isinstance(model_or_path, (str, Path)):
+        try:
+            return int(model_or_path.count_params())
+        except ValueError:  # a model not built yet: Keras knows no count
+            return None
+    import importlib.util
+
+    from cnndsl.keras_weights import read_keras
+
+    if importlib.util.find_spec("h5py") is None:
+        return None
+    return sum(int(a.size) for layer in read_keras(Path(model_or_path)) for a in layer.arrays.values())
+
+
+def _same_count(text: str, source: str, count: int | None) -> None:
+    """The spec checks (its values are the model's: a bad one is a located error) and holds the model's count."""
+    report = loads(text, name="<imported spec>").check()
+    if count is not None and report.params + report.buffers != count:
+        raise CnnError(f"the spec imported from {source} holds {report.params + report.buffers:,} parameters and "
+                       f"statistics where the model holds {count:,}: not written",
+                       hint="a layer option the importer does not read; please report the model")
+
+
+def import_keras(source: str | Path, out: str | Path, *, force: bool = False,
+                 custom: dict[str, str] | None = None) -> str:
+    """`cnndsl import MODEL.keras -o OUT`: the spec of a `.keras` file (`from_keras`) written to `out`, whole or
+    not at all; never over a file unless `force`, never over the model. Returns the spec's text."""
+    source, out = Path(source), Path(out)
+    if source.suffix != ".keras":
+        raise UsageError(f"{source}: a Keras model is imported from a .keras file", hint="save it with "
+                         "model.save('NAME.keras')")
+    if out.exists() and not force:
+        raise UsageError(f"{out} exists", hint="pass --force to replace it, or name another file with -o")
+    check_output(out, [(source, "the Keras model")])
+    text = from_keras(source, custom)
+    atomic_write(out, text.encode())
+    return text

@@ -309,6 +309,21 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """A .keras SOURCE (the PyTorch importer's verb takes factories: a SOURCE ending in .keras comes here)."""
+    from cnndsl.api import import_keras
+
+    custom = {}
+    for item in args.custom:
+        cls, _, kind = item.partition("=")
+        if not cls.strip() or not kind.strip():
+            raise UsageError(f"--custom {item}: expected CLASS=KIND", hint="e.g. --custom MyConv=conv")
+        custom[cls.strip()] = kind.strip()
+    text = import_keras(args.source, args.output, force=args.force, custom=custom)
+    print(f"wrote {args.output} ({len(text.splitlines())} lines; layer names as the Keras model's)", file=sys.stderr)
+    return EXIT_OK
+
+
 PLOT_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
 
 
@@ -597,6 +612,19 @@ def parser() -> argparse.ArgumentParser:
     co.add_argument("-o", "--output", metavar="FILE", help="where to write the source (default: standard output); "
                     "never the spec, a file it uses, or a file in a run's folder")
     co.set_defaults(run=cmd_compile)
+
+    im = sub.add_parser("import", help="write a Keras 3 model (.keras) as a spec",
+                        description="Write the spec of a Keras 3 model saved as .keras: its config.json is read as "
+                        "data (no Lambda layer or custom class runs), each layer keeps its Keras name, so that "
+                        "load_weights pairs the file's weights with the built module by name. A model with layers "
+                        "cnndsl cannot express is shown as a tree with them marked (exit 1); no spec is written.")
+    im.add_argument("source", metavar="MODEL.keras", help="a Keras 3 model file")
+    im.add_argument("-o", "--output", metavar="FILE", required=True, help="the spec to write (never over a file "
+                    "unless --force)")
+    im.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    im.add_argument("--custom", action="append", default=[], metavar="CLASS=KIND",
+                    help="read a custom layer class as a registry kind (repeatable): --custom MyConv=conv")
+    im.set_defaults(run=cmd_import)
 
     ex = sub.add_parser("export", help="write trained weights as ONNX or TorchScript",
                         description="Export the network with trained weights for other runtimes: ONNX through "

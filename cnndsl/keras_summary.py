@@ -13,12 +13,14 @@ Part of the core: reads the analysis and the registry's `keras` names; never imp
 
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass
 
 from cnndsl.analysis import Analysis
 from cnndsl.graph import Layer, unused_layers
 from cnndsl.ops import REGISTRY
+from cnndsl.syntax.printer import KEYWORDS
 
 BYTES = 4  # float32, as Keras' memory figures count them
 
@@ -197,3 +199,11 @@ def text(s: KerasSummary, width: int | None = None) -> str:
     with console.capture() as captured:
         console.print(renderable(s, width))
     return captured.get()
+
+
+def spec_name(name: str) -> str:
+    """A Keras layer name as a spec name: snake_case, letters, digits and `_`, not a keyword."""
+    text = re.sub(r"\W", "_", snake_case(name) if not re.fullmatch(r"[a-z0-9_]+", name) else name, flags=re.ASCII)
+    if not text or text[0].isdigit():
+        text = f"layer_{text}"
+    return text + "_" if text in KEYWORDS or keyword.iskeyword(text) else text

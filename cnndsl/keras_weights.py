@@ -7,9 +7,11 @@ layers in the attribute `layer_names`, each with its `weight_names`. They are re
 h5py as data: no Keras deserialisation, which could run code (Lambda layers, custom objects), and no HDF5
 link that leaves the file (external links and datasets, virtual datasets).
 
-Keras layers pair with the module's layers by kind, in order: the i-th Conv2D of the file with the i-th
-convolution of the spec, the i-th BatchNormalization with the i-th batchnorm... Within a kind, the order is
-the order the layers were made, which Keras' default names keep (conv2d, conv2d_1...), else the model's.
+Where the module's layers bear the Keras layers' names (a spec `cnndsl import` wrote: cnndsl/interop), each
+kind's layers pair by name. Otherwise Keras layers pair with the module's layers by kind, in order: the i-th
+Conv2D of the file with the i-th convolution of the spec, the i-th BatchNormalization with the i-th
+batchnorm... Within a kind, the order is the order the layers were made, which Keras' default names keep
+(conv2d, conv2d_1...), else the model's.
 Tensors change layout on the way: a Conv2D kernel (kh, kw, in, out) becomes (out, in, kh, kw); a Dense
 kernel (in, out) becomes (out, in), and a Dense that reads a Flatten of an (H, W, C) map has its input rows
 reordered to PyTorch's (C, H, W) flatten order.
@@ -313,6 +315,19 @@ def in_made_order(layers: list[KerasLayer]) -> list[KerasLayer]:
     return sorted(layers, key=lambda k: k.position)
 
 
+def by_name(layers: list[KerasLayer], modules: list[str]) -> list[KerasLayer]:
+    """The layers of one kind in the order of the modules that bear their names (a spec `cnndsl import` wrote
+    names its layers as Keras did: `conv2d_3`, or `branch2.conv2d_3` inside a merge), where every module does;
+    else in the order they were made."""
+    from cnndsl.keras_summary import spec_name
+
+    named = {spec_name(k.name): k for k in layers}
+    paired = [named.get(m.rsplit(".", 1)[-1]) for m in modules]
+    if len(modules) == len(layers) == len(named) and all(paired):
+        return paired
+    return in_made_order(layers)
+
+
 def load(module, path: Path, strict: bool = True) -> KerasLoad:
     """The tensors of a Keras file for `module`, each in PyTorch's layout under Keras' name, paired by kind in
     order. A pair whose shapes differ is an error naming both layers; with strict=False (a new head for other
@@ -325,8 +340,8 @@ def load(module, path: Path, strict: bool = True) -> KerasLoad:
     maps = flattened_maps(module) if any(kind == "Dense" for _, _, kind in units) else {}
     done = KerasLoad()
     for kind in KINDS:
-        theirs = in_made_order([k for k in layers if k.kind == kind])
         mine = [name for name, _, own in units if own == kind]
+        theirs = by_name([k for k in layers if k.kind == kind], mine)
         for i, (keras_layer, name) in enumerate(zip(theirs, mine)):
             _pair(keras_layer, name, i, maps.get(name), ours, done, strict)
         for keras_layer in theirs[len(mine):]:

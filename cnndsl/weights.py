@@ -31,6 +31,19 @@ from cnndsl.keras_weights import is_keras_file
 from cnndsl.optional import clear_imports, require
 
 
+def _keras_pairing(loaded: list[tuple[str, str]]) -> str:
+    """How Keras' tensors were paired: by the layer names a spec that `cnndsl import` wrote bears, else by kind
+    and order (keras_weights.by_name)."""
+    from cnndsl.keras_summary import spec_name
+
+    named = sum(1 for ours, theirs in loaded if spec_name(theirs.split("/")[0]) in ours.split(".")[:-1])
+    if not named:
+        return "by kind and order"
+    if named == len(loaded):
+        return "by layer name"
+    return f"{named} by layer name, {len(loaded) - named} by kind and order"
+
+
 @dataclass
 class LoadReport:
     """What `load_weights` did: which tensors went where, and what it could not pair.
@@ -75,7 +88,7 @@ class LoadReport:
         by_name = sum(1 for ours, theirs in self.loaded if ours == theirs)
         rest = len(self.loaded) - self.structural  # beside a structural match: what no traced unit holds
         if self.keras:
-            how = "from Keras, by kind and order, in PyTorch's layouts"
+            how = f"from Keras, {_keras_pairing(self.loaded)}, in PyTorch's layouts"
         elif self.structural:
             how = f"{self.structural} by structure" + (f", {rest} by name, order and shape" if rest else "")
         else:

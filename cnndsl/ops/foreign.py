@@ -44,6 +44,7 @@ class _Code:
 
 
 _BAD = object()  # a value that has no cnndsl form
+NO_FORM = _BAD  # the same, for the importer's values (convert_argument notes it and leaves it out)
 
 
 @dataclass
@@ -82,6 +83,11 @@ def _find(name: str, framework: str | None, exact: bool = False) -> tuple[Foreig
         if mine:
             return mine[0]
     return None
+
+
+def find_class(name: str, framework: str) -> tuple[Foreign, Op] | None:
+    """The registry's class `name` of `framework`, spelt exactly, and the kind that is it (the importer's look-up)."""
+    return _find(name, framework, exact=True)
 
 
 def suggestion(word: str) -> str | None:
@@ -347,9 +353,7 @@ def _arguments(call: ast.Call, f: Foreign, op: Op, out: Translation) -> dict[str
     values: dict[str, object] = {}
     for name, node in given:
         _argument(name, node, f, op, values, out)
-    written = [(n, v) for n, v in f.defaults if n not in values]
-    for n, v in written:
-        values[n] = v
+    written = class_defaults(f, values)
     if written:
         shown = " and ".join(f"{n}={_text(v, op.arg(n))}" for n, v in written)
         out.notes.append(f"{shown} {'is' if len(written) == 1 else 'are'} {f.owner} "
@@ -357,9 +361,22 @@ def _arguments(call: ast.Call, f: Foreign, op: Op, out: Translation) -> dict[str
     return values
 
 
+def class_defaults(f: Foreign, values: dict) -> list[tuple[str, object]]:
+    """The class's own defaults, where they differ from cnndsl's, filled into `values` where not given."""
+    written = [(n, v) for n, v in f.defaults if n not in values]
+    for n, v in written:
+        values[n] = v
+    return written
+
+
 def _argument(name: str, node, f: Foreign, op: Op, values: dict, out: Translation) -> None:
-    value = _value(node)
-    shown = f"`{name}={ast.unparse(node)[:40]}`"
+    convert_argument(name, _value(node), f"`{name}={ast.unparse(node)[:40]}`", f, op, values, out)
+
+
+def convert_argument(name: str, value, shown: str, f: Foreign, op: Op, values: dict, out: Translation) -> None:
+    """Parameter `name` of class `f` with `value` (a constant, a tuple, _Code or _BAD) as a registry argument of
+    `op` in `values`; what has no cnndsl form is noted in `out` (and marks it partial). The importer
+    (cnndsl/interop/keras_import.py) reads a Keras layer's config through it too."""
     if name in IGNORED or value is None:
         return
     if name == "input_shape" and op.name != "input":  # Keras' first layer says the network's input
@@ -459,14 +476,15 @@ def _line(op: Op, values: dict[str, object]) -> str:
         if spec.name not in values:
             continue
         value = values[spec.name]
-        if spec is not lead and _is_default(value, spec):
+        if spec is not lead and is_default(value, spec):
             continue
         text = _text(value, spec)
         parts.append(text if spec is lead else f"{spec.name}={text}")
     return " ".join(parts)
 
 
-def _is_default(value, spec: ArgSpec) -> bool:
+def is_default(value, spec: ArgSpec) -> bool:
+    """Whether `value` is the argument's default, so that a written line leaves it out."""
     if isinstance(value, _Code):
         return False
     if spec.kind in PAIRED and isinstance(value, int) and not isinstance(value, bool):
