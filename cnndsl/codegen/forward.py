@@ -14,7 +14,7 @@ decisions made in a loop as the constructor recorded them in the list `self._pla
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cnndsl.codegen.context import Box, Slot
 from cnndsl.codegen.naming import claim_local, pyname
@@ -55,6 +55,7 @@ class Merge:
     op: str
     inputs: list[Slot | None]
     ranks: list[int]
+    args: dict = field(default_factory=dict)  # the merge's own arguments (add's `partial`)
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Sum:
     test: str | None
     inplace: bool
     attr: str | None = None
+    args: dict = field(default_factory=dict)  # the sum's own arguments (`residual partial=true`)
 
 
 @dataclass
@@ -88,6 +90,7 @@ class Join:
     op: str
     branches: list[Branch | None]
     ranks: list[int]
+    args: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -257,7 +260,7 @@ class Forward:
             self.add(depth, f"{target} = {self.module(s.ref)}({cur})")
         elif isinstance(s, Merge):
             args = [cur if x is None else self.var(x) for x in s.inputs]
-            self.add(depth, f"{target} = {REGISTRY[s.op].expression(args, s.ranks)}")
+            self.add(depth, f"{target} = {REGISTRY[s.op].expression(args, s.ranks, s.args)}")
         elif isinstance(s, Sum):
             self.sum(s, cur, target, depth)
         else:
@@ -340,7 +343,9 @@ class Forward:
                 self.add(depth, f"if next({self.plan}) == 0:")
             inner = depth + bool(s.test)
             self.add(inner, f"{identity} = {self.branch(s.shortcut, start if kept else identity, inner)}")
-        if s.inplace and end == target:
+        if s.args.get("partial"):  # timm's ReXNet: the shortcut added to the first channels
+            self.add(depth, f"{target} = {REGISTRY['add'].expression([end, identity], [], s.args)}")
+        elif s.inplace and end == target:
             self.add(depth, f"{target} += {identity}")
         else:
             self.add(depth, f"{target} = {end} + {identity}")
@@ -368,7 +373,7 @@ class Forward:
                 self.add(depth, f"{outs[-1]} = {self.module(b.ref)}({cur})")
             else:
                 outs.append(self.branch(b, cur, depth))
-        self.add(depth, f"{target} = {REGISTRY[s.op].expression(outs, s.ranks)}")
+        self.add(depth, f"{target} = {REGISTRY[s.op].expression(outs, s.ranks, s.args)}")
         self.taken.difference_update(o for o in outs if o != cur and o not in self.slots.values())
 
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field, replace
 
 from cnndsl.codegen import functions, prelude
 from cnndsl.codegen.annotate import ParamTypes, arguments
-from cnndsl.codegen.context import SIZE, Box, ClassState, Ctx, Retry, Unsupported
+from cnndsl.codegen.context import SIZE, Box, ClassState, Ctx, Retry, Slot, Unsupported
 from cnndsl.codegen.control import ControlFlow
 from cnndsl.codegen.files import shown
-from cnndsl.codegen.forward import methods, sequential
+from cnndsl.codegen.forward import Save, methods, sequential
 from cnndsl.codegen.lines import Lines
 from cnndsl.codegen.merges import Merges
 from cnndsl.codegen.naming import RESERVED, Names, camel, child_bases, pyname
@@ -185,6 +185,7 @@ class Generator(Statements, ControlFlow, Merges):
             box = Box("self", Names(mode), access, "self" if access == "attr" else None)
             self.start_names(box, lines)
             ctx = Ctx(box, in_shape, names, in_shape, [], cls=ClassState(bases), bound=frozenset(bound_names(d)))
+            self.own_input(d, ctx)
             self.reads = []
             try:
                 self.body(d.body, ctx, lines)
@@ -248,7 +249,17 @@ class Generator(Statements, ControlFlow, Merges):
     def scratch_ctx(self, d: ast.Definition, in_shape: tuple, names: dict) -> Ctx:
         """Where a caller runs a block's body for its output shape only."""
         box = Box("_", Names("tracked", locals=("_", "_")), "iter")
-        return Ctx(box, in_shape, names, in_shape, [], cls=ClassState(), bound=frozenset(bound_names(d)))
+        ctx = Ctx(box, in_shape, names, in_shape, [], cls=ClassState(), bound=frozenset(bound_names(d)))
+        self.own_input(d, ctx)
+        return ctx
+
+    def own_input(self, d: ast.Definition, ctx: Ctx) -> None:
+        """`from in`, `concat in`: the forward keeps its input in a variable (`x_in = x`) where the body names it."""
+        if any(isinstance(s, (ast.From, ast.MergeWith)) and any(n.id == "in" for n in _names(s))
+               for s in ast.statements(d.body)):
+            slot = Slot("x_in")
+            ctx.steps.append(Save(slot))
+            ctx.labels["in"] = (slot, ctx.shape)
 
     def block_class(self, d: ast.Definition, rank: int, span: Span) -> BlockClass:
         key = (d.name, rank)
@@ -278,6 +289,10 @@ class Generator(Statements, ControlFlow, Merges):
         floats = {p.name for p, text in zip(d.params, params) if ": float" in text}
         self.classes[key] = BlockClass(name, rank, len(ctx.shape), floats, written)
         return self.classes[key]
+
+
+def _names(s) -> list[ast.Name]:
+    return [s.name] if isinstance(s, ast.From) else s.names
 
 
 def _reads_size(text: str) -> bool:

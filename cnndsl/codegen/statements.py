@@ -97,7 +97,7 @@ class Statements:
         ctx.shape, ctx.made_by, ctx.moved = shape, None, True
 
     def label_ref(self, name: ast.Name, ctx: Ctx) -> tuple[Slot, tuple]:
-        if name.id not in ctx.labels:  # check scopes names as this does: only where check never went
+        if name.id not in ctx.labels:  # check scopes names (and `in`) as this does: only where check never went
             raise CnnError(f"no output is named `{name.id}` here", name.span)
         return ctx.labels[name.id]
 
@@ -160,6 +160,8 @@ class Statements:
             rank = len(example) if isinstance(example, tuple) else 1
             value = tuple(Src(f"{py(value, ATOM)}[{i}]") for i in range(rank)) if rank > 1 else value
         ctx.shape = ctx.in_shape = value if isinstance(value, tuple) else (value,)
+        if "in" in ctx.labels:  # `from in` at the network's top level: its input
+            ctx.labels["in"] = (ctx.labels["in"][0], ctx.shape)
         lines.add(f"self.input_shape = {py(ctx.shape)}")
 
     def apply(self, c: ast.Call, ctx: Ctx, lines: Lines) -> None:

@@ -38,6 +38,7 @@ class Frame:
     bound: frozenset[str] = frozenset()  # the names the definition binds: `act` alone applies one
     functions: dict = field(default_factory=dict)  # the program's functions (`def`), by name
     work: Work = field(default_factory=Work)  # the elaboration's, shared by every frame
+    input: str | None = None  # the layer `in` names as a tensor (`from in`): the block's input; None in a branch
 
     def env(self) -> Env:
         return Env(self.vars, self.in_shape, self.functions, work=self.work)
@@ -201,6 +202,11 @@ class _Elaborator:
         return value
 
     def named(self, name: ast.Name, frame: Frame) -> str:
+        if name.id == "in":
+            if frame.input is None:
+                raise CnnError("`in` names the input of the block, which a branch or a residual's body does not see",
+                               name.span, "name it after the merge or residual, or name an output inside the branch")
+            return frame.input
         if name.id in frame.outside and name.id not in frame.labels:
             raise CnnError(f"`{name.id}` is named outside this branch; a branch sees only the outputs named in it",
                            name.span, "use it after the merge or residual, or name an output inside the branch")
@@ -268,6 +274,7 @@ class _Elaborator:
                 e.diagnostic.span = c.args[0].value.span
             raise
         frame.in_shape = self.by_id[cur].shape
+        frame.input = cur
         return cur
 
     def block_call(self, d: ast.Definition, c: ast.Call, frame: Frame, cur: str, label: str | None) -> str:
@@ -285,7 +292,7 @@ class _Elaborator:
         gid = self.name(frame, d.name, label)
         self.groups[gid] = Group(gid, _title(c, env.vars), "block", c.span)
         inner = Frame(env.vars, {}, in_shape, gid, (*frame.groups, gid), frame.frozen, d.name,
-                      bound=self.bound(d), functions=self.functions, work=self.work)
+                      bound=self.bound(d), functions=self.functions, work=self.work, input=cur)
         self.calls.append((d.name, c.span))
         try:
             out = self.body(d.body, inner, cur)
@@ -306,7 +313,8 @@ class _Elaborator:
     def inner(self, stmts, frame: Frame, cur: str, **changes) -> str:
         """A residual's body or a branch: it sees the variables around it (a `let` in it stays in it) and
         only the outputs named in it, as the generated code does."""
-        sub = replace(frame, vars=dict(frame.vars), labels={}, outside=frame.outside | set(frame.labels), **changes)
+        sub = replace(frame, vars=dict(frame.vars), labels={}, outside=frame.outside | set(frame.labels), input=None,
+                      **changes)
         out = self.body(stmts, sub, cur)
         self.branch_labels.update(sub.labels)
         return out
@@ -319,10 +327,11 @@ class _Elaborator:
         if s.shortcut is not None and (s.shortcut_if is None or self.condition(s.shortcut_if, frame)):
             short = self.branch(s.shortcut, frame, cur, "shortcut", "shortcut", s.shortcut_span or s.span)
             short_label = "shortcut"
+        values = self.merge_args("add", s.args, s.span, frame)
         try:
-            return self.add_layer("add", {}, [body, short], s.span, frame, label, ["body", short_label])
+            return self.add_layer("add", values, [body, short], s.span, frame, label, ["body", short_label])
         except CnnError as e:
-            if s.shortcut is None or short == cur:
+            if (s.shortcut is None or short == cur) and not values["partial"]:
                 e.diagnostic.hint = _shortcut_hint(self.by_id[cur].shape, self.by_id[body].shape,
                                                    self.size_names(frame, s.body))
             raise
@@ -352,12 +361,16 @@ class _Elaborator:
         ends = [self.branch(b, frame, cur, "branch", None, s.branch_spans[i] if s.branch_spans else s.span)
                 for i, b in enumerate(s.branches)]
         names = [f"branch {i}" for i in range(1, len(ends) + 1)]
-        return self.add_layer(s.op, {}, ends, s.span, frame, label, names)
+        return self.add_layer(s.op, self.merge_args(s.op, s.args, s.span, frame), ends, s.span, frame, label, names)
 
     def merge_with(self, s: ast.MergeWith, frame: Frame, cur: str, label: str | None) -> str:
         ins = [cur, *(self.named(n, frame) for n in s.names)]
         names = ["the current tensor", *(f"`{n.id}`" for n in s.names)]
-        return self.add_layer(s.op, {}, ins, s.span, frame, label, names)
+        return self.add_layer(s.op, self.merge_args(s.op, s.args, s.span, frame), ins, s.span, frame, label, names)
+
+    def merge_args(self, op: str, args: list[ast.Arg], span: Span, frame: Frame) -> dict:
+        """A merge's own arguments (`add partial=true`), bound as a layer's."""
+        return layer_args(REGISTRY[op], ast.Call(op, args, span), frame.env())
 
     # ---- layers -------------------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ class _Walk:
         if key not in self.done:
             self.done[key] = None  # (a call cycle is refused elsewhere)
             params = _defaults(d, self.functions, self.work)
-            scope = _Scope(bound_names(d), params, {}, self.functions, self.work)
+            scope = _Scope(bound_names(d), params, {"in": rank}, self.functions, self.work)
             self.done[key] = self.body(d.body, rank, scope)
         return self.done[key]
 

@@ -181,11 +181,15 @@ class _Scanner:
                 self.check(self._condition, arm.cond)
                 self.stmts(arm.body, level + 1)
             self.stmts(s.orelse, level + 1)
+        elif isinstance(s, ast.MergeWith):
+            self.check(self.merge_args, s, s.op)
         elif isinstance(s, ast.Residual):
+            self.check(self.merge_args, s, "add")
             self.check(self._condition, s.shortcut_if)
             self.stmts(s.body, level + 1)
             self.stmts(s.shortcut or [], level + 1)
         elif isinstance(s, ast.Merge):
+            self.check(self.merge_args, s, s.op)
             for branch in s.branches:
                 self.stmts(branch, level + 1)
         elif isinstance(s, ast.Let):
@@ -224,6 +228,23 @@ class _Scanner:
         value = self._constant(e)
         if value is not _UNKNOWN and not isinstance(value, bool):
             raise CnnError("a condition must be true or false", e.span, "compare values: `if stride != 1 { ... }`")
+
+    def merge_args(self, s, op: str) -> None:
+        """A merge's own arguments (`add partial=true`) exist, and are written out: the forward computes the
+        merge, and one forward serves every value of the block's parameters."""
+        if not s.args:
+            return
+        entry = REGISTRY[op]
+        given = bind(ast.Call(op, s.args, s.span), op_slots(entry), f"`{op}`")
+        for spec in entry.args:
+            arg = given.get(spec.name)
+            value = _UNKNOWN if arg is None else self._constant(arg.value)
+            if arg is not None and value is _UNKNOWN:
+                raise CnnError(f"`{spec.name}` of {op} must be written out (`{spec.name}=true`), not taken from a "
+                               "variable", arg.value.span, "the generated forward computes the merge: one form "
+                               "serves every call; use an `if` with a merge in each arm")
+            if arg is not None:
+                coerce(value, spec, arg.value.span, op)
 
     def call(self, c: ast.Call, level: int) -> None:
         if applies_variable(self.program, c, self.bound):  # `act`: the activation the variable holds

@@ -150,6 +150,7 @@ class Residual(_Node):
     shortcut_if: Expr | None
     span: Span | None = field(default=None, compare=False)
     shortcut_span: Span | None = field(default=None, compare=False)
+    args: list[Arg] = field(default_factory=list)  # the sum's own arguments: `residual partial=true { }`
 
 
 @dataclass
@@ -161,19 +162,23 @@ class Merge(_Node):
     span: Span | None = field(default=None, compare=False)
     branch_spans: list[Span] = field(default_factory=list, compare=False)
     close: Span | None = field(default=None, compare=False)  # its `}`, for the printer's comments
+    args: list[Arg] = field(default_factory=list)  # the merge's own arguments: `add partial=true { }`
 
 
 @dataclass
 class MergeWith(_Node):
-    """`concat e1 e2`: merges the current tensor with named outputs."""
+    """`concat e1 e2`: merges the current tensor with named outputs (`in`: the block's input)."""
 
     op: str
     names: list[Name]
     span: Span | None = field(default=None, compare=False)
+    args: list[Arg] = field(default_factory=list)
 
 
 @dataclass
 class From(_Node):
+    """`from e1`: a named output (`in`: the block's input) becomes the current tensor."""
+
     name: Name
     span: Span | None = field(default=None, compare=False)
 

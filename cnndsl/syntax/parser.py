@@ -563,12 +563,13 @@ class _ToAst:
     def else_body(self, body):
         return body
 
-    def residual(self, kw, body, shortcut):
+    def residual(self, kw, *rest):
+        *args, body, shortcut = rest
         if shortcut is None:
-            return ast.Residual(body.stmts, None, None, self._span(kw, body))
+            return ast.Residual(body.stmts, None, None, self._span(kw, body), args=args)
         cond, stmts, span = shortcut
         return ast.Residual(body.stmts, stmts, cond, Span(self.source, *self._start(kw), span.end_line,
-                                                          span.end_col), span)
+                                                          span.end_col), span, args=args)
 
     def shortcut(self, kw, cond, body):
         return (cond, body.stmts, self._span(kw, body))
@@ -576,15 +577,20 @@ class _ToAst:
     def merge_op(self, op):
         return op
 
-    def merge(self, op, *branches_and_close):
-        *branches, close = branches_and_close
-        return ast.Merge(str(op), [b for b, _ in branches], self._tok(op), [s for _, s in branches], self._tok(close))
+    def merge(self, op, *rest):
+        *items, close = rest
+        args = [a for a in items if isinstance(a, ast.Arg)]
+        branches = [b for b in items if not isinstance(b, ast.Arg)]
+        return ast.Merge(str(op), [b for b, _ in branches], self._tok(op), [s for _, s in branches], self._tok(close),
+                         args=args)
 
     def branch(self, kw, body):
         return (body.stmts, self._span(kw, body))
 
-    def merge_with(self, op, *names):
-        return ast.MergeWith(str(op), [ast.Name(str(n), self._tok(n)) for n in names], self._tok(op))
+    def merge_with(self, op, *items):
+        args = [a for a in items if isinstance(a, ast.Arg)]
+        names = [ast.Name(str(n), self._tok(n)) for n in items if not isinstance(n, ast.Arg)]
+        return ast.MergeWith(str(op), names, self._tok(op), args=args)
 
     def from_stmt(self, kw, name):
         return ast.From(ast.Name(str(name), self._tok(name)), self._span(kw, name))

@@ -164,7 +164,7 @@ class _Printer:
         self.closing(depth, "}", s.span)
 
     def residual(self, s: ast.Residual, depth: int, prefix: str) -> None:
-        self.emit(depth, f"{prefix}residual {{", self.start(s))
+        self.emit(depth, f"{prefix}{_head('residual', s.args)} {{", self.start(s))
         for x in s.body:
             self.stmt(x, depth + 1)
         if s.shortcut is None:
@@ -176,7 +176,7 @@ class _Printer:
         self.closing(depth, "}", s.shortcut_span or s.span)
 
     def merge(self, s: ast.Merge, depth: int, prefix: str) -> None:
-        self.emit(depth, f"{prefix}{s.op} {{", self.start(s))
+        self.emit(depth, f"{prefix}{_head(s.op, s.args)} {{", self.start(s))
         spans = s.branch_spans if len(s.branch_spans) == len(s.branches) else [None] * len(s.branches)
         for branch, span in zip(s.branches, spans):
             self.body(depth + 1, "branch", branch, _Spanned(span), span)
@@ -203,6 +203,16 @@ def _shortcut_head(s: ast.Residual) -> str:
     return "shortcut" if s.shortcut_if is None else f"shortcut if {_expr(s.shortcut_if)}"
 
 
+def _head(keyword: str, args: list) -> str:
+    """`add`, `residual partial=true`: a merge's keyword and its own arguments."""
+    return " ".join([keyword, *(_arg(a) for a in args)])
+
+
+def _output(name: str) -> str:
+    """A named output, or `in` (the block's input), which is a keyword."""
+    return name if name == "in" else _name(name)
+
+
 def _braced(stmts: list) -> str:
     return "{ " + "; ".join(_inline(x) for x in stmts) + " }" if stmts else "{ }"
 
@@ -216,9 +226,9 @@ def _inline(s) -> str:
     if isinstance(s, ast.Return):
         return f"return {_expr(s.value)}"
     if isinstance(s, ast.From):
-        return f"from {_name(s.name.id)}"
+        return f"from {_output(s.name.id)}"
     if isinstance(s, ast.MergeWith):
-        return " ".join([s.op, *(_name(n.id) for n in s.names)])
+        return " ".join([_head(s.op, s.args), *(_output(n.id) for n in s.names)])
     if isinstance(s, ast.Labeled):
         return f"{_name(s.label)}: {_inline(s.stmt)}"
     if isinstance(s, ast.Frozen):
@@ -229,10 +239,10 @@ def _inline(s) -> str:
         arms = [f"if {_expr(a.cond)} {_braced(a.body)}" for a in s.arms]
         return " else ".join(arms) + (f" else {_braced(s.orelse)}" if s.orelse else "")
     if isinstance(s, ast.Residual):
-        text = f"residual {_braced(s.body)}"
+        text = f"{_head('residual', s.args)} {_braced(s.body)}"
         return text if s.shortcut is None else f"{text} {_shortcut_head(s)} {_braced(s.shortcut)}"
     if isinstance(s, ast.Merge):
-        return f"{s.op} {{ " + " ".join(f"branch {_braced(b)}" for b in s.branches) + " }"
+        return f"{_head(s.op, s.args)} {{ " + " ".join(f"branch {_braced(b)}" for b in s.branches) + " }"
     raise ValueError(f"cannot print {type(s).__name__}")
 
 
