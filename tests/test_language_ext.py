@@ -298,3 +298,96 @@ def test_in_is_not_seen_inside_a_branch():
     e = error_of("network n {\n    input 3x4x4\n    add {\n        branch { from in }\n        branch { }\n    }\n}\n")
     assert (e.span.line, e.span.col) == (4, 23)
     assert e.message.startswith("`in` names the input of the block, which a branch or a residual's body does not see")
+
+
+# ---- blocks with several inputs and outputs: an HRNet fusion of two resolutions --------------------------------
+
+HRNET = """block fuse2(c0, c1) with lo {
+    from lo
+    conv c0 kernel=1 bias=false
+    batchnorm
+    up: upsample 2
+    from in
+    add up
+    hi: relu
+    from in
+    conv c1 kernel=3 stride=2 padding=1 bias=false
+    batchnorm
+    add lo
+    lo_out: relu
+    return hi, lo_out
+}
+
+network hr {
+    input 3x16x16
+    x0: conv 8 kernel=3 padding=1
+    from in
+    x1: conv 16 kernel=3 stride=2 padding=1
+    from x0
+    a, b: fuse2 8 16 with x1
+    from b
+    upsample 2
+    concat a
+}
+"""
+
+
+class Fuse2(nn.Module):
+    """timm's HighResolutionModule fuse layers for two branches: y0 = relu(x0 + up(x1)), y1 = relu(down(x0) + x1)."""
+
+    def __init__(self, c0, c1):
+        super().__init__()
+        self.up = nn.Sequential(nn.Conv2d(c1, c0, 1, bias=False), nn.BatchNorm2d(c0), nn.Upsample(scale_factor=2))
+        self.down = nn.Sequential(nn.Conv2d(c0, c1, 3, 2, 1, bias=False), nn.BatchNorm2d(c1))
+
+    def forward(self, x0, x1):
+        return torch.relu(x0 + self.up(x1)), torch.relu(self.down(x0) + x1)
+
+
+class TwoResolutions(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem0, self.stem1 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(3, 16, 3, stride=2, padding=1)
+        self.fuse = Fuse2(8, 16)
+
+    def forward(self, x):
+        a, b = self.fuse(self.stem0(x), self.stem1(x))
+        return torch.cat([nn.functional.interpolate(b, scale_factor=2.0), a], dim=1)
+
+
+def test_two_input_two_output_block_figures():
+    rows, params, macs = figures(HRNET)
+    shapes = dict((i, s) for i, s, _, _ in rows)
+    assert shapes["a.up"] == (8, 16, 16) and shapes["a.hi"] == (8, 16, 16) and shapes["a.lo_out"] == (16, 8, 8)
+    assert rows[-1][:2] == ("concat1", (24, 16, 16))
+    assert params == 224 + 448 + 128 + 16 + 1152 + 32
+    assert macs == 256 * 8 * 27 + 64 * 16 * 27 + 64 * 8 * 16 + 64 * 16 * 72
+    round_trips(HRNET)
+
+
+def test_two_input_two_output_block_equals_torch_by_hand():
+    same_outputs(HRNET, TwoResolutions(), (3, 16, 16))
+    source = cnndsl.loads(HRNET).source()
+    assert "def __init__(self, in_channels: int, lo_channels: int, c0: int, c1: int) -> None:" in source
+    assert "def forward(self, x, lo):" in source
+    assert "return hi, lo_out" in source
+    assert "a, b = self.a(x_in, x1)" in source or "a, b = self.a(x0, x1)" in source
+
+
+@pytest.mark.parametrize("call, line, col, message", [
+    ("fuse2 8 16", 23, 5, "block `fuse2` takes 1 tensor besides the current one, given 0"),
+    ("a, b, c: fuse2 8 16 with x1", 23, 5, "3 names for a statement that returns 2 tensors"),
+    ("fuse2 8 16 with x9", 23, 21, "no output is named `x9` here"),
+    ("conv 8 kernel=1 with x1", 23, 26, "`conv` is a layer: only a block takes tensors with `with`"),
+])
+def test_errors_of_several_inputs_and_outputs(call, line, col, message):
+    e = error_of(HRNET.replace("a, b: fuse2 8 16 with x1", call))
+    assert (e.span.line, e.span.col, e.message) == (line, col, message)
+    assert e.hint
+
+
+def test_return_only_ends_a_block():
+    e = error_of(HRNET.replace("    return hi, lo_out\n", "    return hi, lo_out\n    relu\n"))
+    assert (e.span.line, e.span.col) == (14, 5)
+    assert e.message == ("`return` here: it may only be its block's last statement, outside `if`, `repeat`, merges "
+                         "and residuals")

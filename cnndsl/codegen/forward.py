@@ -31,7 +31,27 @@ class Ref:
 
 @dataclass
 class Call:
+    """A child applied to the current tensor; a block's with the tensors it takes besides (`inputs`), giving
+    `returns` tensors, the first the current one and the others into `outputs` (those the caller names)."""
+
     ref: Ref
+    inputs: list[Slot] = field(default_factory=list)
+    returns: int = 1
+    outputs: list[Slot] = field(default_factory=list)
+
+
+@dataclass
+class Inputs:
+    """A block's tensors besides the current one: the forward's parameters (`def forward(self, x, lo)`)."""
+
+    slots: list[Slot]
+
+
+@dataclass
+class Returns:
+    """A block's `return a, b`: the forward returns these."""
+
+    slots: list[Slot]
 
 
 @dataclass
@@ -154,7 +174,8 @@ def uses_plan(steps: list) -> bool:
 def sequential(steps: list) -> bool:
     """Whether the steps only ever apply each child to the previous output: an nn.Sequential's forward."""
     for s in steps:
-        if isinstance(s, (Load, Merge, Sum, Join, Guarded)):
+        if isinstance(s, (Load, Merge, Sum, Join, Guarded, Inputs, Returns)) or (
+                isinstance(s, Call) and (s.inputs or s.returns > 1)):
             return False
         if isinstance(s, (Loop, Choice)) and not all(sequential(inner) for inner in _inner(s)):
             return False
@@ -197,6 +218,9 @@ class Forward:
             self.add(0, f"{self.walk(self.root)} = iter(self.children())")
         if self.plan:
             self.add(0, f"{self.plan} = iter(self._plan)")
+        for s in steps[:1] if steps and isinstance(steps[0], Inputs) else []:
+            for slot in s.slots:  # the forward's parameters
+                self.slots[id(slot)] = self.local(pyname(slot.hint))
         cur = self.steps(steps, "x", "x", 0)
         last = f"        {cur} = "
         if self.lines and self.lines[-1].startswith(last):
@@ -247,6 +271,10 @@ class Forward:
                 cur = var
             elif isinstance(s, Load):
                 cur = self.var(s.slot)
+            elif isinstance(s, Returns):
+                cur = ", ".join(self.var(x) for x in s.slots)
+            elif isinstance(s, Inputs):
+                pass
             elif isinstance(s, Loop):
                 cur = self.loop(s, cur, run, depth)
             else:
@@ -257,7 +285,13 @@ class Forward:
     def produce(self, s, cur: str, target: str, depth: int) -> str:
         """A step that makes a tensor, written into `target`."""
         if isinstance(s, Call):
-            self.add(depth, f"{target} = {self.module(s.ref)}({cur})")
+            call = f"{self.module(s.ref)}({', '.join([cur, *(self.var(x) for x in s.inputs)])})"
+            if s.outputs:  # `hi, lo = self.fuse1(x, lo)`
+                outs = [target, *(self.var(x) for x in s.outputs)]
+                outs += ["_"] * (s.returns - len(outs))
+                self.add(depth, f"{', '.join(outs)} = {call}")
+            else:
+                self.add(depth, f"{target} = {call}" + ("[0]" if s.returns > 1 else ""))
         elif isinstance(s, Merge):
             args = [cur if x is None else self.var(x) for x in s.inputs]
             self.add(depth, f"{target} = {REGISTRY[s.op].expression(args, s.ranks, s.args)}")
@@ -384,7 +418,10 @@ def methods(root: Box, steps: list, ends_in_softmax: bool = False) -> list[str]:
     out = []
     if root.access != "whole":
         head = steps[:-1] if softmax and root.access == "attr" else steps
-        out = ["", "    def forward(self, x):", *Forward(root, head).method(head)]
+        forward = Forward(root, head)
+        body = forward.method(head)
+        given = steps[0].slots if steps and isinstance(steps[0], Inputs) else []
+        out = ["", f"    def forward(self, {', '.join(['x', *(forward.var(x) for x in given)])}):", *body]
         if softmax and root.access == "attr":
             out[2:] = [f"        return {Forward(root, []).module(last.ref)}(self.logits(x))"]
     if softmax:

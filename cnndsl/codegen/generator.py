@@ -30,11 +30,11 @@ from cnndsl.codegen.annotate import ParamTypes, arguments
 from cnndsl.codegen.context import SIZE, Box, ClassState, Ctx, Retry, Slot, Unsupported
 from cnndsl.codegen.control import ControlFlow
 from cnndsl.codegen.files import shown
-from cnndsl.codegen.forward import Save, methods, sequential
+from cnndsl.codegen.forward import Inputs, Save, methods, sequential
 from cnndsl.codegen.lines import Lines
 from cnndsl.codegen.merges import Merges
-from cnndsl.codegen.naming import RESERVED, Names, camel, child_bases, pyname
-from cnndsl.codegen.statements import Statements
+from cnndsl.codegen.naming import RESERVED, Names, camel, child_bases, claim_local, pyname
+from cnndsl.codegen.statements import UNKNOWN, Statements
 from cnndsl.codegen.symbolic import WHOLE, evaluate
 from cnndsl.codegen.wrap import wrap_all
 from cnndsl.elaborate.validate import bound_names
@@ -68,6 +68,7 @@ class Written:
     reads: list  # (a child's variable, its BlockClass) whose output size this class may read
     needs: set[str] = field(default_factory=set)  # out_channels, out_size, out_features: read by a caller
     sized: bool = False  # takes `in_size`: its body reads its input's height or width
+    inputs: list[str] = field(default_factory=list)  # `lo_channels: int` for a block's `with lo`
 
     def body(self, sized: dict[str, bool]) -> list[str]:
         """The __init__'s lines as they stand: size markers resolved, output sizes recorded, unread sizes
@@ -86,7 +87,7 @@ class Written:
     def text(self, sized: dict[str, bool]) -> str:
         body = self.body(sized)
         head = ["self"] + ([f"{self.first}: int"] if self.first else [])
-        head += (["in_size: tuple[int, int]"] if self.sized else []) + self.params
+        head += (["in_size: tuple[int, int]"] if self.sized else []) + self.inputs + self.params
         init = ["    def __init__(" + ", ".join(head) + ") -> None:", "        super().__init__()"]
         init += ["        in_height, in_width = in_size"] if self.sized else []
         lines = [f"class {self.name}({self.base}):", f"    {self.doc}", "", *init, *body, *self.methods]
@@ -105,13 +106,14 @@ class BlockClass:
 class Generator(Statements, ControlFlow, Merges):
     def __init__(self, program: Program):
         self.program = program
-        self.classes: dict[tuple[str, int], BlockClass] = {}
+        self.classes: dict[tuple, BlockClass] = {}  # by (block, rank, ranks of its `with` inputs)
         self.generating: list[str] = []  # blocks whose class is being written, to refuse recursion
         self.class_names: set[str] = set(prelude.HELPERS)
         self.examples: dict[str, object] = {}  # the network's parameters as check saw them (the input's rank)
         self.types = ParamTypes(program)  # what calls give a required parameter: its annotation
         self.numeric: dict[str, set[str]] = {}  # block → parameters only ever given numbers (numeric_params)
         self.reads: list = []  # in the class being written: children whose output size it reads
+        self.returned = None  # the last block call's step and the shapes of the tensors it returns
         self.class_names.update(pyname(d.name) for d in program.definitions.values() if d.kind == "function")
         self.whole = functions.whole(program)  # the spec's functions that give whole numbers
 
@@ -128,7 +130,7 @@ class Generator(Statements, ControlFlow, Merges):
         sized = self.settle(written)
         classes = [w.text(sized) for w in written]
         helpers = prelude.helpers_source(prelude.used(classes))
-        called = [network, *(self.program.definitions[name] for name, _ in self.classes)]
+        called = [network, *(self.program.definitions[key[0]] for key in self.classes)]
         helpers += functions.source(functions.used(self.program, called))  # the spec's `def`s
         main = _MAIN.format(name=net.name)
         parts = [header, prelude.imports(helpers + "".join(classes) + main), helpers]
@@ -175,8 +177,8 @@ class Generator(Statements, ControlFlow, Merges):
         return Written(name, _BASES[ctx.box.access], doc, None, params, lines, ctx.shape,
                        methods(ctx.box, ctx.steps, ends_in_softmax), reads)
 
-    def write_class(self, d: ast.Definition, in_shape: tuple, taken: set[str], overrides: dict | None = None
-                    ) -> tuple[Lines, list[str], Ctx, list]:
+    def write_class(self, d: ast.Definition, in_shape: tuple, taken: set[str], overrides: dict | None = None,
+                    ins: tuple = ()) -> tuple[Lines, list[str], Ctx, list]:
         """The body of a class's __init__, in the first form its statements allow."""
         bases = child_bases(self.program.definitions, d.body)
         for access, mode in _FORMS:
@@ -185,7 +187,7 @@ class Generator(Statements, ControlFlow, Merges):
             box = Box("self", Names(mode), access, "self" if access == "attr" else None)
             self.start_names(box, lines)
             ctx = Ctx(box, in_shape, names, in_shape, [], cls=ClassState(bases), bound=frozenset(bound_names(d)))
-            self.own_input(d, ctx)
+            self.own_input(d, ctx, ins)
             self.reads = []
             try:
                 self.body(d.body, ctx, lines)
@@ -246,23 +248,28 @@ class Generator(Statements, ControlFlow, Merges):
                                     if all(_number_valued(e) for _, e in uses)}
         return self.numeric[d.name]
 
-    def scratch_ctx(self, d: ast.Definition, in_shape: tuple, names: dict) -> Ctx:
+    def scratch_ctx(self, d: ast.Definition, in_shape: tuple, names: dict, ins: tuple = ()) -> Ctx:
         """Where a caller runs a block's body for its output shape only."""
         box = Box("_", Names("tracked", locals=("_", "_")), "iter")
         ctx = Ctx(box, in_shape, names, in_shape, [], cls=ClassState(), bound=frozenset(bound_names(d)))
-        self.own_input(d, ctx)
+        self.own_input(d, ctx, ins)
         return ctx
 
-    def own_input(self, d: ast.Definition, ctx: Ctx) -> None:
-        """`from in`, `concat in`: the forward keeps its input in a variable (`x_in = x`) where the body names it."""
-        if any(isinstance(s, (ast.From, ast.MergeWith)) and any(n.id == "in" for n in _names(s))
+    def own_input(self, d: ast.Definition, ctx: Ctx, ins: tuple = ()) -> None:
+        """A block's `with lo`: the forward's parameters; `from in`, `concat in`: the forward keeps its input in a
+        variable (`x_in = x`) where the body names it."""
+        if d.inputs:
+            slots = [Slot(name) for name in d.inputs]
+            ctx.steps.append(Inputs(slots))
+            ctx.labels.update((name, (slot, shape)) for name, slot, shape in zip(d.inputs, slots, ins))
+        if any(isinstance(s, (ast.From, ast.MergeWith, ast.Outputs)) and any(n.id == "in" for n in _names(s))
                for s in ast.statements(d.body)):
             slot = Slot("x_in")
             ctx.steps.append(Save(slot))
             ctx.labels["in"] = (slot, ctx.shape)
 
-    def block_class(self, d: ast.Definition, rank: int, span: Span) -> BlockClass:
-        key = (d.name, rank)
+    def block_class(self, d: ast.Definition, rank: int, span: Span, in_ranks: tuple = ()) -> BlockClass:
+        key = (d.name, rank, in_ranks)
         if key in self.classes:
             return self.classes[key]
         if d.name in self.generating:
@@ -277,22 +284,29 @@ class Generator(Statements, ControlFlow, Merges):
             self.generating.pop()
             self.reads = reads
 
-    def _block_class(self, d: ast.Definition, rank: int, key: tuple[str, int]) -> BlockClass:
+    def _block_class(self, d: ast.Definition, rank: int, key: tuple) -> BlockClass:
         first = "in_channels" if rank == 3 else "in_features"
         in_shape = (Src("in_channels"), Src("in_height"), Src("in_width")) if rank == 3 else (Src("in_features"),)
-        lines, params, ctx, reads = self.write_class(d, in_shape, {"in_channels", "in_height", "in_width",
-                                                                   "in_features", "in_size"})
+        taken = {"in_channels", "in_height", "in_width", "in_features", "in_size"}
+        params = {pyname(p.name) for p in d.params}
+        inputs, ins = [], []
+        for name, r in zip(d.inputs, key[2]):  # `with lo`: the constructor takes `lo_channels`
+            size = claim_local(f"{pyname(name)}_{'channels' if r == 3 else 'features'}", taken | params)
+            taken.add(size)
+            inputs.append(f"{size}: int")
+            ins.append((Src(size), UNKNOWN, UNKNOWN) if r == 3 else (Src(size),))
+        lines, params, ctx, reads = self.write_class(d, in_shape, taken, ins=tuple(ins))
         doc = docstring(f"block {ast.signature(d)} ({shown(d.span.source.name)}:{d.span.line}).")
         name = self.class_name(d.name)
         written = Written(name, _BASES[ctx.box.access], doc, first, params, lines, ctx.shape,
-                          methods(ctx.box, ctx.steps), reads)
+                          methods(ctx.box, ctx.steps), reads, inputs=inputs)
         floats = {p.name for p, text in zip(d.params, params) if ": float" in text}
         self.classes[key] = BlockClass(name, rank, len(ctx.shape), floats, written)
         return self.classes[key]
 
 
 def _names(s) -> list[ast.Name]:
-    return [s.name] if isinstance(s, ast.From) else s.names
+    return [s.name] if isinstance(s, ast.From) else s.names if isinstance(s, (ast.MergeWith, ast.Outputs)) else []
 
 
 def _reads_size(text: str) -> bool:

@@ -39,6 +39,7 @@ class Frame:
     functions: dict = field(default_factory=dict)  # the program's functions (`def`), by name
     work: Work = field(default_factory=Work)  # the elaboration's, shared by every frame
     input: str | None = None  # the layer `in` names as a tensor (`from in`): the block's input; None in a branch
+    returned: list[str] | None = None  # `return a, b`: the layers the block gives its caller
 
     def env(self) -> Env:
         return Env(self.vars, self.in_shape, self.functions, work=self.work)
@@ -91,6 +92,7 @@ class _Elaborator:
         self.branch_labels: dict[str, str] = {}  # outputs named inside branches, for a hint
         self.bound_cache: dict[str, frozenset[str]] = {}
         self.functions = functions_of(program)
+        self.outputs: list[str] | None = None  # the layers the last block call returned (`a, b: fuse ...`)
 
     # ---- the network ------------------------------------------------------------------------------
 
@@ -134,8 +136,11 @@ class _Elaborator:
     def stmt(self, s: ast.Stmt, frame: Frame, cur: str | None, label: str | None) -> str | None:
         self.step(s.span)
         if isinstance(s, ast.Labeled):
+            self.outputs = None
             cur = self.stmt(s.stmt, frame, cur, s.label)
             frame.labels[s.label] = cur
+            if s.more:
+                self.name_outputs(s, frame)
             return cur
         if isinstance(s, ast.Call):
             return self.call(s, frame, cur, label)
@@ -155,12 +160,26 @@ class _Elaborator:
             return cur
         if isinstance(s, ast.From):
             return self.named(s.name, frame)
+        if isinstance(s, ast.Outputs):
+            frame.returned = [self.named(n, frame) for n in s.names]
+            return frame.returned[0]
         self.need_input(cur, s.span)
         if isinstance(s, ast.Residual):
             return self.residual(s, frame, cur, label)
         if isinstance(s, ast.Merge):
             return self.merge(s, frame, cur, label)
         return self.merge_with(s, frame, cur, label)
+
+    def name_outputs(self, s: ast.Labeled, frame: Frame) -> None:
+        """`hi, lo: fuse ...`: one name for each tensor the block returns."""
+        names = [s.label, *s.more]
+        outs = self.outputs or []
+        if len(outs) != len(names):
+            what = f"returns {len(outs)} tensor{'s' * (len(outs) != 1)}" if outs else "is not a block call"
+            raise CnnError(f"{len(names)} names for a statement that {what}", s.span,
+                           "a block gives several tensors with `return a, b` as its last statement; name as many")
+        for name, lid in zip(names[1:], outs[1:]):
+            frame.labels[name] = lid
 
     def condition(self, e: ast.Expr, frame: Frame) -> bool:
         value = evaluate(e, frame.env())
@@ -242,6 +261,9 @@ class _Elaborator:
         if isinstance(op, ast.Definition):
             self.need_input(cur, c.span)
             return self.block_call(op, c, frame, cur, label)
+        if c.inputs:
+            raise CnnError(f"`{op.name}` is a layer: only a block takes tensors with `with`", c.inputs[0].span,
+                           "merge named outputs with `add`, `concat` or `multiply`: `concat e1 e2`")
         if op.name == "input":
             return self.input(c, frame, cur, label)
         self.need_input(cur, c.span)
@@ -284,6 +306,12 @@ class _Elaborator:
             raise CnnError(f"block `{d.name}` calls itself ({cycle})", c.span,
                            "blocks cannot be recursive; use `repeat` for repetition")
         given = bind(c, [Slot(p.name, required=p.default is None) for p in d.params], f"block `{d.name}`")
+        if len(c.inputs) != len(d.inputs):
+            wanted = f"`with {' '.join(d.inputs)}`" if d.inputs else "none"
+            raise CnnError(f"block `{d.name}` takes {len(d.inputs)} tensor{'s' * (len(d.inputs) != 1)} besides the "
+                           f"current one, given {len(c.inputs)}", c.span, f"its definition names {wanted}: give "
+                           "as many named outputs after `with`, in that order")
+        ins = [self.named(n, frame) for n in c.inputs]
         in_shape = self.by_id[cur].shape
         env = Env({}, in_shape, self.functions, work=self.work)
         for p in d.params:  # a default may use earlier parameters and `in`
@@ -293,6 +321,7 @@ class _Elaborator:
         self.groups[gid] = Group(gid, _title(c, env.vars), "block", c.span)
         inner = Frame(env.vars, {}, in_shape, gid, (*frame.groups, gid), frame.frozen, d.name,
                       bound=self.bound(d), functions=self.functions, work=self.work, input=cur)
+        inner.labels.update(zip(d.inputs, ins))
         self.calls.append((d.name, c.span))
         try:
             out = self.body(d.body, inner, cur)
@@ -300,6 +329,7 @@ class _Elaborator:
             raise e.note(f"in block `{d.name}` called here", c.span) from None
         finally:
             self.calls.pop()
+        self.outputs = inner.returned or [out]
         return out
 
     # ---- merges -------------------------------------------------------------------------------------

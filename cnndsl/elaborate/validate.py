@@ -69,6 +69,7 @@ def collect(program: Program, roots: list[ast.Definition], work: Work | None = N
         if d.kind == "function":
             scanner.check(functions.check_function, d, variables)
         scanner.defaults()
+        scanner.check(_returns, d)
         scanner.stmts(d.body, 1)
         errors += (_noted(e, d.name, reached, program) for e in scanner.errors)
         for callee, call in [(c, call) for c, _, call in body.calls] + body.functions:
@@ -329,11 +330,36 @@ def _label(s: ast.Labeled, program: Program, bound: set[str]) -> None:
     if isinstance(s.stmt, ast.Call) and applies_variable(program, s.stmt, bound):
         raise CnnError(f"a name cannot label `{s.stmt.name}`: the activation the variable holds may be none, "
                        "which makes no layer", s.span, "label the layer before it, or write the activation itself")
-    why = ("every PyTorch module has an attribute of that name" if s.label in MODULE_ATTRIBUTES
-           else "it is a Python keyword" if keyword.iskeyword(s.label)
-           else "it starts with `_`" if s.label.startswith("_") else None)
+    for name in [s.label, *s.more]:
+        _output_name(name, s.span, "an output")
+    if s.more and not isinstance(s.stmt, ast.Call):
+        raise CnnError(f"{len(s.more) + 1} names for a statement that gives one tensor", s.span,
+                       "only a block call gives several, where the block ends in `return a, b`")
+
+
+def _output_name(name: str, span, what: str) -> None:
+    why = ("every PyTorch module has an attribute of that name" if name in MODULE_ATTRIBUTES
+           else "it is a Python keyword" if keyword.iskeyword(name)
+           else "it starts with `_`" if name.startswith("_") else None)
     if why:
-        raise CnnError(f"`{s.label}` cannot name an output: {why}", s.span, "pick another name")
+        raise CnnError(f"`{name}` cannot name {what}: {why}", span, "pick another name")
+
+
+def _returns(d: ast.Definition) -> None:
+    """`return a, b` ends a block (its top level: one forward returns it), and a block's inputs are distinct names."""
+    seen: set[str] = set()
+    for name in d.inputs:
+        _output_name(name, d.span, "a block's input")
+        if name in seen:
+            raise CnnError(f"block `{d.name}` takes the input `{name}` twice", d.span, "name each input once")
+        seen.add(name)
+    for s in ast.statements(d.body):
+        if isinstance(s, ast.Outputs) and (d.kind != "block" or s is not d.body[-1]):
+            where = "a network: its output is its last tensor" if d.kind == "network" else (
+                "its block's last statement, outside `if`, `repeat`, merges and residuals")
+            raise CnnError(f"`return` here: it may only be {where}", s.span,
+                           "name the tensors and return them at the end: `return a, b`"
+                           if d.kind == "block" else "end the network with the layer that gives its output")
 
 
 def applies_variable(program: Program, c: ast.Call, bound: set[str]) -> bool:

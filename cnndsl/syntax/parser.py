@@ -507,8 +507,18 @@ class _ToAst:
     def network(self, name, params, body):
         return ast.Definition("network", str(name), params or [], body.stmts, self._tok(name), self._tok(body.close))
 
-    def block(self, name, params, body):
-        return ast.Definition("block", str(name), params or [], body.stmts, self._tok(name), self._tok(body.close))
+    def block(self, name, params, inputs, body):
+        return ast.Definition("block", str(name), params or [], body.stmts, self._tok(name), self._tok(body.close),
+                              inputs or [])
+
+    def block_inputs(self, _kw, *names):
+        return [str(n) for n in names]
+
+    def call_inputs(self, _kw, *names):
+        return [ast.Name(str(n), self._tok(n)) for n in names]
+
+    def outputs(self, kw, *names):
+        return ast.Outputs([ast.Name(str(n), self._tok(n)) for n in names], self._span(kw, names[-1]))
 
     def params(self, *params):
         return list(params)
@@ -521,14 +531,18 @@ class _ToAst:
         return _Braced(stmts, close)
 
     # statements
-    def labeled(self, name, stmt):
-        return ast.Labeled(str(name), stmt, self._tok(name))
+    def labeled(self, name, *rest):
+        *more, stmt = rest
+        return ast.Labeled(str(name), stmt, self._tok(name), [str(n) for n in more])
 
     def frozen(self, kw, inner):
         stmts = inner.stmts if isinstance(inner, _Braced) else [inner]
         return ast.Frozen(stmts, self._span(kw, inner))
 
-    def call(self, name, *args):
+    def call(self, name, *rest):
+        *args, inputs = rest
+        if inputs:
+            return ast.Call(str(name), list(args), self._span(name, inputs[-1]), inputs)
         return ast.Call(str(name), list(args), self._span(name, args[-1] if args else name))
 
     def positional(self, value):
