@@ -391,3 +391,89 @@ def test_return_only_ends_a_block():
     assert (e.span.line, e.span.col) == (14, 5)
     assert e.message == ("`return` here: it may only be its block's last statement, outside `if`, `repeat`, merges "
                          "and residuals")
+
+
+# ---- recursion: a DLA-like tree ------------------------------------------------------------------------------
+
+DLA = """block unit(c, stride = 1) {
+    conv c kernel=3 stride=stride padding=1 bias=false
+    batchnorm
+    relu
+}
+
+block tree(levels, c, stride = 1) {
+    if levels == 1 {
+        x1: unit c stride=stride
+        unit c
+    } else {
+        x1: tree (levels - 1) c stride=stride
+        tree (levels - 1) c
+    }
+    concat x1
+    conv c kernel=1 bias=false
+    batchnorm
+    relu
+}
+
+network dla {
+    input 3x16x16
+    unit 8
+    tree 2 16 stride=2
+}
+"""
+
+
+class Unit(nn.Sequential):
+    def __init__(self, cin, c, stride=1):
+        super().__init__(nn.Conv2d(cin, c, 3, stride, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU())
+
+
+class Tree(nn.Module):
+    """timm's DLA Tree, reduced: two subtrees (units at the leaves) and a root over torch.cat([x2, x1], 1)."""
+
+    def __init__(self, levels, cin, c, stride=1):
+        super().__init__()
+        if levels == 1:
+            self.tree1, self.tree2 = Unit(cin, c, stride), Unit(c, c)
+        else:
+            self.tree1, self.tree2 = Tree(levels - 1, cin, c, stride), Tree(levels - 1, c, c)
+        self.root = nn.Sequential(nn.Conv2d(2 * c, c, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU())
+
+    def forward(self, x):
+        x1 = self.tree1(x)
+        x2 = self.tree2(x1)
+        return self.root(torch.cat([x2, x1], 1))
+
+
+def test_recursive_tree_figures():
+    rows, params, macs = figures(DLA)
+    ids = [i for i, _, _, _ in rows]
+    assert "tree1.x1.x1.conv1" in ids and "tree1.tree1.unit1.conv1" in ids  # the leaves, two levels down
+    assert rows[-1][:2] == ("tree1.relu1", (16, 8, 8))
+    leaf = [1152 + 32 + 2304 + 32 + 512 + 32, 2304 + 32 + 2304 + 32 + 512 + 32]
+    assert params == 216 + 16 + sum(leaf) + 512 + 32
+    assert macs == 55296 + (73728 + 147456 + 32768) + (147456 * 2 + 32768) + 32768
+    round_trips(DLA)
+
+
+def test_recursive_tree_equals_torch_by_hand():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.tree = Unit(3, 8), Tree(2, 8, 16, 2)
+
+        def forward(self, x):
+            return self.tree(self.stem(x))
+
+    same_outputs(DLA, Net(), (3, 16, 16))
+    source = cnndsl.loads(DLA).source()
+    assert "self.x1 = Tree(in_channels, (in_height, in_width), levels - 1, c, stride=stride)" in source
+
+
+def test_endless_recursion_is_a_located_error_naming_the_chain():
+    text = DLA.replace("(levels - 1)", "(levels + 1)")
+    e = error_of(text)
+    assert (e.span.line, e.span.col) == (12, 13)
+    assert e.message == ("block `tree` calls itself more than 24 levels deep "
+                         "(tree → tree → tree → tree → tree → tree → tree → tree → … → tree)")
+    assert e.hint == "a block that calls itself needs a parameter that ends it: `if levels > 1 { tree (levels - 1) }`"

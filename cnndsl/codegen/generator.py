@@ -100,14 +100,15 @@ class BlockClass:
     rank: int
     out_rank: int
     floats: set[str]  # parameters given as floats: passed as they are, never through whole()
-    written: Written
+    written: Written | None  # None while its body is being written
 
 
 class Generator(Statements, ControlFlow, Merges):
     def __init__(self, program: Program):
         self.program = program
         self.classes: dict[tuple, BlockClass] = {}  # by (block, rank, ranks of its `with` inputs)
-        self.generating: list[str] = []  # blocks whose class is being written, to refuse recursion
+        self.generating: list[str] = []  # blocks whose class is being written
+        self.shaping: list[str] = []  # blocks whose output shape a caller is working out (block_shape)
         self.class_names: set[str] = set(prelude.HELPERS)
         self.examples: dict[str, object] = {}  # the network's parameters as check saw them (the input's rank)
         self.types = ParamTypes(program)  # what calls give a required parameter: its annotation
@@ -270,12 +271,8 @@ class Generator(Statements, ControlFlow, Merges):
 
     def block_class(self, d: ast.Definition, rank: int, span: Span, in_ranks: tuple = ()) -> BlockClass:
         key = (d.name, rank, in_ranks)
-        if key in self.classes:
+        if key in self.classes:  # (also the class being written: a block that calls itself, a tree)
             return self.classes[key]
-        if d.name in self.generating:
-            cycle = " → ".join([*self.generating[self.generating.index(d.name):], d.name])
-            raise CnnError(f"block `{d.name}` calls itself ({cycle})", span,
-                           "blocks cannot be recursive, even in a branch not taken; use `repeat`")
         self.generating.append(d.name)
         reads = self.reads
         try:
@@ -295,14 +292,20 @@ class Generator(Statements, ControlFlow, Merges):
             taken.add(size)
             inputs.append(f"{size}: int")
             ins.append((Src(size), UNKNOWN, UNKNOWN) if r == 3 else (Src(size),))
-        lines, params, ctx, reads = self.write_class(d, in_shape, taken, ins=tuple(ins))
+        # named and known before its body is written: a block that calls itself makes an instance of its own class
+        head, _ = self.signature(d, Lines(taken=set(taken)), {}, in_shape)
+        floats = {p.name for p, text in zip(d.params, head) if ": float" in text}
+        cls = self.classes[key] = BlockClass(self.class_name(d.name), rank, rank, floats, None)
+        try:
+            lines, params, ctx, reads = self.write_class(d, in_shape, taken, ins=tuple(ins))
+        except BaseException:
+            del self.classes[key]
+            raise
         doc = docstring(f"block {ast.signature(d)} ({shown(d.span.source.name)}:{d.span.line}).")
-        name = self.class_name(d.name)
-        written = Written(name, _BASES[ctx.box.access], doc, first, params, lines, ctx.shape,
-                          methods(ctx.box, ctx.steps), reads, inputs=inputs)
-        floats = {p.name for p, text in zip(d.params, params) if ": float" in text}
-        self.classes[key] = BlockClass(name, rank, len(ctx.shape), floats, written)
-        return self.classes[key]
+        cls.out_rank = len(ctx.shape)
+        cls.written = Written(cls.name, _BASES[ctx.box.access], doc, first, params, lines, ctx.shape,
+                              methods(ctx.box, ctx.steps), reads, inputs=inputs)
+        return cls
 
 
 def _names(s) -> list[ast.Name]:

@@ -326,13 +326,18 @@ class Statements:
         names: dict = {WHOLE: self.whole}
         for p in d.params:
             names[p.name] = values[p.name] if p.name in values else evaluate(p.default, dict(names), in_shape)
+        if d.name in self.shaping and not is_known((tuple(names.get(p.name) for p in d.params), in_shape)):
+            raise Opaque()  # a tree: its depth is a constructor argument here; the caller reads the size back
         ctx = self.scratch_ctx(d, in_shape, names, tuple(ins))
+        self.shaping.append(d.name)
         try:
             self.body(d.body, ctx, Lines(scratch=True, exact=True))
         except Unsupported as e:
             raise e.note(f"in block `{d.name}` called here", span) from None
         except Retry:
             raise Opaque() from None
+        finally:
+            self.shaping.pop()
         return ctx.shape, ctx.made_by, ctx.returned or []
 
 

@@ -301,10 +301,13 @@ class _Elaborator:
 
     def block_call(self, d: ast.Definition, c: ast.Call, frame: Frame, cur: str, label: str | None) -> str:
         chain = [name for name, _ in self.calls]
-        if d.name in chain:
-            cycle = " → ".join([*chain[chain.index(d.name):], d.name])
-            raise CnnError(f"block `{d.name}` calls itself ({cycle})", c.span,
-                           "blocks cannot be recursive; use `repeat` for repetition")
+        if d.name in chain and len(chain) >= limits.RECURSION:
+            start = chain.index(d.name)
+            shown = chain[start:][:8] + (["…"] if len(chain) - start > 8 else [])
+            raise CnnError(f"block `{d.name}` calls itself more than {limits.RECURSION} levels deep "
+                           f"({' → '.join([*shown, d.name])})", c.span,
+                           "a block that calls itself needs a parameter that ends it: "
+                           "`if levels > 1 { tree (levels - 1) }`")
         given = bind(c, [Slot(p.name, required=p.default is None) for p in d.params], f"block `{d.name}`")
         if len(c.inputs) != len(d.inputs):
             wanted = f"`with {' '.join(d.inputs)}`" if d.inputs else "none"

@@ -387,10 +387,12 @@ def _closed(e: ast.Expr, bound: set[str]) -> bool:
 
 
 def _check_depth(network: ast.Definition, bodies: dict[str, _Body]) -> None:
-    """Refuses blocks that call themselves, and paths of braces and calls deeper than limits.DEPTH.
+    """Refuses paths of braces and calls deeper than limits.DEPTH.
 
     A depth-first walk with its own stack: a chain of a thousand blocks is refused, not a RecursionError.
-    depth[b] is how deep b's body reaches: its own braces, plus, at each call, the callee's depth.
+    depth[b] is how deep b's body reaches: its own braces, plus, at each call, the callee's depth. A block that
+    calls itself (a tree) is left to elaboration, which follows its calls only as deep as its parameters take them
+    and refuses them past limits.RECURSION; here a call back up the path counts its own braces alone.
     """
     depth: dict[str, int] = {}
     path: list[tuple[ast.Definition, int, ast.Call | None]] = [(network, 0, None)]  # with how it was called
@@ -402,16 +404,14 @@ def _check_depth(network: ast.Definition, bodies: dict[str, _Body]) -> None:
             pending.pop()
             _, level, call = path.pop()
             body = bodies[d.name]
-            depth[d.name] = max([body.nesting] + [lv + depth[b.name] for b, lv, _ in body.calls])
+            depth[d.name] = max([body.nesting] + [lv + depth.get(b.name, 0) for b, lv, _ in body.calls])
             if call is not None:
                 _deep_enough(level + depth[d.name], call, path[-1][0].name)
             continue
         callee, level, call = step
         on_path = [p.name for p, _, _ in path]
-        if callee.name in on_path:
-            cycle = " → ".join([*on_path[on_path.index(callee.name):], callee.name])
-            raise _At(CnnError(f"block `{callee.name}` calls itself ({cycle})", call.span,
-                               "blocks cannot be recursive, even in a branch not taken; use `repeat`"), d.name)
+        if callee.name in on_path:  # recursion
+            continue
         if callee.name in depth:
             _deep_enough(level + depth[callee.name], call, d.name)
             continue
