@@ -38,7 +38,7 @@ from cnndsl.codegen.statements import UNKNOWN, Statements
 from cnndsl.codegen.symbolic import WHOLE, evaluate
 from cnndsl.codegen.wrap import wrap_all
 from cnndsl.elaborate.validate import bound_names
-from cnndsl.errors import CnnError, Span
+from cnndsl.errors import Span
 from cnndsl.ops.base import Symbol
 from cnndsl.ops.source import Src, docstring, is_real, py
 from cnndsl.syntax import ast
