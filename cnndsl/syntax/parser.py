@@ -24,7 +24,7 @@ from cnndsl.syntax.grammar import make_lark
 MAX_SYNTAX_ERRORS = 100  # past these the rest of the file is not read: one error says so
 _ENDS = {"_NL", "SEMICOLON", "RBRACE"}  # where a statement ends: recovery skips to one
 _CONTINUES = {"ELSE", "SHORTCUT", "LBRACE"}  # tokens before which a newline does not end the statement
-_PLACEHOLDERS = ("NAME", "STRING", "RPAR", "LBRACE", "RBRACE")  # what recovery may insert, a value first
+_PLACEHOLDERS = ("NAME", "STRING", "RPAR", "LBRACE", "RBRACE", "COLON")  # what recovery may insert, a value first
 _TOP_LEVEL = {"NETWORK", "BLOCK", "DEF", "USE"}
 
 
@@ -395,6 +395,7 @@ class _Run:
         self.errors.append(CnnError(f"more than {MAX_SYNTAX_ERRORS} syntax errors: the rest of the file is not read",
                                     _tok_span(self.source, tok) if not isinstance(tok, _BadCharacter) else None))
         self._damage((tok.line, 0), (1 << 30, 0))
+        self.skipping = self.skipping or (tok.line, 0)  # the rest is skipped: its end adds no error
 
     def _end(self) -> ast.Module:
         """Feeds the end of the file, closing what a broken file left open; the module built."""
