@@ -40,6 +40,7 @@ class Frame:
     work: Work = field(default_factory=Work)  # the elaboration's, shared by every frame
     input: str | None = None  # the layer `in` names as a tensor (`from in`): the block's input; None in a branch
     returned: list[str] | None = None  # `return a, b`: the layers the block gives its caller
+    inside: bool = False  # in a branch or a residual's body
 
     def env(self) -> Env:
         return Env(self.vars, self.in_shape, self.functions, work=self.work)
@@ -222,6 +223,8 @@ class _Elaborator:
 
     def named(self, name: ast.Name, frame: Frame) -> str:
         if name.id == "in":
+            if frame.input is None and not frame.inside:
+                self.need_input(None, name.span)
             if frame.input is None:
                 raise CnnError("`in` names the input of the block, which a branch or a residual's body does not see",
                                name.span, "name it after the merge or residual, or name an output inside the branch")
@@ -347,7 +350,7 @@ class _Elaborator:
         """A residual's body or a branch: it sees the variables around it (a `let` in it stays in it) and
         only the outputs named in it, as the generated code does."""
         sub = replace(frame, vars=dict(frame.vars), labels={}, outside=frame.outside | set(frame.labels), input=None,
-                      **changes)
+                      inside=True, **changes)
         out = self.body(stmts, sub, cur)
         self.branch_labels.update(sub.labels)
         return out
