@@ -485,7 +485,8 @@ def _title(c: ast.Call, values: dict) -> str:
     positional = [describe(values[k]) for k in list(values)[: sum(1 for a in c.args if a.name is None)]]
     keywords = [f"{a.name}={describe(values[a.name])}" for a in c.args if a.name is not None]
     text = " ".join([c.name, *positional])
-    return f"{text} ({', '.join(keywords)})" if keywords else text
+    text = f"{text} ({', '.join(keywords)})" if keywords else text
+    return " ".join([text, "with", *(n.id for n in c.inputs)]) if c.inputs else text
 
 
 def _shortcut_hint(in_shape: tuple, out_shape: tuple, names: dict[int, str]) -> str | None:
