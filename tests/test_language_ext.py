@@ -268,8 +268,8 @@ def test_a_flat_gate_on_the_left_and_the_hint_of_a_wrong_gate():
     assert (e.span.line, e.span.col) == (5, 5)
     assert e.message == ("multiply needs equal shapes or a per-channel gate: `x` gives 8x4x4, the current tensor "
                          "gives 3")
-    assert e.hint == ("a gate for the 8x4x4 map of `x` has its 8 channels (8 or 8x1x1), on either side: "
-                      "the current tensor has 3")
+    assert e.hint == ("a gate for the 8x4x4 map of `x` has 8 values (8 or 8x1x1), on either side: the current "
+                      "tensor has 3")
 
 
 def test_from_in_and_concat_in():

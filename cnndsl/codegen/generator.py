@@ -107,6 +107,7 @@ class Generator(Statements, ControlFlow, Merges):
     def __init__(self, program: Program):
         self.program = program
         self.classes: dict[tuple, BlockClass] = {}  # by (block, rank, ranks of its `with` inputs)
+        self.done: list[BlockClass] = []  # the classes written, in the order they were finished
         self.generating: list[str] = []  # blocks whose class is being written
         self.shaping: list[str] = []  # blocks whose output shape a caller is working out (block_shape)
         self.class_names: set[str] = set(prelude.HELPERS)
@@ -127,7 +128,7 @@ class Generator(Statements, ControlFlow, Merges):
         A network whose last top-level layer is a softmax also gets `logits()`: the runner trains on it.
         """
         net = self.network_class(network, overrides, ends_in_softmax)
-        written = [c.written for c in self.classes.values()] + [net]
+        written = [c.written for c in self.done] + [net]  # each class after those it calls
         sized = self.settle(written)
         classes = [w.text(sized) for w in written]
         helpers = prelude.helpers_source(prelude.used(classes))
@@ -305,6 +306,7 @@ class Generator(Statements, ControlFlow, Merges):
         cls.out_rank = len(ctx.shape)
         cls.written = Written(cls.name, _BASES[ctx.box.access], doc, first, params, lines, ctx.shape,
                               methods(ctx.box, ctx.steps), reads, inputs=inputs)
+        self.done.append(cls)
         return cls
 
 

@@ -74,9 +74,9 @@ def _multiply_shape(a: Args, ins: list[Shape]) -> Shape:
             raise ShapeError(
                 f"multiply needs equal shapes or a per-channel gate: {_name(a, j)} gives {fmt_shape(out)}, "
                 f"{_name(a, i)} gives {fmt_shape(shape)}",
-                hint=(f"a gate for the {fmt_shape(out)} map of {_name(a, j)} has its {out[0]} channels "
-                      f"({out[0]} or {out[0]}x1x1), on either side: {_name(a, i)} has "
-                      f"{shape[0]}" if len(out) == 3 else "multiply flat vectors of equal length"),
+                hint=(f"a gate for the {fmt_shape(out)} map of {_name(a, j)} has {out[0]} values ({out[0]} or "
+                      f"{out[0]}x1x1), on either side: {_name(a, i)} has {shape[0]}" if len(out) == 3
+                      else "multiply flat vectors of equal length"),
             )
     return out
 
