@@ -477,3 +477,29 @@ def test_endless_recursion_is_a_located_error_naming_the_chain():
     assert e.message == ("block `tree` calls itself more than 24 levels deep "
                          "(tree → tree → tree → tree → tree → tree → tree → tree → … → tree)")
     assert e.hint == "a block that calls itself needs a parameter that ends it: `if levels > 1 { tree (levels - 1) }`"
+
+
+def test_a_block_reading_the_size_of_its_other_input_takes_it():
+    text = """block f with lo {
+    from lo
+    conv 8 kernel=3 stride=2 padding=same
+    return in, lo
+}
+
+network n {
+    input 8x9x9
+    lo: conv 4 kernel=1
+    from in
+    a, b: f with lo
+    from b
+    conv 8 kernel=1
+}
+"""
+    spec = cnndsl.loads(text)
+    assert "def __init__(self, in_channels: int, lo_channels: int, lo_size: tuple[int, int]) -> None:" in spec.source()
+    assert "self.a = F2(8, 4, (9, 9))" in spec.source()  # (F is torch.nn.functional)
+    model = spec.build().eval()
+    x = torch.randn(1, 8, 9, 9)
+    with torch.no_grad():
+        assert torch.equal(model(x), model.conv1(model.lo(x)))
+    assert [s for _, s, _, _ in figures(text)[0]][-1] == (8, 9, 9)

@@ -34,7 +34,7 @@ from cnndsl.codegen.forward import Inputs, Save, methods, sequential
 from cnndsl.codegen.lines import Lines
 from cnndsl.codegen.merges import Merges
 from cnndsl.codegen.naming import RESERVED, Names, camel, child_bases, claim_local, pyname
-from cnndsl.codegen.statements import UNKNOWN, Statements
+from cnndsl.codegen.statements import Statements
 from cnndsl.codegen.symbolic import WHOLE, evaluate
 from cnndsl.codegen.wrap import wrap_all
 from cnndsl.elaborate.validate import bound_names
@@ -68,7 +68,7 @@ class Written:
     reads: list  # (a child's variable, its BlockClass) whose output size this class may read
     needs: set[str] = field(default_factory=set)  # out_channels, out_size, out_features: read by a caller
     sized: bool = False  # takes `in_size`: its body reads its input's height or width
-    inputs: list[str] = field(default_factory=list)  # `lo_channels: int` for a block's `with lo`
+    inputs: list[tuple[str, str | None]] = field(default_factory=list)  # `with lo`: (lo_channels, lo_size)
 
     def body(self, sized: dict[str, bool]) -> list[str]:
         """The __init__'s lines as they stand: size markers resolved, output sizes recorded, unread sizes
@@ -87,7 +87,10 @@ class Written:
     def text(self, sized: dict[str, bool]) -> str:
         body = self.body(sized)
         head = ["self"] + ([f"{self.first}: int"] if self.first else [])
-        head += (["in_size: tuple[int, int]"] if self.sized else []) + self.inputs + self.params
+        head += ["in_size: tuple[int, int]"] if self.sized else []
+        for channels, size in self.inputs:  # a `with` input's size only where the body reads it, as in_size
+            head += [f"{channels}: int"] + ([f"{size}: tuple[int, int]"] if sized.get(f"{self.name}.{size}") else [])
+        head += self.params
         init = ["    def __init__(" + ", ".join(head) + ") -> None:", "        super().__init__()"]
         init += ["        in_height, in_width = in_size"] if self.sized else []
         lines = [f"class {self.name}({self.base}):", f"    {self.doc}", "", *init, *body, *self.methods]
@@ -101,6 +104,7 @@ class BlockClass:
     out_rank: int
     floats: set[str]  # parameters given as floats: passed as they are, never through whole()
     written: Written | None  # None while its body is being written
+    inputs: list[tuple[str, str | None]] = field(default_factory=list)  # `with lo`: (lo_channels, lo_size)
 
 
 class Generator(Statements, ControlFlow, Merges):
@@ -145,7 +149,7 @@ class Generator(Statements, ControlFlow, Merges):
         """What each class records of its output and whether it takes `in_size`, as its callers need: from
         the callers down (each class comes after the classes it calls), again until nothing changes, since
         a size no longer passed may leave a caller's variable unread."""
-        sized = {w.name: _reads_size("\n".join(w.lines.lines)) for w in written if w.first}
+        sized = _sized(written, {w.name: w.lines.lines for w in written})
         for _ in range(len(written) + 1):  # sizes only ever go: a few rounds
             needs: dict[int, set[str]] = {id(w): set() for w in written}
             for w in reversed(written):  # callers first
@@ -154,7 +158,7 @@ class Generator(Statements, ControlFlow, Merges):
                 for handle, cls in w.reads:
                     needs[id(cls.written)].update(a for a in ("out_channels", "out_size", "out_features")
                                                   if f"{handle}.{a}" in text)
-            now = {w.name: _reads_size("\n".join(w.body(sized))) for w in written if w.first}
+            now = _sized(written, {w.name: w.body(sized) for w in written})
             if now == sized:
                 break
             sized = now
@@ -288,15 +292,16 @@ class Generator(Statements, ControlFlow, Merges):
         taken = {"in_channels", "in_height", "in_width", "in_features", "in_size"}
         params = {pyname(p.name) for p in d.params}
         inputs, ins = [], []
-        for name, r in zip(d.inputs, key[2]):  # `with lo`: the constructor takes `lo_channels`
-            size = claim_local(f"{pyname(name)}_{'channels' if r == 3 else 'features'}", taken | params)
-            taken.add(size)
-            inputs.append(f"{size}: int")
-            ins.append((Src(size), UNKNOWN, UNKNOWN) if r == 3 else (Src(size),))
+        for name, r in zip(d.inputs, key[2]):  # `with lo`: the constructor takes `lo_channels` (and `lo_size`)
+            channels = claim_local(f"{pyname(name)}_{'channels' if r == 3 else 'features'}", taken | params)
+            size = claim_local(f"{pyname(name)}_size", taken | params) if r == 3 else None
+            taken.update({channels, size} - {None})
+            inputs.append((channels, size))
+            ins.append((Src(channels), Src(f"{size}[0]"), Src(f"{size}[1]")) if size else (Src(channels),))
         # named and known before its body is written: a block that calls itself makes an instance of its own class
         head, _ = self.signature(d, Lines(taken=set(taken)), {}, in_shape)
         floats = {p.name for p, text in zip(d.params, head) if ": float" in text}
-        cls = self.classes[key] = BlockClass(self.class_name(d.name), rank, rank, floats, None)
+        cls = self.classes[key] = BlockClass(self.class_name(d.name), rank, rank, floats, None, inputs)
         try:
             lines, params, ctx, reads = self.write_class(d, in_shape, taken, ins=tuple(ins))
         except BaseException:
@@ -312,6 +317,17 @@ class Generator(Statements, ControlFlow, Merges):
 
 def _names(s) -> list[ast.Name]:
     return [s.name] if isinstance(s, ast.From) else s.names if isinstance(s, (ast.MergeWith, ast.Outputs)) else []
+
+
+def _sized(written: list, texts: dict) -> dict[str, bool]:
+    """Which classes take their input's size (`in_size`, by class name) and their `with` inputs' (`Fuse.lo_size`):
+    those whose body reads it."""
+    sized = {w.name: _reads_size("\n".join(texts[w.name])) for w in written if w.first}
+    for w in written:
+        for _, size in w.inputs:
+            if size:
+                sized[f"{w.name}.{size}"] = re.search(rf"\b{size}\b", "\n".join(texts[w.name])) is not None
+    return sized
 
 
 def _reads_size(text: str) -> bool:

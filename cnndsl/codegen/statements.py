@@ -273,7 +273,8 @@ class Statements:
         values = {p.name: evaluate(given[p.name].value, ctx.names, ctx.in_shape) for p in d.params
                   if p.name in given}
         parts = [py(ctx.shape[0]) + (size_marker(cls.name, _size(ctx.shape[1:])) if rank == 3 else "")]
-        parts += [py(shape[0]) for _, shape in given_ins]
+        for (_, shape), (_, size) in zip(given_ins, cls.inputs):  # `lo_channels`, and `lo_size` where it is read
+            parts.append(py(shape[0]) + (size_marker(f"{cls.name}.{size}", _size(shape[1:])) if size else ""))
         floats = cls.floats
         positional = sum(1 for a in c.args if a.name is None)
         parts += [py(_whole(values[p.name], p.name in floats)) for p in d.params[:positional]]
