@@ -20,6 +20,8 @@ WORK = 3  # statements run, block calls and repeat iterations per layer allowed:
 # statements a layer, and block calls that expand to nothing must not run for minutes (4**10 empty calls did)
 NESTING = 16  # levels of `{ }` in one file, the definition's own braces included
 DEPTH = 64  # levels of braces and block calls along one path through the program
+RECURSION = 24  # levels of block calls where a block calls itself (a tree): DLA's deepest tree is 4; 24 levels of a
+# body nested as deep as NESTING allows stay inside Python's recursion limit
 EXPRESSION = 64  # levels of operators in one expression
 NUMBER = 2**62  # larger numbers are a mistake, and would make Python's big ints slow
 

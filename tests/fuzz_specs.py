@@ -544,9 +544,9 @@ class Gen:
         if image:
             opts += [(12, "conv"), (3, "dwconv"), (3, "sepconv"), (6, "pool"), (3, "global"), (2, "adaptive"),
                      (1, "instancenorm"), (3, "flatten"), (2, "upsample"), (2, "zeropad"), (1, "reshape"), (1, "lrn"),
-                     (2, "convtranspose"), (1, "split"), (1, "channelshuffle")]
+                     (2, "convtranspose"), (1, "split"), (1, "channelshuffle"), (1, "slice")]
         else:
-            opts += [(12, "dense"), (2, "reshape"), (1, "lrn")]
+            opts += [(12, "dense"), (2, "reshape"), (1, "lrn"), (1, "slice")]
         kind = self.weighted(opts)
         text, out = getattr(self, "_layer_" + kind)(sc, shape)
         return text, out
@@ -704,6 +704,14 @@ class Gen:
         part = self.int_(0, parts - 1)
         values = {"parts": parts, "part": part} if parts != 2 or self.chance(50) else {"part": part}
         return self.render_call(self.pick(["split", "split", "chunk"]), values, sc), (c // parts, *shape[1:])
+
+    def _layer_slice(self, sc, shape):
+        c = shape[0]
+        end = self.int_(1, c)
+        values = {"end": end}
+        if self.chance(40):
+            values["start"] = self.int_(0, end - 1)
+        return self.render_call("slice", values, sc), (end - values.get("start", 0), *shape[1:])
 
     def _layer_channelshuffle(self, sc, shape):
         c = shape[0]
@@ -1105,6 +1113,9 @@ class Gen:
                 names = [n for n, s in sc.labels.items() if len(s) == 1]
         else:
             names = [n for n, s in sc.labels.items() if s == shape]
+        narrower = [n for n, s in sc.labels.items() if len(s) == len(shape) and s[1:] == shape[1:] and s[0] <= shape[0]]
+        if op == "add" and narrower and self.chance(25):  # ReXNet's residual into the first channels
+            return [f"add partial=true {self.pick(sorted(narrower))}"], shape
         if not names:
             if not self.edge():
                 text, out = self.layer(sc, shape)

@@ -321,13 +321,14 @@ def test_a_name_made_in_a_branch_is_seen_only_there():
     assert info.value.span.line == 6
 
 
-def test_a_block_calling_itself_in_an_untaken_branch_is_refused_by_check_too():
-    # the branch is never taken for these values, but the class would recurse for deep=True: what check
-    # accepts, compile must accept, so check refuses it as well
-    text = "block b(deep = false) { if deep { b } }\nnetwork n { input 3x8x8\n b }"
-    with pytest.raises(cnndsl.CnnError, match=r"calls itself \(b → b\)") as e:
-        cnndsl.loads(text).check()
-    assert (e.value.span.line, e.value.span.col) == (1, 35)
+def test_a_block_calling_itself_in_an_untaken_branch_compiles_and_an_endless_one_is_refused():
+    # the class makes an instance of itself only where the constructor's arguments take that arm, as check does
+    text = "block b(deep = false) { relu; if deep { b deep } }\nnetwork n { input 3x8x8\n b DEEP }"
+    model = cnndsl.loads(text.replace("DEEP", "false")).build()
+    assert [n for n, _ in model.b1.named_children()] == ["relu1"]
+    with pytest.raises(cnndsl.CnnError, match=r"calls itself more than 24 levels deep \(b → b → ") as e:
+        cnndsl.loads(text.replace("DEEP", "true")).check()
+    assert (e.value.span.line, e.value.span.col) == (1, 41)
 
 
 DIGIT_NAMES = """block b1() {

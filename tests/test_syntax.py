@@ -95,7 +95,7 @@ def test_the_command_line_prints_them_all_and_json_lists_them(tmp_path, capsys):
 def test_a_statement_broken_by_a_syntax_error_adds_no_semantic_error():
     # `convv` is unknown, but its statement is broken: one error there, and the next line's is kept
     assert errors_of("network n {\n    input 3x8x8\n    convv 8 kernel=3,\n    conv 8 kernal=1\n}\n") == [
-        (3, 21, "unexpected `,`; expected one of `(`, `;`, `false`, `in`, `true`, `}`, ..."),
+        (3, 21, "unexpected `,`; expected one of `(`, `;`, `false`, `in`, `true`, `with`, ..."),
         (4, 12, "`conv` has no argument `kernal`"),
     ]
 

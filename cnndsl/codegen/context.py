@@ -93,3 +93,4 @@ class Ctx:
     pinned: tuple = ()  # values the code around a branch or a body still reads: their variables stay put
     dead: bool = False  # this code raises at construction (see Statements.body)
     bound: frozenset[str] = frozenset()  # the names the definition binds: `act` alone applies one
+    returned: list | None = None  # the shapes of the tensors a block's `return a, b` gives

@@ -14,7 +14,7 @@ decisions made in a loop as the constructor recorded them in the list `self._pla
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cnndsl.codegen.context import Box, Slot
 from cnndsl.codegen.naming import claim_local, pyname
@@ -31,7 +31,27 @@ class Ref:
 
 @dataclass
 class Call:
+    """A child applied to the current tensor; a block's with the tensors it takes besides (`inputs`), giving
+    `returns` tensors, the first the current one and the others into `outputs` (those the caller names)."""
+
     ref: Ref
+    inputs: list[Slot] = field(default_factory=list)
+    returns: int = 1
+    outputs: list[Slot] = field(default_factory=list)
+
+
+@dataclass
+class Inputs:
+    """A block's tensors besides the current one: the forward's parameters (`def forward(self, x, lo)`)."""
+
+    slots: list[Slot]
+
+
+@dataclass
+class Returns:
+    """A block's `return a, b`: the forward returns these."""
+
+    slots: list[Slot]
 
 
 @dataclass
@@ -55,6 +75,7 @@ class Merge:
     op: str
     inputs: list[Slot | None]
     ranks: list[int]
+    args: dict = field(default_factory=dict)  # the merge's own arguments (add's `partial`)
 
 
 @dataclass
@@ -79,6 +100,7 @@ class Sum:
     test: str | None
     inplace: bool
     attr: str | None = None
+    args: dict = field(default_factory=dict)  # the sum's own arguments (`residual partial=true`)
 
 
 @dataclass
@@ -88,6 +110,7 @@ class Join:
     op: str
     branches: list[Branch | None]
     ranks: list[int]
+    args: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -151,7 +174,8 @@ def uses_plan(steps: list) -> bool:
 def sequential(steps: list) -> bool:
     """Whether the steps only ever apply each child to the previous output: an nn.Sequential's forward."""
     for s in steps:
-        if isinstance(s, (Load, Merge, Sum, Join, Guarded)):
+        if isinstance(s, (Load, Merge, Sum, Join, Guarded, Inputs, Returns)) or (
+                isinstance(s, Call) and (s.inputs or s.returns > 1)):
             return False
         if isinstance(s, (Loop, Choice)) and not all(sequential(inner) for inner in _inner(s)):
             return False
@@ -194,6 +218,9 @@ class Forward:
             self.add(0, f"{self.walk(self.root)} = iter(self.children())")
         if self.plan:
             self.add(0, f"{self.plan} = iter(self._plan)")
+        for s in steps[:1] if steps and isinstance(steps[0], Inputs) else []:
+            for slot in s.slots:  # the forward's parameters
+                self.slots[id(slot)] = self.local(pyname(slot.hint))
         cur = self.steps(steps, "x", "x", 0)
         last = f"        {cur} = "
         if self.lines and self.lines[-1].startswith(last):
@@ -244,6 +271,10 @@ class Forward:
                 cur = var
             elif isinstance(s, Load):
                 cur = self.var(s.slot)
+            elif isinstance(s, Returns):
+                cur = ", ".join(self.var(x) for x in s.slots)
+            elif isinstance(s, Inputs):
+                pass
             elif isinstance(s, Loop):
                 cur = self.loop(s, cur, run, depth)
             else:
@@ -254,10 +285,16 @@ class Forward:
     def produce(self, s, cur: str, target: str, depth: int) -> str:
         """A step that makes a tensor, written into `target`."""
         if isinstance(s, Call):
-            self.add(depth, f"{target} = {self.module(s.ref)}({cur})")
+            call = f"{self.module(s.ref)}({', '.join([cur, *(self.var(x) for x in s.inputs)])})"
+            if s.outputs:  # `hi, lo = self.fuse1(x, lo)`
+                outs = [target, *(self.var(x) for x in s.outputs)]
+                outs += ["_"] * (s.returns - len(outs))
+                self.add(depth, f"{', '.join(outs)} = {call}")
+            else:
+                self.add(depth, f"{target} = {call}" + ("[0]" if s.returns > 1 else ""))
         elif isinstance(s, Merge):
             args = [cur if x is None else self.var(x) for x in s.inputs]
-            self.add(depth, f"{target} = {REGISTRY[s.op].expression(args, s.ranks)}")
+            self.add(depth, f"{target} = {REGISTRY[s.op].expression(args, s.ranks, s.args)}")
         elif isinstance(s, Sum):
             self.sum(s, cur, target, depth)
         else:
@@ -340,7 +377,9 @@ class Forward:
                 self.add(depth, f"if next({self.plan}) == 0:")
             inner = depth + bool(s.test)
             self.add(inner, f"{identity} = {self.branch(s.shortcut, start if kept else identity, inner)}")
-        if s.inplace and end == target:
+        if s.args.get("partial"):  # timm's ReXNet: the shortcut added to the first channels
+            self.add(depth, f"{target} = {REGISTRY['add'].expression([end, identity], [], s.args)}")
+        elif s.inplace and end == target:
             self.add(depth, f"{target} += {identity}")
         else:
             self.add(depth, f"{target} = {end} + {identity}")
@@ -368,7 +407,7 @@ class Forward:
                 self.add(depth, f"{outs[-1]} = {self.module(b.ref)}({cur})")
             else:
                 outs.append(self.branch(b, cur, depth))
-        self.add(depth, f"{target} = {REGISTRY[s.op].expression(outs, s.ranks)}")
+        self.add(depth, f"{target} = {REGISTRY[s.op].expression(outs, s.ranks, s.args)}")
         self.taken.difference_update(o for o in outs if o != cur and o not in self.slots.values())
 
 
@@ -379,7 +418,10 @@ def methods(root: Box, steps: list, ends_in_softmax: bool = False) -> list[str]:
     out = []
     if root.access != "whole":
         head = steps[:-1] if softmax and root.access == "attr" else steps
-        out = ["", "    def forward(self, x):", *Forward(root, head).method(head)]
+        forward = Forward(root, head)
+        body = forward.method(head)
+        given = steps[0].slots if steps and isinstance(steps[0], Inputs) else []
+        out = ["", f"    def forward(self, {', '.join(['x', *(forward.var(x) for x in given)])}):", *body]
         if softmax and root.access == "attr":
             out[2:] = [f"        return {Forward(root, []).module(last.ref)}(self.logits(x))"]
     if softmax:

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field, replace
 
 from cnndsl.codegen import functions, prelude
 from cnndsl.codegen.annotate import ParamTypes, arguments
-from cnndsl.codegen.context import SIZE, Box, ClassState, Ctx, Retry, Unsupported
+from cnndsl.codegen.context import SIZE, Box, ClassState, Ctx, Retry, Slot, Unsupported
 from cnndsl.codegen.control import ControlFlow
 from cnndsl.codegen.files import shown
-from cnndsl.codegen.forward import methods, sequential
+from cnndsl.codegen.forward import Inputs, Save, methods, sequential
 from cnndsl.codegen.lines import Lines
 from cnndsl.codegen.merges import Merges
-from cnndsl.codegen.naming import RESERVED, Names, camel, child_bases, pyname
+from cnndsl.codegen.naming import RESERVED, Names, camel, child_bases, claim_local, pyname
 from cnndsl.codegen.statements import Statements
 from cnndsl.codegen.symbolic import WHOLE, evaluate
 from cnndsl.codegen.wrap import wrap_all
@@ -69,6 +69,7 @@ class Written:
     reads: list  # (a child's variable, its BlockClass) whose output size this class may read
     needs: set[str] = field(default_factory=set)  # out_channels, out_size, out_features: read by a caller
     sized: bool = False  # takes `in_size`: its body reads its input's height or width
+    inputs: list[tuple[str, str | None]] = field(default_factory=list)  # `with lo`: (lo_channels, lo_size)
 
     def body(self, sized: dict[str, bool]) -> list[str]:
         """The __init__'s lines as they stand: size markers resolved, output sizes recorded, unread sizes
@@ -87,7 +88,10 @@ class Written:
     def text(self, sized: dict[str, bool]) -> str:
         body = self.body(sized)
         head = ["self"] + ([f"{self.first}: int"] if self.first else [])
-        head += (["in_size: tuple[int, int]"] if self.sized else []) + self.params
+        head += ["in_size: tuple[int, int]"] if self.sized else []
+        for channels, size in self.inputs:  # a `with` input's size only where the body reads it, as in_size
+            head += [f"{channels}: int"] + ([f"{size}: tuple[int, int]"] if sized.get(f"{self.name}.{size}") else [])
+        head += self.params
         init = ["    def __init__(" + ", ".join(head) + ") -> None:", "        super().__init__()"]
         init += ["        in_height, in_width = in_size"] if self.sized else []
         lines = [f"class {self.name}({self.base}):", f"    {self.doc}", "", *init, *body, *self.methods]
@@ -100,19 +104,23 @@ class BlockClass:
     rank: int
     out_rank: int
     floats: set[str]  # parameters given as floats: passed as they are, never through whole()
-    written: Written
+    written: Written | None  # None while its body is being written
+    inputs: list[tuple[str, str | None]] = field(default_factory=list)  # `with lo`: (lo_channels, lo_size)
 
 
 class Generator(Statements, ControlFlow, Merges):
     def __init__(self, program: Program):
         self.program = program
-        self.classes: dict[tuple[str, int], BlockClass] = {}
-        self.generating: list[str] = []  # blocks whose class is being written, to refuse recursion
+        self.classes: dict[tuple, BlockClass] = {}  # by (block, rank, ranks of its `with` inputs)
+        self.done: list[BlockClass] = []  # the classes written, in the order they were finished
+        self.generating: list[str] = []  # blocks whose class is being written
+        self.shaping: list[str] = []  # blocks whose output shape a caller is working out (block_shape)
         self.class_names: set[str] = set(prelude.HELPERS) | _plugin_classes()  # no class of ours shadows them
         self.examples: dict[str, object] = {}  # the network's parameters as check saw them (the input's rank)
         self.types = ParamTypes(program)  # what calls give a required parameter: its annotation
         self.numeric: dict[str, set[str]] = {}  # block → parameters only ever given numbers (numeric_params)
         self.reads: list = []  # in the class being written: children whose output size it reads
+        self.returned = None  # the last block call's step and the shapes of the tensors it returns
         self.class_names.update(pyname(d.name) for d in program.definitions.values() if d.kind == "function")
         self.whole = functions.whole(program)  # the spec's functions that give whole numbers
 
@@ -125,11 +133,11 @@ class Generator(Statements, ControlFlow, Merges):
         A network whose last top-level layer is a softmax also gets `logits()`: the runner trains on it.
         """
         net = self.network_class(network, overrides, ends_in_softmax)
-        written = [c.written for c in self.classes.values()] + [net]
+        written = [c.written for c in self.done] + [net]  # each class after those it calls
         sized = self.settle(written)
         classes = [w.text(sized) for w in written]
         helpers = prelude.helpers_source(prelude.used(classes))
-        called = [network, *(self.program.definitions[name] for name, _ in self.classes)]
+        called = [network, *(self.program.definitions[key[0]] for key in self.classes)]
         helpers += functions.source(functions.used(self.program, called))  # the spec's `def`s
         main = _MAIN.format(name=net.name)
         parts = [header, prelude.imports(helpers + "".join(classes) + main, plugins.torch_classes()), helpers]
@@ -142,7 +150,7 @@ class Generator(Statements, ControlFlow, Merges):
         """What each class records of its output and whether it takes `in_size`, as its callers need: from
         the callers down (each class comes after the classes it calls), again until nothing changes, since
         a size no longer passed may leave a caller's variable unread."""
-        sized = {w.name: _reads_size("\n".join(w.lines.lines)) for w in written if w.first}
+        sized = _sized(written, {w.name: w.lines.lines for w in written})
         for _ in range(len(written) + 1):  # sizes only ever go: a few rounds
             needs: dict[int, set[str]] = {id(w): set() for w in written}
             for w in reversed(written):  # callers first
@@ -151,7 +159,7 @@ class Generator(Statements, ControlFlow, Merges):
                 for handle, cls in w.reads:
                     needs[id(cls.written)].update(a for a in ("out_channels", "out_size", "out_features")
                                                   if f"{handle}.{a}" in text)
-            now = {w.name: _reads_size("\n".join(w.body(sized))) for w in written if w.first}
+            now = _sized(written, {w.name: w.body(sized) for w in written})
             if now == sized:
                 break
             sized = now
@@ -176,8 +184,8 @@ class Generator(Statements, ControlFlow, Merges):
         return Written(name, _BASES[ctx.box.access], doc, None, params, lines, ctx.shape,
                        methods(ctx.box, ctx.steps, ends_in_softmax), reads)
 
-    def write_class(self, d: ast.Definition, in_shape: tuple, taken: set[str], overrides: dict | None = None
-                    ) -> tuple[Lines, list[str], Ctx, list]:
+    def write_class(self, d: ast.Definition, in_shape: tuple, taken: set[str], overrides: dict | None = None,
+                    ins: tuple = ()) -> tuple[Lines, list[str], Ctx, list]:
         """The body of a class's __init__, in the first form its statements allow."""
         bases = child_bases(self.program.definitions, d.body)
         for access, mode in _FORMS:
@@ -186,6 +194,7 @@ class Generator(Statements, ControlFlow, Merges):
             box = Box("self", Names(mode), access, "self" if access == "attr" else None)
             self.start_names(box, lines)
             ctx = Ctx(box, in_shape, names, in_shape, [], cls=ClassState(bases), bound=frozenset(bound_names(d)))
+            self.own_input(d, ctx, ins)
             self.reads = []
             try:
                 self.body(d.body, ctx, lines)
@@ -246,19 +255,30 @@ class Generator(Statements, ControlFlow, Merges):
                                     if all(_number_valued(e) for _, e in uses)}
         return self.numeric[d.name]
 
-    def scratch_ctx(self, d: ast.Definition, in_shape: tuple, names: dict) -> Ctx:
+    def scratch_ctx(self, d: ast.Definition, in_shape: tuple, names: dict, ins: tuple = ()) -> Ctx:
         """Where a caller runs a block's body for its output shape only."""
         box = Box("_", Names("tracked", locals=("_", "_")), "iter")
-        return Ctx(box, in_shape, names, in_shape, [], cls=ClassState(), bound=frozenset(bound_names(d)))
+        ctx = Ctx(box, in_shape, names, in_shape, [], cls=ClassState(), bound=frozenset(bound_names(d)))
+        self.own_input(d, ctx, ins)
+        return ctx
 
-    def block_class(self, d: ast.Definition, rank: int, span: Span) -> BlockClass:
-        key = (d.name, rank)
-        if key in self.classes:
+    def own_input(self, d: ast.Definition, ctx: Ctx, ins: tuple = ()) -> None:
+        """A block's `with lo`: the forward's parameters; `from in`, `concat in`: the forward keeps its input in a
+        variable (`x_in = x`) where the body names it."""
+        if d.inputs:
+            slots = [Slot(name) for name in d.inputs]
+            ctx.steps.append(Inputs(slots))
+            ctx.labels.update((name, (slot, shape)) for name, slot, shape in zip(d.inputs, slots, ins))
+        if any(isinstance(s, (ast.From, ast.MergeWith, ast.Outputs)) and any(n.id == "in" for n in _names(s))
+               for s in ast.statements(d.body)):
+            slot = Slot("x_in")
+            ctx.steps.append(Save(slot))
+            ctx.labels["in"] = (slot, ctx.shape)
+
+    def block_class(self, d: ast.Definition, rank: int, span: Span, in_ranks: tuple = ()) -> BlockClass:
+        key = (d.name, rank, in_ranks)
+        if key in self.classes:  # (also the class being written: a block that calls itself, a tree)
             return self.classes[key]
-        if d.name in self.generating:
-            cycle = " → ".join([*self.generating[self.generating.index(d.name):], d.name])
-            raise CnnError(f"block `{d.name}` calls itself ({cycle})", span,
-                           "blocks cannot be recursive, even in a branch not taken; use `repeat`")
         self.generating.append(d.name)
         reads = self.reads
         try:
@@ -267,18 +287,48 @@ class Generator(Statements, ControlFlow, Merges):
             self.generating.pop()
             self.reads = reads
 
-    def _block_class(self, d: ast.Definition, rank: int, key: tuple[str, int]) -> BlockClass:
+    def _block_class(self, d: ast.Definition, rank: int, key: tuple) -> BlockClass:
         first = "in_channels" if rank == 3 else "in_features"
         in_shape = (Src("in_channels"), Src("in_height"), Src("in_width")) if rank == 3 else (Src("in_features"),)
-        lines, params, ctx, reads = self.write_class(d, in_shape, {"in_channels", "in_height", "in_width",
-                                                                   "in_features", "in_size"})
+        taken = {"in_channels", "in_height", "in_width", "in_features", "in_size"}
+        params = {pyname(p.name) for p in d.params}
+        inputs, ins = [], []
+        for name, r in zip(d.inputs, key[2]):  # `with lo`: the constructor takes `lo_channels` (and `lo_size`)
+            channels = claim_local(f"{pyname(name)}_{'channels' if r == 3 else 'features'}", taken | params)
+            size = claim_local(f"{pyname(name)}_size", taken | params) if r == 3 else None
+            taken.update({channels, size} - {None})
+            inputs.append((channels, size))
+            ins.append((Src(channels), Src(f"{size}[0]"), Src(f"{size}[1]")) if size else (Src(channels),))
+        # named and known before its body is written: a block that calls itself makes an instance of its own class
+        head, _ = self.signature(d, Lines(taken=set(taken)), {}, in_shape)
+        floats = {p.name for p, text in zip(d.params, head) if ": float" in text}
+        cls = self.classes[key] = BlockClass(self.class_name(d.name), rank, rank, floats, None, inputs)
+        try:
+            lines, params, ctx, reads = self.write_class(d, in_shape, taken, ins=tuple(ins))
+        except BaseException:
+            del self.classes[key]
+            raise
         doc = docstring(f"block {ast.signature(d)} ({shown(d.span.source.name)}:{d.span.line}).")
-        name = self.class_name(d.name)
-        written = Written(name, _BASES[ctx.box.access], doc, first, params, lines, ctx.shape,
-                          methods(ctx.box, ctx.steps), reads)
-        floats = {p.name for p, text in zip(d.params, params) if ": float" in text}
-        self.classes[key] = BlockClass(name, rank, len(ctx.shape), floats, written)
-        return self.classes[key]
+        cls.out_rank = len(ctx.shape)
+        cls.written = Written(cls.name, _BASES[ctx.box.access], doc, first, params, lines, ctx.shape,
+                              methods(ctx.box, ctx.steps), reads, inputs=inputs)
+        self.done.append(cls)
+        return cls
+
+
+def _names(s) -> list[ast.Name]:
+    return [s.name] if isinstance(s, ast.From) else s.names if isinstance(s, (ast.MergeWith, ast.Outputs)) else []
+
+
+def _sized(written: list, texts: dict) -> dict[str, bool]:
+    """Which classes take their input's size (`in_size`, by class name) and their `with` inputs' (`Fuse.lo_size`):
+    those whose body reads it."""
+    sized = {w.name: _reads_size("\n".join(texts[w.name])) for w in written if w.first}
+    for w in written:
+        for _, size in w.inputs:
+            if size:
+                sized[f"{w.name}.{size}"] = re.search(rf"\b{size}\b", "\n".join(texts[w.name])) is not None
+    return sized
 
 
 def _reads_size(text: str) -> bool:

@@ -90,6 +90,10 @@ class Merges:
         if not static:
             lines.add(f"{parent.expr}.add_module({name_text(name)}, {box.expr})")
 
+    def merge_args(self, op: str, s, ctx: Ctx) -> dict:
+        """A merge's own arguments (`add partial=true`): written out, so known here (check refuses a variable)."""
+        return self.layer_values(REGISTRY[op], ast.Call(op, s.args, s.span), ctx)
+
     def shortcut_if(self, s: ast.Residual, ctx: Ctx):
         """True, False, or the condition's source: whether the residual has a shortcut."""
         if s.shortcut is None:
@@ -111,7 +115,7 @@ class Merges:
             shortcut, test, attr = self.optional_shortcut(s, cond, ctx, lines)
         self.consume(ctx, lines, "add", label)
         inplace = overwritable(body.made_by) and body.made_by != "residual" and not body.moved
-        ctx.steps.append(Sum(body.steps, shortcut, test, inplace, attr))
+        ctx.steps.append(Sum(body.steps, shortcut, test, inplace, attr, self.merge_args("add", s, ctx)))
         ctx.shape, ctx.moved = body.shape, False
         ctx.made_by = "residual" if label is None else None
 
@@ -156,9 +160,10 @@ class Merges:
                 refs.append(None)
                 shapes.append(ctx.shape)
         op = REGISTRY[s.op]
-        shape = self.out_shape(op, CodeArgs({}, shapes))
+        values = self.merge_args(s.op, s, ctx)
+        shape = self.out_shape(op, CodeArgs(values, shapes))
         self.consume(ctx, lines, s.op, label)
-        ctx.steps.append(Join(s.op, refs, [len(x) for x in shapes]))
+        ctx.steps.append(Join(s.op, refs, [len(x) for x in shapes], values))
         ctx.shape, ctx.moved = shape, False
         ctx.made_by = s.op if label is None else None
 
@@ -166,10 +171,11 @@ class Merges:
         self.wiring(ctx)
         refs = [self.label_ref(n, ctx) for n in s.names]
         op = REGISTRY[s.op]
+        values = self.merge_args(s.op, s, ctx)
         shapes = [ctx.shape, *(shape for _, shape in refs)]
-        shape = self.out_shape(op, CodeArgs({}, shapes))
+        shape = self.out_shape(op, CodeArgs(values, shapes))
         self.consume(ctx, lines, s.op, label)
-        ctx.steps.append(Merge(s.op, [None, *(slot for slot, _ in refs)], [len(x) for x in shapes]))
+        ctx.steps.append(Merge(s.op, [None, *(slot for slot, _ in refs)], [len(x) for x in shapes], values))
         ctx.shape, ctx.moved = shape, False
         ctx.made_by = s.op if label is None else None
 

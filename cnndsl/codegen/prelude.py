@@ -237,6 +237,17 @@ class Split(nn.Module):
     def forward(self, x):
         return x.chunk(self.parts, dim=1)[self.part]
 ''',
+    "ChannelSlice": '''
+class ChannelSlice(nn.Module):
+    """The channels from `start` up to `end`: x[:, start:end] (GhostNet's `out[:, :oup]`)."""
+
+    def __init__(self, start: int, end: int) -> None:
+        super().__init__()
+        self.start, self.end = start, end
+
+    def forward(self, x):
+        return x[:, self.start:self.end]
+''',
     "ChannelShuffle": '''
 class ChannelShuffle(nn.Module):
     """Interleaves the channels of `groups` groups, as torchvision's channel_shuffle (ShuffleNet)."""

@@ -12,7 +12,7 @@ import re
 from dataclasses import replace
 
 from cnndsl.codegen.context import Ctx, Opaque, Retry, Slot, Unsupported, size_marker
-from cnndsl.codegen.forward import Call, Choice, Load, Ref, Save
+from cnndsl.codegen.forward import Call, Choice, Load, Ref, Returns, Save
 from cnndsl.codegen.lines import Lines
 from cnndsl.codegen.naming import ACTIVATION_KINDS, decision_attribute, pyname
 from cnndsl.codegen.symbolic import WHOLE, evaluate
@@ -53,8 +53,11 @@ class Statements:
 
     def stmt(self, s: ast.Stmt, ctx: Ctx, lines: Lines, label: str | None) -> None:
         if isinstance(s, ast.Labeled):
+            self.returned = None
             self.stmt(s.stmt, ctx, lines, s.label)
             self.save(ctx, s.label)
+            if s.more:
+                self.name_outputs(s, ctx)
             return
         if isinstance(s, ast.Frozen):
             inner = replace(ctx, frozen=True)
@@ -64,8 +67,24 @@ class Statements:
             return
         handler = {ast.Call: self.call, ast.Let: self.let, ast.Repeat: self.repeat, ast.If: self.if_,
                    ast.Residual: self.residual, ast.Merge: self.merge, ast.MergeWith: self.merge_with,
-                   ast.From: self.from_}[type(s)]
+                   ast.From: self.from_, ast.Outputs: self.outputs}[type(s)]
         handler(s, ctx, lines, label)
+
+    def name_outputs(self, s: ast.Labeled, ctx: Ctx) -> None:
+        """`hi, lo: fuse ...`: the call's other tensors, each a variable of the forward (`x, lo = ...`)."""
+        step, shapes = self.returned
+        for name, shape in zip(s.more, shapes[1:]):
+            slot = ctx.slots.setdefault(name, Slot(name))
+            step.outputs.append(slot)
+            ctx.labels[name] = (slot, shape)
+
+    def outputs(self, s: ast.Outputs, ctx: Ctx, lines: Lines, label) -> None:
+        """`return a, b`: what the forward returns."""
+        self.wiring(ctx)
+        refs = [self.label_ref(n, ctx) for n in s.names]
+        ctx.steps.append(Returns([slot for slot, _ in refs]))
+        ctx.shape, ctx.made_by, ctx.moved = refs[0][1], None, True
+        ctx.returned = [shape for _, shape in refs]
 
     def save(self, ctx: Ctx, label: str) -> None:
         """`label:` names the current tensor: a variable of the forward, seen by later statements."""
@@ -97,7 +116,7 @@ class Statements:
         ctx.shape, ctx.made_by, ctx.moved = shape, None, True
 
     def label_ref(self, name: ast.Name, ctx: Ctx) -> tuple[Slot, tuple]:
-        if name.id not in ctx.labels:  # check scopes names as this does: only where check never went
+        if name.id not in ctx.labels:  # check scopes names (and `in`) as this does: only where check never went
             raise CnnError(f"no output is named `{name.id}` here", name.span)
         return ctx.labels[name.id]
 
@@ -160,6 +179,8 @@ class Statements:
             rank = len(example) if isinstance(example, tuple) else 1
             value = tuple(Src(f"{py(value, ATOM)}[{i}]") for i in range(rank)) if rank > 1 else value
         ctx.shape = ctx.in_shape = value if isinstance(value, tuple) else (value,)
+        if "in" in ctx.labels:  # `from in` at the network's top level: its input
+            ctx.labels["in"] = (ctx.labels["in"][0], ctx.shape)
         lines.add(f"self.input_shape = {py(ctx.shape)}")
 
     def apply(self, c: ast.Call, ctx: Ctx, lines: Lines) -> None:
@@ -244,11 +265,16 @@ class Statements:
 
     def block_call(self, d: ast.Definition, c: ast.Call, ctx: Ctx, lines: Lines, label: str | None) -> None:
         rank = len(ctx.shape)
-        cls = self.block_class(d, rank, c.span)
+        given_ins = [self.label_ref(n, ctx) for n in c.inputs]
+        if given_ins or _returns(d):
+            self.wiring(ctx)
+        cls = self.block_class(d, rank, c.span, tuple(len(shape) for _, shape in given_ins))
         given = bind(c, [ArgSlot(p.name, required=p.default is None) for p in d.params], f"block `{d.name}`")
         values = {p.name: evaluate(given[p.name].value, ctx.names, ctx.in_shape) for p in d.params
                   if p.name in given}
         parts = [py(ctx.shape[0]) + (size_marker(cls.name, _size(ctx.shape[1:])) if rank == 3 else "")]
+        for (_, shape), (_, size) in zip(given_ins, cls.inputs):  # `lo_channels`, and `lo_size` where it is read
+            parts.append(py(shape[0]) + (size_marker(f"{cls.name}.{size}", _size(shape[1:])) if size else ""))
         floats = cls.floats
         positional = sum(1 for a in c.args if a.name is None)
         parts += [py(_whole(values[p.name], p.name in floats)) for p in d.params[:positional]]
@@ -256,14 +282,21 @@ class Statements:
                   if a.name is not None]
         src = f"{cls.name}({', '.join(parts)})"
         try:
-            shape, made_by = self.block_shape(d, ctx.shape, values, c.span)
+            shape, made_by, shapes = self.block_shape(d, ctx.shape, values, c.span, [s for _, s in given_ins])
         except Opaque:
-            shape, made_by = (UNKNOWN,) * cls.out_rank, None
+            if _returns(d):
+                raise Unsupported(f"the sizes of the tensors block `{d.name}` returns cannot be written as formulas "
+                                  "of its arguments (a loop over an argument changes them)", c.span,
+                                  "return only the current tensor from a block whose loop changes sizes") from None
+            shape, made_by, shapes = (UNKNOWN,) * cls.out_rank, None, []
         hidden = [k for k, v in enumerate(shape) if unknown(v) or (k == 0 and not _short(v))]
         if hidden and lines.exact:  # a caller's view: what the block's module records, it cannot know
             shape = tuple(UNKNOWN if k in hidden else v for k, v in enumerate(shape))
             hidden = []
         handle = self.child(ctx, lines, d.name, src, (), label, keep=bool(hidden))
+        step = ctx.steps[-1]
+        step.inputs, step.returns = [slot for slot, _ in given_ins], max(len(shapes), 1)
+        self.returned = (step, shapes)
         if hidden:
             shape = self.read_back(cls, handle, shape, hidden, ctx, lines)
         ctx.shape = shape
@@ -287,22 +320,34 @@ class Statements:
         lines.add(f"{var} = {shape[0].text}")
         return (Src(var), *shape[1:])
 
-    def block_shape(self, d: ast.Definition, in_shape: tuple, values: dict, span: Span) -> tuple[tuple, str | None]:
-        """The block's output shape for these arguments, and what made it: its body run for shapes only."""
+    def block_shape(self, d: ast.Definition, in_shape: tuple, values: dict, span: Span, ins: list = ()
+                    ) -> tuple[tuple, str | None, list]:
+        """The block's output shape for these arguments, what made it, and the shapes of the tensors it returns
+        (`return a, b`; none without): its body run for shapes only."""
         names: dict = {WHOLE: self.whole}
         for p in d.params:
             names[p.name] = values[p.name] if p.name in values else evaluate(p.default, dict(names), in_shape)
-        ctx = self.scratch_ctx(d, in_shape, names)
+        if d.name in self.shaping and not is_known((tuple(names.get(p.name) for p in d.params), in_shape)):
+            raise Opaque()  # a tree: its depth is a constructor argument here; the caller reads the size back
+        ctx = self.scratch_ctx(d, in_shape, names, tuple(ins))
+        self.shaping.append(d.name)
         try:
             self.body(d.body, ctx, Lines(scratch=True, exact=True))
         except Unsupported as e:
             raise e.note(f"in block `{d.name}` called here", span) from None
         except Retry:
             raise Opaque() from None
-        return ctx.shape, ctx.made_by
+        finally:
+            self.shaping.pop()
+        return ctx.shape, ctx.made_by, ctx.returned or []
 
 
 _INT_KINDS = {"int", "pair", "ints", "shape", "padding"}
+
+
+def _returns(d: ast.Definition) -> bool:
+    """Whether the block ends in `return a, b` with several tensors."""
+    return bool(d.body) and isinstance(d.body[-1], ast.Outputs) and len(d.body[-1].names) > 1
 
 
 def _carry(inner: Ctx, ctx: Ctx) -> None:

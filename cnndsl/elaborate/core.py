@@ -38,6 +38,9 @@ class Frame:
     bound: frozenset[str] = frozenset()  # the names the definition binds: `act` alone applies one
     functions: dict = field(default_factory=dict)  # the program's functions (`def`), by name
     work: Work = field(default_factory=Work)  # the elaboration's, shared by every frame
+    input: str | None = None  # the layer `in` names as a tensor (`from in`): the block's input; None in a branch
+    returned: list[str] | None = None  # `return a, b`: the layers the block gives its caller
+    inside: bool = False  # in a branch or a residual's body
 
     def env(self) -> Env:
         return Env(self.vars, self.in_shape, self.functions, work=self.work)
@@ -90,6 +93,7 @@ class _Elaborator:
         self.branch_labels: dict[str, str] = {}  # outputs named inside branches, for a hint
         self.bound_cache: dict[str, frozenset[str]] = {}
         self.functions = functions_of(program)
+        self.outputs: list[str] | None = None  # the layers the last block call returned (`a, b: fuse ...`)
 
     # ---- the network ------------------------------------------------------------------------------
 
@@ -133,8 +137,11 @@ class _Elaborator:
     def stmt(self, s: ast.Stmt, frame: Frame, cur: str | None, label: str | None) -> str | None:
         self.step(s.span)
         if isinstance(s, ast.Labeled):
+            self.outputs = None
             cur = self.stmt(s.stmt, frame, cur, s.label)
             frame.labels[s.label] = cur
+            if s.more:
+                self.name_outputs(s, frame)
             return cur
         if isinstance(s, ast.Call):
             return self.call(s, frame, cur, label)
@@ -154,12 +161,26 @@ class _Elaborator:
             return cur
         if isinstance(s, ast.From):
             return self.named(s.name, frame)
+        if isinstance(s, ast.Outputs):
+            frame.returned = [self.named(n, frame) for n in s.names]
+            return frame.returned[0]
         self.need_input(cur, s.span)
         if isinstance(s, ast.Residual):
             return self.residual(s, frame, cur, label)
         if isinstance(s, ast.Merge):
             return self.merge(s, frame, cur, label)
         return self.merge_with(s, frame, cur, label)
+
+    def name_outputs(self, s: ast.Labeled, frame: Frame) -> None:
+        """`hi, lo: fuse ...`: one name for each tensor the block returns."""
+        names = [s.label, *s.more]
+        outs = self.outputs or []
+        if len(outs) != len(names):
+            what = f"returns {len(outs)} tensor{'s' * (len(outs) != 1)}" if outs else "is not a block call"
+            raise CnnError(f"{len(names)} names for a statement that {what}", s.span,
+                           "a block gives several tensors with `return a, b` as its last statement; name as many")
+        for name, lid in zip(names[1:], outs[1:]):
+            frame.labels[name] = lid
 
     def condition(self, e: ast.Expr, frame: Frame) -> bool:
         value = evaluate(e, frame.env())
@@ -201,6 +222,13 @@ class _Elaborator:
         return value
 
     def named(self, name: ast.Name, frame: Frame) -> str:
+        if name.id == "in":
+            if frame.input is None and not frame.inside:
+                self.need_input(None, name.span)
+            if frame.input is None:
+                raise CnnError("`in` names the input of the block, which a branch or a residual's body does not see",
+                               name.span, "name it after the merge or residual, or name an output inside the branch")
+            return frame.input
         if name.id in frame.outside and name.id not in frame.labels:
             raise CnnError(f"`{name.id}` is named outside this branch; a branch sees only the outputs named in it",
                            name.span, "use it after the merge or residual, or name an output inside the branch")
@@ -236,6 +264,9 @@ class _Elaborator:
         if isinstance(op, ast.Definition):
             self.need_input(cur, c.span)
             return self.block_call(op, c, frame, cur, label)
+        if c.inputs:
+            raise CnnError(f"`{op.name}` is a layer: only a block takes tensors with `with`", c.inputs[0].span,
+                           "merge named outputs with `add`, `concat` or `multiply`: `concat e1 e2`")
         if op.name == "input":
             return self.input(c, frame, cur, label)
         self.need_input(cur, c.span)
@@ -268,15 +299,25 @@ class _Elaborator:
                 e.diagnostic.span = c.args[0].value.span
             raise
         frame.in_shape = self.by_id[cur].shape
+        frame.input = cur
         return cur
 
     def block_call(self, d: ast.Definition, c: ast.Call, frame: Frame, cur: str, label: str | None) -> str:
         chain = [name for name, _ in self.calls]
-        if d.name in chain:
-            cycle = " → ".join([*chain[chain.index(d.name):], d.name])
-            raise CnnError(f"block `{d.name}` calls itself ({cycle})", c.span,
-                           "blocks cannot be recursive; use `repeat` for repetition")
+        if d.name in chain and len(chain) >= limits.RECURSION:
+            start = chain.index(d.name)
+            shown = chain[start:][:8] + (["…"] if len(chain) - start > 8 else [])
+            raise CnnError(f"block `{d.name}` calls itself more than {limits.RECURSION} levels deep "
+                           f"({' → '.join([*shown, d.name])})", c.span,
+                           "a block that calls itself needs a parameter that ends it: "
+                           "`if levels > 1 { tree (levels - 1) }`")
         given = bind(c, [Slot(p.name, required=p.default is None) for p in d.params], f"block `{d.name}`")
+        if len(c.inputs) != len(d.inputs):
+            wanted = f"`with {' '.join(d.inputs)}`" if d.inputs else "none"
+            raise CnnError(f"block `{d.name}` takes {len(d.inputs)} tensor{'s' * (len(d.inputs) != 1)} besides the "
+                           f"current one, given {len(c.inputs)}", c.span, f"its definition names {wanted}: give "
+                           "as many named outputs after `with`, in that order")
+        ins = [self.named(n, frame) for n in c.inputs]
         in_shape = self.by_id[cur].shape
         env = Env({}, in_shape, self.functions, work=self.work)
         for p in d.params:  # a default may use earlier parameters and `in`
@@ -285,7 +326,8 @@ class _Elaborator:
         gid = self.name(frame, d.name, label)
         self.groups[gid] = Group(gid, _title(c, env.vars), "block", c.span)
         inner = Frame(env.vars, {}, in_shape, gid, (*frame.groups, gid), frame.frozen, d.name,
-                      bound=self.bound(d), functions=self.functions, work=self.work)
+                      bound=self.bound(d), functions=self.functions, work=self.work, input=cur)
+        inner.labels.update(zip(d.inputs, ins))
         self.calls.append((d.name, c.span))
         try:
             out = self.body(d.body, inner, cur)
@@ -293,6 +335,7 @@ class _Elaborator:
             raise e.note(f"in block `{d.name}` called here", c.span) from None
         finally:
             self.calls.pop()
+        self.outputs = inner.returned or [out]
         return out
 
     # ---- merges -------------------------------------------------------------------------------------
@@ -306,7 +349,8 @@ class _Elaborator:
     def inner(self, stmts, frame: Frame, cur: str, **changes) -> str:
         """A residual's body or a branch: it sees the variables around it (a `let` in it stays in it) and
         only the outputs named in it, as the generated code does."""
-        sub = replace(frame, vars=dict(frame.vars), labels={}, outside=frame.outside | set(frame.labels), **changes)
+        sub = replace(frame, vars=dict(frame.vars), labels={}, outside=frame.outside | set(frame.labels), input=None,
+                      inside=True, **changes)
         out = self.body(stmts, sub, cur)
         self.branch_labels.update(sub.labels)
         return out
@@ -319,10 +363,11 @@ class _Elaborator:
         if s.shortcut is not None and (s.shortcut_if is None or self.condition(s.shortcut_if, frame)):
             short = self.branch(s.shortcut, frame, cur, "shortcut", "shortcut", s.shortcut_span or s.span)
             short_label = "shortcut"
+        values = self.merge_args("add", s.args, s.span, frame)
         try:
-            return self.add_layer("add", {}, [body, short], s.span, frame, label, ["body", short_label])
+            return self.add_layer("add", values, [body, short], s.span, frame, label, ["body", short_label])
         except CnnError as e:
-            if s.shortcut is None or short == cur:
+            if (s.shortcut is None or short == cur) and not values["partial"]:
                 e.diagnostic.hint = _shortcut_hint(self.by_id[cur].shape, self.by_id[body].shape,
                                                    self.size_names(frame, s.body))
             raise
@@ -352,12 +397,16 @@ class _Elaborator:
         ends = [self.branch(b, frame, cur, "branch", None, s.branch_spans[i] if s.branch_spans else s.span)
                 for i, b in enumerate(s.branches)]
         names = [f"branch {i}" for i in range(1, len(ends) + 1)]
-        return self.add_layer(s.op, {}, ends, s.span, frame, label, names)
+        return self.add_layer(s.op, self.merge_args(s.op, s.args, s.span, frame), ends, s.span, frame, label, names)
 
     def merge_with(self, s: ast.MergeWith, frame: Frame, cur: str, label: str | None) -> str:
         ins = [cur, *(self.named(n, frame) for n in s.names)]
         names = ["the current tensor", *(f"`{n.id}`" for n in s.names)]
-        return self.add_layer(s.op, {}, ins, s.span, frame, label, names)
+        return self.add_layer(s.op, self.merge_args(s.op, s.args, s.span, frame), ins, s.span, frame, label, names)
+
+    def merge_args(self, op: str, args: list[ast.Arg], span: Span, frame: Frame) -> dict:
+        """A merge's own arguments (`add partial=true`), bound as a layer's."""
+        return layer_args(REGISTRY[op], ast.Call(op, args, span), frame.env())
 
     # ---- layers -------------------------------------------------------------------------------------
 
@@ -436,7 +485,8 @@ def _title(c: ast.Call, values: dict) -> str:
     positional = [describe(values[k]) for k in list(values)[: sum(1 for a in c.args if a.name is None)]]
     keywords = [f"{a.name}={describe(values[a.name])}" for a in c.args if a.name is not None]
     text = " ".join([c.name, *positional])
-    return f"{text} ({', '.join(keywords)})" if keywords else text
+    text = f"{text} ({', '.join(keywords)})" if keywords else text
+    return " ".join([text, "with", *(n.id for n in c.inputs)]) if c.inputs else text
 
 
 def _shortcut_hint(in_shape: tuple, out_shape: tuple, names: dict[int, str]) -> str | None:

@@ -30,7 +30,9 @@ def expressions_of(s) -> list[ast.Expr]:
     if isinstance(s, ast.If):
         return [arm.cond for arm in s.arms]
     if isinstance(s, ast.Residual):
-        return [s.shortcut_if] if s.shortcut_if is not None else []
+        return [a.value for a in s.args] + ([s.shortcut_if] if s.shortcut_if is not None else [])
+    if isinstance(s, (ast.Merge, ast.MergeWith)):
+        return [a.value for a in s.args]
     return []
 
 

@@ -36,15 +36,21 @@ class _Walk:
     def __init__(self, program: Program, work: Work):
         self.program, self.work = program, work
         self.functions = functions_of(program)
-        self.done: dict[tuple[str, int | None], int | None] = {}
+        self.done: dict[tuple, int | None] = {}
+        self.returned: dict[tuple, list] = {}  # the ranks a block's `return a, b` gives
+        self.outputs: list = []  # those of the last block call, for `hi, lo: fuse ...`
 
-    def definition(self, d: ast.Definition, rank: int | None) -> int | None:
-        key = (d.name, rank)
+    def definition(self, d: ast.Definition, rank: int | None, ins: tuple = ()) -> int | None:
+        key = (d.name, rank, ins)
         if key not in self.done:
             self.done[key] = None  # (a call cycle is refused elsewhere)
             params = _defaults(d, self.functions, self.work)
-            scope = _Scope(bound_names(d), params, {}, self.functions, self.work)
+            scope = _Scope(bound_names(d), params, {"in": rank, **dict(zip(d.inputs, ins))}, self.functions,
+                           self.work)
             self.done[key] = self.body(d.body, rank, scope)
+            if d.body and isinstance(d.body[-1], ast.Outputs):
+                self.returned[key] = [scope.labels.get(n.id) for n in d.body[-1].names]
+        self.outputs = self.returned.get(key, [self.done[key]])
         return self.done[key]
 
     def body(self, stmts: list[ast.Stmt], rank: int | None, scope: _Scope) -> int | None:
@@ -54,8 +60,12 @@ class _Walk:
 
     def stmt(self, s: ast.Stmt, rank: int | None, scope: _Scope) -> int | None:
         if isinstance(s, ast.Labeled):
+            self.outputs = []
             rank = self.stmt(s.stmt, rank, scope)
             scope.labels[s.label] = rank
+            outs = self.outputs
+            for k, name in enumerate(s.more, 1):
+                scope.labels[name] = outs[k] if k < len(outs) else None
             return rank
         if isinstance(s, ast.Frozen):
             return self.body(s.body, rank, scope)
@@ -63,6 +73,8 @@ class _Walk:
             return self.call(s, rank, scope)
         if isinstance(s, ast.From):
             return scope.labels.get(s.name.id)
+        if isinstance(s, ast.Outputs):
+            return scope.labels.get(s.names[0].id)
         if isinstance(s, ast.Repeat):
             return self.repeat(s, rank, scope)
         if isinstance(s, ast.If):
@@ -83,7 +95,7 @@ class _Walk:
         op = callee(self.program, c)
         if isinstance(op, ast.Definition):
             try:
-                return self.definition(op, rank)
+                return self.definition(op, rank, tuple(scope.labels.get(n.id) for n in c.inputs))
             except CnnError as e:
                 raise e.note(f"in block `{op.name}` called here", c.span) from None
         given = bind(c, op_slots(op), f"`{op.name}`")

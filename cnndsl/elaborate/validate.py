@@ -69,6 +69,7 @@ def collect(program: Program, roots: list[ast.Definition], work: Work | None = N
         if d.kind == "function":
             scanner.check(functions.check_function, d, variables)
         scanner.defaults()
+        scanner.check(_returns, d)
         scanner.stmts(d.body, 1)
         errors += (_noted(e, d.name, reached, program) for e in scanner.errors)
         for callee, call in [(c, call) for c, _, call in body.calls] + body.functions:
@@ -181,11 +182,15 @@ class _Scanner:
                 self.check(self._condition, arm.cond)
                 self.stmts(arm.body, level + 1)
             self.stmts(s.orelse, level + 1)
+        elif isinstance(s, ast.MergeWith):
+            self.check(self.merge_args, s, s.op)
         elif isinstance(s, ast.Residual):
+            self.check(self.merge_args, s, "add")
             self.check(self._condition, s.shortcut_if)
             self.stmts(s.body, level + 1)
             self.stmts(s.shortcut or [], level + 1)
         elif isinstance(s, ast.Merge):
+            self.check(self.merge_args, s, s.op)
             for branch in s.branches:
                 self.stmts(branch, level + 1)
         elif isinstance(s, ast.Let):
@@ -224,6 +229,23 @@ class _Scanner:
         value = self._constant(e)
         if value is not _UNKNOWN and not isinstance(value, bool):
             raise CnnError("a condition must be true or false", e.span, "compare values: `if stride != 1 { ... }`")
+
+    def merge_args(self, s, op: str) -> None:
+        """A merge's own arguments (`add partial=true`) exist, and are written out: the forward computes the
+        merge, and one forward serves every value of the block's parameters."""
+        if not s.args:
+            return
+        entry = REGISTRY[op]
+        given = bind(ast.Call(op, s.args, s.span), op_slots(entry), f"`{op}`")
+        for spec in entry.args:
+            arg = given.get(spec.name)
+            value = _UNKNOWN if arg is None else self._constant(arg.value)
+            if arg is not None and value is _UNKNOWN:
+                raise CnnError(f"`{spec.name}` of {op} must be written out (`{spec.name}=true`), not taken from a "
+                               "variable", arg.value.span, "the generated forward computes the merge: one form "
+                               "serves every call; use an `if` with a merge in each arm")
+            if arg is not None:
+                coerce(value, spec, arg.value.span, op)
 
     def call(self, c: ast.Call, level: int) -> None:
         if applies_variable(self.program, c, self.bound):  # `act`: the activation the variable holds
@@ -311,11 +333,36 @@ def _label(s: ast.Labeled, program: Program, bound: set[str]) -> None:
     if isinstance(s.stmt, ast.Call) and applies_variable(program, s.stmt, bound):
         raise CnnError(f"a name cannot label `{s.stmt.name}`: the activation the variable holds may be none, "
                        "which makes no layer", s.span, "label the layer before it, or write the activation itself")
-    why = ("every PyTorch module has an attribute of that name" if s.label in MODULE_ATTRIBUTES
-           else "it is a Python keyword" if keyword.iskeyword(s.label)
-           else "it starts with `_`" if s.label.startswith("_") else None)
+    for name in [s.label, *s.more]:
+        _output_name(name, s.span, "an output")
+    if s.more and not isinstance(s.stmt, ast.Call):
+        raise CnnError(f"{len(s.more) + 1} names for a statement that gives one tensor", s.span,
+                       "only a block call gives several, where the block ends in `return a, b`")
+
+
+def _output_name(name: str, span, what: str) -> None:
+    why = ("every PyTorch module has an attribute of that name" if name in MODULE_ATTRIBUTES
+           else "it is a Python keyword" if keyword.iskeyword(name)
+           else "it starts with `_`" if name.startswith("_") else None)
     if why:
-        raise CnnError(f"`{s.label}` cannot name an output: {why}", s.span, "pick another name")
+        raise CnnError(f"`{name}` cannot name {what}: {why}", span, "pick another name")
+
+
+def _returns(d: ast.Definition) -> None:
+    """`return a, b` ends a block (its top level: one forward returns it), and a block's inputs are distinct names."""
+    seen: set[str] = set()
+    for name in d.inputs:
+        _output_name(name, d.span, "a block's input")
+        if name in seen:
+            raise CnnError(f"block `{d.name}` takes the input `{name}` twice", d.span, "name each input once")
+        seen.add(name)
+    for s in ast.statements(d.body):
+        if isinstance(s, ast.Outputs) and (d.kind != "block" or s is not d.body[-1]):
+            where = "a network: its output is its last tensor" if d.kind == "network" else (
+                "its block's last statement, outside `if`, `repeat`, merges and residuals")
+            raise CnnError(f"`return` here: it may only be {where}", s.span,
+                           "name the tensors and return them at the end: `return a, b`"
+                           if d.kind == "block" else "end the network with the layer that gives its output")
 
 
 def applies_variable(program: Program, c: ast.Call, bound: set[str]) -> bool:
@@ -343,10 +390,12 @@ def _closed(e: ast.Expr, bound: set[str]) -> bool:
 
 
 def _check_depth(network: ast.Definition, bodies: dict[str, _Body]) -> None:
-    """Refuses blocks that call themselves, and paths of braces and calls deeper than limits.DEPTH.
+    """Refuses paths of braces and calls deeper than limits.DEPTH.
 
     A depth-first walk with its own stack: a chain of a thousand blocks is refused, not a RecursionError.
-    depth[b] is how deep b's body reaches: its own braces, plus, at each call, the callee's depth.
+    depth[b] is how deep b's body reaches: its own braces, plus, at each call, the callee's depth. A block that
+    calls itself (a tree) is left to elaboration, which follows its calls only as deep as its parameters take them
+    and refuses them past limits.RECURSION; here a call back up the path counts its own braces alone.
     """
     depth: dict[str, int] = {}
     path: list[tuple[ast.Definition, int, ast.Call | None]] = [(network, 0, None)]  # with how it was called
@@ -358,16 +407,14 @@ def _check_depth(network: ast.Definition, bodies: dict[str, _Body]) -> None:
             pending.pop()
             _, level, call = path.pop()
             body = bodies[d.name]
-            depth[d.name] = max([body.nesting] + [lv + depth[b.name] for b, lv, _ in body.calls])
+            depth[d.name] = max([body.nesting] + [lv + depth.get(b.name, 0) for b, lv, _ in body.calls])
             if call is not None:
                 _deep_enough(level + depth[d.name], call, path[-1][0].name)
             continue
         callee, level, call = step
         on_path = [p.name for p, _, _ in path]
-        if callee.name in on_path:
-            cycle = " → ".join([*on_path[on_path.index(callee.name):], callee.name])
-            raise _At(CnnError(f"block `{callee.name}` calls itself ({cycle})", call.span,
-                               "blocks cannot be recursive, even in a branch not taken; use `repeat`"), d.name)
+        if callee.name in on_path:  # recursion
+            continue
         if callee.name in depth:
             _deep_enough(level + depth[callee.name], call, d.name)
             continue

@@ -190,8 +190,8 @@ class Op:
     torch: Callable[[CodeArgs], str] | None = None
     sym_shape: Callable[[CodeArgs], tuple] | None = None
     # a layer its block's forward computes in place (a merge): the expression, from its inputs' variables
-    # and their ranks (torch.cat([a, b], dim=1))
-    expression: Callable[[list[str], list[int]], str] | None = None
+    # and their ranks, and the layer's arguments (torch.cat([a, b], dim=1))
+    expression: Callable[[list[str], list[int], dict], str] | None = None
     # False where autograd keeps only the inputs for the backward pass: a relu after such a layer
     # may overwrite its output in place (torchvision's ReLU(inplace=True))
     output_saved: bool = True

@@ -1,5 +1,6 @@
-"""Channel plumbing of ShuffleNet: split (one of equal channel parts, `x.chunk(n, dim=1)[i]`) and
-channelshuffle (torchvision's `channel_shuffle`). Neither has parameters nor MACs."""
+"""Channel plumbing: split (one of equal channel parts, `x.chunk(n, dim=1)[i]`, ShuffleNet), slice (a range of
+channels, `x[:, :c]`: GhostNet, ReXNet, DPN) and channelshuffle (torchvision's `channel_shuffle`). None has
+parameters nor MACs."""
 
 from __future__ import annotations
 
@@ -49,6 +50,44 @@ SPLIT = Op(
 )
 
 
+def _slice_shape(a: Args, ins: list[Shape]) -> Shape:
+    c = ins[0][0]
+    what = "channels" if len(ins[0]) == 3 else "features"
+    if a.end > c:
+        raise ShapeError(f"slice {a.end} reaches past the {c} {what} of its input",
+                         hint=f"`slice` keeps the {what} from `start` up to `end` (at most {c}), as `x[:, start:end]`")
+    if a.start >= a.end:
+        raise ShapeError(f"slice start={a.start} end={a.end} keeps no {what}",
+                         hint="`start` must be below `end`: `slice 8 start=2` keeps channels 2 to 7")
+    return (a.end - a.start, *ins[0][1:])
+
+
+def _slice_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
+    return [f"channels {a.start}..{a.end - 1} of {ins[0][0]}: {a.end} - {a.start} = {out[0]} kept; params = 0"]
+
+
+def _slice_label(a: Args, ins: list[Shape]) -> str:
+    return f"slice {a.end}" if a.start == 0 else f"slice {a.start}:{a.end}"
+
+
+SLICE = Op(
+    "slice",
+    "The channels from `start` up to `end`, `x[:, start:end]`: GhostNet's `out[:, :oup]` is `slice oup`, DPN's "
+    "`x[:, :c]` and `x[:, c:]` are `slice c` and `slice in.channels start=c`.",
+    "shape",
+    args=(ArgSpec("end", "int", positional=True, aliases=("stop",), low=1,
+                  doc="one past the last channel kept (Python's slice end)"),
+          ArgSpec("start", "int", 0, low=0, doc="the first channel kept, counted from 0")),
+    shape=_slice_shape,
+    label=_slice_label,
+    explain=_slice_explain,
+    torch=lambda g: ctor("ChannelSlice", g.start, g.end),
+    sym_shape=lambda g: (binop("-", g.end, g.start), *g.x[1:]),
+    shape_rule="end-start x H x W (or end-start features)",
+    keras="Slice",
+)
+
+
 def _shuffle_shape(a: Args, ins: list[Shape]) -> Shape:
     c, _, _ = need_image("channelshuffle", ins[0])
     if c % a.groups:
@@ -77,4 +116,4 @@ CHANNELSHUFFLE = Op(
     keras="ChannelShuffle",
 )
 
-ENTRIES = (SPLIT, CHANNELSHUFFLE)
+ENTRIES = (SPLIT, SLICE, CHANNELSHUFFLE)

@@ -105,11 +105,13 @@ class Arg(_Node):
 
 @dataclass
 class Call(_Node):
-    """A layer or a block call: `conv 64 kernel=3`."""
+    """A layer or a block call: `conv 64 kernel=3`; `fuse 32 with lo` gives a block the tensors it takes
+    besides the current one."""
 
     name: str
     args: list[Arg]
     span: Span | None = field(default=None, compare=False)
+    inputs: list[Name] = field(default_factory=list)
 
 
 @dataclass
@@ -150,6 +152,7 @@ class Residual(_Node):
     shortcut_if: Expr | None
     span: Span | None = field(default=None, compare=False)
     shortcut_span: Span | None = field(default=None, compare=False)
+    args: list[Arg] = field(default_factory=list)  # the sum's own arguments: `residual partial=true { }`
 
 
 @dataclass
@@ -161,19 +164,23 @@ class Merge(_Node):
     span: Span | None = field(default=None, compare=False)
     branch_spans: list[Span] = field(default_factory=list, compare=False)
     close: Span | None = field(default=None, compare=False)  # its `}`, for the printer's comments
+    args: list[Arg] = field(default_factory=list)  # the merge's own arguments: `add partial=true { }`
 
 
 @dataclass
 class MergeWith(_Node):
-    """`concat e1 e2`: merges the current tensor with named outputs."""
+    """`concat e1 e2`: merges the current tensor with named outputs (`in`: the block's input)."""
 
     op: str
     names: list[Name]
     span: Span | None = field(default=None, compare=False)
+    args: list[Arg] = field(default_factory=list)
 
 
 @dataclass
 class From(_Node):
+    """`from e1`: a named output (`in`: the block's input) becomes the current tensor."""
+
     name: Name
     span: Span | None = field(default=None, compare=False)
 
@@ -192,6 +199,7 @@ class Labeled(_Node):
     label: str
     stmt: Stmt
     span: Span | None = field(default=None, compare=False)
+    more: list[str] = field(default_factory=list)  # `hi, lo: fuse ...`: the names of a block's other outputs
 
 
 @dataclass
@@ -203,6 +211,14 @@ class Frozen(_Node):
 
 
 @dataclass
+class Outputs(_Node):
+    """A block's last statement `return a, b`: the tensors it gives its caller (the first is the current one)."""
+
+    names: list[Name]
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass
 class Return(_Node):
     """A function's last statement: `return expr`."""
 
@@ -210,7 +226,7 @@ class Return(_Node):
     span: Span | None = field(default=None, compare=False)
 
 
-Stmt = Call | Repeat | If | Residual | Merge | MergeWith | From | Let | Labeled | Frozen | Return
+Stmt = Call | Repeat | If | Residual | Merge | MergeWith | From | Let | Labeled | Frozen | Outputs | Return
 
 # ---- top level ------------------------------------------------------------------------------
 
@@ -234,6 +250,7 @@ class Definition(_Node):
     body: list[Stmt]
     span: Span | None = field(default=None, compare=False)  # the name
     close: Span | None = field(default=None, compare=False)  # its `}`, for the printer's comments
+    inputs: list[str] = field(default_factory=list)  # a block's `with lo`: tensors it takes besides `in`
 
 
 @dataclass
@@ -322,7 +339,8 @@ def _const(value) -> str:
 def signature(d: Definition) -> str:
     """`name(a, b = 2)`, as the definition declares it."""
     params = [p.name if p.default is None else f"{p.name} = {show(p.default)}" for p in d.params]
-    return f"{d.name}({', '.join(params)})"
+    inputs = f" with {' '.join(d.inputs)}" if d.inputs else ""
+    return f"{d.name}({', '.join(params)}){inputs}"
 
 
 def statements(body: list[Stmt]):

@@ -25,7 +25,7 @@ from cnndsl.syntax.grammar import make_lark
 MAX_SYNTAX_ERRORS = 100  # past these the rest of the file is not read: one error says so
 _ENDS = {"_NL", "SEMICOLON", "RBRACE"}  # where a statement ends: recovery skips to one
 _CONTINUES = {"ELSE", "SHORTCUT", "LBRACE"}  # tokens before which a newline does not end the statement
-_PLACEHOLDERS = ("NAME", "STRING", "RPAR", "LBRACE", "RBRACE")  # what recovery may insert, a value first
+_PLACEHOLDERS = ("NAME", "STRING", "RPAR", "LBRACE", "RBRACE", "COLON")  # what recovery may insert, a value first
 _TOP_LEVEL = {"NETWORK", "BLOCK", "DEF", "USE"}
 
 
@@ -474,6 +474,7 @@ class _Run:
         self.errors.append(CnnError(f"more than {MAX_SYNTAX_ERRORS} syntax errors: the rest of the file is not read",
                                     _tok_span(self.source, tok) if not isinstance(tok, _BadCharacter) else None))
         self._damage((tok.line, 0), (1 << 30, 0))
+        self.skipping = self.skipping or (tok.line, 0)  # the rest is skipped: its end adds no error
 
     def _end(self) -> ast.Module:
         """Feeds the end of the file, closing what a broken file left open; the module built."""
@@ -586,8 +587,18 @@ class _ToAst:
     def network(self, name, params, body):
         return ast.Definition("network", str(name), params or [], body.stmts, self._tok(name), self._tok(body.close))
 
-    def block(self, name, params, body):
-        return ast.Definition("block", str(name), params or [], body.stmts, self._tok(name), self._tok(body.close))
+    def block(self, name, params, inputs, body):
+        return ast.Definition("block", str(name), params or [], body.stmts, self._tok(name), self._tok(body.close),
+                              inputs or [])
+
+    def block_inputs(self, _kw, *names):
+        return [str(n) for n in names]
+
+    def call_inputs(self, _kw, *names):
+        return [ast.Name(str(n), self._tok(n)) for n in names]
+
+    def outputs(self, kw, *names):
+        return ast.Outputs([ast.Name(str(n), self._tok(n)) for n in names], self._span(kw, names[-1]))
 
     def params(self, *params):
         return list(params)
@@ -600,14 +611,18 @@ class _ToAst:
         return _Braced(stmts, close)
 
     # statements
-    def labeled(self, name, stmt):
-        return ast.Labeled(str(name), stmt, self._tok(name))
+    def labeled(self, name, *rest):
+        *more, stmt = rest
+        return ast.Labeled(str(name), stmt, self._tok(name), [str(n) for n in more])
 
     def frozen(self, kw, inner):
         stmts = inner.stmts if isinstance(inner, _Braced) else [inner]
         return ast.Frozen(stmts, self._span(kw, inner))
 
-    def call(self, name, *args):
+    def call(self, name, *rest):
+        *args, inputs = rest
+        if inputs:
+            return ast.Call(str(name), list(args), self._span(name, inputs[-1]), inputs)
         return ast.Call(str(name), list(args), self._span(name, args[-1] if args else name))
 
     def positional(self, value):
@@ -642,12 +657,13 @@ class _ToAst:
     def else_body(self, body):
         return body
 
-    def residual(self, kw, body, shortcut):
+    def residual(self, kw, *rest):
+        *args, body, shortcut = rest
         if shortcut is None:
-            return ast.Residual(body.stmts, None, None, self._span(kw, body))
+            return ast.Residual(body.stmts, None, None, self._span(kw, body), args=args)
         cond, stmts, span = shortcut
         return ast.Residual(body.stmts, stmts, cond, Span(self.source, *self._start(kw), span.end_line,
-                                                          span.end_col), span)
+                                                          span.end_col), span, args=args)
 
     def shortcut(self, kw, cond, body):
         return (cond, body.stmts, self._span(kw, body))
@@ -655,15 +671,20 @@ class _ToAst:
     def merge_op(self, op):
         return op
 
-    def merge(self, op, *branches_and_close):
-        *branches, close = branches_and_close
-        return ast.Merge(str(op), [b for b, _ in branches], self._tok(op), [s for _, s in branches], self._tok(close))
+    def merge(self, op, *rest):
+        *items, close = rest
+        args = [a for a in items if isinstance(a, ast.Arg)]
+        branches = [b for b in items if not isinstance(b, ast.Arg)]
+        return ast.Merge(str(op), [b for b, _ in branches], self._tok(op), [s for _, s in branches], self._tok(close),
+                         args=args)
 
     def branch(self, kw, body):
         return (body.stmts, self._span(kw, body))
 
-    def merge_with(self, op, *names):
-        return ast.MergeWith(str(op), [ast.Name(str(n), self._tok(n)) for n in names], self._tok(op))
+    def merge_with(self, op, *items):
+        args = [a for a in items if isinstance(a, ast.Arg)]
+        names = [ast.Name(str(n), self._tok(n)) for n in items if not isinstance(n, ast.Arg)]
+        return ast.MergeWith(str(op), names, self._tok(op), args=args)
 
     def from_stmt(self, kw, name):
         return ast.From(ast.Name(str(name), self._tok(name)), self._span(kw, name))

@@ -25,7 +25,7 @@ from cnndsl.syntax.parser import parse
 INDENT = "    "
 WIDTH = 120  # a one-line construct longer than this is printed on lines of its own
 KEYWORDS = frozenset("use network block def return let repeat in if else residual shortcut add concat multiply "
-                     "branch from frozen true false and or not".split())
+                     "branch from frozen true false and or not with".split())
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -97,7 +97,8 @@ class _Printer:
     def definition(self, d: ast.Definition) -> None:
         keyword_ = {"network": "network", "block": "block", "function": "def"}[d.kind]
         params = f"({', '.join(_param(p) for p in d.params)})" if d.params else ("()" if d.kind == "function" else "")
-        self.body(0, f"{keyword_} {_name(d.name)}{params}", d.body, d, d.close)
+        inputs = "".join(f" {_name(n)}" for n in d.inputs)
+        self.body(0, f"{keyword_} {_name(d.name)}{params}" + (f" with{inputs}" if inputs else ""), d.body, d, d.close)
 
     def body(self, depth: int, head: str, stmts: list, node, close) -> None:
         """`head { stmts }`: on one line where it was written so and fits, else on lines of its own."""
@@ -129,7 +130,7 @@ class _Printer:
 
     def stmt(self, s, depth: int, prefix: str = "") -> None:
         if isinstance(s, ast.Labeled):
-            self.stmt(s.stmt, depth, f"{prefix}{_name(s.label)}: ")  # a label is on its statement's line
+            self.stmt(s.stmt, depth, f"{prefix}{_labels(s)}: ")  # a label is on its statement's line
         elif isinstance(s, ast.Frozen) and _inline_frozen(s):
             self.stmt(s.body[0], depth, prefix + "frozen ")
         elif isinstance(s, ast.Frozen):
@@ -146,7 +147,7 @@ class _Printer:
             self.merge(s, depth, prefix)
         else:
             self.emit(depth, prefix + _inline(s), self.start(s), self.end(s))
-            if isinstance(s, ast.Call) and not prefix:
+            if isinstance(s, ast.Call) and not prefix and not s.inputs:
                 self.lines[-1].cells = [s.name, *(_arg(a) for a in s.args)]
 
     def if_stmt(self, s: ast.If, depth: int, prefix: str) -> None:
@@ -164,7 +165,7 @@ class _Printer:
         self.closing(depth, "}", s.span)
 
     def residual(self, s: ast.Residual, depth: int, prefix: str) -> None:
-        self.emit(depth, f"{prefix}residual {{", self.start(s))
+        self.emit(depth, f"{prefix}{_head('residual', s.args)} {{", self.start(s))
         for x in s.body:
             self.stmt(x, depth + 1)
         if s.shortcut is None:
@@ -176,7 +177,7 @@ class _Printer:
         self.closing(depth, "}", s.shortcut_span or s.span)
 
     def merge(self, s: ast.Merge, depth: int, prefix: str) -> None:
-        self.emit(depth, f"{prefix}{s.op} {{", self.start(s))
+        self.emit(depth, f"{prefix}{_head(s.op, s.args)} {{", self.start(s))
         spans = s.branch_spans if len(s.branch_spans) == len(s.branches) else [None] * len(s.branches)
         for branch, span in zip(s.branches, spans):
             self.body(depth + 1, "branch", branch, _Spanned(span), span)
@@ -203,6 +204,21 @@ def _shortcut_head(s: ast.Residual) -> str:
     return "shortcut" if s.shortcut_if is None else f"shortcut if {_expr(s.shortcut_if)}"
 
 
+def _head(keyword: str, args: list) -> str:
+    """`add`, `residual partial=true`: a merge's keyword and its own arguments."""
+    return " ".join([keyword, *(_arg(a) for a in args)])
+
+
+def _labels(s: ast.Labeled) -> str:
+    """`e1`, or `hi, lo` for the outputs of a block that returns several."""
+    return ", ".join(_name(n) for n in [s.label, *s.more])
+
+
+def _output(name: str) -> str:
+    """A named output, or `in` (the block's input), which is a keyword."""
+    return name if name == "in" else _name(name)
+
+
 def _braced(stmts: list) -> str:
     return "{ " + "; ".join(_inline(x) for x in stmts) + " }" if stmts else "{ }"
 
@@ -210,17 +226,20 @@ def _braced(stmts: list) -> str:
 def _inline(s) -> str:
     """A statement on one line."""
     if isinstance(s, ast.Call):
-        return " ".join([_name(s.name), *(_arg(a) for a in s.args)])
+        inputs = ["with", *(_output(n.id) for n in s.inputs)] if s.inputs else []
+        return " ".join([_name(s.name), *(_arg(a) for a in s.args), *inputs])
+    if isinstance(s, ast.Outputs):
+        return "return " + ", ".join(_output(n.id) for n in s.names)
     if isinstance(s, ast.Let):
         return f"let {_name(s.name)} = {_expr(s.value)}"
     if isinstance(s, ast.Return):
         return f"return {_expr(s.value)}"
     if isinstance(s, ast.From):
-        return f"from {_name(s.name.id)}"
+        return f"from {_output(s.name.id)}"
     if isinstance(s, ast.MergeWith):
-        return " ".join([s.op, *(_name(n.id) for n in s.names)])
+        return " ".join([_head(s.op, s.args), *(_output(n.id) for n in s.names)])
     if isinstance(s, ast.Labeled):
-        return f"{_name(s.label)}: {_inline(s.stmt)}"
+        return f"{_labels(s)}: {_inline(s.stmt)}"
     if isinstance(s, ast.Frozen):
         return f"frozen {_inline(s.body[0])}" if _inline_frozen(s) else f"frozen {_braced(s.body)}"
     if isinstance(s, ast.Repeat):
@@ -229,10 +248,10 @@ def _inline(s) -> str:
         arms = [f"if {_expr(a.cond)} {_braced(a.body)}" for a in s.arms]
         return " else ".join(arms) + (f" else {_braced(s.orelse)}" if s.orelse else "")
     if isinstance(s, ast.Residual):
-        text = f"residual {_braced(s.body)}"
+        text = f"{_head('residual', s.args)} {_braced(s.body)}"
         return text if s.shortcut is None else f"{text} {_shortcut_head(s)} {_braced(s.shortcut)}"
     if isinstance(s, ast.Merge):
-        return f"{s.op} {{ " + " ".join(f"branch {_braced(b)}" for b in s.branches) + " }"
+        return f"{_head(s.op, s.args)} {{ " + " ".join(f"branch {_braced(b)}" for b in s.branches) + " }"
     raise ValueError(f"cannot print {type(s).__name__}")
 
 
