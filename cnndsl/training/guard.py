@@ -126,7 +126,7 @@ def prepare(run: Run, guard: Guard, resumed: bool, step: Preflight | None = None
         checked.lr_auto = checked.sweep.suggestion
         run.recipe = replace(run.recipe, lr=checked.lr_auto)  # what the checkpoints and recipe.yaml record
         run.log(f"lr: auto -> {checked.lr_auto:.3g}, the range test's suggestion")
-    if step is not None:
+    if step is not None and (checked.figures or checked.sweep or checked.cut):
         step.keep(checked)
     return checked
 
