@@ -235,3 +235,24 @@ def test_the_suggestion_is_the_steepest_descent_before_the_minimum():
     suggestion, minimum, steepest = lrfind.suggest(lrs, loss)
     assert steepest == lrs[24] and suggestion == steepest and minimum == lrs[29]
     assert lrfind.suggest(lrs[:5], [2.0] * 5) == (lrs[0] / 10, lrs[0], lrs[0])  # no descent: the minimum / 10
+
+
+# ---- the command line ----------------------------------------------------------------------------------------------
+
+def test_the_flags_are_in_the_help_and_their_mistakes_are_usage_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--fast-dev-run", "--overfit-batches N", "--find-lr", "--no-preflight", "(greater than 0), or auto:"):
+        assert flag in help_text
+    spec = str(ROOT / "examples/fashion_cnn_honkong.cnn")
+    assert cli.main(["train", spec, "--fast-dev-run", "--out", str(tmp_path / "x")]) == 2
+    assert "--fast-dev-run keeps nothing and runs in one process: --out does not go with it" in capsys.readouterr().err
+    assert cli.main(["train", spec, "--resume", str(tmp_path), "--find-lr"]) == 2
+    assert "--find-lr cannot change them" in capsys.readouterr().err
+    for flags in (["--lr", "fast"], ["--overfit-batches", "0"]):
+        with pytest.raises(SystemExit) as stopped:
+            cli.main(["train", spec, *flags])
+        assert stopped.value.code == 2
+    assert "expected a number or auto, got 'fast'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
