@@ -67,14 +67,14 @@ def test_a_fast_dev_run_of_an_example_keeps_nothing(path, tmp_path, monkeypatch,
     temporary = tmp_path / "tmp"
     temporary.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))  # where the run's folder is made, and removed
-    code = cli.main(["train", str(path), "--fast-dev-run"])
+    code = cli.main(["train", str(path), "--fast-dev-run", "--lr", "auto"])  # a short range test, then a resume
     out, err = capsys.readouterr()
     output = cnndsl.check(path).output
     if output == (10,):
         assert code == 0, err
         assert "fast dev run: passed in" in out and "nothing was kept" in out
         assert "epoch 1/1" in out and "resuming" in out and "epoch 2/2" in out  # a checkpoint, and a resume of it
-        assert "report.html" in out and "preflight: initial loss" in out
+        assert "report.html" in out and "preflight: initial loss" in out and "lr: auto -> " in out
     else:  # the error the long run meets, as soon
         assert code == 1
         assert "not one score per class" in err or "but digits has 10 classes" in err
@@ -246,10 +246,15 @@ def test_the_flags_are_in_the_help_and_their_mistakes_are_usage_errors(tmp_path,
     for flag in ("--fast-dev-run", "--overfit-batches N", "--find-lr", "--no-preflight", "(greater than 0), or auto:"):
         assert flag in help_text
     spec = str(ROOT / "examples/fashion_cnn_honkong.cnn")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("lr: fast\n")
     assert cli.main(["train", spec, "--fast-dev-run", "--out", str(tmp_path / "x")]) == 2
     assert "--fast-dev-run keeps nothing and runs in one process: --out does not go with it" in capsys.readouterr().err
     assert cli.main(["train", spec, "--resume", str(tmp_path), "--find-lr"]) == 2
     assert "--find-lr cannot change them" in capsys.readouterr().err
+    assert cli.main(["train", spec, "--recipe", str(recipe)]) == 1
+    assert "takes a number greater than 0, or auto (the range test's suggestion), got 'fast'" in \
+        capsys.readouterr().err
     for flags in (["--lr", "fast"], ["--overfit-batches", "0"]):
         with pytest.raises(SystemExit) as stopped:
             cli.main(["train", spec, *flags])

@@ -208,7 +208,10 @@ def _validated(values: dict, where: str, flag: bool = False) -> Recipe:
         if key == "normalize":
             out[key] = _normalize(value, name, error)
             continue
-        if key == "lr" and value == "auto":  # resolved by the range test as the run starts (training/guard.py)
+        if key == "lr" and isinstance(value, str):  # auto: resolved by the range test as the run starts (guard.py)
+            if value != "auto":
+                raise error(f"{name} takes a number greater than 0, or auto (the range test's suggestion), "
+                            f"got {value!r}")
             out[key] = value
             continue
         if isinstance(default, str) and not isinstance(value, str):
