@@ -107,18 +107,21 @@ class Preflight(Step):
 
 
 def prepare(run: Run, guard: Guard, resumed: bool, step: Preflight | None = None) -> Checked:
-    """Between setup and epoch 1: the data cut, the checks, the range test; `step` keeps what they found. A
-    resumed run only cuts its data again (its checks ran when it began, and its `lr` is a number by now)."""
-    checked = Checked(cut=cut(run, guard))
+    """Between setup and epoch 1: the checks (on the whole data), the data cut, the range test; `step` keeps what
+    they found. A resumed run only cuts its data again (its checks ran when it began, and its `lr` is a number by
+    now)."""
+    checked = Checked()
+    if not resumed:  # on the whole data: a fast dev run's one batch would miss classes that are there
+        check_labels(run)  # a run cannot work with labels out of range: refused with or without the checks
+        if guard.preflight:
+            checked.findings, checked.figures = preflight(run)
+            for line in summary_lines(checked):
+                run.log(line)
+    checked.cut = cut(run, guard)
     if checked.cut:
         run.log(checked.cut)
     if resumed:
         return checked
-    check_labels(run)  # a run cannot work with labels out of range: refused with or without the checks
-    if guard.preflight:
-        checked.findings, checked.figures = preflight(run)
-        for line in summary_lines(checked):
-            run.log(line)
     if guard.find_lr or run.recipe.lr == "auto":
         checked.sweep = lrfind.sweep(run, guard.sweep_steps)
         run.log(checked.sweep.line())
