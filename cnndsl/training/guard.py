@@ -215,13 +215,14 @@ def initial_loss(run: Run) -> float:
 
     model, train, size = run.net.model, run.data.train, run.recipe.batch_size
     n = min(len(train), LOSS_BATCHES * size)
+    device = run.data.val.y.device  # the model's (the training images may be held elsewhere)
     weights = copy.deepcopy(model.state_dict())
-    devices = [train.y.device] if train.y.device.type == "cuda" else []
+    devices = [device] if device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices):
             train_mode(model, run.phases, run.recipe)
-            loss, _ = evaluate_pass(run.net.evaluate, Split(train.x[:n], train.y[:n]), size, run.net.loss_fn,
-                                    run.recipe.amp)
+            first = Split(train.x[:n].to(device), train.y[:n].to(device))
+            loss, _ = evaluate_pass(run.net.evaluate, first, size, run.net.loss_fn, lrfind.amp(run))
     finally:
         model.load_state_dict(weights)
     return loss

@@ -72,7 +72,8 @@ def sweep(run: Run, steps: int = STEPS, start: float = START, end: float = END) 
 
     model = run.net.model
     weights = copy.deepcopy(model.state_dict())
-    devices = [run.data.train.y.device] if run.data.train.y.device.type == "cuda" else []
+    device = run.data.val.y.device  # the model's (the training images may be held elsewhere)
+    devices = [device] if device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices):
             lrs, losses, stopped = _steps(run, steps, start, end)
@@ -99,7 +100,7 @@ def _steps(run: Run, steps: int, start: float, end: float) -> tuple[list[float],
     for step in range(steps):
         lr = rate(step, steps, start, end)
         index = order[torch.arange(step * size, (step + 1) * size, device=order.device) % len(order)]
-        batches = Batches(size, torch.Generator().manual_seed(step), lr=lambda _, lr=lr: lr, amp=recipe.amp,
+        batches = Batches(size, torch.Generator().manual_seed(step), lr=lambda _, lr=lr: lr, amp=amp(run),
                           clip=recipe.clip_grad_norm, world=run.world)
         try:
             loss, _ = train_pass(run.net.forward, Split(train.x[index], train.y[index]), batches, run.net.loss_fn,
@@ -114,6 +115,12 @@ def _steps(run: Run, steps: int, start: float, end: float) -> tuple[list[float],
             return lrs, losses, "diverged"
         best = min(best, smoothed)
     return lrs, losses, "done"
+
+
+def amp(run: Run):
+    """The run's mixed precision as the passes take it: the network's own setting where it has one (an Amp of
+    training/accel.py), else the recipe's switch."""
+    return getattr(run.net, "amp", run.recipe.amp)
 
 
 def smooth(losses: list[float]) -> list[float]:
