@@ -74,9 +74,10 @@ class TrainingPlan:
 @clear_imports
 def train(spec, recipe=None, *, out: str | Path | None = None, resume: str | Path | None = None, device: str = "auto",
           log=print, data=None, validation_data=None, test_data=None, classes: list[str] | None = None,
-          callbacks: list | None = None, **overrides):
+          callbacks: list | None = None, fast_dev_run: bool = False, find_lr: bool = False, preflight: bool = True,
+          **overrides):
     """Trains a spec as `cnndsl train` does and returns its RunResult (out, history, test_accuracy,
-    test_loss, best_epoch, best and last checkpoint paths); the run's folder gets report.html too.
+    test_loss, best_epoch, best and last checkpoint paths, notes); the run's folder gets report.html too.
 
     `spec` is a path, spec text or a Spec; `recipe` a YAML file, a dict or a Recipe; `overrides` are recipe
     keys over it (`epochs=3, lr=0.01`). `data` is a dataset's name (the recipe key: "mnist", "npz:x.npz"), or
@@ -87,8 +88,14 @@ def train(spec, recipe=None, *, out: str | Path | None = None, resume: str | Pat
     `out` is a new or empty folder (default runs/NAME-TIME). `resume` is the folder of a run to finish from its
     last checkpoint, with its own recipe (only `tensorboard=` may change; data given in Python is given again).
     `log` receives each line of the log (default print; `log=None` is silent).
+
+    Before epoch 1 the run checks its loss, labels, inputs and last layer (`preflight=False` skips it);
+    `find_lr=True` runs the learning-rate range test first (as `lr="auto"` does, which then trains with its
+    suggestion). `fast_dev_run=True` runs every step on one batch of each split, through a checkpoint and a
+    resume, in a temporary folder that is removed after (see docs/training.md).
     """
     from cnndsl.data.arrays import PREFIX, is_given
+    from cnndsl.training.guard import Guard
     from cnndsl.training.loop import train as run
     from cnndsl.viz.runpage import ReportPage
 
@@ -102,6 +109,9 @@ def train(spec, recipe=None, *, out: str | Path | None = None, resume: str | Pat
         raise UsageError("validation_data, test_data and classes go with data given in Python",
                          hint="data=(x_train, y_train), a torch Dataset or a DataLoader; a named dataset has "
                          "its own splits and classes")
+    if fast_dev_run and (out is not None or resume is not None):
+        raise UsageError(f"a fast dev run keeps nothing, so it takes no {'out' if out is not None else 'resume'}",
+                         hint="leave it out; train without fast_dev_run to keep a run")
     keys = {**overrides, **stopping}
     if given is None and data is not None:
         keys["data"] = data  # a dataset's name: the recipe key
@@ -111,8 +121,13 @@ def train(spec, recipe=None, *, out: str | Path | None = None, resume: str | Pat
     if resume is not None and given is not None and not plan.recipe.data.startswith(PREFIX):
         raise UsageError(f"resume={str(resume)!r} trained on {plan.recipe.data}, which it reads again; data= is for a "
                          "run trained on data given in Python", hint="leave out data=")
+    guard = Guard(preflight=preflight, find_lr=find_lr)
+    if fast_dev_run:
+        from cnndsl.training.devrun import fast_dev_run as dev_run
+
+        return dev_run(plan.spec, plan.recipe, device, log or _quiet, lambda: [ReportPage()], given, own, guard)
     return run(plan.spec, plan.recipe, plan.out, resume=plan.resume, device=device, log=log or _quiet,
-               steps=[ReportPage()], named=plan.named, data=given, callbacks=own)
+               steps=[ReportPage()], named=plan.named, data=given, callbacks=own, guard=guard)
 
 
 def _callbacks(callbacks, overrides: dict) -> tuple[list, dict]:

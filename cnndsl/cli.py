@@ -234,12 +234,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         recipe, board = api.load_recipe(args.recipe, dict(
             data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, init=args.init,
             amp=args.amp or None, compile=args.compile or None, channels_last=args.channels_last or None,
-            tensorboard=args.tensorboard)), {}
+            tensorboard=args.tensorboard, overfit_batches=args.overfit_batches)), {}
+    guard = {"fast_dev_run": args.fast_dev_run, "find_lr": args.find_lr, "preflight": args.preflight}
+    if args.fast_dev_run and (args.out or args.nproc > 1):
+        raise UsageError(f"--fast-dev-run keeps nothing and runs in one process: {'--out' if args.out else '--nproc'} "
+                         "does not go with it", hint=f"drop {'--out' if args.out else '--nproc'}")
     if args.nproc > 1:  # start the processes; each runs this command without --nproc, into the folder claimed
         plan = api.plan_training(spec, recipe, out=args.out, resume=args.resume, **board)  # refused here, not N times
         return api.launch_training(args.nproc, _without_nproc(args.argv), args.device, plan)
     api.train(spec, recipe, out=args.out, resume=args.resume, device=args.device,
-              log=lambda line: print(line, flush=True), **board)
+              log=lambda line: print(line, flush=True), **board, **guard)
     return EXIT_OK
 
 
@@ -248,7 +252,9 @@ def _resume_alone(args: argparse.Namespace) -> None:
     given = [flag for flag, value in (("--recipe", args.recipe), ("--data", args.data), ("--epochs", args.epochs),
                                       ("--batch-size", args.batch_size), ("--lr", args.lr), ("--seed", args.seed),
                                       ("--init", args.init), ("--amp", args.amp), ("--compile", args.compile),
-                                      ("--channels-last", args.channels_last), ("--out", args.out))
+                                      ("--channels-last", args.channels_last), ("--out", args.out),
+                                      ("--overfit-batches", args.overfit_batches), ("--find-lr", args.find_lr),
+                                      ("--fast-dev-run", args.fast_dev_run))
              if value is not None and value is not False]
     if given:
         raise UsageError(f"--resume continues {args.resume} with its own recipe and folder; "
@@ -442,6 +448,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _rate(text: str) -> float | str:
+    """--lr: a number, or `auto` (the range test's suggestion)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+
+
 def _size(text: str) -> int:
     try:
         return limits.parse_size(text)
@@ -556,7 +572,8 @@ def parser() -> argparse.ArgumentParser:
                     "cifar10, cifar100 (downloaded once into ~/.cache/cnndsl or $CNNDSL_DATA), npz:PATH")
     tr.add_argument("--epochs", type=_positive, metavar="N")
     tr.add_argument("--batch-size", type=_positive, metavar="N")
-    tr.add_argument("--lr", type=float, metavar="X", help="learning rate (greater than 0)")
+    tr.add_argument("--lr", type=_rate, metavar="X", help="learning rate (greater than 0), or auto: the learning-rate "
+                    "range test's suggestion (see --find-lr)")
     tr.add_argument("--seed", type=int, metavar="N", help="seed of the weights, the split and the shuffling "
                     "(0 to 4294967295)")
     tr.add_argument("--out", metavar="DIR", help="run folder, new or empty, claimed by the run until it ends: a run "
@@ -576,6 +593,18 @@ def parser() -> argparse.ArgumentParser:
                     help="write each epoch's figures for TensorBoard into RUN/tensorboard/ (recipe key "
                     "`tensorboard`; needs `pip install tensorboard`); also with --resume, which may turn it on "
                     "or off")
+    tr.add_argument("--fast-dev-run", action="store_true", help="run every step (training, validation, test, "
+                    "checkpoints, a resume, the plots, the page) on one batch of each split, in seconds, in a "
+                    "temporary folder removed after: the error a long run would meet, found now")
+    tr.add_argument("--overfit-batches", type=_positive, metavar="N", help="train on the same N batches every epoch, "
+                    "validated on them too (recipe key `overfit_batches`): a network that can learn reaches a "
+                    "training accuracy near 1")
+    tr.add_argument("--find-lr", action="store_true", help="run the learning-rate range test before epoch 1 "
+                    "(1e-7 to 10 over 100 steps; the weights are put back after): its plot, lr_find.png, goes into "
+                    "the run folder and its page; `--lr auto` runs it and trains with its suggestion")
+    tr.add_argument("--no-preflight", dest="preflight", action="store_false", help="skip the checks before epoch 1 "
+                    "(the initial loss against ln(classes), the labels, the inputs' range, a final softmax or "
+                    "sigmoid); labels outside 0..classes-1 are refused even so")
     tr.add_argument("--nproc", type=_positive, default=1, metavar="N",
                     help="train in N processes with DistributedDataParallel (gloo on CPU, NCCL on GPUs), through "
                     "torchrun on this machine; the batch size is per process")

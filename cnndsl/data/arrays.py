@@ -203,6 +203,10 @@ def _check_labels(y, what: str, outputs: int) -> None:
     if low < 0:
         raise CnnError(f"{what}: {describe(y, 'y')} holds {low} at y[{int(np.argmin(y))}]; labels are class numbers "
                        f"0 to {outputs - 1}")
+    if low == 1 and high == outputs:  # 1..C: numbered from 1, as in MATLAB or R
+        raise CnnError(f"{what}: {describe(y, 'y')} holds labels 1 to {high}, and the network's {outputs} outputs "
+                       f"are classes 0 to {outputs - 1}",
+                       hint="class numbers start at 0: subtract 1 from every label (y - 1)")
     if high >= outputs:
         raise CnnError(f"{what}: {describe(y, 'y')} holds labels up to {high} ({high + 1} classes) where the network "
                        f"outputs {outputs}: load the spec with classes={high + 1}, or leave out the labels above "

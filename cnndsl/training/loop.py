@@ -11,7 +11,7 @@ number of epochs. The parts of a run are made in training/setup.py.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnndsl import saved
@@ -21,6 +21,7 @@ from cnndsl.training.augment import Augment
 from cnndsl.training.callbacks import Callbacks, epoch_logs
 from cnndsl.training.device import pick_device
 from cnndsl.training.epoch import Batches, NonFinite, evaluate_pass, train_pass
+from cnndsl.training.guard import Guard, Preflight, prepare
 from cnndsl.training.monitor import Monitor
 from cnndsl.training.phases import train_mode
 from cnndsl.training.progress import Progress
@@ -40,6 +41,7 @@ class RunResult:
     test_loss: float
     best_epoch: int
     monitor: str = "val_accuracy"  # what made best_epoch the best
+    notes: list[str] = field(default_factory=list)  # what the checks before epoch 1 found, the data cut
 
     @property
     def best(self) -> Path:
@@ -64,7 +66,8 @@ class RunResult:
 
 
 def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "auto", log=print,
-          steps: list[EpochStep] = (), named: bool = True, data=None, callbacks: list = ()) -> RunResult:
+          steps: list[EpochStep] = (), named: bool = True, data=None, callbacks: list = (),
+          guard: Guard | None = None) -> RunResult:
     """Trains `spec` (a cnndsl.Spec) with `recipe`, writing checkpoints and metrics into `out`.
 
     Under torchrun every process runs this; only rank 0 logs, writes, and claims the folder. A new run (not
@@ -72,10 +75,12 @@ def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "
     already there, or one starting there at the same moment, is never written over; `named` false lets a
     default name take -2, -3... when another run has it. `steps` run after the standard ones at each epoch's end
     (cnndsl.train adds the run's page). `data` is data given in Python (data.arrays.Given) instead of the
-    recipe's dataset; `callbacks` are the caller's own, with Keras' methods (training/callbacks.py).
+    recipe's dataset; `callbacks` are the caller's own, with Keras' methods (training/callbacks.py). `guard` says
+    what runs before epoch 1 (training/guard.py: the preflight checks by default, the range test when asked).
     """
     out = Path(out)
-    epoch_steps = standard(Monitor(recipe.monitor), recipe.patience, recipe.tensorboard) + list(steps)
+    kept = Preflight()  # keeps what the checks before epoch 1 found; before the caller's steps (the page shows it)
+    epoch_steps = standard(Monitor(recipe.monitor), recipe.patience, recipe.tensorboard) + [kept] + list(steps)
     for step in epoch_steps:
         step.check()  # a missing package (tensorboard, matplotlib) is said now, not after the first epoch
     claim = runs.claim(out, resume, named) if distributed.world().main else runs.Claim(out)
@@ -87,10 +92,13 @@ def train(spec, recipe: Recipe, out: Path, resume: bool = False, device: str = "
             run = setup(spec, recipe, claim.folder, dev, here, log, epoch_steps, data)
             if resume:
                 restore(run, runs.last_checkpoint(claim.folder))
+            checked = prepare(run, guard or Guard(), resume, kept)
             run.callbacks = Callbacks(callbacks, run.net.model, log)
             run.callbacks.call("on_train_begin", {})
             fit(run)
-            return finish(run)
+            result = finish(run)
+            result.notes = checked.notes()
+            return result
         finally:
             distributed.finish()
     finally:

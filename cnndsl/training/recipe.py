@@ -24,7 +24,7 @@ class Recipe:
     data: str = "digits"
     epochs: int = 10
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float | str = 1e-3  # or "auto": the learning-rate range test's suggestion (training/lrfind.py)
     optimizer: str = "adam"  # sgd, adam, adamw, rmsprop, nadam, adamax, adagrad, adadelta: torch.optim's
     optimizer_defaults: str = "pytorch"  # keras: Keras' epsilon (1e-7), rho and initial accumulator (phases.py)
     momentum: float = 0.9  # sgd and rmsprop
@@ -52,6 +52,7 @@ class Recipe:
     init: str = ""  # weights to start from: a run's checkpoint or any state_dict file
     initializer: str = "pytorch"  # keras: Glorot-uniform weights and zero biases, as Keras layers start
     seed: int = 0
+    overfit_batches: int = 0  # train on this many batches only, validated on the same images (0: off)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,7 +171,7 @@ RANGES = {
     "momentum": Range(False, 0, 1, high_open=True), "weight_decay": Range(False, 0),
     "step_size": Range(True, 1), "plateau_patience": Range(True, 1), "warmup_epochs": Range(True, 0),
     "clip_grad_norm": Range(False, 0), "label_smoothing": Range(False, 0, 1, high_open=True),
-    "patience": Range(True, 0), "seed": Range(True, 0, SEED_MAX),
+    "patience": Range(True, 0), "seed": Range(True, 0, SEED_MAX), "overfit_batches": Range(True, 0),
 }
 AUGMENT_RANGES = {"crop": Range(True, 0), "rotate": Range(False, 0, 180), "shear": Range(False, 0, 90, high_open=True),
                   "resized_crop": Range(False, 0, 1), "color": Range(False, 0, 1)}
@@ -206,6 +207,12 @@ def _validated(values: dict, where: str, flag: bool = False) -> Recipe:
             continue
         if key == "normalize":
             out[key] = _normalize(value, name, error)
+            continue
+        if key == "lr" and isinstance(value, str):  # auto: resolved by the range test as the run starts (guard.py)
+            if value != "auto":
+                raise error(f"{name} takes a number greater than 0, or auto (the range test's suggestion), "
+                            f"got {value!r}")
+            out[key] = value
             continue
         if isinstance(default, str) and not isinstance(value, str):
             raise error(f"{name} takes a string, got {value!r}")

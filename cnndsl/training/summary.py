@@ -46,6 +46,7 @@ def text(result) -> str:
         lines.append(" ".join(c.rjust(w) for c, w in zip(cells, widths)) + mark)
     lines.append(f"test accuracy {result.test_accuracy:.4f} (loss {result.test_loss:.4f}) with the weights of epoch "
                  f"{result.best_epoch} (*); the run's folder: {result.out}")
+    lines += [f"before epoch 1: {note}" for note in getattr(result, "notes", ())]  # training/guard.py
     return "\n".join(lines)
 
 
@@ -63,9 +64,10 @@ def html(result) -> str:
     body = "".join(f'<tr{" class=best" if row.get("epoch") == result.best_epoch else ""}>'
                    + "".join(f"<td>{esc(cell(key, row[key]))}</td>" for key, _ in shown) + "</tr>"
                    for row in result.history)
+    notes = "".join(f"<p>before epoch 1: {esc(note)}</p>" for note in getattr(result, "notes", ()))
     return (f'<div class="cnndsl-run">{CSS}<p>Run <code>{esc(result.out)}</code>: test accuracy '
             f"<b>{result.test_accuracy:.4f}</b> (loss {result.test_loss:.4f}) with the weights of epoch "
-            f"{result.best_epoch}; report.html in its folder has the rest.</p>"
+            f"{result.best_epoch}; report.html in its folder has the rest.</p>{notes}"
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{_curves(result)}</div>")
 
 

@@ -89,6 +89,7 @@ def run_page(run: Run, final: dict | None, spec_html: str) -> str:
     name = run.spec.graph.name
     parts = [f"<h1>{esc(name)} <span class=\"sub\">· run {esc(run.out.name)}</span></h1>", _facts(run, final),
              _nav(final is not None)]
+    checked = _checked(run.out)
     if final is None:
         parts.append(_under_way(run))
     else:
@@ -97,6 +98,7 @@ def run_page(run: Run, final: dict | None, spec_html: str) -> str:
                   _picture(run.out / "confusion.png", "confusion", "Confusion matrix", "the test set, with the "
                            f"weights of epoch {final['best_epoch']}"), _class_table(final),
                   _gallery(worst_mistakes(run)), _filters(run)]
+    parts.append(_before_epoch_1(run.out, checked))
     best = final["best_epoch"] if final else run.step("best_checkpoint").epoch
     parts += [_epochs(run.history, best), spec_html]
     return document(f"{name} · run {run.out.name}", "\n".join(p for p in parts if p))
@@ -112,7 +114,7 @@ def _facts(run: Run, final: dict | None) -> str:
 def _nav(finished: bool) -> str:
     links = [("curves", "curves"), ("confusion", "confusion matrix"), ("classes", "per class"),
              ("mistakes", "worst mistakes"), ("filters", "filters")] if finished else []
-    links += [("epochs", "epochs"), ("network", "network"), ("layers", "layers")]
+    links += [("preflight", "before epoch 1"), ("epochs", "epochs"), ("network", "network"), ("layers", "layers")]
     return "<nav>" + "".join(f'<a href="#{ident}">{label}</a>' for ident, label in links) + "</nav>"
 
 
@@ -257,6 +259,56 @@ def _filters(run: Run) -> str:
     return (f'{head}<figure><img class="plot" alt="{esc(alt)}" src="{data_uri(png)}"><figcaption>'
             f"{esc(learned.colours(grid))}. <code>cnndsl show filters RUN</code> draws this picture, and "
             "<code>--layer NAME</code> another layer's.</figcaption></figure>")
+
+
+def _checked(out: Path) -> dict | None:
+    """preflight.json, which the run's `preflight` step writes with its first epoch (training/guard.py)."""
+    import json
+
+    try:
+        data = json.loads(read_bytes(out / "preflight.json", limit=PICTURE_BYTES))
+    except (CnnError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _before_epoch_1(out: Path, checked: dict | None) -> str:
+    """What the checks before epoch 1 found, the data cut, and the learning-rate range test's plot."""
+    head = '<h2 id="preflight">Before epoch 1</h2>'
+    if checked is None:
+        return f'{head}<p class="note">No checks were kept for this run (--no-preflight, or an earlier cnndsl).</p>'
+    parts = [head]
+    if checked.get("cut"):
+        parts.append(f'<p class="note">{esc(str(checked["cut"]))}</p>')
+    figures = checked.get("figures") or {}
+    if figures:
+        stats = figures.get("input") if isinstance(figures.get("input"), dict) else {}
+        parts.append(f'<p class="sub">Initial loss {_number(figures, "loss"):.3f} against ln(classes) = '
+                     f'{_number(figures, "ln_classes"):.3f}; inputs {_number(stats, "min"):.3g} to '
+                     f'{_number(stats, "max"):.3g}, mean {_number(stats, "mean"):.3g}, deviation '
+                     f'{_number(stats, "std"):.3g}.</p>')
+    findings = [f for f in checked.get("findings") or [] if isinstance(f, dict)]
+    items = "".join(f'<li><b>{esc(str(f.get("level", "warning")))}</b> ({esc(str(f.get("check", "")))}'
+                    f'{", " + esc(str(f["where"])) if f.get("where") else ""}): {esc(str(f.get("message", "")))}'
+                    f'<br>fix: {esc(str(f.get("fix", "")))}</li>' for f in findings)
+    if items:
+        parts.append(f'<ul class="findings">{items}</ul>')
+    elif figures:
+        parts.append("<p>The checks found nothing.</p>")
+    sweep = checked.get("lr_find")
+    if isinstance(sweep, dict):
+        auto = checked.get("lr_auto")
+        trained = "; the run trained with it (lr: auto)" if auto else ""
+        parts.append(_picture(out / "lr_find.png", "lr-find", "Learning-rate range test",
+                              f"the loss of each step against its rate, 1e-7 up to 10 (log scale), and its average "
+                              f"over about 50 steps; suggested rate {_number(sweep, 'suggestion'):.3g}{trained}"))
+    return "\n".join(parts)
+
+
+def _number(values: dict, key: str) -> float:
+    """A figure of preflight.json (a file of the run's folder: anything else in it reads as NaN)."""
+    value = values.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
 
 
 def _epochs(history: list[dict], best: int) -> str:
