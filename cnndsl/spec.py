@@ -284,9 +284,12 @@ def diagnose(text: str, name: str = "<string>", network: str | None = None, *, o
     statements the syntax errors broke; a text without gets what `check` finds, shapes included, for the
     network named, else for each network of the text (a text of blocks only gets the checks that need no
     shapes). `origin` is the file the text is of (relative `use`s start there)."""
-    plugins.enable_environment()
     loaded = load_tolerant(text, name, Path(origin).resolve() if origin else None, limits or Limits(), files)
     program = loaded.program
+    try:
+        plugins.enable_environment()
+    except CnnError as e:  # CNNDSL_PLUGINS names a plugin that is not installed: say so, as the editor's first error
+        return Diagnosis(program, [e, *loaded.errors], [])
     if loaded.errors:
         return Diagnosis(program, _with_semantic(loaded, network), [])
     names = [network] if network is not None else [d.name for d in program.main if d.kind == "network"]

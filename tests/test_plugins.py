@@ -114,6 +114,12 @@ def test_a_plugin_not_installed_is_a_command_line_mistake():
     assert done.returncode == 2 and "CNNDSL_PLUGINS=nothing: no installed cnndsl plugin" in done.stderr
 
 
+def test_diagnose_reports_a_plugin_not_installed_instead_of_raising(monkeypatch):
+    monkeypatch.setenv("CNNDSL_PLUGINS", "nothing")  # an editor's server reads the same variable: it must not fail
+    found = cnndsl.diagnose(SPEC.read_text(encoding="utf-8"))
+    assert [e.message for e in found.errors] == ["CNNDSL_PLUGINS=nothing: no installed cnndsl plugin of that name"]
+
+
 def test_a_spec_never_imports_a_plugin_that_is_not_enabled():
     code = ("import sys, cnndsl\n"
             f"text = open({str(SPEC)!r}).read()\n"
