@@ -20,7 +20,8 @@ from cnndsl.version import __version__
 
 _API = {"Callback", "Diagnosis", "EarlyStopping", "Formatted", "Report", "Shown", "Spec", "TrainingPlan",
         "UsageError", "check", "diagnose", "enable_plugins", "error_page", "evaluate", "export", "format_file",
-        "format_spec", "from_keras", "import_keras", "installed_plugins", "launch_training", "layers", "load",
+        "format_spec", "from_keras", "from_module", "import_keras", "import_model", "installed_plugins",
+        "launch_training", "layers", "load",
         "load_recipe", "loads", "page", "parse_value", "plan_training", "plot", "plugin_of", "predict", "read_run",
         "show", "train", "write_source"}
 

@@ -435,6 +435,68 @@ def write_source(spec, out: str | Path) -> Path:
     return Path(out)
 
 
+@clear_imports
+def from_module(model, input_shape=(3, 224, 224), *, name: str | None = None, source: str | None = None):
+    """A PyTorch module as a spec (docs/import.md): an `Imported` with the spec's `text` and `names`, the mapping
+    from the built module's state_dict keys to the model's, so that
+    `load_weights(loads(i.text).build(), i.state_dict(model.state_dict()))` pairs every tensor by name. Traced in
+    eval mode with torch.fx; what the language cannot say yet raises a CnnError showing the model's tree with it
+    marked. `input_shape` is (C, H, W) or "3x224x224"; `name` the network's (else from the class)."""
+    from cnndsl.interop import emit
+    from cnndsl.interop.torch_import import from_module as run
+
+    if name is not None and not emit.is_name(name):
+        raise UsageError(f"network name {name!r}", hint="a name is letters, digits and _, not starting with a digit")
+    if isinstance(input_shape, str):
+        input_shape = _shape(input_shape)
+    return run(model, tuple(input_shape), name=name, source=source)
+
+
+def import_model(source: str, out: str | Path, input_shape="3x224x224", *, force: bool = False,
+                 name: str | None = None):
+    """`cnndsl import`: makes the model with the factory `source` (`package.module:function` or
+    `file.py:function`: this runs that code), imports it, and writes the spec to `out` and, where some names
+    differ, the mapping of names to OUT.names.json (built key → the model's key). Refuses to write over a file
+    unless `force`. Returns the `Imported`."""
+    import json
+
+    from cnndsl.interop import emit, factory
+
+    out = Path(out)
+    sidecar = out.with_suffix(".names.json")
+    factory.split(source)  # a mistake of the command line before any code runs
+    if name is not None and not emit.is_name(name):
+        raise UsageError(f"--name {name!r}", hint="a name is letters, digits and _, not starting with a digit")
+    shape = _shape(input_shape) if isinstance(input_shape, str) else tuple(input_shape)
+    for path in (out, sidecar):
+        if path.exists() and not force:
+            raise UsageError(f"{path} exists", hint="pass --force to replace it, or name another file with -o")
+    model = factory.make(source)
+    if not _is_module(model):
+        raise CnnError(f"{source} made a {type(model).__name__}, not a torch.nn.Module")
+    imported = from_module(model, shape, name=name, source=source)
+    atomic_write(out, imported.text.encode())
+    renamed = {ours: theirs for ours, theirs in imported.names.items() if ours != theirs}
+    if renamed:
+        atomic_write(sidecar, (json.dumps(renamed, indent=1) + "\n").encode())
+    elif sidecar.exists():
+        sidecar.unlink()  # --force over an earlier import: a stale mapping would mislead
+    return imported
+
+
+def _is_module(model) -> bool:
+    from torch import nn
+
+    return isinstance(model, nn.Module)
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    parts = text.lower().split("x")
+    if not 1 <= len(parts) <= 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise UsageError(f"input shape {text!r}", hint="write CxHxW, such as 3x224x224")
+    return tuple(int(p) for p in parts)
+
+
 def format_spec(text: str, name: str = "<string>") -> str:
     """The canonical text of a spec (what `cnndsl fmt` writes): comments kept, meaning unchanged. Raises the
     text's syntax errors; a text with errors is not formatted."""
@@ -547,9 +609,10 @@ def _quiet(line: str) -> None:
 
 __all__ = ["Callback", "CnnError", "Diagnosis", "EarlyStopping", "Formatted", "Limits", "Report", "Shown", "Spec",
            "TrainingPlan", "UsageError", "check", "diagnose", "enable_plugins", "error_page", "evaluate", "export",
-           "format_file", "format_spec", "from_keras", "import_keras", "installed_plugins", "launch_training", "layers",
-           "load", "load_recipe", "load_weights", "loads", "page", "parse_value", "plan_training", "plot", "plugin_of",
-           "predict", "read_run", "serve_language_server", "show", "train", "write_source"]
+           "format_file", "format_spec", "from_keras", "from_module", "import_keras", "import_model",
+           "installed_plugins", "launch_training", "layers", "load", "load_recipe", "load_weights", "loads", "page",
+           "parse_value", "plan_training", "plot", "plugin_of", "predict", "read_run", "serve_language_server", "show",
+           "train", "write_source"]
 
 
 # ---- import ------------------------------------------------------------------------------------------------------

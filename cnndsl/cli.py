@@ -316,9 +316,30 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    """A .keras SOURCE (the PyTorch importer's verb takes factories: a SOURCE ending in .keras comes here)."""
+    """A .keras SOURCE is read as data (Keras); any other is a PyTorch factory, which runs."""
+    if args.source.endswith(".keras"):
+        return _import_keras(args)
+    if args.custom:
+        raise UsageError("--custom is for a .keras SOURCE", hint="a PyTorch model's layers map through the registry")
+    from cnndsl.api import import_model
+
+    imported = import_model(args.source, args.output, args.input, force=args.force, name=args.name)
+    lines = len(imported.text.splitlines())
+    renamed = sum(1 for ours, theirs in imported.names.items() if ours != theirs)
+    sidecar = Path(args.output).with_suffix(".names.json")
+    note = f"; {renamed} of {len(imported.names)} tensor names differ: see {sidecar}" if renamed else \
+        f"; all {len(imported.names)} tensor names as the model's"
+    print(f"wrote {args.output} ({lines} lines){note}", file=sys.stderr)
+    for path in imported.unused:
+        print(f"note: {path} is never called in eval mode: left out", file=sys.stderr)
+    return EXIT_OK
+
+
+def _import_keras(args: argparse.Namespace) -> int:
     from cnndsl.api import import_keras
 
+    if args.name is not None or args.input != DEFAULT_IMPORT_INPUT:
+        raise UsageError("--name and --input are for a PyTorch factory", hint="a .keras file gives its own")
     custom = {}
     for item in args.custom:
         cls, _, kind = item.partition("=")
@@ -328,6 +349,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     text = import_keras(args.source, args.output, force=args.force, custom=custom)
     print(f"wrote {args.output} ({len(text.splitlines())} lines; layer names as the Keras model's)", file=sys.stderr)
     return EXIT_OK
+
+
+DEFAULT_IMPORT_INPUT = "3x224x224"
 
 
 PLOT_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
@@ -642,19 +666,6 @@ def parser() -> argparse.ArgumentParser:
                     "never the spec, a file it uses, or a file in a run's folder")
     co.set_defaults(run=cmd_compile)
 
-    im = sub.add_parser("import", help="write a Keras 3 model (.keras) as a spec",
-                        description="Write the spec of a Keras 3 model saved as .keras: its config.json is read as "
-                        "data (no Lambda layer or custom class runs), each layer keeps its Keras name, so that "
-                        "load_weights pairs the file's weights with the built module by name. A model with layers "
-                        "cnndsl cannot express is shown as a tree with them marked (exit 1); no spec is written.")
-    im.add_argument("source", metavar="MODEL.keras", help="a Keras 3 model file")
-    im.add_argument("-o", "--output", metavar="FILE", required=True, help="the spec to write (never over a file "
-                    "unless --force)")
-    im.add_argument("--force", action="store_true", help="replace FILE if it exists")
-    im.add_argument("--custom", action="append", default=[], metavar="CLASS=KIND",
-                    help="read a custom layer class as a registry kind (repeatable): --custom MyConv=conv")
-    im.set_defaults(run=cmd_import)
-
     ex = sub.add_parser("export", help="write trained weights as ONNX or TorchScript",
                         description="Export the network with trained weights for other runtimes: ONNX through "
                         "torch.onnx with a dynamic batch axis, checked with onnxruntime (needs the onnx, onnxscript "
@@ -685,6 +696,30 @@ def parser() -> argparse.ArgumentParser:
     fm.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would be reformatted")
     fm.add_argument("--diff", action="store_true", help="change nothing; print what would change as a unified diff")
     fm.set_defaults(run=cmd_fmt)
+
+    im = sub.add_parser("import", help="write a PyTorch model (runs the factory you name) or a .keras file as a spec",
+                        description="Write an existing model as a spec. SOURCE is a PyTorch factory, "
+                        "package.module:factory or path/to/file.py:factory: the model it makes is traced with "
+                        "torch.fx in eval mode, the module tree gives the blocks, the instances of a class one "
+                        "parameterised block, equal neighbours a `repeat`, sums `residual` and concats `concat`. "
+                        "THIS RUNS THE CODE OF SOURCE, as `python -c` would: name only code you trust. Where a "
+                        "tensor name of the built spec differs from the model's, the mapping is written to "
+                        "OUT.names.json (built name -> model name). Or SOURCE is a Keras 3 MODEL.keras file: its "
+                        "config.json is read as data (no Lambda layer or custom class runs), each layer keeps its "
+                        "Keras name, so that load_weights pairs the file's weights by name. What the language "
+                        "cannot say yet is shown as the model's tree with it marked, and nothing is written "
+                        "(exit 1).")
+    im.add_argument("source", metavar="SOURCE", help="package.module:factory (torchvision.models:resnet50), "
+                    "path/to/file.py:factory (called with no arguments), or MODEL.keras")
+    im.add_argument("-o", "--output", metavar="FILE", required=True, help="the spec to write (never over a file "
+                    "unless --force)")
+    im.add_argument("--input", default=DEFAULT_IMPORT_INPUT, metavar="CxHxW", help="PyTorch: the input shape "
+                    f"(default {DEFAULT_IMPORT_INPUT})")
+    im.add_argument("--name", help="PyTorch: the network's name (default: the model's class in lower case)")
+    im.add_argument("--force", action="store_true", help="replace FILE (and FILE's .names.json) if they exist")
+    im.add_argument("--custom", action="append", default=[], metavar="CLASS=KIND",
+                    help="Keras: read a custom layer class as a registry kind (repeatable): --custom MyConv=conv")
+    im.set_defaults(run=cmd_import)
 
     pl = sub.add_parser("plot", help="draw the architecture diagram (SVG, PNG, PDF or dot source)",
                         description="Draw the network with Graphviz: one node per layer with its name, op and "

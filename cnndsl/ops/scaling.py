@@ -52,6 +52,15 @@ DROPPATH = Op(
     torch=lambda g: ctor("DropPath", g.rate),
     aliases=("stochasticdepth",),
     keras="StochasticDepth",
+    torch_class="torchvision.ops.stochastic_depth.StochasticDepth",
+    from_torch=lambda m: _stochastic_depth(m),
 )
+
+def _stochastic_depth(m) -> dict[str, object]:
+    """torchvision's StochasticDepth as droppath: only its row mode is ours (batch mode drops the whole batch)."""
+    if m.mode != "row":
+        raise ValueError(f"StochasticDepth mode={m.mode!r}: droppath drops per sample (mode 'row')")
+    return {"rate": float(m.p)}
+
 
 ENTRIES = (SCALE, LAYERSCALE, DROPPATH)
