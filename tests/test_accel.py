@@ -33,6 +33,9 @@ NET = """network speedy(classes = 10) {
 }"""
 
 
+SHORT = {"train": "train[:40%]"}  # 575 training images: epochs of 18 batches
+
+
 def run(tmp_path, name: str, log=None, resume: bool = False, **keys):
     keys = {"epochs": 2, "lr": 0.01, **keys}
     return train(cnndsl.loads(NET), load_recipe(None, **keys), tmp_path / name, resume=resume,
@@ -44,7 +47,7 @@ def rows(result) -> list[dict]:
 
 
 def test_channels_last_trains_as_the_default_layout_to_float_tolerance(tmp_path):
-    plain, last = run(tmp_path, "plain"), run(tmp_path, "last", channels_last=True)
+    plain, last = run(tmp_path, "plain", splits=SHORT), run(tmp_path, "last", splits=SHORT, channels_last=True)
     # measured: the same to about 1e-6 (NHWC kernels sum in another order), never bit for bit
     for a, b in zip(rows(plain), rows(last)):
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
@@ -78,8 +81,8 @@ def test_training_images_held_on_the_host_give_the_same_run(tmp_path):
     """The order and the augmentations come from the run's CPU generators wherever the images are, so the run is
     the same bit for bit; on the CPU both paths slice the same tensors (the copy path itself runs on CUDA)."""
     augment = {"hflip": True, "crop": 2}
-    held = run(tmp_path, "device", augment=augment)
-    host = run(tmp_path, "host", augment=augment, data_on_device=False)
+    held = run(tmp_path, "device", augment=augment, splits=SHORT)
+    host = run(tmp_path, "host", augment=augment, splits=SHORT, data_on_device=False)
     assert rows(host) == rows(held) and host.test_accuracy == held.test_accuracy
 
 
@@ -132,8 +135,8 @@ def test_batch_augmentation_draws_as_a_per_image_loader_does():
 @pytest.mark.slow  # inductor compiles the forward and backward passes: 20 s and more on a small CPU
 @pytest.mark.skipif(not any(shutil.which(c) for c in accel.COMPILERS), reason="no C++ compiler for inductor")
 def test_compile_trains_as_eager_does(tmp_path):
-    eager = run(tmp_path, "eager", epochs=1, splits={"train": "train[:40%]"})
-    compiled = run(tmp_path, "compiled", epochs=1, splits={"train": "train[:40%]"}, compile=True)
+    eager = run(tmp_path, "eager", epochs=1, splits=SHORT)
+    compiled = run(tmp_path, "compiled", epochs=1, splits=SHORT, compile=True)
     assert compiled.history[0]["val_loss"] == pytest.approx(eager.history[0]["val_loss"], abs=1e-3)
     assert compiled.test_accuracy == pytest.approx(eager.test_accuracy, abs=0.02)
 
