@@ -77,8 +77,10 @@ def train_pass(forward, split: Split, batches: Batches, loss_fn, optimizer,
     return sums.means(int(count))
 
 
-def evaluate_pass(forward, split: Split, batch_size: int, loss_fn, amp: Amp | bool = False) -> tuple[float, float]:
-    """Mean loss and accuracy over a split in its order, without gradients (each process sees all of it)."""
+def evaluate_pass(forward, split: Split, batch_size: int, loss_fn, amp: Amp | bool = False,
+                  keep: list | None = None) -> tuple[float, float]:
+    """Mean loss and accuracy over a split in its order, without gradients (each process sees all of it).
+    `keep`, a list, receives each batch's scores (float32), for what else the run reads from them."""
     import torch
 
     sums = _Sums(split.y.device)
@@ -90,6 +92,8 @@ def evaluate_pass(forward, split: Split, batch_size: int, loss_fn, amp: Amp | bo
                 logits = forward(x)
                 loss = loss_fn(logits.float(), y)
             sums.add(loss, logits, y)
+            if keep is not None:
+                keep.append(logits.float())
     return sums.means(len(split))
 
 

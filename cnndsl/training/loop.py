@@ -155,8 +155,10 @@ def finish(run: Run) -> RunResult:
     if recipe.restore_best:
         run.net.model.load_state_dict(saved.load(run.out / "best.pt").model)
     run.net.model.eval()
+    scores = []  # the test set's scores, once: the class scores and the page's worst mistakes read them too
     test_loss, test_acc = evaluate_pass(run.net.evaluate, run.data.test, recipe.batch_size, run.net.loss_fn,
-                                        run.net.amp)
+                                        run.net.amp, scores)
+    run.test_scores = scores
     best_epoch = run.step("best_checkpoint").epoch if recipe.restore_best else len(run.history)
     final = {"test_accuracy": test_acc, "test_loss": test_loss, "best_epoch": best_epoch}
     logs = {**(epoch_logs(run.history[-1]) if run.history else {}), **final}  # before the class scores join it

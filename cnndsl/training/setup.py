@@ -71,6 +71,7 @@ class Run:
     history: list[dict] = field(default_factory=list)  # the epochs' rows
     stop: bool = False  # set by a step (early stopping) to end the run after this epoch
     callbacks: object = None  # the caller's own (training.callbacks.Callbacks), or None
+    test_scores: list | None = None  # the tested weights' scores on the test set, by batch (made by loop.finish)
 
     def step(self, name: str) -> steps.EpochStep:
         return next(s for s in self.steps if s.name == name)
