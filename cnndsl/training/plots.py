@@ -81,7 +81,8 @@ def confusion(truth, predicted, classes: list[str], path: Path, title: str = "te
 def confusion_figure(truth, predicted, classes: list[str], title: str = "test set"):
     """Counts of (true class, predicted class), and the same with each row divided by its sum (the share of
     each true class predicted as each class: recall on the diagonal). Up to NUMBERED classes each cell that
-    is not 0 shows its number (an empty cell is 0); past them the cells have no numbers and the labels get smaller, so that 100 classes stay readable."""
+    is not 0 shows its number (an empty cell is 0); past them the cells have no numbers and the labels get
+    smaller, so that 100 classes stay readable."""
     import torch
 
     n = len(classes)
