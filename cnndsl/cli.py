@@ -610,7 +610,9 @@ def parser() -> argparse.ArgumentParser:
                     "Keras model.keras or .weights.h5, or torchvision:NAME or timm:NAME, e.g. torchvision:resnet50 or "
                     "timm:xception, from the hub cache or downloaded); what fits by name or shape is loaded, and "
                     "the log says what")
-    tr.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on the CPU, float16 on CUDA)")
+    tr.add_argument("--amp", nargs="?", const="auto", choices=("off", "bf16", "fp16", "auto"),
+                    help="mixed precision: bf16, fp16 (with a gradient scaler) or off; --amp alone is auto: bf16 "
+                    "where the device has it, else fp16")
     tr.add_argument("--compile", action="store_true", help="torch.compile the model")
     tr.add_argument("--channels-last", action="store_true", help="NHWC memory layout for weights and images")
     tr.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,

@@ -19,7 +19,8 @@ them). Training, pictures and export share this module; it imports only the core
     recipe         the resolved recipe
     history        one row of metrics per finished epoch
     resume         what continues the run exactly: phase, optimizer, schedule, rng (shuffle, augment,
-                   torch) and steps (each epoch-end step's own state, by its name)
+                   torch) and steps (each epoch-end step's own state, by its name); with `amp: fp16`,
+                   scaler (the GradScaler's state: its loss scale and growth tracker)
 
 Version 1 kept the resume parts at the top level (`phase`, `optimizer`, `schedule`, `shuffle_rng`,
 `augment_rng`, `torch_rng`) with `best` ({value, epoch}) and `stale` for the steps; it is still read.
@@ -234,6 +235,7 @@ FIELDS: dict[str, tuple[Rule, str]] = {
     "resume.schedule": (_optional(_dict_of(_plain)), "a schedule's state (names to plain values)"),
     "resume.rng": (_optional(_dict_of(_optional(_tensor))), "random states (tensors)"),
     "resume.steps": (_dict_of(_dict_of(_optional(_type(bool, int, float)))), "the steps' states (names to numbers)"),
+    "resume.scaler": (_dict_of(_number), "a gradient scaler's state (names to numbers)"),
 }
 
 

@@ -2,13 +2,16 @@
 
 Rotation, shear and random resized crops are one affine warp per image (a single `grid_sample` for
 the batch). Random choices come from a generator of the run's own (saved in checkpoints), so a
-resumed run draws the same ones.
+resumed run draws the same ones. That generator is a CPU one wherever the images are, so a batch held on a GPU
+gets the same draws as on the CPU; the draws (a few numbers an image) go to the device without waiting for it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from cnndsl.training.accel import to_device
 
 
 @dataclass
@@ -31,7 +34,7 @@ class Augment:
             return x
         n = x.shape[0]
         if self.hflip:
-            flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+            flip = to_device(torch.rand(n, generator=generator) < 0.5, x.device)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         if self.crop:
             x = _random_crop(x, self.crop, generator)
@@ -39,7 +42,7 @@ class Augment:
             x = self._warp(x, generator)
         if self.color:
             factor = 1 + (torch.rand(n, x.shape[1], 1, 1, generator=generator) * 2 - 1) * self.color
-            x = x * factor.to(x.device)
+            x = x * to_device(factor, x.device)
         return x
 
     def _warp(self, x, generator):
@@ -65,7 +68,7 @@ class Augment:
         theta[:, 1, 0] = sin * sx
         theta[:, 1, 1] = (sin * shear + cos) * sy
         theta[:, 0, 2], theta[:, 1, 2] = tx, ty
-        grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+        grid = F.affine_grid(to_device(theta, x.device).to(x.dtype), list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -75,8 +78,8 @@ def _random_crop(x, pad: int, generator):
 
     n, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+    dy = to_device(torch.randint(0, 2 * pad + 1, (n,), generator=generator), x.device)
+    dx = to_device(torch.randint(0, 2 * pad + 1, (n,), generator=generator), x.device)
     rows = (torch.arange(h, device=x.device)[None, :] + dy[:, None])[:, None, :, None]
     cols = (torch.arange(w, device=x.device)[None, :] + dx[:, None])[:, None, None, :]
     batch = torch.arange(n, device=x.device)[:, None, None, None]

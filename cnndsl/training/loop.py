@@ -133,7 +133,8 @@ def train_epoch(run: Run, epoch: int) -> dict:
     in_phase = epoch - run.phases.start(run.phases.index)
     watch = run.callbacks.batch_end if run.callbacks and run.callbacks.batches else None
     batches = Batches(recipe.batch_size, run.rngs.shuffle, Augment(**recipe.augment), run.rngs.augment,
-                      recipe.clip_grad_norm, lambda step: schedule.lr(in_phase, step), recipe.amp, run.world, watch)
+                      recipe.clip_grad_norm, lambda step: schedule.lr(in_phase, step), net.amp, run.world, watch,
+                      device=run.data.val.y.device)  # the training images may be held elsewhere
     try:
         loss, acc = train_pass(net.forward, data.train, batches, net.loss_fn, run.phases.optimizer, progress)
     except NonFinite as e:
@@ -143,7 +144,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
     finally:
         progress.close()
     net.model.eval()
-    val_loss, val_acc = evaluate_pass(net.evaluate, data.val, recipe.batch_size, net.loss_fn, recipe.amp)
+    val_loss, val_acc = evaluate_pass(net.evaluate, data.val, recipe.batch_size, net.loss_fn, net.amp)
     return {"epoch": epoch, "loss": round(loss, 6), "accuracy": round(acc, 6), "val_loss": round(val_loss, 6),
             "val_accuracy": round(val_acc, 6), "lr": run.phases.optimizer.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - started, 3)}
@@ -162,8 +163,10 @@ def finish(run: Run) -> RunResult:
     if recipe.restore_best:
         run.net.model.load_state_dict(saved.load(run.out / "best.pt").model)
     run.net.model.eval()
+    scores = []  # the test set's scores, once: the class scores and the page's worst mistakes read them too
     test_loss, test_acc = evaluate_pass(run.net.evaluate, run.data.test, recipe.batch_size, run.net.loss_fn,
-                                        recipe.amp)
+                                        run.net.amp, scores)
+    run.test_scores = scores
     best_epoch = run.step("best_checkpoint").epoch if recipe.restore_best else len(run.history)
     final = {"test_accuracy": test_acc, "test_loss": test_loss, "best_epoch": best_epoch}
     logs = {**(epoch_logs(run.history[-1]) if run.history else {}), **final}  # before the class scores join it

@@ -80,8 +80,9 @@ def confusion(truth, predicted, classes: list[str], path: Path, title: str = "te
 
 def confusion_figure(truth, predicted, classes: list[str], title: str = "test set"):
     """Counts of (true class, predicted class), and the same with each row divided by its sum (the share of
-    each true class predicted as each class: recall on the diagonal). Past NUMBERED classes the cells have
-    no numbers and the labels get smaller, so that 100 classes stay readable."""
+    each true class predicted as each class: recall on the diagonal). Up to NUMBERED classes each cell that
+    is not 0 shows its number (an empty cell is 0); past them the cells have no numbers and the labels get
+    smaller, so that 100 classes stay readable."""
     import torch
 
     n = len(classes)
@@ -118,6 +119,8 @@ def _matrix(ax, values, classes: list[str], form: str, title: str, vmax=None):
         for i in range(n):
             for j in range(n):
                 value = values[i, j]
+                if not value:  # an empty cell is 0: the mistakes stand out, and most texts need not be drawn
+                    continue
                 ax.text(j, i, form.format(int(value) if form == "{:d}" else value), ha="center", va="center",
                         color="white" if value > limit else "black", fontsize=7,
                         in_layout=False)  # inside its cell: the layout pass need not measure it

@@ -16,6 +16,7 @@ CHOICES = {"optimizer": ("sgd", "adam", "adamw", "rmsprop", "nadam", "adamax", "
            "initializer": ("pytorch", "keras"), "monitor": ("val_accuracy", "val_loss"),
            "frozen_batchnorm": ("inference", "train")}
 NORMALIZE_PRESETS = ("imagenet", "inception", "keras_xception")  # data/datasets.py PRESETS
+AMP_MODES = ("off", "bf16", "fp16", "auto")  # training/accel.py: auto is bf16 where the device has it, else fp16
 AUGMENT_KEYS = {"hflip": bool, "crop": int, "rotate": float, "shear": float, "resized_crop": float, "color": float}
 
 
@@ -45,9 +46,10 @@ class Recipe:
     normalize: bool | str = False  # true: each channel to mean 0, deviation 1 (training images' statistics);
     # or a preset of pretrained weights: imagenet (torchvision), inception / keras_xception (to [-1, 1])
     frozen_batchnorm: str = "inference"  # frozen layers' batchnorm keeps its statistics (Keras); train: PyTorch's
-    amp: bool = False  # mixed precision: bfloat16 on the CPU, float16 on CUDA
+    amp: str = "off"  # mixed precision (training/accel.py): bf16, fp16 (with a gradient scaler), auto, off
     compile: bool = False  # torch.compile the model
     channels_last: bool = False
+    data_on_device: bool = True  # false: the training images stay in (pinned) host memory, copied batch by batch
     tensorboard: bool = False  # RUN/tensorboard/: each epoch's figures for TensorBoard (the tensorboard package)
     init: str = ""  # weights to start from: a run's checkpoint or any state_dict file
     initializer: str = "pytorch"  # keras: Glorot-uniform weights and zero biases, as Keras layers start
@@ -214,6 +216,9 @@ def _validated(values: dict, where: str, flag: bool = False) -> Recipe:
                             f"got {value!r}")
             out[key] = value
             continue
+        if key == "amp":
+            out[key] = _amp(value, name, error)
+            continue
         if isinstance(default, str) and not isinstance(value, str):
             raise error(f"{name} takes a string, got {value!r}")
         if isinstance(default, bool) and not isinstance(value, bool):
@@ -237,6 +242,16 @@ def _normalize(value, name: str, error: type[CnnError]) -> bool | str:
         return value
     raise error(f"{name} takes true, false or a preset ({', '.join(NORMALIZE_PRESETS)}), got {value!r}",
                 hint=did_you_mean(str(value), NORMALIZE_PRESETS) or "imagenet for torchvision's pretrained weights")
+
+
+def _amp(value, name: str, error: type[CnnError]) -> str:
+    """off, bf16, fp16 or auto; true and false are the older spellings (true: auto), as YAML reads on and off."""
+    if isinstance(value, bool):
+        return "auto" if value else "off"
+    if value in AMP_MODES:
+        return value
+    raise error(f"{name} takes one of {', '.join(AMP_MODES)}, got {value!r}",
+                hint=did_you_mean(str(value), AMP_MODES) or "bf16 on the CPU and recent GPUs; fp16 on older GPUs")
 
 
 def _augment(value, where: str) -> dict:

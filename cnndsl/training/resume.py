@@ -26,6 +26,8 @@ def capture(run: Run) -> Checkpoint:
     resume = {"phase": run.phases.index, "optimizer": run.phases.optimizer.state_dict(),
               "schedule": run.phases.schedule.state(), "rng": run.rngs.state(),
               "steps": {name: state for name, state in states.items() if state}}  # steps that keep something
+    if run.net.amp.scaler is not None:  # float16's loss scale, so that a resumed run scales as this one would
+        resume["scaler"] = run.net.amp.scaler.state_dict()
     program = run.spec.program
     return Checkpoint(model=run.net.model.state_dict(), spec=run.spec.text, params=_params(run.spec),
                       files=dict(program.sources), network=run.spec.graph.name,
@@ -45,6 +47,9 @@ def restore(run: Run, saved: Checkpoint) -> None:
         run.phases.schedule.load(state["schedule"])
     with _part(run, "resume.rng"):
         run.rngs.load(state["rng"])
+    if run.net.amp.scaler is not None and "scaler" in state:  # (a run resumed with other amp has none)
+        with _part(run, "resume.scaler"):
+            run.net.amp.scaler.load_state_dict(state["scaler"])
     with _part(run, "history"):
         missing = [key for row in saved.history for key in ROW if key not in row]
         if missing:

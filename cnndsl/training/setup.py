@@ -16,7 +16,7 @@ from cnndsl.build import initialize, scores, scores_module
 from cnndsl.data.datasets import PRESETS, Dataset, given_dataset, load_dataset, normalize, normalize_with, preset
 from cnndsl.errors import CnnError, printable
 from cnndsl.saved import Checkpoint
-from cnndsl.training import distributed, steps
+from cnndsl.training import accel, distributed, steps
 from cnndsl.training.phases import Phases, check_phase_names, enter, plan_of, steps_per_epoch
 from cnndsl.training.recipe import Recipe
 
@@ -29,6 +29,7 @@ class Net:
     evaluate: Callable  # its scores (before a final softmax), for validation and test
     forward: Callable  # what training calls: the scores, wrapped for DDP and torch.compile when asked
     loss_fn: object
+    amp: accel.Amp = field(default_factory=accel.Amp)  # mixed precision, and float16's gradient scaler
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Run:
     history: list[dict] = field(default_factory=list)  # the epochs' rows
     stop: bool = False  # set by a step (early stopping) to end the run after this epoch
     callbacks: object = None  # the caller's own (training.callbacks.Callbacks), or None
+    test_scores: list | None = None  # the tested weights' scores on the test set, by batch (made by loop.finish)
 
     def step(self, name: str) -> steps.EpochStep:
         return next(s for s in self.steps if s.name == name)
@@ -95,6 +97,7 @@ def setup(spec, recipe: Recipe, out: Path, dev, here: distributed.World, log,
     _check_crop(recipe, report.input)
     # refused before anything is allocated; processes on one CPU each hold the model and a batch
     need = memory.check_training(report, recipe.batch_size, dev, copies=1 if dev.type == "cuda" else here.size)
+    accel.prepare(dev)
     seed_all(recipe.seed)
     data = load_data(recipe, report, dev, need, log, given)
     net = build_net(spec, recipe, dev, here, log)
@@ -123,8 +126,9 @@ def load_data(recipe: Recipe, report, dev, need: memory.Need, log, given=None) -
     else:
         data = given_dataset(given, report.input, recipe.seed, recipe.splits, reserve)
     _check_classes(report.output, data.classes, recipe.data)
+    held = dev if recipe.data_on_device else torch.device("cpu")  # where the training images live
     if dev.type == "cuda":
-        _check_device_room(data, need, dev)
+        _check_device_room(data, need, dev, held)
     if isinstance(recipe.normalize, str):  # a preset: the statistics the pretrained weights were trained with
         data.normalization = normalize_with(data, preset(recipe.normalize, data.train.x.shape[1]))
         data.notes.append(f"channels normalised with the {recipe.normalize} preset ({PRESETS[recipe.normalize]})")
@@ -137,8 +141,11 @@ def load_data(recipe: Recipe, report, dev, need: memory.Need, log, given=None) -
     if mismatch:
         log(f"warning: {mismatch}")
     layout = torch.channels_last if recipe.channels_last and len(report.input) == 3 else torch.contiguous_format
-    for split in (data.train, data.val, data.test):
-        split.x, split.y = split.x.to(dev, memory_format=layout), split.y.to(dev)
+    for split in (data.train, data.val, data.test):  # validation and test go to the device either way
+        where = held if split is data.train else dev
+        split.x, split.y = split.x.to(where, memory_format=layout), split.y.to(where)
+        if where != dev and dev.type == "cuda":  # copied batch by batch, without waiting: from pinned memory
+            split.x, split.y = split.x.pin_memory(), split.y.pin_memory()
     return data
 
 
@@ -182,9 +189,11 @@ def build_net(spec, recipe: Recipe, dev, here: distributed.World, log) -> Net:
 
         forward = DistributedDataParallel(scores_module(model))
     if recipe.compile:
+        accel.check_compile(dev)
         forward = torch.compile(forward)
+    amp = accel.amp_for(recipe.amp, dev, warn=lambda line: log(f"warning: {line}"))
     return Net(model=model, evaluate=evaluate, forward=forward,
-               loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing))
+               loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing), amp=amp)
 
 
 def seed_all(seed: int) -> None:
@@ -202,12 +211,15 @@ def _check_crop(recipe: Recipe, shape: tuple[int, ...]) -> None:
                        hint=f"use at most {max(shape[1:])}; 4 is usual for 32x32 images")
 
 
-def _check_device_room(data, need: memory.Need, dev) -> None:
-    """The data goes onto the GPU beside the model: both must fit in its free memory."""
-    images = sum(split.x.numel() * split.x.element_size() for split in (data.train, data.val, data.test))
+def _check_device_room(data, need: memory.Need, dev, held) -> None:
+    """The data goes onto the GPU beside the model (the training split only where `held` is): all must fit in
+    its free memory."""
+    splits = (data.train, data.val, data.test) if held == dev else (data.val, data.test)
+    images = sum(split.x.numel() * split.x.element_size() for split in splits)
     memory.ensure_fits(need.total + images, f"training on {dev} ({need.describe()}, and "
                        f"{memory.size(images)} of images)", "lower --batch-size, the input size or the layer "
-                       "widths, or train on fewer images", dev)
+                       "widths, or train on fewer images" + ("; or `data_on_device: false` to keep the training "
+                       "images in host memory" if held == dev else ""), dev)
 
 
 def _check_classes(output: tuple, classes: list[str], data: str) -> None:

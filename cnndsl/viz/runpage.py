@@ -175,9 +175,12 @@ def worst_mistakes(run: Run, count: int = WORST) -> list[Mistake]:
     test, classes = run.data.test, run.data.classes
     if len(test) == 0 or test.x.dim() != 4:
         return []
+    scores = getattr(run, "test_scores", None)  # the test pass's, where the run kept them
     with torch.no_grad():
-        probs = torch.cat([torch.softmax(run.net.evaluate(test.x[i:i + run.recipe.batch_size]).float(), 1)
-                           for i in range(0, len(test), run.recipe.batch_size)]).cpu()
+        if not scores:
+            scores = [run.net.evaluate(test.x[i:i + run.recipe.batch_size]).float()
+                      for i in range(0, len(test), run.recipe.batch_size)]
+        probs = torch.softmax(torch.cat(scores), 1).cpu()
     truth = test.y.cpu()
     predicted = probs.argmax(1)
     p_true = probs[torch.arange(len(truth)), truth]
@@ -222,7 +225,7 @@ def _sized(image, side: int):
 
 def _png(image) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
+    image.save(buffer, format="PNG")  # (optimize=True: 2% smaller, 5 ms more an image)
     return buffer.getvalue()
 
 
