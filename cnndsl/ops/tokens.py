@@ -8,7 +8,7 @@ as torchvision's VisionTransformer and nn.MultiheadAttention(batch_first=True) h
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, fmt_int, fmt_shape, keras, need_image, pytorch
+from cnndsl.ops.base import Args, ArgSpec, Op, Shape, fmt_int, fmt_shape, keras, need_image, pytorch
 from cnndsl.ops.source import binop
 from cnndsl.ops.torchsrc import ctor
 
