@@ -1,0 +1,157 @@
+"""Token sequences (cnndsl/ops/tokens.py) and std/vit: figures against a ViT written in plain torch as
+torchvision's vision_transformer.py writes it, bit-identical outputs, errors with their locations."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import cnndsl
+from cnndsl.errors import CnnError
+from conftest import ROOT
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+
+class EncoderBlock(nn.Module):
+    """torchvision's EncoderBlock, its MLPBlock written out (Linear, GELU, Dropout, Linear, Dropout)."""
+
+    def __init__(self, heads: int, dim: int, mlp: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(dim, eps=1e-6)
+        self.self_attention = nn.MultiheadAttention(dim, heads, dropout=0.0, batch_first=True)
+        self.dropout = nn.Dropout(0.0)
+        self.ln_2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Dropout(0.0), nn.Linear(mlp, dim),
+                                 nn.Dropout(0.0))
+
+    def forward(self, input):
+        x = self.ln_1(input)
+        x, _ = self.self_attention(x, x, x, need_weights=False)
+        x = self.dropout(x) + input
+        return x + self.mlp(self.ln_2(x))
+
+
+class Encoder(nn.Module):
+    """torchvision's Encoder: the position embedding added, the blocks, the final layer norm."""
+
+    def __init__(self, length: int, layers: int, heads: int, dim: int, mlp: int) -> None:
+        super().__init__()
+        self.pos_embedding = nn.Parameter(torch.empty(1, length, dim).normal_(std=0.02))
+        self.layers = nn.Sequential(*(EncoderBlock(heads, dim, mlp) for _ in range(layers)))
+        self.ln = nn.LayerNorm(dim, eps=1e-6)
+
+    def forward(self, x):
+        return self.ln(self.layers(x + self.pos_embedding))
+
+
+class TinyViT(nn.Module):
+    """torchvision's VisionTransformer at a small size: patchify, class token, encoder, x[:, 0], head."""
+
+    def __init__(self, image=32, patch=8, dim=16, layers=2, heads=2, mlp=32, classes=10) -> None:
+        super().__init__()
+        self.dim = dim
+        self.conv_proj = nn.Conv2d(3, dim, kernel_size=patch, stride=patch)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.encoder = Encoder((image // patch) ** 2 + 1, layers, heads, dim, mlp)
+        self.heads = nn.Sequential(nn.Linear(dim, classes))
+
+    def forward(self, x):
+        n = x.shape[0]
+        x = self.conv_proj(x)
+        x = x.reshape(n, self.dim, -1).permute(0, 2, 1)
+        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
+        return self.heads(self.encoder(x)[:, 0])
+
+
+SPEC = """use "std/vit"
+network tiny(classes = 10) {
+    input 3x32x32
+    vit_stem 16 patch=8
+    vit_encoder 2 heads=2 mlp=32
+    vit_head classes
+}
+"""
+
+
+def _randomised(model: nn.Module) -> nn.Module:
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # the class token and biases away from 0, norms away from 1
+    return model.eval()
+
+
+def test_a_small_vit_has_torchs_figures_and_outputs():
+    torch.manual_seed(1)
+    model = _randomised(TinyViT())
+    spec = cnndsl.loads(SPEC, name="tiny.cnn")
+    report = spec.check()
+    assert report.params == sum(p.numel() for p in model.parameters()) == 8_026
+    x = torch.randn(1, 3, 32, 32)
+    with FlopCounterMode(display=False) as counter:  # grad on: attention's slow path, whose projections it counts
+        model(x)
+    tokens, dim, blocks = 17, 16, 2
+    products = blocks * 2 * tokens * tokens * dim  # scores and weighted sums, fused (uncounted) on CPU
+    assert report.macs == counter.get_total_flops() // 2 + products
+    built = spec.build().eval()
+    loaded = cnndsl.load_weights(built, model.state_dict())
+    assert loaded.complete and len(loaded.loaded) == len(model.state_dict())
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():  # eval and no grad: nn.MultiheadAttention's fast path, on both sides
+        assert torch.equal(built(x), model(x))
+    model.train(), built.train()
+    with torch.no_grad():  # the slow path too
+        assert torch.equal(built(x), model(x))
+
+
+def test_generated_source_calls_attention_as_torchvision():
+    source = cnndsl.loads(SPEC).source()
+    for line in ("class SelfAttention(nn.MultiheadAttention):", "need_weights=False", "batch_first=True",
+                 "x.flatten(2).transpose(1, 2)", "torch.cat([self.token.expand(x.shape[0], -1, -1), x], dim=1)",
+                 "return x[:, self.index]"):
+        assert line in source
+
+
+def test_vit_b_16_is_torchvisions_and_checks_without_torch():
+    code = ("import sys, cnndsl; r = cnndsl.check('specs/vit_b_16.cnn'); "
+            "print(r.params, r.macs, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.stdout.split(" ", 2)[:2] == ["86567656", "17563828224"], out.stderr
+    assert out.stdout.strip().endswith("False")  # never imports torch
+    b32 = cnndsl.check(ROOT / "specs/vit_b_16.cnn", patch=32)
+    assert b32.params == 88_224_232  # torchvision's vit_b_32
+    l16 = cnndsl.check(ROOT / "specs/vit_b_16.cnn", dim=1024, layers=24, heads=16, mlp=4096)
+    assert l16.params == 304_326_632  # torchvision's vit_l_16
+
+
+def _error(*lines: str, shape: str = "3x32x32") -> CnnError:
+    text = "network n {\n  input " + shape + "\n" + "".join(f"  {line}\n" for line in lines) + "}\n"
+    with pytest.raises(CnnError) as info:
+        cnndsl.loads(text).check()
+    return info.value
+
+
+def test_errors_name_the_layer_and_say_what_to_do():
+    e = _error("conv 16 kernel=8 stride=8", "attention 2")
+    assert (e.span.line, e.span.col) == (4, 3) and "needs a sequence of tokens (D x L), got 16x4x4" in e.message
+    assert "`tokens`" in e.hint
+    e = _error("conv 16 kernel=8 stride=8", "tokens", "attention 5")
+    assert (e.span.line, e.span.col) == (5, 3) and "16 features into 5 heads" in e.message and "heads=4" in e.hint
+    e = _error("conv 16 kernel=8 stride=8", "tokens", "token 16")
+    assert (e.span.line, e.span.col) == (5, 3) and "outside the 16 tokens" in e.message
+    e = _error("tokens", shape="10")
+    assert (e.span.line, e.span.col) == (3, 3) and "tokens needs a CxHxW input" in e.message
+
+
+def test_tokens_figures_in_the_report():
+    report = cnndsl.loads(SPEC).check()
+    rows = {f.layer.id: f.layer for f in report.layers}
+    figures = {f.layer.id: f for f in report.layers}
+    assert rows["vit_stem1.tokens1"].shape == (16, 16) and rows["vit_stem1.classtoken1"].shape == (16, 17)
+    assert figures["vit_stem1.classtoken1"].params == 16 and figures["vit_stem1.posembed1"].params == 16 * 17
+    assert rows["vit_head1.token1"].shape == (16,)
