@@ -1,8 +1,8 @@
 """Sequences of tokens, as a vision transformer uses them: tokens, classtoken, posembed, attention, token.
 
-A sequence of L tokens of D features has the shape D x L: channels first, as C x H x W is, so that `in.channels`,
-`layernorm` and `dense` read D where they read C. The tensor the generated code passes is (N, L, D), batch first,
-as torchvision's VisionTransformer and nn.MultiheadAttention(batch_first=True) hold it.
+A sequence of L tokens of D features has the shape L x D, the tensor's own (N, L, D) without the batch, as
+torchvision's VisionTransformer and nn.MultiheadAttention(batch_first=True) hold it. `in.channels` is D there, and
+`layernorm` and `dense` work on the last axis, D.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from cnndsl.ops.torchsrc import ctor
 
 
 def need_tokens(op: str, shape: Shape) -> tuple[int, int]:
-    """(D, L) of a sequence of tokens, else a located error that says how to make one."""
+    """(L, D) of a sequence of tokens, else a located error that says how to make one."""
     if len(shape) != 2:
         raise ShapeError(
-            f"{op} needs a sequence of tokens (D x L), got {fmt_shape(shape)}",
+            f"{op} needs a sequence of tokens (L x D), got {fmt_shape(shape)}",
             hint="`tokens` turns a C x H x W map into H*W tokens of C features (after a patchify conv)",
         )
     return shape  # type: ignore[return-value]
@@ -25,7 +25,7 @@ def need_tokens(op: str, shape: Shape) -> tuple[int, int]:
 
 def _tokens_shape(a: Args, ins: list[Shape]) -> Shape:
     c, h, w = need_image("tokens", ins[0])
-    return (c, h * w)
+    return (h * w, c)
 
 
 TOKENS = Op(
@@ -34,33 +34,33 @@ TOKENS = Op(
     "(N, L, D); `x.flatten(2).transpose(1, 2)`). Put it after a patchify conv (`conv 768 kernel=16 stride=16`).",
     "shape",
     shape=_tokens_shape,
-    explain=lambda a, ins, out: [f"{ins[0][1]} * {ins[0][2]} = {out[1]} tokens of {out[0]} features; params = 0"],
+    explain=lambda a, ins, out: [f"{ins[0][1]} * {ins[0][2]} = {out[0]} tokens of {out[1]} features; params = 0"],
     torch=lambda g: "Tokens()",
-    sym_shape=lambda g: (g.x[0], binop("*", g.x[1], g.x[2])),
+    sym_shape=lambda g: (binop("*", g.x[1], g.x[2]), g.x[0]),
     aliases=("patches",),
-    shape_rule="C x H x W → C x (H*W): D x L tokens",
+    shape_rule="C x H x W → (H*W) x C: L x D tokens",
     keras="Tokens",
 )
 
 
 def _length_shape(op: str, extra: int):
     def shape(a: Args, ins: list[Shape]) -> Shape:
-        d, n = need_tokens(op, ins[0])
-        return (d, n + extra)
+        n, d = need_tokens(op, ins[0])
+        return (n + extra, d)
     return shape
 
 
 CLASSTOKEN = Op(
     "classtoken",
-    "A learned token put in front of the sequence (ViT's class token, BERT's [CLS]): D x L → D x (L+1). "
+    "A learned token put in front of the sequence (ViT's class token, BERT's [CLS]): L x D → (L+1) x D. "
     "D parameters, starting at zero as torchvision's.",
     "tokens",
     shape=_length_shape("classtoken", 1),
-    params=lambda a, ins: ins[0][0],
-    explain=lambda a, ins, out: [f"params = {ins[0][0]} features = {fmt_int(ins[0][0])} (one learned token)",
-                                 f"{ins[0][1]} + 1 = {out[1]} tokens"],
-    torch=lambda g: ctor("ClassToken", g.x[0]),
-    sym_shape=lambda g: (g.x[0], binop("+", g.x[1], 1)),
+    params=lambda a, ins: ins[0][1],
+    explain=lambda a, ins, out: [f"params = {ins[0][1]} features = {fmt_int(ins[0][1])} (one learned token)",
+                                 f"{ins[0][0]} + 1 = {out[0]} tokens"],
+    torch=lambda g: ctor("ClassToken", g.x[1]),
+    sym_shape=lambda g: (binop("+", g.x[0], 1), g.x[1]),
     aliases=("cls_token", "class_token"),
     keras="ClassToken",
 )
@@ -69,20 +69,20 @@ CLASSTOKEN = Op(
 POSEMBED = Op(
     "posembed",
     "A learned position embedding added to the tokens (ViT's pos_embedding): one D vector per position, "
-    "D * L parameters, starting normal with std 0.02 as torchvision's.",
+    "L * D parameters, starting normal with std 0.02 as torchvision's.",
     "tokens",
     shape=lambda a, ins: need_tokens("posembed", ins[0]),
     params=lambda a, ins: ins[0][0] * ins[0][1],
-    explain=lambda a, ins, out: [f"params = {ins[0][0]} features * {ins[0][1]} positions = "
+    explain=lambda a, ins, out: [f"params = {ins[0][0]} positions * {ins[0][1]} features = "
                                  f"{fmt_int(ins[0][0] * ins[0][1])}"],
-    torch=lambda g: ctor("PosEmbed", g.x[0], g.x[1]),
+    torch=lambda g: ctor("PosEmbed", g.x[1], g.x[0]),
     aliases=("pos_embed", "position_embedding", "pos_embedding"),
     keras="PositionEmbedding",
 )
 
 
 def _attention_shape(a: Args, ins: list[Shape]) -> Shape:
-    d, _ = need_tokens("attention", ins[0])
+    _, d = need_tokens("attention", ins[0])
     if d % a.heads:
         divisors = [k for k in range(1, d + 1) if d % k == 0]
         near = min(divisors, key=lambda k: (abs(k - a.heads), k))
@@ -92,13 +92,13 @@ def _attention_shape(a: Args, ins: list[Shape]) -> Shape:
 
 
 def _attention_params(a: Args, ins: list[Shape]) -> int:
-    d = ins[0][0]
+    d = ins[0][1]
     return 4 * d * d + 4 * d  # query, key, value and output projections, with their biases
 
 
-def attention_macs(d: int, n: int) -> int:
+def attention_macs(n: int, d: int) -> int:
     """The projections (4 * L * D * D) and the two products over the sequence (scores and the weighted sum:
-    2 * L * L * D); FlopCounterMode counts only the first on CPU, where the products run fused."""
+    2 * L * L * D): FlopCounterMode's count on SDPA's math path, and torchvision's published figure."""
     return 4 * n * d * d + 2 * n * n * d
 
 
@@ -116,13 +116,13 @@ ATTENTION = Op(
     macs=lambda a, ins, out: attention_macs(*ins[0]),
     label=lambda a, ins: f"attention {a.heads} heads",
     explain=lambda a, ins, out: [
-        f"{a.heads} heads of {ins[0][0] // a.heads} features over {ins[0][1]} tokens",
-        f"params = 4 * {ins[0][0]}^2 + 4 * {ins[0][0]} = {fmt_int(_attention_params(a, ins))} "
+        f"{a.heads} heads of {ins[0][1] // a.heads} features over {ins[0][0]} tokens",
+        f"params = 4 * {ins[0][1]}^2 + 4 * {ins[0][1]} = {fmt_int(_attention_params(a, ins))} "
         "(query, key, value, output projections and biases)",
-        f"MACs = 4 * {ins[0][1]} * {ins[0][0]}^2 + 2 * {ins[0][1]}^2 * {ins[0][0]} = "
+        f"MACs = 4 * {ins[0][0]} * {ins[0][1]}^2 + 2 * {ins[0][0]}^2 * {ins[0][1]} = "
         f"{fmt_int(attention_macs(*ins[0]))}",
     ],
-    torch=lambda g: ctor("SelfAttention", g.x[0], g.heads, dropout=None if g.dropout == 0.0 else g.dropout),
+    torch=lambda g: ctor("SelfAttention", g.x[1], g.heads, dropout=None if g.dropout == 0.0 else g.dropout),
     aliases=("multiheadattention", "mha", "selfattention"),
     foreign=(keras("MultiHeadAttention", "num_heads key_dim", renames=(("key_dim", ""),)),
              pytorch("MultiheadAttention", "embed_dim num_heads dropout", renames=(("embed_dim", ""),))),
@@ -130,7 +130,7 @@ ATTENTION = Op(
 
 
 def _token_shape(a: Args, ins: list[Shape]) -> Shape:
-    d, n = need_tokens("token", ins[0])
+    n, d = need_tokens("token", ins[0])
     if not -n <= a.index < n:
         raise ShapeError(f"token index {a.index} is outside the {n} tokens",
                          hint="index 0 is the class token `classtoken` put in front")
@@ -144,9 +144,9 @@ TOKEN = Op(
     args=(ArgSpec("index", "int", 0, positional=True, doc="which token: 0 the first, -1 the last"),),
     shape=_token_shape,
     label=lambda a, ins: f"token {a.index}",
-    explain=lambda a, ins, out: [f"token {a.index} of {ins[0][1]}: {ins[0][0]} features; params = 0"],
+    explain=lambda a, ins, out: [f"token {a.index} of {ins[0][0]}: {ins[0][1]} features; params = 0"],
     torch=lambda g: ctor("Token", g.index),
-    sym_shape=lambda g: (g.x[0],),
+    sym_shape=lambda g: (g.x[1],),
     aliases=("select_token",),
     keras="Token",
 )
