@@ -145,8 +145,26 @@ def test_errors_name_the_layer_and_say_what_to_do():
     assert (e.span.line, e.span.col) == (5, 3) and "16 features into 5 heads" in e.message and "heads=4" in e.hint
     e = _error("conv 16 kernel=8 stride=8", "tokens", "token 16")
     assert (e.span.line, e.span.col) == (5, 3) and "outside the 16 tokens" in e.message
+    e = _error("conv 16 kernel=8 stride=8", "tokens", "batchnorm")
+    assert (e.span.line, e.span.col) == (5, 3) and "batchnorm on 16 tokens of 16 features" in e.message
+    assert "`layernorm`" in e.hint
+    e = _error("conv 16 kernel=8 stride=8", "tokens", "classtoken", "maxpool 2")
+    assert (e.span.line, e.span.col) == (6, 3) and "maxpool needs a CxHxW input, got 17 tokens of 16" in e.message
     e = _error("tokens", shape="10")
     assert (e.span.line, e.span.col) == (3, 3) and "tokens needs a CxHxW input" in e.message
+
+
+def test_layerscale_on_tokens_scales_each_feature():
+    spec = cnndsl.loads("network n {\n  input 3x32x32\n  conv 16 kernel=8 stride=8\n  tokens\n  classtoken\n"
+                        "  layerscale 0.5\n}\n")
+    assert spec.check().layers[-1].params == 16
+    model = spec.build().eval()
+    seen = []
+    model.layerscale1.register_forward_hook(lambda m, i, out: seen.append((i[0], out)))
+    with torch.no_grad():
+        model(torch.randn(2, 3, 32, 32))
+    (x, out), = seen
+    assert model.layerscale1.gamma.shape == (16,) and x.shape == (2, 17, 16) and torch.equal(out, 0.5 * x)
 
 
 def test_tokens_figures_in_the_report():

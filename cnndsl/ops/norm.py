@@ -16,6 +16,13 @@ def _bn_torch(g: CodeArgs) -> str:
                 affine=None if g.affine is True else g.affine)
 
 
+def _bn_shape(a: Args, ins: list[Shape]) -> Shape:
+    if len(ins[0]) == 2:  # nn.BatchNorm1d would take the L tokens as its channels
+        raise ShapeError(f"batchnorm on {ins[0][0]:,} tokens of {ins[0][1]:,} features",
+                         hint="transformers normalise each token's features: use `layernorm`")
+    return ins[0]
+
+
 def _bn_params(a: Args, ins: list[Shape]) -> int:
     return 2 * ins[0][0] if a.affine else 0
 
@@ -32,6 +39,7 @@ BATCHNORM = Op(
         ArgSpec("affine", "bool", True, aliases=("scale",), doc="learn scale and shift"),
         ACTIVATION,
     ),
+    shape=_bn_shape,
     params=_bn_params,
     buffers=lambda a, ins: 2 * ins[0][0],
     explain=lambda a, ins, out: [
