@@ -39,6 +39,7 @@ def make(name: str):
 def one(name: str, size: int) -> dict:
     """The row of one model (run in a child process)."""
     import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     import cnndsl
@@ -63,7 +64,11 @@ def one(name: str, size: int) -> dict:
     row["spec_lines"] = sum(1 for line in imported.text.splitlines() if line.strip() and not line.startswith("#"))
     spec = cnndsl.loads(imported.text)
     report = spec.check()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    # attention is counted whole only off MultiheadAttention's fused eval path (taken without grad) and on SDPA's
+    # math path, where its two products are bmm calls
+    attention = any(isinstance(m, torch.nn.MultiheadAttention) for m in model.modules())
+    with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(attention), \
+            sdpa_kernel(SDPBackend.MATH):
         model(torch.zeros(1, *shape))
     unused = tuple(u + "." for u in imported.unused)
     used = sum(p.numel() for n, p in model.named_parameters() if not n.startswith(unused))

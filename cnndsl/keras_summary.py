@@ -67,8 +67,8 @@ def snake_case(name: str) -> str:
 
 
 def channels_last(shape: tuple[int, ...]) -> tuple:
-    """(C, H, W) → (None, H, W, C); a flat (F,) → (None, F)."""
-    return (None, *shape[1:], shape[0]) if len(shape) > 1 else (None, *shape)
+    """(C, H, W) → (None, H, W, C); a flat (F,) → (None, F); L x D tokens, already Keras' order → (None, L, D)."""
+    return (None, *shape[1:], shape[0]) if len(shape) == 3 else (None, *shape)
 
 
 def summarise(a: Analysis) -> KerasSummary:

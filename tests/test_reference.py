@@ -28,6 +28,8 @@ CLASSIC = {
     "shufflenet_v2_x1_0": (2_278_604, 144_907_992),
     "mobilenet_v3_large": (5_483_032, 216_589_760),
     "efficientnet_b0": (5_288_548, 385_814_752),
+    # attention's MACs as FlopCounterMode counts them on SDPA's math path (torchvision's meta: 17.564 GFLOPS)
+    "vit_b_16": (86_567_656, 17_563_828_224),
 }
 
 

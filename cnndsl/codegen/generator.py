@@ -70,6 +70,7 @@ class Written:
     needs: set[str] = field(default_factory=set)  # out_channels, out_size, out_features: read by a caller
     sized: bool = False  # takes `in_size`: its body reads its input's height or width
     inputs: list[tuple[str, str | None]] = field(default_factory=list)  # `with lo`: (lo_channels, lo_size)
+    tokens: bool = False  # its input is L x D tokens: `in_size` is the token count L
 
     def body(self, sized: dict[str, bool]) -> list[str]:
         """The __init__'s lines as they stand: size markers resolved, output sizes recorded, unread sizes
@@ -77,9 +78,9 @@ class Written:
         lines = replace(self.lines, lines=[SIZE.sub(lambda m: m[2] if sized.get(m[1]) else "", line)
                                            for line in self.lines.lines])
         if "out_channels" in self.needs:
-            lines.add(f"self.out_channels = {py(self.out[0])}")
+            lines.add(f"self.out_channels = {py(self.out[-1] if self.tokens else self.out[0])}")
         if "out_size" in self.needs:
-            lines.add(f"self.out_size = {py(tuple(self.out[1:]))}")
+            lines.add(f"self.out_size = {py(self.out[0] if self.tokens else tuple(self.out[1:]))}")
         if "out_features" in self.needs:
             lines.add(f"self.out_features = {py(self.out[0])}")
         lines.drop_unread()
@@ -88,12 +89,12 @@ class Written:
     def text(self, sized: dict[str, bool]) -> str:
         body = self.body(sized)
         head = ["self"] + ([f"{self.first}: int"] if self.first else [])
-        head += ["in_size: tuple[int, int]"] if self.sized else []
+        head += [f"in_size: {'int' if self.tokens else 'tuple[int, int]'}"] if self.sized else []
         for channels, size in self.inputs:  # a `with` input's size only where the body reads it, as in_size
             head += [f"{channels}: int"] + ([f"{size}: tuple[int, int]"] if sized.get(f"{self.name}.{size}") else [])
         head += self.params
         init = ["    def __init__(" + ", ".join(head) + ") -> None:", "        super().__init__()"]
-        init += ["        in_height, in_width = in_size"] if self.sized else []
+        init += [f"        {'in_length' if self.tokens else 'in_height, in_width'} = in_size"] if self.sized else []
         lines = [f"class {self.name}({self.base}):", f"    {self.doc}", "", *init, *body, *self.methods]
         return "\n".join(wrap_all(lines)) + "\n"
 
@@ -288,9 +289,10 @@ class Generator(Statements, ControlFlow, Merges):
             self.reads = reads
 
     def _block_class(self, d: ast.Definition, rank: int, key: tuple) -> BlockClass:
-        first = "in_channels" if rank == 3 else "in_features"
-        in_shape = (Src("in_channels"), Src("in_height"), Src("in_width")) if rank == 3 else (Src("in_features"),)
-        taken = {"in_channels", "in_height", "in_width", "in_features", "in_size"}
+        first = "in_features" if rank == 1 else "in_channels"
+        in_shape = {3: (Src("in_channels"), Src("in_height"), Src("in_width")),
+                    2: (Src("in_length"), Src("in_channels"))}.get(rank, (Src("in_features"),))  # 2: L x D tokens
+        taken = {"in_channels", "in_height", "in_width", "in_length", "in_features", "in_size"}
         params = {pyname(p.name) for p in d.params}
         inputs, ins = [], []
         for name, r in zip(d.inputs, key[2]):  # `with lo`: the constructor takes `lo_channels` (and `lo_size`)
@@ -311,7 +313,7 @@ class Generator(Statements, ControlFlow, Merges):
         doc = docstring(f"block {ast.signature(d)} ({shown(d.span.source.name)}:{d.span.line}).")
         cls.out_rank = len(ctx.shape)
         cls.written = Written(cls.name, _BASES[ctx.box.access], doc, first, params, lines, ctx.shape,
-                              methods(ctx.box, ctx.steps), reads, inputs=inputs)
+                              methods(ctx.box, ctx.steps), reads, inputs=inputs, tokens=rank == 2)
         self.done.append(cls)
         return cls
 
@@ -332,7 +334,7 @@ def _sized(written: list, texts: dict) -> dict[str, bool]:
 
 
 def _reads_size(text: str) -> bool:
-    return re.search(r"\bin_(height|width)\b", text) is not None
+    return re.search(r"\bin_(height|width|length)\b", text) is not None
 
 
 _BASES = {"attr": "nn.Module", "iter": "nn.Module", "whole": "nn.Sequential"}

@@ -39,7 +39,7 @@ from cnndsl.syntax import ast
 # Names the generated code uses itself, Python's builtins, and what vet refuses: a spec name equal to one
 # of them gets a trailing `_` (a parameter `eval` is `eval_`).
 RESERVED = {"self", "nn", "torch", "F", "math", "OrderedDict", "in_channels", "in_features", "in_size",
-            "in_height", "in_width", "x", "frozen", "names", "counts", *prelude.HELPERS, *dir(builtins),
+            "in_height", "in_width", "in_length", "x", "frozen", "names", "counts", *prelude.HELPERS, *dir(builtins),
             *FORBIDDEN}
 
 

@@ -187,6 +187,56 @@ class LayerNorm2d(nn.LayerNorm):
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)
 ''',
+    "Tokens": '''
+class Tokens(nn.Module):
+    """(N, C, H, W) as (N, H*W, C): H*W tokens of C features, row by row, as torchvision's ViT."""
+
+    def forward(self, x):
+        return x.flatten(2).transpose(1, 2)
+''',
+    "ClassToken": '''
+class ClassToken(nn.Module):
+    """A learned token in front of the sequence (ViT's class token), starting at zero."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.token = nn.Parameter(torch.zeros(1, 1, dim))
+
+    def forward(self, x):
+        return torch.cat([self.token.expand(x.shape[0], -1, -1), x], dim=1)
+''',
+    "PosEmbed": '''
+class PosEmbed(nn.Module):
+    """A learned position embedding added to (N, L, D) tokens, starting normal with std 0.02 (torchvision's)."""
+
+    def __init__(self, dim: int, length: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(1, length, dim).normal_(std=0.02))
+
+    def forward(self, x):
+        return x + self.weight
+''',
+    "SelfAttention": '''
+class SelfAttention(nn.MultiheadAttention):
+    """Self-attention over (N, L, D) tokens, called as torchvision's ViT calls it (need_weights=False)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
+        super().__init__(dim, heads, dropout=dropout, batch_first=True)
+
+    def forward(self, x):
+        return super().forward(x, x, x, need_weights=False)[0]
+''',
+    "Token": '''
+class Token(nn.Module):
+    """One token of (N, L, D) as (N, D): x[:, index] (ViT's class token, index 0)."""
+
+    def __init__(self, index: int = 0) -> None:
+        super().__init__()
+        self.index = index
+
+    def forward(self, x):
+        return x[:, self.index]
+''',
     "Scale": '''
 class Scale(nn.Module):
     """Multiplies by a constant (Inception-ResNet's `0.17 * branch`)."""

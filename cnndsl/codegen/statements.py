@@ -272,7 +272,10 @@ class Statements:
         given = bind(c, [ArgSlot(p.name, required=p.default is None) for p in d.params], f"block `{d.name}`")
         values = {p.name: evaluate(given[p.name].value, ctx.names, ctx.in_shape) for p in d.params
                   if p.name in given}
-        parts = [py(ctx.shape[0]) + (size_marker(cls.name, _size(ctx.shape[1:])) if rank == 3 else "")]
+        if rank == 2:  # L x D tokens: the class takes D, and L as its in_size
+            parts = [py(ctx.shape[1]) + size_marker(cls.name, py(ctx.shape[0]))]
+        else:
+            parts = [py(ctx.shape[0]) + (size_marker(cls.name, _size(ctx.shape[1:])) if rank == 3 else "")]
         for (_, shape), (_, size) in zip(given_ins, cls.inputs):  # `lo_channels`, and `lo_size` where it is read
             parts.append(py(shape[0]) + (size_marker(f"{cls.name}.{size}", _size(shape[1:])) if size else ""))
         floats = cls.floats
@@ -306,7 +309,8 @@ class Statements:
     def read_back(self, cls, handle: str, shape: tuple, hidden: list[int], ctx: Ctx, lines: Lines) -> tuple:
         """The sizes of a block's output that the caller cannot write as formulas of its values, as the
         block's module records them: `channels = self.stage1.out_channels`, `self.stage1.out_size[0]`."""
-        attrs = ["out_features"] if cls.out_rank == 1 else ["out_channels", "out_size[0]", "out_size[1]"]
+        attrs = {1: ["out_features"], 2: ["out_size", "out_channels"]}.get(  # 2: L x D tokens
+            cls.out_rank, ["out_channels", "out_size[0]", "out_size[1]"])
         shape = tuple(Src(f"{handle}.{attrs[k]}") if k in hidden else v for k, v in enumerate(shape))
         self.reads.append((handle, cls))
         if 0 not in hidden or ctx.dynamic or lines.scratch or not handle.startswith("self."):

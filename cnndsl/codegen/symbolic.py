@@ -76,7 +76,7 @@ def _cond(e: ast.Cond, names: dict, in_shape: tuple):
 
 def in_attr(attr: str, shape: tuple):
     if attr == "channels":
-        return shape[0]
+        return shape[-1] if len(shape) == 2 else shape[0]  # L x D tokens: D
     if attr == "height":
         return shape[1]
     if attr == "width":

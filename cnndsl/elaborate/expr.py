@@ -100,7 +100,7 @@ def _in_attr(e: ast.InAttr, env: Env):
         raise CnnError("`in` has no shape here: nothing has entered the network yet", e.span,
                        "`in` is the shape entering the enclosing block; use it after `input`")
     if e.attr == "channels":
-        return shape[0]
+        return shape[-1] if len(shape) == 2 else shape[0]  # L x D tokens: their D features
     if e.attr in ("height", "width"):
         if len(shape) != 3:
             raise CnnError(f"`in` is a flat vector of {shape[0]:,} values; it has no {e.attr}", e.span)

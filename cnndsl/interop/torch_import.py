@@ -25,7 +25,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from cnndsl.errors import CnnError
-from cnndsl.interop import emit, std_match
+from cnndsl.interop import emit, std_match, torch_tokens
 from cnndsl.interop.torch_layers import SPLITS, Alias, Layer, Merge, Refused, known, module_layer, node_layer
 from cnndsl.ops import REGISTRY
 from cnndsl.syntax import ast
@@ -243,6 +243,8 @@ class _Body:
                     self.imp.problem(self.path, "returns several values: blocks return one tensor")
                 else:
                     self.end = self.alias_of(result)
+            elif torch_tokens.read(self, node):  # a vision transformer's tokens (interop/torch_tokens.py)
+                continue
             elif node.op == "get_attr":
                 self.imp.problem(self.path, f"uses its tensor `{node.target}` directly")
             elif node.op in ("call_function", "call_method") and node.target in SPLITS:
@@ -255,6 +257,8 @@ class _Body:
                 self.read_module(node)
             else:
                 self.read_function(node)
+        for path in torch_tokens.unused(self):
+            self.imp.problem(self.path, f"uses its tensor `{path}` directly")
 
     def alias_of(self, node: fx.Node) -> fx.Node:
         while isinstance(self.items.get(node), Alias):
@@ -588,7 +592,7 @@ def _leaf_order(pieces: dict[str, _Piece], path: str = "") -> list[str]:
         step = next(stack[-1], None)
         if step is None:
             stack.pop()
-        elif step[0] == "leaf":
+        elif step[0] in ("leaf", "param"):  # a layer module, or a tensor a layer holds (a ViT's class token)
             out.append(step[1])
         else:
             stack.append(iter(pieces[step[1]].order))
@@ -603,7 +607,7 @@ def _layer_modules(built: nn.Module) -> list[tuple[str, nn.Module]]:
     for name, m in built.named_modules():
         if any(name.startswith(w + ".") for w in whole):
             continue
-        if known(m) and m.state_dict():
+        if (known(m) or isinstance(m, nn.MultiheadAttention)) and m.state_dict():
             found.append((name, m))
             whole.append(name)
         elif _has_tensors(m):
@@ -613,7 +617,7 @@ def _layer_modules(built: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def _names(model: nn.Module, built: nn.Module, leaves: list[str]) -> dict[str, str]:
     ours = _layer_modules(built)
-    theirs = [(p, model.get_submodule(p)) for p in leaves if model.get_submodule(p).state_dict()]
+    theirs = [(p, _held(model, p)) for p in leaves if _held(model, p)]
     twice = sorted({p for p, _ in theirs if leaves.count(p) > 1})
     if twice:  # one weight tensor would be two in the spec: never a spec that differs from the model
         raise CnnError(f"{', '.join(twice[:5])} of the model {'is' if len(twice) == 1 else 'are'} used in several "
@@ -622,14 +626,25 @@ def _names(model: nn.Module, built: nn.Module, leaves: list[str]) -> dict[str, s
         raise CnnError(f"import wrote a spec of {len(ours)} layers with weights for {len(theirs)} of the model's",
                        hint="this is a bug of cnndsl import: please report it with the model")
     names: dict[str, str] = {}
-    for (a, m), (b, src) in zip(ours, theirs):
-        mine, other = m.state_dict(), src.state_dict()
-        if [(k, tuple(v.shape)) for k, v in mine.items()] != [(k, tuple(v.shape)) for k, v in other.items()]:
-            raise CnnError(f"import: the spec's {a} ({type(m).__name__}) does not hold what the model's {b} "
-                           f"({type(src).__name__}) holds", hint="this is a bug of cnndsl import: please report it")
+    for (a, m), (b, other) in zip(ours, theirs):
+        mine = m.state_dict()
+        tensor = list(other) == [""]  # a parameter the model holds itself: the layer's one tensor
+        if [(k, tuple(v.shape)) for k, v in mine.items() if not tensor] != \
+                [(k, tuple(v.shape)) for k, v in other.items() if not tensor] or \
+                (tensor and [tuple(v.shape) for v in mine.values()] != [tuple(other[""].shape)]):
+            raise CnnError(f"import: the spec's {a} ({type(m).__name__}) does not hold what the model's {b} holds",
+                           hint="this is a bug of cnndsl import: please report it")
         for k in mine:
-            names[f"{a}.{k}"] = f"{b}.{k}"
+            names[f"{a}.{k}"] = b if tensor else f"{b}.{k}"
     return names
+
+
+def _held(model: nn.Module, path: str) -> dict:
+    """The tensors of the model's module at `path` (its state_dict), or {"": the parameter at `path`}."""
+    try:
+        return model.get_submodule(path).state_dict()
+    except AttributeError:
+        return {"": model.get_parameter(path)}
 
 
 def _tree(model: nn.Module, problems: dict[str, list[str]]) -> str:
@@ -718,7 +733,8 @@ def _import(model: nn.Module, input_shape: tuple[int, ...], name: str | None, so
     net_name = name or _network_name(type(model), {d.name for d in definitions})
     comment = [f"{type(model).__name__}" + (f" from {source}" if source else "") + ", imported by cnndsl import.",
                "Written from the model traced in eval mode: edit freely, `cnndsl check` it."]
-    unused = [p for p, m in model.named_modules() if p and _has_tensors(m) and p not in imp.called]
+    held = torch_tokens.held(model)
+    unused = [p for p, m in model.named_modules() if p and _has_tensors(m) and p not in imp.called and p not in held]
     if unused:
         comment.append(f"Left out: {', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''} (never called in eval).")
     text = emit.spec_text([*definitions, emit.network(net_name, input_shape, body)], comment, uses)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from cnndsl.ops import activation, channels, conv, dense, merge, misc, norm, pool, scaling
+from cnndsl.ops import activation, channels, conv, dense, merge, misc, norm, pool, scaling, tokens
 from cnndsl.ops.base import REQUIRED, Args, ArgSpec, CodeArgs, Op, Shape, Symbol, Window
 
 REGISTRY: dict[str, Op] = {}
 ALIASES: dict[str, str] = {}
 
-for _module in (misc, conv, pool, dense, norm, scaling, channels, activation, merge):
+for _module in (misc, conv, pool, dense, norm, scaling, channels, activation, merge, tokens):
     for _op in _module.ENTRIES:
         assert _op.name not in REGISTRY, _op.name
         REGISTRY[_op.name] = _op

@@ -244,6 +244,9 @@ def fmt_int(n: int) -> str:
 
 
 def need_image(op: str, shape: Shape) -> tuple[int, int, int]:
+    if len(shape) == 2:
+        raise ShapeError(f"{op} needs a CxHxW input, got {shape[0]:,} tokens of {shape[1]:,} features",
+                         hint="on tokens, use the layers that work per token: dense, layernorm, attention")
     if len(shape) != 3:
         raise ShapeError(
             f"{op} needs a CxHxW input, got a flat vector of {shape[0]:,}",

@@ -24,39 +24,47 @@ from cnndsl.ops.torchsrc import ctor
 
 
 def _dense_shape(a: Args, ins: list[Shape]) -> Shape:
+    if len(ins[0]) == 2:  # L x D tokens: the same layer on every token (a transformer's MLP)
+        return (ins[0][0], a.units)
     need_flat("dense", ins[0])
     return (a.units,)
 
 
+def _dense_macs(a: Args, ins: list[Shape], out: Shape = ()) -> int:
+    return ins[0][-1] * a.units * (ins[0][0] if len(ins[0]) == 2 else 1)
+
+
 def _dense_params(a: Args, ins: list[Shape]) -> int:
-    return ins[0][0] * a.units + (a.units if a.bias else 0)
+    return ins[0][-1] * a.units + (a.units if a.bias else 0)  # the last axis: features, or a token's
 
 
 def _dense_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
     bias = " + 1" if a.bias else ""
     return [
-        f"params = ({ins[0][0]}{bias}) * {a.units} = {fmt_int(_dense_params(a, ins))}",
-        f"MACs = {ins[0][0]} * {a.units} = {fmt_int(ins[0][0] * a.units)}",
+        f"params = ({ins[0][-1]}{bias}) * {a.units} = {fmt_int(_dense_params(a, ins))}",
+        f"MACs = {ins[0][-1]} * {a.units}" + (f" * {ins[0][0]} tokens" if len(ins[0]) == 2 else "")
+        + f" = {fmt_int(_dense_macs(a, ins))}",
     ]
 
 
 DENSE = Op(
     "dense",
-    "Fully connected layer (nn.Linear, Keras Dense). Needs a flat input.",
+    "Fully connected layer (nn.Linear, Keras Dense). Needs a flat input, or L x D tokens: then the same "
+    "layer on every token of L x D, D → units features.",
     "dense",
     args=(ArgSpec("units", "int", aliases=("out_features", "features"), positional=True, low=1,
                   doc="number of outputs"), BIAS, ACTIVATION),
     shape=_dense_shape,
     params=_dense_params,
-    macs=lambda a, ins, out: ins[0][0] * a.units,
-    label=lambda a, ins: f"dense {ins[0][0]} → {a.units}",
+    macs=_dense_macs,
+    label=lambda a, ins: f"dense {ins[0][-1]} → {a.units}",
     explain=_dense_explain,
-    torch=lambda g: ctor("nn.Linear", g.x[0], g.units, bias=None if g.bias is True else g.bias),
+    torch=lambda g: ctor("nn.Linear", g.x[-1], g.units, bias=None if g.bias is True else g.bias),
     output_saved=False,
-    sym_shape=lambda g: (g.units,),
+    sym_shape=lambda g: (g.x[0], g.units) if len(g.x) == 2 else (g.units,),
     aliases=("linear", "fc"),
     foreign=(keras("Dense", "units activation use_bias"), pytorch("Linear", "in_features out_features bias")),
-    shape_rule="units (input must be flat)",
+    shape_rule="units (input must be flat); L x units on L x D tokens",
 )
 
 

@@ -16,6 +16,13 @@ def _bn_torch(g: CodeArgs) -> str:
                 affine=None if g.affine is True else g.affine)
 
 
+def _bn_shape(a: Args, ins: list[Shape]) -> Shape:
+    if len(ins[0]) == 2:  # nn.BatchNorm1d would take the L tokens as its channels
+        raise ShapeError(f"batchnorm on {ins[0][0]:,} tokens of {ins[0][1]:,} features",
+                         hint="transformers normalise each token's features: use `layernorm`")
+    return ins[0]
+
+
 def _bn_params(a: Args, ins: list[Shape]) -> int:
     return 2 * ins[0][0] if a.affine else 0
 
@@ -32,6 +39,7 @@ BATCHNORM = Op(
         ArgSpec("affine", "bool", True, aliases=("scale",), doc="learn scale and shift"),
         ACTIVATION,
     ),
+    shape=_bn_shape,
     params=_bn_params,
     buffers=lambda a, ins: 2 * ins[0][0],
     explain=lambda a, ins, out: [
@@ -88,10 +96,16 @@ def _affine_explain(a: Args, ins: list[Shape], over: str) -> list[str]:
     return [*lines, "params = 0 (affine=false: no scale and shift)"]
 
 
+def _ln_first(shape: Shape) -> Shape:
+    """The shape with what layernorm normalises first: L x D tokens are normalised over D, their last axis."""
+    return shape[::-1] if len(shape) == 2 else shape
+
+
 def _ln_torch(g: CodeArgs) -> str:
-    # ConvNeXt's LayerNorm2d normalises the channels at each position; a flat vector is nn.LayerNorm's case
+    # ConvNeXt's LayerNorm2d normalises the channels at each position; a flat vector or L x D tokens (the last
+    # axis) are nn.LayerNorm's case
     kind = "LayerNorm2d" if len(g.x) == 3 else "nn.LayerNorm"
-    return ctor(kind, g.x[0], eps=None if g.eps == 1e-5 else g.eps,
+    return ctor(kind, g.x[-1] if len(g.x) == 2 else g.x[0], eps=None if g.eps == 1e-5 else g.eps,
                 elementwise_affine=None if g.affine is True else g.affine)
 
 
@@ -106,10 +120,11 @@ LAYERNORM = Op(
                 doc="added to the variance: PyTorch's default (ConvNeXt uses 1e-6, Keras 1e-3)"),
         ArgSpec("affine", "bool", True, aliases=("elementwise_affine",), doc="learn scale and shift"),
     ),
-    params=_affine_params,
+    params=lambda a, ins: _affine_params(a, [_ln_first(ins[0])]),
     explain=lambda a, ins, out: _affine_explain(
-        a, ins, f"the {ins[0][0]} channels at each of the {ins[0][1]}x{ins[0][2]} positions" if len(ins[0]) == 3
-        else f"the {ins[0][0]} features"),
+        a, [_ln_first(ins[0])], f"the {ins[0][0]} channels at each of the {ins[0][1]}x{ins[0][2]} positions"
+        if len(ins[0]) == 3 else f"the {ins[0][-1]} features" + (f" of each of {ins[0][0]} tokens" if len(ins[0]) == 2
+                                                                 else "")),
     torch=_ln_torch,
     aliases=("layernorm2d",),
     foreign=(keras("LayerNormalization", "axis epsilon center scale", defaults=(("eps", 0.001),)),

@@ -20,7 +20,7 @@ SCALE = Op(
 
 
 def _layerscale_params(a: Args, ins: list[Shape]) -> int:
-    return ins[0][0]
+    return ins[0][-1] if len(ins[0]) == 2 else ins[0][0]  # L x D tokens: one per feature
 
 
 LAYERSCALE = Op(
@@ -32,9 +32,11 @@ LAYERSCALE = Op(
                   doc="gamma's initial value (ConvNeXt: 1e-6)"),),
     params=_layerscale_params,
     label=lambda a, ins: f"layerscale {a.init:g}",
-    explain=lambda a, ins, out: [f"params = {ins[0][0]} channels = {fmt_int(ins[0][0])} (gamma, "
+    explain=lambda a, ins, out: [f"params = {_layerscale_params(a, ins)} channels = "
+                                 f"{fmt_int(_layerscale_params(a, ins))} (gamma, "
                                  f"starting at {a.init:g})"],
-    torch=lambda g: ctor("LayerScale", g.x[0], g.init, **({"image": True} if len(g.x) == 3 else {})),
+    torch=lambda g: ctor("LayerScale", g.x[-1] if len(g.x) == 2 else g.x[0], g.init,
+                         **({"image": True} if len(g.x) == 3 else {})),
     keras="LayerScale",
 )
 
