@@ -187,6 +187,14 @@ class LayerNorm2d(nn.LayerNorm):
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)
 ''',
+    "Linear2d": '''
+class Linear2d(nn.Linear):
+    """nn.Linear over the channels at every position of (N, C, H, W): ConvNeXt's, as torchvision's CNBlock
+    permutes around it."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+''',
     "Scale": '''
 class Scale(nn.Module):
     """Multiplies by a constant (Inception-ResNet's `0.17 * branch`)."""

@@ -24,7 +24,13 @@ from cnndsl.ops.torchsrc import ctor
 
 
 def _dense_shape(a: Args, ins: list[Shape]) -> Shape:
-    need_flat("dense", ins[0])
+    if a.per_position and len(ins[0]) == 3:
+        return (a.units, *ins[0][1:])
+    try:
+        need_flat("dense", ins[0])
+    except ShapeError as e:  # a missing flatten stays an error: a map is per position only when asked
+        raise ShapeError(e.message, hint=f"{e.hint}; or `dense {a.units} per_position=true` for a Linear on the "
+                         "channels at each position (ConvNeXt's nn.Linear, Keras' Dense on a map)") from None
     return (a.units,)
 
 
@@ -32,31 +38,50 @@ def _dense_params(a: Args, ins: list[Shape]) -> int:
     return ins[0][0] * a.units + (a.units if a.bias else 0)
 
 
+def _positions(ins: list[Shape]) -> int:
+    return prod(ins[0][1:]) if len(ins[0]) == 3 else 1
+
+
 def _dense_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
     bias = " + 1" if a.bias else ""
+    macs = f"MACs = {ins[0][0]} * {a.units} = {fmt_int(ins[0][0] * a.units)}"
+    if len(ins[0]) == 3:
+        _, h, w = ins[0]
+        macs = f"MACs = {h}x{w} positions * {ins[0][0]} * {a.units} = {fmt_int(h * w * ins[0][0] * a.units)}"
     return [
+        *([f"one Linear over the {ins[0][0]} channels, applied at each of the {ins[0][1]}x{ins[0][2]} positions"]
+          if len(ins[0]) == 3 else []),
         f"params = ({ins[0][0]}{bias}) * {a.units} = {fmt_int(_dense_params(a, ins))}",
-        f"MACs = {ins[0][0]} * {a.units} = {fmt_int(ins[0][0] * a.units)}",
+        macs,
     ]
+
+
+def _dense_torch(g: CodeArgs) -> str:
+    # on a map, torchvision's CNBlock form: channels last, nn.Linear, channels first (bit-identical with it)
+    kind = "Linear2d" if len(g.x) == 3 and not g.channels_last else "nn.Linear"
+    return ctor(kind, g.x[0], g.units, bias=None if g.bias is True else g.bias)
 
 
 DENSE = Op(
     "dense",
-    "Fully connected layer (nn.Linear, Keras Dense). Needs a flat input.",
+    "Fully connected layer (nn.Linear, Keras Dense). Needs a flat input, unless per_position=true: then on a "
+    "CxHxW map one Linear over the channels at every position (ConvNeXt's nn.Linear, Keras' Dense on a map).",
     "dense",
     args=(ArgSpec("units", "int", aliases=("out_features", "features"), positional=True, low=1,
-                  doc="number of outputs"), BIAS, ACTIVATION),
+                  doc="number of outputs"), BIAS, ACTIVATION,
+          ArgSpec("per_position", "bool", False,
+                  doc="on a map: the same Linear over the channels at each position (units x H x W out)")),
     shape=_dense_shape,
     params=_dense_params,
-    macs=lambda a, ins, out: ins[0][0] * a.units,
-    label=lambda a, ins: f"dense {ins[0][0]} → {a.units}",
+    macs=lambda a, ins, out: _positions(ins) * ins[0][0] * a.units,
+    label=lambda a, ins: f"dense {ins[0][0]} → {a.units}" + (" per position" if len(ins[0]) == 3 else ""),
     explain=_dense_explain,
-    torch=lambda g: ctor("nn.Linear", g.x[0], g.units, bias=None if g.bias is True else g.bias),
+    torch=_dense_torch,
     output_saved=False,
-    sym_shape=lambda g: (g.units,),
+    sym_shape=lambda g: (g.units, *g.x[1:]) if len(g.x) == 3 else (g.units,),
     aliases=("linear", "fc"),
     foreign=(keras("Dense", "units activation use_bias"), pytorch("Linear", "in_features out_features bias")),
-    shape_rule="units (input must be flat)",
+    shape_rule="units (input must be flat); units x H x W with per_position=true on a map",
 )
 
 

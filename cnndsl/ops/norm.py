@@ -90,7 +90,7 @@ def _affine_explain(a: Args, ins: list[Shape], over: str) -> list[str]:
 
 def _ln_torch(g: CodeArgs) -> str:
     # ConvNeXt's LayerNorm2d normalises the channels at each position; a flat vector is nn.LayerNorm's case
-    kind = "LayerNorm2d" if len(g.x) == 3 else "nn.LayerNorm"
+    kind = "LayerNorm2d" if len(g.x) == 3 and not g.channels_last else "nn.LayerNorm"
     return ctor(kind, g.x[0], eps=None if g.eps == 1e-5 else g.eps,
                 elementwise_affine=None if g.affine is True else g.affine)
 
