@@ -114,7 +114,17 @@ LAYERNORM = Op(
     aliases=("layernorm2d",),
     foreign=(keras("LayerNormalization", "axis epsilon center scale", defaults=(("eps", 0.001),)),
              pytorch("LayerNorm", "normalized_shape eps elementwise_affine")),
+    torch_class="torchvision.models.convnext.LayerNorm2d",
+    from_torch=lambda m: _layernorm2d(m),
 )
+
+
+def _layernorm2d(m) -> dict[str, object]:
+    """torchvision's LayerNorm2d (ConvNeXt's: nn.LayerNorm over the channels of a map) as layernorm."""
+    if len(m.normalized_shape) != 1 or (m.elementwise_affine and m.bias is None):
+        raise ValueError(f"normalized_shape {tuple(m.normalized_shape)} with bias={m.bias is not None}: "
+                         "layernorm normalises the channels with scale and shift")
+    return {"eps": float(m.eps), **({} if m.elementwise_affine else {"affine": False})}
 
 
 def _gn_shape(a: Args, ins: list[Shape]) -> Shape:
