@@ -29,7 +29,7 @@ def before(gen, stmts: list[ast.Stmt], i: int, ctx: Ctx) -> None:
     s = stmts[i]
     if isinstance(s, ast.Let):
         return
-    kind = _position_wise(gen, s, ctx)
+    kind = _position_wise(gen, _unlabeled(s, stmts), ctx)
     if ctx.channels_last and kind is None:
         close(ctx)
     elif not ctx.channels_last and kind in ("dense", "layernorm") and _dense_ahead(gen, stmts, i, ctx):
@@ -47,12 +47,21 @@ def _dense_ahead(gen, stmts: list[ast.Stmt], i: int, ctx: Ctx) -> bool:
     for s in stmts[i:]:
         if isinstance(s, ast.Let):
             continue
-        kind = _position_wise(gen, s, ctx)
+        kind = _position_wise(gen, _unlabeled(s, stmts), ctx)
         if kind is None:
             return False
         if kind == "dense":
             return True
     return False
+
+
+def _unlabeled(s: ast.Stmt, stmts: list[ast.Stmt]) -> ast.Stmt | None:
+    """A labeled layer is in a run when nothing reads its label (its output is channels-last there)."""
+    if not isinstance(s, ast.Labeled):
+        return s
+    read = {n.id for r in ast.statements(stmts) if isinstance(r, ast.MergeWith) for n in r.names}
+    read |= {r.name.id for r in ast.statements(stmts) if isinstance(r, ast.From)}
+    return s.stmt if not s.more and s.label not in read else None
 
 
 def _position_wise(gen, s: ast.Stmt, ctx: Ctx) -> str | None:
