@@ -656,7 +656,7 @@ def _layer_modules(built: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def _names(model: nn.Module, built: nn.Module, leaves: list[str]) -> dict[str, str]:
     ours = _layer_modules(built)
-    theirs = [(p, _source_tensors(model, p)) for p in leaves if _source_tensors(model, p)]
+    theirs = [(p, tensors) for p in leaves if (tensors := _source_tensors(model, p))]
     twice = sorted({p for p, _ in theirs if leaves.count(p) > 1})
     if twice:  # one weight tensor would be two in the spec: never a spec that differs from the model
         raise CnnError(f"{', '.join(twice[:5])} of the model {'is' if len(twice) == 1 else 'are'} used in several "
@@ -667,13 +667,14 @@ def _names(model: nn.Module, built: nn.Module, leaves: list[str]) -> dict[str, s
     names: dict[str, str] = {}
     for (a, m), (b, other) in zip(ours, theirs):
         mine = m.state_dict()
-        if "" in other:  # a module's own parameter (layer_scale): the spec's layer holds it alone, by its name
-            other = {k: other[""] for k in mine} if len(mine) == 1 else other
+        own = "" in other  # a module's own parameter (layer_scale): the spec's layer holds it alone
+        if own and len(mine) == 1:
+            other = {k: other[""] for k in mine}
         if [(k, tuple(v.shape)) for k, v in mine.items()] != [(k, tuple(v.shape)) for k, v in other.items()]:
             raise CnnError(f"import: the spec's {a} ({type(m).__name__}) does not hold what the model's {b} "
                            "holds", hint="this is a bug of cnndsl import: please report it")
         for k in mine:
-            names[f"{a}.{k}"] = b if k not in _source_tensors(model, b) else f"{b}.{k}"
+            names[f"{a}.{k}"] = b if own else f"{b}.{k}"
     return names
 
 
