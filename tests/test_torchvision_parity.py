@@ -214,3 +214,26 @@ def test_timm_repvgg_with_its_branches_in_another_order():
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         assert torch.equal(ours(x), theirs(x))
+
+
+def test_convnext_imports_exactly_and_bit_identically():
+    """torchvision's ConvNeXt through `cnndsl import`: its Permute modules, LayerNorm2d and layer_scale tensors
+    become `dense per_position=true`, `layernorm` and `layerscale`, and the built spec is torch.equal to it."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = torchvision.models.convnext_tiny().eval()
+    randomise_norms(model)
+    imported = cnndsl.from_module(model, (3, 64, 64))
+    assert "per_position=true" in imported.text and "layerscale" in imported.text
+    spec = cnndsl.loads(imported.text)
+    report = spec.check()
+    x = torch.randn(2, 3, 64, 64)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        expected = model(x)
+    assert report.params == sum(p.numel() for p in model.parameters()) == 28_589_128
+    assert report.macs == counter.get_total_flops() // 4  # a batch of 2: FlopCounterMode's total / 2 per sample
+    built = spec.build().eval()
+    built.load_state_dict(imported.state_dict(model.state_dict()))
+    with torch.no_grad():
+        assert torch.equal(built(x), expected)

@@ -29,7 +29,7 @@ def before(gen, stmts: list[ast.Stmt], i: int, ctx: Ctx) -> None:
     s = stmts[i]
     if isinstance(s, ast.Let):
         return
-    kind = _position_wise(gen, _unlabeled(s, stmts), ctx)
+    kind = _kind(gen, s, stmts, ctx)
     if ctx.channels_last and kind is None:
         close(ctx)
     elif not ctx.channels_last and kind in ("dense", "layernorm") and _dense_ahead(gen, stmts, i, ctx):
@@ -47,7 +47,7 @@ def _dense_ahead(gen, stmts: list[ast.Stmt], i: int, ctx: Ctx) -> bool:
     for s in stmts[i:]:
         if isinstance(s, ast.Let):
             continue
-        kind = _position_wise(gen, _unlabeled(s, stmts), ctx)
+        kind = _kind(gen, s, stmts, ctx)
         if kind is None:
             return False
         if kind == "dense":
@@ -55,13 +55,17 @@ def _dense_ahead(gen, stmts: list[ast.Stmt], i: int, ctx: Ctx) -> bool:
     return False
 
 
-def _unlabeled(s: ast.Stmt, stmts: list[ast.Stmt]) -> ast.Stmt | None:
-    """A labeled layer is in a run when nothing reads its label (its output is channels-last there)."""
+def _kind(gen, s: ast.Stmt, stmts: list[ast.Stmt], ctx: Ctx) -> str | None:
+    """As _position_wise; a labeled layer is in a run when nothing reads its label (its output is channels-last
+    there)."""
     if not isinstance(s, ast.Labeled):
-        return s
+        return _position_wise(gen, s, ctx)
+    kind = None if s.more else _position_wise(gen, s.stmt, ctx)
+    if kind is None:
+        return None
     read = {n.id for r in ast.statements(stmts) if isinstance(r, ast.MergeWith) for n in r.names}
     read |= {r.name.id for r in ast.statements(stmts) if isinstance(r, ast.From)}
-    return s.stmt if not s.more and s.label not in read else None
+    return None if s.label in read else kind
 
 
 def _position_wise(gen, s: ast.Stmt, ctx: Ctx) -> str | None:
