@@ -34,7 +34,7 @@ SUFFIXES = (".keras", ".h5")
 MAX_BYTES = 8 << 30  # larger than any Keras model we could load (VGG-19's weights are 548 MB)
 MAX_CONFIG_BYTES = 64 << 20
 MAX_ARRAY_BYTES = 2 << 30  # one layer's weights: VGG-16's largest is 411 MB
-KINDS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "BatchNormalization")
+KINDS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "BatchNormalization", "LayerNormalization")
 
 
 @dataclass
@@ -230,6 +230,8 @@ def _named(kind: str, arrays: dict, config: dict, name: str) -> dict:
                 raise CnnError(f"Keras' batchnorm `{name}` has {len(values)} variables: gamma or beta is left out, "
                                "and a .weights.h5 file does not say which", hint="save the model as .keras")
         names += ["moving_mean", "moving_variance"]
+    elif kind == "LayerNormalization":  # no .weights.h5 guess: without a config, scale and center are taken on
+        names = ["gamma"] * config.get("scale", True) + ["beta"] * config.get("center", True)
     else:
         names = {"SeparableConv2D": ["depthwise_kernel", "pointwise_kernel", "bias"],
                  }.get(kind, ["kernel", "bias"])
@@ -266,6 +268,8 @@ def _torch_kind(m) -> str:
         return "Dense"
     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
         return "BatchNormalization"
+    if isinstance(m, torch.nn.LayerNorm):  # the generated LayerNorm2d is one
+        return "LayerNormalization"
     return ""
 
 
@@ -347,7 +351,7 @@ def load(module, path: Path, strict: bool = True) -> KerasLoad:
         for keras_layer in theirs[len(mine):]:
             _skip(keras_layer, keras_layer.arrays, done, torch)
     for keras_layer in layers:
-        if keras_layer.kind not in KINDS:  # a layer of a class we do not load (LayerNormalization...)
+        if keras_layer.kind not in KINDS:  # a layer of a class we do not load (GroupNormalization...)
             _skip(keras_layer, keras_layer.arrays, done, torch)
     paired = {ours_name for ours_name, _ in done.loaded}
     done.missing = [n for n in ours if n not in paired and not n.endswith("num_batches_tracked")]
@@ -405,6 +409,7 @@ TARGETS = {
     "Dense": {"kernel": "weight", "bias": "bias"},
     "BatchNormalization": {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
                            "moving_variance": "running_var"},
+    "LayerNormalization": {"gamma": "weight", "beta": "bias"},
 }
 
 

@@ -575,3 +575,34 @@ def test_the_models_output_is_the_specs_output():
     assert text.endswith("    from gap\n    extra: dense 3 activation=softmax\n    from out\n}\n")
     with pytest.raises(CnnError, match="`empty` has no layers"):
         from_config({"class_name": "Sequential", "config": {"name": "empty", "layers": []}}, "a test")
+
+
+def test_dense_and_layernormalization_on_a_map_import_per_position(keras, tmp_path):
+    """Keras' Dense on a map applies to the channels at each position, LayerNormalization(axis=-1) normalises
+    them: `dense per_position=true` and `layernorm`, with Keras' weights and Keras' predictions."""
+    import numpy as np
+
+    keras.backend.clear_session()
+    L = keras.layers
+    inp = keras.Input((6, 5, 3))
+    x = L.Conv2D(8, 3, padding="same")(inp)
+    x = L.LayerNormalization(epsilon=1e-6)(x)
+    x = L.Dense(16, activation="gelu")(x)
+    x = L.Dense(8)(x)
+    out = L.Dense(3)(L.GlobalAveragePooling2D()(x))
+    model = keras.Model(inp, out, name="pointwise")
+    norm = model.get_layer("layer_normalization")
+    rng = np.random.default_rng(2)
+    norm.gamma.assign(rng.uniform(0.5, 1.5, size=8).astype("float32"))
+    norm.beta.assign(rng.uniform(-0.5, 0.5, size=8).astype("float32"))
+    path = tmp_path / "pointwise.keras"
+    model.save(path)
+    text = cnndsl.from_keras(path)
+    assert "    layer_normalization: layernorm eps=1e-6\n" in text
+    assert "    dense: dense 16 activation=gelu per_position=true\n    dense_1: dense 8 per_position=true\n" in text
+    report = cnndsl.loads(text).check()
+    assert report.params == model.count_params() == 547
+    assert report.layer("dense").macs == 6 * 5 * 8 * 16
+    load, diff = _round_trip(keras, model, path, text)
+    assert (len(load.loaded), len(load.skipped), len(load.missing)) == (10, 0, 0)
+    assert diff < 1e-6  # measured 1.2e-7 (Keras' own kernels)

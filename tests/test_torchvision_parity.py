@@ -59,11 +59,8 @@ def test_same_outputs_with_torchvision_weights(name):
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         expected, got = theirs(x), ours(x)
-    if name == "convnext_tiny":  # torchvision's CNBlock runs its 1x1 layers as nn.Linear on permuted
-        # channels-last tensors, the spec as 1x1 convolutions: the same sums in another order (1.3e-6 apart)
-        assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5), (got - expected).abs().max()
-    else:  # the same operations in the same order: bit for bit
-        assert torch.equal(got, expected), (got - expected).abs().max()
+    # the same operations in the same order: bit for bit (ConvNeXt's Linears too: `dense per_position=true`)
+    assert torch.equal(got, expected), (got - expected).abs().max()
 
 
 def test_convnext_stochastic_depth_rises_as_torchvision():
@@ -217,3 +214,26 @@ def test_timm_repvgg_with_its_branches_in_another_order():
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         assert torch.equal(ours(x), theirs(x))
+
+
+def test_convnext_imports_exactly_and_bit_identically():
+    """torchvision's ConvNeXt through `cnndsl import`: its Permute modules, LayerNorm2d and layer_scale tensors
+    become `dense per_position=true`, `layernorm` and `layerscale`, and the built spec is torch.equal to it."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = torchvision.models.convnext_tiny().eval()
+    randomise_norms(model)
+    imported = cnndsl.from_module(model, (3, 64, 64))
+    assert "per_position=true" in imported.text and "layerscale" in imported.text
+    spec = cnndsl.loads(imported.text)
+    report = spec.check()
+    x = torch.randn(2, 3, 64, 64)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        expected = model(x)
+    assert report.params == sum(p.numel() for p in model.parameters()) == 28_589_128
+    assert report.macs == counter.get_total_flops() // 4  # a batch of 2: FlopCounterMode's total / 2 per sample
+    built = spec.build().eval()
+    built.load_state_dict(imported.state_dict(model.state_dict()))
+    with torch.no_grad():
+        assert torch.equal(built(x), expected)

@@ -94,3 +94,4 @@ class Ctx:
     dead: bool = False  # this code raises at construction (see Statements.body)
     bound: frozenset[str] = frozenset()  # the names the definition binds: `act` alone applies one
     returned: list | None = None  # the shapes of the tensors a block's `return a, b` gives
+    channels_last: bool = False  # the current tensor is permuted to (N, H, W, C) (codegen/layout.py)

@@ -114,6 +114,13 @@ class Join:
 
 
 @dataclass
+class Permute:
+    """`x = x.permute(0, 2, 3, 1)` and back, around a run of layers applied at each position (codegen/layout.py)."""
+
+    dims: tuple[int, ...]
+
+
+@dataclass
 class Loop:
     """A loop the constructor ran a number of turns it recorded."""
 
@@ -174,7 +181,7 @@ def uses_plan(steps: list) -> bool:
 def sequential(steps: list) -> bool:
     """Whether the steps only ever apply each child to the previous output: an nn.Sequential's forward."""
     for s in steps:
-        if isinstance(s, (Load, Merge, Sum, Join, Guarded, Inputs, Returns)) or (
+        if isinstance(s, (Load, Merge, Sum, Join, Guarded, Inputs, Returns, Permute)) or (
                 isinstance(s, Call) and (s.inputs or s.returns > 1)):
             return False
         if isinstance(s, (Loop, Choice)) and not all(sequential(inner) for inner in _inner(s)):
@@ -275,6 +282,9 @@ class Forward:
                 cur = ", ".join(self.var(x) for x in s.slots)
             elif isinstance(s, Inputs):
                 pass
+            elif isinstance(s, Permute):
+                self.add(depth, f"{run} = {cur}.permute{s.dims}")
+                cur = run
             elif isinstance(s, Loop):
                 cur = self.loop(s, cur, run, depth)
             else:

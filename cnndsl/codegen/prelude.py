@@ -237,6 +237,14 @@ class Token(nn.Module):
     def forward(self, x):
         return x[:, self.index]
 ''',
+    "Linear2d": '''
+class Linear2d(nn.Linear):
+    """nn.Linear over the channels at every position of (N, C, H, W): ConvNeXt's, as torchvision's CNBlock
+    permutes around it."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+''',
     "Scale": '''
 class Scale(nn.Module):
     """Multiplies by a constant (Inception-ResNet's `0.17 * branch`)."""

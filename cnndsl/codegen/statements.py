@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from cnndsl.codegen import layout
 from cnndsl.codegen.context import Ctx, Opaque, Retry, Slot, Unsupported, size_marker
 from cnndsl.codegen.forward import Call, Choice, Load, Ref, Returns, Save
 from cnndsl.codegen.lines import Lines
@@ -38,7 +39,8 @@ class Statements:
     """The statement writers of the Generator (a mixin: `self` is the Generator)."""
 
     def body(self, stmts: list[ast.Stmt], ctx: Ctx, lines: Lines) -> None:
-        for s in stmts:
+        for i, s in enumerate(stmts):
+            layout.before(self, stmts, i, ctx)
             try:
                 self.stmt(s, ctx, lines, None)
             except (CnnError, IndexError, TypeError, ValueError) as e:
@@ -50,6 +52,7 @@ class Statements:
                 lines.add(f"raise ValueError({literal(_located(e, s))})")
                 ctx.dead = True
                 return
+        layout.close(ctx)
 
     def stmt(self, s: ast.Stmt, ctx: Ctx, lines: Lines, label: str | None) -> None:
         if isinstance(s, ast.Labeled):
@@ -168,7 +171,7 @@ class Statements:
             return
         values = self.layer_values(op, c, ctx)
         activation = values.pop("activation", "none")
-        g = CodeArgs(values, [ctx.shape])
+        g = CodeArgs(values, [ctx.shape], channels_last=ctx.channels_last)
         self.child(ctx, lines, op.name, _inplace(op.torch(g), op.name, ctx), self.out_shape(op, g), label)
         self.activation(activation, ctx, lines)
 

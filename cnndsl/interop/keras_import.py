@@ -309,6 +309,8 @@ def _registry_call(layer: KerasLayer, f: Foreign, op: Op) -> ast.Call | None:
 def _ignored(op: Op, key: str, raw) -> bool:
     """A config key that changes nothing a spec computes (batchnorm's `center` is checked with `scale`)."""
     neutral = key in NEUTRAL and NEUTRAL[key] == raw and type(raw) is type(NEUTRAL[key])
+    if op.name == "layernorm" and (key in ("center", "scale") or (key, raw) == ("rms_scaling", False)):
+        return True  # center and scale are read together in _keras_semantics; RMS scaling is another norm
     return bool(_SKIPPED.fullmatch(key)) or neutral or (op.name, key) == ("batchnorm", "center")
 
 
@@ -317,6 +319,13 @@ def _keras_semantics(layer: KerasLayer, op: Op, values: dict, out: Translation) 
     if op.name == "batchnorm" and layer.config.get("center", True) != layer.config.get("scale", True):
         out.notes.append("center and scale differ: cnndsl's batchnorm learns both or neither")
         out.partial = True
+    if op.name == "layernorm" and layer.config.get("center", True) != layer.config.get("scale", True):
+        out.notes.append("center and scale differ: cnndsl's layernorm learns both or neither")
+        out.partial = True
+    elif op.name == "layernorm" and layer.config.get("scale", True) is False:
+        values["affine"] = False
+    if op.name == "dense" and _on_map(layer):  # Keras' Dense on a map: the same Linear at each position
+        values["per_position"] = True
     if values.get("activation") == "leakyrelu":
         out.notes.append(f"activation='leaky_relu' slopes {KERAS_LEAKY_SLOPE} in Keras, a spec's activation=leakyrelu "
                          "0.01: write a LeakyReLU layer")
@@ -547,8 +556,13 @@ def _layout_problems(model: KerasModel) -> None:
                 "weights could be reordered)"
         elif k.cls == "Reshape" and (is_map or _rank(k.config.get("target_shape")) == 3):
             k.problem = "reshapes in Keras' H, W, C order, where a spec's reshape orders C, H, W"
-        elif k.cls == "Dense" and isinstance(shape, list) and len(shape) > 2:
-            k.problem = "a Dense on each position of a map: write it as a 1x1 conv"
+        elif k.cls == "Dense" and isinstance(shape, list) and len(shape) not in (2, 4):
+            k.problem = f"a Dense on a rank-{len(shape) - 1} tensor: a spec's dense takes a vector or a map"
+
+
+def _on_map(layer: KerasLayer) -> bool:
+    shape = _mapping(layer.config.get("build_config")).get("input_shape")
+    return isinstance(shape, list) and len(shape) == 4
 
 
 def _rank(shape) -> int:

@@ -25,7 +25,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from cnndsl.errors import CnnError
-from cnndsl.interop import emit, std_match, torch_tokens
+from cnndsl.interop import emit, std_match, torch_layout, torch_tokens
 from cnndsl.interop.torch_layers import SPLITS, Alias, Layer, Merge, Refused, known, module_layer, node_layer
 from cnndsl.ops import REGISTRY
 from cnndsl.syntax import ast
@@ -195,12 +195,14 @@ class _Body:
         self.order: list[tuple[str, str]] = []
         self.calls: dict[int, tuple[str, str]] = {}  # id(Call) → ("leaf"|"child", source path)
         self.refused: dict[fx.Node, str] = {}
+        self.attrs: dict[fx.Node, str] = {}  # get_attr nodes: the module's own tensors, by their full names
 
     def full(self, target: str) -> str:
         return f"{self.path}.{target}" if self.path else target
 
     def piece(self, module: nn.Module) -> _Piece:
         self.read_nodes()
+        self.resolve_layout()
         for text in self.refused.values():
             self.imp.problem(self.path, text)
         if self.start is None or self.end is None:
@@ -246,7 +248,7 @@ class _Body:
             elif torch_tokens.read(self, node):  # a vision transformer's tokens (interop/torch_tokens.py)
                 continue
             elif node.op == "get_attr":
-                self.imp.problem(self.path, f"uses its tensor `{node.target}` directly")
+                self.attrs[node] = self.full(node.target)  # a problem unless a layer takes it (layer_scale)
             elif node.op in ("call_function", "call_method") and node.target in SPLITS:
                 splits[node] = node.args[0]
             elif node.op == "call_function" and node.target is operator.getitem and node.args[0] in splits:
@@ -259,6 +261,10 @@ class _Body:
                 self.read_function(node)
         for path in torch_tokens.unused(self):
             self.imp.problem(self.path, f"uses its tensor `{path}` directly")
+        for node in self.attrs:
+            if not any(node in user.args for user in self.items if isinstance(self.items[user], tuple)
+                       and self.items[user][0] == "param"):
+                self.imp.problem(self.path, f"uses its tensor `{node.target}` directly")
 
     def alias_of(self, node: fx.Node) -> fx.Node:
         while isinstance(self.items.get(node), Alias):
@@ -289,6 +295,9 @@ class _Body:
     def read_module(self, node: fx.Node) -> None:
         module = self.gm.get_submodule(node.target)
         ins = self.tensor_inputs(node)
+        if torch_layout.module_permute(module) is not None:
+            self.add(node, torch_layout.module_permute(module), ins[:1])
+            return
         full = self.full(node.target)
         if len(ins) != 1:
             self.imp.problem(full, "takes several tensors: blocks take one")
@@ -305,6 +314,8 @@ class _Body:
             self.add(node, ("child", full, None, node.target), ins[:1])
 
     def read_function(self, node: fx.Node) -> None:
+        if self.read_layout(node):
+            return
         item = node_layer(node, lambda i, name, default: _args(node, i, name, default), _meta_shape)
         ins = self.tensor_inputs(node)
         if isinstance(item, Refused):
@@ -315,6 +326,38 @@ class _Body:
             ins = ins[:1]
         self.add(node, item, ins)
         self.shuffle(node)
+
+    def read_layout(self, node: fx.Node) -> bool:
+        """A permute to channels last or back, or the module's own (C, 1, 1) tensor times the branch
+        (ConvNeXt's layer scale): interop/torch_layout.py."""
+        permute = torch_layout.function_permute(node)
+        if permute is not None:
+            self.add(node, permute, self.tensor_inputs(node)[:1])
+            return True
+        scaled = torch_layout.layer_scale(node, self.attrs, _meta_shape)
+        if scaled is None:
+            return False
+        x, name = scaled
+        self.add(node, ("param", name, Layer("layerscale"), name), [self.alias_of(x)])
+        return True
+
+    def resolve_layout(self) -> None:
+        """The permutes around a run at each position become aliases (interop/torch_layout.py); a Linear or
+        a LayerNorm on a 4-D tensor outside such a run acts on W, which no layer writes."""
+        problems, in_runs = torch_layout.resolve_runs(self.items, self.inputs, torch_layout.as_layer)
+        for text in problems:
+            self.imp.problem(self.path, text)
+        for node, ins in self.inputs.items():
+            self.inputs[node] = [self.alias_of(i) for i in ins]
+        if self.end is not None:
+            self.end = self.alias_of(self.end)
+        for node, item in self.items.items():
+            if not (isinstance(item, tuple) and item[0] == "leaf") or node in in_runs or not self.inputs[node]:
+                continue
+            shape = _meta_shape(self.inputs[node][0])
+            if type(self.gm.get_submodule(item[3])) in (nn.Linear, nn.LayerNorm) and shape and len(shape) == 4:
+                self.imp.problem(item[1], f"{type(self.gm.get_submodule(item[3])).__name__} on a 4-D tensor acts "
+                                 "on its last axis (W): cnndsl's acts on the channels (permute to channels last first)")
 
     def shuffle(self, node: fx.Node) -> None:
         """torchvision's channel_shuffle: view to (N, g, C/g, H, W), transpose(1, 2), view back: one layer."""
@@ -617,7 +660,7 @@ def _layer_modules(built: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def _names(model: nn.Module, built: nn.Module, leaves: list[str]) -> dict[str, str]:
     ours = _layer_modules(built)
-    theirs = [(p, _held(model, p)) for p in leaves if _held(model, p)]
+    theirs = [(p, tensors) for p in leaves if (tensors := _source_tensors(model, p))]
     twice = sorted({p for p, _ in theirs if leaves.count(p) > 1})
     if twice:  # one weight tensor would be two in the spec: never a spec that differs from the model
         raise CnnError(f"{', '.join(twice[:5])} of the model {'is' if len(twice) == 1 else 'are'} used in several "
@@ -628,19 +671,19 @@ def _names(model: nn.Module, built: nn.Module, leaves: list[str]) -> dict[str, s
     names: dict[str, str] = {}
     for (a, m), (b, other) in zip(ours, theirs):
         mine = m.state_dict()
-        tensor = list(other) == [""]  # a parameter the model holds itself: the layer's one tensor
-        if [(k, tuple(v.shape)) for k, v in mine.items() if not tensor] != \
-                [(k, tuple(v.shape)) for k, v in other.items() if not tensor] or \
-                (tensor and [tuple(v.shape) for v in mine.values()] != [tuple(other[""].shape)]):
-            raise CnnError(f"import: the spec's {a} ({type(m).__name__}) does not hold what the model's {b} holds",
-                           hint="this is a bug of cnndsl import: please report it")
+        own = "" in other  # a module's own parameter (layer_scale): the spec's layer holds it alone
+        if own and len(mine) == 1:
+            other = {k: other[""] for k in mine}
+        if [(k, tuple(v.shape)) for k, v in mine.items()] != [(k, tuple(v.shape)) for k, v in other.items()]:
+            raise CnnError(f"import: the spec's {a} ({type(m).__name__}) does not hold what the model's {b} "
+                           "holds", hint="this is a bug of cnndsl import: please report it")
         for k in mine:
-            names[f"{a}.{k}"] = b if tensor else f"{b}.{k}"
+            names[f"{a}.{k}"] = b if own else f"{b}.{k}"
     return names
 
 
-def _held(model: nn.Module, path: str) -> dict:
-    """The tensors of the model's module at `path` (its state_dict), or {"": the parameter at `path`}."""
+def _source_tensors(model: nn.Module, path: str) -> dict:
+    """A source layer's tensors: a module's state_dict, or a parameter of a module's own as {"": it}."""
     try:
         return model.get_submodule(path).state_dict()
     except AttributeError:

@@ -150,6 +150,7 @@ class CodeArgs(_Values):
 
     values: dict[str, object]
     ins: list[tuple]
+    channels_last: bool = False  # the code generator runs this layer on an (N, H, W, C) tensor (a fused run)
 
     @property
     def x(self) -> tuple:

@@ -26,45 +26,77 @@ from cnndsl.ops.torchsrc import ctor
 def _dense_shape(a: Args, ins: list[Shape]) -> Shape:
     if len(ins[0]) == 2:  # L x D tokens: the same layer on every token (a transformer's MLP)
         return (ins[0][0], a.units)
-    need_flat("dense", ins[0])
+    if a.per_position and len(ins[0]) == 3:
+        return (a.units, *ins[0][1:])
+    try:
+        need_flat("dense", ins[0])
+    except ShapeError as e:  # a missing flatten stays an error: a map is per position only when asked
+        raise ShapeError(e.message, hint=f"{e.hint}; or `dense {a.units} per_position=true` for a Linear on the "
+                         "channels at each position (ConvNeXt's nn.Linear, Keras' Dense on a map)") from None
     return (a.units,)
 
 
-def _dense_macs(a: Args, ins: list[Shape], out: Shape = ()) -> int:
-    return ins[0][-1] * a.units * (ins[0][0] if len(ins[0]) == 2 else 1)
+def _features(ins: list[Shape]) -> int:
+    """What the one Linear reads: a flat input's values, a token's D (its last axis), a map's C (its first)."""
+    return ins[0][-1] if len(ins[0]) == 2 else ins[0][0]
+
+
+def _positions(ins: list[Shape]) -> int:
+    """Where it is applied: once on a flat input, on each of L tokens, at each of a map's H x W positions."""
+    return ins[0][0] if len(ins[0]) == 2 else prod(ins[0][1:]) if len(ins[0]) == 3 else 1
 
 
 def _dense_params(a: Args, ins: list[Shape]) -> int:
-    return ins[0][-1] * a.units + (a.units if a.bias else 0)  # the last axis: features, or a token's
+    return _features(ins) * a.units + (a.units if a.bias else 0)
+
+
+def _dense_macs(a: Args, ins: list[Shape], out: Shape = ()) -> int:
+    return _positions(ins) * _features(ins) * a.units
 
 
 def _dense_explain(a: Args, ins: list[Shape], out: Shape) -> list[str]:
     bias = " + 1" if a.bias else ""
-    return [
-        f"params = ({ins[0][-1]}{bias}) * {a.units} = {fmt_int(_dense_params(a, ins))}",
-        f"MACs = {ins[0][-1]} * {a.units}" + (f" * {ins[0][0]} tokens" if len(ins[0]) == 2 else "")
-        + f" = {fmt_int(_dense_macs(a, ins))}",
-    ]
+    c, macs = _features(ins), fmt_int(_dense_macs(a, ins))
+    lines = [f"params = ({c}{bias}) * {a.units} = {fmt_int(_dense_params(a, ins))}"]
+    if len(ins[0]) == 3:
+        _, h, w = ins[0]
+        lines.insert(0, f"one Linear over the {c} channels, applied at each of the {h}x{w} positions")
+        return [*lines, f"MACs = {h}x{w} positions * {c} * {a.units} = {macs}"]
+    where = f" * {ins[0][0]} tokens" if len(ins[0]) == 2 else ""
+    return [*lines, f"MACs = {c} * {a.units}{where} = {macs}"]
+
+
+def _dense_torch(g: CodeArgs) -> str:
+    # on a map, torchvision's CNBlock form: channels last, nn.Linear, channels first (bit-identical with it)
+    kind = "Linear2d" if len(g.x) == 3 and not g.channels_last else "nn.Linear"
+    return ctor(kind, g.x[-1] if len(g.x) == 2 else g.x[0], g.units, bias=None if g.bias is True else g.bias)
+
+
+def _dense_sym_shape(g: CodeArgs) -> tuple:
+    return (g.x[0], g.units) if len(g.x) == 2 else (g.units, *g.x[1:]) if len(g.x) == 3 else (g.units,)
 
 
 DENSE = Op(
     "dense",
-    "Fully connected layer (nn.Linear, Keras Dense). Needs a flat input, or L x D tokens: then the same "
-    "layer on every token of L x D, D → units features.",
+    "Fully connected layer (nn.Linear, Keras Dense). Needs a flat input, or L x D tokens (then the same layer on "
+    "every token, D → units features), or with per_position=true a CxHxW map (then one Linear over the channels "
+    "at every position: ConvNeXt's nn.Linear, Keras' Dense on a map).",
     "dense",
     args=(ArgSpec("units", "int", aliases=("out_features", "features"), positional=True, low=1,
-                  doc="number of outputs"), BIAS, ACTIVATION),
+                  doc="number of outputs"), BIAS, ACTIVATION,
+          ArgSpec("per_position", "bool", False,
+                  doc="on a map: the same Linear over the channels at each position (units x H x W out)")),
     shape=_dense_shape,
     params=_dense_params,
     macs=_dense_macs,
-    label=lambda a, ins: f"dense {ins[0][-1]} → {a.units}",
+    label=lambda a, ins: f"dense {_features(ins)} → {a.units}" + (" per position" if len(ins[0]) == 3 else ""),
     explain=_dense_explain,
-    torch=lambda g: ctor("nn.Linear", g.x[-1], g.units, bias=None if g.bias is True else g.bias),
+    torch=_dense_torch,
     output_saved=False,
-    sym_shape=lambda g: (g.x[0], g.units) if len(g.x) == 2 else (g.units,),
+    sym_shape=_dense_sym_shape,
     aliases=("linear", "fc"),
     foreign=(keras("Dense", "units activation use_bias"), pytorch("Linear", "in_features out_features bias")),
-    shape_rule="units (input must be flat); L x units on L x D tokens",
+    shape_rule="units (input must be flat); L x units on L x D tokens; units x H x W with per_position=true on a map",
 )
 
 

@@ -102,9 +102,9 @@ def _ln_first(shape: Shape) -> Shape:
 
 
 def _ln_torch(g: CodeArgs) -> str:
-    # ConvNeXt's LayerNorm2d normalises the channels at each position; a flat vector or L x D tokens (the last
-    # axis) are nn.LayerNorm's case
-    kind = "LayerNorm2d" if len(g.x) == 3 else "nn.LayerNorm"
+    # ConvNeXt's LayerNorm2d normalises the channels at each position (inside a channels-last run of the forward,
+    # nn.LayerNorm); a flat vector or L x D tokens (the last axis) are nn.LayerNorm's case
+    kind = "LayerNorm2d" if len(g.x) == 3 and not g.channels_last else "nn.LayerNorm"
     return ctor(kind, g.x[-1] if len(g.x) == 2 else g.x[0], eps=None if g.eps == 1e-5 else g.eps,
                 elementwise_affine=None if g.affine is True else g.affine)
 
@@ -129,7 +129,17 @@ LAYERNORM = Op(
     aliases=("layernorm2d",),
     foreign=(keras("LayerNormalization", "axis epsilon center scale", defaults=(("eps", 0.001),)),
              pytorch("LayerNorm", "normalized_shape eps elementwise_affine")),
+    torch_class="torchvision.models.convnext.LayerNorm2d",
+    from_torch=lambda m: _layernorm2d(m),
 )
+
+
+def _layernorm2d(m) -> dict[str, object]:
+    """torchvision's LayerNorm2d (ConvNeXt's: nn.LayerNorm over the channels of a map) as layernorm."""
+    if len(m.normalized_shape) != 1 or (m.elementwise_affine and m.bias is None):
+        raise ValueError(f"normalized_shape {tuple(m.normalized_shape)} with bias={m.bias is not None}: "
+                         "layernorm normalises the channels with scale and shift")
+    return {"eps": float(m.eps), **({} if m.elementwise_affine else {"affine": False})}
 
 
 def _gn_shape(a: Args, ins: list[Shape]) -> Shape:
