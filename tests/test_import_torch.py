@@ -344,3 +344,86 @@ def test_help_says_it_runs_code(capsys):
     with pytest.raises(SystemExit):
         main(["import", "--help"])
     assert "RUNS THE CODE OF SOURCE" in " ".join(capsys.readouterr().out.split())
+
+
+# ---- timm's forms, written here as plain torch modules of timm's module names (timm is not in the CI venv) ----
+
+
+class BatchNormAct2d(nn.BatchNorm2d):
+    """timm.layers.norm_act.BatchNormAct2d in eval mode: F.batch_norm on its own tensors, then drop, then act."""
+
+    __module__ = "timm.layers.norm_act"
+
+    def __init__(self, c: int, act: nn.Module):
+        super().__init__(c)
+        self.drop, self.act = nn.Identity(), act
+
+    def forward(self, x):
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return self.act(self.drop(x))
+
+
+class SelectAdaptivePool2d(nn.Module):
+    __module__ = "timm.layers.adaptive_avgmax_pool"
+
+    def __init__(self, pool_type: str = "avg", flatten: bool = True):
+        super().__init__()
+        self.pool_type = pool_type
+        self.pool = nn.AdaptiveAvgPool2d(1) if pool_type == "avg" else nn.AdaptiveMaxPool2d(1)
+        self.flatten = nn.Flatten(1) if flatten else nn.Identity()
+
+    def forward(self, x):
+        return self.flatten(self.pool(x))
+
+
+class ClassifierHead(nn.Module):
+    """timm's head: Python control flow on an option, which torch.fx traces at the option's default."""
+
+    def __init__(self, c: int, classes: int, pool_type: str = "avg"):
+        super().__init__()
+        self.global_pool = SelectAdaptivePool2d(pool_type)
+        self.drop = nn.Dropout(0.2)
+        self.fc = nn.Linear(c, classes)
+        self.flatten = nn.Identity()
+
+    def forward(self, x, pre_logits: bool = False):
+        x = self.drop(self.global_pool(x))
+        if pre_logits:
+            return self.flatten(x)
+        return self.flatten(self.fc(x))
+
+
+class TimmNet(nn.Module):
+    def __init__(self, pool_type: str = "avg", pre_logits: bool = False):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = BatchNormAct2d(8, nn.SiLU(inplace=True))
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn2 = BatchNormAct2d(8, nn.Identity())
+        self.head = ClassifierHead(8, 5, pool_type)
+        self.pre_logits = pre_logits
+
+    def forward(self, x):
+        x = self.bn2(self.conv2(self.bn(self.conv(x))))
+        return self.head(x, pre_logits=True) if self.pre_logits else self.head(x)
+
+
+def test_timm_batchnormact_and_classifier_head():
+    imported, report = roundtrip(TimmNet(), (3, 12, 12))
+    body = imported.text.split("network", 1)[1]
+    assert "batchnorm activation=silu\n" in body  # BatchNormAct2d: one batchnorm, its act as the activation
+    assert "conv 8 kernel=3 padding=1 bias=false\n    bn2: batchnorm\n" in body  # act Identity: none
+    # the head, called with one tensor, traced at pre_logits=False (its default); its pool one layer
+    assert "block classifier_head {\n    globalavgpool\n    dropout 0.2\n    fc: dense 5\n    identity\n}" in imported.text
+    assert report.params == 8 * 27 + 16 + 8 * 72 + 16 + 8 * 5 + 5
+    assert sorted(imported.names.values()) == sorted(TimmNet().state_dict())
+
+
+def test_timm_forms_refused_where_they_differ():
+    with pytest.raises(CnnError) as info:
+        cnndsl.from_module(TimmNet(pool_type="max").eval(), (3, 12, 12))
+    assert "✗ SelectAdaptivePool2d: pool_type='max': cnndsl's global pool is the average" in info.value.message
+    # a head called with an option is traced through as called (the option's branch): pre_logits skips the fc
+    imported = cnndsl.from_module(TimmNet(pre_logits=True).eval(), (3, 12, 12))
+    assert imported.unused == ["head.fc"]
+    assert imported.text.endswith("    bn2: batchnorm\n    globalavgpool\n    dropout 0.2\n    identity\n}\n")

@@ -15,6 +15,7 @@ source's exactly, whatever the names.
 from __future__ import annotations
 
 import copy
+import inspect
 import operator
 import re
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from cnndsl.errors import CnnError
 from cnndsl.interop import emit, std_match
-from cnndsl.interop.torch_layers import SPLITS, Alias, Layer, Merge, Refused, known, module_layer, node_layer
+from cnndsl.interop.timm_forms import known, module_layer
+from cnndsl.interop.torch_layers import SPLITS, Alias, Layer, Merge, Refused, node_layer
 from cnndsl.ops import REGISTRY
 from cnndsl.syntax import ast
 
@@ -122,7 +124,7 @@ class _Import:
         inline: set[str] = set()
         while True:
             try:
-                graph = _Tracer(inline).trace(module)
+                graph = _Tracer(inline).trace(module, concrete_args=_options(module))
             except Exception as e:  # fx cannot trace data-dependent control flow: say so, located
                 self.problem(path, f"torch.fx cannot trace {type(module).__name__}.forward: "
                              f"{str(e).splitlines()[0][:100]}")
@@ -170,6 +172,18 @@ class _Shapes(ShapeProp):
         if self.imp.calls.get(full) == 1 and full in self.imp.outputs:
             return torch.zeros(self.imp.outputs[full], device=self.imp.device)
         return super().call_module(target, args, kwargs)
+
+
+def _options(module: nn.Module) -> dict[str, object] | None:
+    """The forward's arguments after the tensor that have defaults, traced at those values (the model calls the
+    module with one tensor: timm's `ClassifierHead.forward(x, pre_logits=False)` branches on its option)."""
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    found = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty
+             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return found or None
 
 
 def _single_tensor_call(node: fx.Node) -> bool:
@@ -232,6 +246,8 @@ class _Body:
     def read_nodes(self) -> None:
         splits: dict[fx.Node, fx.Node] = {}
         for node in self.gm.graph.nodes:
+            if node.op == "placeholder" and node.args:
+                continue  # an option traced at its default (_options)
             if node.op == "placeholder":
                 if self.start is not None:
                     self.imp.problem(self.path, f"a second input ({node.name}): blocks take one tensor")
