@@ -414,7 +414,8 @@ def test_timm_batchnormact_and_classifier_head():
     assert "batchnorm activation=silu\n" in body  # BatchNormAct2d: one batchnorm, its act as the activation
     assert "conv 8 kernel=3 padding=1 bias=false\n    bn2: batchnorm\n" in body  # act Identity: none
     # the head, called with one tensor, traced at pre_logits=False (its default); its pool one layer
-    assert "block classifier_head {\n    globalavgpool\n    dropout 0.2\n    fc: dense 5\n    identity\n}" in imported.text
+    head = "block classifier_head {\n    globalavgpool\n    dropout 0.2\n    fc: dense 5\n    identity\n}"
+    assert head in imported.text
     assert report.params == 8 * 27 + 16 + 8 * 72 + 16 + 8 * 5 + 5
     assert sorted(imported.names.values()) == sorted(TimmNet().state_dict())
 
