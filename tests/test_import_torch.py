@@ -428,3 +428,39 @@ def test_timm_forms_refused_where_they_differ():
     imported = cnndsl.from_module(TimmNet(pre_logits=True).eval(), (3, 12, 12))
     assert imported.unused == ["head.fc"]
     assert imported.text.endswith("    bn2: batchnorm\n    globalavgpool\n    dropout 0.2\n    identity\n}\n")
+
+
+class Ghost(nn.Module):
+    """GhostNet's GhostModule: a primary conv, a cheap depthwise conv of it, both concatenated, then cut to
+    `out` channels with `x[:, :out]`."""
+
+    def __init__(self, cin: int, out: int):
+        super().__init__()
+        self.out = out
+        init = (out + 1) // 2
+        self.primary = nn.Sequential(nn.Conv2d(cin, init, 1, bias=False), nn.BatchNorm2d(init), nn.ReLU())
+        self.cheap = nn.Sequential(nn.Conv2d(init, init, 3, 1, 1, groups=init, bias=False), nn.BatchNorm2d(init))
+
+    def forward(self, x):
+        x1 = self.primary(x)
+        return torch.cat([x1, self.cheap(x1)], dim=1)[:, :self.out]
+
+
+class Indexed(nn.Module):
+    def __init__(self, index):
+        super().__init__()
+        self.conv, self.index = nn.Conv2d(3, 6, 1), index
+
+    def forward(self, x):
+        return self.conv(x)[self.index]
+
+
+def test_channel_slices_of_ghostnet():
+    imported, report = roundtrip(nn.Sequential(Ghost(3, 5), Ghost(5, 7)), (3, 8, 8))
+    assert "    slice end\n}" in imported.text  # [:, :self.out], `out` a parameter of the block
+    assert "    ghost\n    ghost filters=4 end=7\n}" in imported.text
+    _, report = roundtrip(Indexed((slice(None), slice(2, None))), (3, 4, 4))  # x[:, 2:]: slice 6 start=2
+    assert report.params == 24
+    with pytest.raises(CnnError) as info:  # a spatial crop has no form
+        cnndsl.from_module(Indexed((slice(None), slice(None), slice(1, 3))).eval(), (3, 4, 4))
+    assert "✗ x[:, :, 1:3]: cnndsl slices channels only, `x[:, start:end]`" in info.value.message

@@ -186,6 +186,27 @@ def _options(module: nn.Module) -> dict[str, object] | None:
     return found or None
 
 
+def _channel_slice(index, shape: tuple | None) -> Layer | None:
+    """The `slice` layer of a tensor index `[:, start:end]` (steps of 1, bounds within the channels)."""
+    whole = slice(None, None, None)
+    if shape is None or len(shape) < 2 or not isinstance(index, tuple) or len(index) < 2 or index[0] != whole \
+            or not isinstance(index[1], slice) or any(i != whole and i is not Ellipsis for i in index[2:]):
+        return None
+    cut = index[1]
+    if not all(v is None or type(v) is int for v in (cut.start, cut.stop, cut.step)) or cut.step not in (None, 1):
+        return None
+    start, end, _ = cut.indices(shape[1])
+    if end <= start:
+        return None
+    return Layer("slice", {"end": end, "start": start})
+
+
+def _index_text(index) -> str:
+    parts = index if isinstance(index, tuple) else (index,)
+    return ", ".join(":" if p == slice(None) else f"{p.start or ''}:{p.stop or ''}" if isinstance(p, slice)
+                     else "..." if p is Ellipsis else repr(p) if not isinstance(p, fx.Node) else p.name for p in parts)
+
+
 def _single_tensor_call(node: fx.Node) -> bool:
     return len(node.args) == 1 and isinstance(node.args[0], fx.Node) and not node.kwargs
 
@@ -269,6 +290,8 @@ class _Body:
                 continue  # a size or a shape: not dataflow
             elif node.op == "call_module":
                 self.read_module(node)
+            elif node.op == "call_function" and node.target is operator.getitem:
+                self.read_slice(node)
             else:
                 self.read_function(node)
 
@@ -297,6 +320,15 @@ class _Body:
         if dim not in (1, -3) or not isinstance(parts, int):
             self.imp.problem(self.path, f"{chunk.name}: chunks along dim {dim}")
         self.add(node, Layer("split", {"parts": parts, "part": node.args[1]}), [source])
+
+    def read_slice(self, node: fx.Node) -> None:
+        """`x[:, start:end]` (GhostNet's `out[:, :self.out_chs]`): `slice end start=`; any other index refused."""
+        source, index = node.args
+        layer = _channel_slice(index, _meta_shape(source))
+        if layer is None:
+            self.refused[node] = f"x[{_index_text(index)}]: cnndsl slices channels only, `x[:, start:end]`"
+            layer = Layer("identity")
+        self.add(node, layer, [self.alias_of(source)] if isinstance(source, fx.Node) else [])
 
     def read_module(self, node: fx.Node) -> None:
         module = self.gm.get_submodule(node.target)
