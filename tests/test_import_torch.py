@@ -246,7 +246,7 @@ class Sliced(nn.Module):
 
     def forward(self, x):
         x = self.conv(x)
-        return self.inner(x[:, :4].repeat(1, 2, 1, 1))
+        return self.inner(x[:, :, :4].repeat(1, 1, 2, 1))
 
 
 def test_unsupported_is_refused_with_the_marked_tree():
@@ -256,7 +256,7 @@ def test_unsupported_is_refused_with_the_marked_tree():
     assert message.startswith("Sliced cannot be written as a spec yet")
     tree = message.split("\n", 1)[1]
     assert tree.split("\n")[0] == "Sliced"
-    assert "✗ operator.getitem: no cnndsl layer does this" in tree
+    assert "✗ x[:, :, :4]: cnndsl slices channels only, `x[:, start:end]`" in tree
     assert "✗ .repeat(): no cnndsl layer does this" in tree
     assert "    inner: Sequential\n        1: Softmax\n            ✗ Softmax: softmax over dim 2" in tree
     doc = (ROOT / "docs/import.md").read_text()
@@ -306,7 +306,7 @@ def tiny():
 def sliced():
     class S(nn.Module):
         def forward(self, x):
-            return x[:, :1]
+            return x[:, :, :1]
     return S()
 """
 
@@ -332,7 +332,7 @@ def test_command_writes_refuses_to_overwrite_and_marks(tmp_path, monkeypatch, ca
     assert code == 2 and "tiny.cnn exists" in err and "--force" in err
     assert _cli(capsys, "import", "net.py:tiny", "-o", "tiny.cnn", "--input", "1x8x8", "--force")[0] == 0
     code, err = _cli(capsys, "import", "net.py:sliced", "-o", "s.cnn", "--input", "2x4x4")
-    assert code == 1 and "✗ operator.getitem" in err and "Traceback" not in err
+    assert code == 1 and "✗ x[:, :, :1]: cnndsl slices channels only" in err and "Traceback" not in err
     assert not (tmp_path / "s.cnn").exists()
     code, err = _cli(capsys, "import", "net.py", "-o", "x.cnn")
     assert code == 2 and "names no factory" in err
