@@ -464,3 +464,35 @@ def test_channel_slices_of_ghostnet():
     with pytest.raises(CnnError) as info:  # a spatial crop has no form
         cnndsl.from_module(Indexed((slice(None), slice(None), slice(1, 3))).eval(), (3, 4, 4))
     assert "✗ x[:, :, 1:3]: cnndsl slices channels only, `x[:, start:end]`" in info.value.message
+
+
+class ShapeBranch(nn.Module):
+    """Python control flow on a shape: torch.fx cannot trace it, torch.export can (at the shape it is called
+    with); the importer reads the exported graph."""
+
+    def __init__(self, tail=torch.relu):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.seq = nn.Sequential(nn.BatchNorm2d(4), nn.ReLU())
+        self.fc = nn.Linear(4, 2)
+        self.tail = tail
+
+    def forward(self, x):
+        if x.shape[1] > 2:
+            x = self.conv(x)
+        x = self.tail(self.seq(x) + x)
+        return self.fc(torch.flatten(x.mean((2, 3), keepdim=True), 1))
+
+
+def test_torch_export_where_fx_cannot_trace():
+    with pytest.raises(torch.fx.proxy.TraceError):
+        torch.fx.symbolic_trace(ShapeBranch())
+    imported, report = roundtrip(ShapeBranch(), (3, 8, 8))
+    body = imported.text.split("input 3x8x8\n", 1)[1]
+    assert body == ("    conv 4 kernel=3 padding=1\n    residual {\n        batchnorm\n        relu\n    }\n"
+                    "    relu\n    globalavgpool\n    fc: dense 2\n}\n")
+    assert report.params == 4 * 27 + 4 + 8 + 4 * 2 + 2
+    with pytest.raises(CnnError) as info:  # an aten function with no form: refused with the tree
+        cnndsl.from_module(ShapeBranch(torch.exp).eval(), (3, 8, 8))
+    assert "✗ torch.fx cannot trace ShapeBranch.forward: " in info.value.message
+    assert "; torch.export: aten.exp.default outside a layer has no cnndsl form" in info.value.message

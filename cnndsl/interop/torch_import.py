@@ -28,6 +28,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from cnndsl.errors import CnnError
 from cnndsl.interop import emit, std_match
 from cnndsl.interop.timm_forms import known, module_layer
+from cnndsl.interop.torch_export import exported_graph
 from cnndsl.interop.torch_layers import SPLITS, Alias, Layer, Merge, Refused, node_layer
 from cnndsl.ops import REGISTRY
 from cnndsl.syntax import ast
@@ -125,10 +126,11 @@ class _Import:
         while True:
             try:
                 graph = _Tracer(inline).trace(module, concrete_args=_options(module))
-            except Exception as e:  # fx cannot trace data-dependent control flow: say so, located
-                self.problem(path, f"torch.fx cannot trace {type(module).__name__}.forward: "
-                             f"{str(e).splitlines()[0][:100]}")
-                return _Piece(module, path, [], [])
+            except Exception as e:  # fx cannot trace Python control flow on shapes: torch.export, else say so
+                gm = self.exported(module, path, e)
+                if gm is None:
+                    return _Piece(module, path, [], [])
+                break
             gm = fx.GraphModule(module, graph)
             listed = [n for n in graph.nodes if n.op == "call_module" and not known(gm.get_submodule(n.target))
                       and not _single_tensor_call(n) and n.target not in inline]
@@ -145,6 +147,18 @@ class _Import:
             self.problem(path, f"{type(module).__name__} runs only as the model calls it: {type(e).__name__}")
             return _Piece(module, path, [], [])
         return _Body(self, gm, path).piece(module)
+
+    def exported(self, module: nn.Module, path: str, error: Exception) -> fx.GraphModule | None:
+        """The graph torch.export makes of a module torch.fx cannot trace (interop/torch_export.py)."""
+        found = None
+        if path in self.inputs:
+            example = torch.zeros(self.inputs[path], device=self.device)
+            found = exported_graph(module, example, lambda m: type(m) not in CONTAINERS or known(m))
+        if isinstance(found, fx.GraphModule):
+            return found
+        self.problem(path, f"torch.fx cannot trace {type(module).__name__}.forward: "
+                     f"{str(error).splitlines()[0][:100]}" + (f"; {found}" if found else ""))
+        return None
 
     def convert_all(self) -> None:
         """Converts the root and, breadth first, each composite module it calls."""
