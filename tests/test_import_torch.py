@@ -496,3 +496,34 @@ def test_torch_export_where_fx_cannot_trace():
         cnndsl.from_module(ShapeBranch(torch.exp).eval(), (3, 8, 8))
     assert "✗ torch.fx cannot trace ShapeBranch.forward: " in info.value.message
     assert "; torch.export: aten.exp.default outside a layer has no cnndsl form" in info.value.message
+
+
+class InvertedResidual(nn.Module):
+    """torchvision's MobileNetV2 block: 1x1 expansion (none when t is 1), 3x3 depthwise, 1x1 projection; the
+    input added back when the stride is 1 and the channels stay."""
+
+    def __init__(self, cin: int, cout: int, stride: int, t: int):
+        super().__init__()
+        hidden = cin * t
+        layers = [nn.Sequential(nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6())] * (t != 1)
+        layers += [nn.Sequential(nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+                                 nn.BatchNorm2d(hidden), nn.ReLU6()),
+                   nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)
+        self.use_res = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res else self.conv(x)
+
+
+def test_mobilenet_v2_blocks_are_the_librarys():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU6(),
+                          InvertedResidual(8, 8, 1, 1), InvertedResidual(8, 12, 2, 6),
+                          InvertedResidual(12, 12, 1, 6), InvertedResidual(12, 16, 1, 6))
+    imported, _ = roundtrip(model, (3, 16, 16))
+    # matched by what each call computes (output channels, stride, expansion), not by parameter names
+    assert imported.text.split("# Written", 1)[1].split("\n", 1)[1] == (
+        'use "std/mobilenet"\n\nnetwork sequential {\n    input 3x16x16\n'
+        "    conv 8 kernel=3 stride=2 padding=1 bias=false\n    batchnorm\n    relu6\n"
+        "    inverted_residual 8 expand=1\n    inverted_body 12 stride=2\n    inverted_residual 12\n"
+        "    inverted_body 16\n}\n")
