@@ -7,8 +7,9 @@ importing timm (the import runs wherever the model was made; timm is not a depen
   for the average pools of size 1 (`FastAdaptiveAvgPool`'s mean and `nn.AdaptiveAvgPool2d(1)`);
 - `Linear`: nn.Linear whose forward is `F.linear` on its own tensors: `dense`.
 
-Each is matched by its class's name in a `timm.` module, so that another library's class of the same name is
-not taken for it; a form whose attributes say something cnndsl cannot write is refused, saying which.
+Each is matched by its class's full path in timm (timm.layers.norm_act.BatchNormAct2d), so that another
+class of the same name is not taken for it; a form whose attributes say something cnndsl cannot write is
+refused, saying which.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from cnndsl.interop.torch_layers import Layer, Refused
 from cnndsl.ops import ACTIVATIONS
 
 
-def _timm_class(m: nn.Module) -> str | None:
-    cls = type(m)
-    return cls.__name__ if cls.__module__.startswith("timm.") else None
+def _timm_class(m: nn.Module) -> str:
+    """The class's module and name, `timm.layers.norm_act.BatchNormAct2d` (the key of `_FORMS`)."""
+    return f"{type(m).__module__}.{type(m).__qualname__}"
 
 
 def known(m: nn.Module) -> bool:
@@ -64,4 +65,6 @@ def _linear(m: nn.Module) -> Layer | Refused:
     return torch_layers.module_layer(m, "Linear")
 
 
-_FORMS = {"BatchNormAct2d": _batchnorm_act, "SelectAdaptivePool2d": _adaptive_pool, "Linear": _linear}
+_FORMS = {"timm.layers.norm_act.BatchNormAct2d": _batchnorm_act,
+          "timm.layers.adaptive_avgmax_pool.SelectAdaptivePool2d": _adaptive_pool,
+          "timm.layers.linear.Linear": _linear}
