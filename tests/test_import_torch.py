@@ -246,7 +246,7 @@ class Sliced(nn.Module):
 
     def forward(self, x):
         x = self.conv(x)
-        return self.inner(x[:, :4].repeat(1, 2, 1, 1))
+        return self.inner(x[:, :, :4].repeat(1, 1, 2, 1))
 
 
 def test_unsupported_is_refused_with_the_marked_tree():
@@ -256,7 +256,7 @@ def test_unsupported_is_refused_with_the_marked_tree():
     assert message.startswith("Sliced cannot be written as a spec yet")
     tree = message.split("\n", 1)[1]
     assert tree.split("\n")[0] == "Sliced"
-    assert "✗ operator.getitem: no cnndsl layer does this" in tree
+    assert "✗ x[:, :, :4]: cnndsl slices channels only, `x[:, start:end]`" in tree
     assert "✗ .repeat(): no cnndsl layer does this" in tree
     assert "    inner: Sequential\n        1: Softmax\n            ✗ Softmax: softmax over dim 2" in tree
     doc = (ROOT / "docs/import.md").read_text()
@@ -306,7 +306,7 @@ def tiny():
 def sliced():
     class S(nn.Module):
         def forward(self, x):
-            return x[:, :1]
+            return x[:, :, :1]
     return S()
 """
 
@@ -332,7 +332,7 @@ def test_command_writes_refuses_to_overwrite_and_marks(tmp_path, monkeypatch, ca
     assert code == 2 and "tiny.cnn exists" in err and "--force" in err
     assert _cli(capsys, "import", "net.py:tiny", "-o", "tiny.cnn", "--input", "1x8x8", "--force")[0] == 0
     code, err = _cli(capsys, "import", "net.py:sliced", "-o", "s.cnn", "--input", "2x4x4")
-    assert code == 1 and "✗ operator.getitem" in err and "Traceback" not in err
+    assert code == 1 and "✗ x[:, :, :1]: cnndsl slices channels only" in err and "Traceback" not in err
     assert not (tmp_path / "s.cnn").exists()
     code, err = _cli(capsys, "import", "net.py", "-o", "x.cnn")
     assert code == 2 and "names no factory" in err
@@ -344,3 +344,186 @@ def test_help_says_it_runs_code(capsys):
     with pytest.raises(SystemExit):
         main(["import", "--help"])
     assert "RUNS THE CODE OF SOURCE" in " ".join(capsys.readouterr().out.split())
+
+
+# ---- timm's forms, written here as plain torch modules of timm's module names (timm is not in the CI venv) ----
+
+
+class BatchNormAct2d(nn.BatchNorm2d):
+    """timm.layers.norm_act.BatchNormAct2d in eval mode: F.batch_norm on its own tensors, then drop, then act."""
+
+    __module__ = "timm.layers.norm_act"
+
+    def __init__(self, c: int, act: nn.Module):
+        super().__init__(c)
+        self.drop, self.act = nn.Identity(), act
+
+    def forward(self, x):
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return self.act(self.drop(x))
+
+
+class SelectAdaptivePool2d(nn.Module):
+    __module__ = "timm.layers.adaptive_avgmax_pool"
+
+    def __init__(self, pool_type: str = "avg", flatten: bool = True):
+        super().__init__()
+        self.pool_type = pool_type
+        self.pool = nn.AdaptiveAvgPool2d(1) if pool_type == "avg" else nn.AdaptiveMaxPool2d(1)
+        self.flatten = nn.Flatten(1) if flatten else nn.Identity()
+
+    def forward(self, x):
+        return self.flatten(self.pool(x))
+
+
+class ClassifierHead(nn.Module):
+    """timm's head: Python control flow on an option, which torch.fx traces at the option's default."""
+
+    def __init__(self, c: int, classes: int, pool_type: str = "avg"):
+        super().__init__()
+        self.global_pool = SelectAdaptivePool2d(pool_type)
+        self.drop = nn.Dropout(0.2)
+        self.fc = nn.Linear(c, classes)
+        self.flatten = nn.Identity()
+
+    def forward(self, x, pre_logits: bool = False):
+        x = self.drop(self.global_pool(x))
+        if pre_logits:
+            return self.flatten(x)
+        return self.flatten(self.fc(x))
+
+
+class TimmNet(nn.Module):
+    def __init__(self, pool_type: str = "avg", pre_logits: bool = False):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = BatchNormAct2d(8, nn.SiLU(inplace=True))
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn2 = BatchNormAct2d(8, nn.Identity())
+        self.head = ClassifierHead(8, 5, pool_type)
+        self.pre_logits = pre_logits
+
+    def forward(self, x):
+        x = self.bn2(self.conv2(self.bn(self.conv(x))))
+        return self.head(x, pre_logits=True) if self.pre_logits else self.head(x)
+
+
+def test_timm_batchnormact_and_classifier_head():
+    imported, report = roundtrip(TimmNet(), (3, 12, 12))
+    body = imported.text.split("network", 1)[1]
+    assert "batchnorm activation=silu\n" in body  # BatchNormAct2d: one batchnorm, its act as the activation
+    assert "conv 8 kernel=3 padding=1 bias=false\n    bn2: batchnorm\n" in body  # act Identity: none
+    # the head, called with one tensor, traced at pre_logits=False (its default); its pool one layer
+    head = "block classifier_head {\n    globalavgpool\n    dropout 0.2\n    fc: dense 5\n    identity\n}"
+    assert head in imported.text
+    assert report.params == 8 * 27 + 16 + 8 * 72 + 16 + 8 * 5 + 5
+    assert sorted(imported.names.values()) == sorted(TimmNet().state_dict())
+
+
+def test_timm_forms_refused_where_they_differ():
+    with pytest.raises(CnnError) as info:
+        cnndsl.from_module(TimmNet(pool_type="max").eval(), (3, 12, 12))
+    assert "✗ SelectAdaptivePool2d: pool_type='max': cnndsl's global pool is the average" in info.value.message
+    # a head called with an option is traced through as called (the option's branch): pre_logits skips the fc
+    imported = cnndsl.from_module(TimmNet(pre_logits=True).eval(), (3, 12, 12))
+    assert imported.unused == ["head.fc"]
+    assert imported.text.endswith("    bn2: batchnorm\n    globalavgpool\n    dropout 0.2\n    identity\n}\n")
+
+
+class Ghost(nn.Module):
+    """GhostNet's GhostModule: a primary conv, a cheap depthwise conv of it, both concatenated, then cut to
+    `out` channels with `x[:, :out]`."""
+
+    def __init__(self, cin: int, out: int):
+        super().__init__()
+        self.out = out
+        init = (out + 1) // 2
+        self.primary = nn.Sequential(nn.Conv2d(cin, init, 1, bias=False), nn.BatchNorm2d(init), nn.ReLU())
+        self.cheap = nn.Sequential(nn.Conv2d(init, init, 3, 1, 1, groups=init, bias=False), nn.BatchNorm2d(init))
+
+    def forward(self, x):
+        x1 = self.primary(x)
+        return torch.cat([x1, self.cheap(x1)], dim=1)[:, :self.out]
+
+
+class Indexed(nn.Module):
+    def __init__(self, index):
+        super().__init__()
+        self.conv, self.index = nn.Conv2d(3, 6, 1), index
+
+    def forward(self, x):
+        return self.conv(x)[self.index]
+
+
+def test_channel_slices_of_ghostnet():
+    imported, report = roundtrip(nn.Sequential(Ghost(3, 5), Ghost(5, 7)), (3, 8, 8))
+    assert "    slice end\n}" in imported.text  # [:, :self.out], `out` a parameter of the block
+    assert "    ghost\n    ghost filters=4 end=7\n}" in imported.text
+    _, report = roundtrip(Indexed((slice(None), slice(2, None))), (3, 4, 4))  # x[:, 2:]: slice 6 start=2
+    assert report.params == 24
+    with pytest.raises(CnnError) as info:  # a spatial crop has no form
+        cnndsl.from_module(Indexed((slice(None), slice(None), slice(1, 3))).eval(), (3, 4, 4))
+    assert "✗ x[:, :, 1:3]: cnndsl slices channels only, `x[:, start:end]`" in info.value.message
+
+
+class ShapeBranch(nn.Module):
+    """Python control flow on a shape: torch.fx cannot trace it, torch.export can (at the shape it is called
+    with); the importer reads the exported graph."""
+
+    def __init__(self, tail=torch.relu):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.seq = nn.Sequential(nn.BatchNorm2d(4), nn.ReLU())
+        self.fc = nn.Linear(4, 2)
+        self.tail = tail
+
+    def forward(self, x):
+        if x.shape[1] > 2:
+            x = self.conv(x)
+        x = self.tail(self.seq(x) + x)
+        return self.fc(torch.flatten(x.mean((2, 3), keepdim=True), 1))
+
+
+def test_torch_export_where_fx_cannot_trace():
+    with pytest.raises(torch.fx.proxy.TraceError):
+        torch.fx.symbolic_trace(ShapeBranch())
+    imported, report = roundtrip(ShapeBranch(), (3, 8, 8))
+    body = imported.text.split("input 3x8x8\n", 1)[1]
+    assert body == ("    conv 4 kernel=3 padding=1\n    residual {\n        batchnorm\n        relu\n    }\n"
+                    "    relu\n    globalavgpool\n    fc: dense 2\n}\n")
+    assert report.params == 4 * 27 + 4 + 8 + 4 * 2 + 2
+    with pytest.raises(CnnError) as info:  # an aten function with no form: refused with the tree
+        cnndsl.from_module(ShapeBranch(torch.exp).eval(), (3, 8, 8))
+    assert "✗ torch.fx cannot trace ShapeBranch.forward: " in info.value.message
+    assert "; torch.export: aten.exp.default outside a layer has no cnndsl form" in info.value.message
+
+
+class InvertedResidual(nn.Module):
+    """torchvision's MobileNetV2 block: 1x1 expansion (none when t is 1), 3x3 depthwise, 1x1 projection; the
+    input added back when the stride is 1 and the channels stay."""
+
+    def __init__(self, cin: int, cout: int, stride: int, t: int):
+        super().__init__()
+        hidden = cin * t
+        layers = [nn.Sequential(nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6())] * (t != 1)
+        layers += [nn.Sequential(nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+                                 nn.BatchNorm2d(hidden), nn.ReLU6()),
+                   nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)
+        self.use_res = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res else self.conv(x)
+
+
+def test_mobilenet_v2_blocks_are_the_librarys():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU6(),
+                          InvertedResidual(8, 8, 1, 1), InvertedResidual(8, 12, 2, 6),
+                          InvertedResidual(12, 12, 1, 6), InvertedResidual(12, 16, 1, 6))
+    imported, _ = roundtrip(model, (3, 16, 16))
+    # matched by what each call computes (output channels, stride, expansion), not by parameter names
+    assert imported.text.split("# Written", 1)[1].split("\n", 1)[1] == (
+        'use "std/mobilenet"\n\nnetwork sequential {\n    input 3x16x16\n'
+        "    conv 8 kernel=3 stride=2 padding=1 bias=false\n    batchnorm\n    relu6\n"
+        "    inverted_residual 8 expand=1\n    inverted_body 12 stride=2\n    inverted_residual 12\n"
+        "    inverted_body 16\n}\n")

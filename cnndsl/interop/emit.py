@@ -38,22 +38,37 @@ def is_name(text: str) -> bool:
     return bool(_WORD.match(text)) and text not in KEYWORDS and not keyword.iskeyword(text)
 
 
-def call(kind: str, values: dict[str, object] | None = None) -> ast.Call:
-    """The layer `kind` with its argument values (registry names): defaults left out, the positional first."""
+def call(kind: str, values: dict[str, object] | None = None, lead: bool = False) -> ast.Call:
+    """The layer `kind` with its argument values (registry names): defaults left out, the positional first.
+
+    A word (`padding="same"`, `activation="relu"`) is written as a name: `padding=same`. `lead` writes the
+    leading positional argument even at its default (Keras' importer writes `dropout 0.5` as Keras states it).
+    """
     op = REGISTRY[kind]
     args: list[ast.Arg] = []
     for spec in op.args:
         if spec.name not in (values or {}):
             continue
         value = values[spec.name]
-        default = spec.default
         if spec.kind in PAIRED and isinstance(value, int) and not isinstance(value, bool):
             value = (value, value)
-        if value == default and type(value) is type(default):
-            continue
         positional = spec.positional and not args and spec is op.args[0]
-        args.append(ast.Arg(None if positional else spec.name, const(value)))
+        if _is_default(value, spec) and not (lead and positional):
+            continue
+        args.append(ast.Arg(None if positional else spec.name, word(value) if isinstance(value, str) else const(value)))
     return ast.Call(kind, args)
+
+
+def _is_default(value, spec) -> bool:
+    """Whether a spec leaves `value` out: it is the default, of its type (no padding is `valid`)."""
+    if spec.kind == "padding" and spec.default == "valid" and value in ((0, 0), 0):
+        return True
+    return value == spec.default and type(value) is type(spec.default)
+
+
+def word(value: str) -> ast.Expr:
+    """A word value as the spec writes it: a name where it can be one (`same`), else quoted."""
+    return ast.Name(value) if is_name(value) else ast.Const(value)
 
 
 def labeled(label: str | None, stmt: ast.Stmt) -> ast.Stmt:

@@ -23,13 +23,13 @@ import networkx as nx
 
 from cnndsl.errors import CnnError, printable
 from cnndsl.files import open_file
+from cnndsl.interop import emit
 from cnndsl.keras_summary import spec_name
 from cnndsl.ops import ACTIVATIONS, REGISTRY, Op
 from cnndsl.ops.base import Foreign
-from cnndsl.ops.foreign import KERAS_ACTIVATIONS, NO_FORM, Translation, class_defaults, convert_argument, is_default
+from cnndsl.ops.foreign import KERAS_ACTIVATIONS, NO_FORM, Translation, class_defaults, convert_argument
 from cnndsl.ops.foreign import find_class as _registry_class
 from cnndsl.syntax import ast
-from cnndsl.syntax.printer import print_module
 
 MAX_FILE_BYTES = 8 << 30  # as keras_weights: the weights make a .keras file large, the config stays small
 MAX_CONFIG_BYTES = 64 << 20
@@ -303,7 +303,7 @@ def _registry_call(layer: KerasLayer, f: Foreign, op: Op) -> ast.Call | None:
     if out.partial or missing:
         layer.problem = "; ".join(out.notes + [f"no value for {', '.join(missing)}"] * bool(missing))
         return None
-    return _call(op, values)
+    return emit.call(op.name, values, lead=True)
 
 
 def _ignored(op: Op, key: str, raw) -> bool:
@@ -355,24 +355,6 @@ def _value(raw):
     if isinstance(raw, dict):
         return NO_FORM
     return raw
-
-
-def _call(op: Op, values: dict) -> ast.Call:
-    """`conv 32 kernel=3 activation=relu`: the leading argument bare, the others by name where not default."""
-    lead = next((a for a in op.args if a.positional), None)
-    args = []
-    for spec in op.args:
-        if spec.name in values and (spec is lead or not is_default(values[spec.name], spec)):
-            args.append(ast.Arg(None if spec is lead else spec.name, _expr(values[spec.name])))
-    return ast.Call(op.name, args)
-
-
-def _expr(value) -> ast.Expr:
-    if isinstance(value, str):
-        return ast.Name(value)
-    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
-        return ast.Const(value[0])
-    return ast.Const(value)
 
 
 # ---- the graph as statements ---------------------------------------------------------------------------------------
@@ -610,7 +592,7 @@ def tree(model: KerasModel, depth: int = 0) -> str:
 def spec_text(module: ast.Module, source: str) -> str:
     """The spec's text, with a comment naming its source."""
     shown = printable(source, False).replace("\n", " ")
-    return f"# Imported by `cnndsl import` from {shown}: layer names are Keras'.\n" + print_module(module)
+    return emit.spec_text(module.definitions, [f"Imported by `cnndsl import` from {shown}: layer names are Keras'."])
 
 
 def from_config(config: dict, source: str, custom: dict[str, str] | None = None) -> str:

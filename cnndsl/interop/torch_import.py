@@ -15,6 +15,7 @@ source's exactly, whatever the names.
 from __future__ import annotations
 
 import copy
+import inspect
 import operator
 import re
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from cnndsl.errors import CnnError
 from cnndsl.interop import emit, std_match, torch_layout, torch_tokens
-from cnndsl.interop.torch_layers import SPLITS, Alias, Layer, Merge, Refused, known, module_layer, node_layer
+from cnndsl.interop.timm_forms import known, module_layer
+from cnndsl.interop.torch_export import exported_graph
+from cnndsl.interop.torch_layers import SPLITS, Alias, Layer, Merge, Refused, node_layer
 from cnndsl.ops import REGISTRY
 from cnndsl.syntax import ast
 
@@ -122,11 +125,12 @@ class _Import:
         inline: set[str] = set()
         while True:
             try:
-                graph = _Tracer(inline).trace(module)
-            except Exception as e:  # fx cannot trace data-dependent control flow: say so, located
-                self.problem(path, f"torch.fx cannot trace {type(module).__name__}.forward: "
-                             f"{str(e).splitlines()[0][:100]}")
-                return _Piece(module, path, [], [])
+                graph = _Tracer(inline).trace(module, concrete_args=_options(module))
+            except Exception as e:  # fx cannot trace Python control flow on shapes: torch.export, else say so
+                gm = self.exported(module, path, e)
+                if gm is None:
+                    return _Piece(module, path, [], [])
+                break
             gm = fx.GraphModule(module, graph)
             listed = [n for n in graph.nodes if n.op == "call_module" and not known(gm.get_submodule(n.target))
                       and not _single_tensor_call(n) and n.target not in inline]
@@ -143,6 +147,18 @@ class _Import:
             self.problem(path, f"{type(module).__name__} runs only as the model calls it: {type(e).__name__}")
             return _Piece(module, path, [], [])
         return _Body(self, gm, path).piece(module)
+
+    def exported(self, module: nn.Module, path: str, error: Exception) -> fx.GraphModule | None:
+        """The graph torch.export makes of a module torch.fx cannot trace (interop/torch_export.py)."""
+        found = None
+        if path in self.inputs:
+            example = torch.zeros(self.inputs[path], device=self.device)
+            found = exported_graph(module, example, lambda m: type(m) not in CONTAINERS or known(m))
+        if isinstance(found, fx.GraphModule):
+            return found
+        self.problem(path, f"torch.fx cannot trace {type(module).__name__}.forward: "
+                     f"{str(error).splitlines()[0][:100]}" + (f"; {found}" if found else ""))
+        return None
 
     def convert_all(self) -> None:
         """Converts the root and, breadth first, each composite module it calls."""
@@ -170,6 +186,39 @@ class _Shapes(ShapeProp):
         if self.imp.calls.get(full) == 1 and full in self.imp.outputs:
             return torch.zeros(self.imp.outputs[full], device=self.imp.device)
         return super().call_module(target, args, kwargs)
+
+
+def _options(module: nn.Module) -> dict[str, object] | None:
+    """The forward's arguments after the tensor that have defaults, traced at those values (the model calls the
+    module with one tensor: timm's `ClassifierHead.forward(x, pre_logits=False)` branches on its option)."""
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    found = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty
+             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return found or None
+
+
+def _channel_slice(index, shape: tuple | None) -> Layer | None:
+    """The `slice` layer of a tensor index `[:, start:end]` (steps of 1, bounds within the channels)."""
+    whole = slice(None, None, None)
+    if shape is None or len(shape) < 2 or not isinstance(index, tuple) or len(index) < 2 or index[0] != whole \
+            or not isinstance(index[1], slice) or any(i != whole and i is not Ellipsis for i in index[2:]):
+        return None
+    cut = index[1]
+    if not all(v is None or type(v) is int for v in (cut.start, cut.stop, cut.step)) or cut.step not in (None, 1):
+        return None
+    start, end, _ = cut.indices(shape[1])
+    if end <= start:
+        return None
+    return Layer("slice", {"end": end, "start": start})
+
+
+def _index_text(index) -> str:
+    parts = index if isinstance(index, tuple) else (index,)
+    return ", ".join(":" if p == slice(None) else f"{p.start or ''}:{p.stop or ''}" if isinstance(p, slice)
+                     else "..." if p is Ellipsis else repr(p) if not isinstance(p, fx.Node) else p.name for p in parts)
 
 
 def _single_tensor_call(node: fx.Node) -> bool:
@@ -234,6 +283,8 @@ class _Body:
     def read_nodes(self) -> None:
         splits: dict[fx.Node, fx.Node] = {}
         for node in self.gm.graph.nodes:
+            if node.op == "placeholder" and node.args:
+                continue  # an option traced at its default (_options)
             if node.op == "placeholder":
                 if self.start is not None:
                     self.imp.problem(self.path, f"a second input ({node.name}): blocks take one tensor")
@@ -257,6 +308,8 @@ class _Body:
                 continue  # a size or a shape: not dataflow
             elif node.op == "call_module":
                 self.read_module(node)
+            elif node.op == "call_function" and node.target is operator.getitem:
+                self.read_slice(node)
             else:
                 self.read_function(node)
         for path in torch_tokens.unused(self):
@@ -291,6 +344,15 @@ class _Body:
         if dim not in (1, -3) or not isinstance(parts, int):
             self.imp.problem(self.path, f"{chunk.name}: chunks along dim {dim}")
         self.add(node, Layer("split", {"parts": parts, "part": node.args[1]}), [source])
+
+    def read_slice(self, node: fx.Node) -> None:
+        """`x[:, start:end]` (GhostNet's `out[:, :self.out_chs]`): `slice end start=`; any other index refused."""
+        source, index = node.args
+        layer = _channel_slice(index, _meta_shape(source))
+        if layer is None:
+            self.refused[node] = f"x[{_index_text(index)}]: cnndsl slices channels only, `x[:, start:end]`"
+            layer = Layer("identity")
+        self.add(node, layer, [self.alias_of(source)] if isinstance(source, fx.Node) else [])
 
     def read_module(self, node: fx.Node) -> None:
         module = self.gm.get_submodule(node.target)

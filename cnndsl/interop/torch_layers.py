@@ -69,7 +69,9 @@ def known(m: nn.Module) -> bool:
     return class_path(m) in classes or (cls.__module__.startswith("torch.nn") and cls.__name__ in classes)
 
 
-def module_layer(m: nn.Module) -> Layer | Refused:
+def module_layer(m: nn.Module, as_class: str | None = None) -> Layer | Refused:
+    """The layer a module is; `as_class` reads it as that torch.nn class (a subclass whose forward is its own,
+    the same in eval mode: timm's BatchNormAct2d as BatchNorm2d)."""
     classes = _classes()
     if class_path(m) in classes:
         _, op = classes[class_path(m)]
@@ -77,7 +79,7 @@ def module_layer(m: nn.Module) -> Layer | Refused:
             return Layer(op.name, dict(op.from_torch(m)) if op.from_torch else {})
         except ValueError as e:  # the entry's reader says what it cannot write
             return Refused(str(e))
-    f, op = classes[type(m).__name__]
+    f, op = classes[as_class or type(m).__name__]
     if isinstance(m, nn.Conv2d) and m.padding_mode != "zeros":
         return Refused(f"padding_mode={m.padding_mode!r}: cnndsl pads with zeros")
     if isinstance(m, nn.Softmax) and m.dim not in (1, -1):
