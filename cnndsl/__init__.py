@@ -21,9 +21,8 @@ from cnndsl.version import __version__
 _API = {"Callback", "Diagnosis", "EarlyStopping", "Formatted", "Report", "Shown", "Spec", "TrainingPlan",
         "UsageError", "check", "diagnose", "enable_plugins", "error_page", "evaluate", "export", "format_file",
         "format_spec", "from_keras", "from_module", "import_keras", "import_model", "installed_plugins",
-        "launch_training", "layers", "load",
-        "load_recipe", "loads", "page", "parse_value", "plan_training", "plot", "plugin_of", "predict", "read_run",
-        "show", "train", "write_source"}
+        "launch_training", "layers", "load", "load_recipe", "loads", "page", "parse_value", "plan_training", "plot",
+        "plugin_of", "predict", "read_run", "serve_language_server", "show", "train", "write_source"}
 
 
 def __getattr__(name: str):
