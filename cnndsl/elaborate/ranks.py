@@ -22,7 +22,7 @@ from cnndsl.ops.source import Src
 from cnndsl.syntax import ast
 from cnndsl.syntax.loader import Program
 
-_NAMES = {1: "a flat vector", 3: "an image (CxHxW)"}
+_NAMES = {1: "a flat vector", 2: "tokens (L x D)", 3: "an image (CxHxW)"}
 _UNKNOWN = Src("_")
 
 
