@@ -25,6 +25,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from cnndsl.codegen.naming import claim_local
 from cnndsl.errors import CnnError
 from cnndsl.interop import emit, std_match, torch_layout, torch_tokens
 from cnndsl.interop.timm_forms import known, module_layer
@@ -569,12 +570,7 @@ def _block_name(cls: type, taken: set[str]) -> str:
     base = re.sub(r"[^a-z0-9_]", "_", base) or "block"
     if base[0].isdigit() or base in REGISTRY or not emit.is_name(base):
         base = f"{base}_block"
-    name, n = base, 1
-    while name in taken:
-        n += 1
-        name = f"{base}_{n}"
-    taken.add(name)
-    return name
+    return claim_local(base, taken)
 
 
 def _network_name(cls: type, taken: set[str]) -> str:
