@@ -25,10 +25,10 @@ CLI = [sys.executable, "-m", "cnndsl.cli"]
 # ResNet-152 or VGG-19 add no kind of layer ResNeXt or AlexNet lack, and cost the suite two minutes.
 # CNNDSL_ALL_SPECS=1 exports every spec.
 ONNX_SPECS = SPECS if os.environ.get("CNNDSL_ALL_SPECS") else [
-    "examples/airbench94.cnn", "examples/alexnet_paper.cnn", "examples/cifar_cnn_bn.cnn", "examples/one_filter.cnn", "examples/unet_small.cnn",
-    "examples/vit_digits.cnn", "specs/alexnet.cnn", "specs/convnext_tiny.cnn", "specs/efficientnet_b0.cnn", "specs/googlenet.cnn",
-    "specs/lenet5.cnn", "specs/mobilenet_v2.cnn", "specs/mobilenet_v3_large.cnn", "specs/resnext50_32x4d.cnn",
-    "specs/shufflenet_v2_x1_0.cnn", "specs/xception.cnn"]
+    "examples/airbench94.cnn", "examples/alexnet_paper.cnn", "examples/cifar_cnn_bn.cnn", "examples/one_filter.cnn",
+    "examples/unet_small.cnn", "examples/vit_digits.cnn", "specs/alexnet.cnn", "specs/convnext_tiny.cnn",
+    "specs/efficientnet_b0.cnn", "specs/googlenet.cnn", "specs/lenet5.cnn", "specs/mobilenet_v2.cnn",
+    "specs/mobilenet_v3_large.cnn", "specs/resnext50_32x4d.cnn", "specs/shufflenet_v2_x1_0.cnn", "specs/xception.cnn"]
 
 
 def layer_kinds(path: str) -> set[str]:
