@@ -268,6 +268,11 @@ def need_flat(op: str, shape: Shape) -> int:
     return shape[0]
 
 
+def nearest_divisor(n: int, k: int) -> int:
+    """The divisor of n nearest k (the smaller on a tie): the hint for groups or heads that do not divide n."""
+    return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - k), d))
+
+
 def pair(v) -> tuple:
     """(h, w) of a size given as one number; the binder applies it, so entries always see tuples."""
     return v if isinstance(v, tuple) else (v, v)

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError, TooSmallError
-from cnndsl.ops.base import Args, ArgSpec, CodeArgs, Op, Shape, fmt_int, keras, keras_momentum, need_image, pytorch
+from cnndsl.ops.base import (
+    Args,
+    ArgSpec,
+    CodeArgs,
+    Op,
+    Shape,
+    fmt_int,
+    keras,
+    keras_momentum,
+    nearest_divisor,
+    need_image,
+    pytorch,
+)
 from cnndsl.ops.conv import ACTIVATION
 from cnndsl.ops.torchsrc import ctor
 
@@ -145,8 +157,7 @@ def _layernorm2d(m) -> dict[str, object]:
 def _gn_shape(a: Args, ins: list[Shape]) -> Shape:
     c = ins[0][0]
     if c % a.groups:
-        divisors = [d for d in range(1, c + 1) if c % d == 0]
-        near = min(divisors, key=lambda d: (abs(d - a.groups), d))
+        near = nearest_divisor(c, a.groups)
         raise ShapeError(f"groupnorm splits {c} channels into {a.groups} groups: {c} is not divisible by {a.groups}",
                          hint=f"use groups={near} (a divisor of {c}), or change the channels before it")
     return ins[0]

@@ -8,7 +8,7 @@ torchvision's VisionTransformer and nn.MultiheadAttention(batch_first=True) hold
 from __future__ import annotations
 
 from cnndsl.errors import ShapeError
-from cnndsl.ops.base import Args, ArgSpec, Op, Shape, fmt_int, fmt_shape, keras, need_image, pytorch
+from cnndsl.ops.base import Args, ArgSpec, Op, Shape, fmt_int, fmt_shape, keras, nearest_divisor, need_image, pytorch
 from cnndsl.ops.source import binop
 from cnndsl.ops.torchsrc import ctor
 
@@ -84,8 +84,7 @@ POSEMBED = Op(
 def _attention_shape(a: Args, ins: list[Shape]) -> Shape:
     _, d = need_tokens("attention", ins[0])
     if d % a.heads:
-        divisors = [k for k in range(1, d + 1) if d % k == 0]
-        near = min(divisors, key=lambda k: (abs(k - a.heads), k))
+        near = nearest_divisor(d, a.heads)
         raise ShapeError(f"attention splits {d} features into {a.heads} heads: {d} is not divisible by {a.heads}",
                          hint=f"use heads={near} (a divisor of {d})")
     return ins[0]
