@@ -95,3 +95,14 @@ def module_of(layer, modules) -> str | None:
     assert layer.op in ("add", "concat", "multiply"), f"no module for layer {layer.id}"
     assert layer.id.rpartition(".")[0] in modules, f"no module computes {layer.id}"
     return None
+
+
+def keras_honkong(keras, name: str = "fashion_cnn_honkong"):
+    """혼자 공부하는 머신러닝+딥러닝, 8-2, in Keras 3 (examples/fashion_cnn_honkong.cnn is its spec)."""
+    L = keras.layers
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        L.Conv2D(32, kernel_size=3, activation="relu", padding="same"), L.MaxPooling2D(2),
+        L.Conv2D(64, kernel_size=3, activation="relu", padding="same"), L.MaxPooling2D(2),
+        L.Flatten(), L.Dense(100, activation="relu"), L.Dropout(0.4), L.Dense(10, activation="softmax"),
+    ], name=name)

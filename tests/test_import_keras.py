@@ -15,7 +15,7 @@ import pytest
 import cnndsl
 from cnndsl.errors import CnnError
 from cnndsl.interop.keras_import import ImportRefused, from_config
-from conftest import ROOT
+from conftest import ROOT, keras_honkong
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
@@ -145,15 +145,8 @@ def test_layers_pair_with_the_weights_by_name(keras, tmp_path):
 
 
 def honkong(keras):
-    """혼자 공부하는 머신러닝+딥러닝, 8-2 (examples/fashion_cnn_honkong.cnn is its spec)."""
-    keras.backend.clear_session()
-    L = keras.layers
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        L.Conv2D(32, kernel_size=3, activation="relu", padding="same"), L.MaxPooling2D(2),
-        L.Conv2D(64, kernel_size=3, activation="relu", padding="same"), L.MaxPooling2D(2),
-        L.Flatten(), L.Dense(100, activation="relu"), L.Dropout(0.4), L.Dense(10, activation="softmax"),
-    ], name="fashion_cnn_honkong")
+    keras.backend.clear_session()  # Keras' default names count from 0 again
+    return keras_honkong(keras)
 
 
 def test_the_books_sequential_fashion_cnn_is_its_example_spec(keras, tmp_path):

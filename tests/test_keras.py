@@ -16,7 +16,7 @@ import pytest
 
 import cnndsl
 from cnndsl import keras_summary
-from conftest import ROOT
+from conftest import ROOT, keras_honkong
 
 EXAMPLES = ROOT / "examples"
 # Keras 3.15 converts its tensors with np.array(x, copy=False), which numpy 2 warns about on every call
@@ -125,15 +125,7 @@ def keras():
     return pytest.importorskip("keras")
 
 
-def honkong(keras, name="fashion_cnn_honkong"):
-    """혼자 공부하는 머신러닝+딥러닝, 8-2."""
-    L = keras.layers
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        L.Conv2D(32, kernel_size=3, activation="relu", padding="same"), L.MaxPooling2D(2),
-        L.Conv2D(64, kernel_size=3, activation="relu", padding="same"), L.MaxPooling2D(2),
-        L.Flatten(), L.Dense(100, activation="relu"), L.Dropout(0.4), L.Dense(10, activation="softmax"),
-    ], name=name)
+honkong = keras_honkong
 
 
 def handson(keras):
